@@ -1,0 +1,1 @@
+"""The local runtime and command line: the whole pipeline on one machine (not deployed)."""

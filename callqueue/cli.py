@@ -1,0 +1,403 @@
+"""The `callqueue` command: generate, plan, run, up, emulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from callqueue.faults import FaultSpec
+from callqueue.report import OUTCOMES, JobTotals, build_report
+
+EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or an unreadable file: exit 2 with the message."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.command(args))
+    except UsageError as error:
+        print(f"callqueue: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("callqueue: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callqueue", description="Call Twilio's APIs in bulk from a file, at a metered rate."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    generate = sub.add_parser("generate", help="write a test file of Twilio magic-number calls")
+    generate.add_argument("format", choices=["csv", "json", "jsonl"])
+    generate.add_argument("count", type=_positive)
+    generate.add_argument("--out", type=Path)
+    generate.add_argument("--seed", type=int)
+    generate.set_defaults(command=_generate)
+
+    plan = sub.add_parser("plan", help="validate and plan a file without sending anything")
+    plan.add_argument("file", type=Path)
+    _rate_arguments(plan)
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.set_defaults(command=_plan)
+
+    run = sub.add_parser("run", help="run files through the whole pipeline on this machine")
+    run.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    _rate_arguments(run)
+    _local_arguments(run)
+    run.add_argument("--report", type=Path, help="write the JSON report here")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help="give up when no row has settled for this many seconds (default: window + 120)",
+    )
+    run.set_defaults(command=_run)
+
+    up = sub.add_parser("up", help="start the local stack and keep it running")
+    _rate_arguments(up)
+    _local_arguments(up)
+    up.set_defaults(command=_up)
+
+    emulator = sub.add_parser("emulator", help="run the Twilio emulator alone")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8087)
+    emulator.add_argument("--requests-log", type=Path)
+    emulator.add_argument("--faults", type=_faults, default=None)
+    emulator.add_argument("--latency", type=float, default=0.0)
+    emulator.add_argument("--concurrency-limit", type=_positive)
+    emulator.add_argument("--seed", type=int)
+    emulator.set_defaults(command=_emulator)
+    return parser
+
+
+def _rate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cps", type=_positive, default=50, help="API calls per second")
+    parser.add_argument(
+        "--window",
+        type=_window,
+        default=900,
+        help="seconds of calls per chunk, 1..900 (default 900, SQS's delay ceiling)",
+    )
+
+
+def _local_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--requests-log", type=Path, help="JSON Lines log of emulator requests")
+    parser.add_argument("--faults", type=_faults, default=None, help="e.g. 429=0.1,reset=0.05")
+    parser.add_argument("--latency", type=float, default=0.0, help="emulator latency, seconds")
+    parser.add_argument("--concurrency-limit", type=_positive, help="emulated account limit")
+    parser.add_argument("--seed", type=int, help="seed for the emulator's fault draws")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _window(text: str) -> int:
+    value = _positive(text)
+    if value > 900:
+        raise argparse.ArgumentTypeError("the window is at most 900 seconds (SQS's delay ceiling)")
+    return value
+
+
+def _faults(text: str) -> FaultSpec:
+    try:
+        return FaultSpec.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _readable(path: Path) -> None:
+    from chalicelib.parsing import FileFormatError, detect_format
+
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        detect_format(path.name)
+    except FileFormatError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from callqueue.generate import main_generate
+
+    path = main_generate(args.format, args.count, args.out, args.seed)
+    print(path)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from chalicelib.parsing import FileFormatError, detect_format
+    from chalicelib.plan import plan
+    from chalicelib.planning import Schedule
+
+    _readable(args.file)
+    try:
+        with args.file.open("rb") as stream:
+            result = plan(stream, detect_format(args.file.name), Schedule(args.cps, args.window))
+    except FileFormatError as error:
+        raise UsageError(f"{args.file}: {error}") from None
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return EXIT_OK
+    print(f"{args.file}: {result.rows} rows, {result.valid} valid, {result.rejected} rejected")
+    print(
+        f"  {result.chunks} chunk(s) of up to {args.window * args.cps} rows at {args.cps} CPS, "
+        f"last call due after {_duration(result.eta_seconds)}"
+    )
+    if result.by_api:
+        print("  by api: " + ", ".join(f"{k} {v}" for k, v in sorted(result.by_api.items())))
+    gsm, ucs = result.messages_by_encoding["GSM-7"], result.messages_by_encoding["UCS-2"]
+    if gsm or ucs:
+        print(
+            f"  SMS: {gsm} GSM-7 ({result.segments['GSM-7']} segments), "
+            f"{ucs} UCS-2 ({result.segments['UCS-2']} segments)"
+        )
+    for reject in result.rejects[:20]:
+        print(f"  rejected row {reject['row']}: {reject['reason']}")
+    if len(result.rejects) > 20:
+        print(f"  ... and {len(result.rejects) - 20} more rejected rows")
+    return EXIT_OK
+
+
+def _options(args: argparse.Namespace) -> object:
+    from callqueue.runtime import Options
+
+    return Options(
+        cps=args.cps,
+        window_seconds=args.window,
+        requests_log=args.requests_log,
+        faults=args.faults,
+        latency=args.latency,
+        concurrency_limit=args.concurrency_limit,
+        seed=args.seed,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from callqueue.runtime import LocalRuntime, Options
+
+    for path in args.files:
+        _readable(path)
+    options = _options(args)
+    assert isinstance(options, Options)  # noqa: S101
+    stall_limit = args.timeout or float(args.window + 120)
+    progress = Progress(sys.stderr, options.cps)
+    with LocalRuntime(options) as runtime:
+        for path in args.files:
+            runtime.submit(path)
+        last_settled, last_change = -1, time.monotonic()
+        while True:
+            jobs = _job_totals(runtime)
+            arrivals = _arrivals(runtime)
+            progress.show(jobs, arrivals)
+            settled = sum(j.totals()["rows"] - j.unaccounted for j in jobs)
+            if settled != last_settled:
+                last_settled, last_change = settled, time.monotonic()
+            if all(j.settled for j in jobs):
+                break
+            if time.monotonic() - last_change > stall_limit:
+                print(
+                    f"\ncallqueue: no row settled for {stall_limit:.0f} s; giving up",
+                    file=sys.stderr,
+                )
+                break
+            time.sleep(0.25)
+        progress.finish(jobs, arrivals)
+        report = build_report(
+            jobs,
+            error_codes=runtime.tally.error_codes,
+            arrivals=arrivals,
+            first_attempts=runtime.tally.first_attempts,
+            lags=runtime.tally.lags,
+            target_cps=options.cps,
+            aws_requests=runtime.counter.counts,
+            duration_seconds=time.time() - runtime.started_at,
+        )
+    _print_summary(report)
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report: {args.report}")
+    if any(j.state == "failed" for j in jobs):
+        return EXIT_USAGE
+    return EXIT_OK if report["totals"]["unaccounted"] == 0 else EXIT_UNACCOUNTED
+
+
+def _up(args: argparse.Namespace) -> int:
+    from callqueue.runtime import LocalRuntime, Options
+
+    options = _options(args)
+    assert isinstance(options, Options)  # noqa: S101
+    with LocalRuntime(options) as runtime:
+        print(f"moto (AWS):      {runtime.endpoint}   e.g. aws --endpoint-url {runtime.endpoint} s3 ls")
+        assert runtime.emulator is not None  # noqa: S101
+        print(f"Twilio emulator: {runtime.emulator.base_url}")
+        for name, value in sorted(runtime.env.items()):
+            print(f"  {name}={value}")
+        print(f"drop files into s3://{runtime.env['SOURCE_BUCKET']}/ ; Ctrl-C stops", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping")
+    return EXIT_OK
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from callqueue.emulator import serve_forever_cli
+
+    serve_forever_cli(
+        args.host,
+        args.port,
+        args.requests_log,
+        args.faults,
+        latency=args.latency,
+        concurrency_limit=args.concurrency_limit,
+        seed=args.seed,
+    )
+    return EXIT_OK
+
+
+# -- progress and summary ---------------------------------------------------------------------
+
+
+def _job_totals(runtime: object) -> list[JobTotals]:
+    from callqueue.runtime import LocalRuntime
+
+    assert isinstance(runtime, LocalRuntime)  # noqa: S101
+    result = []
+    for submitted in runtime.jobs:
+        job = runtime.job(submitted.job_id)
+        counts = dict(runtime.tally.counts(submitted.job_id))
+        if job is None:
+            result.append(JobTotals(submitted.job_id, str(submitted.file), "pending", None, counts))
+            continue
+        counts["rejected"] = job.rejected
+        rows = None if job.state == "splitting" else job.rows
+        result.append(
+            JobTotals(job.job_id, str(submitted.file), job.state, rows, counts, job.error)
+        )
+    return result
+
+
+def _arrivals(runtime: object) -> list[float]:
+    from callqueue.runtime import LocalRuntime
+
+    assert isinstance(runtime, LocalRuntime)  # noqa: S101
+    if runtime.emulator is None:
+        return []
+    return [float(r["t"]) for r in list(runtime.emulator.requests)]
+
+
+class Progress:
+    """A one-line progress bar on a terminal; a line every few seconds otherwise (CI logs)."""
+
+    WIDTH = 28
+
+    def __init__(self, stream: TextIO, cps: int) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._cps = cps
+        self._last_line = 0.0
+
+    def show(self, jobs: Sequence[JobTotals], arrivals: Sequence[float]) -> None:
+        now = time.monotonic()
+        if not self._tty and now - self._last_line < 2.0:
+            return
+        self._last_line = now
+        line = self._line(jobs, arrivals)
+        if self._tty:
+            self._stream.write("\r" + line + "\x1b[K")
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def finish(self, jobs: Sequence[JobTotals], arrivals: Sequence[float]) -> None:
+        line = self._line(jobs, arrivals)
+        self._stream.write(("\r" + line + "\x1b[K\n") if self._tty else line + "\n")
+        self._stream.flush()
+
+    def _line(self, jobs: Sequence[JobTotals], arrivals: Sequence[float]) -> str:
+        rows = sum(j.totals()["rows"] for j in jobs)
+        counts = {o: sum(j.totals()[o] for j in jobs) for o in OUTCOMES}
+        done = sum(counts.values())
+        pending = max(0, rows - done)
+        now = time.time()
+        current = sum(1 for t in arrivals if t > now - 1.0)
+        filled = int(self.WIDTH * done / rows) if rows else 0
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        eta = pending / self._cps if pending else 0.0
+        state = "splitting" if any(j.rows is None for j in jobs) else f"{done}/{rows}"
+        return (
+            f"[{bar}] {state} sent {counts['sent']} failed {counts['failed']} "
+            f"rejected {counts['rejected']} other {counts['unknown'] + counts['dead_lettered']} "
+            f"pending {pending} | {current}/s | ETA {_duration(eta)}"
+        )
+
+
+def _print_summary(report: dict[str, object]) -> None:
+    columns = ("rows", *OUTCOMES, "unaccounted")
+    header = f"{'job':<34} " + " ".join(f"{c[:8]:>8}" for c in columns)
+    print(header)
+    jobs = report["jobs"]
+    assert isinstance(jobs, list)  # noqa: S101
+    for job in jobs:
+        totals = job["totals"]
+        print(f"{job['job_id'][:34]:<34} " + " ".join(f"{totals[c]:>8}" for c in columns))
+        if job.get("error"):
+            print(f"  failed: {job['error']}")
+    totals = report["totals"]
+    assert isinstance(totals, dict)  # noqa: S101
+    print(f"{'total':<34} " + " ".join(f"{totals[c]:>8}" for c in columns))
+    rate = report["rate"]
+    assert isinstance(rate, dict)  # noqa: S101
+    print(
+        f"rate: target {rate['target_cps']} CPS, achieved {rate['achieved_cps']} CPS, "
+        f"max {rate['max_calls_in_any_1s']} calls in any 1 s, "
+        f"lag p50 {rate['lag_seconds_p50']} s p99 {rate['lag_seconds_p99']} s; "
+        f"{report['duration_seconds']} s in all"
+    )
+    codes = report["by_error_code"]
+    assert isinstance(codes, dict)  # noqa: S101
+    if codes:
+        print("errors: " + ", ".join(f"{code} x{n}" for code, n in codes.items()))
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

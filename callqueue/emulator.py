@@ -1,0 +1,1217 @@
+"""A Twilio API emulator on loopback, for running the whole pipeline on one machine.
+
+It answers the five operations callqueue makes, like Twilio does with test credentials, plus the
+Messages list so a reconciler can check whether a message whose response was lost exists:
+
+- ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` and ``GET`` of the same path
+- ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json``
+- ``GET /v2/PhoneNumbers/{PhoneNumber}`` (Lookup v2, optional ``Fields``)
+- ``POST /v2/Services/{ServiceSid}/Verifications`` (Verify v2)
+- ``POST /v2/Flows/{FlowSid}/Executions`` (Studio v2)
+
+Anything else is 404 with code 20404. Bodies carry every property of the operation's response
+schema in Twilio's OpenAPI description; errors are ``{"code", "message", "more_info", "status"}``.
+Every response has ``Twilio-Request-Id``, ``Twilio-Concurrent-Requests`` (requests in flight on
+arrival, this one included) and ``Twilio-Request-Duration``. The host is ignored: point the SDK's
+hosts at `TwilioEmulator.base_url` with `RedirectingHttpClient`.
+
+Order of checks: route (404) -> Basic auth with the account SID + auth token or an API key SID +
+secret (401, 20003), then for 2010-04-01 paths a malformed account SID (404) or another account's
+(401, 20003) -> account concurrency limit (429, 20429, not processed) -> injected fault -> latency
+-> the operation itself.
+
+Messages and Calls follow Twilio's test-credential magic numbers. Messages: From +15005550006 is
+the one valid sender; +15005550001 -> 21212; +15005550008 -> 21611 with HTTP 429; any other
+well-formed number or alphanumeric sender -> 21606; anything malformed -> 21212. To +15005550001
+-> 21211, +15005550002 -> 21612, +15005550003 -> 21408, +15005550004 -> 21610, +15005550009 ->
+21614, malformed -> 21211. Missing To -> 21604; neither From nor MessagingServiceSid -> 21603;
+no Body, MediaUrl or ContentSid -> 21602; Body over 1600 characters -> 21617. A message sent
+through MessagingServiceSid alone is ``accepted`` with ``from`` null, otherwise ``queued``;
+``num_segments`` counts GSM-7 (160/153) or UCS-2 (70/67) segments. Calls: missing To -> 21201,
+missing From -> 21213, none of Url/Twiml/ApplicationSid (or a Url that is not http(s)) -> 21205;
+From +15005550006 valid, +15005550001 or malformed -> 21212, any other -> 21210; To +15005550001
+or malformed -> 21217, +15005550002 -> 21214, +15005550003 -> 21215, +15005550004 -> 21216;
+``client:`` and ``sip:`` To addresses are accepted. Calls are created ``queued``.
+
+Twilio has no magic numbers for Lookup, Verify and Studio; the emulator decides:
+
+- Lookup: 200 always for a well-routed request. E.164 numbers (or ten-digit North American
+  national numbers) with a known calling code are ``valid: true``; +15005550001 is ``valid:
+  false`` with ``INVALID_BUT_POSSIBLE``; other invalid input gives ``NOT_A_NUMBER``,
+  ``TOO_SHORT``, ``TOO_LONG`` or ``INVALID_COUNTRY_CODE`` and null data packages. Each package in
+  ``Fields`` gets a canned object; ``line_type_intelligence.type`` is ``landline`` for
+  +15005550009 and ``mobile`` otherwise. An unknown name in Fields -> 400, code 20001.
+- Verify: any ``VA`` + 32 hex service exists (otherwise 404, 20404). Missing or invalid To or
+  Channel -> 400, 60200 ("Invalid parameter: To"); To must be E.164 for sms/call/whatsapp/sna
+  and an email address for email; +15005550001 -> 60200; +15005550009 over sms or whatsapp ->
+  60205 (landline). Otherwise 201 with status ``pending``.
+- Studio: any ``FW`` + 32 hex flow exists (otherwise 404, 20404). Missing To or From, or
+  Parameters that are not a JSON object -> 400, 20001. Otherwise 201, status ``active``, with
+  Parameters as ``context.flow.data``.
+
+The Messages list filters on To, From, DateSent (the UTC day of the date or date-time given),
+DateSent> and DateSent< (inclusive bounds; a date alone means midnight UTC), newest first, pages
+with PageSize (default 50, at most 1000) and Twilio-style PageToken cursors. It lists every
+message the emulator created, including those whose response a fault dropped. It is never
+faulted, so a reconciler can always consult it.
+
+Faults (`callqueue.faults.FaultSpec`) apply to the five operations above, one draw from ``rng``
+per request that passed auth and the concurrency limit. Every request is logged, to
+`TwilioEmulator.requests` and, one JSON object a line, to the optional requests log: ``t``
+(arrival), ``method``, ``path`` (percent-decoded), ``params`` (form for POST, query for GET; a
+repeated key becomes a list), ``status`` (null if dropped), ``code``, ``fault``, ``processed``
+(the request took effect: a message, call, verification or execution was created or a lookup
+answered) and ``sid`` (of what was created).
+
+The default credentials below are fixed fakes for local use, not secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import math
+import random
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO, Any, cast
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+
+from requests.adapters import HTTPAdapter
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+
+from callqueue.faults import FaultKind, FaultSpec
+
+DEFAULT_ACCOUNT_SID = "ACfeedfacefeedfacefeedfacefeedface"
+DEFAULT_AUTH_TOKEN = "emulator-auth-token-not-a-secret"  # noqa: S105 - a fixed local fake
+DEFAULT_API_KEY_SID = "SKfeedfacefeedfacefeedfacefeedface"
+DEFAULT_API_KEY_SECRET = "emulator-api-key-secret-not-a-secret"  # noqa: S105 - a fixed local fake
+
+FAULT_HEADER = "X-Callqueue-Fault"
+"""Header on a response whose sender must behave as if it crashed right after receiving it."""
+
+API_VERSION = "2010-04-01"
+VALID_FROM = "+15005550006"
+INVALID_NUMBER = "+15005550001"
+FULL_QUEUE_FROM = "+15005550008"
+LANDLINE_NUMBER = "+15005550009"
+
+MAX_BODY_LENGTH = 1600
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+Json = dict[str, Any]
+Form = Mapping[str, Sequence[str]]
+
+_NO_API_KEYS: Mapping[str, str] = MappingProxyType({})
+
+_E164 = re.compile(r"\+[1-9]\d{1,14}")
+_ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _sid_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(prefix + r"[0-9a-fA-F]{32}")
+
+
+_ACCOUNT_SID = _sid_pattern("AC")
+_SERVICE_SID = _sid_pattern("VA")
+_FLOW_SID = _sid_pattern("FW")
+_MESSAGING_SERVICE_SID = _sid_pattern("MG")
+
+# GSM 03.38: characters of the default alphabet cost one septet, those of the extension table two.
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+# Calling codes the Lookup emulation recognises; a number with any other code is
+# INVALID_COUNTRY_CODE.
+_CALLING_CODES: Mapping[str, str] = {
+    "1": "US", "7": "RU", "20": "EG", "27": "ZA", "30": "GR", "31": "NL", "32": "BE", "33": "FR",
+    "34": "ES", "36": "HU", "39": "IT", "40": "RO", "41": "CH", "43": "AT", "44": "GB", "45": "DK",
+    "46": "SE", "47": "NO", "48": "PL", "49": "DE", "52": "MX", "54": "AR", "55": "BR", "56": "CL",
+    "57": "CO", "60": "MY", "61": "AU", "62": "ID", "63": "PH", "64": "NZ", "65": "SG", "66": "TH",
+    "81": "JP", "82": "KR", "84": "VN", "86": "CN", "90": "TR", "91": "IN", "234": "NG",
+    "254": "KE", "351": "PT", "353": "IE", "358": "FI", "852": "HK", "971": "AE", "972": "IL",
+}  # fmt: skip
+
+LOOKUP_FIELDS = (
+    "validation",
+    "caller_name",
+    "sim_swap",
+    "call_forwarding",
+    "line_status",
+    "line_type_intelligence",
+    "identity_match",
+    "reassigned_number",
+    "sms_pumping_risk",
+    "phone_number_quality_score",
+    "pre_fill",
+)
+VERIFY_CHANNELS = ("sms", "call", "email", "whatsapp", "sna")
+
+_ERROR_MESSAGES: Mapping[int, str] = {
+    20003: "Authenticate",
+    20429: "Too Many Requests",
+    20500: "Internal Server Error",
+}
+
+
+class _ApiError(Exception):
+    """An error answer: Twilio's error body with the given status and code."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_body(status: int, code: int, message: str) -> Json:
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def _not_found(path: str) -> _ApiError:
+    return _ApiError(404, 20404, f"The requested resource {path} was not found")
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: Json
+    code: int | None = None
+    processed: bool = False
+    sid: str | None = None
+
+    @classmethod
+    def of(cls, error: _ApiError) -> _Reply:
+        return cls(error.status, error_body(error.status, error.code, error.message), error.code)
+
+
+def _first(form: Form, name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
+def _new_sid(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def _rfc2822(t: float) -> str:
+    return format_datetime(datetime.fromtimestamp(t, UTC))
+
+
+def _iso8601(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_e164(number: str) -> bool:
+    return _E164.fullmatch(number) is not None
+
+
+def segment_count(body: str) -> int:
+    """Segments Twilio bills for a text body: GSM-7 160 (153 per part) or UCS-2 70 (67 per part)."""
+    if all(c in _GSM7_BASIC or c in _GSM7_EXTENDED for c in body):
+        units = sum(2 if c in _GSM7_EXTENDED else 1 for c in body)
+        single, part = 160, 153
+    else:
+        units = len(body.encode("utf-16-le")) // 2
+        single, part = 70, 67
+    return 1 if units <= single else math.ceil(units / part)
+
+
+def _nanp_format(national: str) -> str:
+    return f"({national[:3]}) {national[3:6]}-{national[6:]}"
+
+
+@dataclass(frozen=True)
+class _StoredMessage:
+    sent_at: float
+    resource: Json
+
+
+@dataclass(frozen=True)
+class _ParsedNumber:
+    raw: str
+    e164: str | None
+    calling_code: str | None
+    country: str | None
+    national_format: str | None
+    errors: tuple[str, ...]
+
+
+def parse_number(raw: str) -> _ParsedNumber:
+    """Lookup's validation as the emulator does it (see the module docstring)."""
+    if raw.startswith("+"):
+        digits = raw[1:]
+    else:
+        # National format: Lookup's default country is North America.
+        digits = re.sub(r"[\s().-]", "", raw)
+        if digits.isdigit() and len(digits) == 10:
+            digits = "1" + digits
+    if not digits.isdigit():
+        return _ParsedNumber(raw, None, None, None, None, ("NOT_A_NUMBER",))
+    code = next((digits[:n] for n in (1, 2, 3) if digits[:n] in _CALLING_CODES), None)
+    if code is None or digits.startswith("0"):
+        return _ParsedNumber(raw, None, None, None, None, ("INVALID_COUNTRY_CODE",))
+    national = digits[len(code) :]
+    low, high = (10, 10) if code == "1" else (4, 14 - len(code) + 1)
+    if len(national) < low:
+        return _ParsedNumber(raw, None, None, None, None, ("TOO_SHORT",))
+    if len(national) > high or len(digits) > 15:
+        return _ParsedNumber(raw, None, None, None, None, ("TOO_LONG",))
+    e164 = "+" + digits
+    if e164 == INVALID_NUMBER:
+        return _ParsedNumber(raw, None, None, None, None, ("INVALID_BUT_POSSIBLE",))
+    national_format = _nanp_format(national) if code == "1" else national
+    return _ParsedNumber(raw, e164, code, _CALLING_CODES[code], national_format, ())
+
+
+class _Account:
+    """The emulated account's resources and the operations on them."""
+
+    def __init__(self, account_sid: str, clock: Callable[[], float]) -> None:
+        self.account_sid = account_sid
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._messages: list[_StoredMessage] = []
+
+    # -- Messages -------------------------------------------------------------------------------
+
+    def create_message(self, form: Form) -> _Reply:
+        to = _first(form, "To")
+        sender = _first(form, "From")
+        service = _first(form, "MessagingServiceSid")
+        body = _first(form, "Body")
+        media = list(form.get("MediaUrl", ()))
+        if not to:
+            raise _ApiError(400, 21604, "A 'To' phone number is required.")
+        if not sender and not service:
+            raise _ApiError(400, 21603, "A 'From' phone number is required.")
+        if service and not _MESSAGING_SERVICE_SID.fullmatch(service):
+            raise _ApiError(400, 21701, f"The Messaging Service Sid {service} is invalid.")
+        if not body and not media and not _first(form, "ContentSid"):
+            raise _ApiError(400, 21602, "Message body is required.")
+        if body and len(body) > MAX_BODY_LENGTH:
+            raise _ApiError(
+                400, 21617, "The concatenated message body exceeds the 1600 character limit."
+            )
+        if sender:
+            self._check_message_from(sender)
+        self._check_message_to(to, sender or service or "")
+        now = self._clock()
+        sid = _new_sid("MM" if media else "SM")
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        resource: Json = {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": body or "",
+            "date_created": _rfc2822(now),
+            "date_sent": _rfc2822(now),
+            "date_updated": _rfc2822(now),
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sender,
+            "messaging_service_sid": service,
+            "num_media": str(len(media)),
+            "num_segments": str(segment_count(body) if body else 1),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued" if sender else "accepted",
+            "subresource_uris": {"media": f"{uri}/Media.json", "feedback": f"{uri}/Feedback.json"},
+            "to": to,
+            "uri": f"{uri}.json",
+        }
+        with self._lock:
+            self._messages.append(_StoredMessage(now, resource))
+        return _Reply(201, resource, processed=True, sid=sid)
+
+    @staticmethod
+    def _check_message_from(sender: str) -> None:
+        if sender == VALID_FROM:
+            return
+        if sender == FULL_QUEUE_FROM:
+            raise _ApiError(429, 21611, "SMS queue is full.")
+        if sender != INVALID_NUMBER and (
+            _is_e164(sender) or _ALPHANUMERIC_SENDER.fullmatch(sender)
+        ):
+            raise _ApiError(
+                400,
+                21606,
+                f"The From phone number {sender} is not a valid, SMS-capable inbound phone number "
+                f"or short code for your account.",
+            )
+        raise _ApiError(
+            400,
+            21212,
+            f"The 'From' number {sender} is not a valid phone number, shortcode, or alphanumeric "
+            f"sender ID.",
+        )
+
+    @staticmethod
+    def _check_message_to(to: str, sender: str) -> None:
+        address = to.split(":", 1)[1] if ":" in to else to
+        if to == INVALID_NUMBER or not _is_e164(address):
+            raise _ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        errors = {
+            "+15005550002": (
+                21612,
+                f"The 'To' phone number: {to}, is not currently reachable using the 'From' "
+                f"phone number: {sender} via SMS.",
+            ),
+            "+15005550003": (
+                21408,
+                f"Permission to send an SMS has not been enabled for the region indicated by "
+                f"the 'To' number: {to}.",
+            ),
+            "+15005550004": (21610, "The message From/To pair violates a blacklist rule."),
+            LANDLINE_NUMBER: (21614, f"To number: {to}, is not a mobile number"),
+        }
+        if to in errors:
+            code, message = errors[to]
+            raise _ApiError(400, code, message)
+
+    def list_messages(self, path: str, query: Form) -> _Reply:
+        filters: list[tuple[str, str]] = []
+        wanted_to = _first(query, "To")
+        wanted_from = _first(query, "From")
+        checks: list[Callable[[_StoredMessage], bool]] = []
+        if wanted_to is not None:
+            filters.append(("To", wanted_to))
+            checks.append(lambda m: m.resource["to"] == wanted_to)
+        if wanted_from is not None:
+            filters.append(("From", wanted_from))
+            checks.append(lambda m: m.resource["from"] == wanted_from)
+        on_day = _first(query, "DateSent")
+        if on_day is not None:
+            filters.append(("DateSent", on_day))
+            day = datetime.fromtimestamp(_parse_date_param("DateSent", on_day), UTC).date()
+            checks.append(lambda m: datetime.fromtimestamp(m.sent_at, UTC).date() == day)
+        after = _first(query, "DateSent>")
+        if after is not None:
+            filters.append(("DateSent>", after))
+            lower = _parse_date_param("DateSent>", after)
+            checks.append(lambda m: m.sent_at >= lower)
+        before = _first(query, "DateSent<")
+        if before is not None:
+            filters.append(("DateSent<", before))
+            upper = _parse_date_param("DateSent<", before)
+            checks.append(lambda m: m.sent_at <= upper)
+        page_size = _int_param(query, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        page = _int_param(query, "Page", 0, 0, sys.maxsize)
+        token = _first(query, "PageToken")
+
+        with self._lock:
+            stored = list(self._messages)
+        matching = [m.resource for m in reversed(stored) if all(check(m) for check in checks)]
+        start = 0 if token is None else _page_start(matching, token, page_size)
+        items = matching[start : start + page_size]
+
+        def page_uri(number: int, page_token: str | None) -> str:
+            params = [*filters, ("PageSize", str(page_size)), ("Page", str(number))]
+            if page_token is not None:
+                params.append(("PageToken", page_token))
+            return f"{path}?{urlencode(params)}"
+
+        has_next = start + page_size < len(matching)
+        return _Reply(
+            200,
+            {
+                "end": page * page_size + max(len(items), 1) - 1,
+                "first_page_uri": page_uri(0, None),
+                "messages": items,
+                "next_page_uri": (
+                    page_uri(page + 1, "PA" + items[-1]["sid"]) if items and has_next else None
+                ),
+                "page": page,
+                "page_size": page_size,
+                "previous_page_uri": (
+                    page_uri(page - 1, "PB" + items[0]["sid"]) if items and start > 0 else None
+                ),
+                "start": page * page_size,
+                "uri": page_uri(page, token),
+            },
+        )
+
+    # -- Calls ----------------------------------------------------------------------------------
+
+    def create_call(self, form: Form) -> _Reply:
+        to = _first(form, "To")
+        caller = _first(form, "From")
+        url = _first(form, "Url")
+        if not to:
+            raise _ApiError(400, 21201, "No 'To' number is specified")
+        if not caller:
+            raise _ApiError(400, 21213, "No 'From' number is specified")
+        if not (url or _first(form, "Twiml") or _first(form, "ApplicationSid")):
+            raise _ApiError(400, 21205, "Url parameter is required.")
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            raise _ApiError(400, 21205, f"Url is not a valid URL: {url}")
+        if caller != VALID_FROM:
+            if caller == INVALID_NUMBER or not _is_e164(caller):
+                raise _ApiError(400, 21212, f"The caller ID {caller} is not a valid phone number.")
+            raise _ApiError(
+                400,
+                21210,
+                f"The source phone number provided, {caller}, is not yet verified for your "
+                f"account. You may only make calls from phone numbers that you've verified or "
+                f"purchased from Twilio.",
+            )
+        endpoint = to.startswith(("client:", "sip:"))
+        if to == INVALID_NUMBER or not (endpoint or _is_e164(to)):
+            raise _ApiError(400, 21217, f"Phone number {to} is not a valid phone number.")
+        errors = {
+            "+15005550002": (21214, f"'To' phone number {to} cannot be reached."),
+            "+15005550003": (
+                21215,
+                f"Account not authorized to call {to}. Perhaps you need to enable some "
+                f"international permissions.",
+            ),
+            "+15005550004": (21216, f"Account not allowed to call {to}."),
+        }
+        if to in errors:
+            code, message = errors[to]
+            raise _ApiError(400, code, message)
+        now = self._clock()
+        sid = _new_sid("CA")
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}"
+        subresources = {
+            "notifications": "Notifications",
+            "recordings": "Recordings",
+            "payments": "Payments",
+            "events": "Events",
+            "siprec": "Siprec",
+            "streams": "Streams",
+            "transcriptions": "Transcriptions",
+            "user_defined_message_subscriptions": "UserDefinedMessageSubscriptions",
+            "user_defined_messages": "UserDefinedMessages",
+        }
+        resource: Json = {
+            "account_sid": self.account_sid,
+            "answered_by": None,
+            "api_version": API_VERSION,
+            "caller_name": None,
+            "date_created": _rfc2822(now),
+            "date_updated": _rfc2822(now),
+            "direction": "outbound-api",
+            "duration": None,
+            "end_time": None,
+            "forwarded_from": None,
+            "from": caller,
+            "from_formatted": _nanp_format(caller[2:]) if caller.startswith("+1") else caller,
+            "group_sid": None,
+            "parent_call_sid": None,
+            "phone_number_sid": _new_sid("PN"),
+            "price": None,
+            "price_unit": "USD",
+            "queue_time": "0",
+            "sid": sid,
+            "start_time": None,
+            "status": "queued",
+            "subresource_uris": {k: f"{uri}/{v}.json" for k, v in subresources.items()},
+            "to": to,
+            "to_formatted": (_nanp_format(to[2:]) if to.startswith("+1") and len(to) == 12 else to),
+            "trunk_sid": None,
+            "uri": f"{uri}.json",
+        }
+        return _Reply(201, resource, processed=True, sid=sid)
+
+    # -- Lookup ---------------------------------------------------------------------------------
+
+    def fetch_phone_number(self, raw_number: str, query: Form) -> _Reply:
+        requested = [f.strip() for f in (_first(query, "Fields") or "").split(",") if f.strip()]
+        unknown = [f for f in requested if f not in LOOKUP_FIELDS]
+        if unknown:
+            raise _ApiError(400, 20001, f"Invalid value for Fields: {', '.join(unknown)}")
+        number = parse_number(raw_number)
+        shown = number.e164 or number.raw
+        body: Json = {
+            "calling_country_code": number.calling_code,
+            "country_code": number.country,
+            "phone_number": shown,
+            "national_format": number.national_format,
+            "valid": number.e164 is not None,
+            "validation_errors": list(number.errors) or None,
+            "url": f"https://lookups.twilio.com/v2/PhoneNumbers/{shown}",
+        }
+        for name in LOOKUP_FIELDS[1:]:
+            body[name] = None
+        if number.e164 is not None:
+            packages = _lookup_packages(number.e164, number.country or "", self._clock())
+            for name in requested:
+                if name in packages:
+                    body[name] = packages[name]
+        return _Reply(200, body, processed=True)
+
+    # -- Verify ---------------------------------------------------------------------------------
+
+    def create_verification(self, service_sid: str, form: Form) -> _Reply:
+        if not _SERVICE_SID.fullmatch(service_sid):
+            raise _not_found(f"/Services/{service_sid}/Verifications")
+        to = _first(form, "To")
+        channel = _first(form, "Channel")
+        if not to:
+            raise _ApiError(400, 60200, "Invalid parameter: To")
+        if channel not in VERIFY_CHANNELS:
+            raise _ApiError(400, 60200, "Invalid parameter: Channel")
+        address_ok = _EMAIL.fullmatch(to) if channel == "email" else _is_e164(to)
+        if not address_ok or to == INVALID_NUMBER:
+            raise _ApiError(400, 60200, "Invalid parameter: To")
+        if to == LANDLINE_NUMBER and channel in ("sms", "whatsapp"):
+            raise _ApiError(400, 60205, "SMS is not supported by landline phone number")
+        now = self._clock()
+        sid = _new_sid("VE")
+        lookup: Json = {}
+        if channel != "email":
+            lookup = {
+                "carrier": {
+                    "error_code": None,
+                    "mobile_country_code": "310",
+                    "mobile_network_code": "800",
+                    "name": "Callqueue Emulator Wireless",
+                    "type": "mobile",
+                }
+            }
+        resource: Json = {
+            "sid": sid,
+            "service_sid": service_sid,
+            "account_sid": self.account_sid,
+            "to": to,
+            "channel": channel,
+            "status": "pending",
+            "valid": False,
+            "lookup": lookup,
+            "amount": _first(form, "Amount"),
+            "payee": _first(form, "Payee"),
+            "send_code_attempts": [
+                {"time": _iso8601(now), "channel": channel, "attempt_sid": _new_sid("VL")}
+            ],
+            "date_created": _iso8601(now),
+            "date_updated": _iso8601(now),
+            "sna": None,
+            "url": f"https://verify.twilio.com/v2/Services/{service_sid}/Verifications/{sid}",
+        }
+        return _Reply(201, resource, processed=True, sid=sid)
+
+    # -- Studio ---------------------------------------------------------------------------------
+
+    def create_execution(self, flow_sid: str, form: Form) -> _Reply:
+        if not _FLOW_SID.fullmatch(flow_sid):
+            raise _not_found(f"/Flows/{flow_sid}/Executions")
+        for name in ("To", "From"):
+            if not _first(form, name):
+                raise _ApiError(400, 20001, f"Missing required parameter {name} in the post body")
+        parameters: Any = {}
+        raw_parameters = _first(form, "Parameters")
+        if raw_parameters:
+            try:
+                parameters = json.loads(raw_parameters)
+            except ValueError:
+                parameters = None
+            if not isinstance(parameters, dict):
+                raise _ApiError(400, 20001, "Parameters must be a JSON object")
+        now = self._clock()
+        sid = _new_sid("FN")
+        url = f"https://studio.twilio.com/v2/Flows/{flow_sid}/Executions/{sid}"
+        resource: Json = {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "flow_sid": flow_sid,
+            "contact_channel_address": _first(form, "To"),
+            "contact_sid": _new_sid("FC"),
+            "flow_version": 1,
+            "context": {"flow": {"data": parameters}},
+            "status": "active",
+            "date_created": _iso8601(now),
+            "date_updated": _iso8601(now),
+            "initiated_by": self.account_sid,
+            "url": url,
+            "links": {"steps": f"{url}/Steps", "execution_context": f"{url}/Context"},
+        }
+        return _Reply(201, resource, processed=True, sid=sid)
+
+
+def _lookup_packages(e164: str, country: str, now: float) -> dict[str, Any]:
+    landline = e164 == LANDLINE_NUMBER
+    carrier = "Callqueue Emulator " + ("Landline" if landline else "Wireless")
+    return {
+        "caller_name": {
+            "caller_name": "EMULATED CALLER",
+            "caller_type": "CONSUMER",
+            "error_code": None,
+        },
+        "sim_swap": {
+            "last_sim_swap": {
+                "last_sim_swap_date": None,
+                "swapped_period": "PT48H",
+                "swapped_in_period": False,
+            },
+            "carrier_name": carrier,
+            "mobile_country_code": "310",
+            "mobile_network_code": "800",
+            "error_code": None,
+        },
+        "call_forwarding": {"call_forwarding_enabled": False, "error_code": None},
+        "line_status": {"status": "active", "error_code": None},
+        "line_type_intelligence": {
+            "mobile_country_code": "310",
+            "mobile_network_code": "800",
+            "carrier_name": carrier,
+            "type": "landline" if landline else "mobile",
+            "error_code": None,
+        },
+        "identity_match": {
+            "first_name_match": "no_data_available",
+            "last_name_match": "no_data_available",
+            "address_lines_match": "no_data_available",
+            "city_match": "no_data_available",
+            "state_match": "no_data_available",
+            "postal_code_match": "no_data_available",
+            "address_country_match": "no_data_available",
+            "national_id_match": "no_data_available",
+            "date_of_birth_match": "no_data_available",
+            "summary_score": 0,
+            "error_code": None,
+            "error_message": None,
+        },
+        "reassigned_number": {
+            "last_verified_date": _iso8601(now)[:10],
+            "is_number_reassigned": "no_data_available",
+            "error_code": None,
+        },
+        "sms_pumping_risk": {
+            "carrier_risk_category": "low",
+            "number_blocked": False,
+            "number_blocked_date": None,
+            "number_blocked_last_3_months": False,
+            "sms_pumping_risk_score": 0,
+            "error_code": None,
+        },
+        "phone_number_quality_score": {
+            "carrier_risk_score": 0,
+            "carrier_risk_category": "low",
+            "quality_score": 100,
+            "quality_category": "high",
+            "error_code": None,
+        },
+        "pre_fill": {"country_code": country, "error_code": None},
+    }
+
+
+def _parse_date_param(name: str, value: str) -> float:
+    text = value.strip()
+    if _DATE.fullmatch(text):
+        text += "T00:00:00+00:00"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _ApiError(400, 20001, f"Invalid value for {name}: {value}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _int_param(query: Form, name: str, default: int, low: int, high: int) -> int:
+    text = _first(query, name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise _ApiError(400, 20001, f"Invalid value for {name}: {text}")
+    return value
+
+
+def _page_start(items: Sequence[Json], token: str, page_size: int) -> int:
+    """Where a page starts, given Twilio-style cursors: PA<sid> starts after that item, PB<sid>
+    is the page ending just before it."""
+    sids = [item["sid"] for item in items]
+    kind, sid = token[:2], token[2:]
+    if kind not in ("PA", "PB") or sid not in sids:
+        raise _ApiError(400, 20001, f"Invalid value for PageToken: {token}")
+    index = sids.index(sid)
+    return index + 1 if kind == "PA" else max(index - page_size, 0)
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    faultable: bool
+    account_scoped: bool
+    operation: Callable[[_Account, str, str, Form], _Reply]
+
+
+_ROUTES = (
+    _Route(
+        "POST",
+        re.compile(r"/2010-04-01/Accounts/([^/]+)/Messages\.json"),
+        faultable=True,
+        account_scoped=True,
+        operation=lambda account, _arg, _path, form: account.create_message(form),
+    ),
+    _Route(
+        "GET",
+        re.compile(r"/2010-04-01/Accounts/([^/]+)/Messages\.json"),
+        faultable=False,
+        account_scoped=True,
+        operation=lambda account, _arg, path, query: account.list_messages(path, query),
+    ),
+    _Route(
+        "POST",
+        re.compile(r"/2010-04-01/Accounts/([^/]+)/Calls\.json"),
+        faultable=True,
+        account_scoped=True,
+        operation=lambda account, _arg, _path, form: account.create_call(form),
+    ),
+    _Route(
+        "GET",
+        re.compile(r"/v2/PhoneNumbers/([^/]+)"),
+        faultable=True,
+        account_scoped=False,
+        operation=lambda account, number, _path, query: account.fetch_phone_number(number, query),
+    ),
+    _Route(
+        "POST",
+        re.compile(r"/v2/Services/([^/]+)/Verifications"),
+        faultable=True,
+        account_scoped=False,
+        operation=lambda account, sid, _path, form: account.create_verification(sid, form),
+    ),
+    _Route(
+        "POST",
+        re.compile(r"/v2/Flows/([^/]+)/Executions"),
+        faultable=True,
+        account_scoped=False,
+        operation=lambda account, sid, _path, form: account.create_execution(sid, form),
+    ),
+)
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+def _loggable(params: Mapping[str, Sequence[str]]) -> dict[str, str | list[str]]:
+    return {k: v[0] if len(v) == 1 else list(v) for k, v in params.items()}
+
+
+@dataclass
+class _Exchange:
+    """One request as the emulator decided to answer it."""
+
+    arrival: float
+    concurrent: int
+    reply: _Reply
+    fault: FaultKind | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dropped(self) -> bool:
+        return self.fault in (FaultKind.RESET, FaultKind.LOST_RESPONSE)
+
+
+class TwilioEmulator:
+    """Serves the emulated Twilio API on a background thread; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account_sid: str,
+        auth_token: str,
+        api_keys: Mapping[str, str] = _NO_API_KEYS,
+        latency: float | Callable[[], float] = 0.0,
+        concurrency_limit: int | None = None,
+        faults: FaultSpec | None = None,
+        requests_log: Path | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not _ACCOUNT_SID.fullmatch(account_sid):
+            raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
+        if concurrency_limit is not None and concurrency_limit < 1:
+            raise ValueError(f"concurrency limit must be at least 1, got {concurrency_limit}")
+        self._host = host
+        self._port = port
+        self._account = _Account(account_sid, clock)
+        self._secrets: dict[str, str] = {**api_keys, account_sid: auth_token}
+        self._latency = latency
+        self._concurrency_limit = concurrency_limit
+        self._faults = faults
+        self._requests_log = requests_log
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._requests: list[Json] = []
+        self._log_file: IO[str] | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def account_sid(self) -> str:
+        return self._account.account_sid
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return f"http://{self._host}:{self._server.server_address[1]}"
+
+    @property
+    def requests(self) -> list[Json]:
+        """A snapshot of every request logged so far, in the order they finished."""
+        with self._lock:
+            return list(self._requests)
+
+    def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        if self._requests_log is not None:
+            self._log_file = self._requests_log.open("a", encoding="utf-8")
+        self._server = _Server((self._host, self._port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="twilio-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        thread.join()
+        self._server = self._thread = None
+        with self._lock:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def __enter__(self) -> TwilioEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- request handling (called on the server's threads) --------------------------------------
+
+    def _exchange(
+        self, method: str, target: str, authorization: str | None, body: bytes
+    ) -> _Exchange:
+        """Decide the answer to one request and log it; the caller sends it (or drops it)."""
+        arrival = self._clock()
+        with self._lock:
+            self._in_flight += 1
+            concurrent = self._in_flight
+        try:
+            parts = urlsplit(target)
+            path = unquote(parts.path)
+            if method == "POST":
+                params = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            else:
+                params = parse_qs(parts.query, keep_blank_values=True)
+            reply, fault = self._decide(
+                method,
+                raw_path=parts.path,
+                path=path,
+                params=params,
+                authorization=authorization,
+                concurrent=concurrent,
+            )
+            result = _Exchange(arrival, concurrent, reply, fault)
+            if result.fault is FaultKind.CRASH:
+                result.extra_headers[FAULT_HEADER] = FaultKind.CRASH.value
+            self._log(result, method, path, params)
+            return result
+        finally:
+            # Out of flight before the response goes out, so that a client's next request never
+            # overlaps this one.
+            with self._lock:
+                self._in_flight -= 1
+
+    def _decide(
+        self,
+        method: str,
+        *,
+        raw_path: str,
+        path: str,
+        params: Form,
+        authorization: str | None,
+        concurrent: int,
+    ) -> tuple[_Reply, FaultKind | None]:
+        route, argument = _match(method, raw_path)
+        if route is None:
+            return _Reply.of(_not_found(path)), None
+        credentials = _basic_credentials(authorization)
+        if credentials is None or not self._authenticated(*credentials):
+            return self._error(401, 20003), None
+        if route.account_scoped:
+            if not _ACCOUNT_SID.fullmatch(argument):
+                return _Reply.of(_not_found(path)), None
+            if argument != self.account_sid:
+                return self._error(401, 20003), None
+        over_limit = self._concurrency_limit is not None and concurrent > self._concurrency_limit
+        fault = None
+        if not over_limit and route.faultable and self._faults is not None:
+            with self._lock:
+                fault = self._faults.pick(self._rng.random())
+        if over_limit or fault is FaultKind.TOO_MANY_REQUESTS:
+            return self._error(429, 20429), fault
+        if fault is FaultKind.SERVER_ERROR:
+            return self._error(500, 20500), fault
+        if fault is FaultKind.RESET:
+            return _Reply(0, {}), fault
+        delay = self._latency() if callable(self._latency) else self._latency
+        if delay > 0:
+            self._sleep(delay)
+        try:
+            reply = route.operation(self._account, argument, path, params)
+        except _ApiError as error:
+            reply = _Reply.of(error)
+        return reply, fault
+
+    def _authenticated(self, username: str, password: str) -> bool:
+        secret = self._secrets.get(username)
+        return secret is not None and hmac.compare_digest(secret.encode(), password.encode())
+
+    @staticmethod
+    def _error(status: int, code: int) -> _Reply:
+        return _Reply(status, error_body(status, code, _ERROR_MESSAGES[code]), code)
+
+    def _log(self, result: _Exchange, method: str, path: str, params: Form) -> None:
+        reply = result.reply
+        entry: Json = {
+            "t": result.arrival,
+            "method": method,
+            "path": path,
+            "params": _loggable(params),
+            "status": None if result.dropped else reply.status,
+            "code": reply.code,
+            "fault": result.fault.value if result.fault is not None else None,
+            "processed": reply.processed,
+            "sid": reply.sid,
+        }
+        with self._lock:
+            self._requests.append(entry)
+            if self._log_file is not None:
+                self._log_file.write(json.dumps(entry) + "\n")
+                self._log_file.flush()
+
+    def _response_headers(self, result: _Exchange) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "Twilio-Request-Id": _new_sid("RQ"),
+            "Twilio-Concurrent-Requests": str(result.concurrent),
+            "Twilio-Request-Duration": f"{max(self._clock() - result.arrival, 0.0):.3f}",
+            **(
+                {"WWW-Authenticate": 'Basic realm="Twilio API"'}
+                if result.reply.status == 401
+                else {}
+            ),
+            **result.extra_headers,
+        }
+
+
+def _match(method: str, raw_path: str) -> tuple[_Route | None, str]:
+    for route in _ROUTES:
+        match = route.pattern.fullmatch(raw_path)
+        if match is not None and route.method == method:
+            return route, unquote(match.group(1))
+    return None, ""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Bursts of new connections from a parallel sender must not overflow the listen backlog.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], emulator: TwilioEmulator) -> None:
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Wake handler threads idling on keep-alive connections so they end with the server."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away; nothing to answer
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
+
+    def version_string(self) -> str:
+        return "callqueue-twilio-emulator"
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        emulator = cast(_Server, self.server).emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        result = emulator._exchange(
+            self.command, self.path, self.headers.get("Authorization"), body
+        )
+        if result.dropped:
+            # RST instead of a response: the client sees a connection error and cannot tell
+            # whether the request took effect.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        payload = json.dumps(result.reply.body).encode("utf-8")
+        self.send_response(result.reply.status)
+        for name, value in emulator._response_headers(result).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request line on stderr; the requests log records every request."""
+
+
+class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
+    """The Twilio SDK's HTTP client, sending every request to `base_url` instead of Twilio's hosts
+    (api, lookups, verify, studio), keeping path and query.
+
+    `last_response` is the calling thread's last response, errors included: the SDK raises
+    TwilioRestException without the response headers.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float | None = None, pool_size: int = 64) -> None:
+        super().__init__(timeout=timeout)
+        self._base = urlsplit(base_url)
+        self._local = threading.local()
+        # Loopback only: an HTTP(S)_PROXY from the environment must not capture these requests.
+        self.session.trust_env = False
+        # requests' default pool keeps 10 connections per host; a threaded sender needs more, or
+        # it reconnects for most requests. No retries, as with the SDK's own adapter.
+        self.session.mount("http://", HTTPAdapter(pool_maxsize=pool_size))
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        self._local.response = None
+        parts = urlsplit(url)
+        target = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
+        response: Response = super().request(method, target, *args, **kwargs)
+        self._local.response = response
+        return response
+
+    @property
+    def last_response(self) -> Response | None:
+        response: Response | None = getattr(self._local, "response", None)
+        return response
+
+
+def serve_forever_cli(
+    host: str,
+    port: int,
+    requests_log: Path | None,
+    faults: FaultSpec | None,
+    *,
+    latency: float = 0.0,
+    concurrency_limit: int | None = None,
+    seed: int | None = None,
+) -> None:
+    """Run an emulator with the default fake credentials until interrupted (Ctrl-C)."""
+    emulator = TwilioEmulator(
+        host=host,
+        port=port,
+        account_sid=DEFAULT_ACCOUNT_SID,
+        auth_token=DEFAULT_AUTH_TOKEN,
+        api_keys={DEFAULT_API_KEY_SID: DEFAULT_API_KEY_SECRET},
+        latency=latency,
+        concurrency_limit=concurrency_limit,
+        faults=faults,
+        requests_log=requests_log,
+        rng=random.Random(seed),
+    )
+    with emulator:
+        print(f"Twilio emulator listening on {emulator.base_url}", flush=True)
+        print(f"  account SID {DEFAULT_ACCOUNT_SID}, auth token {DEFAULT_AUTH_TOKEN}", flush=True)
+        print(f"  API key {DEFAULT_API_KEY_SID}, secret {DEFAULT_API_KEY_SECRET}", flush=True)
+        if faults is not None and faults.total:
+            print(f"  faults {faults}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

@@ -1,0 +1,380 @@
+"""The local runtime: the whole pipeline on one machine.
+
+moto runs in server mode on loopback in a process of its own (callqueue.aws_process), with the
+deployment's own CloudFormation template deployed into it; the Twilio emulator runs beside it;
+the real Chalice handlers run in this process, driven by the app's own event sources
+(callqueue.triggers), and the real state machine runs on moto's Step Functions interpreter, whose
+Lambda tasks reach the handlers through a function host (callqueue.lambdas).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import requests
+from botocore.config import Config
+
+from callqueue import lambdas
+from callqueue.emulator import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    FAULT_HEADER,
+    TwilioEmulator,
+)
+from callqueue.faults import FaultSpec
+from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
+from callqueue.triggers import SimulatedCrash, Triggers
+from chalicelib import services
+from chalicelib.jobs import Job, JobStore
+from chalicelib.splitter import job_id_for
+from chalicelib.twilio_gateway import CapturingHttpClient
+
+log = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+SECRET_ID = "callqueue/twilio"
+FINAL = ("sent", "failed", "unknown", "dead_lettered", "suppressed")
+
+
+@dataclass(frozen=True)
+class Options:
+    cps: int = 50
+    window_seconds: int = 900
+    stage: str = "local"
+    requests_log: Path | None = None
+    faults: FaultSpec | None = None
+    latency: float = 0.0
+    concurrency_limit: int | None = None
+    # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
+    visibility_timeout: int = 5
+    max_receive_count: int = 5
+    max_attempts: int = 5
+    # Retries back off from half a second locally (2 s in a deployment) so a run ends sooner.
+    backoff_base_seconds: float = 0.5
+    seed: int | None = None
+
+
+class AwsRequestCounter:
+    """Counts every AWS API call the project's code makes, by `service:Operation`."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def session(self) -> boto3.session.Session:
+        session = boto3.session.Session()
+        session.events.register("before-call.*.*", self._count)
+        return session
+
+    def _count(self, event_name: str, model: Any, **_: Any) -> None:
+        service = model.service_model.service_id.hyphenize()
+        with self._lock:
+            self.counts[f"{service}:{model.name}"] += 1
+
+
+class CrashingHttpClient(CapturingHttpClient):
+    """Kills the invocation when the emulator marks a response with the `crash` fault: the call
+    reached Twilio, and the function dies before any project code sees the response."""
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = super().request(method, url, *args, **kwargs)
+        if (response.headers or {}).get(FAULT_HEADER) == "crash":
+            raise SimulatedCrash("injected crash after Twilio's response")
+        return response
+
+
+@dataclass
+class Tally:
+    """Final outcome of every row the runtime has seen, from the response topic and the DLQ."""
+
+    outcomes: dict[tuple[str, int], str] = field(default_factory=dict)
+    error_codes: Counter[str] = field(default_factory=Counter)
+    publications: Counter[tuple[str, int]] = field(default_factory=Counter)
+    lags: list[float] = field(default_factory=list)
+    first_attempts: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def envelope(self, data: dict[str, Any]) -> None:
+        outcome = data.get("outcome")
+        key = (str(data["job_id"]), int(data["row"]))
+        with self.lock:
+            timings = data.get("timings") or {}
+            if "lag_seconds" in timings:
+                self.lags.append(float(timings["lag_seconds"]))
+            if data.get("attempt") == 1 and "started_at" in timings:
+                self.first_attempts.append(float(timings["started_at"]))
+            if outcome in FINAL:
+                self.outcomes[key] = str(outcome)
+                self.publications[key] += 1
+                code = (data.get("error") or {}).get("code")
+                if code is not None:
+                    self.error_codes[str(code)] += 1
+
+    def dead_lettered(self, job_id: str, row: int) -> None:
+        with self.lock:
+            self.outcomes.setdefault((job_id, row), "dead_lettered")
+
+    def counts(self, job_id: str) -> Counter[str]:
+        with self.lock:
+            return Counter(o for (j, _), o in self.outcomes.items() if j == job_id)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    file: Path
+
+
+class LocalRuntime:
+    def __init__(self, options: Options, *, project_dir: Path = PROJECT_DIR) -> None:
+        self.options = options
+        self.project_dir = project_dir
+        self.counter = AwsRequestCounter()
+        self.tally = Tally()
+        self.jobs: list[Submitted] = []
+        self._aws: subprocess.Popen[str] | None = None
+        self._host: lambdas.FunctionHost | None = None
+        self._functions: dict[str, lambdas.Handler] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.env: dict[str, str] = {}
+        self.emulator: TwilioEmulator | None = None
+        self.triggers: Triggers | None = None
+        self.endpoint = ""
+        self.started_at = 0.0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started_at = time.time()
+        # moto's server logs every request through werkzeug at INFO.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._functions: dict[str, lambdas.Handler] = {}
+        self._host = lambdas.FunctionHost(self._functions)
+        self._host.start()
+        self._aws = subprocess.Popen(  # noqa: S603 - our own module, no shell
+            [sys.executable, "-m", "callqueue.aws_process", self._host.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=self.project_dir,
+        )
+        assert self._aws.stdout is not None  # noqa: S101
+        ready = self._aws.stdout.readline().split()
+        if ready[:1] != ["READY"]:
+            raise RuntimeError("emulated AWS (moto server) did not start")
+        port = int(ready[1])
+        self.endpoint = f"http://127.0.0.1:{port}"
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",  # moto accepts any; not a credential
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+            }
+        )
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(name, None)
+        requests.post(
+            f"{self.endpoint}/moto-api/config",
+            json={
+                "lambda": {"use_docker": False},
+                "stepfunctions": {"execute_state_machine": True},
+            },
+            timeout=10,
+        ).raise_for_status()
+        cloudformation = self.client("cloudformation")
+        self.env = deploy_stack(
+            cloudformation,
+            f"callqueue-{self.options.stage}",
+            {
+                "Stage": self.options.stage,
+                "SendVisibilityTimeout": str(self.options.visibility_timeout),
+                "MaxReceiveCount": str(self.options.max_receive_count),
+            },
+            poll=0.1,
+        )
+        expose_state_machine_to_interpreter(
+            cloudformation,
+            self.client("stepfunctions"),
+            self.client("iam"),
+            f"callqueue-{self.options.stage}",
+            self.env,
+        )
+        self.emulator = TwilioEmulator(
+            account_sid=DEFAULT_ACCOUNT_SID,
+            auth_token=DEFAULT_AUTH_TOKEN,
+            latency=self.options.latency,
+            concurrency_limit=self.options.concurrency_limit,
+            faults=self.options.faults,
+            requests_log=self.options.requests_log,
+            rng=random.Random(self.options.seed),  # noqa: S311 - fault draws, not security
+        )
+        self.emulator.start()
+        self.client("secretsmanager").create_secret(
+            Name=SECRET_ID,
+            SecretString=json.dumps(
+                {
+                    "TEST_ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+                    "TEST_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+                }
+            ),
+        )
+        os.environ.update(self.env)
+        os.environ.update(
+            {
+                "CALLQUEUE_STAGE": self.options.stage,
+                "TWILIO_BASE_URL": self.emulator.base_url,
+                "TWILIO_SECRET_ID": SECRET_ID,
+                "TWILIO_CREDENTIALS": "test",
+                "CPS": str(self.options.cps),
+                "WINDOW_SECONDS": str(self.options.window_seconds),
+                "MAX_ATTEMPTS": str(self.options.max_attempts),
+                "BACKOFF_BASE_SECONDS": str(self.options.backoff_base_seconds),
+            }
+        )
+        services.use_boto3_session(self.counter.session)
+        services.use_twilio_http_client(
+            lambda base_url, timeout: CrashingHttpClient(base_url=base_url, timeout=timeout)
+        )
+        module = self._import_app()
+        self._functions.update(lambdas.pure_functions(module.app, self.options.stage))
+        lambdas.create_functions(self.client("lambda"), self.client("iam"), list(self._functions))
+        self.triggers = Triggers(module.app, self.options.stage, self.client, region=REGION)
+        self.triggers.install()
+        self._observe()
+        self.triggers.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.triggers is not None:
+            self.triggers.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self._aws is not None:
+            self._aws.communicate(timeout=10)
+        if self._host is not None:
+            self._host.stop()
+        services.reset()
+
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- use --------------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """A client for the runtime's own calls (not counted as the project's requests)."""
+        return self._session.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        )
+
+    @property
+    def _session(self) -> boto3.session.Session:
+        return boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION
+        )
+
+    def submit(self, path: Path) -> Submitted:
+        bucket = self.env["SOURCE_BUCKET"]
+        key = f"{len(self.jobs) + 1:03d}-{path.name}"
+        with path.open("rb") as body:
+            response = self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        submitted = Submitted(job_id_for(bucket, key, response["ETag"].strip('"')), path)
+        self.jobs.append(submitted)
+        return submitted
+
+    def job(self, job_id: str) -> Job | None:
+        return JobStore(self.client("dynamodb"), self.env["JOBS_TABLE"]).get(job_id)
+
+    # -- observing outcomes -----------------------------------------------------------------
+
+    def _observe(self) -> None:
+        sqs = self.client("sqs")
+        sns = self.client("sns")
+        url = sqs.create_queue(QueueName=f"callqueue-{self.options.stage}-local-observer")[
+            "QueueUrl"
+        ]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=self.env["RESPONSE_TOPIC_ARN"],
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        dlq = sqs.get_queue_url(QueueName=self.env["DEAD_LETTER_QUEUE"])["QueueUrl"]
+        self._spawn(lambda: self._drain(url, self._on_response, delete=True))
+        # The DLQ is read without deleting: its messages stay for `callqueue dlq` and redrive.
+        self._spawn(lambda: self._drain(dlq, self._on_dead_letter, delete=False))
+
+    def _spawn(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _drain(self, url: str, handle: Callable[[str], None], *, delete: bool) -> None:
+        sqs = self.client("sqs")
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=1,
+                    VisibilityTimeout=30,
+                ).get("Messages", [])
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("observer: receive failed")
+                time.sleep(0.5)
+                continue
+            for message in messages:
+                handle(message["Body"])
+            if delete and messages:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)
+                    ],
+                )
+
+    def _on_response(self, body: str) -> None:
+        self.tally.envelope(json.loads(body))
+
+    def _on_dead_letter(self, body: str) -> None:
+        data = json.loads(body)
+        self.tally.dead_lettered(str(data["job_id"]), int(data["row"]))
+
+    def _import_app(self) -> ModuleType:
+        if str(self.project_dir) not in sys.path:
+            sys.path.insert(0, str(self.project_dir))
+        if "app" in sys.modules:
+            return importlib.reload(sys.modules["app"])
+        return importlib.import_module("app")

@@ -1,0 +1,122 @@
+"""The infrastructure stack: renders .chalice/infrastructure.yaml and deploys it with CloudFormation.
+
+The same function deploys to AWS and, locally, into moto, so the local resources are the deployed
+ones and not a second hand-written list. Stack outputs become the handlers' environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TEMPLATE = PROJECT_DIR / ".chalice" / "infrastructure.yaml"
+STATE_MACHINE = PROJECT_DIR / ".chalice" / "state-machine.json"
+PLACEHOLDER = "@@STATE_MACHINE_DEFINITION@@"
+
+# Stack output -> environment variable read by chalicelib.config.
+OUTPUT_ENV = {
+    "SourceBucket": "SOURCE_BUCKET",
+    "HoldingBucket": "HOLDING_BUCKET",
+    "ProcessBucket": "PROCESS_BUCKET",
+    "ReportsBucket": "REPORTS_BUCKET",
+    "SendQueue": "SEND_QUEUE",
+    "DeadLetterQueue": "DEAD_LETTER_QUEUE",
+    "ResponseTopicArn": "RESPONSE_TOPIC_ARN",
+    "JobsTable": "JOBS_TABLE",
+    "StateMachineArn": "STATE_MACHINE_ARN",
+}
+
+
+class StackError(Exception):
+    """The stack could not be created or updated."""
+
+
+def render_template(
+    template: Path = TEMPLATE, state_machine: Path = STATE_MACHINE
+) -> dict[str, Any]:
+    """The template with the state machine definition inlined (CloudFormation cannot read files)."""
+    document: dict[str, Any] = yaml.safe_load(template.read_text())
+    definition = json.dumps(json.loads(state_machine.read_text()), indent=2)
+    properties = document["Resources"]["ReleaseStateMachine"]["Properties"]
+    sub = properties["DefinitionString"]["Fn::Sub"]
+    if sub[0] != PLACEHOLDER:
+        raise StackError("ReleaseStateMachine.DefinitionString lost its placeholder")
+    sub[0] = definition
+    return document
+
+
+def deploy_stack(
+    cloudformation: Any,
+    stack_name: str,
+    parameters: Mapping[str, str],
+    *,
+    timeout: float = 600.0,
+    poll: float = 2.0,
+) -> dict[str, str]:
+    """Create the stack (or update it) and return its outputs as environment variables."""
+    body = json.dumps(render_template())
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    try:
+        cloudformation.describe_stacks(StackName=stack_name)
+        exists = True
+    except cloudformation.exceptions.ClientError:
+        exists = False
+    if exists:
+        try:
+            cloudformation.update_stack(
+                StackName=stack_name,
+                TemplateBody=body,
+                Parameters=params,
+                Capabilities=["CAPABILITY_IAM"],
+            )
+        except cloudformation.exceptions.ClientError as error:
+            if "No updates are to be performed" not in str(error):
+                raise
+    else:
+        cloudformation.create_stack(
+            StackName=stack_name,
+            TemplateBody=body,
+            Parameters=params,
+            Capabilities=["CAPABILITY_IAM"],
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            break
+        if status.endswith(("_FAILED", "ROLLBACK_COMPLETE")) or time.monotonic() > deadline:
+            raise StackError(f"stack {stack_name}: {status} {stack.get('StackStatusReason', '')}")
+        time.sleep(poll)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return {env: outputs[key] for key, env in OUTPUT_ENV.items()}
+
+
+def expose_state_machine_to_interpreter(
+    cloudformation: Any, sfn: Any, iam: Any, stack_name: str, outputs: Mapping[str, str]
+) -> None:
+    """Work around a moto gap (harness only): with `execute_state_machine` on, moto's Step
+    Functions API answers from its interpreter's backend, which does not see state machines made
+    by CloudFormation. Create the stack's state machine there too, under the same name and so the
+    same ARN, with the definition CloudFormation resolved."""
+    arn = outputs["STATE_MACHINE_ARN"]
+    _, _, _, region, account, _, name = arn.split(":")
+    stage = next(
+        p["ParameterValue"]
+        for p in cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["Parameters"]
+        if p["ParameterKey"] == "Stage"
+    )
+    role_name = cloudformation.describe_stack_resource(
+        StackName=stack_name, LogicalResourceId="ReleaseStateMachineRole"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    function_arn = f"arn:aws:lambda:{region}:{account}:function:callqueue-{stage}-release_chunk"
+    definition = STATE_MACHINE.read_text().replace("${ReleaseChunkFunctionArn}", function_arn)
+    sfn.create_state_machine(
+        name=name, definition=definition, roleArn=iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    )

@@ -1,0 +1,1 @@
+"""callqueue's program: everything the Chalice handlers in app.py delegate to."""

@@ -1,0 +1,109 @@
+"""Settings for every handler, read once from the environment.
+
+In AWS the environment comes from `.chalice/config.json` (per stage, written by the infrastructure
+deploy from the stack's outputs); locally the runtime sets the same variables from the same stack
+deployed into moto. Decorator arguments in app.py (bucket, queue, topic names) come from here too,
+because Chalice reads them when it imports the app to deploy it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+# SQS cannot delay a message longer than 15 minutes, and a chunk's rows are enqueued with delays
+# spanning one window, so a window can be at most that long.
+MAX_WINDOW_SECONDS = 900
+
+CredentialKind = Literal["test", "live"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or out of range."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    source_bucket: str
+    holding_bucket: str
+    process_bucket: str
+    reports_bucket: str
+    send_queue: str
+    dead_letter_queue: str
+    response_topic_arn: str
+    jobs_table: str
+    state_machine_arn: str
+    twilio_secret_id: str
+    twilio_credentials: CredentialKind
+    twilio_base_url: str | None
+    cps: int
+    window_seconds: int
+    max_attempts: int
+    backoff_base_seconds: float
+    sender_batch_size: int
+    sender_max_concurrency: int
+    twilio_timeout_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.cps < 1:
+            raise ConfigError(f"CPS must be at least 1, got {self.cps}")
+        if not 1 <= self.window_seconds <= MAX_WINDOW_SECONDS:
+            raise ConfigError(
+                f"window must be 1..{MAX_WINDOW_SECONDS} seconds (SQS's delay ceiling), "
+                f"got {self.window_seconds}"
+            )
+        if self.max_attempts < 1:
+            raise ConfigError(f"max attempts must be at least 1, got {self.max_attempts}")
+        if not 1 <= self.sender_batch_size <= 10:
+            raise ConfigError("sender batch size must be 1..10 (one SQS receive)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        stage = env.get("CALLQUEUE_STAGE", "dev")
+        prefix = f"callqueue-{stage}"
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        account = env.get("CALLQUEUE_ACCOUNT_ID", "000000000000")
+        credentials = env.get("TWILIO_CREDENTIALS", "test")
+        if credentials not in ("test", "live"):
+            raise ConfigError(f"TWILIO_CREDENTIALS must be 'test' or 'live', got {credentials!r}")
+        return cls(
+            stage=stage,
+            source_bucket=env.get("SOURCE_BUCKET", f"{prefix}-source"),
+            holding_bucket=env.get("HOLDING_BUCKET", f"{prefix}-holding"),
+            process_bucket=env.get("PROCESS_BUCKET", f"{prefix}-process"),
+            reports_bucket=env.get("REPORTS_BUCKET", f"{prefix}-reports"),
+            send_queue=env.get("SEND_QUEUE", f"{prefix}-send"),
+            dead_letter_queue=env.get("DEAD_LETTER_QUEUE", f"{prefix}-send-dlq"),
+            response_topic_arn=env.get(
+                "RESPONSE_TOPIC_ARN", f"arn:aws:sns:{region}:{account}:{prefix}-responses"
+            ),
+            jobs_table=env.get("JOBS_TABLE", f"{prefix}-jobs"),
+            state_machine_arn=env.get(
+                "STATE_MACHINE_ARN",
+                f"arn:aws:states:{region}:{account}:stateMachine:{prefix}-release",
+            ),
+            twilio_secret_id=env.get("TWILIO_SECRET_ID", "callqueue/twilio"),
+            twilio_credentials=credentials,  # type: ignore[arg-type]  # checked above
+            twilio_base_url=env.get("TWILIO_BASE_URL") or None,
+            cps=_int(env, "CPS", 10),
+            window_seconds=_int(env, "WINDOW_SECONDS", MAX_WINDOW_SECONDS),
+            max_attempts=_int(env, "MAX_ATTEMPTS", 5),
+            backoff_base_seconds=float(env.get("BACKOFF_BASE_SECONDS", "2")),
+            sender_batch_size=_int(env, "SENDER_BATCH_SIZE", 10),
+            sender_max_concurrency=_int(env, "SENDER_MAX_CONCURRENCY", 10),
+            twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT_SECONDS", "10")),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None

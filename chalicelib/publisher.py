@@ -1,0 +1,59 @@
+"""SNS adapter: publishes response envelopes to the response topic."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.batching import Failed, chunked, send_with_retries
+from chalicelib.records import ResponseEnvelope
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+
+class ResponsePublisher:
+    def __init__(
+        self, sns: SNSClient, topic_arn: str, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._sns = sns
+        self._topic_arn = topic_arn
+        self._sleep = sleep
+
+    def publish(self, envelopes: Sequence[ResponseEnvelope]) -> None:
+        for batch in chunked(envelopes):
+            entries = [_entry(str(i), e) for i, e in enumerate(batch)]
+            send_with_retries(self._send, entries, what="PublishBatch", sleep=self._sleep)
+
+    def _send(self, entries: list[dict[str, Any]]) -> list[Failed]:
+        response = self._sns.publish_batch(
+            TopicArn=self._topic_arn,
+            PublishBatchRequestEntries=entries,  # type: ignore[arg-type]
+        )
+        return [
+            Failed(f["Id"], f["Code"], f.get("Message", ""), f["SenderFault"])
+            for f in response.get("Failed", [])
+        ]
+
+
+def _entry(entry_id: str, envelope: ResponseEnvelope) -> dict[str, Any]:
+    # Message attributes let subscribers filter (errors only, one job) without parsing bodies.
+    attributes: dict[str, Any] = {
+        "job_id": {"DataType": "String", "StringValue": envelope.job_id},
+        "outcome": {"DataType": "String", "StringValue": envelope.outcome},
+        "api": {"DataType": "String", "StringValue": envelope.api},
+    }
+    if envelope.result.status is not None:
+        attributes["status"] = {"DataType": "Number", "StringValue": str(envelope.result.status)}
+    if envelope.result.error_code is not None:
+        attributes["error_code"] = {
+            "DataType": "Number",
+            "StringValue": str(envelope.result.error_code),
+        }
+    return {
+        "Id": entry_id,
+        "Message": json.dumps(envelope.to_json(), separators=(",", ":")),
+        "MessageAttributes": attributes,
+    }

@@ -1,0 +1,162 @@
+"""The records that travel between the pipeline's stages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+Api = Literal["messages", "calls", "lookup", "verify", "studio"]
+APIS: tuple[Api, ...] = ("messages", "calls", "lookup", "verify", "studio")
+
+# A Twilio request parameter is a single value, or a list for repeatable ones (MediaUrl).
+ParamValue = str | list[str]
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One validated Twilio API call: the endpoint and its parameters under Twilio's own names."""
+
+    api: Api
+    params: dict[str, ParamValue]
+
+
+Outcome = Literal["sent", "failed", "unknown", "retrying", "dead_lettered"]
+# The final outcomes a row can end in; "retrying" is an attempt's outcome, never a row's.
+FINAL_OUTCOMES: tuple[str, ...] = (
+    "rejected",
+    "suppressed",
+    "sent",
+    "failed",
+    "unknown",
+    "dead_lettered",
+)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A valid row as stored in a chunk file: due `offset` seconds after the job starts."""
+
+    row: int
+    api: Api
+    params: dict[str, ParamValue]
+    offset: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"row": self.row, "api": self.api, "params": self.params, "offset": self.offset}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ChunkRow:
+        return cls(
+            row=int(data["row"]),
+            api=data["api"],
+            params=dict(data["params"]),
+            offset=float(data["offset"]),
+        )
+
+
+@dataclass(frozen=True)
+class QueuedRow:
+    """A row on the send queue: one attempt at one Twilio call, due at `due_at` (Unix seconds)."""
+
+    job_id: str
+    row: int
+    api: Api
+    params: dict[str, ParamValue]
+    due_at: float
+    attempt: int = 1
+
+    @property
+    def request(self) -> CallRequest:
+        return CallRequest(api=self.api, params=self.params)
+
+    def retry(self, due_at: float) -> QueuedRow:
+        return replace(self, due_at=due_at, attempt=self.attempt + 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "row": self.row,
+            "api": self.api,
+            "params": self.params,
+            "due_at": self.due_at,
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QueuedRow:
+        return cls(
+            job_id=str(data["job_id"]),
+            row=int(data["row"]),
+            api=data["api"],
+            params=dict(data["params"]),
+            due_at=float(data["due_at"]),
+            attempt=int(data.get("attempt", 1)),
+        )
+
+
+@dataclass(frozen=True)
+class TwilioResult:
+    """What one Twilio request produced: a response (any status), or no response at all."""
+
+    status: int | None
+    body: dict[str, Any] | None
+    headers: dict[str, str]
+    started_at: float
+    finished_at: float
+    error_code: int | None = None
+    error_message: str | None = None
+    more_info: str | None = None
+    network_error: str | None = None
+
+    @property
+    def sid(self) -> str | None:
+        if self.body is None:
+            return None
+        sid = self.body.get("sid")
+        return sid if isinstance(sid, str) else None
+
+
+@dataclass(frozen=True)
+class ResponseEnvelope:
+    """One attempt's response, as published to the response topic for the downstream sinks."""
+
+    job_id: str
+    row: int
+    api: Api
+    attempt: int
+    outcome: Outcome
+    request: dict[str, ParamValue]
+    result: TwilioResult
+    due_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "job_id": self.job_id,
+            "row": self.row,
+            "api": self.api,
+            "attempt": self.attempt,
+            "outcome": self.outcome,
+            "request": self.request,
+            "status": r.status,
+            "error": (
+                None
+                if r.error_code is None and r.network_error is None
+                else {
+                    "code": r.error_code,
+                    "message": r.error_message or r.network_error,
+                    "more_info": r.more_info,
+                }
+            ),
+            "sid": r.sid,
+            "body": r.body,
+            "headers": r.headers,
+            "timings": {
+                "due_at": self.due_at,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "lag_seconds": round(r.started_at - self.due_at, 6),
+                "duration_seconds": round(r.finished_at - r.started_at, 6),
+            },
+        }

@@ -1,0 +1,55 @@
+"""How many SMS segments a message body costs, which is what senders are rate-limited and billed by.
+
+A body that uses only the GSM 03.38 alphabet is sent as GSM-7: 160 septets in one segment, 153 per
+segment once split (the rest of each segment carries the concatenation header). Characters of the
+extension table take two septets (an escape and the character). Any other character turns the whole
+body into UCS-2: 70 UTF-16 code units in one segment, 67 per segment once split; characters outside
+the Basic Multilingual Plane (most emoji) take two code units.
+
+When a body is split, a character is never cut across two segments: an escaped GSM-7 character or
+a UTF-16 surrogate pair that does not fit in what is left of a segment starts the next one, as
+handsets and Twilio's segment calculator do. That can cost one segment more than plain division.
+
+An empty body counts 0 segments: nothing is sent as text (a media-only message is billed as MMS,
+which this module does not count).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Encoding = Literal["GSM-7", "UCS-2"]
+
+GSM7_BASIC: Final = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION: Final = frozenset("\f^{}\\[~]|€")
+_GSM7: Final = GSM7_BASIC | GSM7_EXTENSION
+
+GSM7_SINGLE: Final = 160
+GSM7_PART: Final = 153
+UCS2_SINGLE: Final = 70
+UCS2_PART: Final = 67
+
+
+def sms_segments(body: str) -> tuple[Encoding, int]:
+    """The encoding Twilio will use for a body and the number of segments it takes."""
+    if not body:
+        return "GSM-7", 0
+    if _GSM7.issuperset(body):
+        units = [2 if char in GSM7_EXTENSION else 1 for char in body]
+        return "GSM-7", _count(units, GSM7_SINGLE, GSM7_PART)
+    units = [2 if ord(char) > 0xFFFF else 1 for char in body]
+    return "UCS-2", _count(units, UCS2_SINGLE, UCS2_PART)
+
+
+def _count(units: list[int], single: int, part: int) -> int:
+    if sum(units) <= single:
+        return 1
+    segments, used = 1, 0
+    for size in units:
+        if used + size > part:
+            segments, used = segments + 1, 0
+        used += size
+    return segments

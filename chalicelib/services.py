@@ -1,0 +1,116 @@
+"""The objects each handler needs, built on first use and kept for the container's lifetime.
+
+Nothing is built at import: Chalice imports app.py to deploy it, and tests import it before
+setting up moto. `reset()` drops everything (tests, and the local runtime between runs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import boto3
+
+from chalicelib.config import Settings
+from chalicelib.enqueuer import Enqueuer
+from chalicelib.jobs import JobStore
+from chalicelib.publisher import ResponsePublisher
+from chalicelib.queue import SendQueue
+from chalicelib.release import Releaser
+from chalicelib.release_loop import ReleaseLoop
+from chalicelib.sender import Sender, SendPolicy
+from chalicelib.splitter import Splitter
+from chalicelib.storage import Storage
+from chalicelib.twilio_gateway import (
+    CapturingHttpClient,
+    TwilioGateway,
+    load_credentials,
+    make_gateway,
+)
+
+# The twilio SDK logs every request's parameters (phone numbers, bodies) at INFO.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+HttpClientFactory = Callable[[str | None, float], CapturingHttpClient]
+_http_client_factory: HttpClientFactory = CapturingHttpClient
+_session_factory: Callable[[], boto3.session.Session] = boto3.session.Session
+
+
+def use_twilio_http_client(factory: HttpClientFactory) -> None:
+    """Replace how the Twilio HTTP client is built (the local runtime injects its faults here)."""
+    global _http_client_factory  # noqa: PLW0603
+    _http_client_factory = factory
+    reset()
+
+
+def use_boto3_session(factory: Callable[[], boto3.session.Session]) -> None:
+    """Replace how boto3 sessions are made (the local runtime counts AWS requests this way)."""
+    global _session_factory  # noqa: PLW0603
+    _session_factory = factory
+    reset()
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def _client(service: str) -> Any:
+    return _session_factory().client(service)  # type: ignore[call-overload]
+
+
+def storage() -> Storage:
+    return Storage(_client("s3"))
+
+
+def jobs() -> JobStore:
+    return JobStore(_client("dynamodb"), settings().jobs_table)
+
+
+@cache
+def send_queue() -> SendQueue:
+    s = settings()
+    return SendQueue(_client("sqs"), s.send_queue, s.dead_letter_queue)
+
+
+@cache
+def splitter() -> Splitter:
+    loop = ReleaseLoop(_client("stepfunctions"), settings().state_machine_arn)
+    return Splitter(storage(), jobs(), loop, settings())
+
+
+@cache
+def releaser() -> Releaser:
+    s = settings()
+    return Releaser(storage(), jobs(), s.holding_bucket, s.process_bucket)
+
+
+@cache
+def enqueuer() -> Enqueuer:
+    return Enqueuer(storage(), send_queue())
+
+
+@cache
+def gateway() -> TwilioGateway:
+    s = settings()
+    credentials = load_credentials(
+        _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
+    )
+    http = _http_client_factory(s.twilio_base_url, s.twilio_timeout_seconds)
+    return make_gateway(credentials, http)
+
+
+@cache
+def sender() -> Sender:
+    s = settings()
+    publisher = ResponsePublisher(_client("sns"), s.response_topic_arn)
+    policy = SendPolicy(max_attempts=s.max_attempts, backoff_base=s.backoff_base_seconds)
+    return Sender(gateway, send_queue(), publisher, policy)
+
+
+def reset() -> None:
+    for cached in (settings, _client, send_queue, splitter, releaser, enqueuer, gateway, sender):
+        cached.cache_clear()

@@ -1,0 +1,194 @@
+"""Twilio adapter: credentials from Secrets Manager and one SDK call per row.
+
+Every call goes through the official SDK's resource methods. The SDK raises TwilioRestException
+on errors without the response headers, so the HTTP client below keeps the raw response of each
+request: status, body and the Twilio-* headers are captured the same way for successes and errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from chalicelib.config import CredentialKind
+from chalicelib.records import CallRequest, ParamValue, TwilioResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+CAPTURED_HEADERS = ("Twilio-Request-Id", "Twilio-Concurrent-Requests", "Twilio-Request-Duration")
+
+# Keys of the Secrets Manager secret (a JSON object), by credential kind. Live calls authenticate
+# with an API key, as Twilio recommends; test credentials only exist as account SID + auth token.
+SECRET_KEYS: dict[str, tuple[str, str, str]] = {
+    "live": ("ACCOUNT_SID", "API_KEY_SID", "API_KEY_SECRET"),
+    "test": ("TEST_ACCOUNT_SID", "TEST_ACCOUNT_SID", "TEST_AUTH_TOKEN"),
+}
+
+
+class CredentialsError(Exception):
+    """The Twilio secret is missing a key; names the key, never a value."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    account_sid: str
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(account_sid={self.account_sid!r}, username=..., password=...)"
+
+
+def load_credentials(
+    secrets: SecretsManagerClient, secret_id: str, kind: CredentialKind
+) -> Credentials:
+    raw = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
+    values = json.loads(raw)
+    names = SECRET_KEYS[kind]
+    missing = [name for name in names if not values.get(name)]
+    if missing:
+        raise CredentialsError(f"secret {secret_id} has no {', '.join(missing)} ({kind} credentials)")
+    account_sid, username, password = (str(values[name]) for name in names)
+    return Credentials(account_sid=account_sid, username=username, password=password)
+
+
+class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
+    """The SDK's HTTP client, keeping each thread's last raw response and optionally sending every
+    request to another base URL (a local Twilio emulator) instead of Twilio's hosts."""
+
+    def __init__(self, base_url: str | None = None, timeout: float | None = None) -> None:
+        super().__init__(timeout=timeout)
+        self._base = urlsplit(base_url) if base_url else None
+        self._local = threading.local()
+
+    def request(
+        self, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> Response:
+        self._local.response = None
+        if self._base is not None:
+            parts = urlsplit(url)
+            url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
+        response: Response = super().request(method, url, *args, **kwargs)
+        self._local.response = response
+        return response
+
+    @property
+    def captured(self) -> Response | None:
+        response: Response | None = getattr(self._local, "response", None)
+        return response
+
+
+def sdk_kwargs(params: dict[str, ParamValue], *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Twilio parameter names as the SDK's keyword arguments: `MediaUrl` -> `media_url`."""
+    kwargs: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in skip:
+            continue
+        snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+        kwargs["from_" if snake == "from" else snake] = value
+    return kwargs
+
+
+class TwilioGateway:
+    """Makes one Twilio call per CallRequest and reports what came back."""
+
+    def __init__(
+        self,
+        client: Client,
+        http: CapturingHttpClient,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._http = http
+        self._clock = clock
+
+    def call(self, request: CallRequest) -> TwilioResult:
+        started = self._clock()
+        try:
+            self._dispatch(request)
+        except TwilioRestException as error:
+            return self._result(started, error)
+        except requests.RequestException as error:
+            return TwilioResult(
+                status=None,
+                body=None,
+                headers={},
+                started_at=started,
+                finished_at=self._clock(),
+                network_error=f"{type(error).__name__}: no response from Twilio",
+            )
+        return self._result(started, None)
+
+    def _dispatch(self, request: CallRequest) -> None:
+        p = request.params
+        c = self._client
+        if request.api == "messages":
+            c.messages.create(**sdk_kwargs(p))
+        elif request.api == "calls":
+            c.calls.create(**sdk_kwargs(p))
+        elif request.api == "lookup":
+            number = str(p["PhoneNumber"])
+            c.lookups.v2.phone_numbers(number).fetch(**sdk_kwargs(p, skip=("PhoneNumber",)))
+        elif request.api == "verify":
+            service = c.verify.v2.services(str(p["VerifyServiceSid"]))
+            service.verifications.create(**sdk_kwargs(p, skip=("VerifyServiceSid",)))
+        elif request.api == "studio":
+            flow = c.studio.v2.flows(str(p["FlowSid"]))
+            flow.executions.create(**sdk_kwargs(p, skip=("FlowSid",)))
+        else:  # pragma: no cover - validation admits only the five apis
+            raise ValueError(f"unknown api {request.api!r}")
+
+    def _result(self, started: float, error: TwilioRestException | None) -> TwilioResult:
+        finished = self._clock()
+        response = self._http.captured
+        headers: dict[str, str] = {}
+        body: dict[str, Any] | None = None
+        if response is not None:
+            raw_headers = response.headers or {}
+            headers = {h: raw_headers[h] for h in CAPTURED_HEADERS if h in raw_headers}
+            body = _json_object(response.text)
+        if error is None:
+            status = response.status_code if response is not None else 200
+            return TwilioResult(status, body, headers, started, finished)
+        return TwilioResult(
+            status=error.status,
+            body=body,
+            headers=headers,
+            started_at=started,
+            finished_at=finished,
+            error_code=error.code,
+            error_message=error.msg,
+            more_info=(body or {}).get("more_info"),
+        )
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def make_gateway(credentials: Credentials, http: CapturingHttpClient) -> TwilioGateway:
+    client = Client(
+        username=credentials.username,
+        password=credentials.password,
+        account_sid=credentials.account_sid,
+        http_client=http,
+    )
+    return TwilioGateway(client, http)

@@ -1,0 +1,1 @@
+"""Downstream sinks and error routing for the response topic."""

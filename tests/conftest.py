@@ -1,0 +1,101 @@
+"""Test set-up: region, fake credentials and config come before anything imports app or boto3."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "CALLQUEUE_STAGE": "dev",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from callqueue import lambdas  # noqa: E402
+from callqueue.emulator import TwilioEmulator  # noqa: E402
+from callqueue.stack import deploy_stack, expose_state_machine_to_interpreter  # noqa: E402
+from chalicelib import services  # noqa: E402
+
+ACCOUNT_SID = "AC" + "0" * 31 + "1"
+AUTH_TOKEN = "0" * 31 + "2"  # a placeholder, not a credential
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    s3: Any
+    sqs: Any
+    sns: Any
+    dynamodb: Any
+    sfn: Any
+
+    @property
+    def send_queue_url(self) -> str:
+        return str(self.sqs.get_queue_url(QueueName=self.env["SEND_QUEUE"])["QueueUrl"])
+
+    @property
+    def dlq_url(self) -> str:
+        return str(self.sqs.get_queue_url(QueueName=self.env["DEAD_LETTER_QUEUE"])["QueueUrl"])
+
+
+@pytest.fixture
+def emulator() -> Iterator[TwilioEmulator]:
+    with TwilioEmulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as emu:
+        yield emu
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator[Stack]:
+    """The deployment's own CloudFormation template, deployed into moto, with the handlers'
+    environment taken from its outputs, and moto's Lambda API routed to the app's functions."""
+    config = {
+        "stepfunctions": {"execute_state_machine": True},
+        "lambda": {"use_docker": False},
+    }
+    with mock_aws(config=config):  # type: ignore[arg-type]
+        cloudformation = boto3.client("cloudformation")
+        env = deploy_stack(cloudformation, "callqueue-dev", {"Stage": "dev"}, poll=0.05)
+        expose_state_machine_to_interpreter(
+            cloudformation, boto3.client("stepfunctions"), boto3.client("iam"), "callqueue-dev", env
+        )
+        boto3.client("secretsmanager").create_secret(
+            Name="callqueue/twilio",
+            SecretString=(
+                f'{{"TEST_ACCOUNT_SID": "{ACCOUNT_SID}", "TEST_AUTH_TOKEN": "{AUTH_TOKEN}"}}'
+            ),
+        )
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("TWILIO_BASE_URL", emulator.base_url)
+        monkeypatch.setenv("CPS", "10")
+        monkeypatch.setenv("WINDOW_SECONDS", "2")
+        services.reset()
+        import app as app_module
+
+        functions = lambdas.pure_functions(app_module.app, "dev")
+        lambdas.create_functions(boto3.client("lambda"), boto3.client("iam"), list(functions))
+        with lambdas.routed(functions):
+            yield Stack(
+                env=env,
+                s3=boto3.client("s3"),
+                sqs=boto3.client("sqs"),
+                sns=boto3.client("sns"),
+                dynamodb=boto3.client("dynamodb"),
+                sfn=boto3.client("stepfunctions"),
+            )
+        services.reset()

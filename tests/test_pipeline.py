@@ -1,0 +1,378 @@
+"""The pipeline's handlers through chalice.test.Client, on moto, against the Twilio emulator."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from callqueue.emulator import TwilioEmulator
+from chalicelib import services
+from chalicelib.splitter import job_id_for
+from tests.conftest import Stack
+
+VALID_FROM = "+15005550006"
+
+
+@pytest.fixture
+def client(stack: Stack, tmp_path: Path) -> Iterator[Client]:
+    import app as app_module
+
+    # An empty project dir: the stage's environment comes from the moto stack, not config.json.
+    with Client(app_module.app, stage_name="dev", project_dir=str(tmp_path)) as test_client:
+        yield test_client
+
+
+def s3_event(bucket: str, key: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "awsRegion": "us-east-1",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+            }
+        ]
+    }
+
+
+def sqs_event(bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Unlike chalice's generate_sqs_event, every record gets its own message id."""
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": str(uuid.uuid4()),
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:send",
+                "awsRegion": "us-east-1",
+            }
+            for body in bodies
+        ]
+    }
+
+
+def csv_file(rows: list[dict[str, str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["To", "From", "Body"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def messages(count: int, start: int = 0) -> list[dict[str, str]]:
+    return [
+        {"To": f"+1415555{i:04d}", "From": VALID_FROM, "Body": f"message {i}"}
+        for i in range(start, start + count)
+    ]
+
+
+def upload(stack: Stack, key: str, body: bytes, **metadata: str) -> str:
+    bucket = stack.env["SOURCE_BUCKET"]
+    response = stack.s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
+    return job_id_for(bucket, key, response["ETag"].strip('"'))
+
+
+def job_item(stack: Stack, job_id: str) -> dict[str, Any]:
+    item = stack.dynamodb.get_item(TableName=stack.env["JOBS_TABLE"], Key={"job_id": {"S": job_id}})
+    return {k: next(iter(v.values())) for k, v in item["Item"].items()}
+
+
+def chunk_rows(stack: Stack, bucket: str, key: str) -> list[dict[str, Any]]:
+    body = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return [json.loads(line) for line in body.splitlines()]
+
+
+def wait_for_execution(stack: Stack, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    arn = stack.env["STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:") + f":{job_id}"
+    deadline = time.monotonic() + timeout
+    while True:
+        execution = stack.sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING" or time.monotonic() > deadline:
+            return dict(execution)
+        time.sleep(0.2)
+
+
+def test_splitter_cuts_file_into_chunks_and_records_job(stack: Stack, client: Client) -> None:
+    rows = messages(25)
+    rows[3]["To"] = "555-not-a-number"
+    rows[10]["Body"] = ""
+    job_id = upload(stack, "campaign.csv", csv_file(rows), cps="4", window="3")
+
+    client.lambda_.invoke(
+        "handle_source_file", s3_event(stack.env["SOURCE_BUCKET"], "campaign.csv")
+    )
+
+    job = job_item(stack, job_id)
+    assert (job["rows"], job["valid"], job["rejected"], job["chunks"]) == ("25", "23", "2", "2")
+    assert (job["cps"], job["window_seconds"]) == ("4", "3")
+    holding = stack.env["HOLDING_BUCKET"]
+    first = chunk_rows(stack, holding, f"jobs/{job_id}/chunk-00000.jsonl")
+    second = chunk_rows(stack, holding, f"jobs/{job_id}/chunk-00001.jsonl")
+    assert len(first) == 12 and len(second) == 11
+    # Record numbers are the file's; offsets count valid rows only, at 1/CPS apart.
+    assert [r["row"] for r in first[:5]] == [1, 2, 3, 5, 6]
+    assert [r["offset"] for r in first[:5]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert second[0]["offset"] == 3.0
+    rejects = stack.s3.get_object(
+        Bucket=stack.env["REPORTS_BUCKET"], Key=f"jobs/{job_id}/rejects.csv"
+    )
+    report = list(csv.reader(io.StringIO(rejects["Body"].read().decode())))
+    assert report[0] == ["row", "reason"]
+    assert [r[0] for r in report[1:]] == ["4", "11"]
+
+
+def test_splitter_delivery_of_same_upload_again_starts_no_second_job(
+    stack: Stack, client: Client
+) -> None:
+    job_id = upload(stack, "once.csv", csv_file(messages(3)))
+    event = s3_event(stack.env["SOURCE_BUCKET"], "once.csv")
+    client.lambda_.invoke("handle_source_file", event)
+    client.lambda_.invoke("handle_source_file", event)
+
+    executions = stack.sfn.list_executions(stateMachineArn=stack.env["STATE_MACHINE_ARN"])
+    assert [e["name"] for e in executions["executions"]] == [job_id]
+
+
+def test_splitter_unreadable_file_fails_job_with_reason(stack: Stack, client: Client) -> None:
+    job_id = upload(stack, "empty.csv", b"")
+    client.lambda_.invoke("handle_source_file", s3_event(stack.env["SOURCE_BUCKET"], "empty.csv"))
+
+    job = job_item(stack, job_id)
+    assert job["state"] == "failed"
+    assert "empty" in job["error"]
+    executions = stack.sfn.list_executions(stateMachineArn=stack.env["STATE_MACHINE_ARN"])
+    assert executions["executions"] == []
+
+
+def test_release_loop_releases_every_chunk_at_its_time(stack: Stack, client: Client) -> None:
+    job_id = upload(stack, "three.csv", csv_file(messages(5)), cps="2", window="1")
+    client.lambda_.invoke("handle_source_file", s3_event(stack.env["SOURCE_BUCKET"], "three.csv"))
+
+    execution = wait_for_execution(stack, job_id)
+
+    assert execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert (output["chunk"], output["chunks"], output["done"]) == (3, 3, True)
+    listed = stack.s3.list_objects_v2(Bucket=stack.env["PROCESS_BUCKET"])["Contents"]
+    assert sorted(o["Key"] for o in listed) == [
+        f"jobs/{job_id}/chunk-0000{i}.jsonl" for i in range(3)
+    ]
+    history = stack.sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    waits = [e for e in history if e["type"] == "WaitStateEntered"]
+    assert len(waits) == 2
+    job = job_item(stack, job_id)
+    assert (job["released_chunks"], job["state"]) == ("3", "released")
+
+
+def test_release_stops_for_a_cancelled_job(stack: Stack, client: Client) -> None:
+    job_id = upload(stack, "stop.csv", csv_file(messages(2)))
+    client.lambda_.invoke("handle_source_file", s3_event(stack.env["SOURCE_BUCKET"], "stop.csv"))
+    wait_for_execution(stack, job_id)
+    services.jobs().update(job_id, state="cancelled")
+
+    state = {"job_id": job_id, "chunk": 1, "chunks": 5, "start": time.time(), "window": 1, "cps": 1}
+    result = client.lambda_.invoke("release_chunk", state).payload
+
+    assert (result["done"], result["stopped"]) == (True, "cancelled")
+    keys = [
+        o["Key"] for o in stack.s3.list_objects_v2(Bucket=stack.env["PROCESS_BUCKET"])["Contents"]
+    ]
+    assert f"jobs/{job_id}/chunk-00001.jsonl" not in keys
+
+
+def put_chunk(stack: Stack, key: str, rows: list[dict[str, Any]], start: float) -> None:
+    stack.s3.put_object(
+        Bucket=stack.env["PROCESS_BUCKET"],
+        Key=key,
+        Body="\n".join(json.dumps(r) for r in rows).encode(),
+        Metadata={"job_id": "job-1", "job_start": repr(start), "chunk": "0"},
+    )
+
+
+def chunk_of(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "row": i + 1,
+            "api": "messages",
+            "params": {"To": f"+1415555{i:04d}", "From": VALID_FROM, "Body": f"m{i}"},
+            "offset": i / 10,
+        }
+        for i in range(count)
+    ]
+
+
+def queue_counts(stack: Stack) -> tuple[int, int]:
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.send_queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesDelayed"]),
+    )
+
+
+def test_enqueuer_queues_every_row_delayed_until_due(stack: Stack, client: Client) -> None:
+    put_chunk(stack, "jobs/job-1/chunk-00000.jsonl", chunk_of(35), start=time.time() + 120)
+
+    client.lambda_.invoke(
+        "handle_released_chunk",
+        s3_event(stack.env["PROCESS_BUCKET"], "jobs/job-1/chunk-00000.jsonl"),
+    )
+
+    assert queue_counts(stack) == (0, 35)
+
+
+def test_enqueuer_queues_rows_already_due_without_delay(stack: Stack, client: Client) -> None:
+    put_chunk(stack, "jobs/job-1/chunk-00000.jsonl", chunk_of(12), start=time.time() - 60)
+
+    client.lambda_.invoke(
+        "handle_released_chunk",
+        s3_event(stack.env["PROCESS_BUCKET"], "jobs/job-1/chunk-00000.jsonl"),
+    )
+
+    received = []
+    while batch := stack.sqs.receive_message(
+        QueueUrl=stack.send_queue_url, MaxNumberOfMessages=10
+    ).get("Messages"):
+        received.extend(json.loads(m["Body"]) for m in batch)
+    assert sorted(r["row"] for r in received) == list(range(1, 13))
+    assert all(r["job_id"] == "job-1" and r["attempt"] == 1 for r in received)
+
+
+def subscribe_responses(stack: Stack) -> str:
+    url = stack.sqs.create_queue(QueueName="responses-observer")["QueueUrl"]
+    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    stack.sns.subscribe(
+        TopicArn=stack.env["RESPONSE_TOPIC_ARN"],
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return str(url)
+
+
+def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
+    bodies = []
+    while batch := stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        bodies.extend(json.loads(m["Body"]) for m in batch)
+        stack.sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ],
+        )
+    return bodies
+
+
+def queued(
+    row: int, params: dict[str, str], api: str = "messages", attempt: int = 1
+) -> dict[str, Any]:
+    return {
+        "job_id": "job-1",
+        "row": row,
+        "api": api,
+        "params": params,
+        "due_at": time.time() - 1,
+        "attempt": attempt,
+    }
+
+
+def test_sender_calls_twilio_once_per_row_and_publishes_each_response(
+    stack: Stack, client: Client, emulator: TwilioEmulator
+) -> None:
+    observer = subscribe_responses(stack)
+    rows = [
+        queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "hello"}),
+        queued(2, {"To": "+15005550004", "From": VALID_FROM, "Body": "to a STOP"}),
+        queued(3, {"To": "+15005550009", "From": VALID_FROM, "Body": "to a landline"}),
+        queued(4, {"To": "+14155550101", "From": "+15005550001", "Body": "bad from"}),
+        queued(
+            5, {"To": "+14155550102", "From": VALID_FROM, "Url": "https://example.com/t"}, "calls"
+        ),
+    ]
+
+    client.lambda_.invoke("handle_send_batch", sqs_event(rows))
+
+    envelopes = {e["row"]: e for e in drain(stack, observer)}
+    assert {r: (e["outcome"], e["status"]) for r, e in envelopes.items()} == {
+        1: ("sent", 201),
+        2: ("failed", 400),
+        3: ("failed", 400),
+        4: ("failed", 400),
+        5: ("sent", 201),
+    }
+    assert envelopes[2]["error"]["code"] == 21610
+    assert envelopes[3]["error"]["code"] == 21614
+    assert envelopes[4]["error"]["code"] == 21212
+    assert envelopes[1]["sid"].startswith("SM") and envelopes[5]["sid"].startswith("CA")
+    for envelope in envelopes.values():
+        assert envelope["headers"]["Twilio-Request-Id"].startswith("RQ")
+        assert "Twilio-Concurrent-Requests" in envelope["headers"]
+        assert "Twilio-Request-Duration" in envelope["headers"]
+    posted = [r for r in emulator.requests if r["method"] == "POST"]
+    assert sorted(r["params"]["Body"] for r in posted if "Body" in r["params"]) == sorted(
+        ["hello", "to a STOP", "to a landline", "bad from"]
+    )
+    assert len(posted) == 5
+
+
+def test_sender_puts_a_full_queue_back_with_backoff_then_dead_letters(
+    stack: Stack, client: Client
+) -> None:
+    observer = subscribe_responses(stack)
+    full_queue = {"To": "+14155550100", "From": "+15005550008", "Body": "queue full"}
+
+    client.lambda_.invoke("handle_send_batch", sqs_event([queued(1, full_queue, attempt=1)]))
+    client.lambda_.invoke("handle_send_batch", sqs_event([queued(2, full_queue, attempt=5)]))
+
+    outcomes = {e["row"]: (e["outcome"], e["error"]["code"]) for e in drain(stack, observer)}
+    assert outcomes == {1: ("retrying", 21611), 2: ("dead_lettered", 21611)}
+    assert queue_counts(stack)[0] + queue_counts(stack)[1] == 1
+    dead = stack.sqs.receive_message(QueueUrl=stack.dlq_url)["Messages"]
+    body = json.loads(dead[0]["Body"])
+    assert (body["row"], body["attempt"], body["last_error"]["code"]) == (2, 5, 21611)
+
+
+def test_sender_without_a_response_reports_unknown_and_does_not_retry(
+    stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    observer = subscribe_responses(stack)
+    monkeypatch.setenv("TWILIO_BASE_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    services.reset()
+
+    client.lambda_.invoke(
+        "handle_send_batch",
+        sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
+    )
+
+    [envelope] = drain(stack, observer)
+    assert (envelope["outcome"], envelope["status"]) == ("unknown", None)
+    assert queue_counts(stack) == (0, 0)
+
+
+def test_sender_never_logs_the_twilio_secret(
+    stack: Stack, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import AUTH_TOKEN
+
+    caplog.set_level("INFO")
+    caplog.set_level("DEBUG", logger="chalicelib")
+    caplog.set_level("DEBUG", logger="twilio")
+    client.lambda_.invoke(
+        "handle_send_batch",
+        sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
+    )
+    assert AUTH_TOKEN not in caplog.text
