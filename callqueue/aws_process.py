@@ -47,7 +47,7 @@ def forward_invocations(function_host: str) -> None:
             response_headers["x-amz-function-error"] = response.headers[FUNCTION_ERROR_HEADER]
         return response.content
 
-    LambdaSimpleBackend.invoke = invoke  # type: ignore[assignment,method-assign]
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:

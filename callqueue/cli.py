@@ -9,10 +9,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from callqueue.faults import FaultSpec
 from callqueue.report import OUTCOMES, JobTotals, build_report
+
+if TYPE_CHECKING:
+    from callqueue.runtime import LocalRuntime, Options
 
 EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE = 0, 1, 2
 
@@ -185,7 +188,7 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _options(args: argparse.Namespace) -> object:
+def _options(args: argparse.Namespace) -> Options:
     from callqueue.runtime import Options
 
     return Options(
@@ -200,12 +203,11 @@ def _options(args: argparse.Namespace) -> object:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from callqueue.runtime import LocalRuntime, Options
+    from callqueue.runtime import LocalRuntime
 
     for path in args.files:
         _readable(path)
     options = _options(args)
-    assert isinstance(options, Options)  # noqa: S101
     stall_limit = args.timeout or float(args.window + 120)
     progress = Progress(sys.stderr, options.cps)
     with LocalRuntime(options) as runtime:
@@ -249,12 +251,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from callqueue.runtime import LocalRuntime, Options
+    from callqueue.runtime import LocalRuntime
 
     options = _options(args)
-    assert isinstance(options, Options)  # noqa: S101
     with LocalRuntime(options) as runtime:
-        print(f"moto (AWS):      {runtime.endpoint}   e.g. aws --endpoint-url {runtime.endpoint} s3 ls")
+        print(f"moto (AWS):      {runtime.endpoint}  (aws --endpoint-url {runtime.endpoint} ...)")
         assert runtime.emulator is not None  # noqa: S101
         print(f"Twilio emulator: {runtime.emulator.base_url}")
         for name, value in sorted(runtime.env.items()):
@@ -286,10 +287,7 @@ def _emulator(args: argparse.Namespace) -> int:
 # -- progress and summary ---------------------------------------------------------------------
 
 
-def _job_totals(runtime: object) -> list[JobTotals]:
-    from callqueue.runtime import LocalRuntime
-
-    assert isinstance(runtime, LocalRuntime)  # noqa: S101
+def _job_totals(runtime: LocalRuntime) -> list[JobTotals]:
     result = []
     for submitted in runtime.jobs:
         job = runtime.job(submitted.job_id)
@@ -305,10 +303,7 @@ def _job_totals(runtime: object) -> list[JobTotals]:
     return result
 
 
-def _arrivals(runtime: object) -> list[float]:
-    from callqueue.runtime import LocalRuntime
-
-    assert isinstance(runtime, LocalRuntime)  # noqa: S101
+def _arrivals(runtime: LocalRuntime) -> list[float]:
     if runtime.emulator is None:
         return []
     return [float(r["t"]) for r in list(runtime.emulator.requests)]
@@ -389,7 +384,7 @@ def _print_summary(report: dict[str, object]) -> None:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)

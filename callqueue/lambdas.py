@@ -86,7 +86,7 @@ class FunctionHost:
         host = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 name = self.path.strip("/").split("/")[1]
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 handler = host._functions.get(name)
@@ -103,7 +103,7 @@ class FunctionHost:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -140,7 +140,7 @@ def _routed_invoke(
     with _routes_lock:
         handler = _routes.get(name)
     if handler is None:
-        return _original_invoke(self, function_name, qualifier, body, headers, response_headers)  # type: ignore[no-any-return]
+        return _original_invoke(self, function_name, qualifier, body, headers, response_headers)
     payload, failed = run_function(name, handler, body)
     if failed:
         response_headers["x-amz-function-error"] = "Unhandled"

@@ -1,4 +1,4 @@
-"""The infrastructure stack: renders .chalice/infrastructure.yaml and deploys it with CloudFormation.
+"""The infrastructure stack: renders .chalice/infrastructure.yaml, deploys it with CloudFormation.
 
 The same function deploys to AWS and, locally, into moto, so the local resources are the deployed
 ones and not a second hand-written list. Stack outputs become the handlers' environment variables.

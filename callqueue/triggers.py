@@ -41,7 +41,7 @@ ASYNC_RETRY_SECONDS = 3
 DEFAULT_SQS_CONCURRENCY = 5
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it is a crash, not an error to handle
+class SimulatedCrash(BaseException):
     """The invocation dies as a Lambda timeout would: nothing after it runs, no cleanup."""
 
 
@@ -133,7 +133,9 @@ class Triggers:
             thread.start()
             self._threads.append(thread)
         for source in self._sources:
-            thread = threading.Thread(target=self._poll, args=(source,), name=source.name, daemon=True)
+            thread = threading.Thread(
+                target=self._poll, args=(source,), name=source.name, daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -273,7 +275,11 @@ class Triggers:
         sqs = self._client("sqs")
         try:
             events = [m for m in messages if _is_event(m)]
-            result = self._invoke(source.name, source.handler, source.to_event(events)) if events else None
+            result = (
+                self._invoke(source.name, source.handler, source.to_event(events))
+                if events
+                else None
+            )
             if result is _FAILED:
                 return  # left on the queue: visible again after the visibility timeout
             keep = _batch_item_failures(result)

@@ -1,4 +1,4 @@
-"""Plan a file without sending anything: what the splitter would do with it, and how long it takes."""
+"""Plan a file without sending anything: what the splitter would do with it, and how long."""
 
 from __future__ import annotations
 

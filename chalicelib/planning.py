@@ -31,7 +31,9 @@ class Schedule:
         if self.cps < 1:
             raise ConfigError(f"CPS must be at least 1, got {self.cps}")
         if not 1 <= self.window_seconds <= MAX_WINDOW_SECONDS:
-            raise ConfigError(f"window must be 1..{MAX_WINDOW_SECONDS} s, got {self.window_seconds}")
+            raise ConfigError(
+                f"window must be 1..{MAX_WINDOW_SECONDS} s, got {self.window_seconds}"
+            )
 
     @property
     def chunk_size(self) -> int:

@@ -85,7 +85,9 @@ class SendQueue:
         entries = []
         for i, row in enumerate(batch):
             delay = (
-                delay_seconds(row.due_at, now) if delays is None else delay_seconds(now + delays[i], now)
+                delay_seconds(row.due_at, now)
+                if delays is None
+                else delay_seconds(now + delays[i], now)
             )
             entries.append(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,8 @@ class ReleaseLoop:
     def start(self, job_id: str, state: dict[str, Any]) -> None:
         """Start the loop once per job: the execution is named after the job, so a retried start
         with the same input is accepted by Step Functions as the same execution."""
-        try:
+        # Same name, different input: an execution for this job is already running.
+        with contextlib.suppress(self._sfn.exceptions.ExecutionAlreadyExists):
             self._sfn.start_execution(
                 stateMachineArn=self._arn, name=job_id, input=json.dumps(state, sort_keys=True)
             )
-        except self._sfn.exceptions.ExecutionAlreadyExists:
-            # Same name, different input: an execution for this job is already running.
-            pass

@@ -55,7 +55,7 @@ class Sender:
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._rng = rng or random.Random()
 
     def send_batch(self, rows: Iterable[QueuedRow]) -> list[ResponseEnvelope]:
         gateway = self._gateway()

@@ -60,7 +60,9 @@ def load_credentials(
     names = SECRET_KEYS[kind]
     missing = [name for name in names if not values.get(name)]
     if missing:
-        raise CredentialsError(f"secret {secret_id} has no {', '.join(missing)} ({kind} credentials)")
+        raise CredentialsError(
+            f"secret {secret_id} has no {', '.join(missing)} ({kind} credentials)"
+        )
     account_sid, username, password = (str(values[name]) for name in names)
     return Credentials(account_sid=account_sid, username=username, password=password)
 
@@ -74,9 +76,7 @@ class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is
         self._base = urlsplit(base_url) if base_url else None
         self._local = threading.local()
 
-    def request(
-        self, method: str, url: str, *args: Any, **kwargs: Any
-    ) -> Response:
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         self._local.response = None
         if self._base is not None:
             parts = urlsplit(url)

@@ -18,18 +18,18 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
-import boto3  # noqa: E402
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+import pytest
+from moto import mock_aws
 
-from callqueue import lambdas  # noqa: E402
-from callqueue.emulator import TwilioEmulator  # noqa: E402
-from callqueue.stack import deploy_stack, expose_state_machine_to_interpreter  # noqa: E402
-from chalicelib import services  # noqa: E402
+from callqueue import lambdas
+from callqueue.emulator import TwilioEmulator
+from callqueue.stack import deploy_stack, expose_state_machine_to_interpreter
+from chalicelib import services
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "0" * 31 + "2"  # a placeholder, not a credential
