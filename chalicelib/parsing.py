@@ -13,9 +13,18 @@ Two kinds of failure, because they call for different actions:
   written for the user who uploaded the file.
 
 The readers are generators. FileFormatError can therefore come after some records were already
-yielded: invalid JSON half way through an array, a CSV quoted field that never closes, a NUL byte
-deep in the file. The caller decides what to do with the records it already has; the splitter
-fails the whole job.
+yielded: invalid JSON half way through an array, a CSV quoted field that runs on past the record
+limit, a NUL byte deep in the file. The caller decides what to do with the records it already has;
+the splitter fails the whole job.
+
+CSV: RFC 4180 with a required header row, UTF-8 with or without a BOM, LF, CRLF or CR. Header
+names are stripped and must be non-blank and unique regardless of case. Blank lines and rows of
+bare commas are skipped and not counted. Quoting is strict: text after a closing quote rejects the
+record. A quote left open at the end of the file makes that last record an error (everything after
+the quote was read into it). Values are strings.
+
+JSON: ``{"messages": [...]}`` (other top-level keys are read and ignored) or a top-level array;
+each element is a record and keeps its JSON types. JSON Lines: one object per non-blank line.
 """
 
 from __future__ import annotations
@@ -406,7 +415,23 @@ class _JsonWindow:
     def offset(self, pos: int | None = None) -> int:
         return self.dropped + (self.pos if pos is None else pos)
 
-    def fill(self) -> None:
+    def fill(self, at_least: int = 1) -> None:
+        """Drop what was consumed and append at least ``at_least`` more characters (or the rest).
+
+        Asking for as much again as a value already holds keeps re-parsing of a long value,
+        delivered in small reads, linear rather than quadratic.
+        """
+        chunks = [self.text[self.pos :]]
+        added = 0
+        while added < at_least and not self.eof:
+            chunk = self._read_chunk()
+            chunks.append(chunk)
+            added += len(chunk)
+        self.dropped += self.pos
+        self.text = "".join(chunks)
+        self.pos = 0
+
+    def _read_chunk(self) -> str:
         data = self._stream.read(READ_SIZE)
         if _NUL in data:
             raise _binary_error(f"byte offset {self._bytes_read + data.index(_NUL)}")
@@ -424,9 +449,7 @@ class _JsonWindow:
         if self._at_start and chunk:
             self._at_start = False
             chunk = chunk.removeprefix(_UTF8_BOM)
-        self.dropped += self.pos
-        self.text = self.text[self.pos :] + chunk
-        self.pos = 0
+        return chunk
 
     def peek(self) -> str:
         """The next non-whitespace character, or "" at the end of the file."""
@@ -466,14 +489,19 @@ class _JsonWindow:
                 raise FileFormatError(f"invalid JSON in {what}: {error}") from None
             else:
                 if self.eof or _ends_within(self.text, end, value):
+                    if end - self.pos > MAX_JSON_RECORD_CHARS:
+                        raise self._too_long(what)
                     self.pos = end
                     return value
-            if len(self.text) - self.pos > MAX_JSON_RECORD_CHARS:
-                raise FileFormatError(
-                    f"{what} at character {self.offset()} is longer than "
-                    f"{MAX_JSON_RECORD_CHARS} characters"
-                )
-            self.fill()
+            held = len(self.text) - self.pos
+            if held > MAX_JSON_RECORD_CHARS:
+                raise self._too_long(what)
+            self.fill(at_least=max(1, min(held, MAX_JSON_RECORD_CHARS + 1 - held)))
+
+    def _too_long(self, what: str) -> FileFormatError:
+        return FileFormatError(
+            f"{what} at character {self.offset()} is longer than {MAX_JSON_RECORD_CHARS} characters"
+        )
 
 
 def _read_json(stream: ByteStream) -> Iterator[Record]:

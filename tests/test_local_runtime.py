@@ -95,7 +95,8 @@ def test_run_each_magic_number_gets_its_error_code(sample_run: dict[str, Any]) -
     messages = [
         r
         for r in sample_run["log"]
-        if r["path"].endswith("/Messages.json") and r["method"] == "POST"
+        if r["path"].endswith("/Messages.json")
+        and r["method"] == "POST"
         # Channel addresses (whatsapp:) are not magic numbers; the emulator decides those.
         and ":" not in r["params"].get("From", "")
     ]

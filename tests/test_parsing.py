@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.parsing import (
@@ -178,7 +178,7 @@ def test_csv_utf16_file() -> None:
 
 
 def test_csv_undecodable_bytes_reject_only_their_record() -> None:
-    data = "To,Body\n+1,café\n".encode() + b"+2,caf\xe9\n" + "+3,ok\n".encode()
+    data = "To,Body\n+1,café\n".encode() + b"+2,caf\xe9\n+3,ok\n"
     result = records(data, "csv")
     assert [r.fields for r in result] == [
         {"To": "+1", "Body": "café"},
@@ -333,7 +333,7 @@ def test_json_invalid_json_mid_array_keeps_earlier_records() -> None:
         ('[{"a": 1}', "after record 1 at character 9"),
         ('[{"a": 1}] extra', "at character 11"),
         ('{"messages": [{"a": 1}] "x": 1}', "at character 24"),
-        ('{messages: []}', "at character 1"),
+        ("{messages: []}", "at character 1"),
         ("To,From\n+1,+2\n", "in the file at character 0"),
     ],
 )
@@ -388,7 +388,7 @@ def test_jsonl_bad_lines_are_record_errors_and_parsing_continues() -> None:
         "at column 2",
         3: "record 3 is an array, not an object",
         4: "record 4 is a string, not an object",
-        5: "record 5 is not valid UTF-8 (byte 0xff at byte offset 34)",
+        5: "record 5 is not valid UTF-8 (byte 0xff at byte offset 29)",
     }
     assert records(data, "jsonl")[-1] == Record(6, {"c": 3})
 
@@ -417,7 +417,9 @@ def test_jsonl_multibyte_characters_split_across_reads() -> None:
 # --- properties ---
 
 _names = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="\x00\r\n"), min_size=1, max_size=8
+    alphabet=st.characters(codec="utf-8", exclude_characters="\x00\r\n\ufeff"),
+    min_size=1,
+    max_size=8,
 ).filter(lambda name: name.strip() == name)
 _values = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
 _rows = st.integers(min_value=1, max_value=4).flatmap(
@@ -435,8 +437,9 @@ def test_csv_round_trips_rows_written_by_csv_writer(
 ) -> None:
     header, rows = table
     rows = [row for row in rows if any(value.strip() for value in row)]
-    if not rows:
-        return
+    # csv.writer quotes only the characters of its own line terminator, so with "\n" a bare
+    # "\r" is written unquoted and no reader can tell it from a line ending.
+    assume(rows and (crlf or not any("\r" in value for row in rows for value in row)))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n" if crlf else "\n")
     writer.writerow(header)
@@ -448,7 +451,9 @@ def test_csv_round_trips_rows_written_by_csv_writer(
 _json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _values
 _json_values = st.recursive(
     _json_scalars,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(_values, children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(_values, children, max_size=3)
+    ),
     max_leaves=8,
 )
 _objects = st.lists(st.dictionaries(_values, _json_values, max_size=4), min_size=1, max_size=6)
