@@ -153,6 +153,8 @@ class LocalRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.env: dict[str, str] = {}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self.emulator: TwilioEmulator | None = None
         self.triggers: Triggers | None = None
         self.endpoint = ""
@@ -284,21 +286,26 @@ class LocalRuntime:
     # -- use --------------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        """A client for the runtime's own calls (not counted as the project's requests)."""
-        return self._session.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            config=Config(retries={"mode": "standard", "max_attempts": 5}),
-        )
+        """A client for the runtime's own calls (not counted as the project's requests).
 
-    @property
-    def _session(self) -> boto3.session.Session:
-        return boto3.session.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto accepts any; not a credential
-            region_name=REGION,
-        )
+        Clients are made once per service: making one loads its API model, which costs more
+        than the calls themselves. boto3 clients are safe to share between threads."""
+        with self._clients_lock:
+            if service not in self._clients:
+                session = boto3.session.Session(
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",  # noqa: S106 - moto accepts any; not a credential
+                    region_name=REGION,
+                )
+                self._clients[service] = session.client(  # type: ignore[call-overload]
+                    service,
+                    endpoint_url=self.endpoint,
+                    config=Config(
+                        retries={"mode": "standard", "max_attempts": 5},
+                        max_pool_connections=50,
+                    ),
+                )
+            return self._clients[service]
 
     def submit(self, path: Path) -> Submitted:
         bucket = self.env["SOURCE_BUCKET"]

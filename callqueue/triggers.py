@@ -39,6 +39,10 @@ ASYNC_ATTEMPTS = 3
 # Lambda waits about a minute before retrying an async invocation; locally a few seconds.
 ASYNC_RETRY_SECONDS = 3
 DEFAULT_SQS_CONCURRENCY = 5
+# Receivers per queue sharing the function's concurrency.
+POLLERS = 2
+# A poller that finds its queue empty waits longer each time, up to this.
+MAX_IDLE_POLL_SECONDS = 0.25
 
 
 class SimulatedCrash(BaseException):
@@ -83,7 +87,7 @@ class Triggers:
         clients: Callable[[str], Any],
         *,
         region: str,
-        poll_interval: float = 0.1,
+        poll_interval: float = 0.02,
     ) -> None:
         self._app = app
         self._stage = stage
@@ -133,11 +137,14 @@ class Triggers:
             thread.start()
             self._threads.append(thread)
         for source in self._sources:
-            thread = threading.Thread(
-                target=self._poll, args=(source,), name=source.name, daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            # Like Lambda's SQS pollers: a few receivers share the function's concurrency.
+            free = threading.BoundedSemaphore(source.concurrency)
+            for i in range(min(source.concurrency, POLLERS)):
+                thread = threading.Thread(
+                    target=self._poll, args=(source, free), name=f"{source.name}-{i}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
@@ -234,7 +241,7 @@ class Triggers:
 
         self._scheduled.append(threading.Thread(target=run, name=name, daemon=True))
 
-    def _poll(self, source: Source) -> None:
+    def _poll(self, source: Source, free: threading.BoundedSemaphore) -> None:
         """Receive batches and hand each to a free "instance" of the function, up to the
         trigger's concurrency. A batch is received only once an instance is free, so its
         visibility timeout does not run while it waits.
@@ -242,7 +249,7 @@ class Triggers:
         Short polls with a brief pause: moto's long poll wakes only for new messages, not for
         delayed ones becoming visible, which would add up to a second to every delay."""
         sqs = self._client("sqs")
-        free = threading.BoundedSemaphore(source.concurrency)
+        idle = self._poll_interval
         while not self._stop.is_set():
             free.acquire()
             try:
@@ -262,8 +269,11 @@ class Triggers:
             messages = response.get("Messages", [])
             if not messages:
                 free.release()
-                self._stop.wait(self._poll_interval)
+                # Back off while the queue is empty: every receive costs moto a scan of the queue.
+                self._stop.wait(idle)
+                idle = min(idle * 2, MAX_IDLE_POLL_SECONDS)
                 continue
+            idle = self._poll_interval
             thread = threading.Thread(
                 target=self._run_batch, args=(source, messages, free), daemon=True
             )

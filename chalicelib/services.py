@@ -7,6 +7,7 @@ setting up moto. `reset()` drops everything (tests, and the local runtime betwee
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -57,9 +58,17 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-@cache
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
 def _client(service: str) -> Any:
-    return _session_factory().client(service)  # type: ignore[call-overload]
+    # One client per service and container: making one loads its API model, which costs more
+    # than many calls. Concurrent first uses (several sender batches at once) share it.
+    with _clients_lock:
+        if service not in _clients:
+            _clients[service] = _session_factory().client(service)  # type: ignore[call-overload]
+        return _clients[service]
 
 
 def storage() -> Storage:
@@ -112,5 +121,7 @@ def sender() -> Sender:
 
 
 def reset() -> None:
-    for cached in (settings, _client, send_queue, splitter, releaser, enqueuer, gateway, sender):
+    with _clients_lock:
+        _clients.clear()
+    for cached in (settings, send_queue, splitter, releaser, enqueuer, gateway, sender):
         cached.cache_clear()
