@@ -13,7 +13,7 @@ Anything else is 404 with code 20404. Bodies carry every property of the operati
 schema in Twilio's OpenAPI description; errors are ``{"code", "message", "more_info", "status"}``.
 Every response has ``Twilio-Request-Id``, ``Twilio-Concurrent-Requests`` (requests in flight on
 arrival, this one included) and ``Twilio-Request-Duration``. The host is ignored: point the SDK's
-hosts at `TwilioEmulator.base_url` with `RedirectingHttpClient`.
+hosts at `TwilioEmulator.base_url` with `chalicelib.twilio_gateway.CapturingHttpClient`.
 
 Order of checks: route (404) -> Basic auth with the account SID + auth token or an API key SID +
 secret (401, 20003), then for 2010-04-01 paths a malformed account SID (404) or another account's
@@ -90,11 +90,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any, cast
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
-
-from requests.adapters import HTTPAdapter
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from callqueue.faults import FaultKind, FaultSpec
 
@@ -1150,38 +1146,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request line on stderr; the requests log records every request."""
-
-
-class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
-    """The Twilio SDK's HTTP client, sending every request to `base_url` instead of Twilio's hosts
-    (api, lookups, verify, studio), keeping path and query.
-
-    `last_response` is the calling thread's last response, errors included: the SDK raises
-    TwilioRestException without the response headers.
-    """
-
-    def __init__(self, base_url: str, *, timeout: float | None = None, pool_size: int = 64) -> None:
-        super().__init__(timeout=timeout)
-        self._base = urlsplit(base_url)
-        self._local = threading.local()
-        # Loopback only: an HTTP(S)_PROXY from the environment must not capture these requests.
-        self.session.trust_env = False
-        # requests' default pool keeps 10 connections per host; a threaded sender needs more, or
-        # it reconnects for most requests. No retries, as with the SDK's own adapter.
-        self.session.mount("http://", HTTPAdapter(pool_maxsize=pool_size))
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        self._local.response = None
-        parts = urlsplit(url)
-        target = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
-        response: Response = super().request(method, target, *args, **kwargs)
-        self._local.response = response
-        return response
-
-    @property
-    def last_response(self) -> Response | None:
-        response: Response | None = getattr(self._local, "response", None)
-        return response
 
 
 def serve_forever_cli(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -71,10 +72,18 @@ class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is
     """The SDK's HTTP client, keeping each thread's last raw response and optionally sending every
     request to another base URL (a local Twilio emulator) instead of Twilio's hosts."""
 
-    def __init__(self, base_url: str | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self, base_url: str | None = None, timeout: float | None = None, *, pool_size: int = 64
+    ) -> None:
         super().__init__(timeout=timeout)
         self._base = urlsplit(base_url) if base_url else None
         self._local = threading.local()
+        if self._base is not None:
+            # A local emulator: no proxy from the environment may capture these requests, and
+            # requests' default pool (10 connections a host) would make a threaded sender
+            # reconnect for most requests. No retries, as with the SDK's own adapter.
+            self.session.trust_env = False
+            self.session.mount("http://", HTTPAdapter(pool_maxsize=pool_size))
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         self._local.response = None

@@ -33,12 +33,12 @@ from callqueue.emulator import (
     DEFAULT_AUTH_TOKEN,
     FAULT_HEADER,
     LOOKUP_FIELDS,
-    RedirectingHttpClient,
     TwilioEmulator,
     parse_number,
     segment_count,
 )
 from callqueue.faults import FaultKind, FaultSpec
+from chalicelib.twilio_gateway import CapturingHttpClient
 from tests import oai
 
 ACCOUNT = DEFAULT_ACCOUNT_SID
@@ -62,12 +62,12 @@ class Sdk:
     """A twilio Client pointed at the emulator, with the raw last response at hand."""
 
     client: Client
-    http: RedirectingHttpClient
+    http: CapturingHttpClient
     emulator: TwilioEmulator
 
     @property
     def response(self) -> Response:
-        response = self.http.last_response
+        response = self.http.captured
         assert response is not None
         return response
 
@@ -87,7 +87,7 @@ def sdk_for(
     password: str = DEFAULT_API_KEY_SECRET,
     account_sid: str = ACCOUNT,
 ) -> Sdk:
-    http = RedirectingHttpClient(emulator.base_url, timeout=10)
+    http = CapturingHttpClient(emulator.base_url, timeout=10)
     client = Client(username=username, password=password, account_sid=account_sid, http_client=http)
     return Sdk(client, http, emulator)
 
@@ -939,7 +939,7 @@ def test_emulator_serve_forever_cli_answers_with_default_credentials(tmp_path: P
         first_line = process.stdout.readline()
         base_url = re.search(r"http://127\.0\.0\.1:\d+", first_line)
         assert base_url is not None, first_line
-        http_client = RedirectingHttpClient(base_url.group(0), timeout=10)
+        http_client = CapturingHttpClient(base_url.group(0), timeout=10)
         client = Client(
             username=DEFAULT_API_KEY_SID,
             password=DEFAULT_API_KEY_SECRET,

@@ -61,7 +61,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "run",
         str(REPO / "samples" / "sample.csv"),
         "--cps", "50",
-        "--window", "2",
+        "--window", "3",
         "--report", str(report),
         "--requests-log", str(log),
         cwd=work,
@@ -125,6 +125,8 @@ def test_run_reports_rate_and_aws_requests(sample_run: dict[str, Any]) -> None:
     assert requests["sns:PublishBatch"] >= 1
     assert requests["sfn:StartExecution"] == 1
     assert len(report["jobs"]) == 1
+    # 294 valid rows at 50 CPS in 3-second windows: two chunks, so the loop waited once.
+    assert requests["s3:CopyObject"] == 2
     assert "[" in sample_run["result"].stderr  # the progress bar
 
 
@@ -159,3 +161,108 @@ def test_run_unreadable_file_fails_its_job_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "empty" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_run_with_injected_429s_and_500s_retries_until_every_row_settles(tmp_path: Path) -> None:
+    source = tmp_path / "faults.csv"
+    write_file(source, "csv", generate_rows(120, seed=5, error_rate=0.0))
+    report, log = tmp_path / "report.json", tmp_path / "requests.jsonl"
+
+    result = run_callqueue(
+        "run", str(source), "--cps", "40", "--window", "2", "--faults", "429=0.15,500=0.05",
+        "--seed", "11", "--report", str(report), "--requests-log", str(log),
+        cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    data, requests = json.loads(report.read_text()), read_log(log)
+    faults = Counter(r["fault"] for r in requests if r["fault"])
+    assert faults["429"] > 0 and faults["500"] > 0
+    totals = data["totals"]
+    assert totals["unaccounted"] == 0
+    assert totals["sent"] + totals["dead_lettered"] == 120
+    # Each row was processed by Twilio once: injected faults were never processed.
+    processed = Counter(r["params"]["Body"] for r in requests if r["processed"])
+    assert max(processed.values()) == 1
+    assert len(processed) == totals["sent"]
+
+
+def test_run_gives_up_and_exits_1_when_rows_stop_settling(tmp_path: Path) -> None:
+    source = tmp_path / "slow.csv"
+    write_file(source, "csv", generate_rows(20, seed=3))
+    report = tmp_path / "report.json"
+
+    result = run_callqueue(
+        "run", str(source), "--latency", "30", "--timeout", "3", "--report", str(report),
+        cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "giving up" in result.stderr
+    assert json.loads(report.read_text())["totals"]["unaccounted"] > 0
+
+
+def test_plan_json_counts_rows_chunks_and_rejects() -> None:
+    result = run_callqueue(
+        "plan", str(REPO / "samples" / "sample.csv"), "--cps", "50", "--window", "3", "--json",
+        cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["rows"], plan["valid"], plan["rejected"], plan["chunks"]) == (300, 294, 6, 2)
+    assert plan["eta_seconds"] == 293 / 50
+    assert [r["row"] for r in plan["rejects"]] == [12, 57, 101, 150, 203, 244]
+
+
+def test_plan_unreadable_file_exits_2_with_the_reason(tmp_path: Path) -> None:
+    binary = tmp_path / "calls.csv"
+    binary.write_bytes(b"To,From\x00\x01\x02")
+    result = run_callqueue("plan", str(binary), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("callqueue: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_generate_writes_a_file_the_planner_accepts(tmp_path: Path) -> None:
+    result = run_callqueue("generate", "jsonl", "25", "--seed", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    plan = json.loads(run_callqueue("plan", str(path), "--json", cwd=tmp_path).stdout)
+    assert (plan["rows"], plan["rejected"]) == (25, 0)
+
+
+def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> None:
+    import signal
+
+    import boto3
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "callqueue.cli", "up"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Ctrl-C" in line:
+            break
+    output = "".join(lines)
+    endpoint = next(line.split()[2] for line in lines if line.startswith("moto (AWS):"))
+    variables = dict(line.strip().split("=", 1) for line in lines if line.startswith("  "))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert "Twilio emulator: http://127.0.0.1:" in output
+    assert variables["SOURCE_BUCKET"] in buckets
