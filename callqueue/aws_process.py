@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -108,6 +109,9 @@ def speed_up_sqs() -> None:
 
 def main(argv: list[str]) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # moto enforces no IAM or resource policies; it says so about the template's queue policies.
+    logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::SQS::QueuePolicy")
     forward_invocations(argv[1])
     speed_up_sqs()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

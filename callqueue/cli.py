@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     _local_arguments(run)
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument(
+        "--outcomes",
+        type=Path,
+        help="write every row's outcome here (CSV: job_id,row,outcome,error_code)",
+    )
+    run.add_argument(
         "--timeout",
         type=float,
         help="give up when no row has settled for this many seconds (default: window + 120)",
@@ -77,6 +82,31 @@ def _parser() -> argparse.ArgumentParser:
     _rate_arguments(up)
     _local_arguments(up)
     up.set_defaults(command=_up)
+
+    suppression = sub.add_parser(
+        "suppression", help="numbers never to call again (against the stack in the environment)"
+    )
+    suppression_sub = suppression.add_subparsers(required=True, metavar="ACTION")
+    listing = suppression_sub.add_parser("list", help="list suppressed numbers")
+    listing.set_defaults(command=_suppression_list)
+    add = suppression_sub.add_parser("add", help="suppress a number")
+    add.add_argument("number")
+    add.add_argument("--reason", default="added by hand")
+    add.set_defaults(command=_suppression_add)
+    remove = suppression_sub.add_parser("remove", help="stop suppressing a number")
+    remove.add_argument("number")
+    remove.set_defaults(command=_suppression_remove)
+
+    dlq = sub.add_parser("dlq", help="rows in the send queue's dead-letter queue")
+    dlq_sub = dlq.add_subparsers(required=True, metavar="ACTION")
+    dlq_list = dlq_sub.add_parser("list", help="show each dead-lettered row and why")
+    dlq_list.set_defaults(command=_dlq_list)
+    redrive = dlq_sub.add_parser("redrive", help="put dead-lettered rows back on the send queue")
+    redrive.set_defaults(command=_dlq_redrive)
+
+    resume = sub.add_parser("resume", help="continue a paused job")
+    resume.add_argument("job_id")
+    resume.set_defaults(command=_resume)
 
     emulator = sub.add_parser("emulator", help="run the Twilio emulator alone")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -231,6 +261,8 @@ def _run(args: argparse.Namespace) -> int:
                 break
             time.sleep(0.25)
         progress.finish(jobs, arrivals)
+        if args.outcomes:
+            _write_outcomes(args.outcomes, runtime)
         report = build_report(
             jobs,
             error_codes=runtime.tally.error_codes,
@@ -250,6 +282,21 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if report["totals"]["unaccounted"] == 0 else EXIT_UNACCOUNTED
 
 
+def _write_outcomes(path: Path, runtime: LocalRuntime) -> None:
+    import csv
+
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["job_id", "row", "outcome", "error_code"])
+        for submitted in runtime.jobs:
+            rows: list[tuple[int, str, int | None]] = [
+                (row, "rejected", None) for row, _ in runtime.rejects(submitted.job_id)
+            ]
+            rows += runtime.tally.rows(submitted.job_id)
+            for row, outcome, code in sorted(rows):
+                writer.writerow([submitted.job_id, row, outcome, "" if code is None else code])
+
+
 def _up(args: argparse.Namespace) -> int:
     from callqueue.runtime import LocalRuntime
 
@@ -258,14 +305,73 @@ def _up(args: argparse.Namespace) -> int:
         print(f"moto (AWS):      {runtime.endpoint}  (aws --endpoint-url {runtime.endpoint} ...)")
         assert runtime.emulator is not None  # noqa: S101
         print(f"Twilio emulator: {runtime.emulator.base_url}")
-        for name, value in sorted(runtime.env.items()):
-            print(f"  {name}={value}")
+        print(
+            "the stack's environment (eval these lines to use `callqueue suppression|dlq|resume`):"
+        )
+        for name, value in sorted(runtime.handler_environment().items()):
+            print(f"  export {name}={value}")
         print(f"drop files into s3://{runtime.env['SOURCE_BUCKET']}/ ; Ctrl-C stops", flush=True)
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("stopping")
+    return EXIT_OK
+
+
+def _suppression_list(args: argparse.Namespace) -> int:
+    from chalicelib import services
+
+    for entry in services.suppression().list():
+        code = "" if entry.error_code is None else f" ({entry.error_code})"
+        print(f"{entry.number}\t{entry.reason}{code}\t{entry.job_id or ''}")
+    return EXIT_OK
+
+
+def _suppression_add(args: argparse.Namespace) -> int:
+    from chalicelib import services
+
+    added = services.suppression().add(args.number, args.reason)
+    print(f"{args.number}: {'suppressed' if added else 'already suppressed'}")
+    return EXIT_OK
+
+
+def _suppression_remove(args: argparse.Namespace) -> int:
+    from chalicelib import services
+
+    removed = services.suppression().remove(args.number)
+    print(f"{args.number}: {'removed' if removed else 'was not suppressed'}")
+    return EXIT_OK
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from chalicelib import services
+
+    for row in services.send_queue().dead_letters():
+        error = row.get("last_error") or {}
+        why = f"HTTP {error.get('status')} code {error.get('code')}" if error else "redriven by SQS"
+        print(f"{row['job_id']}\trow {row['row']}\tattempt {row.get('attempt', 1)}\t{why}")
+    return EXIT_OK
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from chalicelib import services
+
+    moved = services.send_queue().redrive_dead_letters()
+    print(f"{moved} row(s) put back on the send queue")
+    return EXIT_OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from chalicelib import services
+    from chalicelib.jobs import StateChanged
+    from downstream.systemic import resume
+
+    try:
+        start = resume(services.jobs(), args.job_id, now=time.time())
+    except StateChanged as error:
+        raise UsageError(str(error)) from None
+    print(f"{args.job_id}: resumed; rows now due from {time.ctime(start)}")
     return EXIT_OK
 
 

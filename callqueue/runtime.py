@@ -42,7 +42,9 @@ from callqueue.triggers import SimulatedCrash, Triggers
 from chalicelib import services
 from chalicelib.jobs import Job, JobStore
 from chalicelib.splitter import job_id_for
+from chalicelib.storage import rejects_key
 from chalicelib.twilio_gateway import CapturingHttpClient
+from downstream.reconcile import read_rejects_csv
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ class Options:
     max_attempts: int = 5
     # Retries back off from half a second locally (2 s in a deployment) so a run ends sooner.
     backoff_base_seconds: float = 0.5
+    # Schedules (the reconciler) run every few seconds locally, not every minute.
+    schedule_period: float = 2.0
+    systemic_error_threshold: int = 3
     seed: int | None = None
 
 
@@ -103,6 +108,7 @@ class Tally:
     """Final outcome of every row the runtime has seen, from the response topic and the DLQ."""
 
     outcomes: dict[tuple[str, int], str] = field(default_factory=dict)
+    row_codes: dict[tuple[str, int], int] = field(default_factory=dict)
     error_codes: Counter[str] = field(default_factory=Counter)
     publications: Counter[tuple[str, int]] = field(default_factory=Counter)
     lags: list[float] = field(default_factory=list)
@@ -124,10 +130,20 @@ class Tally:
                 code = (data.get("error") or {}).get("code")
                 if code is not None:
                     self.error_codes[str(code)] += 1
+                    self.row_codes[key] = int(code)
 
     def dead_lettered(self, job_id: str, row: int) -> None:
         with self.lock:
             self.outcomes.setdefault((job_id, row), "dead_lettered")
+
+    def rows(self, job_id: str) -> list[tuple[int, str, int | None]]:
+        """(row, outcome, error code) of every settled row of a job, by row."""
+        with self.lock:
+            return sorted(
+                (row, outcome, self.row_codes.get((j, row)))
+                for (j, row), outcome in self.outcomes.items()
+                if j == job_id
+            )
 
     def counts(self, job_id: str) -> Counter[str]:
         with self.lock:
@@ -208,13 +224,13 @@ class LocalRuntime:
                 "Stage": self.options.stage,
                 "SendVisibilityTimeout": str(self.options.visibility_timeout),
                 "MaxReceiveCount": str(self.options.max_receive_count),
+                "SinkVisibilityTimeout": str(self.options.visibility_timeout),
             },
             poll=0.1,
         )
         expose_state_machine_to_interpreter(
             cloudformation,
             self.client("stepfunctions"),
-            self.client("iam"),
             f"callqueue-{self.options.stage}",
             self.env,
         )
@@ -248,6 +264,7 @@ class LocalRuntime:
                 "WINDOW_SECONDS": str(self.options.window_seconds),
                 "MAX_ATTEMPTS": str(self.options.max_attempts),
                 "BACKOFF_BASE_SECONDS": str(self.options.backoff_base_seconds),
+                "SYSTEMIC_ERROR_THRESHOLD": str(self.options.systemic_error_threshold),
             }
         )
         services.use_boto3_session(self.counter.session)
@@ -257,7 +274,13 @@ class LocalRuntime:
         module = self._import_app()
         self._functions.update(lambdas.pure_functions(module.app, self.options.stage))
         lambdas.create_functions(self.client("lambda"), self.client("iam"), list(self._functions))
-        self.triggers = Triggers(module.app, self.options.stage, self.client, region=REGION)
+        self.triggers = Triggers(
+            module.app,
+            self.options.stage,
+            self.client,
+            region=REGION,
+            schedule_period=self.options.schedule_period,
+        )
         self.triggers.install()
         self._observe()
         self.triggers.start()
@@ -307,6 +330,23 @@ class LocalRuntime:
                 )
             return self._clients[service]
 
+    def handler_environment(self) -> dict[str, str]:
+        """What the handlers see: the stack's outputs and the local settings."""
+        names = set(self.env) | {
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "CALLQUEUE_STAGE",
+            "TWILIO_BASE_URL",
+            "TWILIO_SECRET_ID",
+            "TWILIO_CREDENTIALS",
+            "CPS",
+            "WINDOW_SECONDS",
+        }
+        return {name: os.environ[name] for name in sorted(names) if name in os.environ}
+
     def submit(self, path: Path) -> Submitted:
         bucket = self.env["SOURCE_BUCKET"]
         key = f"{len(self.jobs) + 1:03d}-{path.name}"
@@ -315,6 +355,16 @@ class LocalRuntime:
         submitted = Submitted(job_id_for(bucket, key, response["ETag"].strip('"')), path)
         self.jobs.append(submitted)
         return submitted
+
+    def rejects(self, job_id: str) -> list[tuple[int, str]]:
+        """The job's rejected rows (record number, reason), from its rejects report."""
+        try:
+            body = self.client("s3").get_object(
+                Bucket=self.env["REPORTS_BUCKET"], Key=rejects_key(job_id)
+            )["Body"]
+        except self.client("s3").exceptions.NoSuchKey:
+            return []
+        return list(read_rejects_csv(body.read().decode("utf-8").splitlines(keepends=True)))
 
     def job(self, job_id: str) -> Job | None:
         return JobStore(self.client("dynamodb"), self.env["JOBS_TABLE"]).get(job_id)

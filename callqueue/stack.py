@@ -30,6 +30,17 @@ OUTPUT_ENV = {
     "ResponseTopicArn": "RESPONSE_TOPIC_ARN",
     "JobsTable": "JOBS_TABLE",
     "StateMachineArn": "STATE_MACHINE_ARN",
+    "ArchiveBucket": "ARCHIVE_BUCKET",
+    "ResultsTable": "RESULTS_TABLE",
+    "SuppressionTable": "SUPPRESSION_TABLE",
+    "ArchiveQueue": "ARCHIVE_QUEUE",
+    "ResultsQueue": "RESULTS_QUEUE",
+    "RouterQueue": "ROUTER_QUEUE",
+    "SuppressionQueue": "SUPPRESSION_QUEUE",
+    "SystemicQueue": "SYSTEMIC_QUEUE",
+    "SinkDeadLetterQueue": "SINK_DEAD_LETTER_QUEUE",
+    "ErrorBusName": "ERROR_BUS",
+    "AlertTopicArn": "ALERT_TOPIC_ARN",
 }
 
 
@@ -99,7 +110,7 @@ def deploy_stack(
 
 
 def expose_state_machine_to_interpreter(
-    cloudformation: Any, sfn: Any, iam: Any, stack_name: str, outputs: Mapping[str, str]
+    cloudformation: Any, sfn: Any, stack_name: str, outputs: Mapping[str, str]
 ) -> None:
     """Work around a moto gap (harness only): with `execute_state_machine` on, moto's Step
     Functions API answers from its interpreter's backend, which does not see state machines made
@@ -112,11 +123,10 @@ def expose_state_machine_to_interpreter(
         for p in cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["Parameters"]
         if p["ParameterKey"] == "Stage"
     )
-    role_name = cloudformation.describe_stack_resource(
-        StackName=stack_name, LogicalResourceId="ReleaseStateMachineRole"
-    )["StackResourceDetail"]["PhysicalResourceId"]
+    stack_outputs = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]
+    role_arn = next(
+        o["OutputValue"] for o in stack_outputs if o["OutputKey"] == "StateMachineRoleArn"
+    )
     function_arn = f"arn:aws:lambda:{region}:{account}:function:callqueue-{stage}-release_chunk"
     definition = STATE_MACHINE.read_text().replace("${ReleaseChunkFunctionArn}", function_arn)
-    sfn.create_state_machine(
-        name=name, definition=definition, roleArn=iam.get_role(RoleName=role_name)["Role"]["Arn"]
-    )
+    sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)

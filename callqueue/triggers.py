@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,8 @@ DEFAULT_SQS_CONCURRENCY = 5
 POLLERS = 2
 # A poller that finds its queue empty waits longer each time, up to this.
 MAX_IDLE_POLL_SECONDS = 0.25
+# Batching windows (up to 300 s in Lambda) are capped locally so a run ends in seconds.
+MAX_LOCAL_BATCHING_WINDOW = 1.0
 
 
 class SimulatedCrash(BaseException):
@@ -75,6 +78,7 @@ class Source:
     batch_size: int
     concurrency: int
     to_event: Callable[[list[dict[str, Any]]], Any]
+    batching_window: float = 0.0
 
 
 class Triggers:
@@ -88,12 +92,17 @@ class Triggers:
         *,
         region: str,
         poll_interval: float = 0.02,
+        schedule_period: float | None = None,
     ) -> None:
+        """`schedule_period`: run schedules at least this often (the local runtime's runs last
+        seconds, not the minutes a deployed schedule's period is measured in)."""
         self._app = app
         self._stage = stage
         self._client = clients
         self._region = region
         self._poll_interval = poll_interval
+        self._schedule_period = schedule_period
+        self._account = "000000000000"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sources: list[Source] = []
@@ -119,7 +128,15 @@ class Triggers:
                 url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
                 concurrency = config.maximum_concurrency or DEFAULT_SQS_CONCURRENCY
                 self._sources.append(
-                    Source(name, handler, url, config.batch_size, concurrency, self._sqs_event(url))
+                    Source(
+                        name,
+                        handler,
+                        url,
+                        config.batch_size,
+                        concurrency,
+                        self._sqs_event(url),
+                        min(config.maximum_batching_window_in_seconds, MAX_LOCAL_BATCHING_WINDOW),
+                    )
                 )
             elif isinstance(config, SNSEventConfig):
                 url = self._async_queue(name, failed_arn)
@@ -225,11 +242,15 @@ class Triggers:
         if period is None:
             log.warning("%s: schedule %s is not run locally (only rate())", name, expression)
             return
+        if self._schedule_period is not None:
+            period = min(period, self._schedule_period)
 
         def run() -> None:
             while not self._stop.wait(period):
                 event = {
                     "version": "0",
+                    "id": str(uuid.uuid4()),
+                    "account": self._account,
                     "detail-type": "Scheduled Event",
                     "source": "aws.events",
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -253,12 +274,7 @@ class Triggers:
         while not self._stop.is_set():
             free.acquire()
             try:
-                response = sqs.receive_message(
-                    QueueUrl=source.queue_url,
-                    MaxNumberOfMessages=source.batch_size,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                )
+                messages = self._receive(sqs, source)
             except Exception:
                 free.release()
                 if self._stop.is_set():
@@ -266,7 +282,6 @@ class Triggers:
                 log.exception("%s: polling failed", source.name)
                 self._stop.wait(1.0)
                 continue
-            messages = response.get("Messages", [])
             if not messages:
                 free.release()
                 # Back off while the queue is empty: every receive costs moto a scan of the queue.
@@ -278,6 +293,27 @@ class Triggers:
                 target=self._run_batch, args=(source, messages, free), daemon=True
             )
             thread.start()
+
+    def _receive(self, sqs: Any, source: Source) -> list[dict[str, Any]]:
+        """One batch: a receive of up to 10 messages, then, for triggers with larger batches,
+        more receives until the batch is full or its batching window has passed, as Lambda does."""
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + source.batching_window
+        while True:
+            response = sqs.receive_message(
+                QueueUrl=source.queue_url,
+                MaxNumberOfMessages=min(10, source.batch_size - len(messages)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            received = response.get("Messages", [])
+            messages.extend(received)
+            if not messages or len(messages) >= source.batch_size:
+                return messages
+            if time.monotonic() >= deadline:
+                return messages
+            if not received:
+                self._stop.wait(self._poll_interval * 5)
 
     def _run_batch(
         self, source: Source, messages: list[dict[str, Any]], free: threading.BoundedSemaphore

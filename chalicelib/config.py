@@ -46,6 +46,19 @@ class Settings:
     sender_batch_size: int
     sender_max_concurrency: int
     twilio_timeout_seconds: float
+    archive_bucket: str
+    results_table: str
+    suppression_table: str
+    archive_queue: str
+    results_queue: str
+    router_queue: str
+    suppression_queue: str
+    systemic_queue: str
+    error_bus: str
+    alert_topic_arn: str
+    retention_days: int
+    systemic_error_threshold: int
+    stalled_after_seconds: int
 
     def __post_init__(self) -> None:
         if self.cps < 1:
@@ -96,6 +109,21 @@ class Settings:
             sender_batch_size=_int(env, "SENDER_BATCH_SIZE", 10),
             sender_max_concurrency=_int(env, "SENDER_MAX_CONCURRENCY", 10),
             twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT_SECONDS", "10")),
+            archive_bucket=env.get("ARCHIVE_BUCKET", f"{prefix}-archive"),
+            results_table=env.get("RESULTS_TABLE", f"{prefix}-results"),
+            suppression_table=env.get("SUPPRESSION_TABLE", f"{prefix}-suppression"),
+            archive_queue=env.get("ARCHIVE_QUEUE", f"{prefix}-archive"),
+            results_queue=env.get("RESULTS_QUEUE", f"{prefix}-results"),
+            router_queue=env.get("ROUTER_QUEUE", f"{prefix}-router"),
+            suppression_queue=env.get("SUPPRESSION_QUEUE", f"{prefix}-suppression"),
+            systemic_queue=env.get("SYSTEMIC_QUEUE", f"{prefix}-systemic"),
+            error_bus=env.get("ERROR_BUS", f"{prefix}-errors"),
+            alert_topic_arn=env.get(
+                "ALERT_TOPIC_ARN", f"arn:aws:sns:{region}:{account}:{prefix}-alerts"
+            ),
+            retention_days=_int(env, "RETENTION_DAYS", 30),
+            systemic_error_threshold=_int(env, "SYSTEMIC_ERROR_THRESHOLD", 5),
+            stalled_after_seconds=_int(env, "STALLED_AFTER_SECONDS", 1800),
         )
 
 

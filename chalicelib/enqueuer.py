@@ -22,7 +22,14 @@ class Enqueuer:
         job_id = metadata["job_id"]
         start = float(metadata["job_start"])
         queued = (
-            QueuedRow(job_id=job_id, row=r.row, api=r.api, params=r.params, due_at=start + r.offset)
+            QueuedRow(
+                job_id=job_id,
+                row=r.row,
+                api=r.api,
+                params=r.params,
+                due_at=start + r.offset,
+                job_start=start,
+            )
             for r in rows
         )
         count = self._queue.enqueue(queued)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-JobState = Literal["splitting", "running", "released", "completed", "failed", "cancelled"]
+JobState = Literal["splitting", "running", "released", "paused", "completed", "failed", "cancelled"]
 
 
 class JobExists(Exception):
@@ -34,19 +34,32 @@ class Job:
     released_chunks: int = 0
     error: str | None = None
     rejects_key: str | None = None
+    paused_at: float | None = None
+    systemic_errors: int = 0
+    outcomes_key: str | None = None
+    stalled_at: float | None = None
+    completed_at: float | None = None
+    # Settled rows the reconciler last saw, and when that count last changed.
+    progress: int = 0
+    progress_at: float | None = None
+    # Responses the router has seen (every attempt).
+    responses: int = 0
 
 
-_NUMBERS = {
+_INTEGERS = {
     "cps",
     "window_seconds",
-    "created_at",
     "rows",
     "valid",
     "rejected",
     "chunks",
-    "started_at",
     "released_chunks",
+    "systemic_errors",
+    "progress",
+    "responses",
 }
+_TIMES = {"created_at", "started_at", "paused_at", "stalled_at", "completed_at", "progress_at"}
+_NUMBERS = _INTEGERS | _TIMES
 
 
 def _to_item(job: Job) -> dict[str, Any]:
@@ -63,8 +76,7 @@ def _from_item(item: dict[str, Any]) -> Job:
     for name, typed in item.items():
         if name in _NUMBERS:
             number = Decimal(typed["N"])
-            is_int = name not in ("created_at", "started_at")
-            values[name] = int(number) if is_int else float(number)
+            values[name] = int(number) if name in _INTEGERS else float(number)
         elif "S" in typed and name in Job.__dataclass_fields__:
             values[name] = typed["S"]
     return Job(**values)
@@ -94,6 +106,47 @@ class JobStore:
 
     def update(self, job_id: str, **changes: Any) -> None:
         """Set the given attributes (None removes one)."""
+        self.update_if(job_id, None, **changes)
+
+    def add(self, job_id: str, name: str, amount: int) -> int | None:
+        """Atomically add to a numeric attribute; returns the new value, None for no such job."""
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="ADD #n :a",
+                ExpressionAttributeNames={"#n": name},
+                ExpressionAttributeValues={":a": {"N": str(amount)}},
+                ConditionExpression="attribute_exists(job_id)",
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None
+        return int(response["Attributes"][name]["N"])
+
+    def active(self) -> list[Job]:
+        """Jobs that are not finished: what the reconciler looks at."""
+        jobs: list[Job] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#s IN (:r, :l, :p)",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":r": {"S": "running"},
+                ":l": {"S": "released"},
+                ":p": {"S": "paused"},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.scan(**kwargs)
+            jobs.extend(_from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def update_if(self, job_id: str, states: tuple[str, ...] | None, **changes: Any) -> None:
+        """Set the given attributes (None removes one), if the job is in one of `states`."""
         sets: list[str] = []
         removes: list[str] = []
         names: dict[str, str] = {}
@@ -110,13 +163,30 @@ class JobStore:
             expression += "SET " + ", ".join(sets)
         if removes:
             expression += " REMOVE " + ", ".join(removes)
+        condition = "attribute_exists(job_id)"
+        if states:
+            names["#state"] = "state"
+            allowed = []
+            for j, state in enumerate(states):
+                values[f":s{j}"] = {"S": state}
+                allowed.append(f":s{j}")
+            condition += f" AND #state IN ({', '.join(allowed)})"
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"job_id": {"S": job_id}},
             "UpdateExpression": expression.strip(),
             "ExpressionAttributeNames": names,
-            "ConditionExpression": "attribute_exists(job_id)",
+            "ConditionExpression": condition,
         }
         if values:
             kwargs["ExpressionAttributeValues"] = values
-        self._db.update_item(**kwargs)
+        try:
+            self._db.update_item(**kwargs)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            if states is None:
+                raise
+            raise StateChanged(f"job {job_id} is not {' or '.join(states)}") from None
+
+
+class StateChanged(Exception):
+    """The job was not in the state a change expected (someone else changed it first)."""

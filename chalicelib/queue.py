@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,47 @@ class SendQueue:
                 for i, (row, error) in enumerate(batch)
             ]
             self._send_entries(self.dead_letter_url, entries)
+
+    def dead_letters(self, *, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The rows in the DLQ, read without taking them (visibility timeout 0)."""
+        rows: dict[str, dict[str, Any]] = {}
+        empty = 0
+        while len(rows) < limit and empty < 3:
+            received = self._sqs.receive_message(
+                QueueUrl=self.dead_letter_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+            ).get("Messages", [])
+            fresh = [m for m in received if m["MessageId"] not in rows]
+            empty = 0 if fresh else empty + 1
+            for message in fresh:
+                rows[message["MessageId"]] = json.loads(message["Body"])
+        return list(rows.values())
+
+    def redrive_dead_letters(self) -> int:
+        """Put every row in the DLQ back on the send queue as a fresh first attempt, due now."""
+        moved = 0
+        while received := self._sqs.receive_message(
+            QueueUrl=self.dead_letter_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+        ).get("Messages", []):
+            rows = []
+            for message in received:
+                data = json.loads(message["Body"])
+                data.pop("last_error", None)
+                rows.append(
+                    replace(
+                        QueuedRow.from_json(data), attempt=1, due_at=self._clock(), job_start=0.0
+                    )
+                )
+            # Send first, delete after: a failure in between repeats a row, never loses one.
+            self._send_batch(self.url, rows, None)
+            self._sqs.delete_message_batch(
+                QueueUrl=self.dead_letter_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(received)
+                ],
+            )
+            moved += len(rows)
+        return moved
 
     def _send_batch(self, url: str, batch: list[QueuedRow], delays: list[float] | None) -> None:
         now = self._clock()

@@ -21,7 +21,7 @@ class CallRequest:
     params: dict[str, ParamValue]
 
 
-Outcome = Literal["sent", "failed", "unknown", "retrying", "dead_lettered"]
+Outcome = Literal["sent", "failed", "unknown", "retrying", "dead_lettered", "suppressed"]
 # The final outcomes a row can end in; "retrying" is an attempt's outcome, never a row's.
 FINAL_OUTCOMES: tuple[str, ...] = (
     "rejected",
@@ -65,13 +65,23 @@ class QueuedRow:
     params: dict[str, ParamValue]
     due_at: float
     attempt: int = 1
+    # The job's start when the row was enqueued: a job paused and resumed starts later, and
+    # its rows' times move with it.
+    job_start: float = 0.0
+
+    @property
+    def number(self) -> str | None:
+        """The phone number (or address) the call goes to."""
+        value = self.params.get("To", self.params.get("PhoneNumber"))
+        return value if isinstance(value, str) else None
 
     @property
     def request(self) -> CallRequest:
         return CallRequest(api=self.api, params=self.params)
 
-    def retry(self, due_at: float) -> QueuedRow:
-        return replace(self, due_at=due_at, attempt=self.attempt + 1)
+    def retry(self, due_at: float, job_start: float) -> QueuedRow:
+        """The next attempt, due at `due_at` as measured from the job's start `job_start`."""
+        return replace(self, due_at=due_at, attempt=self.attempt + 1, job_start=job_start)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +91,7 @@ class QueuedRow:
             "params": self.params,
             "due_at": self.due_at,
             "attempt": self.attempt,
+            "job_start": self.job_start,
         }
 
     @classmethod
@@ -92,6 +103,7 @@ class QueuedRow:
             params=dict(data["params"]),
             due_at=float(data["due_at"]),
             attempt=int(data.get("attempt", 1)),
+            job_start=float(data.get("job_start", 0.0)),
         )
 
 

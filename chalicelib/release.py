@@ -8,16 +8,20 @@ planning.Schedule.release_at), so the loop never drifts however long each releas
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from chalicelib.jobs import JobStore
+from chalicelib.jobs import JobStore, StateChanged
 from chalicelib.planning import Schedule, iso_timestamp
 from chalicelib.storage import Storage, chunk_key
 
 log = logging.getLogger(__name__)
 
 STOPPED_STATES = ("cancelled", "failed")
+# How often the loop of a paused job looks again at whether it was resumed.
+PAUSED_RECHECK_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,19 @@ class LoopState:
 
 class Releaser:
     def __init__(
-        self, storage: Storage, jobs: JobStore, holding_bucket: str, process_bucket: str
+        self,
+        storage: Storage,
+        jobs: JobStore,
+        holding_bucket: str,
+        process_bucket: str,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
         self._jobs = jobs
         self._holding = holding_bucket
         self._process = process_bucket
+        self._clock = clock
 
     def release(self, state: LoopState) -> LoopState:
         job = self._jobs.get(state.job_id)
@@ -73,6 +84,14 @@ class Releaser:
             stopped = "missing" if job is None else job.state
             log.info("job %s is %s: release loop stops", state.job_id, stopped)
             return replace(state, done=True, stopped=stopped)
+        if job.state == "paused":
+            # Release nothing; look again later. A resume moves the job's start, so the next
+            # chunk's time is recomputed from the job record then.
+            return replace(
+                state, next_at=iso_timestamp(self._clock() + PAUSED_RECHECK_SECONDS), done=False
+            )
+        # The job record's start is authoritative: a resumed job starts later than planned.
+        state = replace(state, start=job.started_at or state.start)
         self._storage.release_chunk(
             self._holding,
             self._process,
@@ -83,11 +102,16 @@ class Releaser:
         )
         following = state.chunk + 1
         done = following >= state.chunks
-        self._jobs.update(
-            state.job_id,
-            released_chunks=following,
-            state="released" if done else "running",
-        )
+        try:
+            # Conditional: a pause that landed meanwhile must not be overwritten.
+            self._jobs.update_if(
+                state.job_id,
+                ("running",),
+                released_chunks=following,
+                state="released" if done else "running",
+            )
+        except StateChanged:
+            self._jobs.update(state.job_id, released_chunks=following)
         schedule = Schedule(state.cps, state.window)
         return replace(
             state,

@@ -1,7 +1,9 @@
 """The sender: makes each queued row's Twilio call and publishes what came back.
 
 Rows become visible on the queue in the whole second before they are due (SQS delays are whole
-seconds); the sender holds each one until its exact time. A response that says Twilio did not
+seconds); the sender holds each one until its exact time. A row to a suppressed number ends
+`suppressed` without a call; the rows of a paused job go back on the queue untouched, and when
+the job resumes its rows' times move by the length of the pause. A response that says Twilio did not
 process the request (429, 5xx) goes back on the queue with backoff until the attempts run out,
 then to the dead-letter queue; the original message is then done with, so the design does not
 depend on partial batch responses being switched on for the trigger.
@@ -13,9 +15,10 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from chalicelib.jobs import Job
 from chalicelib.outcomes import backoff_seconds, classify
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
@@ -25,8 +28,10 @@ from chalicelib.twilio_gateway import TwilioGateway
 log = logging.getLogger(__name__)
 
 # A row can arrive up to a second early (delays are rounded down) and a little more when the
-# queue is busy; never hold an invocation much longer than that.
+# queue is busy; a row due later than this goes back on the queue instead of holding the batch.
 MAX_HOLD_SECONDS = 2.0
+# How often a paused job's queued rows look again at whether it was resumed.
+PAUSED_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Sender:
         publisher: ResponsePublisher,
         policy: SendPolicy,
         *,
+        jobs: Callable[[str], Job | None] = lambda _: None,
+        suppressed: Callable[[set[str]], set[str]] = lambda _: set(),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -53,38 +60,68 @@ class Sender:
         self._queue = queue
         self._publisher = publisher
         self._policy = policy
+        self._jobs = jobs
+        self._suppressed = suppressed
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
 
     def send_batch(self, rows: Iterable[QueuedRow]) -> list[ResponseEnvelope]:
-        gateway = self._gateway()
+        batch = list(rows)
+        jobs = {job_id: self._jobs(job_id) for job_id in {r.job_id for r in batch}}
+        later: list[tuple[QueuedRow, float]] = []
+        due: list[tuple[float, QueuedRow]] = []
+        now = self._clock()
+        for row in batch:
+            job = jobs[row.job_id]
+            if job is not None and job.state == "paused":
+                later.append((row, PAUSED_RECHECK_SECONDS))
+                continue
+            shift = _pause_shift(row, job)
+            at = row.due_at + shift
+            if at - now > MAX_HOLD_SECONDS:
+                later.append((row, at - now))
+            else:
+                # From here on the row's times are measured from the job's current start.
+                due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))
+        suppressed = self._suppressed({n for _, r in due if (n := r.number) is not None})
         envelopes: list[ResponseEnvelope] = []
         retries: list[tuple[QueuedRow, float]] = []
         dead: list[tuple[QueuedRow, dict[str, Any]]] = []
+        gateway = self._gateway() if due else None
         # Rows of one batch may arrive in any order; hold and call them in the order they are due.
-        for row in sorted(rows, key=lambda r: r.due_at):
-            self._hold_until(row.due_at)
+        for at, row in sorted(due, key=lambda item: item[0]):
+            if row.number in suppressed:
+                started = self._clock()
+                result = TwilioResult(None, None, {}, started, started)
+                envelopes.append(self._envelope(row, "suppressed", result, at))
+                continue
+            assert gateway is not None  # noqa: S101 - made above when any row is due
+            self._hold_until(at)
             result = gateway.call(row.request)
             outcome = self._outcome(row, result, retries, dead)
-            envelopes.append(
-                ResponseEnvelope(
-                    job_id=row.job_id,
-                    row=row.row,
-                    api=row.api,
-                    attempt=row.attempt,
-                    outcome=outcome,
-                    request=row.params,
-                    result=result,
-                    due_at=row.due_at,
-                )
-            )
-        if retries:
-            self._queue.retry_later(retries)
+            envelopes.append(self._envelope(row, outcome, result, at))
+        if later or retries:
+            self._queue.retry_later([*later, *retries])
         if dead:
             self._queue.dead_letter(dead)
         self._publisher.publish(envelopes)
         return envelopes
+
+    @staticmethod
+    def _envelope(
+        row: QueuedRow, outcome: Outcome, result: TwilioResult, due_at: float
+    ) -> ResponseEnvelope:
+        return ResponseEnvelope(
+            job_id=row.job_id,
+            row=row.row,
+            api=row.api,
+            attempt=row.attempt,
+            outcome=outcome,
+            request=row.params,
+            result=result,
+            due_at=due_at,
+        )
 
     def _outcome(
         self,
@@ -105,10 +142,17 @@ class Sender:
             cap=self._policy.backoff_cap,
             rng=self._rng,
         )
-        retries.append((row.retry(self._clock() + delay), delay))
+        retries.append((row.retry(self._clock() + delay, row.job_start), delay))
         return "retrying"
 
     def _hold_until(self, due_at: float) -> None:
         wait = due_at - self._clock()
         if wait > 0:
             self._sleep(min(wait, MAX_HOLD_SECONDS))
+
+
+def _pause_shift(row: QueuedRow, job: Job | None) -> float:
+    """How much later than planned the row is now due: the time its job spent paused."""
+    if job is None or job.started_at is None or not row.job_start:
+        return 0.0
+    return max(0.0, job.started_at - row.job_start)

@@ -30,6 +30,12 @@ from chalicelib.twilio_gateway import (
     load_credentials,
     make_gateway,
 )
+from downstream.archive import ResponseArchive
+from downstream.reconciler import Reconciler
+from downstream.results import ResultsTable
+from downstream.router import ErrorRouter, EventPublisher
+from downstream.suppression import SuppressionList
+from downstream.systemic import SystemicErrors
 
 # The twilio SDK logs every request's parameters (phone numbers, bodies) at INFO.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
@@ -117,11 +123,87 @@ def sender() -> Sender:
     s = settings()
     publisher = ResponsePublisher(_client("sns"), s.response_topic_arn)
     policy = SendPolicy(max_attempts=s.max_attempts, backoff_base=s.backoff_base_seconds)
-    return Sender(gateway, send_queue(), publisher, policy)
+    return Sender(
+        gateway,
+        send_queue(),
+        publisher,
+        policy,
+        jobs=jobs().get,
+        suppressed=suppression().suppressed,
+    )
+
+
+# -- downstream ---------------------------------------------------------------------------------
+
+
+@cache
+def suppression() -> SuppressionList:
+    return SuppressionList(_client("dynamodb"), settings().suppression_table)
+
+
+@cache
+def results() -> ResultsTable:
+    s = settings()
+    return ResultsTable(_client("dynamodb"), s.results_table, retention_days=s.retention_days)
+
+
+@cache
+def archive() -> ResponseArchive:
+    return ResponseArchive(_client("s3"), settings().archive_bucket)
+
+
+@cache
+def router() -> ErrorRouter:
+    store = jobs()
+    return ErrorRouter(
+        EventPublisher(_client("events"), settings().error_bus),
+        lambda job_id, n: store.add(job_id, "responses", n),
+    )
+
+
+@cache
+def systemic() -> SystemicErrors:
+    s = settings()
+    return SystemicErrors(
+        jobs(),
+        _client("sns"),
+        s.alert_topic_arn,
+        threshold=s.systemic_error_threshold,
+    )
+
+
+@cache
+def reconciler() -> Reconciler:
+    s = settings()
+    return Reconciler(
+        jobs(),
+        results(),
+        _client("s3"),
+        s.reports_bucket,
+        _client("events"),
+        s.error_bus,
+        _client("sns"),
+        s.alert_topic_arn,
+        stalled_after_seconds=s.stalled_after_seconds,
+    )
 
 
 def reset() -> None:
     with _clients_lock:
         _clients.clear()
-    for cached in (settings, send_queue, splitter, releaser, enqueuer, gateway, sender):
+    for cached in (
+        settings,
+        send_queue,
+        splitter,
+        releaser,
+        enqueuer,
+        gateway,
+        sender,
+        suppression,
+        results,
+        archive,
+        router,
+        systemic,
+        reconciler,
+    ):
         cached.cache_clear()

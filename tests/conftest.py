@@ -71,7 +71,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
         cloudformation = boto3.client("cloudformation")
         env = deploy_stack(cloudformation, "callqueue-dev", {"Stage": "dev"}, poll=0.05)
         expose_state_machine_to_interpreter(
-            cloudformation, boto3.client("stepfunctions"), boto3.client("iam"), "callqueue-dev", env
+            cloudformation, boto3.client("stepfunctions"), "callqueue-dev", env
         )
         boto3.client("secretsmanager").create_secret(
             Name="callqueue/twilio",

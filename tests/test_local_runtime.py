@@ -253,7 +253,11 @@ def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> Non
             break
     output = "".join(lines)
     endpoint = next(line.split()[2] for line in lines if line.startswith("moto (AWS):"))
-    variables = dict(line.strip().split("=", 1) for line in lines if line.startswith("  "))
+    variables = dict(
+        line.strip().removeprefix("export ").split("=", 1)
+        for line in lines
+        if line.startswith("  export ")
+    )
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,

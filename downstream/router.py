@@ -1,0 +1,127 @@
+"""The error router: turns responses that need acting on into events on the error bus.
+
+Each non-2xx response becomes a `TwilioError` event (detail: ErrorCode, HttpStatus, job, row,
+number); a Lookup that says a number is invalid or a landline becomes a `LookupFinding`. Rules on
+the bus (.chalice/infrastructure.yaml) send each class of error to its handler: suppression,
+systemic (pause the job); every other code is recorded by the results sink and is final.
+Retryable answers (429, 5xx) are already put back on the send queue by the sender; their events
+are routed too, so a rule can watch them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.batching import Failed, chunked, send_with_retries
+from downstream.suppression import SuppressionList, number_of, suppression_reason
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+
+SOURCE = "callqueue"
+TWILIO_ERROR = "TwilioError"
+LOOKUP_FINDING = "LookupFinding"
+JOB_COMPLETED = "JobCompleted"
+
+
+def event_details(envelope: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(detail-type, detail) of each event one response envelope gives rise to."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    status = envelope.get("status")
+    error = envelope.get("error") or {}
+    base = {
+        "job_id": envelope["job_id"],
+        "row": envelope["row"],
+        "api": envelope.get("api"),
+        "attempt": envelope.get("attempt"),
+        "outcome": envelope.get("outcome"),
+        "number": number_of(envelope),
+    }
+    reason = suppression_reason(envelope)
+    if reason is not None:
+        base["Reason"] = reason[0]
+    if envelope.get("outcome") != "suppressed" and (status is None or status >= 300):
+        found.append((TWILIO_ERROR, {**base, "ErrorCode": error.get("code"), "HttpStatus": status}))
+    if envelope.get("api") == "lookup" and status is not None and status < 300 and reason:
+        found.append((LOOKUP_FINDING, base))
+    return found
+
+
+def suppress(suppressions: SuppressionList, events: Sequence[Mapping[str, Any]]) -> int:
+    """Apply the events the suppression rules matched: each event's number is never called again
+    (the reason was decided when the event was made). Returns numbers newly suppressed."""
+    added = 0
+    for event in events:
+        detail = event["detail"]
+        if detail.get("number") and detail.get("Reason"):
+            added += suppressions.add(
+                str(detail["number"]),
+                str(detail["Reason"]),
+                error_code=detail.get("ErrorCode"),
+                job_id=detail.get("job_id"),
+            )
+    return added
+
+
+class EventPublisher:
+    """PutEvents on the error bus, ten entries a request, refused entries retried."""
+
+    def __init__(
+        self, events: EventBridgeClient, bus: str, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._events = events
+        self._bus = bus
+        self._sleep = sleep
+
+    def put(self, details: Sequence[tuple[str, dict[str, Any]]]) -> int:
+        for batch in chunked(details):
+            entries = [
+                {
+                    "Id": str(i),
+                    "Source": SOURCE,
+                    "DetailType": kind,
+                    "Detail": json.dumps(detail, separators=(",", ":")),
+                    "EventBusName": self._bus,
+                }
+                for i, (kind, detail) in enumerate(batch)
+            ]
+            send_with_retries(self._send, entries, what="PutEvents", sleep=self._sleep)
+        return len(details)
+
+    def _send(self, entries: list[dict[str, Any]]) -> list[Failed]:
+        request = [{k: v for k, v in e.items() if k != "Id"} for e in entries]
+        response = self._events.put_events(Entries=request)  # type: ignore[arg-type]
+        failed = []
+        # PutEvents answers entry by entry, in order, with an ErrorCode where one was refused.
+        for entry, result in zip(entries, response.get("Entries", []), strict=False):
+            if "ErrorCode" in result:
+                code = result["ErrorCode"]
+                failed.append(
+                    Failed(
+                        entry["Id"], code, result.get("ErrorMessage", ""), code != "InternalFailure"
+                    )
+                )
+        return failed
+
+
+class ErrorRouter:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        count_responses: Callable[[str, int], object] = lambda job_id, n: None,
+    ) -> None:
+        self._publisher = publisher
+        # Every response is counted on its job, so the systemic handler can tell a wrong
+        # setting (most responses fail) from a few bad rows.
+        self._count = count_responses
+
+    def route(self, envelopes: Sequence[Mapping[str, Any]]) -> int:
+        per_job = Counter(str(e["job_id"]) for e in envelopes)
+        for job_id, n in per_job.items():
+            self._count(job_id, n)
+        details = [d for envelope in envelopes for d in event_details(envelope)]
+        return self._publisher.put(details) if details else 0

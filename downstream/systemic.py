@@ -1,0 +1,104 @@
+"""Systemic errors: one wrong setting (bad credentials, a From number the account does not own,
+a region not enabled) would fail every row of a file, so after a few such failures the job is
+paused and an alert goes out; `callqueue resume JOB` continues it.
+
+A few rows with a bad sender among many good ones are those rows' own failures, not a wrong
+setting: a job is paused when its systemic errors reach the threshold *and* are at least half of
+its responses so far (counted by the router, which sees every response first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.jobs import JobStore, StateChanged
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+log = logging.getLogger(__name__)
+
+PAUSABLE = ("running", "released")
+
+
+class SystemicErrors:
+    def __init__(
+        self,
+        jobs: JobStore,
+        sns: SNSClient,
+        alert_topic_arn: str,
+        *,
+        threshold: int,
+        min_share: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._jobs = jobs
+        self._min_share = min_share
+        self._sns = sns
+        self._topic = alert_topic_arn
+        self._threshold = threshold
+        self._clock = clock
+
+    def handle(self, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Count each job's systemic errors; pause the jobs that reached the threshold.
+        Returns the jobs this call paused."""
+        codes: dict[str, Counter[int]] = defaultdict(Counter)
+        for event in events:
+            detail = event["detail"]
+            codes[str(detail["job_id"])][int(detail["ErrorCode"])] += 1
+        paused = []
+        for job_id, counter in codes.items():
+            total = self._jobs.add(job_id, "systemic_errors", sum(counter.values()))
+            if total is None:
+                log.warning("systemic errors for unknown job %s", job_id)
+                continue
+            if total < self._threshold:
+                continue
+            job = self._jobs.get(job_id)
+            responses = max(total, job.responses if job is not None else 0)
+            if total >= self._min_share * responses and self._pause(job_id, counter, total):
+                paused.append(job_id)
+        return paused
+
+    def _pause(self, job_id: str, codes: Counter[int], total: int) -> bool:
+        try:
+            self._jobs.update_if(job_id, PAUSABLE, state="paused", paused_at=self._clock())
+        except StateChanged:
+            return False  # already paused (by an earlier batch), finished or cancelled
+        summary = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
+        log.warning("job %s paused after %d systemic errors (%s)", job_id, total, summary)
+        self._sns.publish(
+            TopicArn=self._topic,
+            Subject=f"callqueue: job {job_id} paused"[:100],
+            Message=json.dumps(
+                {
+                    "job_id": job_id,
+                    "reason": "systemic Twilio errors",
+                    "systemic_errors": total,
+                    "error_codes": {str(k): v for k, v in codes.items()},
+                    "resume": f"callqueue resume {job_id}",
+                }
+            ),
+        )
+        return True
+
+
+def resume(jobs: JobStore, job_id: str, *, now: float) -> float:
+    """Continue a paused job: its start moves by the time it spent paused, so the rows that were
+    held back keep their spacing instead of going out in a burst. Returns the new start."""
+    job = jobs.get(job_id)
+    if job is None:
+        raise StateChanged(f"no job {job_id}")
+    if job.state != "paused" or job.paused_at is None or job.started_at is None:
+        raise StateChanged(f"job {job_id} is {job.state}, not paused")
+    start = job.started_at + (now - job.paused_at)
+    state = "released" if job.released_chunks >= job.chunks else "running"
+    jobs.update_if(
+        job_id, ("paused",), state=state, started_at=start, paused_at=None, systemic_errors=0
+    )
+    return start

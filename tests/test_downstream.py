@@ -1,0 +1,227 @@
+"""Downstream on moto: error routing through EventBridge rules, suppression, pausing a job on
+systemic errors and resuming it, the reconciler; and the sender's side of each."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from chalicelib import services
+from chalicelib.jobs import Job
+from downstream.router import event_details
+from downstream.systemic import resume
+from tests.conftest import Stack
+from tests.test_pipeline import drain, queued, sqs_event, subscribe_responses
+
+VALID_FROM = "+15005550006"
+
+
+@pytest.fixture
+def client(stack: Stack, tmp_path: Path) -> Iterator[Client]:
+    import app as app_module
+
+    with Client(app_module.app, stage_name="dev", project_dir=str(tmp_path)) as test_client:
+        yield test_client
+
+
+def envelope(row: int, code: int | None, status: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "job_id": "job-1",
+        "row": row,
+        "api": extra.pop("api", "messages"),
+        "attempt": 1,
+        "outcome": "failed" if status >= 300 else "sent",
+        "request": {"To": extra.pop("to", f"+1415555{row:04d}"), "From": VALID_FROM},
+        "status": status,
+        "error": None if code is None else {"code": code, "message": "m", "more_info": None},
+        "sid": None,
+        "body": extra.pop("body", None),
+        "headers": {},
+        "timings": {"due_at": 1.0, "started_at": 1.0, "finished_at": 1.0},
+    }
+
+
+def queue_events(stack: Stack, name: str) -> list[dict[str, Any]]:
+    url = stack.sqs.get_queue_url(QueueName=stack.env[name])["QueueUrl"]
+    return [m for m in drain(stack, url)]
+
+
+def make_job(state: str = "running", **fields: Any) -> Job:
+    job = Job(
+        job_id="job-1",
+        bucket="b",
+        key="k",
+        etag="e",
+        state=state,  # type: ignore[arg-type]
+        cps=10,
+        window_seconds=60,
+        created_at=1.0,
+        rows=fields.pop("rows", 10),
+        valid=fields.pop("valid", 10),
+        chunks=fields.pop("chunks", 1),
+        started_at=fields.pop("started_at", 100.0),
+        **fields,
+    )
+    services.jobs().create(job)
+    return job
+
+
+def test_router_event_details_classify_errors_and_lookups() -> None:
+    assert event_details(envelope(1, None, 201)) == []
+    [(kind, detail)] = event_details(envelope(2, 21610, 400))
+    assert (kind, detail["ErrorCode"], detail["Reason"]) == ("TwilioError", 21610, "unsubscribed")
+    [(kind, detail)] = event_details(envelope(3, 21212, 400))
+    assert (kind, detail["ErrorCode"], "Reason" in detail) == ("TwilioError", 21212, False)
+    landline = envelope(
+        4,
+        None,
+        200,
+        api="lookup",
+        body={"valid": True, "line_type_intelligence": {"type": "landline"}},
+    )
+    landline["request"] = {"PhoneNumber": "+15005550009"}
+    [(kind, detail)] = event_details(landline)
+    assert (kind, detail["number"]) == ("LookupFinding", "+15005550009")
+
+
+def test_router_events_reach_the_queue_of_their_rule(stack: Stack, client: Client) -> None:
+    envelopes = [envelope(1, 21610, 400), envelope(2, 21212, 400), envelope(3, 21612, 400)]
+    client.lambda_.invoke(
+        "handle_router_batch",
+        sqs_event(envelopes),  # type: ignore[arg-type]
+    )
+
+    suppression = queue_events(stack, "SUPPRESSION_QUEUE")
+    systemic = queue_events(stack, "SYSTEMIC_QUEUE")
+    assert [e["detail"]["ErrorCode"] for e in suppression] == [21610]
+    assert [e["detail"]["ErrorCode"] for e in systemic] == [21212]
+
+
+def test_suppression_events_add_numbers_and_sender_skips_them(stack: Stack, client: Client) -> None:
+    observer = subscribe_responses(stack)
+    client.lambda_.invoke(
+        "handle_router_batch", sqs_event([envelope(1, 21610, 400, to="+14155550100")])
+    )
+    events = queue_events(stack, "SUPPRESSION_QUEUE")
+    client.lambda_.invoke("handle_suppression_events", sqs_event(events))
+    assert services.suppression().suppressed({"+14155550100", "+14155550101"}) == {"+14155550100"}
+
+    rows = [
+        queued(7, {"To": "+14155550100", "From": VALID_FROM, "Body": "again"}),
+        queued(8, {"To": "+14155550101", "From": VALID_FROM, "Body": "other"}),
+    ]
+    client.lambda_.invoke("handle_send_batch", sqs_event(rows))
+
+    outcomes = {e["row"]: (e["outcome"], e["status"]) for e in drain(stack, observer)}
+    assert outcomes == {7: ("suppressed", None), 8: ("sent", 201)}
+
+
+def test_systemic_errors_pause_the_job_once_and_alert(stack: Stack, client: Client) -> None:
+    make_job()
+    alerts = stack.sqs.create_queue(QueueName="alerts-observer")["QueueUrl"]
+    arn = stack.sqs.get_queue_attributes(QueueUrl=alerts, AttributeNames=["QueueArn"])
+    stack.sns.subscribe(
+        TopicArn=stack.env["ALERT_TOPIC_ARN"],
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    bad_from = [envelope(row, 21212, 400) for row in range(1, 8)]
+    client.lambda_.invoke("handle_router_batch", sqs_event(bad_from[:5]))
+    client.lambda_.invoke("handle_router_batch", sqs_event(bad_from[5:]))
+    client.lambda_.invoke(
+        "handle_systemic_events", sqs_event(queue_events(stack, "SYSTEMIC_QUEUE"))
+    )
+
+    job = services.jobs().get("job-1")
+    assert job is not None and job.state == "paused" and job.systemic_errors == 7
+    [alert] = drain(stack, alerts)
+    assert (alert["job_id"], alert["error_codes"]) == ("job-1", {"21212": 7})
+
+
+def test_sender_puts_rows_of_a_paused_job_back_without_calling(
+    stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_job(state="paused", paused_at=time.time())
+    observer = subscribe_responses(stack)
+
+    client.lambda_.invoke(
+        "handle_send_batch",
+        sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "held"})]),
+    )
+
+    assert drain(stack, observer) == []
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.send_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+
+
+def test_resume_moves_the_jobs_start_by_the_pause(stack: Stack) -> None:
+    make_job(state="paused", paused_at=1000.0, started_at=900.0, chunks=3, released_chunks=1)
+
+    start = resume(services.jobs(), "job-1", now=1600.0)
+
+    job = services.jobs().get("job-1")
+    assert start == 1500.0
+    assert job is not None and (job.state, job.started_at, job.paused_at) == (
+        "running",
+        1500.0,
+        None,
+    )
+
+
+def test_release_of_a_paused_job_waits_and_releases_nothing(stack: Stack, client: Client) -> None:
+    make_job(state="paused", paused_at=time.time())
+    state = {"job_id": "job-1", "chunk": 0, "chunks": 1, "start": 100.0, "window": 60, "cps": 10}
+
+    result = client.lambda_.invoke("release_chunk", state).payload
+
+    assert (result["chunk"], result["done"]) == (0, False)
+    assert stack.s3.list_objects_v2(Bucket=stack.env["PROCESS_BUCKET"]).get("KeyCount") == 0
+
+
+def test_reconciler_completes_a_settled_job_with_an_outcome_csv(
+    stack: Stack, client: Client
+) -> None:
+    make_job(rows=3, valid=3, rejected=0)
+    results = [
+        envelope(1, None, 201),
+        envelope(2, 21614, 400),
+        {**envelope(3, None, 201), "outcome": "suppressed", "status": None},
+    ]
+    client.lambda_.invoke("handle_results_batch", sqs_event(results))
+
+    services.reconciler().run()
+
+    job = services.jobs().get("job-1")
+    assert job is not None and job.state == "completed"
+    body = stack.s3.get_object(Bucket=stack.env["REPORTS_BUCKET"], Key="jobs/job-1/outcomes.csv")
+    rows = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))
+    assert [(r["row"], r["outcome"], r["error_code"]) for r in rows] == [
+        ("1", "sent", ""),
+        ("2", "failed", "21614"),
+        ("3", "suppressed", ""),
+    ]
+
+
+def test_archive_sink_writes_one_object_per_partition(stack: Stack, client: Client) -> None:
+    batch = [envelope(1, None, 201), envelope(2, None, 201), envelope(3, 21610, 400)]
+    client.lambda_.invoke("handle_archive_batch", sqs_event(batch))
+    client.lambda_.invoke("handle_archive_batch", sqs_event(batch))  # redelivered
+
+    keys = [
+        o["Key"] for o in stack.s3.list_objects_v2(Bucket=stack.env["ARCHIVE_BUCKET"])["Contents"]
+    ]
+    assert len(keys) == 2
+    assert sorted(k.split("/")[2] for k in keys) == ["outcome=failed", "outcome=sent"]
+    lines = stack.s3.get_object(Bucket=stack.env["ARCHIVE_BUCKET"], Key=sorted(keys)[1])
+    assert [json.loads(line)["row"] for line in lines["Body"].read().splitlines()] == [1, 2]
