@@ -253,6 +253,15 @@ def _run(args: argparse.Namespace) -> int:
                 last_settled, last_change = settled, time.monotonic()
             if all(j.settled for j in jobs):
                 break
+            if all(j.settled or j.state == "paused" for j in jobs):
+                for job in (j for j in jobs if j.state == "paused"):
+                    print(
+                        f"\ncallqueue: job {job.job_id} was paused by systemic Twilio errors "
+                        "(see by_error_code); fix the setting, then `callqueue resume JOB` "
+                        "continues a deployed job",
+                        file=sys.stderr,
+                    )
+                break
             if time.monotonic() - last_change > stall_limit:
                 print(
                     f"\ncallqueue: no row settled for {stall_limit:.0f} s; giving up",

@@ -270,3 +270,19 @@ def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> Non
     assert process.wait(timeout=60) == 0
     assert "Twilio emulator: http://127.0.0.1:" in output
     assert variables["SOURCE_BUCKET"] in buckets
+
+
+def test_run_stops_waiting_when_a_job_is_paused_by_systemic_errors(tmp_path: Path) -> None:
+    source = tmp_path / "bad-from.jsonl"
+    rows = [{"To": f"+1415555{i:04d}", "From": "+15005550001", "Body": f"m{i}"} for i in range(30)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = tmp_path / "report.json"
+
+    result = run_callqueue("run", str(source), "--cps", "10", "--report", str(report), cwd=tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "paused by systemic Twilio errors" in result.stderr
+    data = json.loads(report.read_text())
+    assert data["jobs"][0]["state"] == "paused"
+    assert 0 < data["totals"]["failed"] < 30
+    assert data["by_error_code"] == {"21212": data["totals"]["failed"]}
