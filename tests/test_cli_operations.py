@@ -67,7 +67,7 @@ def test_resume_continues_a_paused_job_and_refuses_a_running_one(
             released_chunks=1,
             started_at=10.0,
             paused_at=20.0,
-        )  # fmt: skip
+        )
     )
     assert main(["resume", "job-1"]) == 0
     assert "job-1: resumed" in capsys.readouterr().out
