@@ -241,6 +241,7 @@ def _run(args: argparse.Namespace) -> int:
     stall_limit = args.timeout or float(args.window + 120)
     progress = Progress(sys.stderr, options.cps)
     with LocalRuntime(options) as runtime:
+        _quiet_handlers(args.verbose)
         for path in args.files:
             runtime.submit(path)
         last_settled, last_change = -1, time.monotonic()
@@ -289,6 +290,14 @@ def _run(args: argparse.Namespace) -> int:
     if any(j.state == "failed" for j in jobs):
         return EXIT_USAGE
     return EXIT_OK if report["totals"]["unaccounted"] == 0 else EXIT_UNACCOUNTED
+
+
+def _quiet_handlers(verbose: bool) -> None:
+    """The handlers log each step at INFO, as they should in Lambda; a terminal shows the
+    progress bar instead, and warnings (a job paused, an invocation failed) still."""
+    if not verbose:
+        for name in ("chalicelib", "downstream", "callqueue"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _write_outcomes(path: Path, runtime: LocalRuntime) -> None:
@@ -465,7 +474,8 @@ class Progress:
         state = "splitting" if any(j.rows is None for j in jobs) else f"{done}/{rows}"
         return (
             f"[{bar}] {state} sent {counts['sent']} failed {counts['failed']} "
-            f"rejected {counts['rejected']} other {counts['unknown'] + counts['dead_lettered']} "
+            f"rejected {counts['rejected']} suppressed {counts['suppressed']} "
+            f"other {counts['unknown'] + counts['dead_lettered']} "
             f"pending {pending} | {current}/s | ETA {_duration(eta)}"
         )
 
