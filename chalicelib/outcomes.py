@@ -3,7 +3,8 @@
 Twilio documents that a 429 was never processed and is always safe to retry; 21611 (the sender's
 queue is full) also arrives as HTTP 429. A 5xx is treated the same way. A request that got no
 response at all may or may not have been processed, so it is never retried blindly: its outcome
-is unknown.
+is unknown, unless the connection was never made (refused, or timed out connecting), which is
+as safe to retry as a 429.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ Verdict = Literal["sent", "failed", "retry", "unknown"]
 
 def classify(result: TwilioResult) -> Verdict:
     if result.status is None:
-        return "unknown"
+        return "retry" if result.not_sent else "unknown"
     if 200 <= result.status < 300:
         return "sent"
     if result.status == 429 or result.status >= 500:

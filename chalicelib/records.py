@@ -120,6 +120,8 @@ class TwilioResult:
     error_message: str | None = None
     more_info: str | None = None
     network_error: str | None = None
+    # True when the request certainly never reached Twilio (the connection was never made).
+    not_sent: bool = False
 
     @property
     def sid(self) -> str | None:

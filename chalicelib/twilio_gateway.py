@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -139,6 +140,7 @@ class TwilioGateway:
                 started_at=started,
                 finished_at=self._clock(),
                 network_error=f"{type(error).__name__}: no response from Twilio",
+                not_sent=_never_connected(error),
             )
         return self._result(started, None)
 
@@ -183,6 +185,18 @@ class TwilioGateway:
             error_message=error.msg,
             more_info=(body or {}).get("more_info"),
         )
+
+
+def _never_connected(error: requests.RequestException) -> bool:
+    """Whether the request certainly never reached Twilio: the connection was refused or timed
+    out before it was made. A connection dropped after the request was sent may have been
+    processed, so it does not count."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectionError) and isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

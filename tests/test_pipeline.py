@@ -15,9 +15,10 @@ import pytest
 from chalice.test import Client
 
 from callqueue.emulator import TwilioEmulator
+from callqueue.faults import FaultSpec
 from chalicelib import services
 from chalicelib.splitter import job_id_for
-from tests.conftest import Stack
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 VALID_FROM = "+15005550006"
 
@@ -350,6 +351,26 @@ def test_sender_without_a_response_reports_unknown_and_does_not_retry(
     stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     observer = subscribe_responses(stack)
+    # The connection is made and dropped after the request: it may have been processed.
+    with TwilioEmulator(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, faults=FaultSpec.parse("reset=1")
+    ) as dropping:
+        monkeypatch.setenv("TWILIO_BASE_URL", dropping.base_url)
+        services.reset()
+        client.lambda_.invoke(
+            "handle_send_batch",
+            sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
+        )
+
+    [envelope] = drain(stack, observer)
+    assert (envelope["outcome"], envelope["status"]) == ("unknown", None)
+    assert queue_counts(stack) == (0, 0)
+
+
+def test_sender_retries_a_connection_that_was_never_made(
+    stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    observer = subscribe_responses(stack)
     monkeypatch.setenv("TWILIO_BASE_URL", "http://127.0.0.1:9")  # nothing listens on port 9
     services.reset()
 
@@ -359,8 +380,8 @@ def test_sender_without_a_response_reports_unknown_and_does_not_retry(
     )
 
     [envelope] = drain(stack, observer)
-    assert (envelope["outcome"], envelope["status"]) == ("unknown", None)
-    assert queue_counts(stack) == (0, 0)
+    assert (envelope["outcome"], envelope["status"]) == ("retrying", None)
+    assert sum(queue_counts(stack)) == 1
 
 
 def test_sender_never_logs_the_twilio_secret(
