@@ -13,6 +13,3 @@ class RetryableError(CallqueueError):
     Raised out of a handler so that AWS retries the whole event; nothing is lost.
     """
 
-
-class JobError(CallqueueError):
-    """A job cannot go on: the reason is recorded on the job for the user."""

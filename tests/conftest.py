@@ -53,6 +53,19 @@ class Stack:
         return str(self.sqs.get_queue_url(QueueName=self.env["DEAD_LETTER_QUEUE"])["QueueUrl"])
 
 
+def subscribe_queue(sqs: Any, sns: Any, topic_arn: str, name: str) -> str:
+    """A queue receiving a topic's messages as they were published (raw delivery)."""
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return url
+
+
 @pytest.fixture
 def emulator() -> Iterator[TwilioEmulator]:
     with TwilioEmulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as emu:

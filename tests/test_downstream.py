@@ -18,7 +18,7 @@ from chalicelib import services
 from chalicelib.jobs import Job
 from downstream.router import event_details
 from downstream.systemic import resume
-from tests.conftest import Stack
+from tests.conftest import Stack, subscribe_queue
 from tests.test_pipeline import drain, queued, sqs_event, subscribe_responses
 
 VALID_FROM = "+15005550006"
@@ -126,14 +126,7 @@ def test_suppression_events_add_numbers_and_sender_skips_them(stack: Stack, clie
 
 def test_systemic_errors_pause_the_job_once_and_alert(stack: Stack, client: Client) -> None:
     make_job()
-    alerts = stack.sqs.create_queue(QueueName="alerts-observer")["QueueUrl"]
-    arn = stack.sqs.get_queue_attributes(QueueUrl=alerts, AttributeNames=["QueueArn"])
-    stack.sns.subscribe(
-        TopicArn=stack.env["ALERT_TOPIC_ARN"],
-        Protocol="sqs",
-        Endpoint=arn["Attributes"]["QueueArn"],
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    alerts = subscribe_queue(stack.sqs, stack.sns, stack.env["ALERT_TOPIC_ARN"], "alerts")
     bad_from = [envelope(row, 21212, 400) for row in range(1, 8)]
     client.lambda_.invoke("handle_router_batch", sqs_event(bad_from[:5]))
     client.lambda_.invoke("handle_router_batch", sqs_event(bad_from[5:]))

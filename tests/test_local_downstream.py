@@ -17,6 +17,7 @@ import pytest
 from callqueue.runtime import LocalRuntime, Options
 from chalicelib import services
 from downstream.systemic import resume
+from tests.conftest import subscribe_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -105,15 +106,8 @@ def test_numbers_that_fail_with_stop_landline_or_invalid_are_called_once(
 def test_bad_from_pauses_the_job_with_an_alert_and_resume_finishes_it(
     runtime: LocalRuntime, tmp_path: Path
 ) -> None:
-    sqs, sns = runtime.client("sqs"), runtime.client("sns")
-    alerts = sqs.create_queue(QueueName="alerts-test")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=alerts, AttributeNames=["QueueArn"])
-    sns.subscribe(
-        TopicArn=runtime.env["ALERT_TOPIC_ARN"],
-        Protocol="sqs",
-        Endpoint=arn["Attributes"]["QueueArn"],
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    sqs = runtime.client("sqs")
+    alerts = subscribe_queue(sqs, runtime.client("sns"), runtime.env["ALERT_TOPIC_ARN"], "alerts")
     rows = [message(i, sender="+15005550001") for i in range(1, 11)]
     rows += [message(i) for i in range(11, 41)]
     job = runtime.submit(write_csv(tmp_path / "bad-from.csv", rows))

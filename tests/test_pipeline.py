@@ -18,7 +18,7 @@ from callqueue.emulator import TwilioEmulator
 from callqueue.faults import FaultSpec
 from chalicelib import services
 from chalicelib.splitter import job_id_for
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
 
@@ -254,15 +254,7 @@ def test_enqueuer_queues_rows_already_due_without_delay(stack: Stack, client: Cl
 
 
 def subscribe_responses(stack: Stack) -> str:
-    url = stack.sqs.create_queue(QueueName="responses-observer")["QueueUrl"]
-    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    stack.sns.subscribe(
-        TopicArn=stack.env["RESPONSE_TOPIC_ARN"],
-        Protocol="sqs",
-        Endpoint=arn["Attributes"]["QueueArn"],
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    return str(url)
+    return subscribe_queue(stack.sqs, stack.sns, stack.env["RESPONSE_TOPIC_ARN"], "observer")
 
 
 def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
