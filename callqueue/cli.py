@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("job_id")
     resume.set_defaults(command=_resume)
 
+    template = sub.add_parser(
+        "template", help="print the infrastructure template with the state machine inlined"
+    )
+    template.set_defaults(command=_template)
+
     emulator = sub.add_parser("emulator", help="run the Twilio emulator alone")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8087)
@@ -390,6 +395,13 @@ def _resume(args: argparse.Namespace) -> int:
     except StateChanged as error:
         raise UsageError(str(error)) from None
     print(f"{args.job_id}: resumed; rows now due from {time.ctime(start)}")
+    return EXIT_OK
+
+
+def _template(args: argparse.Namespace) -> int:
+    from callqueue.stack import render_template
+
+    print(json.dumps(render_template(), indent=2))
     return EXIT_OK
 
 

@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from callqueue.cli import main
 from callqueue.stack import render_template
 
 DEFINITION = Path(__file__).resolve().parent.parent / ".chalice" / "state-machine.json"
@@ -59,3 +62,11 @@ def test_state_machine_task_is_substituted_with_the_release_function() -> None:
     body, variables = rendered["DefinitionString"]["Fn::Sub"]
     assert json.loads(body) == definition()
     assert set(variables) == {"ReleaseChunkFunctionArn"}
+
+
+def test_template_command_prints_the_rendered_template(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["template"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == render_template()
