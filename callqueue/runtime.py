@@ -71,6 +71,8 @@ class Options:
     # Schedules (the reconciler) run every few seconds locally, not every minute.
     schedule_period: float = 2.0
     systemic_error_threshold: int = 3
+    # The emulator answers in milliseconds: a call not done after this many seconds is in doubt.
+    in_doubt_after_seconds: float = 12.0
     seed: int | None = None
 
 
@@ -263,6 +265,7 @@ class LocalRuntime:
                 "MAX_ATTEMPTS": str(self.options.max_attempts),
                 "BACKOFF_BASE_SECONDS": str(self.options.backoff_base_seconds),
                 "SYSTEMIC_ERROR_THRESHOLD": str(self.options.systemic_error_threshold),
+                "IN_DOUBT_AFTER_SECONDS": str(self.options.in_doubt_after_seconds),
             }
         )
         services.use_boto3_session(self.counter.session)

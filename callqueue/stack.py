@@ -33,6 +33,7 @@ OUTPUT_ENV = {
     "ArchiveBucket": "ARCHIVE_BUCKET",
     "ResultsTable": "RESULTS_TABLE",
     "SuppressionTable": "SUPPRESSION_TABLE",
+    "IdempotencyTable": "IDEMPOTENCY_TABLE",
     "ArchiveQueue": "ARCHIVE_QUEUE",
     "ResultsQueue": "RESULTS_QUEUE",
     "RouterQueue": "ROUTER_QUEUE",

@@ -59,6 +59,8 @@ class Settings:
     retention_days: int
     systemic_error_threshold: int
     stalled_after_seconds: int
+    idempotency_table: str
+    in_doubt_after_seconds: float
 
     def __post_init__(self) -> None:
         if self.cps < 1:
@@ -124,6 +126,10 @@ class Settings:
             retention_days=_int(env, "RETENTION_DAYS", 30),
             systemic_error_threshold=_int(env, "SYSTEMIC_ERROR_THRESHOLD", 5),
             stalled_after_seconds=_int(env, "STALLED_AFTER_SECONDS", 1800),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", f"{prefix}-calls"),
+            # Longer than a call can take (Twilio timeout, hold, publish) before a started call
+            # that never recorded its outcome is given up as unknown.
+            in_doubt_after_seconds=float(env.get("IN_DOUBT_AFTER_SECONDS", "90")),
         )
 
 

@@ -12,4 +12,3 @@ class RetryableError(CallqueueError):
 
     Raised out of a handler so that AWS retries the whole event; nothing is lost.
     """
-

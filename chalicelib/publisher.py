@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.batching import Failed, chunked, send_with_retries
-from chalicelib.records import ResponseEnvelope
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -22,7 +21,8 @@ class ResponsePublisher:
         self._topic_arn = topic_arn
         self._sleep = sleep
 
-    def publish(self, envelopes: Sequence[ResponseEnvelope]) -> None:
+    def publish(self, envelopes: Sequence[Mapping[str, Any]]) -> None:
+        """Publish envelopes as JSON (ResponseEnvelope.to_json, or one stored earlier)."""
         for batch in chunked(envelopes):
             entries = [_entry(str(i), e) for i, e in enumerate(batch)]
             send_with_retries(self._send, entries, what="PublishBatch", sleep=self._sleep)
@@ -38,22 +38,19 @@ class ResponsePublisher:
         ]
 
 
-def _entry(entry_id: str, envelope: ResponseEnvelope) -> dict[str, Any]:
+def _entry(entry_id: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
     # Message attributes let subscribers filter (errors only, one job) without parsing bodies.
     attributes: dict[str, Any] = {
-        "job_id": {"DataType": "String", "StringValue": envelope.job_id},
-        "outcome": {"DataType": "String", "StringValue": envelope.outcome},
-        "api": {"DataType": "String", "StringValue": envelope.api},
+        name: {"DataType": "String", "StringValue": str(envelope[name])}
+        for name in ("job_id", "outcome", "api")
     }
-    if envelope.result.status is not None:
-        attributes["status"] = {"DataType": "Number", "StringValue": str(envelope.result.status)}
-    if envelope.result.error_code is not None:
-        attributes["error_code"] = {
-            "DataType": "Number",
-            "StringValue": str(envelope.result.error_code),
-        }
+    if envelope.get("status") is not None:
+        attributes["status"] = {"DataType": "Number", "StringValue": str(envelope["status"])}
+    code = (envelope.get("error") or {}).get("code")
+    if code is not None:
+        attributes["error_code"] = {"DataType": "Number", "StringValue": str(code)}
     return {
         "Id": entry_id,
-        "Message": json.dumps(envelope.to_json(), separators=(",", ":")),
+        "Message": json.dumps(envelope, separators=(",", ":")),
         "MessageAttributes": attributes,
     }

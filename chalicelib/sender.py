@@ -1,12 +1,13 @@
 """The sender: makes each queued row's Twilio call and publishes what came back.
 
 Rows become visible on the queue in the whole second before they are due (SQS delays are whole
-seconds); the sender holds each one until its exact time. A row to a suppressed number ends
-`suppressed` without a call; the rows of a paused job go back on the queue untouched, and when
-the job resumes its rows' times move by the length of the pause. A response that says Twilio did not
-process the request (429, 5xx) goes back on the queue with backoff until the attempts run out,
-then to the dead-letter queue; the original message is then done with, so the design does not
-depend on partial batch responses being switched on for the trigger.
+seconds); the sender holds each one until its exact time. Each call is first claimed in the call
+ledger (chalicelib.idempotency), so a row delivered again is never called twice. A row to a
+suppressed number ends `suppressed` without a call; the rows of a paused job go back on the queue
+untouched, and when the job resumes its rows' times move by the length of the pause. A response
+that says Twilio did not process the request (429, 5xx) goes back on the queue with backoff until
+the attempts run out, then to the dead-letter queue; the original message is then done with, so
+the design does not depend on partial batch responses being switched on for the trigger.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from chalicelib.idempotency import CallLedger
 from chalicelib.jobs import Job
 from chalicelib.outcomes import backoff_seconds, classify
 from chalicelib.publisher import ResponsePublisher
@@ -48,6 +50,7 @@ class Sender:
         queue: SendQueue,
         publisher: ResponsePublisher,
         policy: SendPolicy,
+        ledger: CallLedger,
         *,
         jobs: Callable[[str], Job | None] = lambda _: None,
         suppressed: Callable[[set[str]], set[str]] = lambda _: set(),
@@ -60,13 +63,15 @@ class Sender:
         self._queue = queue
         self._publisher = publisher
         self._policy = policy
+        self._ledger = ledger
         self._jobs = jobs
         self._suppressed = suppressed
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    def send_batch(self, rows: Iterable[QueuedRow]) -> list[ResponseEnvelope]:
+    def send_batch(self, rows: Iterable[QueuedRow]) -> list[dict[str, Any]]:
+        """Returns the envelopes published, as JSON."""
         batch = list(rows)
         jobs = {job_id: self._jobs(job_id) for job_id in {r.job_id for r in batch}}
         later: list[tuple[QueuedRow, float]] = []
@@ -85,28 +90,51 @@ class Sender:
                 # From here on the row's times are measured from the job's current start.
                 due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))
         suppressed = self._suppressed({n for _, r in due if (n := r.number) is not None})
-        envelopes: list[ResponseEnvelope] = []
+        published: list[dict[str, Any]] = []
         retries: list[tuple[QueuedRow, float]] = []
         dead: list[tuple[QueuedRow, dict[str, Any]]] = []
         gateway = self._gateway() if due else None
         # Rows of one batch may arrive in any order; hold and call them in the order they are due.
         for at, row in sorted(due, key=lambda item: item[0]):
             if row.number in suppressed:
-                started = self._clock()
-                result = TwilioResult(None, None, {}, started, started)
-                envelopes.append(self._envelope(row, "suppressed", result, at))
+                published.append(self._envelope(row, "suppressed", self._no_call(), at).to_json())
+                continue
+            claim = self._ledger.claim(row.job_id, row.row, row.attempt)
+            if claim.verdict == "done":
+                assert claim.envelope is not None  # noqa: S101 - stored with "done"
+                published.append(claim.envelope)
+                continue
+            if claim.verdict == "wait":
+                later.append((row, claim.wait_seconds + 1.0))
+                continue
+            if claim.verdict == "stale":
+                continue  # a later attempt of this row is on the queue
+            if claim.verdict == "in_doubt":
+                result = self._no_call("the call started but never completed")
+                envelope = self._envelope(row, "unknown", result, at).to_json()
+                self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
+                published.append(envelope)
                 continue
             assert gateway is not None  # noqa: S101 - made above when any row is due
             self._hold_until(at)
             result = gateway.call(row.request)
             outcome = self._outcome(row, result, retries, dead)
-            envelopes.append(self._envelope(row, outcome, result, at))
+            envelope = self._envelope(row, outcome, result, at).to_json()
+            if outcome == "retrying":
+                self._ledger.retryable(row.job_id, row.row, row.attempt)
+            else:
+                self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
+            published.append(envelope)
         if later or retries:
             self._queue.retry_later([*later, *retries])
         if dead:
             self._queue.dead_letter(dead)
-        self._publisher.publish(envelopes)
-        return envelopes
+        self._publisher.publish(published)
+        return published
+
+    def _no_call(self, why: str | None = None) -> TwilioResult:
+        now = self._clock()
+        return TwilioResult(None, None, {}, now, now, network_error=why)
 
     @staticmethod
     def _envelope(

@@ -16,6 +16,7 @@ import boto3
 
 from chalicelib.config import Settings
 from chalicelib.enqueuer import Enqueuer
+from chalicelib.idempotency import CallLedger
 from chalicelib.jobs import JobStore
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
@@ -119,6 +120,17 @@ def gateway() -> TwilioGateway:
 
 
 @cache
+def ledger() -> CallLedger:
+    s = settings()
+    return CallLedger(
+        _client("dynamodb"),
+        s.idempotency_table,
+        in_doubt_after=s.in_doubt_after_seconds,
+        retention_days=s.retention_days,
+    )
+
+
+@cache
 def sender() -> Sender:
     s = settings()
     publisher = ResponsePublisher(_client("sns"), s.response_topic_arn)
@@ -128,6 +140,7 @@ def sender() -> Sender:
         send_queue(),
         publisher,
         policy,
+        ledger(),
         jobs=jobs().get,
         suppressed=suppression().suppressed,
     )
@@ -199,6 +212,7 @@ def reset() -> None:
         enqueuer,
         gateway,
         sender,
+        ledger,
         suppression,
         results,
         archive,

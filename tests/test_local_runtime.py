@@ -286,3 +286,26 @@ def test_run_stops_waiting_when_a_job_is_paused_by_systemic_errors(tmp_path: Pat
     assert data["jobs"][0]["state"] == "paused"
     assert 0 < data["totals"]["failed"] < 30
     assert data["by_error_code"] == {"21212": data["totals"]["failed"]}
+
+
+@pytest.mark.parametrize("fault", ["crash", "lost-response"])
+def test_run_with_dying_invocations_never_calls_a_row_twice(fault: str, tmp_path: Path) -> None:
+    source = tmp_path / "faults.csv"
+    write_file(source, "csv", generate_rows(60, seed=8, error_rate=0.0))
+    report, log = tmp_path / "report.json", tmp_path / "requests.jsonl"
+
+    result = run_callqueue(
+        "run", str(source), "--cps", "30", "--window", "2", "--faults", f"{fault}=0.1",
+        "--seed", "2", "--report", str(report), "--requests-log", str(log),
+        cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    totals, requests = json.loads(report.read_text())["totals"], read_log(log)
+    processed = Counter(r["params"]["Body"] for r in requests if r["processed"])
+    assert max(processed.values()) == 1  # no row reached Twilio twice
+    injected = sum(1 for r in requests if r["fault"] == fault)
+    assert injected > 0
+    assert totals["unaccounted"] == 0
+    assert totals["unknown"] <= injected
+    assert totals["sent"] + totals["unknown"] == 60

@@ -389,3 +389,67 @@ def test_sender_never_logs_the_twilio_secret(
         sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
     )
     assert AUTH_TOKEN not in caplog.text
+
+
+def test_sender_never_calls_a_redelivered_row_again(
+    stack: Stack, client: Client, emulator: TwilioEmulator
+) -> None:
+    observer = subscribe_responses(stack)
+    row = queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "once"})
+
+    client.lambda_.invoke("handle_send_batch", sqs_event([row]))
+    client.lambda_.invoke("handle_send_batch", sqs_event([row]))  # SQS delivered it again
+
+    first, again = drain(stack, observer)
+    assert first == again and first["outcome"] == "sent"
+    assert len([r for r in emulator.requests if r["method"] == "POST"]) == 1
+
+
+def test_sender_calls_the_next_attempt_of_a_row_twilio_did_not_process(
+    stack: Stack, client: Client, emulator: TwilioEmulator
+) -> None:
+    full = {"To": "+14155550100", "From": "+15005550008", "Body": "queue full"}
+
+    client.lambda_.invoke("handle_send_batch", sqs_event([queued(1, full, attempt=1)]))
+    client.lambda_.invoke("handle_send_batch", sqs_event([queued(1, full, attempt=1)]))
+    client.lambda_.invoke("handle_send_batch", sqs_event([queued(1, full, attempt=2)]))
+
+    # Attempt 1 twice (its answer, 429, means it was not processed), then attempt 2.
+    assert len([r for r in emulator.requests if r["method"] == "POST"]) == 3
+
+
+def test_sender_holds_a_row_whose_call_may_still_be_in_flight(
+    stack: Stack, client: Client, emulator: TwilioEmulator
+) -> None:
+    observer = subscribe_responses(stack)
+    assert services.ledger().claim("job-1", 1, 1).verdict == "call"  # another one is calling
+
+    client.lambda_.invoke(
+        "handle_send_batch",
+        sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
+    )
+
+    assert drain(stack, observer) == []
+    assert emulator.requests == []
+    assert queue_counts(stack) == (0, 1)
+
+
+def test_sender_gives_a_call_that_never_completed_unknown_without_calling(
+    stack: Stack, client: Client, emulator: TwilioEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    observer = subscribe_responses(stack)
+    monkeypatch.setenv("IN_DOUBT_AFTER_SECONDS", "0")
+    services.reset()
+    services.ledger().claim("job-1", 1, 1)  # an invocation that died mid-call
+
+    row = queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})
+    client.lambda_.invoke("handle_send_batch", sqs_event([row]))
+    client.lambda_.invoke("handle_send_batch", sqs_event([row]))
+
+    unknown, again = drain(stack, observer)
+    assert (unknown["outcome"], unknown["error"]["message"]) == (
+        "unknown",
+        "the call started but never completed",
+    )
+    assert again == unknown
+    assert emulator.requests == []
