@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_HOLD_SECONDS = 2.0
 # How often a paused job's queued rows look again at whether it was resumed.
 PAUSED_RECHECK_SECONDS = 30.0
+# Before looking up a message whose response was lost.
+RESOLVE_DELAY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -109,15 +111,22 @@ class Sender:
                 continue
             if claim.verdict == "stale":
                 continue  # a later attempt of this row is on the queue
-            if claim.verdict == "in_doubt":
-                result = self._no_call("the call started but never completed")
-                envelope = self._envelope(row, "unknown", result, at).to_json()
-                self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
-                published.append(envelope)
-                continue
             assert gateway is not None  # noqa: S101 - made above when any row is due
+            if claim.verdict == "in_doubt":
+                # An earlier delivery started this call and never recorded its outcome.
+                found = self._resolve(gateway, row, "the call started but never completed")
+                if found is not None:
+                    outcome = self._outcome(row, found, retries, dead)
+                    envelope = self._envelope(row, outcome, found, at).to_json()
+                    self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
+                    published.append(envelope)
+                    continue
+                # Twilio has no such message: the call never took effect, so make it now.
             self._hold_until(at)
             result = gateway.call(row.request)
+            if classify(result) == "unknown":
+                # Sent, and no response: what Twilio holds decides, where it can be looked up.
+                result = self._resolve(gateway, row, result.network_error) or _not_processed(result)
             outcome = self._outcome(row, result, retries, dead)
             envelope = self._envelope(row, outcome, result, at).to_json()
             if outcome == "retrying":
@@ -131,6 +140,23 @@ class Sender:
             self._queue.dead_letter(dead)
         self._publisher.publish(published)
         return published
+
+    def _resolve(
+        self, gateway: TwilioGateway, row: QueuedRow, why: str | None
+    ) -> TwilioResult | None:
+        """A call whose outcome is not known: for a message, Twilio's message list says whether
+        it was created (then it was sent) or not (None: it was not processed). Other calls cannot
+        be looked up; their outcome stays unknown."""
+        now = self._clock()
+        if row.api != "messages":
+            return TwilioResult(None, None, {}, now, now, network_error=why)
+        # Give a message that was being created when the connection dropped time to appear.
+        self._sleep(RESOLVE_DELAY_SECONDS)
+        message = gateway.find_message(row.params, since=row.due_at)
+        if message is None:
+            return None
+        body = {**message, "resolved_by": "message list"}
+        return TwilioResult(201, body, {}, now, self._clock())
 
     def _no_call(self, why: str | None = None) -> TwilioResult:
         now = self._clock()
@@ -177,6 +203,11 @@ class Sender:
         wait = due_at - self._clock()
         if wait > 0:
             self._sleep(min(wait, MAX_HOLD_SECONDS))
+
+
+def _not_processed(result: TwilioResult) -> TwilioResult:
+    """A request Twilio's records show never took effect: as safe to retry as a 429."""
+    return replace(result, not_sent=True)
 
 
 def _pause_shift(row: QueuedRow, job: Job | None) -> float:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -143,6 +144,26 @@ class TwilioGateway:
                 not_sent=_never_connected(error),
             )
         return self._result(started, None)
+
+    def find_message(self, params: dict[str, ParamValue], since: float) -> dict[str, Any] | None:
+        """The message these parameters created, if Twilio has it: Twilio's message list,
+        filtered by To, From and date sent, matched on the body. None when there is none, or
+        when the parameters cannot identify one (no body to match).
+
+        This is how a call whose response was lost is settled: by what Twilio holds, not by
+        calling again."""
+        body = params.get("Body")
+        if not isinstance(body, str):
+            return None
+        filters: dict[str, Any] = {"to": params["To"], "page_size": 100, "limit": 1000}
+        if isinstance(params.get("From"), str):
+            filters["from_"] = params["From"]
+        # DateSent filters by UTC day; a day before covers a call made just before midnight.
+        filters["date_sent_after"] = datetime.fromtimestamp(since - 86400, tz=UTC)
+        for message in self._client.messages.list(**filters):
+            if message.body == body:
+                return {"sid": message.sid, "status": message.status, "body": message.body}
+        return None
 
     def _dispatch(self, request: CallRequest) -> None:
         p = request.params

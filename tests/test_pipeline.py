@@ -339,24 +339,41 @@ def test_sender_puts_a_full_queue_back_with_backoff_then_dead_letters(
     assert (body["row"], body["attempt"], body["last_error"]["code"]) == (2, 5, 21611)
 
 
-def test_sender_without_a_response_reports_unknown_and_does_not_retry(
-    stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("fault", "api", "params", "outcome", "status"),
+    [
+        # Processed, then the connection dropped: Twilio's message list shows it was sent.
+        ("lost-response", "messages", {"Body": "x"}, "sent", 201),
+        # Dropped before processing: no such message, so it is safe to try again.
+        ("reset", "messages", {"Body": "x"}, "retrying", None),
+        # A call cannot be looked up: its outcome is unknown and it is not called again.
+        ("lost-response", "calls", {"Url": "https://example.com/t"}, "unknown", None),
+    ],
+)
+def test_sender_settles_a_dropped_response_by_what_twilio_holds(
+    stack: Stack,
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+    api: str,
+    params: dict[str, str],
+    outcome: str,
+    status: int | None,
 ) -> None:
     observer = subscribe_responses(stack)
-    # The connection is made and dropped after the request: it may have been processed.
     with TwilioEmulator(
-        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, faults=FaultSpec.parse("reset=1")
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, faults=FaultSpec.parse(f"{fault}=1")
     ) as dropping:
         monkeypatch.setenv("TWILIO_BASE_URL", dropping.base_url)
         services.reset()
-        client.lambda_.invoke(
-            "handle_send_batch",
-            sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
-        )
+        row = queued(1, {"To": "+14155550100", "From": VALID_FROM, **params}, api)
+        client.lambda_.invoke("handle_send_batch", sqs_event([row]))
+        calls = [r for r in dropping.requests if r["method"] == "POST"]
 
     [envelope] = drain(stack, observer)
-    assert (envelope["outcome"], envelope["status"]) == ("unknown", None)
-    assert queue_counts(stack) == (0, 0)
+    assert (envelope["outcome"], envelope["status"]) == (outcome, status)
+    assert len(calls) == 1
+    assert sum(queue_counts(stack)) == (1 if outcome == "retrying" else 0)
 
 
 def test_sender_retries_a_connection_that_was_never_made(
@@ -434,22 +451,35 @@ def test_sender_holds_a_row_whose_call_may_still_be_in_flight(
     assert queue_counts(stack) == (0, 1)
 
 
-def test_sender_gives_a_call_that_never_completed_unknown_without_calling(
-    stack: Stack, client: Client, emulator: TwilioEmulator, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("api", "params", "outcome", "calls"),
+    [
+        # No such message in Twilio's list: the call never took effect, so it is made now.
+        ("messages", {"Body": "x"}, "sent", 1),
+        # A call cannot be looked up: unknown, and never called blindly.
+        ("calls", {"Url": "https://example.com/t"}, "unknown", 0),
+    ],
+)
+def test_sender_settles_a_call_that_never_completed(
+    stack: Stack,
+    client: Client,
+    emulator: TwilioEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    api: str,
+    params: dict[str, str],
+    outcome: str,
+    calls: int,
 ) -> None:
     observer = subscribe_responses(stack)
     monkeypatch.setenv("IN_DOUBT_AFTER_SECONDS", "0")
     services.reset()
     services.ledger().claim("job-1", 1, 1)  # an invocation that died mid-call
 
-    row = queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})
+    row = queued(1, {"To": "+14155550100", "From": VALID_FROM, **params}, api)
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
 
-    unknown, again = drain(stack, observer)
-    assert (unknown["outcome"], unknown["error"]["message"]) == (
-        "unknown",
-        "the call started but never completed",
-    )
-    assert again == unknown
-    assert emulator.requests == []
+    first, again = drain(stack, observer)
+    assert first["outcome"] == outcome
+    assert again == first  # the second delivery republishes the settled outcome
+    assert len([r for r in emulator.requests if r["method"] == "POST"]) == calls
