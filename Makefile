@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean
+.PHONY: venv run test lint types unit clean bench-faults
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ unit: venv
 	$(BIN)/pytest
 
 test: lint types unit
+
+# Benchmarks run outside `make test` and write their results under bench/.
+bench-faults: venv
+	$(BIN)/python bench/faults.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
