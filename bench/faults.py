@@ -21,7 +21,7 @@ from pathlib import Path
 from callqueue.generate import generate_rows, write_file
 
 ROWS = int(os.environ.get("BENCH_ROWS", "10000"))
-CPS = int(os.environ.get("BENCH_CPS", "100"))
+CPS = int(os.environ.get("BENCH_CPS", "40"))
 FAULTS = "429=0.05,500=0.02,reset=0.02,lost-response=0.02,crash=0.02"
 OUT = Path(__file__).resolve().parent / "faults.json"
 

@@ -39,7 +39,7 @@ class Job:
     outcomes_key: str | None = None
     stalled_at: float | None = None
     completed_at: float | None = None
-    # Settled rows the reconciler last saw, and when that count last changed.
+    # Responses the reconciler last saw, and when that count last changed.
     progress: int = 0
     progress_at: float | None = None
     # Responses the router has seen (every attempt).

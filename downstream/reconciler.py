@@ -67,11 +67,16 @@ class Reconciler:
         for job in self._jobs.active():
             if job.state == "paused":
                 continue
-            counts = self._results.count_by_outcome(job.job_id)
-            if job_settled(job.rows, job.rejected, counts):
-                self._complete(job, counts)
-                decided[job.job_id] = "completed"
-            elif self._check_stalled(job, sum(counts.values())):
+            # Every settled row published at least one response and the router counted it, so
+            # until the count reaches the valid rows the job cannot be settled: no need to read
+            # all its results (a large job's rows) on every run.
+            if job.responses >= job.valid:
+                counts = self._results.count_by_outcome(job.job_id)
+                if job_settled(job.rows, job.rejected, counts):
+                    self._complete(job, counts)
+                    decided[job.job_id] = "completed"
+                    continue
+            if self._check_stalled(job, job.responses):
                 decided[job.job_id] = "stalled"
         return decided
 
@@ -133,11 +138,11 @@ class Reconciler:
             if r.outcome != "retrying"
         ]
 
-    def _check_stalled(self, job: Job, settled: int) -> bool:
-        """A job whose count of settled rows has not moved for a while is flagged once."""
+    def _check_stalled(self, job: Job, responses: int) -> bool:
+        """A job whose count of responses has not moved for a while is flagged once."""
         now = self._clock()
-        if settled != job.progress or job.progress_at is None:
-            self._jobs.update(job.job_id, progress=settled, progress_at=now)
+        if responses != job.progress or job.progress_at is None:
+            self._jobs.update(job.job_id, progress=responses, progress_at=now)
             return False
         if job.stalled_at is not None or not is_stalled(
             job.progress_at, now, after_seconds=self._stalled_after
@@ -150,11 +155,11 @@ class Reconciler:
             Message=json.dumps(
                 {
                     "job_id": job.job_id,
-                    "settled": settled,
+                    "responses": responses,
                     "rows": job.rows,
                     "since": job.progress_at,
                 }
             ),
         )
-        log.warning("job %s stalled at %d of %d rows", job.job_id, settled, job.rows)
+        log.warning("job %s stalled at %d responses, %d rows", job.job_id, responses, job.rows)
         return True

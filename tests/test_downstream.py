@@ -192,6 +192,9 @@ def test_reconciler_completes_a_settled_job_with_an_outcome_csv(
         {**envelope(3, None, 201), "outcome": "suppressed", "status": None},
     ]
     client.lambda_.invoke("handle_results_batch", sqs_event(results))
+    services.reconciler().run()
+    assert services.jobs().get("job-1").state == "running"  # type: ignore[union-attr]
+    client.lambda_.invoke("handle_router_batch", sqs_event(results))  # counts the responses
 
     services.reconciler().run()
 
