@@ -38,6 +38,10 @@ def main() -> int:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         elapsed = time.monotonic() - started
+        if not report.exists():
+            print(result.stdout[-3000:], result.stderr[-6000:], sep="\n", file=sys.stderr)
+            print(f"callqueue run exited {result.returncode} without a report", file=sys.stderr)
+            return 1
         data = json.loads(report.read_text())
         requests = [json.loads(line) for line in log.read_text().splitlines() if line]
     processed = Counter(r["params"].get("Body") for r in requests if r["processed"])
