@@ -79,6 +79,8 @@ class Source:
     concurrency: int
     to_event: Callable[[list[dict[str, Any]]], Any]
     batching_window: float = 0.0
+    # Messages Lambda would never see (S3's test event): deleted without an invocation.
+    ignore: Callable[[dict[str, Any]], bool] = lambda _: False
 
 
 class Triggers:
@@ -122,7 +124,9 @@ class Triggers:
             if isinstance(config, S3EventConfig):
                 url = self._async_queue(name, failed_arn)
                 s3_by_bucket.setdefault(config.bucket, []).append((config, url))
-                self._sources.append(Source(name, handler, url, 1, 2, _s3_event))
+                self._sources.append(
+                    Source(name, handler, url, 1, 2, _s3_event, ignore=_is_s3_test_event)
+                )
             elif isinstance(config, SQSEventConfig):
                 queue = config.queue or (config.queue_arn or "").rsplit(":", 1)[-1]
                 url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
@@ -320,7 +324,7 @@ class Triggers:
     ) -> None:
         sqs = self._client("sqs")
         try:
-            events = [m for m in messages if _is_event(m)]
+            events = [m for m in messages if not source.ignore(m)]
             result = (
                 self._invoke(source.name, source.handler, source.to_event(events))
                 if events
@@ -362,13 +366,10 @@ class Triggers:
 _FAILED = object()
 
 
-def _is_event(message: dict[str, Any]) -> bool:
+def _is_s3_test_event(message: dict[str, Any]) -> bool:
     # S3 sends a test event when a notification is configured; Lambda never sees it.
-    try:
-        body = json.loads(message["Body"])
-    except ValueError:
-        return True
-    return not (isinstance(body, dict) and body.get("Event") == "s3:TestEvent")
+    body = json.loads(message["Body"])
+    return isinstance(body, dict) and body.get("Event") == "s3:TestEvent"
 
 
 def _s3_event(messages: list[dict[str, Any]]) -> Any:

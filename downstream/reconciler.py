@@ -7,8 +7,8 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from chalicelib.jobs import Job, JobStore, StateChanged
 from chalicelib.storage import rejects_key
@@ -80,7 +80,7 @@ class Reconciler:
                 decided[job.job_id] = "stalled"
         return decided
 
-    def _complete(self, job: Job, counts: dict[str, int] | Any) -> None:
+    def _complete(self, job: Job, counts: Mapping[str, int]) -> None:
         key = outcomes_key(job.job_id)
         text = io.StringIO()
         write_outcomes_csv(text, merge_outcomes(self._rejects(job), self._rows(job)))
