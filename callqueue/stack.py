@@ -34,6 +34,7 @@ OUTPUT_ENV = {
     "ResultsTable": "RESULTS_TABLE",
     "SuppressionTable": "SUPPRESSION_TABLE",
     "IdempotencyTable": "IDEMPOTENCY_TABLE",
+    "RateLimitTable": "RATE_LIMIT_TABLE",
     "ArchiveQueue": "ARCHIVE_QUEUE",
     "ResultsQueue": "RESULTS_QUEUE",
     "RouterQueue": "ROUTER_QUEUE",

@@ -61,6 +61,7 @@ class Settings:
     stalled_after_seconds: int
     idempotency_table: str
     in_doubt_after_seconds: float
+    rate_limit_table: str
 
     def __post_init__(self) -> None:
         if self.cps < 1:
@@ -130,6 +131,7 @@ class Settings:
             # Longer than a call can take (Twilio timeout, hold, publish) before a started call
             # that never recorded its outcome is given up as unknown.
             in_doubt_after_seconds=float(env.get("IN_DOUBT_AFTER_SECONDS", "90")),
+            rate_limit_table=env.get("RATE_LIMIT_TABLE", f"{prefix}-rate"),
         )
 
 
