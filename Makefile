@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean bench-faults
+.PHONY: venv run test lint types unit clean bench-faults bench-rate
 
 venv: $(STAMP)
 
@@ -21,6 +21,8 @@ run: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/callqueue template > $(VENV)/callqueue-template.json
+	$(BIN)/cfn-lint $(VENV)/callqueue-template.json
 
 types: venv
 	$(BIN)/mypy
@@ -33,6 +35,9 @@ test: lint types unit
 # Benchmarks run outside `make test` and write their results under bench/.
 bench-faults: venv
 	$(BIN)/python bench/faults.py
+
+bench-rate: venv
+	$(BIN)/python bench/rate.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

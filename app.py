@@ -8,7 +8,8 @@ from typing import Any
 
 from chalice.app import Chalice, Rate, S3Event, SQSEvent
 
-from chalicelib import services
+from chalicelib import observability, services
+from chalicelib.api import route_auth
 from chalicelib.records import QueuedRow
 from chalicelib.release import LoopState
 from downstream.messages import envelopes_of, events_of
@@ -16,8 +17,8 @@ from downstream.router import suppress
 
 app = Chalice(app_name="callqueue")
 app.log.setLevel(logging.INFO)
-logging.getLogger("chalicelib").setLevel(logging.INFO)
-logging.getLogger("downstream").setLevel(logging.INFO)
+# In Lambda, one JSON object per log line with the job and row being worked on.
+observability.configure_logging(("chalicelib", "downstream"), level=logging.INFO)
 
 settings = services.settings()
 
@@ -81,3 +82,44 @@ def handle_systemic_events(event: SQSEvent) -> None:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def handle_reconcile(event: Any) -> None:
     services.reconciler().run()
+
+
+# The REST API (chalicelib/api.py, downstream/delivery.py; described in openapi.yaml). The job
+# routes need an API key or IAM credentials, by stage; Twilio's callback only its signature.
+
+job_auth = route_auth(settings)
+
+
+@app.route("/jobs", methods=["POST"], **job_auth)
+def handle_create_job() -> Any:
+    return services.jobs_api().create(app.current_request)
+
+
+@app.route("/jobs", methods=["GET"], **job_auth)
+def handle_list_jobs() -> Any:
+    return services.jobs_api().recent(app.current_request)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"], **job_auth)
+def handle_get_job(job_id: str) -> Any:
+    return services.jobs_api().status(job_id)
+
+
+@app.route("/jobs/{job_id}/cancel", methods=["POST"], **job_auth)
+def handle_cancel_job(job_id: str) -> Any:
+    return services.jobs_api().cancel(job_id)
+
+
+@app.route("/jobs/{job_id}/pause", methods=["POST"], **job_auth)
+def handle_pause_job(job_id: str) -> Any:
+    return services.jobs_api().pause(job_id)
+
+
+@app.route("/jobs/{job_id}/resume", methods=["POST"], **job_auth)
+def handle_resume_job(job_id: str) -> Any:
+    return services.jobs_api().resume(job_id)
+
+
+@app.route("/twilio/status", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def handle_status_callback() -> Any:
+    return services.status_callbacks().respond(app.current_request)

@@ -1,4 +1,4 @@
-"""The `callqueue` command: generate, plan, run, up, emulator."""
+"""The `callqueue` command: generate, plan, run, up, emulator, infra."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -59,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("file", type=Path)
     _rate_arguments(plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.add_argument(
+        "--sender-limits",
+        type=_sender_limits,
+        default="",
+        help='per-sender messages per second for the ETA (default "auto": Twilio\'s defaults)',
+    )
     plan.set_defaults(command=_plan)
 
     run = sub.add_parser("run", help="run files through the whole pipeline on this machine")
@@ -81,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the local stack and keep it running")
     _rate_arguments(up)
     _local_arguments(up)
+    up.add_argument(
+        "--api-port", type=int, default=0, help="port of the REST API (default: any free one)"
+    )
     up.set_defaults(command=_up)
 
     suppression = sub.add_parser(
@@ -113,6 +123,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     template.set_defaults(command=_template)
 
+    infra = sub.add_parser("infra", help="deploy the AWS resources around `chalice deploy`")
+    infra_sub = infra.add_subparsers(required=True, metavar="ACTION")
+    infra_deploy = infra_sub.add_parser(
+        "deploy", help="create or update the stack; write config.json and the IAM policies"
+    )
+    infra_deploy.add_argument("--twilio-secret", help="the Twilio secret's name (callqueue/twilio)")
+    infra_deploy.add_argument("--alert-email", help="subscribe this address to the alerts")
+    infra_deploy.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another template parameter (e.g. ArchiveRetentionDays=365); repeatable",
+    )
+    infra_deploy.set_defaults(command=_infra_deploy)
+    post_deploy = infra_sub.add_parser(
+        "post-deploy", help="after `chalice deploy`: ReportBatchItemFailures on the SQS triggers"
+    )
+    post_deploy.set_defaults(command=_infra_post_deploy)
+    destroy = infra_sub.add_parser("destroy", help="empty the buckets and delete the stack")
+    destroy.set_defaults(command=_infra_destroy)
+    for action in (infra_deploy, post_deploy, destroy):
+        action.add_argument("--stage", required=True, help="dev, prod, ...")
+
     emulator = sub.add_parser("emulator", help="run the Twilio emulator alone")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8087)
@@ -126,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cps", type=_positive, default=50, help="API calls per second")
+    parser.add_argument("--cps", type=_positive, default=50, help="a job's calls per second")
     parser.add_argument(
         "--window",
         type=_window,
@@ -140,7 +174,28 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faults", type=_faults, default=None, help="e.g. 429=0.1,reset=0.05")
     parser.add_argument("--latency", type=float, default=0.0, help="emulator latency, seconds")
     parser.add_argument("--concurrency-limit", type=_positive, help="emulated account limit")
+    parser.add_argument(
+        "--account-cps",
+        type=_positive,
+        help="the account's calls per second, shared by all jobs (default: --cps)",
+    )
+    parser.add_argument(
+        "--sender-limits",
+        type=_sender_limits,
+        default="",
+        help='per-sender messages per second: "auto" or "auto,+15005550006=10" (default off)',
+    )
     parser.add_argument("--seed", type=int, help="seed for the emulator's fault draws")
+
+
+def _sender_limits(text: str) -> str:
+    from chalicelib.metering import SenderLimits
+
+    try:
+        SenderLimits.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _positive(text: str) -> int:
@@ -190,14 +245,17 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from chalicelib.metering import SenderLimits
     from chalicelib.parsing import FileFormatError, detect_format
     from chalicelib.plan import plan
     from chalicelib.planning import Schedule
 
     _readable(args.file)
+    senders = SenderLimits.parse(args.sender_limits or "auto")
     try:
         with args.file.open("rb") as stream:
-            result = plan(stream, detect_format(args.file.name), Schedule(args.cps, args.window))
+            fmt = detect_format(args.file.name)
+            result = plan(stream, fmt, Schedule(args.cps, args.window), senders)
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None
     if args.json:
@@ -216,6 +274,13 @@ def _plan(args: argparse.Namespace) -> int:
             f"  SMS: {gsm} GSM-7 ({result.segments['GSM-7']} segments), "
             f"{ucs} UCS-2 ({result.segments['UCS-2']} segments)"
         )
+    if result.eta_with_sender_limits > result.eta_seconds:
+        print(
+            "  under per-sender limits the last message goes after "
+            f"{_duration(result.eta_with_sender_limits)}"
+        )
+    for warning in result.warnings():
+        print(f"  warning: {warning}")
     for reject in result.rejects[:20]:
         print(f"  rejected row {reject['row']}: {reject['reason']}")
     if len(result.rejects) > 20:
@@ -233,6 +298,8 @@ def _options(args: argparse.Namespace) -> Options:
         faults=args.faults,
         latency=args.latency,
         concurrency_limit=args.concurrency_limit,
+        account_cps=args.account_cps,
+        sender_limits=args.sender_limits,
         seed=args.seed,
     )
 
@@ -312,7 +379,7 @@ def _write_outcomes(path: Path, runtime: LocalRuntime) -> None:
         writer = csv.writer(out)
         writer.writerow(["job_id", "row", "outcome", "error_code"])
         for submitted in runtime.jobs:
-            rows: list[tuple[int, str, int | None]] = [
+            rows: list[tuple[int, str, int | str | None]] = [
                 (row, "rejected", None) for row, _ in runtime.rejects(submitted.job_id)
             ]
             rows += runtime.tally.rows(submitted.job_id)
@@ -321,13 +388,16 @@ def _write_outcomes(path: Path, runtime: LocalRuntime) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from callqueue.api_server import free_port
     from callqueue.runtime import LocalRuntime
 
-    options = _options(args)
+    options = replace(_options(args), api_port=args.api_port or free_port())
     with LocalRuntime(options) as runtime:
         print(f"moto (AWS):      {runtime.endpoint}  (aws --endpoint-url {runtime.endpoint} ...)")
         assert runtime.emulator is not None  # noqa: S101
         print(f"Twilio emulator: {runtime.emulator.base_url}")
+        assert runtime.api is not None  # noqa: S101
+        print(f"API (chalice local): {runtime.api.url}  (curl {runtime.api.url}/jobs)")
         print(
             "the stack's environment (eval these lines to use `callqueue suppression|dlq|resume`):"
         )
@@ -402,6 +472,67 @@ def _template(args: argparse.Namespace) -> int:
     from callqueue.stack import render_template
 
     print(json.dumps(render_template(), indent=2))
+    return EXIT_OK
+
+
+def _infra_deploy(args: argparse.Namespace) -> int:
+    import boto3
+
+    from callqueue import infra
+
+    parameters = dict(_key_value(p) for p in args.parameter)
+    if args.twilio_secret:
+        parameters["TwilioSecretName"] = args.twilio_secret
+    if args.alert_email:
+        parameters["AlertEmail"] = args.alert_email
+    try:
+        env = infra.deploy(
+            boto3.client("cloudformation"),
+            boto3.client("secretsmanager"),
+            args.stage,
+            parameters=parameters,
+        )
+    except infra.InfraError as error:
+        raise UsageError(str(error)) from None
+    print(
+        f"stack {infra.stack_name(args.stage)}: {len(env)} outputs written to .chalice/config.json"
+    )
+    print(f"policies rendered into .chalice/policies/{args.stage}/")
+    stage = args.stage
+    print(f"next: chalice deploy --stage {stage} && callqueue infra post-deploy --stage {stage}")
+    return EXIT_OK
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--parameter {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def _infra_post_deploy(args: argparse.Namespace) -> int:
+    import boto3
+
+    from callqueue import infra
+
+    try:
+        changed = infra.post_deploy(boto3.client("lambda"), args.stage)
+    except infra.InfraError as error:
+        raise UsageError(str(error)) from None
+    print("ReportBatchItemFailures on: " + ", ".join(changed))
+    return EXIT_OK
+
+
+def _infra_destroy(args: argparse.Namespace) -> int:
+    import boto3
+
+    from callqueue import infra
+
+    try:
+        buckets = infra.destroy(boto3.client("cloudformation"), boto3.client("s3"), args.stage)
+    except infra.InfraError as error:
+        raise UsageError(str(error)) from None
+    print(f"emptied {len(buckets)} bucket(s); stack {infra.stack_name(args.stage)} deleted")
     return EXIT_OK
 
 

@@ -63,6 +63,14 @@ repeated key becomes a list), ``status`` (null if dropped), ``code``, ``fault``,
 (the request took effect: a message, call, verification or execution was created or a lookup
 answered) and ``sid`` (of what was created).
 
+Status callbacks: a message created with a ``StatusCallback`` URL gets Twilio's callbacks
+there, signed with the account's auth token (``X-Twilio-Signature``), one after another on a
+background thread: ``queued``, ``sent``, then ``delivered``, or ``undelivered`` with an
+``ErrorCode`` for these To numbers (the emulator's own; Twilio's test credentials send no
+callbacks): +15005550030 -> 30003 (unreachable), +15005550050 -> 30005 (unknown destination),
++15005550060 -> 30006 (landline), +15005550070 -> 30007 (filtered). Each callback sent is logged
+to `TwilioEmulator.callbacks` with the HTTP status it got (null if the URL could not be reached).
+
 The default credentials below are fixed fakes for local use, not secrets.
 """
 
@@ -74,6 +82,7 @@ import contextlib
 import hmac
 import json
 import math
+import queue
 import random
 import re
 import socket
@@ -81,6 +90,8 @@ import struct
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +102,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any, cast
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from twilio.request_validator import RequestValidator
 
 from callqueue.faults import FaultKind, FaultSpec
 
@@ -845,6 +858,98 @@ class _Exchange:
         return self.fault in (FaultKind.RESET, FaultKind.LOST_RESPONSE)
 
 
+# The emulator's delivery failures by To number (see the module docstring).
+UNDELIVERED_CODES: Mapping[str, int] = {
+    "+15005550030": 30003,
+    "+15005550050": 30005,
+    "+15005550060": 30006,
+    "+15005550070": 30007,
+}
+
+
+class _CallbackSender:
+    """Posts signed status callbacks, in the order they were scheduled, on one thread."""
+
+    def __init__(self, auth_token: str, delay: float, sleep: Callable[[float], None]) -> None:
+        self._validator = RequestValidator(auth_token)
+        self._delay = delay
+        self._sleep = sleep
+        self._queue: queue.Queue[tuple[str, dict[str, str]] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._sent: list[Json] = []
+        # No proxy from the environment may capture a loopback callback.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def sent(self) -> list[Json]:
+        with self._lock:
+            return list(self._sent)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="twilio-callbacks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def message_created(self, url: str, message: Json) -> None:
+        base = {
+            "AccountSid": str(message["account_sid"]),
+            "ApiVersion": API_VERSION,
+            "From": str(message["from"] or ""),
+            "MessageSid": str(message["sid"]),
+            "SmsSid": str(message["sid"]),
+            "To": str(message["to"]),
+        }
+        code = UNDELIVERED_CODES.get(str(message["to"]))
+        final = {"MessageStatus": "delivered"}
+        if code is not None:
+            final = {"MessageStatus": "undelivered", "ErrorCode": str(code)}
+        for status in ({"MessageStatus": "queued"}, {"MessageStatus": "sent"}, final):
+            form = {**base, **status, "SmsStatus": status["MessageStatus"]}
+            self._queue.put((url, form))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            url, form = item
+            if self._delay > 0:
+                self._sleep(self._delay)
+            self._post(url, form)
+
+    def _post(self, url: str, form: dict[str, str]) -> None:
+        request = urllib.request.Request(  # noqa: S310 - the URL the message asked for
+            url,
+            data=urlencode(form).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": self._validator.compute_signature(url, form),
+                "User-Agent": "TwilioProxy/1.1",
+            },
+            method="POST",
+        )
+        status: int | None
+        try:
+            with self._opener.open(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except (urllib.error.URLError, OSError):
+            status = None  # unreachable: logged as such, as Twilio's debugger would show
+        with self._lock:
+            self._sent.append(
+                {
+                    "url": url,
+                    "MessageSid": form["MessageSid"],
+                    "status": form["MessageStatus"],
+                    "http_status": status,
+                }
+            )
+
+
 class TwilioEmulator:
     """Serves the emulated Twilio API on a background thread; see the module docstring."""
 
@@ -863,7 +968,9 @@ class TwilioEmulator:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        callback_delay: float = 0.05,
     ) -> None:
+        """`callback_delay`: seconds before each status callback is posted."""
         if not _ACCOUNT_SID.fullmatch(account_sid):
             raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
         if concurrency_limit is not None and concurrency_limit < 1:
@@ -885,6 +992,7 @@ class TwilioEmulator:
         self._log_file: IO[str] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._callbacks = _CallbackSender(auth_token, callback_delay, sleep)
 
     @property
     def account_sid(self) -> str:
@@ -895,6 +1003,11 @@ class TwilioEmulator:
         if self._server is None:
             raise RuntimeError("the emulator is not running; call start() first")
         return f"http://{self._host}:{self._server.server_address[1]}"
+
+    @property
+    def callbacks(self) -> list[Json]:
+        """A snapshot of every status callback posted so far, in order."""
+        return self._callbacks.sent
 
     @property
     def requests(self) -> list[Json]:
@@ -915,11 +1028,13 @@ class TwilioEmulator:
             daemon=True,
         )
         self._thread.start()
+        self._callbacks.start()
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        self._callbacks.stop()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -966,6 +1081,14 @@ class TwilioEmulator:
             if result.fault is FaultKind.CRASH:
                 result.extra_headers[FAULT_HEADER] = FaultKind.CRASH.value
             self._log(result, method, path, params)
+            callback = _first(params, "StatusCallback")
+            if (
+                callback
+                and reply.processed
+                and method == "POST"
+                and path.endswith("/Messages.json")
+            ):
+                self._callbacks.message_created(callback, reply.body)
             return result
         finally:
             # Out of flight before the response goes out, so that a client's next request never

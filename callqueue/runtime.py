@@ -30,6 +30,7 @@ import requests
 from botocore.config import Config
 
 from callqueue import lambdas
+from callqueue.api_server import ApiServer
 from callqueue.emulator import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -62,6 +63,12 @@ class Options:
     faults: FaultSpec | None = None
     latency: float = 0.0
     concurrency_limit: int | None = None
+    # The account's calls per second, shared by all jobs (None: the same as cps).
+    account_cps: int | None = None
+    sender_limits: str = ""
+    # On two shared cores moto answers in tens to hundreds of milliseconds and the handlers share
+    # one interpreter, so a call often misses its slot by more than a deployment's 0.1 s.
+    slot_tolerance_seconds: float = 1.0
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
     visibility_timeout: int = 5
     max_receive_count: int = 5
@@ -71,9 +78,13 @@ class Options:
     # Schedules (the reconciler) run every few seconds locally, not every minute.
     schedule_period: float = 2.0
     systemic_error_threshold: int = 3
-    # The emulator answers in milliseconds: a call not done after this many seconds is in doubt.
-    in_doubt_after_seconds: float = 12.0
+    # A call not done after this many seconds is in doubt. Longer than a sender's batch can
+    # take here (claims, slots, holds and calls against a busy moto), as the deployment's 90 s
+    # is longer than the sender's 60 s Lambda timeout.
+    in_doubt_after_seconds: float = 30.0
     seed: int | None = None
+    # Serve the REST API with `chalice local` on this loopback port (None: no API).
+    api_port: int | None = None
 
 
 class AwsRequestCounter:
@@ -110,7 +121,8 @@ class Tally:
     """Final outcome of every row the runtime has seen, from the response topic and the DLQ."""
 
     outcomes: dict[tuple[str, int], str] = field(default_factory=dict)
-    row_codes: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Twilio's error code, or `cancelled` for a row of a cancelled job.
+    row_codes: dict[tuple[str, int], int | str] = field(default_factory=dict)
     error_codes: Counter[str] = field(default_factory=Counter)
     lags: list[float] = field(default_factory=list)
     first_attempts: list[float] = field(default_factory=list)
@@ -130,13 +142,13 @@ class Tally:
                 code = (data.get("error") or {}).get("code")
                 if code is not None:
                     self.error_codes[str(code)] += 1
-                    self.row_codes[key] = int(code)
+                    self.row_codes[key] = code if isinstance(code, str) else int(code)
 
     def dead_lettered(self, job_id: str, row: int) -> None:
         with self.lock:
             self.outcomes.setdefault((job_id, row), "dead_lettered")
 
-    def rows(self, job_id: str) -> list[tuple[int, str, int | None]]:
+    def rows(self, job_id: str) -> list[tuple[int, str, int | str | None]]:
         """(row, outcome, error code) of every settled row of a job, by row."""
         with self.lock:
             return sorted(
@@ -158,6 +170,7 @@ class Submitted:
 
 class LocalRuntime:
     def __init__(self, options: Options, *, project_dir: Path = PROJECT_DIR) -> None:
+        self._saved_environment: dict[str, str] | None = None
         self.options = options
         self.project_dir = project_dir
         self.counter = AwsRequestCounter()
@@ -175,10 +188,14 @@ class LocalRuntime:
         self.triggers: Triggers | None = None
         self.endpoint = ""
         self.started_at = 0.0
+        self.api: ApiServer | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        # The handlers read their settings from the environment, as in Lambda; stop() puts the
+        # process's own environment back.
+        self._saved_environment = dict(os.environ)
         self.started_at = time.time()
         # moto's server logs every request through werkzeug at INFO.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -226,6 +243,7 @@ class LocalRuntime:
                 "MaxReceiveCount": str(self.options.max_receive_count),
                 "SinkVisibilityTimeout": str(self.options.visibility_timeout),
             },
+            moto=True,
             poll=0.1,
         )
         expose_state_machine_to_interpreter(
@@ -261,11 +279,22 @@ class LocalRuntime:
                 "TWILIO_SECRET_ID": SECRET_ID,
                 "TWILIO_CREDENTIALS": "test",
                 "CPS": str(self.options.cps),
+                "ACCOUNT_CPS": str(self.options.account_cps or self.options.cps),
+                "SENDER_LIMITS": self.options.sender_limits,
+                "SLOT_TOLERANCE_SECONDS": str(self.options.slot_tolerance_seconds),
+                # The emulated account's concurrency limit is the one the senders are told of.
+                "TWILIO_CONCURRENCY_LIMIT": str(self.options.concurrency_limit or ""),
                 "WINDOW_SECONDS": str(self.options.window_seconds),
                 "MAX_ATTEMPTS": str(self.options.max_attempts),
                 "BACKOFF_BASE_SECONDS": str(self.options.backoff_base_seconds),
                 "SYSTEMIC_ERROR_THRESHOLD": str(self.options.systemic_error_threshold),
                 "IN_DOUBT_AFTER_SECONDS": str(self.options.in_doubt_after_seconds),
+                # Where the emulator sends status callbacks: the API below, when it runs.
+                "STATUS_CALLBACK_URL": (
+                    f"http://127.0.0.1:{self.options.api_port}/twilio/status"
+                    if self.options.api_port is not None
+                    else ""
+                ),
             }
         )
         services.use_boto3_session(self.counter.session)
@@ -285,8 +314,18 @@ class LocalRuntime:
         self.triggers.install()
         self._observe()
         self.triggers.start()
+        if self.options.api_port is not None:
+            self.api = ApiServer(
+                self.project_dir,
+                self.handler_environment(),
+                port=self.options.api_port,
+                stage=self.options.stage,
+            )
+            self.api.start()
 
     def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
         self._stop.set()
         if self.triggers is not None:
             self.triggers.stop()
@@ -295,10 +334,18 @@ class LocalRuntime:
         if self.emulator is not None:
             self.emulator.stop()
         if self._aws is not None:
-            self._aws.communicate(timeout=10)
+            try:
+                self._aws.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                # Requests still in flight (a long poll) hold it up; nothing more is wanted of it.
+                self._aws.kill()
+                self._aws.communicate()
         if self._host is not None:
             self._host.stop()
         # Back to the product's own clients (tests run other things in this process after).
+        if self._saved_environment is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environment)
         services.use_twilio_http_client(CapturingHttpClient)
         services.use_boto3_session(boto3.session.Session)
 
@@ -347,6 +394,7 @@ class LocalRuntime:
             "TWILIO_CREDENTIALS",
             "CPS",
             "WINDOW_SECONDS",
+            "STATUS_CALLBACK_URL",
         }
         return {name: os.environ[name] for name in sorted(names) if name in os.environ}
 

@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from chalicelib.metering import SenderLimits
+
 # SQS cannot delay a message longer than 15 minutes, and a chunk's rows are enqueued with delays
 # spanning one window, so a window can be at most that long.
 MAX_WINDOW_SECONDS = 900
 
 CredentialKind = Literal["test", "live"]
+ApiAuth = Literal["api_key", "iam"]
 
 
 class ConfigError(ValueError):
@@ -62,6 +65,24 @@ class Settings:
     idempotency_table: str
     in_doubt_after_seconds: float
     rate_limit_table: str
+    # The account's calls per second, shared by every job (CPS is a job's own pace).
+    account_cps: float
+    # Per-sender limits: "" (off), "auto" (Twilio's defaults by kind of number), or overrides
+    # such as "auto,+15005550006=10" (chalicelib.metering.SenderLimits).
+    sender_limits: str
+    # How many of a batch's calls may be in flight at once.
+    sender_call_concurrency: int
+    # The account's Twilio concurrency limit, if known: readings near it slow the senders.
+    twilio_concurrency_limit: int | None
+    # How late a metered call may go for its slot before it takes a fresh one.
+    slot_tolerance_seconds: float
+    # The public URL of POST /twilio/status as Twilio calls it (API Gateway's host and stage path
+    # are not what the function sees), signed by Twilio; empty: no status callbacks are asked for.
+    status_callback_url: str | None
+    # How the job routes are protected in API Gateway: an API key or IAM (SigV4) authorisation.
+    api_auth: ApiAuth
+    # Rows accepted in the body of POST /jobs; larger files go through a presigned upload.
+    api_max_rows: int
 
     def __post_init__(self) -> None:
         if self.cps < 1:
@@ -71,6 +92,12 @@ class Settings:
                 f"window must be 1..{MAX_WINDOW_SECONDS} seconds (SQS's delay ceiling), "
                 f"got {self.window_seconds}"
             )
+        if self.account_cps <= 0:
+            raise ConfigError(f"ACCOUNT_CPS must be above 0, got {self.account_cps}")
+        try:
+            SenderLimits.parse(self.sender_limits)
+        except ValueError as error:
+            raise ConfigError(f"SENDER_LIMITS: {error}") from None
         if self.max_attempts < 1:
             raise ConfigError(f"max attempts must be at least 1, got {self.max_attempts}")
         if not 1 <= self.sender_batch_size <= 10:
@@ -132,6 +159,14 @@ class Settings:
             # that never recorded its outcome is given up as unknown.
             in_doubt_after_seconds=float(env.get("IN_DOUBT_AFTER_SECONDS", "90")),
             rate_limit_table=env.get("RATE_LIMIT_TABLE", f"{prefix}-rate"),
+            account_cps=float(env.get("ACCOUNT_CPS") or _int(env, "CPS", 10)),
+            sender_limits=env.get("SENDER_LIMITS", ""),
+            sender_call_concurrency=_int(env, "SENDER_CALL_CONCURRENCY", 10),
+            twilio_concurrency_limit=_int(env, "TWILIO_CONCURRENCY_LIMIT", 0) or None,
+            slot_tolerance_seconds=float(env.get("SLOT_TOLERANCE_SECONDS") or "0.1"),
+            status_callback_url=env.get("STATUS_CALLBACK_URL") or None,
+            api_auth=_api_auth(env.get("API_AUTH", "api_key")),
+            api_max_rows=_int(env, "API_MAX_ROWS", 10_000),
         )
 
 
@@ -143,3 +178,11 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _api_auth(raw: str) -> ApiAuth:
+    if raw == "api_key":
+        return "api_key"
+    if raw == "iam":
+        return "iam"
+    raise ConfigError(f"API_AUTH must be 'api_key' or 'iam', got {raw!r}")

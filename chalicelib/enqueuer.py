@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from chalicelib.observability import Metrics, bound
 from chalicelib.queue import SendQueue
 from chalicelib.records import QueuedRow
 from chalicelib.storage import Storage
@@ -12,9 +13,12 @@ log = logging.getLogger(__name__)
 
 
 class Enqueuer:
-    def __init__(self, storage: Storage, queue: SendQueue) -> None:
+    def __init__(
+        self, storage: Storage, queue: SendQueue, *, metrics: Metrics | None = None
+    ) -> None:
         self._storage = storage
         self._queue = queue
+        self._metrics = metrics
 
     def enqueue_chunk(self, bucket: str, key: str) -> int:
         rows, metadata = self._storage.read_chunk(bucket, key)
@@ -32,6 +36,10 @@ class Enqueuer:
             )
             for r in rows
         )
-        count = self._queue.enqueue(queued)
-        log.info("job %s: %s enqueued, %d rows", job_id, key, count)
+        with bound(job_id=job_id):
+            count = self._queue.enqueue(queued)
+            log.info("job %s: %s enqueued, %d rows", job_id, key, count)
+        if self._metrics is not None:
+            self._metrics.count("RowsEnqueued", count)
+            self._metrics.flush()
         return count

@@ -44,6 +44,7 @@ class Job:
     progress_at: float | None = None
     # Responses the router has seen (every attempt).
     responses: int = 0
+    cancelled_at: float | None = None
 
 
 _INTEGERS = {
@@ -58,7 +59,15 @@ _INTEGERS = {
     "progress",
     "responses",
 }
-_TIMES = {"created_at", "started_at", "paused_at", "stalled_at", "completed_at", "progress_at"}
+_TIMES = {
+    "created_at",
+    "started_at",
+    "paused_at",
+    "stalled_at",
+    "completed_at",
+    "progress_at",
+    "cancelled_at",
+}
 _NUMBERS = _INTEGERS | _TIMES
 
 
@@ -82,6 +91,14 @@ def _from_item(item: dict[str, Any]) -> Job:
     return Job(**values)
 
 
+# Every job item carries this constant under LISTING, the partition key of the RECENT index
+# (sorted by created_at), so the most recent jobs are one Query instead of a Scan of all jobs.
+# Jobs are created a few a minute at most, far below what one index partition takes.
+RECENT = "recent"
+LISTING = "listing"
+LISTING_ALL = "job"
+
+
 class JobStore:
     def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
         self._db = dynamodb
@@ -92,7 +109,7 @@ class JobStore:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item=_to_item(job),
+                Item={**_to_item(job), LISTING: {"S": LISTING_ALL}},
                 ConditionExpression="attribute_not_exists(job_id)",
             )
         except self._db.exceptions.ConditionalCheckFailedException:
@@ -124,17 +141,34 @@ class JobStore:
             return None
         return int(response["Attributes"][name]["N"])
 
+    def recent(self, limit: int) -> list[Job]:
+        """The `limit` most recently created jobs, newest first."""
+        page = self._db.query(
+            TableName=self._table,
+            IndexName=RECENT,
+            KeyConditionExpression="#l = :l",
+            ExpressionAttributeNames={"#l": LISTING},
+            ExpressionAttributeValues={":l": {"S": LISTING_ALL}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_from_item(item) for item in page.get("Items", [])]
+
     def active(self) -> list[Job]:
-        """Jobs that are not finished: what the reconciler looks at."""
+        """Jobs that are not finished: what the reconciler looks at. A cancelled job is
+        unfinished until its remaining rows have ended and its outcome CSV is written."""
         jobs: list[Job] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "FilterExpression": "#s IN (:r, :l, :p)",
+            "FilterExpression": (
+                "#s IN (:r, :l, :p) OR (#s = :c AND attribute_not_exists(outcomes_key))"
+            ),
             "ExpressionAttributeNames": {"#s": "state"},
             "ExpressionAttributeValues": {
                 ":r": {"S": "running"},
                 ":l": {"S": "released"},
                 ":p": {"S": "paused"},
+                ":c": {"S": "cancelled"},
             },
             "ConsistentRead": True,
         }

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from chalicelib.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.parsing import Format
 from chalicelib.planning import Schedule
 from chalicelib.rows import Accepted, checked_rows
-from chalicelib.segments import sms_segments
+from chalicelib.segments import message_cost, sms_segments
 
 
 @dataclass
@@ -24,6 +25,41 @@ class Plan:
     segments: dict[str, int] = field(default_factory=lambda: {"GSM-7": 0, "UCS-2": 0})
     messages_by_encoding: dict[str, int] = field(default_factory=lambda: {"GSM-7": 0, "UCS-2": 0})
     rejects: list[dict[str, int | str]] = field(default_factory=list)
+    # Per `From` of messages: how many segments it sends.
+    sender_segments: dict[str, int] = field(default_factory=dict)
+    senders: SenderLimits = field(default_factory=lambda: SenderLimits.parse("auto"))
+
+    def sender_seconds(self) -> dict[str, float]:
+        """How long each limited sender takes to send its segments at its messages per second."""
+        out = {}
+        for sender, segments in self.sender_segments.items():
+            mps = self.senders.mps(sender)
+            if mps:
+                out[sender] = segments / mps
+        return out
+
+    @property
+    def eta_with_sender_limits(self) -> float:
+        return max([self.eta_seconds, *self.sender_seconds().values()])
+
+    def warnings(self) -> list[str]:
+        found = []
+        for sender, seconds in sorted(self.sender_seconds().items(), key=lambda kv: -kv[1]):
+            if seconds > SENDER_QUEUE_SECONDS:
+                found.append(
+                    f"{sender} sends {self.sender_segments[sender]} segments at "
+                    f"{self.senders.mps(sender):g} per second: {seconds / 3600:.1f} h, more than "
+                    "the 10 hours of messages Twilio queues for a sender (30001 beyond that) "
+                    "unless SENDER_LIMITS paces it; add senders or use a Messaging Service"
+                )
+            elif seconds > self.eta_seconds:
+                found.append(
+                    f"{sender} needs {seconds:.0f} s at {self.senders.mps(sender):g} segments "
+                    f"per second, longer than the job's {self.eta_seconds:.0f} s at "
+                    f"{self.cps} CPS: its messages queue at Twilio (or, with SENDER_LIMITS, "
+                    "wait on the queue here)"
+                )
+        return found
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -38,12 +74,20 @@ class Plan:
             "sms_segments": self.segments,
             "sms_messages_by_encoding": self.messages_by_encoding,
             "rejects": self.rejects,
+            "sender_segments": self.sender_segments,
+            "eta_seconds_with_sender_limits": round(self.eta_with_sender_limits, 3),
+            "warnings": self.warnings(),
         }
 
 
-def plan(stream: BinaryIO, fmt: Format, schedule: Schedule) -> Plan:
-    """Raises parsing.FileFormatError when the file cannot be read at all."""
+def plan(
+    stream: BinaryIO, fmt: Format, schedule: Schedule, senders: SenderLimits | None = None
+) -> Plan:
+    """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
+    per-sender limits the ETA is reported under (Twilio's defaults when not given)."""
     result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
+    if senders is not None and senders.enabled:
+        result.senders = senders
     for item in checked_rows(stream, fmt):
         result.rows += 1
         if not isinstance(item, Accepted):
@@ -58,6 +102,10 @@ def plan(stream: BinaryIO, fmt: Format, schedule: Schedule) -> Plan:
             encoding, count = sms_segments(body)
             result.segments[encoding] += count
             result.messages_by_encoding[encoding] += 1
+        sender = item.request.params.get("From")
+        if api == "messages" and isinstance(sender, str):
+            cost = message_cost(item.request.params)
+            result.sender_segments[sender] = result.sender_segments.get(sender, 0) + cost
     result.chunks = schedule.chunk_count(result.valid)
     result.eta_seconds = schedule.eta_seconds(result.valid)
     return result

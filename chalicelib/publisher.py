@@ -48,7 +48,9 @@ def _entry(entry_id: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
         attributes["status"] = {"DataType": "Number", "StringValue": str(envelope["status"])}
     code = (envelope.get("error") or {}).get("code")
     if code is not None:
-        attributes["error_code"] = {"DataType": "Number", "StringValue": str(code)}
+        # Twilio's codes are numbers; `cancelled` (chalicelib.cancel) is not.
+        kind = "Number" if isinstance(code, int) else "String"
+        attributes["error_code"] = {"DataType": kind, "StringValue": str(code)}
     return {
         "Id": entry_id,
         "Message": json.dumps(envelope, separators=(",", ":")),

@@ -19,6 +19,9 @@ class CallRequest:
 
     api: Api
     params: dict[str, ParamValue]
+    # The row the call is made for, when it is made from the queue: a status callback names it.
+    job_id: str | None = None
+    row: int | None = None
 
 
 Outcome = Literal["sent", "failed", "unknown", "retrying", "dead_lettered", "suppressed"]
@@ -77,7 +80,7 @@ class QueuedRow:
 
     @property
     def request(self) -> CallRequest:
-        return CallRequest(api=self.api, params=self.params)
+        return CallRequest(api=self.api, params=self.params, job_id=self.job_id, row=self.row)
 
     def retry(self, due_at: float, job_start: float) -> QueuedRow:
         """The next attempt, due at `due_at` as measured from the job's start `job_start`."""

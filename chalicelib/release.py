@@ -80,6 +80,19 @@ class Releaser:
 
     def release(self, state: LoopState) -> LoopState:
         job = self._jobs.get(state.job_id)
+        if job is not None and job.state == "cancelled":
+            # Every row must end in an outcome: the chunks not yet released go out now, and the
+            # sender ends their rows `failed` (code `cancelled`) without calling Twilio.
+            for chunk in range(state.chunk, job.chunks):
+                self._storage.release_chunk(
+                    self._holding,
+                    self._process,
+                    chunk_key(state.job_id, chunk),
+                    job_id=state.job_id,
+                    job_start=repr(job.started_at or state.start),
+                    chunk=str(chunk),
+                )
+            self._jobs.update(state.job_id, released_chunks=job.chunks)
         if job is None or job.state in STOPPED_STATES:
             stopped = "missing" if job is None else job.state
             log.info("job %s is %s: release loop stops", state.job_id, stopped)

@@ -16,6 +16,7 @@ which this module does not count).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Literal
 
 Encoding = Literal["GSM-7", "UCS-2"]
@@ -53,3 +54,12 @@ def _count(units: list[int], single: int, part: int) -> int:
             segments, used = segments + 1, 0
         used += size
     return segments
+
+
+def message_cost(params: Mapping[str, object]) -> int:
+    """What a message costs on its sender's limit: its SMS segments (Twilio meters senders by
+    segment); a message with media or no body, one."""
+    body = params.get("Body")
+    if not isinstance(body, str) or not body or params.get("MediaUrl"):
+        return 1
+    return max(1, sms_segments(body)[1])

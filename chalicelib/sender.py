@@ -15,19 +15,25 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
+from chalicelib.cancel import end_cancelled
 from chalicelib.idempotency import CallLedger
 from chalicelib.jobs import Job
+from chalicelib.limiter import RateLimiter
+from chalicelib.metering import SenderLimits
 from chalicelib.outcomes import backoff_seconds, classify
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
 from chalicelib.records import Outcome, QueuedRow, ResponseEnvelope, TwilioResult
+from chalicelib.segments import message_cost
 from chalicelib.twilio_gateway import TwilioGateway
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # A row can arrive up to a second early (delays are rounded down) and a little more when the
 # queue is busy; a row due later than this goes back on the queue instead of holding the batch.
@@ -36,6 +42,29 @@ MAX_HOLD_SECONDS = 2.0
 PAUSED_RECHECK_SECONDS = 30.0
 # Before looking up a message whose response was lost.
 RESOLVE_DELAY_SECONDS = 1.0
+# A row the account has no slot for within the hold horizon looks again this much later.
+NO_SLOT_RECHECK_SECONDS = 1.0
+# A metered call later than this for its slot is not made (it would bunch with the calls in the
+# slots after it): it takes a fresh slot, at most this many times, then goes back to the queue.
+LATE_TOLERANCE_SECONDS = 0.1
+LATE_RESLOTS = 1
+# SQS's delay ceiling.
+MAX_DELAY_SECONDS = 900.0
+# Twilio's code for too many concurrent requests (with HTTP 429).
+TOO_MANY_REQUESTS = 20429
+# A concurrency reading at this share of the account's limit slows the senders before Twilio
+# has to refuse anything.
+CONCURRENCY_HEADROOM = 0.8
+
+
+@dataclass
+class _Done:
+    """What became of one row's call: what to publish, and what goes back on the queue."""
+
+    published: list[dict[str, Any]] = field(default_factory=list)
+    later: list[tuple[QueuedRow, float]] = field(default_factory=list)
+    retries: list[tuple[QueuedRow, float]] = field(default_factory=list)
+    dead: list[tuple[QueuedRow, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -59,7 +88,16 @@ class Sender:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
+        senders: SenderLimits | None = None,
+        concurrency: int = 1,
+        concurrency_limit: int | None = None,
+        late_tolerance: float = LATE_TOLERANCE_SECONDS,
     ) -> None:
+        """`limiter` meters every call on the account's shared rate (None: each row goes at its
+        own time); `senders` adds per-sender limits; `concurrency` is how many of a batch's
+        calls may be in flight at once; `concurrency_limit` the account's Twilio concurrency
+        limit, whose nearness slows the rate."""
         # The gateway is a factory so credentials are read on first use, not at import.
         self._gateway = gateway
         self._queue = queue
@@ -71,16 +109,25 @@ class Sender:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._limiter = limiter
+        self._senders = senders or SenderLimits()
+        self._concurrency = concurrency
+        self._concurrency_limit = concurrency_limit
+        self._late_tolerance = late_tolerance
 
     def send_batch(self, rows: Iterable[QueuedRow]) -> list[dict[str, Any]]:
         """Returns the envelopes published, as JSON."""
         batch = list(rows)
         jobs = {job_id: self._jobs(job_id) for job_id in {r.job_id for r in batch}}
         later: list[tuple[QueuedRow, float]] = []
+        cancelled: list[QueuedRow] = []
         due: list[tuple[float, QueuedRow]] = []
         now = self._clock()
         for row in batch:
             job = jobs[row.job_id]
+            if job is not None and job.state == "cancelled":
+                cancelled.append(row)  # ended below, without a Twilio call
+                continue
             if job is not None and job.state == "paused":
                 later.append((row, PAUSED_RECHECK_SECONDS))
                 continue
@@ -93,53 +140,163 @@ class Sender:
                 due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))
         suppressed = self._suppressed({n for _, r in due if (n := r.number) is not None})
         published: list[dict[str, Any]] = []
-        retries: list[tuple[QueuedRow, float]] = []
-        dead: list[tuple[QueuedRow, dict[str, Any]]] = []
-        gateway = self._gateway() if due else None
-        # Rows of one batch may arrive in any order; hold and call them in the order they are due.
+        to_call: list[tuple[float, QueuedRow]] = []
+        # Rows of one batch may arrive in any order; they are metered and called in due order.
         for at, row in sorted(due, key=lambda item: item[0]):
             if row.number in suppressed:
                 published.append(self._envelope(row, "suppressed", self._no_call(), at).to_json())
-                continue
-            claim = self._ledger.claim(row.job_id, row.row, row.attempt)
-            if claim.verdict == "done":
-                assert claim.envelope is not None  # noqa: S101 - stored with "done"
-                published.append(claim.envelope)
-                continue
-            if claim.verdict == "wait":
-                later.append((row, claim.wait_seconds + 1.0))
-                continue
-            if claim.verdict == "stale":
-                continue  # a later attempt of this row is on the queue
-            assert gateway is not None  # noqa: S101 - made above when any row is due
-            if claim.verdict == "in_doubt":
-                # An earlier delivery started this call and never recorded its outcome.
-                found = self._resolve(gateway, row, "the call started but never completed")
-                if found is not None:
-                    outcome = self._outcome(row, found, retries, dead)
-                    envelope = self._envelope(row, outcome, found, at).to_json()
-                    self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
-                    published.append(envelope)
-                    continue
-                # Twilio has no such message: the call never took effect, so make it now.
-            self._hold_until(at)
-            result = gateway.call(row.request)
-            if classify(result) == "unknown":
-                # Sent, and no response: what Twilio holds decides, where it can be looked up.
-                result = self._resolve(gateway, row, result.network_error) or _not_processed(result)
-            outcome = self._outcome(row, result, retries, dead)
-            envelope = self._envelope(row, outcome, result, at).to_json()
-            if outcome == "retrying":
-                self._ledger.retryable(row.job_id, row.row, row.attempt)
             else:
-                self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
-            published.append(envelope)
+                to_call.append((at, row))
+        gateway = self._gateway() if to_call else None
+        # Claimed first, then metered: a slot is handed out only for a call about to be made.
+        claimed = self._each(lambda r: self._claim_row(r[0], r[1], gateway), to_call)
+        done = [d for d, _ in claimed]
+        ready = [(at, row) for (at, row), (_, go) in zip(to_call, claimed, strict=True) if go]
+        unmetered: list[tuple[QueuedRow, float]] = []
+        slots = self._meter(ready, unmetered)
+        for row, delay in unmetered:
+            self._ledger.retryable(row.job_id, row.row, row.attempt)  # open to come back
+            later.append((row, delay))
+        # Each call waits for its own slot: a slow response must not make the next one late.
+        done += self._each(lambda s: self._call_row(s[0], s[1], s[2], gateway), slots)
+        retries: list[tuple[QueuedRow, float]] = []
+        dead: list[tuple[QueuedRow, dict[str, Any]]] = []
+        for d in done:
+            published.extend(d.published)
+            later.extend(d.later)
+            retries.extend(d.retries)
+            dead.extend(d.dead)
+        published.extend(end_cancelled(self._ledger, cancelled, later, self._clock))
         if later or retries:
             self._queue.retry_later([*later, *retries])
         if dead:
             self._queue.dead_letter(dead)
         self._publisher.publish(published)
         return published
+
+    def _meter(
+        self, rows: list[tuple[float, QueuedRow]], later: list[tuple[QueuedRow, float]]
+    ) -> list[tuple[float, float, QueuedRow]]:
+        """(slot, due, row) for the rows that have a slot within the hold horizon: first on
+        their sender's own schedule (when per-sender limits are on), then on the account's grid.
+        The others go to `later`, to come back when their sender or the account has room."""
+        if self._limiter is None or not rows:
+            return [(at, at, row) for at, row in rows]
+        now = self._clock()
+        not_before = [at for at, _ in rows]
+        by_sender: dict[str, list[int]] = {}
+        for i, (_, row) in enumerate(rows):
+            sender = row.params.get("From")
+            if row.api == "messages" and isinstance(sender, str) and self._senders.mps(sender):
+                by_sender.setdefault(sender, []).append(i)
+        waiting: set[int] = set()
+        for sender, indexes in by_sender.items():
+            mps = self._senders.mps(sender)
+            assert mps is not None  # noqa: S101 - grouped above only with a limit
+            costs = [float(message_cost(rows[i][1].params)) for i in indexes]
+            first = min(not_before[i] for i in indexes)
+            reservation = self._limiter.reserve_sender(
+                sender, costs, mps, max(first, now), MAX_HOLD_SECONDS
+            )
+            if reservation.starts is None:
+                waiting.update(indexes)
+                delay = min(MAX_DELAY_SECONDS, max(1.0, reservation.busy_until - now))
+                later.extend((rows[i][1], delay) for i in indexes)
+                continue
+            for i, start in zip(indexes, reservation.starts, strict=True):
+                not_before[i] = max(not_before[i], start)
+        open_rows = [i for i in range(len(rows)) if i not in waiting]
+        slots = self._limiter.schedule([not_before[i] for i in open_rows], MAX_HOLD_SECONDS)
+        metered: list[tuple[float, float, QueuedRow]] = []
+        for i, slot in zip(open_rows, slots, strict=True):
+            at, row = rows[i]
+            if slot is None:
+                later.append((row, NO_SLOT_RECHECK_SECONDS))  # the account is booked ahead
+            else:
+                metered.append((slot, at, row))
+        return sorted(metered, key=lambda item: item[0])
+
+    def _each(self, work: Callable[[Any], _T], items: Sequence[Any]) -> list[_T]:
+        """`work` on each item, up to `concurrency` at once."""
+        if self._concurrency > 1 and len(items) > 1:
+            with ThreadPoolExecutor(min(self._concurrency, len(items))) as pool:
+                return list(pool.map(work, items))
+        return [work(item) for item in items]
+
+    def _claim_row(
+        self, at: float, row: QueuedRow, gateway: TwilioGateway | None
+    ) -> tuple[_Done, bool]:
+        """The row's attempt claimed in the ledger: True when it is to be called now; else what
+        became of it (published again, put back, or settled by looking it up)."""
+        done = _Done()
+        claim = self._ledger.claim(row.job_id, row.row, row.attempt)
+        if claim.verdict == "done":
+            assert claim.envelope is not None  # noqa: S101 - stored with "done"
+            done.published.append(claim.envelope)
+            return done, False
+        if claim.verdict == "wait":
+            done.later.append((row, claim.wait_seconds + 1.0))
+            return done, False
+        if claim.verdict == "stale":
+            return done, False  # a later attempt of this row is on the queue
+        if claim.verdict == "in_doubt":
+            assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
+            # An earlier delivery started this call and never recorded its outcome.
+            found = self._resolve(gateway, row, "the call started but never completed")
+            if found is not None:
+                outcome = self._outcome(row, found, done.retries, done.dead)
+                envelope = self._envelope(row, outcome, found, at).to_json()
+                self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
+                done.published.append(envelope)
+                return done, False
+            # Twilio has no such message: the call never took effect, so make it now.
+        return done, True
+
+    def _call_row(
+        self, slot: float, at: float, row: QueuedRow, gateway: TwilioGateway | None
+    ) -> _Done:
+        """One claimed row: called at its slot, its outcome recorded."""
+        done = _Done()
+        assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
+        if not self._on_time(slot):
+            # Its slot passed while this sender was held up; a late call would bunch with the
+            # calls in the slots after it, so it goes back to the queue for a new one.
+            self._ledger.retryable(row.job_id, row.row, row.attempt)
+            done.later.append((row, NO_SLOT_RECHECK_SECONDS))
+            return done
+        result = gateway.call(row.request)
+        self._feedback(result)
+        if classify(result) == "unknown":
+            # Sent, and no response: what Twilio holds decides, where it can be looked up.
+            result = self._resolve(gateway, row, result.network_error) or _not_processed(result)
+        outcome = self._outcome(row, result, done.retries, done.dead)
+        envelope = self._envelope(row, outcome, result, at).to_json()
+        if outcome == "retrying":
+            self._ledger.retryable(row.job_id, row.row, row.attempt)
+        else:
+            self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
+        done.published.append(envelope)
+        return done
+
+    def _feedback(self, result: TwilioResult) -> None:
+        """Twilio's push-back slows every sender of the account: a 429, or a reading of its
+        concurrent requests near the account's concurrency limit."""
+        if self._limiter is None:
+            return
+        # A 429 with another code (21611: this sender's queue is full) is about one sender,
+        # not the account: its row backs off alone.
+        if result.error_code == TOO_MANY_REQUESTS or (
+            result.status == 429 and result.error_code is None
+        ):
+            self._limiter.congested()
+            return
+        if self._concurrency_limit:
+            reading = result.headers.get("Twilio-Concurrent-Requests") or result.headers.get(
+                "twilio-concurrent-requests"
+            )
+            near = self._concurrency_limit * CONCURRENCY_HEADROOM
+            if reading and reading.isdigit() and int(reading) >= near:
+                self._limiter.congested()
 
     def _resolve(
         self, gateway: TwilioGateway, row: QueuedRow, why: str | None
@@ -198,6 +355,23 @@ class Sender:
         )
         retries.append((row.retry(self._clock() + delay, row.job_start), delay))
         return "retrying"
+
+    def _on_time(self, slot: float) -> bool:
+        """Hold until the call's slot. A slot missed by more than the tolerance (this sender was
+        held up) is exchanged for a fresh one, a few times; False when none could be kept."""
+        self._hold_until(slot)
+        if self._limiter is None:
+            return True
+        tolerance = max(self._late_tolerance, 1.0 / self._limiter.grid.rate)
+        for _ in range(LATE_RESLOTS):
+            if self._clock() - slot <= tolerance:
+                return True
+            fresh = self._limiter.schedule([self._clock()], MAX_HOLD_SECONDS)[0]
+            if fresh is None:
+                return False
+            slot = fresh
+            self._hold_until(slot)
+        return self._clock() - slot <= tolerance
 
     def _hold_until(self, due_at: float) -> None:
         wait = due_at - self._clock()

@@ -13,11 +13,16 @@ from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
+from chalicelib.api import JobsApi
 from chalicelib.config import Settings
 from chalicelib.enqueuer import Enqueuer
 from chalicelib.idempotency import CallLedger
 from chalicelib.jobs import JobStore
+from chalicelib.limiter import RateLimiter
+from chalicelib.metering import SenderLimits
+from chalicelib.observability import Metrics
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
 from chalicelib.release import Releaser
@@ -32,11 +37,12 @@ from chalicelib.twilio_gateway import (
     make_gateway,
 )
 from downstream.archive import ResponseArchive
+from downstream.delivery import StatusCallbacks, load_auth_token
 from downstream.reconciler import Reconciler
 from downstream.results import ResultsTable
 from downstream.router import ErrorRouter, EventPublisher
 from downstream.suppression import SuppressionList
-from downstream.systemic import SystemicErrors
+from downstream.systemic import SystemicErrors, resume
 
 # The twilio SDK logs every request's parameters (phone numbers, bodies) at INFO.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
@@ -65,6 +71,15 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
+@cache
+def metrics() -> Metrics:
+    """The container's metrics (EMF lines on stdout in Lambda); each user flushes its own."""
+    return Metrics(settings().stage)
+
+
+# A sender has up to SENDER_CALL_CONCURRENCY calls in flight, each using DynamoDB around its
+# call; botocore's default pool of 10 connections would make them reconnect.
+_CLIENT_CONFIG = Config(max_pool_connections=50)
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
@@ -74,7 +89,9 @@ def _client(service: str) -> Any:
     # than many calls. Concurrent first uses (several sender batches at once) share it.
     with _clients_lock:
         if service not in _clients:
-            _clients[service] = _session_factory().client(service)  # type: ignore[call-overload]
+            _clients[service] = _session_factory().client(  # type: ignore[call-overload]
+                service, config=_CLIENT_CONFIG
+            )
         return _clients[service]
 
 
@@ -95,7 +112,7 @@ def send_queue() -> SendQueue:
 @cache
 def splitter() -> Splitter:
     loop = ReleaseLoop(_client("stepfunctions"), settings().state_machine_arn)
-    return Splitter(storage(), jobs(), loop, settings())
+    return Splitter(storage(), jobs(), loop, settings(), metrics=metrics())
 
 
 @cache
@@ -106,7 +123,7 @@ def releaser() -> Releaser:
 
 @cache
 def enqueuer() -> Enqueuer:
-    return Enqueuer(storage(), send_queue())
+    return Enqueuer(storage(), send_queue(), metrics=metrics())
 
 
 @cache
@@ -116,7 +133,7 @@ def gateway() -> TwilioGateway:
         _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
     )
     http = _http_client_factory(s.twilio_base_url, s.twilio_timeout_seconds)
-    return make_gateway(credentials, http)
+    return make_gateway(credentials, http, status_callback=s.status_callback_url)
 
 
 @cache
@@ -128,6 +145,12 @@ def ledger() -> CallLedger:
         in_doubt_after=s.in_doubt_after_seconds,
         retention_days=s.retention_days,
     )
+
+
+@cache
+def limiter() -> RateLimiter:
+    s = settings()
+    return RateLimiter(_client("dynamodb"), s.rate_limit_table, rate=s.account_cps)
 
 
 @cache
@@ -143,6 +166,11 @@ def sender() -> Sender:
         ledger(),
         jobs=jobs().get,
         suppressed=suppression().suppressed,
+        limiter=limiter(),
+        senders=SenderLimits.parse(s.sender_limits),
+        concurrency=s.sender_call_concurrency,
+        concurrency_limit=s.twilio_concurrency_limit,
+        late_tolerance=s.slot_tolerance_seconds,
     )
 
 
@@ -157,7 +185,9 @@ def suppression() -> SuppressionList:
 @cache
 def results() -> ResultsTable:
     s = settings()
-    return ResultsTable(_client("dynamodb"), s.results_table, retention_days=s.retention_days)
+    return ResultsTable(
+        _client("dynamodb"), s.results_table, retention_days=s.retention_days, metrics=metrics()
+    )
 
 
 @cache
@@ -198,6 +228,40 @@ def reconciler() -> Reconciler:
         _client("sns"),
         s.alert_topic_arn,
         stalled_after_seconds=s.stalled_after_seconds,
+        metrics=metrics(),
+    )
+
+
+# -- the REST API --------------------------------------------------------------------------------
+
+
+@cache
+def jobs_api() -> JobsApi:
+    store = jobs()
+    # Presigned URLs signed with SigV4: it signs the upload's metadata headers by name, and
+    # SigV2 is refused by newer regions and for KMS-encrypted objects.
+    s3 = _session_factory().client("s3", config=Config(signature_version="s3v4"))
+    return JobsApi(
+        s3,
+        store,
+        settings(),
+        progress=results().progress,
+        resume=lambda job_id, now: resume(store, job_id, now=now),
+    )
+
+
+@cache
+def status_callbacks() -> StatusCallbacks:
+    s = settings()
+    return StatusCallbacks(
+        s.status_callback_url,
+        cache(
+            lambda: load_auth_token(
+                _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
+            )
+        ),
+        results(),
+        EventPublisher(_client("events"), s.error_bus),
     )
 
 
@@ -206,6 +270,7 @@ def reset() -> None:
         _clients.clear()
     for cached in (
         settings,
+        metrics,
         send_queue,
         splitter,
         releaser,
@@ -213,11 +278,14 @@ def reset() -> None:
         gateway,
         sender,
         ledger,
+        limiter,
         suppression,
         results,
         archive,
         router,
         systemic,
         reconciler,
+        jobs_api,
+        status_callbacks,
     ):
         cached.cache_clear()

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from chalicelib.config import ConfigError, Settings
 from chalicelib.jobs import Job, JobExists, JobStore
+from chalicelib.observability import Metrics, bound
 from chalicelib.parsing import FileFormatError, Format, detect_format
 from chalicelib.planning import Schedule
 from chalicelib.records import ChunkRow
@@ -40,6 +41,19 @@ def job_id_for(bucket: str, key: str, etag: str) -> str:
     return f"{stem[:40] or 'job'}-{digest}"
 
 
+# A job id chosen before the upload (POST /jobs signs it into the upload URL as
+# `x-amz-meta-job-id`): the same alphabet and length as job_id_for's.
+_CHOSEN_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def job_id_of(bucket: str, key: str, etag: str, metadata: dict[str, str]) -> str:
+    """The job id an upload names in its metadata, else the one derived from the upload."""
+    chosen = metadata.get("job-id", "")
+    if _CHOSEN_JOB_ID.fullmatch(chosen):
+        return chosen
+    return job_id_for(bucket, key, etag)
+
+
 @dataclass(frozen=True)
 class Counts:
     rows: int
@@ -57,16 +71,30 @@ class Splitter:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._storage = storage
         self._jobs = jobs
         self._loop = loop
         self._settings = settings
         self._clock = clock
+        self._metrics = metrics
 
     def split(self, bucket: str, key: str) -> Job:
         stream, metadata, etag = self._storage.open_source(bucket, key)
-        job_id = job_id_for(bucket, key, etag)
+        job_id = job_id_of(bucket, key, etag, metadata)
+        with bound(job_id=job_id):
+            return self._split(bucket, key, stream, metadata, etag, job_id)
+
+    def _split(
+        self,
+        bucket: str,
+        key: str,
+        stream: BinaryIO,
+        metadata: dict[str, str],
+        etag: str,
+        job_id: str,
+    ) -> Job:
         job = Job(
             job_id=job_id,
             bucket=bucket,
@@ -122,6 +150,11 @@ class Splitter:
             counts.rejected,
             counts.chunks,
         )
+        if self._metrics is not None:
+            self._metrics.count("RowsAccepted", counts.valid)
+            self._metrics.count("RowsRejected", counts.rejected)
+            self._metrics.count("Chunks", counts.chunks)
+            self._metrics.flush()
         return job
 
     def _with_overrides(self, job: Job, metadata: dict[str, str]) -> Job:

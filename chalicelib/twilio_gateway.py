@@ -25,6 +25,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from chalicelib.callbacks import status_callback_url
 from chalicelib.config import CredentialKind
 from chalicelib.records import CallRequest, ParamValue, TwilioResult
 
@@ -122,10 +123,14 @@ class TwilioGateway:
         http: CapturingHttpClient,
         *,
         clock: Callable[[], float] = time.time,
+        status_callback: str | None = None,
     ) -> None:
+        """`status_callback`: the public URL of POST /twilio/status, asked of every message
+        that does not name a StatusCallback of its own."""
         self._client = client
         self._http = http
         self._clock = clock
+        self._status_callback = status_callback
 
     def call(self, request: CallRequest) -> TwilioResult:
         started = self._clock()
@@ -169,7 +174,13 @@ class TwilioGateway:
         p = request.params
         c = self._client
         if request.api == "messages":
-            c.messages.create(**sdk_kwargs(p))
+            kwargs = sdk_kwargs(p)
+            if self._status_callback and request.job_id and request.row is not None:
+                kwargs.setdefault(
+                    "status_callback",
+                    status_callback_url(self._status_callback, request.job_id, request.row),
+                )
+            c.messages.create(**kwargs)
         elif request.api == "calls":
             c.calls.create(**sdk_kwargs(p))
         elif request.api == "lookup":
@@ -228,11 +239,13 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def make_gateway(credentials: Credentials, http: CapturingHttpClient) -> TwilioGateway:
+def make_gateway(
+    credentials: Credentials, http: CapturingHttpClient, *, status_callback: str | None = None
+) -> TwilioGateway:
     client = Client(
         username=credentials.username,
         password=credentials.password,
         account_sid=credentials.account_sid,
         http_client=http,
     )
-    return TwilioGateway(client, http)
+    return TwilioGateway(client, http, status_callback=status_callback)

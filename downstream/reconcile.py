@@ -41,7 +41,8 @@ class RowOutcome:
     to: str | None
     api: str | None
     outcome: str
-    error_code: int | None
+    # A Twilio error code, or `cancelled` for a row of a cancelled job.
+    error_code: int | str | None
     sid: str | None
     # Why the splitter rejected the row; None for every other outcome.
     reason: str | None

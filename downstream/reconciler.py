@@ -7,10 +7,12 @@ import io
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from chalicelib.jobs import Job, JobStore, StateChanged
+from chalicelib.observability import Metrics
 from chalicelib.storage import rejects_key
 from downstream.reconcile import (
     RowOutcome,
@@ -49,6 +51,7 @@ class Reconciler:
         *,
         stalled_after_seconds: float,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._jobs = jobs
         self._results = results
@@ -60,6 +63,7 @@ class Reconciler:
         self._alerts = alert_topic_arn
         self._stalled_after = stalled_after_seconds
         self._clock = clock
+        self._metrics = metrics
 
     def run(self) -> dict[str, str]:
         """Look at every unfinished job once; returns what was decided, by job."""
@@ -78,6 +82,12 @@ class Reconciler:
                     continue
             if self._check_stalled(job, job.responses):
                 decided[job.job_id] = "stalled"
+        if self._metrics is not None:
+            # JobsStalled drives the job-stalled alarm; zeros keep its graph continuous.
+            outcomes = Counter(decided.values())
+            self._metrics.count("JobsCompleted", outcomes["completed"])
+            self._metrics.count("JobsStalled", outcomes["stalled"])
+            self._metrics.flush()
         return decided
 
     def _complete(self, job: Job, counts: Mapping[str, int]) -> None:
@@ -87,13 +97,15 @@ class Reconciler:
         self._s3.put_object(
             Bucket=self._reports, Key=key, Body=text.getvalue().encode(), ContentType="text/csv"
         )
+        # A cancelled job stays cancelled; its outcome CSV is written once its rows have ended.
+        finished = {"state": "completed"} if job.state != "cancelled" else {}
         try:
             self._jobs.update_if(
                 job.job_id,
-                ("running", "released"),
-                state="completed",
+                ("cancelled",) if job.state == "cancelled" else ("running", "released"),
                 completed_at=self._clock(),
                 outcomes_key=key,
+                **finished,
             )
         except StateChanged:
             return  # another run (or a pause) got there first
@@ -130,7 +142,7 @@ class Reconciler:
                 to=r.to,
                 api=r.api,
                 outcome=r.outcome,
-                error_code=r.error_code,
+                error_code=r.error_code if r.error_name is None else r.error_name,
                 sid=r.sid,
                 reason=None,
             )

@@ -6,6 +6,12 @@ One item per (job_id, row). Beside its key, the table (ResultsTable in
 - `by_error_code`: error_code + job_row ("{job_id}#{row:09d}"), only rows that have an error code.
 Items carry the number called, which is personal data, so each expires (`expires_at`, the table's
 TTL attribute) `retention_days` after it was written.
+
+A message's delivery status, from Twilio's status callbacks, is kept on the same item
+(`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`). A callback can arrive
+before the row's response is recorded (the sink reads in batches), so either write may create
+the item and neither replaces the other's attributes; an item made by a callback alone has no
+`outcome` yet and is not counted as settled.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.observability import Metrics, record_responses
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -26,7 +34,31 @@ DAY_SECONDS = 86_400
 
 # A redelivered envelope (same attempt) overwrites its own item with the same content; an older
 # attempt arriving late (SNS and SQS do not keep order) must not replace a newer one.
-_NEWER_OR_SAME = "attribute_not_exists(#job_id) OR #attempt <= :attempt"
+_NEWER_OR_SAME = "attribute_not_exists(#attempt) OR #attempt <= :attempt"
+# A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
+# again changes nothing, so `delivered` is never overwritten by a late `sent`.
+_LATER_STATUS = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
+# What item_of writes; an attribute of an older attempt that the newer one lacks is removed.
+_RESPONSE_ATTRIBUTES = (
+    "api",
+    "outcome",
+    "outcome_row",
+    "job_row",
+    "error_message",
+    "error_name",
+    "sid",
+    "to",
+    "request",
+    "headers",
+    "attempt",
+    "status",
+    "error_code",
+    "due_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+    "expires_at",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,10 @@ class RowResult:
     sid: str | None
     to: str | None
     updated_at: float
+    # A code that is not Twilio's (`cancelled`), for rows that ended without a call.
+    error_name: str | None = None
+    delivery_status: str | None = None
+    delivery_error_code: int | None = None
 
 
 def outcome_row(outcome: str, row: int) -> str:
@@ -67,6 +103,7 @@ def item_of(envelope: Mapping[str, Any], *, now: float, retention_days: int) -> 
     outcome = str(envelope["outcome"])
     request: Mapping[str, Any] = envelope.get("request") or {}
     error: Mapping[str, Any] = envelope.get("error") or {}
+    code = error.get("code")
     timings: Mapping[str, Any] = envelope.get("timings") or {}
     strings: dict[str, str | None] = {
         "job_id": job_id,
@@ -75,6 +112,7 @@ def item_of(envelope: Mapping[str, Any], *, now: float, retention_days: int) -> 
         "outcome_row": outcome_row(outcome, row),
         "job_row": job_row(job_id, row),
         "error_message": error.get("message"),
+        "error_name": code if isinstance(code, str) else None,
         "sid": envelope.get("sid"),
         "to": number_of(request),
         "request": json.dumps(request, separators=(",", ":")),
@@ -84,7 +122,8 @@ def item_of(envelope: Mapping[str, Any], *, now: float, retention_days: int) -> 
         "row": row,
         "attempt": int(envelope["attempt"]),
         "status": envelope.get("status"),
-        "error_code": error.get("code"),
+        # Numeric: it keys the by_error_code index.
+        "error_code": code if isinstance(code, int) else None,
         "due_at": timings.get("due_at"),
         "started_at": timings.get("started_at"),
         "finished_at": timings.get("finished_at"),
@@ -117,7 +156,36 @@ def row_result_of(item: Mapping[str, Any]) -> RowResult:
         sid=_optional_str(item, "sid"),
         to=_optional_str(item, "to"),
         updated_at=float(item["updated_at"]["N"]),
+        error_name=_optional_str(item, "error_name"),
+        delivery_status=_optional_str(item, "delivery_status"),
+        delivery_error_code=_optional_int(item, "delivery_error_code"),
     )
+
+
+def _update_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    """UpdateItem arguments that set the item's response attributes and remove those it lacks,
+    leaving the delivery attributes as they are."""
+    names: dict[str, str] = {"#attempt": "attempt"}
+    values: dict[str, Any] = {":attempt": item["attempt"]}
+    sets: list[str] = []
+    removes: list[str] = []
+    for i, name in enumerate(_RESPONSE_ATTRIBUTES):
+        placeholder = "#attempt" if name == "attempt" else f"#r{i}"
+        names[placeholder] = name
+        if name in item:
+            value = ":attempt" if name == "attempt" else f":r{i}"
+            values[value] = item[name]
+            sets.append(f"{placeholder} = {value}")
+        else:
+            removes.append(placeholder)
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return {
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
 
 
 class ResultsTable:
@@ -129,13 +197,17 @@ class ResultsTable:
         retention_days: int = 30,
         clock: Callable[[], float] = time.time,
         page_size: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        """`page_size` caps the items per Query page; None leaves DynamoDB's 1 MB pages."""
+        """`page_size` caps the items per Query page; None leaves DynamoDB's 1 MB pages.
+        `metrics`: the Twilio call metrics of each recorded batch (the results sink sees every
+        response once, or again if its batch is delivered again)."""
         self._db = dynamodb
         self._table = table
         self._retention_days = retention_days
         self._clock = clock
         self._page_size = page_size
+        self._metrics = metrics
 
     def record(self, envelopes: Sequence[Mapping[str, Any]]) -> int:
         """Record each envelope as its row's latest attempt; returns the items written.
@@ -146,30 +218,116 @@ class ResultsTable:
         written = 0
         for envelope in envelopes:
             item = item_of(envelope, now=self._clock(), retention_days=self._retention_days)
-            try:
-                self._db.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression=_NEWER_OR_SAME,
-                    ExpressionAttributeNames={"#job_id": "job_id", "#attempt": "attempt"},
-                    ExpressionAttributeValues={":attempt": item["attempt"]},
-                )
-            except self._db.exceptions.ConditionalCheckFailedException:
-                continue
-            written += 1
+            if self._put(item) or self._update(item):
+                written += 1
+        if self._metrics is not None:
+            # Only once every write succeeded: a failed batch counts when it comes back.
+            record_responses(self._metrics, envelopes)
+            self._metrics.flush()
         return written
 
+    def _put(self, item: dict[str, Any]) -> bool:
+        """The common case, a whole item: no callback has written to the row yet."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=f"attribute_not_exists(delivery_rank) AND ({_NEWER_OR_SAME})",
+                ExpressionAttributeNames={"#attempt": "attempt"},
+                ExpressionAttributeValues={":attempt": item["attempt"]},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _update(self, item: dict[str, Any]) -> bool:
+        """The response's attributes set beside a callback's delivery status; False for an
+        attempt older than the one recorded."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": item["job_id"], "row": item["row"]},
+                ConditionExpression=_NEWER_OR_SAME,
+                **_update_of(item),
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def record_delivery(
+        self,
+        job_id: str,
+        row: int,
+        *,
+        status: str,
+        rank: int,
+        error_code: int | None,
+        sid: str,
+    ) -> bool:
+        """Record a message's delivery status unless the row already has a later one (by
+        `rank`). True if it was recorded, False for a status that came late or again."""
+        now = self._clock()
+        values: dict[str, Any] = {
+            ":status": {"S": status},
+            ":rank": {"N": str(rank)},
+            ":at": {"N": str(now)},
+            ":sid": {"S": sid},
+            ":expires": {"N": str(int(now) + self._retention_days * DAY_SECONDS)},
+        }
+        expression = (
+            "SET delivery_status = :status, delivery_rank = :rank, delivery_at = :at, "
+            "delivery_sid = :sid, expires_at = if_not_exists(expires_at, :expires)"
+        )
+        if error_code is None:
+            expression += " REMOVE delivery_error_code"
+        else:
+            expression = expression.replace("SET ", "SET delivery_error_code = :code, ", 1)
+            values[":code"] = {"N": str(error_code)}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+                UpdateExpression=expression,
+                ConditionExpression=_LATER_STATUS,
+                ExpressionAttributeValues=values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def outcomes(self, job_id: str) -> Iterator[RowResult]:
-        """Every recorded row of a job, in row order."""
+        """Every recorded row of a job, in row order (rows only a callback has named yet are
+        left out)."""
         for item in self._job_items(job_id):
-            yield row_result_of(item)
+            if "outcome" in item:
+                yield row_result_of(item)
+
+    def progress(self, job_id: str, since: float) -> tuple[Counter[str], int]:
+        """How many of a job's rows ended in each final outcome, and how many of those ended
+        (their latest attempt finished) at or after `since`: one read of the job's items."""
+        counts: Counter[str] = Counter()
+        recent = 0
+        names = {"#job_id": "job_id", "#outcome": "outcome", "#finished": "finished_at"}
+        for item in self._query(
+            KeyConditionExpression="#job_id = :job_id",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":job_id": {"S": job_id}},
+            ProjectionExpression="#outcome, #finished",
+        ):
+            outcome = item.get("outcome", {}).get("S")
+            if outcome is None or outcome == "retrying":
+                continue
+            counts[outcome] += 1
+            if "finished_at" in item and float(item["finished_at"]["N"]) >= since:
+                recent += 1
+        return counts, recent
 
     def count_by_outcome(self, job_id: str) -> Counter[str]:
         """How many of a job's rows ended in each final outcome ("retrying" is not final)."""
         counts: Counter[str] = Counter()
         for item in self._job_items(job_id, outcome_only=True):
-            outcome = item["outcome"]["S"]
-            if outcome != "retrying":
+            outcome = item.get("outcome", {}).get("S")
+            if outcome is not None and outcome != "retrying":
                 counts[outcome] += 1
         return counts
 

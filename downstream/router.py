@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.batching import Failed, chunked, send_with_retries
+from chalicelib.cancel import CANCELLED
 from downstream.suppression import SuppressionList, number_of, suppression_reason
 
 if TYPE_CHECKING:
@@ -44,7 +45,9 @@ def event_details(envelope: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]
     reason = suppression_reason(envelope)
     if reason is not None:
         base["Reason"] = reason[0]
-    if envelope.get("outcome") != "suppressed" and (status is None or status >= 300):
+    # Suppressed and cancelled rows were never sent: Twilio made no error.
+    never_sent = envelope.get("outcome") == "suppressed" or error.get("code") == CANCELLED
+    if not never_sent and (status is None or status >= 300):
         found.append((TWILIO_ERROR, {**base, "ErrorCode": error.get("code"), "HttpStatus": status}))
     if envelope.get("api") == "lookup" and status is not None and status < 300 and reason:
         found.append((LOOKUP_FINDING, base))

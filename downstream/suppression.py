@@ -30,6 +30,9 @@ SUPPRESSING_CODES: Mapping[int, str] = {
     21610: "unsubscribed",
     21614: "not a mobile number",
     21211: "invalid number",
+    # From delivery status callbacks (downstream/delivery.py).
+    30005: "unknown destination",
+    30006: "landline or unreachable carrier",
 }
 INVALID_LOOKUP = "invalid number (lookup)"
 LANDLINE_LOOKUP = "landline (lookup)"

@@ -82,7 +82,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
     }
     with mock_aws(config=config):  # type: ignore[arg-type]
         cloudformation = boto3.client("cloudformation")
-        env = deploy_stack(cloudformation, "callqueue-dev", {"Stage": "dev"}, poll=0.05)
+        env = deploy_stack(cloudformation, "callqueue-dev", {"Stage": "dev"}, moto=True, poll=0.05)
         expose_state_machine_to_interpreter(
             cloudformation, boto3.client("stepfunctions"), "callqueue-dev", env
         )

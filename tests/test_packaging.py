@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tests.deployment import project_copy, render_example_policies
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -20,11 +22,14 @@ def test_vendor_link_points_at_downstream() -> None:
 
 def test_deployment_package_contains_app_chalicelib_and_downstream(tmp_path: Path) -> None:
     out = tmp_path / "package"
+    # A copy: the stage's policies (rendered by `callqueue infra deploy`) are an example stack's.
+    project = project_copy(tmp_path / "project")
+    render_example_policies(project, "dev")
     chalice = Path(sys.executable).parent / "chalice"
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
     result = subprocess.run(
         [str(chalice), "package", "--pkg-format", "terraform", "--stage", "dev", str(out)],
-        cwd=REPO,
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,

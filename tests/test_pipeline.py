@@ -483,3 +483,29 @@ def test_sender_settles_a_call_that_never_completed(
     assert first["outcome"] == outcome
     assert again == first  # the second delivery republishes the settled outcome
     assert len([r for r in emulator.requests if r["method"] == "POST"]) == calls
+
+
+def test_sender_slows_every_sender_of_the_account_after_a_429(
+    stack: Stack, client: Client, emulator: TwilioEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One request at a time, each taking 0.3 s: a batch's concurrent calls get 20429.
+    monkeypatch.setattr(emulator, "_concurrency_limit", 1)
+    monkeypatch.setattr(emulator, "_latency", 0.3)
+    observer = subscribe_responses(stack)
+    rows = [
+        queued(i, {"To": f"+1415555{i:04d}", "From": VALID_FROM, "Body": f"m{i}"})
+        for i in range(1, 7)
+    ]
+
+    client.lambda_.invoke("handle_send_batch", sqs_event(rows))
+
+    refused = [r for r in emulator.requests if r["status"] == 429]
+    assert refused and all(r["code"] == 20429 for r in refused)
+    state = stack.dynamodb.get_item(
+        TableName=stack.env["RATE_LIMIT_TABLE"], Key={"pk": {"S": "account#aimd"}}
+    )["Item"]
+    assert float(state["rate"]["N"]) < services.settings().account_cps
+    outcomes = {e["row"]: e["outcome"] for e in drain(stack, observer)}
+    retrying = sorted(row for row, outcome in outcomes.items() if outcome == "retrying")
+    assert retrying == sorted(int(r["params"]["Body"][1:]) for r in refused)
+    assert len(outcomes) == 6

@@ -61,9 +61,11 @@ def envelope(
 def create_results_table(dynamodb: Any, name: str) -> None:
     """The table as .chalice/infrastructure.yaml defines it."""
     properties = yaml.safe_load(TEMPLATE.read_text())["Resources"]["ResultsTable"]["Properties"]
+    # TTL and point-in-time recovery are set by calls of their own, not CreateTable.
+    separate = ("TimeToLiveSpecification", "PointInTimeRecoverySpecification")
     dynamodb.create_table(
         TableName=name,
-        **{k: v for k, v in properties.items() if k != "TimeToLiveSpecification"},
+        **{k: v for k, v in properties.items() if k not in separate},
     )
     dynamodb.update_time_to_live(
         TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"]

@@ -1,0 +1,243 @@
+"""Benchmark: how evenly, how fast and how fairly calls reach Twilio, measured where they arrive.
+
+Runs `callqueue run` (the whole local stack: moto server, the handlers, the Twilio emulator) on
+generated message files and reads the emulator's requests log, whose timestamps are when each
+request reached "Twilio". Scenarios: one job at 50 and at 200 CPS; two jobs at once sharing an
+account limit of 100 CPS; one job at 100 CPS against an emulated account whose concurrency
+limit forces 429s. Writes bench/rate.json and bench/rate.png (calls per 100 ms over time).
+Not part of `make test`: it takes minutes and its numbers depend on the machine.
+
+BENCH_SCALE (default 1.0) scales every scenario's row count, for a quicker look.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from callqueue.generate import generate_rows, write_file
+
+HERE = Path(__file__).resolve().parent
+SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
+SEED = re.compile(r"\[seed (\d+)\]")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    account_cps: int
+    jobs: list[tuple[int, int]]  # (cps, rows) per job, run at once
+    extra: list[str] = field(default_factory=list)
+
+
+SCENARIOS = [
+    Scenario("one job at 50 CPS", 50, [(50, 1000)]),
+    Scenario("one job at 200 CPS", 200, [(200, 3000)]),
+    Scenario("two jobs sharing 100 CPS", 100, [(100, 1000), (100, 1000)]),
+    Scenario(
+        "100 CPS against a concurrency limit of 8 (0.2 s latency)",
+        100,
+        [(100, 1500)],
+        ["--concurrency-limit", "8", "--latency", "0.2"],
+    ),
+]
+
+
+def run(scenario: Scenario, work: Path) -> dict[str, Any]:
+    files = []
+    for i, (_, rows) in enumerate(scenario.jobs):
+        path = work / f"job{i}.csv"
+        write_file(path, "csv", generate_rows(max(10, int(rows * SCALE)), seed=100 + i))
+        files.append(path)
+    report, log = work / "report.json", work / "requests.jsonl"
+    job_cps = scenario.jobs[0][0]
+    command = [
+        sys.executable, "-m", "callqueue.cli", "run", *map(str, files),
+        "--cps", str(job_cps), "--account-cps", str(scenario.account_cps), "--window", "10",
+        "--report", str(report), "--requests-log", str(log), "--timeout", "600",
+        *scenario.extra,
+    ]  # fmt: skip
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    wall = time.monotonic() - started
+    if not report.exists():
+        print(result.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"{scenario.name}: callqueue run exited {result.returncode}, no report")
+    data = json.loads(report.read_text())
+    requests = [json.loads(line) for line in log.read_text().splitlines() if line]
+    log.unlink()
+    return {
+        "name": scenario.name,
+        "account_cps": scenario.account_cps,
+        "jobs": [{"cps": cps, "rows": int(rows * SCALE)} for cps, rows in scenario.jobs],
+        "exit_code": result.returncode,
+        **figures(requests, scenario),
+        "lag_seconds_p50": data["rate"].get("lag_seconds_p50"),
+        "lag_seconds_p99": data["rate"].get("lag_seconds_p99"),
+        "outcomes": data["totals"],
+        "wall_seconds": round(wall, 1),
+        "_arrivals": sorted(r["t"] for r in requests),
+    }
+
+
+def max_in_window(times: list[float], width: float) -> int:
+    """The most arrivals in any window [t, t + width), over every t (a sliding window)."""
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        j = max(j, i)
+        while j < len(times) and times[j] < t + width:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+def figures(requests: list[dict[str, Any]], scenario: Scenario) -> dict[str, Any]:
+    times = sorted(r["t"] for r in requests)
+    throttled = sorted(r["t"] for r in requests if r["status"] == 429)
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    achieved = (len(times) - 1) / span if span else 0.0
+    out: dict[str, Any] = {
+        "calls": len(times),
+        "max_calls_in_any_1s": max_in_window(times, 1.0),
+        "max_calls_in_any_100ms": max_in_window(times, 0.1),
+        "limit_1s": scenario.account_cps,
+        "limit_100ms": scenario.account_cps // 10 + 1,
+        "achieved_cps": round(achieved, 2),
+        "achieved_over_target": round(achieved / scenario.account_cps, 3),
+        "count_429": len(throttled),
+    }
+    if throttled:
+        out["seconds_until_429s_below_1pct"] = settle_time(times, throttled)
+    if len(scenario.jobs) > 1:
+        out["fair_share"] = shares(requests)
+    return out
+
+
+def settle_time(times: list[float], throttled: list[float]) -> float | None:
+    """Seconds from the first 429 until every later 1-second window has under 1% 429s."""
+    first = throttled[0]
+    end = times[-1]
+    settled: float | None = None
+    t = first
+    while t < end:
+        calls = bisect_left(times, t + 1) - bisect_left(times, t)
+        refused = bisect_left(throttled, t + 1) - bisect_left(throttled, t)
+        if calls and refused / calls >= 0.01:
+            settled = None
+        elif settled is None:
+            settled = t
+        t += 1.0
+    return None if settled is None else round(settled - first, 1)
+
+
+def shares(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each job's share of the calls while both jobs were calling."""
+    by_job: dict[str, list[float]] = {}
+    for r in requests:
+        match = SEED.search(str(r["params"].get("Body", "")))
+        if match:
+            by_job.setdefault(match.group(1), []).append(r["t"])
+    spans = {job: (min(ts), max(ts)) for job, ts in by_job.items()}
+    start = max(s for s, _ in spans.values())
+    end = min(e for _, e in spans.values())
+    counts = Counter({job: sum(1 for t in ts if start <= t <= end) for job, ts in by_job.items()})
+    total = sum(counts.values()) or 1
+    return {
+        "overlap_seconds": round(end - start, 1),
+        "share": {f"seed {job}": round(n / total, 3) for job, n in sorted(counts.items())},
+    }
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """A PNG, one panel per scenario: calls per 100 ms over time (grey bars), with the 100-ms
+    limit (red line). Drawn by hand to keep the benchmark free of plotting libraries."""
+    bins_max = 1200
+    panel_h, gap = 120, 12
+    width = min(bins_max, max(_bins(r)[0] for r in results) + 1) + 2
+    height = len(results) * (panel_h + gap)
+    pixels = [[(255, 255, 255)] * width for _ in range(height)]
+    for p, result in enumerate(results):
+        top = p * (panel_h + gap)
+        _, per_bin = _bins(result)
+        scale = panel_h / max(result["limit_100ms"] * 2, max(per_bin.values(), default=1))
+        for b, n in per_bin.items():
+            if b >= width - 2:
+                continue
+            bar = min(panel_h, round(n * scale))
+            over = n > result["limit_100ms"]
+            for y in range(panel_h - bar, panel_h):
+                pixels[top + y][b + 1] = (200, 60, 60) if over else (90, 90, 90)
+        limit_y = top + panel_h - min(panel_h, round(result["limit_100ms"] * scale))
+        for x in range(width):
+            pixels[limit_y][x] = (220, 0, 0)
+        for x in range(width):
+            pixels[top + panel_h - 1][x] = (0, 0, 0)
+    _write_png(path, pixels)
+
+
+def _bins(result: dict[str, Any]) -> tuple[int, Counter[int]]:
+    times = result["_arrivals"]
+    if not times:
+        return 0, Counter()
+    per_bin = Counter(int((t - times[0]) * 10) for t in times)
+    return max(per_bin), per_bin
+
+
+def _write_png(path: Path, pixels: list[list[tuple[int, int, int]]]) -> None:
+    height, width = len(pixels), len(pixels[0])
+    raw = b"".join(b"\x00" + bytes(c for px in row for c in px) for row in pixels)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def main() -> int:
+    results = []
+    with tempfile.TemporaryDirectory() as work:
+        for scenario in SCENARIOS:
+            print(f"running: {scenario.name}", file=sys.stderr, flush=True)
+            result = run(scenario, Path(work))
+            print(json.dumps({k: v for k, v in result.items() if k != "_arrivals"}), flush=True)
+            results.append(result)
+    plot(results, HERE / "rate.png")
+    lags = [r["lag_seconds_p99"] for r in results if r.get("lag_seconds_p99") is not None]
+    summary = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "scale": SCALE,
+        "scenarios": [{k: v for k, v in r.items() if k != "_arrivals"} for r in results],
+        "worst_lag_p99_seconds": max(lags) if lags else None,
+    }
+    (HERE / "rate.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Observability: JSON log lines that carry the job and row being worked on, and CloudWatch metrics
+written as embedded metric format (EMF) log lines.
+
+Logs: `configure_logging()` (from app.py) makes every record of the project's loggers one JSON
+object in Lambda (Powertools' formatter: level, location, message, timestamp, service, X-Ray trace
+id), and `bound(job_id=..., row=...)` adds those fields to every line logged inside it, on this
+thread. Outside Lambda (the local runtime, tests) the loggers keep their plain format.
+
+Metrics: CloudWatch extracts metrics from EMF lines at no API cost (no PutMetricData calls, no IAM
+permission). A `Metrics` collects counts and measurements, grouped by the second they happened in
+and by their dimensions, and `flush()` writes one line per group, once per unit of work: after a
+batch is done, so a batch that fails and is delivered again is not counted twice. Every metric
+has the `Stage` dimension, the one the alarms and the dashboard read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Literal
+
+NAMESPACE = "callqueue"
+Unit = Literal["Count", "Milliseconds", "Seconds", "None"]
+# EMF takes at most 100 values per metric in one document.
+MAX_VALUES = 100
+
+_fields: ContextVar[Mapping[str, Any]] = ContextVar("callqueue_log_fields", default={})  # noqa: B039 - never mutated
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Add fields (job_id, row, ...) to every log line written in the block; None is left out."""
+    token = _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _fields.reset(token)
+
+
+class BoundFields(logging.Filter):
+    """Copies the bound fields onto each record, where a JSON formatter picks them up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _fields.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+def in_lambda(env: Mapping[str, str] | None = None) -> bool:
+    return "AWS_LAMBDA_FUNCTION_NAME" in (os.environ if env is None else env)
+
+
+def configure_logging(
+    loggers: Iterable[str],
+    *,
+    level: int = logging.INFO,
+    service: str = NAMESPACE,
+    json_lines: bool | None = None,
+) -> None:
+    """Set the project's loggers' level; in Lambda (or with json_lines) write them as JSON lines
+    on stdout, with the bound fields. Idempotent: a second call replaces the handler."""
+    as_json = in_lambda() if json_lines is None else json_lines
+    for name in loggers:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not as_json:
+            continue
+        # Powertools is imported only where its formatter is used (it is in the Lambda package).
+        from aws_lambda_powertools.logging.formatter import (  # noqa: PLC0415
+            LambdaPowertoolsFormatter,
+        )
+
+        for handler in [h for h in logger.handlers if getattr(h, "callqueue", False)]:
+            logger.removeHandler(handler)
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(LambdaPowertoolsFormatter(service=service))
+        handler.addFilter(BoundFields())
+        handler.callqueue = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        # Lambda's runtime puts its own plain-text handler on the root logger.
+        logger.propagate = False
+
+
+def stdout_in_lambda(line: str) -> None:
+    """The production sink: stdout in Lambda (CloudWatch Logs extracts the metrics); elsewhere a
+    DEBUG log line, so a terminal running the local pipeline is not flooded."""
+    if in_lambda():
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    else:
+        logging.getLogger(__name__).debug("metrics %s", line)
+
+
+class Metrics:
+    def __init__(
+        self,
+        stage: str,
+        *,
+        namespace: str = NAMESPACE,
+        sink: Callable[[str], None] = stdout_in_lambda,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._stage = stage
+        self._namespace = namespace
+        self._sink = sink
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (second, dimensions) -> metric name -> (unit, values); counts keep one running total.
+        self._groups: dict[
+            tuple[int, tuple[tuple[str, str], ...]], dict[str, tuple[str, list[float]]]
+        ]
+        self._groups = {}
+
+    def count(self, name: str, n: float = 1, *, at: float | None = None, **dims: str) -> None:
+        """Add n to a count, at time `at` (default now) with extra dimensions (e.g. Outcome)."""
+        with self._lock:
+            metrics = self._group(at, dims)
+            _, values = metrics.setdefault(name, ("Count", [0.0]))
+            values[0] += n
+
+    def measure(
+        self, name: str, value: float, unit: Unit, *, at: float | None = None, **dims: str
+    ) -> None:
+        """Record one value (a duration, a gauge); CloudWatch keeps statistics and percentiles."""
+        with self._lock:
+            self._group(at, dims).setdefault(name, (unit, []))[1].append(value)
+
+    def timing(self, name: str, seconds: float, *, at: float | None = None, **dims: str) -> None:
+        """A duration given in seconds, recorded in milliseconds."""
+        self.measure(name, seconds * 1000.0, "Milliseconds", at=at, **dims)
+
+    def flush(self) -> int:
+        """Write what was collected as EMF lines and forget it; returns the lines written."""
+        with self._lock:
+            groups, self._groups = self._groups, {}
+        lines = 0
+        for (second, dims), metrics in sorted(groups.items()):
+            for document in self._documents(second, dict(dims), metrics):
+                self._sink(json.dumps(document, separators=(",", ":")))
+                lines += 1
+        return lines
+
+    def discard(self) -> None:
+        with self._lock:
+            self._groups = {}
+
+    def _group(
+        self, at: float | None, dims: Mapping[str, str]
+    ) -> dict[str, tuple[str, list[float]]]:
+        second = int(self._clock() if at is None else at)
+        key = (second, tuple(sorted({"Stage": self._stage, **dims}.items())))
+        return self._groups.setdefault(key, {})
+
+    def _documents(
+        self, second: int, dims: dict[str, str], metrics: Mapping[str, tuple[str, list[float]]]
+    ) -> Iterator[dict[str, Any]]:
+        pending = {name: list(values) for name, (_, values) in metrics.items()}
+        while pending:
+            values = {name: v[:MAX_VALUES] for name, v in pending.items()}
+            pending = {name: v[MAX_VALUES:] for name, v in pending.items() if v[MAX_VALUES:]}
+            yield {
+                "_aws": {
+                    "Timestamp": second * 1000,
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": self._namespace,
+                            "Dimensions": [sorted(dims)],
+                            "Metrics": [
+                                {"Name": name, "Unit": metrics[name][0]} for name in sorted(values)
+                            ],
+                        }
+                    ],
+                },
+                **dims,
+                **{name: v[0] if len(v) == 1 else v for name, v in values.items()},
+            }
+
+
+def record_responses(metrics: Metrics, envelopes: Iterable[Mapping[str, Any]]) -> None:
+    """The Twilio call metrics of published response envelopes, each at the second its call
+    started: calls, outcomes, errors by code, 429s, Twilio-Request-Duration,
+    Twilio-Concurrent-Requests and the lag behind schedule. A `suppressed` row made no call."""
+    for envelope in envelopes:
+        timings = envelope.get("timings") or {}
+        at = timings.get("started_at")
+        outcome = str(envelope.get("outcome"))
+        metrics.count("Outcomes", at=at, Outcome=outcome)
+        if outcome == "suppressed":
+            continue
+        metrics.count("Calls", at=at)
+        metrics.count("Calls", at=at, Api=str(envelope.get("api")))
+        status = envelope.get("status")
+        error = envelope.get("error")
+        if status is None or status >= 400:
+            metrics.count("Errors", at=at)
+            code = (error or {}).get("code")
+            if code is not None:
+                metrics.count("Errors", at=at, ErrorCode=str(code))
+        if status == 429:
+            metrics.count("Throttled", at=at)
+        if "lag_seconds" in timings:
+            metrics.measure("ScheduleLag", float(timings["lag_seconds"]), "Seconds", at=at)
+        headers = {k.lower(): v for k, v in (envelope.get("headers") or {}).items()}
+        duration = _number(headers.get("twilio-request-duration"))
+        if duration is not None:
+            metrics.timing("TwilioRequestDuration", duration, at=at)
+        concurrent = _number(headers.get("twilio-concurrent-requests"))
+        if concurrent is not None:
+            metrics.measure("TwilioConcurrentRequests", concurrent, "Count", at=at)
+
+
+def _number(text: Any) -> float | None:
+    """A header's numeric value; Twilio sends them as strings, absent on some errors."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,167 @@
+"""Least privilege: one IAM policy per function (`.chalice/policies/FUNCTION.json`), naming only the
+stack's own resources; "*" only where AWS requires it, each such statement declared (Sid
+`AwsRequiresStar...`) and explained (`Comment`, dropped when the policy is rendered)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from callqueue import infra
+from callqueue.stack import OUTPUT_ENV
+
+REPO = Path(__file__).resolve().parent.parent
+CHALICE = REPO / ".chalice"
+STAGES = ("dev", "prod")
+DECLARED_STAR = re.compile(r"^AwsRequiresStar[A-Za-z0-9]+$")
+PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z]+)\}(?P<rest>.*)$")
+# What may follow a resource's own ARN: its objects (S3), its log streams (Logs), a named index
+# of the table (DynamoDB).
+WITHIN = re.compile(r"^(/\*|:\*|/index/[A-Za-z0-9_.-]+)?$")
+
+
+def app_functions() -> set[str]:
+    import app as app_module
+
+    app = app_module.app
+    names = {f.name for f in app.pure_lambda_functions} | {s.name for s in app.event_sources}
+    if app.routes:
+        names.add("api_handler")
+    return names
+
+
+def statements(policy: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from policy["Statement"]
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def check_statement(statement: dict[str, Any], own_resource: Any) -> list[str]:
+    """What is wrong with a statement: wildcard actions, foreign or undeclared "*" resources."""
+    problems = []
+    sid = statement.get("Sid", "")
+    if statement["Effect"] != "Allow" or "NotAction" in statement or "NotResource" in statement:
+        problems.append(f"{sid}: only Allow with Action and Resource")
+    problems += [f"{sid}: wildcard action {a}" for a in as_list(statement["Action"]) if "*" in a]
+    for resource in as_list(statement["Resource"]):
+        if resource == "*":
+            if not DECLARED_STAR.match(sid) or not statement.get("Comment", "").strip():
+                problems.append(f"{sid}: '*' resource without AwsRequiresStar Sid and Comment")
+        elif not own_resource(resource):
+            problems.append(f"{sid}: {resource} is not one of the stack's resources")
+    return problems
+
+
+def test_every_function_has_its_own_policy_in_every_stage() -> None:
+    config = json.loads((CHALICE / "config.json").read_text())
+    functions = app_functions()
+    assert set(infra.policy_sources()) == functions
+    for stage in STAGES:
+        stage_config = config["stages"][stage]
+        assert stage_config["autogen_policy"] is False
+        assert isinstance(stage_config["xray"], bool)
+        for function in functions:
+            assert stage_config["lambda_functions"][function]["iam_policy_file"] == (
+                f"policies/{stage}/{function}.json"
+            )
+
+
+def test_policy_sources_name_only_stack_resources_and_declared_stars() -> None:
+    # Placeholders are the stack's resources: exactly what policy_values can fill in.
+    location = infra.Location("aws", "us-east-1", "123456789012")
+    env = {name: name.lower() for name in OUTPUT_ENV.values()}
+    known = set(infra.policy_values(env, location, "dev", "arn:secret"))
+
+    def own(resource: str) -> bool:
+        match = PLACEHOLDER.match(resource)
+        return bool(match and match["name"] in known and WITHIN.match(match["rest"]))
+
+    problems = []
+    for function, path in infra.policy_sources().items():
+        policy = json.loads(path.read_text())
+        assert policy["Version"] == "2012-10-17"
+        for statement in statements(policy):
+            problems += [f"{function}: {p}" for p in check_statement(statement, own)]
+    assert problems == []
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's .chalice files, so a deploy writes config.json there."""
+    (tmp_path / ".chalice").mkdir()
+    shutil.copy(CHALICE / "config.json", tmp_path / ".chalice" / "config.json")
+    shutil.copytree(CHALICE / "policies", tmp_path / ".chalice" / "policies")
+    return tmp_path
+
+
+def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Path) -> None:
+    with mock_aws():
+        secrets = boto3.client("secretsmanager")
+        secret_arn = secrets.create_secret(Name="callqueue/twilio", SecretString="{}")["ARN"]
+        env = infra.deploy(
+            boto3.client("cloudformation"), secrets, "dev", project_dir=project, moto=True, poll=0
+        )
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    assert config["stages"]["dev"]["environment_variables"]["SEND_QUEUE"] == env["SEND_QUEUE"]
+    assert config["stages"]["dev"]["environment_variables"]["TWILIO_CREDENTIALS"] == "test"
+    rendered = sorted((project / ".chalice" / "policies" / "dev").glob("*.json"))
+    assert {p.stem for p in rendered} == set(infra.policy_sources())
+
+    location = infra.Location("aws", "us-east-1", "123456789012")
+    stack_arns = set(infra.policy_values(env, location, "dev", secret_arn).values())
+    for path in rendered:
+        log_group = (
+            f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/callqueue-dev-{path.stem}"
+        )
+        arns = (stack_arns - {infra.policy_values(env, location, "dev", "")["LogGroupArn"]}) | {
+            log_group
+        }
+
+        def own(resource: str, arns: set[str] = arns) -> bool:
+            return any(resource.startswith(a) and WITHIN.match(resource[len(a) :]) for a in arns)
+
+        policy = json.loads(path.read_text())
+        assert "${" not in path.read_text()
+        problems = []
+        for statement in statements(policy):
+            assert "Comment" not in statement  # IAM accepts no such element
+            problems += check_statement({**statement, "Comment": "declared"}, own)
+        assert problems == [], path.name
+    sender = json.loads(
+        (project / ".chalice" / "policies" / "dev" / "handle_send_batch.json").read_text()
+    )
+    assert any(s["Resource"] == secret_arn for s in sender["Statement"])
+
+
+def test_check_statement_rejects_wildcards_and_foreign_resources() -> None:
+    def own(resource: str) -> bool:
+        return resource.startswith("arn:aws:sqs:us-east-1:1:mine")
+
+    wildcard = {
+        "Sid": "A",
+        "Effect": "Allow",
+        "Action": "sqs:*",
+        "Resource": "arn:aws:sqs:us-east-1:1:mine",
+    }
+    foreign = {
+        "Sid": "B",
+        "Effect": "Allow",
+        "Action": "sqs:SendMessage",
+        "Resource": "arn:aws:sqs:us-east-1:1:theirs",
+    }
+    undeclared = {"Sid": "C", "Effect": "Allow", "Action": "xray:PutTraceSegments", "Resource": "*"}
+    declared = {**undeclared, "Sid": "AwsRequiresStarXRay", "Comment": "X-Ray has no resources"}
+    assert check_statement(wildcard, own) == ["A: wildcard action sqs:*"]
+    assert len(check_statement(foreign, own)) == 1
+    assert len(check_statement(undeclared, own)) == 1
+    assert check_statement(declared, own) == []
