@@ -185,6 +185,12 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         help='per-sender messages per second: "auto" or "auto,+15005550006=10" (default off)',
     )
+    parser.add_argument(
+        "--slot-tolerance",
+        type=float,
+        default=1.0,
+        help="seconds a call may go late for its slot (default 1.0 locally; 0.1 deployed)",
+    )
     parser.add_argument("--seed", type=int, help="seed for the emulator's fault draws")
 
 
@@ -300,6 +306,7 @@ def _options(args: argparse.Namespace) -> Options:
         concurrency_limit=args.concurrency_limit,
         account_cps=args.account_cps,
         sender_limits=args.sender_limits,
+        slot_tolerance_seconds=args.slot_tolerance,
         seed=args.seed,
     )
 
