@@ -92,17 +92,20 @@ class RateLimiter:
             bucket = max(cursor, bucket_of[pending[0]])
             if self.grid.start(bucket) > now + horizon:
                 break
-            group = [i for i in pending if bucket_of[i] <= bucket]
+            cursor = bucket + 1
             least = self.grid.first_counter(bucket, earliest, usable)
+            if least >= usable:
+                continue  # the bucket's usable slots are past
+            group = [i for i in pending if bucket_of[i] <= bucket]
             asked = self._clock()
             first = self._take(bucket, len(group), least)
             with self._lock:
                 self._latency += LATENCY_WEIGHT * (self._clock() - asked - self._latency)
             for k, i in enumerate(group):
-                if first + k < usable:
-                    times[i] = self.grid.slot_time(bucket, first + k, usable)
+                slot = self.grid.slot_time(bucket, first + k)
+                if first + k < usable and slot <= now + horizon:
+                    times[i] = slot
             pending = [i for i in pending if times[i] is None]
-            cursor = bucket + 1
         return times
 
     def _take(self, bucket: int, count: int, least: int) -> int:

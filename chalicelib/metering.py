@@ -39,8 +39,9 @@ class Grid:
     """The account's slot grid at its configured rate: buckets of `cap` slots, `1/rate` apart.
 
     The grid never changes with the adaptive rate (every sender must cut time the same way, and
-    a sender's view of the rate can be a moment old): a slower rate uses fewer of each bucket's
-    slots, spread across it, so no view of the rate can put more than `cap` calls in a bucket.
+    a sender's view of the rate can be a moment old): a slower rate uses only the first slots of
+    each bucket, so no view of the rate can put more than `cap` calls in a bucket, nor two calls
+    in one slot.
     """
 
     rate: float
@@ -64,10 +65,10 @@ class Grid:
         """Slots of a bucket used at `rate` (the adaptive rate; at most the grid's)."""
         return max(1, min(self.cap, math.floor(self.cap * rate / self.rate + 1e-9)))
 
-    def slot_time(self, bucket: int, counter: int, usable: int) -> float:
-        """When the bucket's `counter`-th call goes, its calls spread evenly over the bucket."""
-        position = counter * self.cap // usable
-        return self.start(bucket) + position / self.rate
+    def slot_time(self, bucket: int, counter: int) -> float:
+        """When the bucket's `counter`-th slot is. A counter is a slot: senders whose views of
+        the adaptive rate differ (so `usable` differs) still never share one."""
+        return self.start(bucket) + counter / self.rate
 
     def first_counter(self, bucket: int, not_before: float, usable: int) -> int:
         """The first counter of `bucket` whose slot is at or after `not_before` (`usable` when
@@ -75,8 +76,7 @@ class Grid:
         offset = not_before - self.start(bucket)
         if offset <= 0:
             return 0
-        position = math.ceil(offset * self.rate - 1e-9)
-        return min(usable, math.ceil(position * usable / self.cap - 1e-9))
+        return min(usable, math.ceil(offset * self.rate - 1e-9))
 
 
 @dataclass(frozen=True)

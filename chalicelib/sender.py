@@ -149,16 +149,26 @@ class Sender:
                 to_call.append((at, row))
         gateway = self._gateway() if to_call else None
         # Claimed first, then metered: a slot is handed out only for a call about to be made.
-        claimed = self._each(lambda r: self._claim_row(r[0], r[1], gateway), to_call)
-        done = [d for d, _ in claimed]
-        ready = [(at, row) for (at, row), (_, go) in zip(to_call, claimed, strict=True) if go]
+        claims, failures = self._each(lambda r: self._claim_row(r[0], r[1], gateway), to_call)
+        done = [d for d, _ in claims.values()]
+        ready = [(at, row) for i, (at, row) in enumerate(to_call) if claims.get(i, (0, False))[1]]
         unmetered: list[tuple[QueuedRow, float]] = []
-        slots = self._meter(ready, unmetered)
+        try:
+            slots = self._meter(ready, unmetered)
+        except Exception:
+            # The rate limiter could not be reached: no call is made, the claims are given back
+            # and the rows come back in a second (the error is not hidden: it is logged whole).
+            log.exception("metering failed; %d rows go back on the queue", len(ready))
+            slots, unmetered = [], [(row, NO_SLOT_RECHECK_SECONDS) for _, row in ready]
         for row, delay in unmetered:
             self._ledger.retryable(row.job_id, row.row, row.attempt)  # open to come back
             later.append((row, delay))
         # Each call waits for its own slot: a slow response must not make the next one late.
-        done += self._each(lambda s: self._call_row(s[0], s[1], s[2], gateway), slots)
+        calls, call_failures = self._each(
+            lambda s: self._call_row(s[0], s[1], s[2], gateway), slots
+        )
+        done += calls.values()
+        failures += call_failures
         retries: list[tuple[QueuedRow, float]] = []
         dead: list[tuple[QueuedRow, dict[str, Any]]] = []
         for d in done:
@@ -172,6 +182,10 @@ class Sender:
         if dead:
             self._queue.dead_letter(dead)
         self._publisher.publish(published)
+        if failures:
+            # The other rows' outcomes are recorded and published; this batch fails so SQS
+            # delivers it again, and the ledger settles the rows that failed.
+            raise failures[0]
         return published
 
     def _meter(
@@ -190,10 +204,21 @@ class Sender:
             if row.api == "messages" and isinstance(sender, str) and self._senders.mps(sender):
                 by_sender.setdefault(sender, []).append(i)
         waiting: set[int] = set()
-        for sender, indexes in by_sender.items():
+        for sender, group in by_sender.items():
             mps = self._senders.mps(sender)
             assert mps is not None  # noqa: S101 - grouped above only with a limit
-            costs = [float(message_cost(rows[i][1].params)) for i in indexes]
+            costs = [float(message_cost(rows[i][1].params)) for i in group]
+            indexes = group
+            # Reserve only what the sender can send within the horizon; the rest go back on
+            # the queue without holding its schedule.
+            fit = 1
+            while fit < len(costs) and sum(costs[: fit + 1]) / mps <= MAX_HOLD_SECONDS:
+                fit += 1
+            if fit < len(indexes):
+                delay = min(MAX_DELAY_SECONDS, max(1.0, sum(costs[:fit]) / mps))
+                waiting.update(indexes[fit:])
+                later.extend((rows[i][1], delay) for i in indexes[fit:])
+                indexes, costs = indexes[:fit], costs[:fit]
             first = min(not_before[i] for i in indexes)
             reservation = self._limiter.reserve_sender(
                 sender, costs, mps, max(first, now), MAX_HOLD_SECONDS
@@ -216,12 +241,25 @@ class Sender:
                 metered.append((slot, at, row))
         return sorted(metered, key=lambda item: item[0])
 
-    def _each(self, work: Callable[[Any], _T], items: Sequence[Any]) -> list[_T]:
-        """`work` on each item, up to `concurrency` at once."""
+    def _each(
+        self, work: Callable[[Any], _T], items: Sequence[Any]
+    ) -> tuple[dict[int, _T], list[Exception]]:
+        """`work` on each item, up to `concurrency` at once: the results by item index, and the
+        errors of the items that raised (one row's failure must not lose the others' results)."""
+
+        def guarded(item: Any) -> _T | Exception:
+            try:
+                return work(item)
+            except Exception as error:  # noqa: BLE001 - returned, then raised by send_batch
+                return error
+
         if self._concurrency > 1 and len(items) > 1:
             with ThreadPoolExecutor(min(self._concurrency, len(items))) as pool:
-                return list(pool.map(work, items))
-        return [work(item) for item in items]
+                outcomes = list(pool.map(guarded, items))
+        else:
+            outcomes = [guarded(item) for item in items]
+        results = {i: o for i, o in enumerate(outcomes) if not isinstance(o, Exception)}
+        return results, [o for o in outcomes if isinstance(o, Exception)]
 
     def _claim_row(
         self, at: float, row: QueuedRow, gateway: TwilioGateway | None
@@ -265,7 +303,6 @@ class Sender:
             done.later.append((row, NO_SLOT_RECHECK_SECONDS))
             return done
         result = gateway.call(row.request)
-        self._feedback(result)
         if classify(result) == "unknown":
             # Sent, and no response: what Twilio holds decides, where it can be looked up.
             result = self._resolve(gateway, row, result.network_error) or _not_processed(result)
@@ -276,6 +313,12 @@ class Sender:
         else:
             self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
         done.published.append(envelope)
+        try:
+            self._feedback(result)
+        except Exception:
+            # Slowing the account is advice to the other senders; this row's outcome is
+            # recorded either way, and the next 429 tries again.
+            log.exception("could not slow the account's rate after Twilio pushed back")
         return done
 
     def _feedback(self, result: TwilioResult) -> None:
@@ -366,7 +409,11 @@ class Sender:
         for _ in range(LATE_RESLOTS):
             if self._clock() - slot <= tolerance:
                 return True
-            fresh = self._limiter.schedule([self._clock()], MAX_HOLD_SECONDS)[0]
+            try:
+                fresh = self._limiter.schedule([self._clock()], MAX_HOLD_SECONDS)[0]
+            except Exception:
+                log.exception("a fresh slot could not be taken; the row goes back on the queue")
+                return False
             if fresh is None:
                 return False
             slot = fresh
@@ -374,8 +421,11 @@ class Sender:
         return self._clock() - slot <= tolerance
 
     def _hold_until(self, due_at: float) -> None:
-        wait = due_at - self._clock()
-        if wait > 0:
+        # A sleep may end early; a metered call must not go before its slot.
+        for _ in range(3):
+            wait = due_at - self._clock()
+            if wait <= 0:
+                return
             self._sleep(min(wait, MAX_HOLD_SECONDS))
 
 

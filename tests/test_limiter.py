@@ -91,12 +91,29 @@ def test_limiter_cut_slows_every_sender_once_per_cooldown(dynamodb: Any) -> None
     assert a.rate() == pytest.approx((140 + 15) * 0.7)
 
 
-def test_limiter_at_a_cut_rate_spaces_slots_wider(dynamodb: Any) -> None:
+def test_limiter_at_a_cut_rate_uses_fewer_slots_of_each_bucket(dynamodb: Any) -> None:
     clock = Clock(1000.0)
     lim = limiter(dynamodb, clock, increase=0.0, decrease=0.5)
     lim.congested()
-    times = lim.schedule([1000.5] * 10, 2.0)
-    assert times == pytest.approx([1000.5 + i * 0.01 for i in range(10)])
+    times = lim.schedule([1000.5] * 12, 2.0)
+    first = [1000.5 + i * 0.005 for i in range(10)]
+    assert times == pytest.approx([*first, 1000.6, 1000.605])  # 10 of 20 slots a bucket
+
+
+def test_limiter_senders_with_different_views_of_the_rate_never_share_a_slot(
+    dynamodb: Any,
+) -> None:
+    clock = Clock(1000.0)
+    fast = limiter(dynamodb, clock, increase=0.0)
+    assert fast.rate() == 200  # read before the cut, and kept for a second
+    slow = limiter(dynamodb, clock, increase=0.0, decrease=0.5)
+    slow.congested()
+    assert slow.rate() == 100
+    slots = slow.schedule([1000.5] * 10, 2.0) + fast.schedule([1000.5] * 20, 2.0)
+    granted = [t for t in slots if t is not None]
+    assert len({round(t, 6) for t in granted}) == len(granted)
+    in_bucket = [t for t in granted if 1000.5 <= t < 1000.6]
+    assert len(in_bucket) <= 20
 
 
 def test_limiter_sender_schedule_counts_segments(dynamodb: Any) -> None:
