@@ -50,6 +50,13 @@ class CallLedger:
         self._retention = retention_days * 86400
         self._clock = clock
 
+    @property
+    def call_deadline(self) -> float:
+        """Seconds after its claim by which a call must have started: half the in-doubt time,
+        so a call that starts is over (Twilio's timeout) before anyone may take it as lost.
+        Unbounded when calls are never waited for (an in-doubt time of 0)."""
+        return self._in_doubt_after / 2 if self._in_doubt_after > 0 else float("inf")
+
     def claim(self, job_id: str, row: int, attempt: int) -> Claim:
         now = self._clock()
         try:

@@ -114,6 +114,8 @@ class Sender:
         self._concurrency = concurrency
         self._concurrency_limit = concurrency_limit
         self._late_tolerance = late_tolerance
+        # When each row of the batches in hand was claimed (threads write distinct keys).
+        self._claimed_at: dict[tuple[str, int, int], float] = {}
 
     def send_batch(self, rows: Iterable[QueuedRow]) -> list[dict[str, Any]]:
         """Returns the envelopes published, as JSON."""
@@ -144,7 +146,7 @@ class Sender:
         # Rows of one batch may arrive in any order; they are metered and called in due order.
         for at, row in sorted(due, key=lambda item: item[0]):
             if row.number in suppressed:
-                published.append(self._envelope(row, "suppressed", self._no_call(), at).to_json())
+                published.extend(self._suppress(at, row, later))
             else:
                 to_call.append((at, row))
         gateway = self._gateway() if to_call else None
@@ -163,6 +165,10 @@ class Sender:
         for row, delay in unmetered:
             self._ledger.retryable(row.job_id, row.row, row.attempt)  # open to come back
             later.append((row, delay))
+        called = {(row.job_id, row.row, row.attempt) for _, _, row in slots}
+        for _, row in to_call:
+            if (key := (row.job_id, row.row, row.attempt)) not in called:
+                self._claimed_at.pop(key, None)
         # Each call waits for its own slot: a slow response must not make the next one late.
         calls, call_failures = self._each(
             lambda s: self._call_row(s[0], s[1], s[2], gateway), slots
@@ -261,12 +267,32 @@ class Sender:
         results = {i: o for i, o in enumerate(outcomes) if not isinstance(o, Exception)}
         return results, [o for o in outcomes if isinstance(o, Exception)]
 
+    def _suppress(
+        self, at: float, row: QueuedRow, later: list[tuple[QueuedRow, float]]
+    ) -> list[dict[str, Any]]:
+        """A row to a suppressed number ends `suppressed` without a call, unless an earlier
+        delivery of it already called (a number is often suppressed because of that very call):
+        then what the ledger holds stands."""
+        claim = self._ledger.claim(row.job_id, row.row, row.attempt)
+        if claim.verdict == "done":
+            assert claim.envelope is not None  # noqa: S101 - stored with "done"
+            return [claim.envelope]
+        if claim.verdict == "wait":
+            later.append((row, claim.wait_seconds + 1.0))
+            return []
+        if claim.verdict == "stale":
+            return []
+        envelope = self._envelope(row, "suppressed", self._no_call(), at).to_json()
+        self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
+        return [envelope]
+
     def _claim_row(
         self, at: float, row: QueuedRow, gateway: TwilioGateway | None
     ) -> tuple[_Done, bool]:
         """The row's attempt claimed in the ledger: True when it is to be called now; else what
         became of it (published again, put back, or settled by looking it up)."""
         done = _Done()
+        self._claimed_at[(row.job_id, row.row, row.attempt)] = self._clock()
         claim = self._ledger.claim(row.job_id, row.row, row.attempt)
         if claim.verdict == "done":
             assert claim.envelope is not None  # noqa: S101 - stored with "done"
@@ -296,9 +322,11 @@ class Sender:
         """One claimed row: called at its slot, its outcome recorded."""
         done = _Done()
         assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
-        if not self._on_time(slot):
-            # Its slot passed while this sender was held up; a late call would bunch with the
-            # calls in the slots after it, so it goes back to the queue for a new one.
+        claimed_at = self._claimed_at.pop((row.job_id, row.row, row.attempt), self._clock())
+        if not self._on_time(slot) or (self._clock() - claimed_at > self._ledger.call_deadline):
+            # Its slot passed while this sender was held up (a late call would bunch with the
+            # calls in the slots after it), or its claim is too old for a call to end before
+            # the ledger may take it as lost: it goes back to the queue.
             self._ledger.retryable(row.job_id, row.row, row.attempt)
             done.later.append((row, NO_SLOT_RECHECK_SECONDS))
             return done

@@ -537,3 +537,19 @@ def test_sender_keeps_a_sender_to_its_messages_per_second(
     assert all(t >= first_start + 0.5 * i - early for i, t in enumerate(sent))
     assert {e["row"] for e in drain(stack, observer)} == {1, 2, 3, 4}
     assert sum(queue_counts(stack)) == 2
+
+
+def test_sender_keeps_the_outcome_of_a_row_called_before_its_number_was_suppressed(
+    stack: Stack, client: Client, emulator: TwilioEmulator
+) -> None:
+    observer = subscribe_responses(stack)
+    row = queued(1, {"To": "+15005550004", "From": VALID_FROM, "Body": "to a STOP"})
+    client.lambda_.invoke("handle_send_batch", sqs_event([row]))
+    # The failure suppresses the number; then SQS delivers the same message again.
+    services.suppression().add("+15005550004", "STOP", error_code=21610)
+    client.lambda_.invoke("handle_send_batch", sqs_event([row]))
+
+    first, again = drain(stack, observer)
+    assert (first["outcome"], first["error"]["code"]) == ("failed", 21610)
+    assert again == first
+    assert len([r for r in emulator.requests if r["method"] == "POST"]) == 1
