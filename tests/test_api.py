@@ -17,6 +17,7 @@ from chalice.test import Client
 from callqueue.emulator import TwilioEmulator
 from chalicelib import services
 from tests.conftest import Stack, subscribe_queue
+from tests.test_pipeline import s3_event, sqs_event
 
 VALID_FROM = "+15005550006"
 JSON = {"Content-Type": "application/json"}
@@ -39,37 +40,6 @@ def rows(count: int) -> list[dict[str, str]]:
 def post(client: Client, path: str, body: Any = None) -> Any:
     raw = b"" if body is None else json.dumps(body).encode()
     return client.http.post(path, headers=JSON, body=raw)
-
-
-def s3_event(bucket: str, key: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "awsRegion": "us-east-1",
-                "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
-            }
-        ]
-    }
-
-
-def sqs_event(bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": json.dumps(body),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
 
 
 def create_and_split(stack: Stack, client: Client, body: dict[str, Any]) -> str:
