@@ -14,15 +14,26 @@ write; after the call it records the outcome and the envelope it published.
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from chalicelib.errors import RetryableError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Verdict = Literal["call", "done", "wait", "in_doubt", "stale"]
+# (job, row, attempt)
+Attempt = tuple[str, int, int]
+
+# DynamoDB's ceilings: items in one TransactWriteItems, and in one BatchWriteItem.
+MAX_TRANSACTION_ITEMS = 100
+MAX_BATCH_WRITE_ITEMS = 25
+# A BatchWriteItem's unprocessed items are sent again this many times, with backoff.
+BATCH_WRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -60,30 +71,84 @@ class CallLedger:
     def claim(self, job_id: str, row: int, attempt: int) -> Claim:
         now = self._clock()
         try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    "job_id": {"S": job_id},
-                    "row": {"N": str(row)},
-                    "attempt": {"N": str(attempt)},
-                    "state": {"S": "calling"},
-                    "claimed_at": {"N": repr(now)},
-                    "expires_at": {"N": str(int(now) + self._retention)},
-                },
-                # An attempt Twilio did not process may be made again: by the next attempt, or by
-                # the same one redelivered before its successor was queued.
-                ConditionExpression=(
-                    "attribute_not_exists(job_id) OR (#s = :retry AND attempt <= :attempt)"
-                ),
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":retry": {"S": "retry"},
-                    ":attempt": {"N": str(attempt)},
-                },
-            )
+            self._db.put_item(**self._claim_put(job_id, row, attempt, now))
         except self._db.exceptions.ConditionalCheckFailedException:
             return self._existing(job_id, row, attempt, now)
         return Claim("call")
+
+    def claim_all(self, attempts: Sequence[Attempt]) -> list[Claim]:
+        """A verdict for each attempt, in order, as `claim` gives: the claims of up to 100 rows
+        are made in one transaction, which in the common case (no row seen before) succeeds
+        whole. When some were seen before, the transaction is cancelled with a reason per row:
+        those rows get their verdict from the ledger and the others are claimed again."""
+        verdicts: list[Claim | None] = [None] * len(attempts)
+        rows: set[tuple[str, int]] = set()
+        together: list[int] = []
+        for i, (job_id, row, _) in enumerate(attempts):
+            # A transaction may write an item once: a row delivered twice in one batch is
+            # claimed on its own, after its first delivery.
+            if (job_id, row) in rows:
+                continue
+            rows.add((job_id, row))
+            together.append(i)
+        for start in range(0, len(together), MAX_TRANSACTION_ITEMS):
+            chunk = together[start : start + MAX_TRANSACTION_ITEMS]
+            self._claim_together(attempts, chunk, verdicts)
+        return [v if v is not None else self.claim(*attempts[i]) for i, v in enumerate(verdicts)]
+
+    def _claim_together(
+        self, attempts: Sequence[Attempt], indexes: list[int], verdicts: list[Claim | None]
+    ) -> None:
+        pending = indexes
+        for _ in range(3):
+            if len(pending) <= 1:
+                return  # one row: a plain conditional put (claim_all makes it)
+            now = self._clock()
+            try:
+                self._db.transact_write_items(
+                    TransactItems=[
+                        {"Put": self._claim_put(*attempts[i], now)}  # type: ignore[typeddict-item]
+                        for i in pending
+                    ]
+                )
+            except self._db.exceptions.TransactionCanceledException as error:
+                reasons = error.response.get("CancellationReasons", [])
+                if len(reasons) != len(pending):
+                    return  # no reason per row: each is claimed on its own
+                again = []
+                for i, reason in zip(pending, reasons, strict=True):
+                    if reason.get("Code") == "ConditionalCheckFailed":
+                        verdicts[i] = self._existing(*attempts[i], now)
+                    else:
+                        again.append(i)  # not the cause ("None"), or a conflict: again
+                pending = again
+            else:
+                for i in pending:
+                    verdicts[i] = Claim("call")
+                return
+
+    def _claim_put(self, job_id: str, row: int, attempt: int, now: float) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": {
+                "job_id": {"S": job_id},
+                "row": {"N": str(row)},
+                "attempt": {"N": str(attempt)},
+                "state": {"S": "calling"},
+                "claimed_at": {"N": repr(now)},
+                "expires_at": {"N": str(int(now) + self._retention)},
+            },
+            # An attempt Twilio did not process may be made again: by the next attempt, or by
+            # the same one redelivered before its successor was queued.
+            "ConditionExpression": (
+                "attribute_not_exists(job_id) OR (#s = :retry AND attempt <= :attempt)"
+            ),
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":retry": {"S": "retry"},
+                ":attempt": {"N": str(attempt)},
+            },
+        }
 
     def _existing(self, job_id: str, row: int, attempt: int, now: float) -> Claim:
         item = self._db.get_item(
@@ -111,6 +176,46 @@ class CallLedger:
         """Twilio did not process this attempt; the next attempt may call."""
         self._set(job_id, row, attempt, "retry", None)
 
+    def writes(self, *, sleep: Callable[[float], None] = time.sleep) -> LedgerWrites:
+        """A buffer of outcomes, written 25 to a request (see LedgerWrites)."""
+        return LedgerWrites(self, sleep=sleep)
+
+    def _item(
+        self, key: Attempt, state: str, envelope: dict[str, Any] | None, now: float
+    ) -> dict[str, Any]:
+        job_id, row, attempt = key
+        item: dict[str, Any] = {
+            "job_id": {"S": job_id},
+            "row": {"N": str(row)},
+            "attempt": {"N": str(attempt)},
+            "state": {"S": state},
+            "claimed_at": {"N": repr(now)},
+            "expires_at": {"N": str(int(now) + self._retention)},
+        }
+        if envelope is not None:
+            item["envelope"] = {"S": json.dumps(envelope, separators=(",", ":"))}
+        return item
+
+    def _write_items(self, items: list[dict[str, Any]], sleep: Callable[[float], None]) -> None:
+        """Put whole items (unconditionally, as `_set` updates them), 25 to a request, sending
+        what DynamoDB leaves unprocessed again; raises if some are still left."""
+        for start in range(0, len(items), MAX_BATCH_WRITE_ITEMS):
+            requests: list[Any] = [
+                {"PutRequest": {"Item": item}}
+                for item in items[start : start + MAX_BATCH_WRITE_ITEMS]
+            ]
+            for attempt in range(BATCH_WRITE_ATTEMPTS):
+                response = self._db.batch_write_item(RequestItems={self._table: requests})
+                requests = list(response.get("UnprocessedItems", {}).get(self._table, []))
+                if not requests:
+                    break
+                sleep(0.05 * 2**attempt)
+            else:
+                raise RetryableError(
+                    f"call ledger: {len(requests)} outcomes unwritten after "
+                    f"{BATCH_WRITE_ATTEMPTS} attempts"
+                )
+
     def _set(
         self, job_id: str, row: int, attempt: int, state: str, envelope: dict[str, Any] | None
     ) -> None:
@@ -126,3 +231,49 @@ class CallLedger:
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues=values,
         )
+
+
+class LedgerWrites:
+    """Outcomes of a sender's batch, written to the ledger 25 to a request (BatchWriteItem)
+    instead of one request a row: as soon as 25 are waiting, and whatever is left at `flush`.
+
+    The sender flushes before it publishes or requeues anything, so no row is published or put
+    back before its outcome is in the ledger. An invocation that dies with outcomes still
+    buffered (at most 24) leaves those rows as claimed-and-calling: their next delivery waits
+    out the in-doubt time and settles them the way any lost response is settled.
+    """
+
+    def __init__(self, ledger: CallLedger, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._ledger = ledger
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
+        self._add((job_id, row, attempt), "done", envelope)
+
+    def retryable(self, job_id: str, row: int, attempt: int) -> None:
+        self._add((job_id, row, attempt), "retry", None)
+
+    def _add(self, key: Attempt, state: str, envelope: dict[str, Any] | None) -> None:
+        item = self._ledger._item(key, state, envelope, self._ledger._clock())
+        with self._lock:
+            # A request may hold an item once: the latest word on a row stands.
+            self._pending[(key[0], key[1])] = item
+            full = len(self._pending) >= MAX_BATCH_WRITE_ITEMS
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            taken, self._pending = self._pending, {}
+        if not taken:
+            return
+        try:
+            self._ledger._write_items(list(taken.values()), self._sleep)
+        except Exception:
+            # Kept for the next flush (the sender's last one raises, so nothing of this batch
+            # is published before its outcome is written), unless a later word replaced it.
+            with self._lock:
+                self._pending = {**taken, **self._pending}
+            raise

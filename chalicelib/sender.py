@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from chalicelib.cancel import end_cancelled
-from chalicelib.idempotency import CallLedger
+from chalicelib.idempotency import CallLedger, LedgerWrites
 from chalicelib.jobs import Job
 from chalicelib.limiter import RateLimiter
 from chalicelib.metering import SenderLimits
@@ -114,8 +114,6 @@ class Sender:
         self._concurrency = concurrency
         self._concurrency_limit = concurrency_limit
         self._late_tolerance = late_tolerance
-        # When each row of the batches in hand was claimed (threads write distinct keys).
-        self._claimed_at: dict[tuple[str, int, int], float] = {}
 
     def send_batch(self, rows: Iterable[QueuedRow]) -> list[dict[str, Any]]:
         """Returns the envelopes published, as JSON."""
@@ -142,18 +140,40 @@ class Sender:
                 due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))
         suppressed = self._suppressed({n for _, r in due if (n := r.number) is not None})
         published: list[dict[str, Any]] = []
-        to_call: list[tuple[float, QueuedRow]] = []
         # Rows of one batch may arrive in any order; they are metered and called in due order.
-        for at, row in sorted(due, key=lambda item: item[0]):
-            if row.number in suppressed:
-                published.extend(self._suppress(at, row, later))
-            else:
-                to_call.append((at, row))
-        gateway = self._gateway() if to_call else None
-        # Claimed first, then metered: a slot is handed out only for a call about to be made.
-        claims, failures = self._each(lambda r: self._claim_row(r[0], r[1], gateway), to_call)
-        done = [d for d, _ in claims.values()]
-        ready = [(at, row) for i, (at, row) in enumerate(to_call) if claims.get(i, (0, False))[1]]
+        ordered = sorted(due, key=lambda item: item[0])
+        writes = self._ledger.writes(sleep=self._sleep)
+        # Claimed first (one transaction for the batch), then metered: a slot is handed out
+        # only for a call about to be made.
+        claimed_at = self._clock()
+        claims = self._ledger.claim_all([(r.job_id, r.row, r.attempt) for _, r in ordered])
+        ready: list[tuple[float, QueuedRow]] = []
+        doubtful: list[tuple[float, QueuedRow]] = []
+        for (at, row), claim in zip(ordered, claims, strict=True):
+            if claim.verdict == "done":
+                assert claim.envelope is not None  # noqa: S101 - stored with "done"
+                published.append(claim.envelope)
+            elif claim.verdict == "wait":
+                later.append((row, claim.wait_seconds + 1.0))
+            elif claim.verdict == "in_doubt":
+                doubtful.append((at, row))
+            elif claim.verdict == "call":
+                if row.number in suppressed:
+                    published.append(self._suppressed_envelope(at, row, writes))
+                else:
+                    ready.append((at, row))
+            # "stale": a later attempt of this row is on the queue
+        gateway = self._gateway() if ready or doubtful else None
+        # Rows whose earlier call started and never completed: settled by looking them up.
+        settled, failures = self._each(
+            lambda r: self._settle(r[0], r[1], r[1].number in suppressed, gateway, writes),
+            doubtful,
+        )
+        done = [d for d, _ in settled.values()]
+        ready = sorted(
+            ready + [doubtful[i] for i, (_, call) in settled.items() if call],
+            key=lambda item: item[0],
+        )
         unmetered: list[tuple[QueuedRow, float]] = []
         try:
             slots = self._meter(ready, unmetered)
@@ -163,15 +183,11 @@ class Sender:
             log.exception("metering failed; %d rows go back on the queue", len(ready))
             slots, unmetered = [], [(row, NO_SLOT_RECHECK_SECONDS) for _, row in ready]
         for row, delay in unmetered:
-            self._ledger.retryable(row.job_id, row.row, row.attempt)  # open to come back
+            writes.retryable(row.job_id, row.row, row.attempt)  # open to come back
             later.append((row, delay))
-        called = {(row.job_id, row.row, row.attempt) for _, _, row in slots}
-        for _, row in to_call:
-            if (key := (row.job_id, row.row, row.attempt)) not in called:
-                self._claimed_at.pop(key, None)
         # Each call waits for its own slot: a slow response must not make the next one late.
         calls, call_failures = self._each(
-            lambda s: self._call_row(s[0], s[1], s[2], gateway), slots
+            lambda s: self._call_row(s[0], s[1], s[2], gateway, writes, claimed_at), slots
         )
         done += calls.values()
         failures += call_failures
@@ -183,6 +199,9 @@ class Sender:
             retries.extend(d.retries)
             dead.extend(d.dead)
         published.extend(end_cancelled(self._ledger, cancelled, later, self._clock))
+        # Every outcome is in the ledger before anything is put back or published; if that
+        # fails, the batch fails whole and its redelivery finds the rows claimed.
+        writes.flush()
         if later or retries:
             self._queue.retry_later([*later, *retries])
         if dead:
@@ -267,67 +286,57 @@ class Sender:
         results = {i: o for i, o in enumerate(outcomes) if not isinstance(o, Exception)}
         return results, [o for o in outcomes if isinstance(o, Exception)]
 
-    def _suppress(
-        self, at: float, row: QueuedRow, later: list[tuple[QueuedRow, float]]
-    ) -> list[dict[str, Any]]:
-        """A row to a suppressed number ends `suppressed` without a call, unless an earlier
-        delivery of it already called (a number is often suppressed because of that very call):
-        then what the ledger holds stands."""
-        claim = self._ledger.claim(row.job_id, row.row, row.attempt)
-        if claim.verdict == "done":
-            assert claim.envelope is not None  # noqa: S101 - stored with "done"
-            return [claim.envelope]
-        if claim.verdict == "wait":
-            later.append((row, claim.wait_seconds + 1.0))
-            return []
-        if claim.verdict == "stale":
-            return []
+    def _suppressed_envelope(
+        self, at: float, row: QueuedRow, writes: LedgerWrites
+    ) -> dict[str, Any]:
+        """A claimed row to a suppressed number ends `suppressed` without a call. (A row whose
+        earlier delivery already called keeps that call's outcome: the ledger said "done".)"""
         envelope = self._envelope(row, "suppressed", self._no_call(), at).to_json()
-        self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
-        return [envelope]
+        writes.completed(row.job_id, row.row, row.attempt, envelope)
+        return envelope
 
-    def _claim_row(
-        self, at: float, row: QueuedRow, gateway: TwilioGateway | None
+    def _settle(
+        self,
+        at: float,
+        row: QueuedRow,
+        suppressed: bool,
+        gateway: TwilioGateway | None,
+        writes: LedgerWrites,
     ) -> tuple[_Done, bool]:
-        """The row's attempt claimed in the ledger: True when it is to be called now; else what
-        became of it (published again, put back, or settled by looking it up)."""
+        """A row an earlier delivery started to call and never recorded: what Twilio holds
+        decides. True when Twilio has no such message, so the call never took effect and is
+        to be made now (or, to a number suppressed since, not made: the row ends suppressed)."""
         done = _Done()
-        self._claimed_at[(row.job_id, row.row, row.attempt)] = self._clock()
-        claim = self._ledger.claim(row.job_id, row.row, row.attempt)
-        if claim.verdict == "done":
-            assert claim.envelope is not None  # noqa: S101 - stored with "done"
-            done.published.append(claim.envelope)
+        assert gateway is not None  # noqa: S101 - made by send_batch when any row is in doubt
+        found = self._resolve(gateway, row, "the call started but never completed")
+        if found is not None:
+            outcome = self._outcome(row, found, done.retries, done.dead)
+            envelope = self._envelope(row, outcome, found, at).to_json()
+            writes.completed(row.job_id, row.row, row.attempt, envelope)
+            done.published.append(envelope)
             return done, False
-        if claim.verdict == "wait":
-            done.later.append((row, claim.wait_seconds + 1.0))
+        if suppressed:
+            done.published.append(self._suppressed_envelope(at, row, writes))
             return done, False
-        if claim.verdict == "stale":
-            return done, False  # a later attempt of this row is on the queue
-        if claim.verdict == "in_doubt":
-            assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
-            # An earlier delivery started this call and never recorded its outcome.
-            found = self._resolve(gateway, row, "the call started but never completed")
-            if found is not None:
-                outcome = self._outcome(row, found, done.retries, done.dead)
-                envelope = self._envelope(row, outcome, found, at).to_json()
-                self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
-                done.published.append(envelope)
-                return done, False
-            # Twilio has no such message: the call never took effect, so make it now.
         return done, True
 
     def _call_row(
-        self, slot: float, at: float, row: QueuedRow, gateway: TwilioGateway | None
+        self,
+        slot: float,
+        at: float,
+        row: QueuedRow,
+        gateway: TwilioGateway | None,
+        writes: LedgerWrites,
+        claimed_at: float,
     ) -> _Done:
         """One claimed row: called at its slot, its outcome recorded."""
         done = _Done()
         assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
-        claimed_at = self._claimed_at.pop((row.job_id, row.row, row.attempt), self._clock())
         if not self._on_time(slot) or (self._clock() - claimed_at > self._ledger.call_deadline):
             # Its slot passed while this sender was held up (a late call would bunch with the
             # calls in the slots after it), or its claim is too old for a call to end before
             # the ledger may take it as lost: it goes back to the queue.
-            self._ledger.retryable(row.job_id, row.row, row.attempt)
+            writes.retryable(row.job_id, row.row, row.attempt)
             done.later.append((row, NO_SLOT_RECHECK_SECONDS))
             return done
         result = gateway.call(row.request)
@@ -337,9 +346,9 @@ class Sender:
         outcome = self._outcome(row, result, done.retries, done.dead)
         envelope = self._envelope(row, outcome, result, at).to_json()
         if outcome == "retrying":
-            self._ledger.retryable(row.job_id, row.row, row.attempt)
+            writes.retryable(row.job_id, row.row, row.attempt)
         else:
-            self._ledger.completed(row.job_id, row.row, row.attempt, envelope)
+            writes.completed(row.job_id, row.row, row.attempt, envelope)
         done.published.append(envelope)
         try:
             self._feedback(result)

@@ -1,0 +1,147 @@
+"""The local runtime's moto server keeps DynamoDB's transaction semantics with its faster
+TransactWriteItems (callqueue.aws_process.speed_up_transactions)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib.idempotency import CallLedger
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    process = subprocess.Popen(  # noqa: S603 - our own module, no shell
+        [sys.executable, "-m", "callqueue.aws_process", "http://127.0.0.1:9"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    ready = process.stdout.readline().split()
+    assert ready[:1] == ["READY"]
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{ready[1]}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - moto accepts any
+    )
+    client.create_table(
+        TableName="t",
+        KeySchema=[
+            {"AttributeName": "job_id", "KeyType": "HASH"},
+            {"AttributeName": "row", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "job_id", "AttributeType": "S"},
+            {"AttributeName": "row", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield client
+    assert process.stdin is not None
+    process.stdin.close()
+    process.wait(timeout=10)
+
+
+def put(job: str, row: int, value: str, condition: str | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "TableName": "t",
+        "Item": {"job_id": {"S": job}, "row": {"N": str(row)}, "v": {"S": value}},
+    }
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
+
+
+def value(dynamodb: Any, job: str, row: int) -> str | None:
+    item = dynamodb.get_item(TableName="t", Key={"job_id": {"S": job}, "row": {"N": str(row)}})
+    return item["Item"]["v"]["S"] if "Item" in item else None
+
+
+def test_a_transaction_whose_conditions_hold_writes_every_item(dynamodb: Any) -> None:
+    dynamodb.transact_write_items(
+        TransactItems=[
+            put("a", 1, "x", "attribute_not_exists(job_id)"),
+            put("a", 2, "y"),
+            {
+                "Update": {
+                    "TableName": "t",
+                    "Key": {"job_id": {"S": "a"}, "row": {"N": "3"}},
+                    "UpdateExpression": "SET v = :v",
+                    "ExpressionAttributeValues": {":v": {"S": "z"}},
+                }
+            },
+        ]
+    )
+
+    assert [value(dynamodb, "a", r) for r in (1, 2, 3)] == ["x", "y", "z"]
+
+
+def test_a_failed_condition_cancels_the_whole_transaction_with_a_reason_per_item(
+    dynamodb: Any,
+) -> None:
+    dynamodb.transact_write_items(TransactItems=[put("b", 2, "old")])
+
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                put("b", 1, "new", "attribute_not_exists(job_id)"),
+                put("b", 2, "new", "attribute_not_exists(job_id)"),
+                put("b", 3, "new"),
+            ]
+        )
+
+    error = raised.value.response
+    assert error["Error"]["Code"] == "TransactionCanceledException"
+    assert [r["Code"] for r in error["CancellationReasons"]] == [
+        "None",
+        "ConditionalCheckFailed",
+        "None",
+    ]
+    assert [value(dynamodb, "b", r) for r in (1, 2, 3)] == [None, "old", None]
+
+
+def test_a_malformed_update_puts_back_what_the_transaction_wrote(dynamodb: Any) -> None:
+    dynamodb.transact_write_items(TransactItems=[put("c", 2, "old")])
+
+    with pytest.raises(ClientError):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                put("c", 1, "new"),
+                put("c", 2, "new"),
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": {"job_id": {"S": "c"}, "row": {"N": "3"}},
+                        "UpdateExpression": "SET v = :missing",
+                    }
+                },
+            ]
+        )
+
+    assert [value(dynamodb, "c", r) for r in (1, 2, 3)] == [None, "old", None]
+
+
+def test_an_item_may_be_written_once_a_transaction(dynamodb: Any) -> None:
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(TransactItems=[put("d", 1, "x"), put("d", 1, "y")])
+
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert value(dynamodb, "d", 1) is None
+
+
+def test_the_call_ledger_claims_a_batch_on_the_local_server(dynamodb: Any) -> None:
+    ledger = CallLedger(dynamodb, "t", in_doubt_after=30.0)
+    ledger.claim("e", 2, 1)
+
+    claims = ledger.claim_all([("e", r, 1) for r in (1, 2, 3)])
+
+    assert [c.verdict for c in claims] == ["call", "wait", "call"]

@@ -1,0 +1,180 @@
+"""The call ledger's batch operations: claims in one transaction, outcomes 25 to a request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.errors import RetryableError
+from chalicelib.idempotency import CallLedger
+
+TABLE = "ledger"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Counting:
+    """A DynamoDB client that counts its calls by operation (and can refuse BatchWriteItem)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.exceptions = client.exceptions
+        self.calls: list[str] = []
+        self.unprocessed_rounds = 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.calls.append(name)
+            if name == "batch_write_item" and self.unprocessed_rounds:
+                self.unprocessed_rounds -= 1
+                return {"UnprocessedItems": kwargs["RequestItems"]}
+            return method(**kwargs)
+
+        return call
+
+
+@pytest.fixture
+def db() -> Iterator[Counting]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "job_id", "KeyType": "HASH"},
+                {"AttributeName": "row", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "job_id", "AttributeType": "S"},
+                {"AttributeName": "row", "AttributeType": "N"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield Counting(client)
+
+
+def ledger(db: Counting, clock: Clock, in_doubt: float = 30.0) -> CallLedger:
+    return CallLedger(db, TABLE, in_doubt_after=in_doubt, clock=clock)  # type: ignore[arg-type]
+
+
+def state(db: Counting, row: int) -> dict[str, Any]:
+    item = db._client.get_item(TableName=TABLE, Key={"job_id": {"S": "j"}, "row": {"N": str(row)}})
+    return item.get("Item", {})
+
+
+def test_fresh_rows_are_claimed_in_one_request(db: Counting) -> None:
+    claims = ledger(db, Clock()).claim_all([("j", i, 1) for i in range(1, 101)])
+
+    assert [c.verdict for c in claims] == ["call"] * 100
+    assert db.calls == ["transact_write_items"]
+    assert state(db, 100)["state"] == {"S": "calling"}
+
+
+def test_more_than_a_transaction_holds_take_one_request_per_hundred(db: Counting) -> None:
+    claims = ledger(db, Clock()).claim_all([("j", i, 1) for i in range(1, 151)])
+
+    assert [c.verdict for c in claims] == ["call"] * 150
+    assert db.calls == ["transact_write_items", "transact_write_items"]
+
+
+def test_rows_seen_before_get_the_verdict_a_single_claim_gives(db: Counting) -> None:
+    clock = Clock()
+    calls = ledger(db, clock)
+    calls.claim("j", 1, 1)  # still calling: wait
+    calls.claim("j", 2, 1)
+    calls.completed("j", 2, 1, {"outcome": "sent"})  # done: its envelope again
+    calls.claim("j", 3, 1)
+    calls.retryable("j", 3, 1)  # attempt 1 was not processed: attempt 2 may call
+    calls.claim("j", 4, 2)
+    calls.retryable("j", 4, 2)  # attempt 1 of row 4 is stale
+    db.calls.clear()
+
+    claims = calls.claim_all([("j", 1, 1), ("j", 2, 1), ("j", 3, 2), ("j", 4, 1), ("j", 5, 1)])
+
+    assert [c.verdict for c in claims] == ["wait", "done", "call", "stale", "call"]
+    assert claims[1].envelope == {"outcome": "sent"}
+    assert state(db, 3)["attempt"] == {"N": "2"} and state(db, 5)["state"] == {"S": "calling"}
+    # One cancelled transaction (a reason per row), the verdicts read, then the rest claimed.
+    assert db.calls[0] == "transact_write_items" and db.calls[-1] == "transact_write_items"
+
+
+def test_a_call_in_doubt_is_told_apart_from_one_in_flight(db: Counting) -> None:
+    clock = Clock()
+    calls = ledger(db, clock, in_doubt=30.0)
+    calls.claim("j", 1, 1)
+    clock.now += 31
+
+    assert [c.verdict for c in calls.claim_all([("j", 1, 1), ("j", 2, 1)])] == [
+        "in_doubt",
+        "call",
+    ]
+
+
+def test_a_row_delivered_twice_in_one_batch_is_called_once(db: Counting) -> None:
+    claims = ledger(db, Clock()).claim_all([("j", 1, 1), ("j", 2, 1), ("j", 1, 1)])
+
+    assert [c.verdict for c in claims] == ["call", "call", "wait"]
+
+
+def test_outcomes_are_written_25_to_a_request_and_the_rest_at_flush(db: Counting) -> None:
+    calls = ledger(db, Clock())
+    calls.claim_all([("j", i, 1) for i in range(1, 31)])
+    db.calls.clear()
+    writes = calls.writes(sleep=lambda _: None)
+
+    for i in range(1, 31):
+        writes.completed("j", i, 1, {"row": i})
+    assert db.calls == ["batch_write_item"]  # the first 25
+    writes.flush()
+
+    assert db.calls == ["batch_write_item", "batch_write_item"]
+    assert json.loads(state(db, 30)["envelope"]["S"]) == {"row": 30}
+    assert calls.claim("j", 30, 1).verdict == "done"
+
+
+def test_a_retryable_outcome_opens_the_row_to_its_next_attempt(db: Counting) -> None:
+    calls = ledger(db, Clock())
+    calls.claim("j", 1, 1)
+    writes = calls.writes()
+    writes.retryable("j", 1, 1)
+    writes.flush()
+
+    assert calls.claim("j", 1, 2).verdict == "call"
+
+
+def test_unprocessed_outcomes_are_sent_again(db: Counting) -> None:
+    calls = ledger(db, Clock())
+    writes = calls.writes(sleep=lambda _: None)
+    writes.completed("j", 1, 1, {"row": 1})
+    db.unprocessed_rounds = 2
+
+    writes.flush()
+
+    assert db.calls.count("batch_write_item") == 3
+    assert state(db, 1)["state"] == {"S": "done"}
+
+
+def test_outcomes_that_could_not_be_written_are_kept_for_the_next_flush(db: Counting) -> None:
+    calls = ledger(db, Clock())
+    writes = calls.writes(sleep=lambda _: None)
+    writes.completed("j", 1, 1, {"row": 1})
+    db.unprocessed_rounds = 5
+
+    with pytest.raises(RetryableError):
+        writes.flush()
+    assert state(db, 1) == {}
+
+    writes.flush()
+    assert state(db, 1)["state"] == {"S": "done"}
