@@ -17,7 +17,7 @@ from chalicelib.idempotency import CallLedger
 
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[Any]:
-    process = subprocess.Popen(  # noqa: S603 - our own module, no shell
+    process = subprocess.Popen(
         [sys.executable, "-m", "callqueue.aws_process", "http://127.0.0.1:9"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -31,7 +31,7 @@ def dynamodb() -> Iterator[Any]:
         endpoint_url=f"http://127.0.0.1:{ready[1]}",
         region_name="us-east-1",
         aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - moto accepts any
+        aws_secret_access_key="local",
     )
     client.create_table(
         TableName="t",
