@@ -41,6 +41,7 @@ def handle_released_chunk(event: S3Event) -> None:
 @app.on_sqs_message(
     queue=settings.send_queue,
     batch_size=settings.sender_batch_size,
+    maximum_batching_window_in_seconds=settings.sender_batching_window_seconds,
     maximum_concurrency=settings.sender_max_concurrency,
 )
 def handle_send_batch(event: SQSEvent) -> None:

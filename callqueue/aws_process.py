@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import gc
 import logging
 import os
 import sys
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import CertificateBuilder
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import method_names_from_class, unix_time, unix_time_millis
+from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MultipleTransactionsException,
@@ -35,7 +37,6 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.comparisons import get_filter_expression
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
@@ -262,6 +263,8 @@ def speed_up_transactions() -> None:
 
 
 def main(argv: list[str]) -> int:
+    # See callqueue.runtime.relax_garbage_collection (not imported: it would load boto3 here).
+    gc.set_threshold(50_000, 50, 1_000)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # moto enforces no IAM or resource policies; it says so about the template's queue policies.
     logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)

@@ -9,6 +9,7 @@ Lambda tasks reach the handlers through a function host (callqueue.lambdas).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -70,7 +71,7 @@ class Options:
     # one interpreter, so a call often misses its slot by more than a deployment's 0.1 s.
     slot_tolerance_seconds: float = 1.0
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
-    visibility_timeout: int = 5
+    visibility_timeout: int = 15
     max_receive_count: int = 5
     max_attempts: int = 5
     # Retries back off from half a second locally (2 s in a deployment) so a run ends sooner.
@@ -85,6 +86,14 @@ class Options:
     seed: int | None = None
     # Serve the REST API with `chalice local` on this loopback port (None: no API).
     api_port: int | None = None
+
+
+def relax_garbage_collection() -> None:
+    """Collect cycles less often in the harness's processes. moto keeps every message and item
+    as Python objects and makes a lot of garbage per request; with the default thresholds its
+    full collections stopped every request for up to seconds at a time in the rate benchmark.
+    Memory is bounded by the run, which ends."""
+    gc.set_threshold(50_000, 50, 1_000)
 
 
 class AwsRequestCounter:
@@ -171,6 +180,7 @@ class Submitted:
 class LocalRuntime:
     def __init__(self, options: Options, *, project_dir: Path = PROJECT_DIR) -> None:
         self._saved_environment: dict[str, str] | None = None
+        self._gc_threshold = gc.get_threshold()
         self.options = options
         self.project_dir = project_dir
         self.counter = AwsRequestCounter()
@@ -193,6 +203,8 @@ class LocalRuntime:
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._gc_threshold = gc.get_threshold()
+        relax_garbage_collection()
         # The handlers read their settings from the environment, as in Lambda; stop() puts the
         # process's own environment back.
         self._saved_environment = dict(os.environ)
@@ -297,9 +309,14 @@ class LocalRuntime:
                 ),
             }
         )
-        services.use_boto3_session(self.counter.session)
+        # One client per service serves every handler here (each Lambda container has its own):
+        # ten senders with their calls in flight, the sinks and the pollers.
+        services.use_boto3_session(self.counter.session, max_pool_connections=400)
         services.use_twilio_http_client(
-            lambda base_url, timeout: CrashingHttpClient(base_url=base_url, timeout=timeout)
+            # One gateway serves every sender here: a pool for all their calls in flight.
+            lambda base_url, timeout: CrashingHttpClient(
+                base_url=base_url, timeout=timeout, pool_size=512
+            )
         )
         module = self._import_app()
         self._functions.update(lambdas.pure_functions(module.app, self.options.stage))
@@ -324,6 +341,7 @@ class LocalRuntime:
             self.api.start()
 
     def stop(self) -> None:
+        gc.set_threshold(*self._gc_threshold)
         if self.api is not None:
             self.api.stop()
         self._stop.set()
@@ -375,7 +393,7 @@ class LocalRuntime:
                     endpoint_url=self.endpoint,
                     config=Config(
                         retries={"mode": "standard", "max_attempts": 5},
-                        max_pool_connections=50,
+                        max_pool_connections=100,
                     ),
                 )
             return self._clients[service]

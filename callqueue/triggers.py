@@ -42,8 +42,9 @@ ASYNC_RETRY_SECONDS = 3
 DEFAULT_SQS_CONCURRENCY = 5
 # Receivers per queue sharing the function's concurrency.
 POLLERS = 2
-# A poller that finds its queue empty waits longer each time, up to this.
-MAX_IDLE_POLL_SECONDS = 0.25
+# A poller that finds its queue empty waits longer each time, up to this (every receive costs
+# moto a request: a dozen idle queues with two pollers each add up).
+MAX_IDLE_POLL_SECONDS = 1.0
 # Batching windows (up to 300 s in Lambda) are capped locally so a run ends in seconds.
 MAX_LOCAL_BATCHING_WINDOW = 1.0
 

@@ -18,6 +18,9 @@ from chalicelib.metering import SenderLimits
 # SQS cannot delay a message longer than 15 minutes, and a chunk's rows are enqueued with delays
 # spanning one window, so a window can be at most that long.
 MAX_WINDOW_SECONDS = 900
+# Lambda's ceilings for an SQS trigger of a standard queue.
+MAX_SENDER_BATCH = 10_000
+MAX_BATCHING_WINDOW = 300
 
 CredentialKind = Literal["test", "live"]
 ApiAuth = Literal["api_key", "iam"]
@@ -48,6 +51,7 @@ class Settings:
     backoff_base_seconds: float
     sender_batch_size: int
     sender_max_concurrency: int
+    sender_batching_window_seconds: int
     twilio_timeout_seconds: float
     archive_bucket: str
     results_table: str
@@ -100,8 +104,13 @@ class Settings:
             raise ConfigError(f"SENDER_LIMITS: {error}") from None
         if self.max_attempts < 1:
             raise ConfigError(f"max attempts must be at least 1, got {self.max_attempts}")
-        if not 1 <= self.sender_batch_size <= 10:
-            raise ConfigError("sender batch size must be 1..10 (one SQS receive)")
+        if not 1 <= self.sender_batch_size <= MAX_SENDER_BATCH:
+            raise ConfigError(f"SENDER_BATCH_SIZE must be 1..{MAX_SENDER_BATCH}")
+        if not 0 <= self.sender_batching_window_seconds <= MAX_BATCHING_WINDOW:
+            raise ConfigError(f"SENDER_BATCHING_WINDOW_SECONDS must be 0..{MAX_BATCHING_WINDOW}")
+        if self.sender_batch_size > 10 and self.sender_batching_window_seconds < 1:
+            # Lambda's rule for SQS triggers: batches above one receive need a batching window.
+            raise ConfigError("a SENDER_BATCH_SIZE above 10 needs SENDER_BATCHING_WINDOW_SECONDS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -136,8 +145,9 @@ class Settings:
             window_seconds=_int(env, "WINDOW_SECONDS", MAX_WINDOW_SECONDS),
             max_attempts=_int(env, "MAX_ATTEMPTS", 5),
             backoff_base_seconds=float(env.get("BACKOFF_BASE_SECONDS", "2")),
-            sender_batch_size=_int(env, "SENDER_BATCH_SIZE", 10),
+            sender_batch_size=_int(env, "SENDER_BATCH_SIZE", 100),
             sender_max_concurrency=_int(env, "SENDER_MAX_CONCURRENCY", 10),
+            sender_batching_window_seconds=_int(env, "SENDER_BATCHING_WINDOW_SECONDS", 1),
             twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT_SECONDS", "10")),
             archive_bucket=env.get("ARCHIVE_BUCKET", f"{prefix}-archive"),
             results_table=env.get("RESULTS_TABLE", f"{prefix}-results"),
@@ -161,7 +171,7 @@ class Settings:
             rate_limit_table=env.get("RATE_LIMIT_TABLE", f"{prefix}-rate"),
             account_cps=float(env.get("ACCOUNT_CPS") or _int(env, "CPS", 10)),
             sender_limits=env.get("SENDER_LIMITS", ""),
-            sender_call_concurrency=_int(env, "SENDER_CALL_CONCURRENCY", 10),
+            sender_call_concurrency=_int(env, "SENDER_CALL_CONCURRENCY", 50),
             twilio_concurrency_limit=_int(env, "TWILIO_CONCURRENCY_LIMIT", 0) or None,
             slot_tolerance_seconds=float(env.get("SLOT_TOLERANCE_SECONDS") or "0.1"),
             status_callback_url=env.get("STATUS_CALLBACK_URL") or None,

@@ -76,7 +76,8 @@ class RateLimiter:
 
     def schedule(self, due: Sequence[float], horizon: float) -> list[float | None]:
         """A slot time for each call due at `due[i]`, in the order they are due; None for calls
-        with no slot before now + `horizon` (the caller puts them back on the queue).
+        with no slot within `horizon` of the earliest slot this sender can still use (now, plus
+        the time DynamoDB takes to answer).
 
         A call may go up to one bucket (about 100 ms) before it is due: the slots of a bucket are
         handed out in order, not matched to each call's exact time."""
@@ -90,7 +91,7 @@ class RateLimiter:
         cursor = self.grid.bucket(earliest)
         while pending:
             bucket = max(cursor, bucket_of[pending[0]])
-            if self.grid.start(bucket) > now + horizon:
+            if self.grid.start(bucket) > earliest + horizon:
                 break
             cursor = bucket + 1
             least = self.grid.first_counter(bucket, earliest, usable)
@@ -103,7 +104,7 @@ class RateLimiter:
                 self._latency += LATENCY_WEIGHT * (self._clock() - asked - self._latency)
             for k, i in enumerate(group):
                 slot = self.grid.slot_time(bucket, first + k)
-                if first + k < usable and slot <= now + horizon:
+                if first + k < usable and slot <= earliest + horizon:
                     times[i] = slot
             pending = [i for i in pending if times[i] is None]
         return times

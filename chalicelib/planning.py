@@ -66,6 +66,12 @@ class Schedule:
         return self.offset(valid_rows - 1) if valid_rows > 0 else 0.0
 
 
+# A row is made visible on the send queue this much before it is due (and up to a second more,
+# as delays are whole seconds): room for the trigger's batching window and the sender's claims
+# and slots before the call's time.
+VISIBLE_EARLY_SECONDS = 1.0
+
+
 def delay_seconds(due_at: float, now: float) -> int:
     """SQS DelaySeconds that makes a message visible no later than `due_at`.
 

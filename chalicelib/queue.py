@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.batching import Failed, chunked, send_with_retries
-from chalicelib.planning import delay_seconds
+from chalicelib.planning import VISIBLE_EARLY_SECONDS, delay_seconds
 from chalicelib.records import QueuedRow
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class SendQueue:
         entries = []
         for i, row in enumerate(batch):
             delay = (
-                delay_seconds(row.due_at, now)
+                delay_seconds(row.due_at - VISIBLE_EARLY_SECONDS, now)
                 if delays is None
                 else delay_seconds(now + delays[i], now)
             )

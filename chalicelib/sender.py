@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from chalicelib.jobs import Job
 from chalicelib.limiter import RateLimiter
 from chalicelib.metering import SenderLimits
 from chalicelib.outcomes import backoff_seconds, classify
+from chalicelib.planning import VISIBLE_EARLY_SECONDS
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
 from chalicelib.records import Outcome, QueuedRow, ResponseEnvelope, TwilioResult
@@ -35,9 +36,9 @@ from chalicelib.twilio_gateway import TwilioGateway
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# A row can arrive up to a second early (delays are rounded down) and a little more when the
-# queue is busy; a row due later than this goes back on the queue instead of holding the batch.
-MAX_HOLD_SECONDS = 2.0
+# A row is made visible one to two seconds before it is due (chalicelib.planning); a row due
+# later than this goes back on the queue instead of holding the batch.
+MAX_HOLD_SECONDS = 3.0
 # How often a paused job's queued rows look again at whether it was resumed.
 PAUSED_RECHECK_SECONDS = 30.0
 # Before looking up a message whose response was lost.
@@ -45,9 +46,10 @@ RESOLVE_DELAY_SECONDS = 1.0
 # A row the account has no slot for within the hold horizon looks again this much later.
 NO_SLOT_RECHECK_SECONDS = 1.0
 # A metered call later than this for its slot is not made (it would bunch with the calls in the
-# slots after it): it takes a fresh slot, at most this many times, then goes back to the queue.
+# slots after it): it takes a fresh slot.
 LATE_TOLERANCE_SECONDS = 0.1
-LATE_RESLOTS = 1
+# Account slots are taken this long before the calls' times (chalicelib.sender._dispatch).
+DISPATCH_TICK_SECONDS = 0.1
 # SQS's delay ceiling.
 MAX_DELAY_SECONDS = 900.0
 # Twilio's code for too many concurrent requests (with HTTP 429).
@@ -65,6 +67,8 @@ class _Done:
     later: list[tuple[QueuedRow, float]] = field(default_factory=list)
     retries: list[tuple[QueuedRow, float]] = field(default_factory=list)
     dead: list[tuple[QueuedRow, dict[str, Any]]] = field(default_factory=list)
+    # The call was not made: its slot had passed when its thread got to it.
+    missed: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ class Sender:
             shift = _pause_shift(row, job)
             at = row.due_at + shift
             if at - now > MAX_HOLD_SECONDS:
-                later.append((row, at - now))
+                later.append((row, at - now - VISIBLE_EARLY_SECONDS))
             else:
                 # From here on the row's times are measured from the job's current start.
                 due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))
@@ -178,18 +182,15 @@ class Sender:
         try:
             slots = self._meter(ready, unmetered)
         except Exception:
-            # The rate limiter could not be reached: no call is made, the claims are given back
-            # and the rows come back in a second (the error is not hidden: it is logged whole).
+            # Senders' schedules could not be reached: no call is made, the claims are given
+            # back and the rows come back in a second (the error is not hidden: it is logged).
             log.exception("metering failed; %d rows go back on the queue", len(ready))
             slots, unmetered = [], [(row, NO_SLOT_RECHECK_SECONDS) for _, row in ready]
         for row, delay in unmetered:
             writes.retryable(row.job_id, row.row, row.attempt)  # open to come back
             later.append((row, delay))
-        # Each call waits for its own slot: a slow response must not make the next one late.
-        calls, call_failures = self._each(
-            lambda s: self._call_row(s[0], s[1], s[2], gateway, writes, claimed_at), slots
-        )
-        done += calls.values()
+        calls, call_failures = self._dispatch(slots, gateway, writes, claimed_at)
+        done += calls
         failures += call_failures
         retries: list[tuple[QueuedRow, float]] = []
         dead: list[tuple[QueuedRow, dict[str, Any]]] = []
@@ -216,9 +217,10 @@ class Sender:
     def _meter(
         self, rows: list[tuple[float, QueuedRow]], later: list[tuple[QueuedRow, float]]
     ) -> list[tuple[float, float, QueuedRow]]:
-        """(slot, due, row) for the rows that have a slot within the hold horizon: first on
-        their sender's own schedule (when per-sender limits are on), then on the account's grid.
-        The others go to `later`, to come back when their sender or the account has room."""
+        """(not before, due, row) for the rows their sender can send within the hold horizon,
+        on its own schedule when per-sender limits are on; the others go to `later`, to come
+        back when their sender has room. The account's slots are taken later, just before each
+        call (see `_dispatch`)."""
         if self._limiter is None or not rows:
             return [(at, at, row) for at, row in rows]
         now = self._clock()
@@ -255,15 +257,7 @@ class Sender:
                 continue
             for i, start in zip(indexes, reservation.starts, strict=True):
                 not_before[i] = max(not_before[i], start)
-        open_rows = [i for i in range(len(rows)) if i not in waiting]
-        slots = self._limiter.schedule([not_before[i] for i in open_rows], MAX_HOLD_SECONDS)
-        metered: list[tuple[float, float, QueuedRow]] = []
-        for i, slot in zip(open_rows, slots, strict=True):
-            at, row = rows[i]
-            if slot is None:
-                later.append((row, NO_SLOT_RECHECK_SECONDS))  # the account is booked ahead
-            else:
-                metered.append((slot, at, row))
+        metered = [(not_before[i], at, row) for i, (at, row) in enumerate(rows) if i not in waiting]
         return sorted(metered, key=lambda item: item[0])
 
     def _each(
@@ -332,12 +326,11 @@ class Sender:
         """One claimed row: called at its slot, its outcome recorded."""
         done = _Done()
         assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
-        if not self._on_time(slot) or (self._clock() - claimed_at > self._ledger.call_deadline):
-            # Its slot passed while this sender was held up (a late call would bunch with the
-            # calls in the slots after it), or its claim is too old for a call to end before
-            # the ledger may take it as lost: it goes back to the queue.
-            writes.retryable(row.job_id, row.row, row.attempt)
-            done.later.append((row, NO_SLOT_RECHECK_SECONDS))
+        self._hold_until(slot)
+        if self._clock() - slot > self._tolerance():
+            # This thread ran too late for the slot (a late call would bunch with the calls in
+            # the slots after it): the dispatcher takes another slot for the row.
+            done.missed = True
             return done
         result = gateway.call(row.request)
         if classify(result) == "unknown":
@@ -436,26 +429,95 @@ class Sender:
         retries.append((row.retry(self._clock() + delay, row.job_start), delay))
         return "retrying"
 
-    def _on_time(self, slot: float) -> bool:
-        """Hold until the call's slot. A slot missed by more than the tolerance (this sender was
-        held up) is exchanged for a fresh one, a few times; False when none could be kept."""
-        self._hold_until(slot)
+    def _tolerance(self) -> float:
+        """How late a call may start for its slot: the configured tolerance, and never less
+        than one slot's width."""
         if self._limiter is None:
-            return True
-        tolerance = max(self._late_tolerance, 1.0 / self._limiter.grid.rate)
-        for _ in range(LATE_RESLOTS):
-            if self._clock() - slot <= tolerance:
-                return True
-            try:
-                fresh = self._limiter.schedule([self._clock()], MAX_HOLD_SECONDS)[0]
-            except Exception:
-                log.exception("a fresh slot could not be taken; the row goes back on the queue")
-                return False
-            if fresh is None:
-                return False
-            slot = fresh
-            self._hold_until(slot)
-        return self._clock() - slot <= tolerance
+            return float("inf")
+        return max(self._late_tolerance, 1.0 / self._limiter.grid.rate)
+
+    def _dispatch(
+        self,
+        rows: list[tuple[float, float, QueuedRow]],
+        gateway: TwilioGateway | None,
+        writes: LedgerWrites,
+        claimed_at: float,
+    ) -> tuple[list[_Done], list[Exception]]:
+        """Call each claimed row at an account slot taken just in time.
+
+        `rows` are (not before, due, row), in order. Every tick the rows due within the next
+        tick take their slots together (one conditional update a bucket; chalicelib.limiter)
+        and go to the pool, where each call waits for its own slot, so a slow response never
+        makes the next call late. Taking slots a tick ahead, not for the whole batch at once,
+        means a slot is seldom missed; a call whose thread still ran late for its slot takes a
+        slot in a later tick. Rows without a slot before the call deadline (half the in-doubt
+        time after the claim) go back on the queue, their claims given back."""
+        done: list[_Done] = []
+        failures: list[Exception] = []
+        pending = list(rows)
+        deadline = claimed_at + self._ledger.call_deadline
+
+        def give_back(items: list[tuple[float, float, QueuedRow]], delay: float) -> None:
+            back = _Done()
+            for _, _, row in items:
+                writes.retryable(row.job_id, row.row, row.attempt)  # open to come back
+                back.later.append((row, delay))
+            done.append(back)
+
+        with ThreadPoolExecutor(max(1, min(self._concurrency, len(rows)))) as pool:
+            running: dict[Future[_Done], tuple[float, float, QueuedRow]] = {}
+            while pending or running:
+                now = self._clock()
+                if pending and now >= deadline:
+                    give_back(pending, NO_SLOT_RECHECK_SECONDS)
+                    pending = []
+                ahead = now + DISPATCH_TICK_SECONDS
+                group = [item for item in pending if item[0] <= ahead]
+                if group:
+                    pending = pending[len(group) :]
+                    try:
+                        slots = self._slots([nb for nb, _, _ in group])
+                    except Exception:
+                        # The rate limiter could not be reached: no call is made and the rows
+                        # come back in a second (the error is logged whole).
+                        log.exception("metering failed; %d rows go back on the queue", len(group))
+                        give_back(group, NO_SLOT_RECHECK_SECONDS)
+                        continue
+                    unslotted = []
+                    for item, slot in zip(group, slots, strict=True):
+                        if slot is None:  # the account is booked for now: the next tick
+                            unslotted.append((ahead, item[1], item[2]))
+                            continue
+                        future = pool.submit(
+                            self._call_row, slot, item[1], item[2], gateway, writes, claimed_at
+                        )
+                        running[future] = item
+                    pending = sorted(unslotted + pending, key=lambda item: item[0])
+                # Until the next rows are due, or a call ends.
+                wake = DISPATCH_TICK_SECONDS
+                if pending:
+                    wake = min(wake, max(0.0, pending[0][0] - DISPATCH_TICK_SECONDS - now))
+                if not running:
+                    if pending and wake > 0:
+                        self._sleep(wake)
+                    continue
+                finished, _ = wait(list(running), timeout=wake, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    _, due, row = running.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        failures.append(error)  # type: ignore[arg-type]
+                    elif (result := future.result()).missed:
+                        pending = sorted([(self._clock(), due, row), *pending], key=lambda i: i[0])
+                    else:
+                        done.append(result)
+        return done, failures
+
+    def _slots(self, not_before: list[float]) -> list[float | None]:
+        """Account slots for calls due at `not_before`, within the next two ticks."""
+        if self._limiter is None:
+            return list(not_before)
+        return self._limiter.schedule(not_before, 2 * DISPATCH_TICK_SECONDS)
 
     def _hold_until(self, due_at: float) -> None:
         # A sleep may end early; a metered call must not go before its slot.

@@ -59,10 +59,14 @@ def use_twilio_http_client(factory: HttpClientFactory) -> None:
     reset()
 
 
-def use_boto3_session(factory: Callable[[], boto3.session.Session]) -> None:
-    """Replace how boto3 sessions are made (the local runtime counts AWS requests this way)."""
-    global _session_factory  # noqa: PLW0603
+def use_boto3_session(
+    factory: Callable[[], boto3.session.Session], *, max_pool_connections: int = 50
+) -> None:
+    """Replace how boto3 sessions are made (the local runtime counts AWS requests this way, and
+    its clients serve every handler at once, so it gives them a larger connection pool)."""
+    global _session_factory, _CLIENT_CONFIG  # noqa: PLW0603
     _session_factory = factory
+    _CLIENT_CONFIG = Config(max_pool_connections=max_pool_connections)
     reset()
 
 

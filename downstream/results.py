@@ -35,6 +35,8 @@ DAY_SECONDS = 86_400
 # A redelivered envelope (same attempt) overwrites its own item with the same content; an older
 # attempt arriving late (SNS and SQS do not keep order) must not replace a newer one.
 _NEWER_OR_SAME = "attribute_not_exists(#attempt) OR #attempt <= :attempt"
+# Rows written in one TransactWriteItems (at most 100 items and 4 MB; an item is a few KB).
+TRANSACTION_ROWS = 50
 # A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
 # again changes nothing, so `delivered` is never overwritten by a late `sent`.
 _LATER_STATUS = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
@@ -214,28 +216,57 @@ class ResultsTable:
 
         An envelope older than the row's recorded attempt is skipped. Any other failure raises,
         so the batch is delivered again; rewriting what was already written is harmless.
+
+        Up to 50 rows go in one conditional transaction (the common case: no callback yet, no
+        newer attempt recorded); a transaction some row's condition cancels is written a row
+        at a time, each row as `_put` or, beside a callback or a newer attempt, `_update`.
         """
-        written = 0
+        now = self._clock()
+        latest: dict[tuple[str, int], dict[str, Any]] = {}
         for envelope in envelopes:
-            item = item_of(envelope, now=self._clock(), retention_days=self._retention_days)
-            if self._put(item) or self._update(item):
-                written += 1
+            item = item_of(envelope, now=now, retention_days=self._retention_days)
+            key = (item["job_id"]["S"], int(item["row"]["N"]))
+            held = latest.get(key)
+            # A transaction writes an item once: of one row's envelopes, the latest attempt.
+            if held is None or int(held["attempt"]["N"]) <= int(item["attempt"]["N"]):
+                latest[key] = item
+        items = list(latest.values())
+        written = 0
+        for start in range(0, len(items), TRANSACTION_ROWS):
+            chunk = items[start : start + TRANSACTION_ROWS]
+            if len(chunk) > 1 and self._put_all(chunk):
+                written += len(chunk)
+                continue
+            written += sum(1 for item in chunk if self._put(item) or self._update(item))
         if self._metrics is not None:
             # Only once every write succeeded: a failed batch counts when it comes back.
             record_responses(self._metrics, envelopes)
             self._metrics.flush()
         return written
 
+    def _put_all(self, items: list[dict[str, Any]]) -> bool:
+        """Every item written whole, in one transaction; False if a row's condition failed."""
+        try:
+            self._db.transact_write_items(
+                TransactItems=[{"Put": self._put_request(item)} for item in items]  # type: ignore[typeddict-item]
+            )
+        except self._db.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def _put_request(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": f"attribute_not_exists(delivery_rank) AND ({_NEWER_OR_SAME})",
+            "ExpressionAttributeNames": {"#attempt": "attempt"},
+            "ExpressionAttributeValues": {":attempt": item["attempt"]},
+        }
+
     def _put(self, item: dict[str, Any]) -> bool:
         """The common case, a whole item: no callback has written to the row yet."""
         try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression=f"attribute_not_exists(delivery_rank) AND ({_NEWER_OR_SAME})",
-                ExpressionAttributeNames={"#attempt": "attempt"},
-                ExpressionAttributeValues={":attempt": item["attempt"]},
-            )
+            self._db.put_item(**self._put_request(item))
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True

@@ -519,23 +519,23 @@ def test_sender_keeps_a_sender_to_its_messages_per_second(
     observer = subscribe_responses(stack)
     rows = [
         queued(i, {"To": f"+1415555{i:04d}", "From": VALID_FROM, "Body": f"m{i}"})
-        for i in range(1, 7)
+        for i in range(1, 9)
     ]
 
     client.lambda_.invoke("handle_send_batch", sqs_event(rows))
 
-    # Two a second for the 2-second horizon: four now, on the sender's schedule half a second
-    # apart (its next free time moved on by 4 x 0.5 s); two put back on the queue.
+    # Two a second for the 3-second horizon: six now, on the sender's schedule half a second
+    # apart (its next free time moved on by 6 x 0.5 s); two put back on the queue.
     sent = sorted(r["t"] for r in emulator.requests if r["method"] == "POST")
-    assert len(sent) == 4
+    assert len(sent) == 6
     schedule = stack.dynamodb.get_item(
         TableName=stack.env["RATE_LIMIT_TABLE"], Key={"pk": {"S": f"sender#{VALID_FROM}"}}
     )["Item"]
-    first_start = float(schedule["tat"]["N"]) - 2.0
+    first_start = float(schedule["tat"]["N"]) - 3.0
     # A call may go up to one bucket of the account's grid before its time (README: metering).
     early = services.limiter().grid.width + 0.01
     assert all(t >= first_start + 0.5 * i - early for i, t in enumerate(sent))
-    assert {e["row"] for e in drain(stack, observer)} == {1, 2, 3, 4}
+    assert {e["row"] for e in drain(stack, observer)} == {1, 2, 3, 4, 5, 6}
     assert sum(queue_counts(stack)) == 2
 
 

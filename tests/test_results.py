@@ -236,3 +236,25 @@ def test_results_other_client_errors_propagate(dynamodb: Any) -> None:
         missing.record([envelope(1)])
 
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_results_batch_is_one_request_and_a_callback_row_keeps_its_status(
+    dynamodb: Any, results: ResultsTable
+) -> None:
+    requests: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: requests.append(model.name)
+    )
+    results.record([envelope(row) for row in range(1, 51)])
+    assert requests == ["TransactWriteItems"]
+
+    # A callback for row 52 arrived before its response: that batch is written row by row,
+    # and row 52 keeps the delivery status beside its response.
+    results.record_delivery("job-1", 52, status="delivered", rank=5, error_code=None, sid="SM1")
+    requests.clear()
+    assert results.record([envelope(51), envelope(52), envelope(51, attempt=2)]) == 2
+
+    assert requests[0] == "TransactWriteItems" and len(requests) > 1
+    assert stored_item(dynamodb, "job-1", 52)["delivery_status"] == {"S": "delivered"}
+    assert stored_item(dynamodb, "job-1", 52)["outcome"] == {"S": "sent"}
+    assert stored_item(dynamodb, "job-1", 51)["attempt"] == {"N": "2"}
