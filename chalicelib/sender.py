@@ -486,13 +486,13 @@ class Sender:
                     unslotted = []
                     for item, slot in zip(group, slots, strict=True):
                         if slot is None:  # the account is booked for now: the next tick
-                            unslotted.append((ahead, item[1], item[2]))
+                            unslotted.append((ahead + DISPATCH_TICK_SECONDS, item[1], item[2]))
                             continue
                         future = pool.submit(
                             self._call_row, slot, item[1], item[2], gateway, writes, claimed_at
                         )
                         running[future] = item
-                    pending = sorted(unslotted + pending, key=lambda item: item[0])
+                    pending = sorted(unslotted + pending, key=_dispatch_order)
                 # Until the next rows are due, or a call ends.
                 wake = DISPATCH_TICK_SECONDS
                 if pending:
@@ -503,14 +503,15 @@ class Sender:
                     continue
                 finished, _ = wait(list(running), timeout=wake, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    _, due, row = running.pop(future)
+                    item = running.pop(future)
                     error = future.exception()
                     if error is not None:
                         failures.append(error)  # type: ignore[arg-type]
                     elif (result := future.result()).missed:
-                        pending = sorted([(self._clock(), due, row), *pending], key=lambda i: i[0])
+                        pending.append(item)  # slotted again, in due order
                     else:
                         done.append(result)
+                pending.sort(key=_dispatch_order)
         return done, failures
 
     def _slots(self, not_before: list[float]) -> list[float | None]:
@@ -526,6 +527,11 @@ class Sender:
             if wait <= 0:
                 return
             self._sleep(min(wait, MAX_HOLD_SECONDS))
+
+
+def _dispatch_order(item: tuple[float, float, QueuedRow]) -> tuple[float, float, str, int]:
+    not_before, due, row = item
+    return (not_before, due, row.job_id, row.row)
 
 
 def _not_processed(result: TwilioResult) -> TwilioResult:

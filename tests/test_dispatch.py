@@ -1,0 +1,165 @@
+"""The sender's dispatcher: account slots taken just before the calls, on an injected clock.
+
+The ledger and the rate limiter are the real ones on moto's DynamoDB; Twilio, the queue and the
+topic are recorders. The clock moves only when the sender sleeps or a call takes time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.idempotency import CallLedger
+from chalicelib.limiter import RateLimiter
+from chalicelib.records import QueuedRow, TwilioResult
+from chalicelib.sender import Sender, SendPolicy
+
+T0 = 1_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(0.0, seconds)
+
+
+class Twilio:
+    """Answers 201 after `latency` seconds of the injected clock; records when each call came."""
+
+    def __init__(self, clock: Clock, latency: float) -> None:
+        self.clock = clock
+        self.latency = latency
+        self.calls: list[tuple[float, int]] = []
+
+    def call(self, request: Any) -> TwilioResult:
+        started = self.clock()
+        self.calls.append((started, request.row))
+        self.clock.sleep(self.latency)
+        return TwilioResult(201, {"sid": f"SM{request.row}"}, {}, started, self.clock())
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.later: list[tuple[QueuedRow, float]] = []
+        self.published: list[dict[str, Any]] = []
+
+    def retry_later(self, rows: list[tuple[QueuedRow, float]]) -> None:
+        self.later.extend(rows)
+
+    def dead_letter(self, rows: Any) -> None:
+        raise AssertionError("nothing is dead-lettered here")
+
+    def publish(self, envelopes: list[dict[str, Any]]) -> None:
+        self.published.extend(envelopes)
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="rate",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        client.create_table(
+            TableName="ledger",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "job_id", "AttributeType": "S"},
+                {"AttributeName": "row", "AttributeType": "N"},
+            ],
+            KeySchema=[
+                {"AttributeName": "job_id", "KeyType": "HASH"},
+                {"AttributeName": "row", "KeyType": "RANGE"},
+            ],
+        )
+        yield client
+
+
+def run(
+    dynamodb: Any, rows: int, *, rate: float, latency: float, due: float = T0 + 0.5
+) -> tuple[Twilio, Recorder, list[float]]:
+    clock = Clock()
+    limiter = RateLimiter(dynamodb, "rate", rate=rate, clock=clock)
+    handed_out: list[float] = []
+    schedule = limiter.schedule
+
+    def recording(due: Any, horizon: float) -> list[float | None]:
+        slots = schedule(due, horizon)
+        handed_out.extend(s for s in slots if s is not None)
+        return slots
+
+    limiter.schedule = recording  # type: ignore[method-assign]
+    twilio = Twilio(clock, latency)
+    recorder = Recorder()
+    sender = Sender(
+        lambda: twilio,  # type: ignore[arg-type,return-value]
+        recorder,  # type: ignore[arg-type]
+        recorder,  # type: ignore[arg-type]
+        SendPolicy(max_attempts=3),
+        CallLedger(dynamodb, "ledger", in_doubt_after=30.0, clock=clock),
+        clock=clock,
+        sleep=clock.sleep,
+        limiter=limiter,
+        concurrency=1,
+        late_tolerance=0.1,
+    )
+    batch = [
+        QueuedRow("job", i, "messages", {"To": f"+1415555{i:04d}", "Body": "x"}, due)
+        for i in range(1, rows + 1)
+    ]
+    sender.send_batch(batch)
+    return twilio, recorder, handed_out
+
+
+def test_each_call_goes_at_its_own_slot_in_due_order(dynamodb: Any) -> None:
+    twilio, recorder, slots = run(dynamodb, 5, rate=100, latency=0.0)
+
+    assert [row for _, row in twilio.calls] == [1, 2, 3, 4, 5]
+    assert [t for t, _ in twilio.calls] == pytest.approx(slots)
+    assert len(set(slots)) == 5 and min(slots) >= T0 + 0.5  # none before the rows are due
+    assert {e["row"] for e in recorder.published} == {1, 2, 3, 4, 5}
+    assert recorder.later == []
+
+
+def test_a_call_whose_thread_ran_late_takes_a_later_slot_instead_of_calling_late(
+    dynamodb: Any,
+) -> None:
+    # One call in flight at a time, each taking half a second: every next row reaches its slot
+    # long after it passed, so it is given a fresh one, never called late for the old one.
+    twilio, recorder, slots = run(dynamodb, 4, rate=100, latency=0.5)
+
+    assert [row for _, row in twilio.calls] == [1, 2, 3, 4]
+    for started, _ in twilio.calls:
+        assert any(0 <= started - slot <= 0.1 for slot in slots)
+    assert len(slots) > 4  # the missed slots were given up, not used late
+    assert recorder.later == [] and len(recorder.published) == 4
+
+
+def test_rows_without_a_slot_before_the_call_deadline_go_back_on_the_queue(
+    dynamodb: Any,
+) -> None:
+    # Each call takes 10 s: after two calls the claims are older than half the in-doubt time
+    # (15 s), so the other two rows go back with their claims given back.
+    twilio, recorder, _ = run(dynamodb, 4, rate=100, latency=10.0)
+
+    called = {row for _, row in twilio.calls}
+    back = {r.row for r, _ in recorder.later}
+    assert len(twilio.calls) == 2 and called | back == {1, 2, 3, 4} and not called & back
+    ledger = CallLedger(dynamodb, "ledger", in_doubt_after=30.0)
+    for row in back:  # given back: open to the row's next delivery
+        assert ledger.claim("job", row, 1).verdict == "call"
