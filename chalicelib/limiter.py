@@ -102,40 +102,31 @@ class RateLimiter:
             first = self._take(bucket, len(group), least)
             with self._lock:
                 self._latency += LATENCY_WEIGHT * (self._clock() - asked - self._latency)
-            for k, i in enumerate(group):
-                slot = self.grid.slot_time(bucket, first + k)
-                if first + k < usable and slot <= earliest + horizon:
+            slots = [
+                self.grid.slot_time(bucket, c)
+                for c in range(max(first, least), min(first + len(group), usable))
+            ]
+            # The earliest calls get the slots; the rest try the next bucket.
+            for i, slot in zip(group, slots, strict=False):
+                if slot <= earliest + horizon:
                     times[i] = slot
             pending = [i for i in pending if times[i] is None]
         return times
 
     def _take(self, bucket: int, count: int, least: int) -> int:
-        """Hand out `count` counters of `bucket`, none below `least`; returns the first."""
-        key = {"pk": {"S": f"account#{bucket}"}}
-        expires = _n(int(self.grid.start(bucket)) + EXPIRE_AFTER_SECONDS)
-        if least > 0:
-            # The bucket has begun: skip the counters whose slots are past, unless others have.
-            try:
-                self._db.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression="SET n = :end, expires_at = :exp",
-                    ConditionExpression="attribute_not_exists(n) OR n <= :least",
-                    ExpressionAttributeValues={
-                        ":end": _n(least + count),
-                        ":least": _n(least),
-                        ":exp": expires,
-                    },
-                )
-            except self._db.exceptions.ConditionalCheckFailedException:
-                pass  # others are past `least` already: take the next ones
-            else:
-                return least
+        """Hand out `count` counters of `bucket`; returns the first. One request: a bucket
+        nobody has used yet starts at `least` (its counters before that are past). Counters
+        below `least` can still come back when others left them unused (the caller does not
+        use them: no slot is ever handed out twice, and a past one is simply lost)."""
         response = self._db.update_item(
             TableName=self._table,
-            Key=key,
-            UpdateExpression="ADD n :k SET expires_at = :exp",
-            ExpressionAttributeValues={":k": _n(count), ":exp": expires},
+            Key={"pk": {"S": f"account#{bucket}"}},
+            UpdateExpression="SET n = if_not_exists(n, :least) + :k, expires_at = :exp",
+            ExpressionAttributeValues={
+                ":k": _n(count),
+                ":least": _n(least),
+                ":exp": _n(int(self.grid.start(bucket)) + EXPIRE_AFTER_SECONDS),
+            },
             ReturnValues="UPDATED_NEW",
         )
         return int(Decimal(response["Attributes"]["n"]["N"])) - count

@@ -50,6 +50,11 @@ NO_SLOT_RECHECK_SECONDS = 1.0
 LATE_TOLERANCE_SECONDS = 0.1
 # Account slots are taken this long before the calls' times (chalicelib.sender._dispatch).
 DISPATCH_TICK_SECONDS = 0.1
+# How often a batch looks at the suppression list again while it calls.
+SUPPRESSION_RECHECK_SECONDS = 1.0
+# While a batch calls, its outcomes are published once this many are ready, or this often.
+EARLY_PUBLISH_COUNT = 10
+EARLY_PUBLISH_SECONDS = 0.5
 # SQS's delay ceiling.
 MAX_DELAY_SECONDS = 900.0
 # Twilio's code for too many concurrent requests (with HTTP 429).
@@ -142,6 +147,7 @@ class Sender:
             else:
                 # From here on the row's times are measured from the job's current start.
                 due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))
+        checked_at = self._clock()
         suppressed = self._suppressed({n for _, r in due if (n := r.number) is not None})
         published: list[dict[str, Any]] = []
         # Rows of one batch may arrive in any order; they are metered and called in due order.
@@ -189,7 +195,7 @@ class Sender:
         for row, delay in unmetered:
             writes.retryable(row.job_id, row.row, row.attempt)  # open to come back
             later.append((row, delay))
-        calls, call_failures = self._dispatch(slots, gateway, writes, claimed_at)
+        calls, call_failures = self._dispatch(slots, gateway, writes, claimed_at, checked_at)
         done += calls
         failures += call_failures
         retries: list[tuple[QueuedRow, float]] = []
@@ -442,6 +448,7 @@ class Sender:
         gateway: TwilioGateway | None,
         writes: LedgerWrites,
         claimed_at: float,
+        checked_at: float,
     ) -> tuple[list[_Done], list[Exception]]:
         """Call each claimed row at an account slot taken just in time.
 
@@ -451,10 +458,13 @@ class Sender:
         makes the next call late. Taking slots a tick ahead, not for the whole batch at once,
         means a slot is seldom missed; a call whose thread still ran late for its slot takes a
         slot in a later tick. Rows without a slot before the call deadline (half the in-doubt
-        time after the claim) go back on the queue, their claims given back."""
+        time after the claim) go back on the queue, their claims given back. A batch's rows span
+        seconds, so the suppression list is looked at again every second (`checked_at`: the
+        last look): a number that failed with a STOP a moment ago is not called again."""
         done: list[_Done] = []
         failures: list[Exception] = []
         pending = list(rows)
+        published_at = self._clock()
         deadline = claimed_at + self._ledger.call_deadline
 
         def give_back(items: list[tuple[float, float, QueuedRow]], delay: float) -> None:
@@ -468,6 +478,9 @@ class Sender:
             running: dict[Future[_Done], tuple[float, float, QueuedRow]] = {}
             while pending or running:
                 now = self._clock()
+                if pending and now - checked_at >= SUPPRESSION_RECHECK_SECONDS:
+                    checked_at = now
+                    pending = self._drop_suppressed(pending, writes, done)
                 if pending and now >= deadline:
                     give_back(pending, NO_SLOT_RECHECK_SECONDS)
                     pending = []
@@ -512,7 +525,51 @@ class Sender:
                     else:
                         done.append(result)
                 pending.sort(key=_dispatch_order)
+                published_at = self._publish_early(done, writes, published_at)
         return done, failures
+
+    def _publish_early(self, done: list[_Done], writes: LedgerWrites, since: float) -> float:
+        """Publish the outcomes so far, every 10 or every half second, while the batch goes on:
+        a batch spans seconds, and the sinks act on what they see (a STOP suppresses the number
+        for the rows after it). The ledger is written first, as at the batch's end. Returns when
+        this last published. A failure here is logged and left to the batch's end, which raises
+        if publishing still fails."""
+        ready = [d for d in done if d.published]
+        count = sum(len(d.published) for d in ready)
+        now = self._clock()
+        if count < EARLY_PUBLISH_COUNT and (count == 0 or now - since < EARLY_PUBLISH_SECONDS):
+            return since
+        try:
+            writes.flush()
+            self._publisher.publish([e for d in ready for e in d.published])
+        except Exception:
+            log.exception("publishing a batch's first outcomes failed; retried at its end")
+            return now
+        for d in ready:
+            d.published = []
+        return now
+
+    def _drop_suppressed(
+        self,
+        pending: list[tuple[float, float, QueuedRow]],
+        writes: LedgerWrites,
+        done: list[_Done],
+    ) -> list[tuple[float, float, QueuedRow]]:
+        """The rows still to call, less those to numbers suppressed since the batch began
+        (they end `suppressed`, their claims settled)."""
+        try:
+            stopped = self._suppressed({n for _, _, r in pending if (n := r.number) is not None})
+        except Exception:
+            # The batch's first look stands; the next one is in a second (the error is logged).
+            log.exception("could not look at the suppression list again")
+            return pending
+        keep = []
+        for item in pending:
+            if item[2].number in stopped:
+                done.append(_Done(published=[self._suppressed_envelope(item[1], item[2], writes)]))
+            else:
+                keep.append(item)
+        return keep
 
     def _slots(self, not_before: list[float]) -> list[float | None]:
         """Account slots for calls due at `not_before`, within the next two ticks."""
