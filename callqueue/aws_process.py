@@ -15,9 +15,11 @@ from __future__ import annotations
 import copy
 import functools
 import gc
+import io
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -37,10 +39,14 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
+from werkzeug.serving import BaseWSGIServer, make_server
 
 FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
 # Lambda's own ceiling on an invocation.
@@ -262,6 +268,84 @@ def speed_up_transactions() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+class _Body(io.RawIOBase):
+    """A request's body, read no further than its Content-Length, so the connection can serve
+    the next request once what the application left unread is drained."""
+
+    def __init__(self, raw: Any, length: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self.left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(min(len(buffer), self.left)) if self.left else b""
+        buffer[: len(data)] = data
+        self.left -= len(data)
+        return len(data)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = self.left if size is None or size < 0 else min(size, self.left)
+        line: bytes = self._raw.readline(limit) if limit else b""
+        self.left -= len(line)
+        return line
+
+    def drain(self) -> bool:
+        while self.left:
+            chunk = self._raw.read(min(self.left, 1 << 16))
+            if not chunk:
+                return False
+            self.left -= len(chunk)
+        return True
+
+
+class KeepAliveHandler(MotoRequestHandler):
+    """moto's request handler, keeping the connection open after a response, as AWS does.
+
+    werkzeug's server answers every request with `Connection: close` (http.server would not
+    know how to skip a body the application left unread), so each request would pay a new TCP
+    connection and a new server thread: at hundreds of requests a second that is most of the
+    cost, and every client's pool of open connections goes unused. Here a body with a
+    Content-Length is read no further than its length and drained before the response; a
+    chunked body still closes the connection.
+    """
+
+    _body: _Body | None = None
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        self._body = None
+        if "wsgi.input_terminated" not in environ:  # not chunked
+            length = self.headers.get("Content-Length") or "0"
+            self._body = _Body(self.rfile, int(length) if length.isdigit() else 0)
+            environ["wsgi.input"] = self._body
+        return environ
+
+    def run_wsgi(self) -> None:
+        rfile = self.rfile
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = rfile
+
+    def send_header(self, keyword: str, value: str) -> None:
+        closing = keyword.lower() == "connection" and value.lower() == "close"
+        if closing and self._body is not None and self._body.drain():
+            # werkzeug reads whatever else is on the socket after a response, which on a
+            # connection kept open is the next request: it is shown an empty stream instead.
+            self.rfile = io.BytesIO()
+            return
+        super().send_header(keyword, value)
+
+
+def serve() -> BaseWSGIServer:
+    """moto's application, served on loopback by threads that keep their connections open."""
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server("127.0.0.1", 0, app, threaded=True, request_handler=KeepAliveHandler)
+
+
 def main(argv: list[str]) -> int:
     # See callqueue.runtime.relax_garbage_collection (not imported: it would load boto3 here).
     gc.set_threshold(50_000, 50, 1_000)
@@ -275,14 +359,14 @@ def main(argv: list[str]) -> int:
     speed_up_sns()
     speed_up_responses()
     speed_up_transactions()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
+    server = serve()
+    port = server.server_port
+    threading.Thread(target=server.serve_forever, name="aws-server", daemon=True).start()
     # moto's Step Functions interpreter calls Lambda at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
     print(f"READY {port}", flush=True)
     sys.stdin.read()
-    server.stop()
+    server.shutdown()
     # Request threads still in a long poll would keep the process alive for up to 20 s more.
     sys.stdout.flush()
     os._exit(0)

@@ -74,13 +74,20 @@ class RateLimiter:
 
     # -- the account's slots ---------------------------------------------------------------
 
-    def schedule(self, due: Sequence[float], horizon: float) -> list[float | None]:
+    def schedule(
+        self,
+        due: Sequence[float],
+        horizon: float,
+        granted: Callable[[list[tuple[int, float]]], None] | None = None,
+    ) -> list[float | None]:
         """A slot time for each call due at `due[i]`, in the order they are due; None for calls
         with no slot within `horizon` of the earliest slot this sender can still use (now, plus
         the time DynamoDB takes to answer).
 
         A call may go up to one bucket (about 100 ms) before it is due: the slots of a bucket are
-        handed out in order, not matched to each call's exact time."""
+        handed out in order, not matched to each call's exact time. `granted`, if given, is told
+        each bucket's slots, `(i, slot)`, as soon as they are taken: the first bucket's slots are
+        near, and must not wait while the next buckets are asked for."""
         now = self._clock()
         # Slots are taken far enough ahead that the answer arrives before the first of them.
         earliest = now + LEAD_SECONDS + 2 * self._latency
@@ -107,9 +114,13 @@ class RateLimiter:
                 for c in range(max(first, least), min(first + len(group), usable))
             ]
             # The earliest calls get the slots; the rest try the next bucket.
-            for i, slot in zip(group, slots, strict=False):
-                if slot <= earliest + horizon:
-                    times[i] = slot
+            # Every slot taken is used, even past the horizon (by less than a bucket): one the
+            # counter handed out and nobody called would be lost to the account.
+            taken = list(zip(group, slots, strict=False))
+            for i, slot in taken:
+                times[i] = slot
+            if granted is not None and taken:
+                granted(taken)
             pending = [i for i in pending if times[i] is None]
         return times
 

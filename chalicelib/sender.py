@@ -488,23 +488,37 @@ class Sender:
                 group = [item for item in pending if item[0] <= ahead]
                 if group:
                     pending = pending[len(group) :]
+                    slotted: set[int] = set()
+
+                    def call(
+                        granted: list[tuple[int, float]],
+                        group: list[tuple[float, float, QueuedRow]] = group,
+                        slotted: set[int] = slotted,
+                    ) -> None:
+                        # Each bucket's calls go to the pool as soon as its slots are taken.
+                        for i, slot in granted:
+                            slotted.add(i)
+                            item = group[i]
+                            future = pool.submit(
+                                self._call_row, slot, item[1], item[2], gateway, writes, claimed_at
+                            )
+                            running[future] = item
+
                     try:
-                        slots = self._slots([nb for nb, _, _ in group])
+                        self._slots([nb for nb, _, _ in group], call)
                     except Exception:
-                        # The rate limiter could not be reached: no call is made and the rows
-                        # come back in a second (the error is logged whole).
-                        log.exception("metering failed; %d rows go back on the queue", len(group))
-                        give_back(group, NO_SLOT_RECHECK_SECONDS)
+                        # The rate limiter could not be reached: the rows without a slot are not
+                        # called and come back in a second (the error is logged whole).
+                        lost = [item for i, item in enumerate(group) if i not in slotted]
+                        log.exception("metering failed; %d rows go back on the queue", len(lost))
+                        give_back(lost, NO_SLOT_RECHECK_SECONDS)
                         continue
-                    unslotted = []
-                    for item, slot in zip(group, slots, strict=True):
-                        if slot is None:  # the account is booked for now: the next tick
-                            unslotted.append((ahead + DISPATCH_TICK_SECONDS, item[1], item[2]))
-                            continue
-                        future = pool.submit(
-                            self._call_row, slot, item[1], item[2], gateway, writes, claimed_at
-                        )
-                        running[future] = item
+                    # The rest found the account booked for now: the next tick.
+                    unslotted = [
+                        (ahead + DISPATCH_TICK_SECONDS, item[1], item[2])
+                        for i, item in enumerate(group)
+                        if i not in slotted
+                    ]
                     pending = sorted(unslotted + pending, key=_dispatch_order)
                 # Until the next rows are due, or a call ends.
                 wake = DISPATCH_TICK_SECONDS
@@ -571,11 +585,15 @@ class Sender:
                 keep.append(item)
         return keep
 
-    def _slots(self, not_before: list[float]) -> list[float | None]:
-        """Account slots for calls due at `not_before`, within the next two ticks."""
+    def _slots(
+        self, not_before: list[float], granted: Callable[[list[tuple[int, float]]], None]
+    ) -> None:
+        """Account slots for calls due at `not_before`, within the next two ticks: `granted`
+        is told each bucket's, as they are taken."""
         if self._limiter is None:
-            return list(not_before)
-        return self._limiter.schedule(not_before, 2 * DISPATCH_TICK_SECONDS)
+            granted(list(enumerate(not_before)))
+            return
+        self._limiter.schedule(not_before, 2 * DISPATCH_TICK_SECONDS, granted)
 
     def _hold_until(self, due_at: float) -> None:
         # A sleep may end early; a metered call must not go before its slot.

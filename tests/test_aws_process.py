@@ -1,8 +1,10 @@
 """The local runtime's moto server keeps DynamoDB's transaction semantics with its faster
-TransactWriteItems (callqueue.aws_process.speed_up_transactions)."""
+TransactWriteItems (callqueue.aws_process.speed_up_transactions), and keeps connections open
+as AWS does (callqueue.aws_process.KeepAliveHandler)."""
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,3 +147,41 @@ def test_the_call_ledger_claims_a_batch_on_the_local_server(dynamodb: Any) -> No
     claims = ledger.claim_all([("e", r, 1) for r in (1, 2, 3)])
 
     assert [c.verdict for c in claims] == ["call", "wait", "call"]
+
+
+def request(
+    connection: http.client.HTTPConnection, body: str, target: str
+) -> http.client.HTTPResponse:
+    connection.request(
+        "POST",
+        "/",
+        body=body,
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": f"DynamoDB_20120810.{target}",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/"
+            "aws4_request, SignedHeaders=host, Signature=0",
+        },
+    )
+    return connection.getresponse()
+
+
+def test_the_server_keeps_a_connection_open_for_the_next_request(dynamodb: Any) -> None:
+    url = dynamodb.meta.endpoint_url
+    connection = http.client.HTTPConnection(url.split("//")[1], timeout=10)
+    try:
+        first = request(connection, '{"TableName": "t"}', "DescribeTable")
+        assert first.status == 200
+        assert first.getheader("Connection") is None
+        assert b'"TableName": "t"' in first.read().replace(b'":"', b'": "')
+        # A body the application never reads (ListTables takes no table) is drained, so the
+        # next request on the connection is read from its own first line.
+        second = request(connection, '{"Limit": 5, "Padding": "' + "x" * 5000 + '"}', "ListTables")
+        assert second.status == 200
+        second.read()
+        third = request(connection, '{"TableName": "missing"}', "DescribeTable")
+        assert third.status == 400
+        assert b"ResourceNotFoundException" in third.read()
+        assert connection.sock is not None  # the same connection all along
+    finally:
+        connection.close()

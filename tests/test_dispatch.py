@@ -98,8 +98,8 @@ def run(
     handed_out: list[float] = []
     schedule = limiter.schedule
 
-    def recording(due: Any, horizon: float) -> list[float | None]:
-        slots = schedule(due, horizon)
+    def recording(due: Any, horizon: float, granted: Any = None) -> list[float | None]:
+        slots = schedule(due, horizon, granted)
         handed_out.extend(s for s in slots if s is not None)
         return slots
 

@@ -137,3 +137,29 @@ def test_limiter_sender_schedule_restarts_after_idle(dynamodb: Any) -> None:
     clock.now = 2000.0
     again = lim.reserve_sender("+15005550006", [1], 1.0, 2000.0, 2.0)
     assert again.starts == pytest.approx((2000.0,))
+
+
+def test_limiter_tells_each_buckets_slots_as_they_are_taken(dynamodb: Any) -> None:
+    clock = Clock(1000.0)
+    lim = limiter(dynamodb, clock, rate=100)  # 10 slots a bucket
+    told: list[list[tuple[int, float]]] = []
+
+    def granted(slots: list[tuple[int, float]]) -> None:
+        told.append(slots)
+        clock.now += 0.05  # DynamoDB's answer takes time: the next bucket is asked later
+
+    times = lim.schedule([1000.5] * 25, 2.0, granted)
+    assert [len(bucket) for bucket in told] == [10, 10, 5]
+    assert [i for bucket in told for i, _ in bucket] == list(range(25))
+    assert [t for bucket in told for _, t in bucket] == times
+
+
+def test_limiter_uses_every_slot_it_takes_even_past_the_horizon(dynamodb: Any) -> None:
+    # The horizon ends mid-bucket: the bucket's slots are taken whole, so all are used (a slot
+    # the counter handed out and no call used would be lost to the account for good).
+    clock = Clock(1000.0)
+    a, b = limiter(dynamodb, clock, rate=100), limiter(dynamodb, clock, rate=100)
+    first = a.schedule([1000.5] * 10, 0.55)
+    second = b.schedule([1000.5] * 10, 2.0)
+    assert first == pytest.approx([1000.5 + i * 0.01 for i in range(10)])
+    assert second == pytest.approx([1000.6 + i * 0.01 for i in range(10)])
