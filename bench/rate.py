@@ -129,6 +129,7 @@ def figures(requests: list[dict[str, Any]], scenario: Scenario) -> dict[str, Any
     }
     if throttled:
         out["seconds_until_429s_below_1pct"] = settle_time(times, throttled)
+        out["share_429_from_10s_after_the_first"] = share_after(times, throttled, 10.0)
     if len(scenario.jobs) > 1:
         out["fair_share"] = shares(requests)
     return out
@@ -149,6 +150,16 @@ def settle_time(times: list[float], throttled: list[float]) -> float | None:
             settled = t
         t += 1.0
     return None if settled is None else round(settled - first, 1)
+
+
+def share_after(times: list[float], throttled: list[float], after: float) -> float | None:
+    """The share of calls refused (429) among those made from `after` seconds past the first
+    429 on: the rate the adaptive limit settles to, where settle_time's every-second test fails
+    on any single probe above the limit."""
+    since = throttled[0] + after
+    calls = len(times) - bisect_left(times, since)
+    refused = len(throttled) - bisect_left(throttled, since)
+    return round(refused / calls, 4) if calls else None
 
 
 def shares(requests: list[dict[str, Any]]) -> dict[str, Any]:
