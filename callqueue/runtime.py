@@ -1,7 +1,8 @@
 """The local runtime: the whole pipeline on one machine.
 
 moto runs in server mode on loopback in a process of its own (callqueue.aws_process), with the
-deployment's own CloudFormation template deployed into it; the Twilio emulator runs beside it;
+deployment's own CloudFormation template deployed into it; the Twilio emulator runs beside it,
+in a process of its own too (callqueue.emulator_process);
 the real Chalice handlers run in this process, driven by the app's own event sources
 (callqueue.triggers), and the real state machine runs on moto's Step Functions interpreter, whose
 Lambda tasks reach the handlers through a function host (callqueue.lambdas).
@@ -14,7 +15,6 @@ import importlib
 import json
 import logging
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -32,12 +32,8 @@ from botocore.config import Config
 
 from callqueue import lambdas
 from callqueue.api_server import ApiServer
-from callqueue.emulator import (
-    DEFAULT_ACCOUNT_SID,
-    DEFAULT_AUTH_TOKEN,
-    FAULT_HEADER,
-    TwilioEmulator,
-)
+from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FAULT_HEADER
+from callqueue.emulator_process import EmulatorProcess
 from callqueue.faults import FaultSpec
 from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
 from callqueue.triggers import SimulatedCrash, Triggers
@@ -194,7 +190,7 @@ class LocalRuntime:
         self.env: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
-        self.emulator: TwilioEmulator | None = None
+        self.emulator: EmulatorProcess | None = None
         self.triggers: Triggers | None = None
         self.endpoint = ""
         self.started_at = 0.0
@@ -264,14 +260,15 @@ class LocalRuntime:
             f"callqueue-{self.options.stage}",
             self.env,
         )
-        self.emulator = TwilioEmulator(
+        # In a process of its own, as Twilio is (callqueue.emulator_process).
+        self.emulator = EmulatorProcess(
             account_sid=DEFAULT_ACCOUNT_SID,
             auth_token=DEFAULT_AUTH_TOKEN,
             latency=self.options.latency,
             concurrency_limit=self.options.concurrency_limit,
             faults=self.options.faults,
             requests_log=self.options.requests_log,
-            rng=random.Random(self.options.seed),
+            seed=self.options.seed,
         )
         self.emulator.start()
         self.client("secretsmanager").create_secret(

@@ -1,0 +1,128 @@
+"""The Twilio emulator in a process of its own, as the local runtime runs it.
+
+Twilio is another service, and the emulator's arrival times are what the rate benchmark
+measures: served from the runtime's own interpreter, a request's arrival would be stamped only
+once its server thread got the interpreter back from every sender, sink and trigger (one GIL),
+which spreads calls made on their slots by up to a tenth of a second. In a process of its own
+it stamps arrivals as they come, and its work is off the handlers' interpreter.
+
+`EmulatorProcess` starts it and reads back the requests it logged (its requests log, a file of
+JSON lines; a temporary one when no log was asked for), also once it has stopped.
+
+Usage: python -m callqueue.emulator_process CONFIG_JSON
+Prints "READY <base url>" once serving; stops when its standard input closes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from callqueue.emulator import TwilioEmulator
+from callqueue.faults import FaultSpec
+
+Json = dict[str, Any]
+STOP_TIMEOUT_SECONDS = 10
+
+
+class EmulatorProcess:
+    """A TwilioEmulator served by a child process; `requests` as the emulator's own."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        latency: float = 0.0,
+        concurrency_limit: int | None = None,
+        faults: FaultSpec | None = None,
+        requests_log: Path | None = None,
+        seed: int | None = None,
+    ) -> None:
+        # A temporary log lasts as long as this object: its requests stay readable after stop().
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        if requests_log is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="callqueue-twilio-")
+            requests_log = Path(self._scratch.name) / "requests.jsonl"
+        self._log = requests_log
+        # The log is appended to: only what this run adds is its requests.
+        self._offset = requests_log.stat().st_size if requests_log.exists() else 0
+        self._config: Json = {
+            "account_sid": account_sid,
+            "auth_token": auth_token,
+            "latency": latency,
+            "concurrency_limit": concurrency_limit,
+            "faults": str(faults) if faults is not None else None,
+            "requests_log": str(requests_log),
+            "seed": seed,
+        }
+        self._process: subprocess.Popen[str] | None = None
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the emulator is not running")
+        return self._base_url
+
+    @property
+    def requests(self) -> list[Json]:
+        """Every request the emulator answered (or dropped) so far, in arrival order."""
+        if not self._log.exists():
+            return []
+        with self._log.open(encoding="utf-8") as log:
+            log.seek(self._offset)
+            # A line still being written has no newline yet: it is read next time.
+            return [json.loads(line) for line in log if line.endswith("\n")]
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell
+            [sys.executable, "-m", "callqueue.emulator_process", json.dumps(self._config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None  # noqa: S101 - piped above
+        ready = self._process.stdout.readline().split()
+        if ready[:1] != ["READY"] or len(ready) != 2:
+            self.stop()
+            raise RuntimeError("the Twilio emulator did not start")
+        self._base_url = ready[1]
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            try:
+                process.communicate(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+        self._base_url = None
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(argv[1])
+    faults = config["faults"]
+    emulator = TwilioEmulator(
+        account_sid=config["account_sid"],
+        auth_token=config["auth_token"],
+        latency=float(config["latency"]),
+        concurrency_limit=config["concurrency_limit"],
+        faults=FaultSpec.parse(faults) if faults else None,
+        requests_log=Path(config["requests_log"]),
+        rng=random.Random(config["seed"]),
+    )
+    emulator.start()
+    print(f"READY {emulator.base_url}", flush=True)
+    sys.stdin.read()
+    emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

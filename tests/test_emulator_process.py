@@ -1,0 +1,60 @@
+"""The Twilio emulator as the local runtime runs it: in a process of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+
+from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+from callqueue.emulator_process import EmulatorProcess
+from callqueue.faults import FaultSpec
+from chalicelib.twilio_gateway import CapturingHttpClient
+
+
+def client(emulator: EmulatorProcess) -> Client:
+    http = CapturingHttpClient(emulator.base_url, timeout=10)
+    return Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, http_client=http)
+
+
+def test_the_emulator_process_answers_and_logs_each_request(tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    log.write_text('{"t": 1.0, "earlier": "run"}\n')  # appended to, never read back
+    emulator = EmulatorProcess(
+        account_sid=DEFAULT_ACCOUNT_SID, auth_token=DEFAULT_AUTH_TOKEN, requests_log=log
+    )
+    emulator.start()
+    try:
+        message = client(emulator).messages.create(
+            to="+15551234567", from_="+15005550006", body="Hi"
+        )
+        assert message.status == "queued"
+        [logged] = emulator.requests
+        assert logged["params"]["Body"] == "Hi"
+        assert logged["sid"] == message.sid
+    finally:
+        emulator.stop()
+    assert [r["sid"] for r in emulator.requests] == [message.sid]  # still there once stopped
+    assert len(log.read_text().splitlines()) == 2
+
+
+def test_the_emulator_process_takes_its_faults() -> None:
+    emulator = EmulatorProcess(
+        account_sid=DEFAULT_ACCOUNT_SID,
+        auth_token=DEFAULT_AUTH_TOKEN,
+        faults=FaultSpec.parse("429=1.0"),
+        seed=7,
+    )
+    emulator.start()
+    try:
+        with pytest.raises(TwilioRestException) as raised:
+            client(emulator).messages.create(to="+15551234567", from_="+15005550006", body="Hi")
+        assert raised.value.status == 429
+        [logged] = emulator.requests
+        assert (logged["status"], logged["fault"]) == (429, "429")
+    finally:
+        emulator.stop()
+    with pytest.raises(RuntimeError):
+        _ = emulator.base_url
