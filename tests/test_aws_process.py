@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.idempotency import CallLedger
+from tests.tables import create_ledger_table
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +36,7 @@ def dynamodb() -> Iterator[Any]:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    client.create_table(
-        TableName="t",
-        KeySchema=[
-            {"AttributeName": "job_id", "KeyType": "HASH"},
-            {"AttributeName": "row", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "row", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_ledger_table(client, "t")
     yield client
     assert process.stdin is not None
     process.stdin.close()

@@ -18,6 +18,7 @@ from chalicelib.idempotency import CallLedger
 from chalicelib.limiter import RateLimiter
 from chalicelib.records import QueuedRow, TwilioResult
 from chalicelib.sender import Sender, SendPolicy
+from tests.tables import create_ledger_table, create_rate_table
 
 T0 = 1_000_000.0
 
@@ -69,24 +70,8 @@ class Recorder:
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="rate",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        )
-        client.create_table(
-            TableName="ledger",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "row", "AttributeType": "N"},
-            ],
-            KeySchema=[
-                {"AttributeName": "job_id", "KeyType": "HASH"},
-                {"AttributeName": "row", "KeyType": "RANGE"},
-            ],
-        )
+        create_rate_table(client, "rate")
+        create_ledger_table(client, "ledger")
         yield client
 
 

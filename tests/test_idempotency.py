@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from chalicelib.errors import RetryableError
 from chalicelib.idempotency import CallLedger
+from tests.tables import create_ledger_table
 
 TABLE = "ledger"
 
@@ -50,18 +51,7 @@ class Counting:
 def db() -> Iterator[Counting]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "job_id", "KeyType": "HASH"},
-                {"AttributeName": "row", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "row", "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(client, TABLE)
         yield Counting(client)
 
 

@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.limiter import RateLimiter
+from tests.tables import create_rate_table
 
 TABLE = "rate"
 
@@ -26,12 +27,7 @@ class Clock:
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        )
+        create_rate_table(client, TABLE)
         yield client
 
 
