@@ -1,10 +1,10 @@
 """The Twilio emulator in a process of its own, as the local runtime runs it.
 
 Twilio is another service, and the emulator's arrival times are what the rate benchmark
-measures: served from the runtime's own interpreter, a request's arrival would be stamped only
-once its server thread got the interpreter back from every sender, sink and trigger (one GIL),
-which spreads calls made on their slots by up to a tenth of a second. In a process of its own
-it stamps arrivals as they come, and its work is off the handlers' interpreter.
+measures: in a process of its own, a request's arrival is stamped without waiting for the
+interpreter that every sender, sink and trigger of the runtime shares (one GIL), and the
+emulator's work is off that interpreter. (Measured: this did not change the benchmark's
+figures; the calls' spread arises in the senders, see the README's Benchmarks.)
 
 `EmulatorProcess` starts it and reads back the requests it logged (its requests log, a file of
 JSON lines; a temporary one when no log was asked for), also once it has stopped.

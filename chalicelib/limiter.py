@@ -81,8 +81,9 @@ class RateLimiter:
         granted: Callable[[list[tuple[int, float]]], None] | None = None,
     ) -> list[float | None]:
         """A slot time for each call due at `due[i]`, in the order they are due; None for calls
-        with no slot within `horizon` of the earliest slot this sender can still use (now, plus
-        the time DynamoDB takes to answer).
+        with no slot in the buckets that start within `horizon` of the earliest slot this sender
+        can still use (now, plus the time DynamoDB takes to answer). A bucket taken is used
+        whole, so a slot may lie up to one bucket past the horizon.
 
         A call may go up to one bucket (about 100 ms) before it is due: the slots of a bucket are
         handed out in order, not matched to each call's exact time. `granted`, if given, is told
