@@ -20,6 +20,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ class EmulatorProcess:
         self._log = requests_log
         # The log is appended to: only what this run adds is its requests.
         self._offset = requests_log.stat().st_size if requests_log.exists() else 0
+        self._seen: list[Json] = []
+        self._lock = threading.Lock()
         self._config: Json = {
             "account_sid": account_sid,
             "auth_token": auth_token,
@@ -72,13 +75,18 @@ class EmulatorProcess:
 
     @property
     def requests(self) -> list[Json]:
-        """Every request the emulator answered (or dropped) so far, in arrival order."""
-        if not self._log.exists():
-            return []
-        with self._log.open(encoding="utf-8") as log:
-            log.seek(self._offset)
-            # A line still being written has no newline yet: it is read next time.
-            return [json.loads(line) for line in log if line.endswith("\n")]
+        """Every request the emulator answered (or dropped) so far, in arrival order. Only the
+        lines logged since the last look are read (the progress display looks every tick)."""
+        with self._lock:
+            if self._log.exists():
+                with self._log.open("rb") as log:
+                    log.seek(self._offset)
+                    data = log.read()
+                # A line still being written has no newline yet: it is read next time.
+                complete = data.rfind(b"\n") + 1
+                self._seen.extend(json.loads(line) for line in data[:complete].splitlines())
+                self._offset += complete
+            return list(self._seen)
 
     def start(self) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell

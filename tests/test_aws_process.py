@@ -5,6 +5,7 @@ as AWS does (callqueue.aws_process.KeepAliveHandler)."""
 from __future__ import annotations
 
 import http.client
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from callqueue.aws_process import _Body
 from chalicelib.idempotency import CallLedger
 from tests.tables import create_ledger_table
 
@@ -164,14 +166,30 @@ def test_the_server_keeps_a_connection_open_for_the_next_request(dynamodb: Any) 
         assert first.status == 200
         assert first.getheader("Connection") is None
         assert b'"TableName": "t"' in first.read().replace(b'":"', b'": "')
-        # A body the application never reads (ListTables takes no table) is drained, so the
-        # next request on the connection is read from its own first line.
+        opened = connection.sock
+        assert opened is not None
+        # A larger body, then a request that fails: each is read from its own first line.
         second = request(connection, '{"Limit": 5, "Padding": "' + "x" * 5000 + '"}', "ListTables")
         assert second.status == 200
         second.read()
         third = request(connection, '{"TableName": "missing"}', "DescribeTable")
         assert third.status == 400
         assert b"ResourceNotFoundException" in third.read()
-        assert connection.sock is not None  # the same connection all along
+        assert connection.sock is opened  # the same connection all along
     finally:
         connection.close()
+
+
+def test_a_body_is_read_no_further_than_its_length_and_the_rest_drained() -> None:
+    # The bytes after a request's body are the next request on a connection kept open: what
+    # the application left unread is drained, and nothing past the body is ever read.
+    raw = io.BytesIO(b"0123456789POST /next")
+    body = _Body(raw, 10)
+    assert body.read(4) == b"0123"
+    assert body.readline() == b"456789"
+    assert body.read() == b""
+    assert raw.read() == b"POST /next"
+    unread = io.BytesIO(b"0123456789POST /next")
+    assert _Body(unread, 10).drain()
+    assert unread.read() == b"POST /next"
+    assert not _Body(io.BytesIO(b"short"), 10).drain()  # the client went away mid-body

@@ -34,10 +34,13 @@ def test_the_emulator_process_answers_and_logs_each_request(tmp_path: Path) -> N
         [logged] = emulator.requests
         assert logged["params"]["Body"] == "Hi"
         assert logged["sid"] == message.sid
+        again = client(emulator).messages.create(to="+15551234567", from_="+15005550006", body="2")
+        assert [r["sid"] for r in emulator.requests] == [message.sid, again.sid]
     finally:
         emulator.stop()
-    assert [r["sid"] for r in emulator.requests] == [message.sid]  # still there once stopped
-    assert len(log.read_text().splitlines()) == 2
+    # Still there once stopped, read once each.
+    assert [r["sid"] for r in emulator.requests] == [message.sid, again.sid]
+    assert len(log.read_text().splitlines()) == 3
 
 
 def test_the_emulator_process_takes_its_faults() -> None:
