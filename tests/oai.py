@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+import pytest
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "twilio-oai"
 SPEC_FILES = (
@@ -58,7 +60,12 @@ Schema = dict[str, Any]
 
 @functools.cache
 def load_spec(name: str) -> dict[str, Any]:
-    """One spec file, parsed; cached (``load_spec.cache_clear()`` empties the cache)."""
+    """One spec file, parsed; cached (``load_spec.cache_clear()`` empties the cache).
+
+    A checkout without ``shared/`` beside it (a clone elsewhere) skips the tests that need the
+    specs; CI (``CI=true``) has it, and there a missing spec fails."""
+    if not SPEC_DIR.is_dir() and os.environ.get("CI") != "true":
+        pytest.skip(f"{SPEC_DIR} is not beside the repo")
     spec: dict[str, Any] = json.loads((SPEC_DIR / name).read_text(encoding="utf-8"))
     return spec
 

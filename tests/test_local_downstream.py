@@ -81,18 +81,20 @@ def test_numbers_that_fail_with_stop_landline_or_invalid_are_called_once(
     runtime: LocalRuntime, tmp_path: Path
 ) -> None:
     bad = ["+15005550004", "+15005550009", "+15005550001"]  # 21610, 21614, 21211
-    rows = [message(i) for i in range(1, 41)]
+    rows = [message(i) for i in range(1, 61)]
     for i, number in enumerate(bad):
         rows[i] = message(i + 1, to=number)
-        rows[30 + i] = message(31 + i, to=number)  # the same numbers 3 s later
+        # The same numbers 5 s later (suppression is asynchronous: the failure goes through the
+        # topic and a sink first, which on a loaded machine has taken over 3 s).
+        rows[50 + i] = message(51 + i, to=number)
     job = runtime.submit(write_csv(tmp_path / "repeats.csv", rows))
 
-    wait_for(lambda: settled(runtime, job.job_id, 40))
+    wait_for(lambda: settled(runtime, job.job_id, 60))
     wait_for(lambda: state(runtime, job.job_id) == "completed")
 
     outcomes = dict((row, o) for row, o, _ in runtime.tally.rows(job.job_id))
     assert [outcomes[r] for r in (1, 2, 3)] == ["failed"] * 3
-    assert [outcomes[r] for r in (31, 32, 33)] == ["suppressed"] * 3
+    assert [outcomes[r] for r in (51, 52, 53)] == ["suppressed"] * 3
     assert runtime.emulator is not None
     called = [r["params"]["To"] for r in runtime.emulator.requests if r["method"] == "POST"]
     assert all(called.count(number) == 1 for number in bad)
@@ -100,7 +102,7 @@ def test_numbers_that_fail_with_stop_landline_or_invalid_are_called_once(
     tally = {row: (o, "" if c is None else str(c)) for row, o, c in runtime.tally.rows(job.job_id)}
     assert reconciled(runtime, job.job_id) == tally
     archived = runtime.counter.counts["s3:PutObject"]
-    assert 0 < archived < 40  # responses archived in batches, not one object each
+    assert 0 < archived < 60  # responses archived in batches, not one object each
 
 
 def test_bad_from_pauses_the_job_with_an_alert_and_resume_finishes_it(

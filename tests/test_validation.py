@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 from typing import Any
 
 import pytest
@@ -19,10 +19,12 @@ from chalicelib.validation import (
     normalise_number,
     validate,
 )
+from tests.oai import SPEC_DIR
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "twilio-oai"
+SPECS = SPEC_DIR
 needs_specs = pytest.mark.skipif(
-    not SPECS.is_dir(), reason="shared/twilio-oai is not beside the repo"
+    not SPECS.is_dir() and os.environ.get("CI") != "true",
+    reason="shared/twilio-oai is not beside the repo",
 )
 
 VERIFY_SID = "VA" + "0123456789abcdef" * 2
