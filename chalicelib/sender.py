@@ -460,7 +460,8 @@ class Sender:
         slot in a later tick. Rows without a slot before the call deadline (half the in-doubt
         time after the claim) go back on the queue, their claims given back. A batch's rows span
         seconds, so the suppression list is looked at again every second (`checked_at`: the
-        last look): a number that failed with a STOP a moment ago is not called again."""
+        last look): a number that failed with a STOP a moment ago is not called again; and so
+        are the jobs' states: the rows of a job paused or cancelled since go back on the queue."""
         done: list[_Done] = []
         failures: list[Exception] = []
         pending = list(rows)
@@ -481,6 +482,12 @@ class Sender:
                 if pending and now - checked_at >= SUPPRESSION_RECHECK_SECONDS:
                     checked_at = now
                     pending = self._drop_suppressed(pending, writes, done)
+                    stopped = self._stopped_jobs({r.job_id for _, _, r in pending})
+                    if stopped:
+                        # Paused or cancelled since the batch began: the rows go back, and their
+                        # next delivery finds the job's state (wait while paused, or end).
+                        give_back([i for i in pending if i[2].job_id in stopped], 1.0)
+                        pending = [i for i in pending if i[2].job_id not in stopped]
                 if pending and now >= deadline:
                     give_back(pending, NO_SLOT_RECHECK_SECONDS)
                     pending = []
@@ -584,6 +591,19 @@ class Sender:
             else:
                 keep.append(item)
         return keep
+
+    def _stopped_jobs(self, job_ids: set[str]) -> set[str]:
+        """Those of `job_ids` now paused or cancelled; none when the jobs cannot be read (the
+        next look is in a second; the error is logged)."""
+        try:
+            return {
+                job_id
+                for job_id in job_ids
+                if (job := self._jobs(job_id)) is not None and job.state in ("paused", "cancelled")
+            }
+        except Exception:
+            log.exception("could not look at the jobs' state again")
+            return set()
 
     def _slots(
         self, not_before: list[float], granted: Callable[[list[tuple[int, float]]], None]

@@ -7,7 +7,8 @@ topic are recorders. The clock moves only when the sender sleeps or a call takes
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -76,7 +77,13 @@ def dynamodb() -> Iterator[Any]:
 
 
 def run(
-    dynamodb: Any, rows: int, *, rate: float, latency: float, due: float = T0 + 0.5
+    dynamodb: Any,
+    rows: int,
+    *,
+    rate: float,
+    latency: float,
+    due: float = T0 + 0.5,
+    jobs: Callable[[Clock], Any] = lambda _: None,
 ) -> tuple[Twilio, Recorder, list[float]]:
     clock = Clock()
     limiter = RateLimiter(dynamodb, "rate", rate=rate, clock=clock)
@@ -102,6 +109,7 @@ def run(
         limiter=limiter,
         concurrency=1,
         late_tolerance=0.1,
+        jobs=lambda _: jobs(clock),
     )
     batch = [
         QueuedRow("job", i, "messages", {"To": f"+1415555{i:04d}", "Body": "x"}, due)
@@ -148,3 +156,18 @@ def test_rows_without_a_slot_before_the_call_deadline_go_back_on_the_queue(
     ledger = CallLedger(dynamodb, "ledger", in_doubt_after=30.0)
     for row in back:  # given back: open to the row's next delivery
         assert ledger.claim("job", row, 1).verdict == "call"
+
+
+def test_a_job_paused_while_its_batch_calls_stops_within_a_second(dynamodb: Any) -> None:
+    # 20 rows metered 10 a second: the job is paused 0.7 s into the calls. The batch looks at
+    # the job again within a second; the calls already slotted go, the rest go back.
+    def job(clock: Clock) -> Any:
+        return SimpleNamespace(state="paused") if clock() >= T0 + 1.2 else None
+
+    twilio, recorder, _ = run(dynamodb, 20, rate=10, latency=0.0, jobs=job)
+
+    called = [row for _, row in twilio.calls]
+    assert 5 <= len(called) < 20
+    assert max(t for t, _ in twilio.calls) < T0 + 1.2 + 1.0 + 0.3  # a look, plus a tick ahead
+    back = sorted(row.row for row, _ in recorder.later)
+    assert sorted(called + back) == list(range(1, 21))  # every row called or put back, once
