@@ -465,7 +465,6 @@ class Sender:
         done: list[_Done] = []
         failures: list[Exception] = []
         pending = list(rows)
-        published_at = self._clock()
         deadline = claimed_at + self._ledger.call_deadline
 
         def give_back(items: list[tuple[float, float, QueuedRow]], delay: float) -> None:
@@ -475,7 +474,11 @@ class Sender:
                 back.later.append((row, delay))
             done.append(back)
 
-        with ThreadPoolExecutor(max(1, min(self._concurrency, len(rows)))) as pool:
+        with (
+            ThreadPoolExecutor(max(1, min(self._concurrency, len(rows)))) as pool,
+            ThreadPoolExecutor(1) as publishing,
+        ):
+            early = _EarlyPublisher(writes, self._publisher, self._clock, publishing)
             running: dict[Future[_Done], tuple[float, float, QueuedRow]] = {}
             while pending or running:
                 now = self._clock()
@@ -546,29 +549,9 @@ class Sender:
                     else:
                         done.append(result)
                 pending.sort(key=_dispatch_order)
-                published_at = self._publish_early(done, writes, published_at)
+                early.offer(done)
+            early.finish(done)
         return done, failures
-
-    def _publish_early(self, done: list[_Done], writes: LedgerWrites, since: float) -> float:
-        """Publish the outcomes so far, every 10 or every half second, while the batch goes on:
-        a batch spans seconds, and the sinks act on what they see (a STOP suppresses the number
-        for the rows after it). The ledger is written first, as at the batch's end. Returns when
-        this last published. A failure here is logged and left to the batch's end, which raises
-        if publishing still fails."""
-        ready = [d for d in done if d.published]
-        count = sum(len(d.published) for d in ready)
-        now = self._clock()
-        if count < EARLY_PUBLISH_COUNT and (count == 0 or now - since < EARLY_PUBLISH_SECONDS):
-            return since
-        try:
-            writes.flush()
-            self._publisher.publish([e for d in ready for e in d.published])
-        except Exception:
-            log.exception("publishing a batch's first outcomes failed; retried at its end")
-            return now
-        for d in ready:
-            d.published = []
-        return now
 
     def _drop_suppressed(
         self,
@@ -622,6 +605,72 @@ class Sender:
             if wait <= 0:
                 return
             self._sleep(min(wait, MAX_HOLD_SECONDS))
+
+
+class _EarlyPublisher:
+    """Publishes a batch's outcomes while the batch goes on calling: once EARLY_PUBLISH_COUNT
+    are ready, or every EARLY_PUBLISH_SECONDS. A batch spans seconds, and the sinks act on what
+    they see (a STOP suppresses the number for the rows after it).
+
+    The work (the ledger written first, then the topic, as at the batch's end) runs on a thread
+    of its own, one publish at a time: the dispatcher, which takes the account's slots, must not
+    wait on it. Outcomes whose publish failed go back to the batch, whose end publishes them
+    again and fails if it cannot (the error is logged here)."""
+
+    def __init__(
+        self,
+        writes: LedgerWrites,
+        publisher: ResponsePublisher,
+        clock: Callable[[], float],
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self._writes = writes
+        self._publisher = publisher
+        self._clock = clock
+        self._executor = executor
+        self._since = clock()
+        self._running: Future[list[dict[str, Any]]] | None = None
+
+    def offer(self, done: list[_Done]) -> None:
+        """Hand the outcomes ready in `done` to the publishing thread, if it is time and it is
+        free. Called by the dispatcher only (it alone changes `done`)."""
+        if self._running is not None:
+            if not self._running.done():
+                return
+            self._collect(done)
+        ready = [d for d in done if d.published]
+        count = sum(len(d.published) for d in ready)
+        now = self._clock()
+        waited = now - self._since
+        if count < EARLY_PUBLISH_COUNT and (count == 0 or waited < EARLY_PUBLISH_SECONDS):
+            return
+        envelopes = [e for d in ready for e in d.published]
+        for d in ready:
+            d.published = []
+        self._since = now
+        self._running = self._executor.submit(self._publish, envelopes)
+
+    def finish(self, done: list[_Done]) -> None:
+        """Wait for the publish in progress; its outcomes, if it failed, go back to `done`."""
+        if self._running is not None:
+            wait([self._running])
+            self._collect(done)
+
+    def _collect(self, done: list[_Done]) -> None:
+        assert self._running is not None  # noqa: S101 - called only with a publish started
+        failed, self._running = self._running.result(), None
+        if failed:
+            done.append(_Done(published=failed))
+
+    def _publish(self, envelopes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The envelopes not published: all of them if this failed, else none."""
+        try:
+            self._writes.flush()
+            self._publisher.publish(envelopes)
+        except Exception:
+            log.exception("publishing a batch's first outcomes failed; retried at its end")
+            return envelopes
+        return []
 
 
 def _dispatch_order(item: tuple[float, float, QueuedRow]) -> tuple[float, float, str, int]:

@@ -84,6 +84,8 @@ def run(
     latency: float,
     due: float = T0 + 0.5,
     jobs: Callable[[Clock], Any] = lambda _: None,
+    twilio_class: type[Twilio] = Twilio,
+    recorder: Recorder | None = None,
 ) -> tuple[Twilio, Recorder, list[float]]:
     clock = Clock()
     limiter = RateLimiter(dynamodb, "rate", rate=rate, clock=clock)
@@ -96,8 +98,8 @@ def run(
         return slots
 
     limiter.schedule = recording  # type: ignore[method-assign]
-    twilio = Twilio(clock, latency)
-    recorder = Recorder()
+    twilio = twilio_class(clock, latency)
+    recorder = recorder or Recorder()
     sender = Sender(
         lambda: twilio,  # type: ignore[arg-type,return-value]
         recorder,  # type: ignore[arg-type]
@@ -171,3 +173,31 @@ def test_a_job_paused_while_its_batch_calls_stops_within_a_second(dynamodb: Any)
     assert max(t for t, _ in twilio.calls) < T0 + 1.2 + 1.0 + 0.3  # a look, plus a tick ahead
     back = sorted(row.row for row, _ in recorder.later)
     assert sorted(called + back) == list(range(1, 21))  # every row called or put back, once
+
+
+def test_a_slow_publish_of_the_first_outcomes_does_not_hold_up_the_calls(dynamodb: Any) -> None:
+    # 30 rows at 10 a second: the first outcomes are published while the batch goes on calling
+    # (and taking slots). The topic answers that first publish only once every row has been
+    # called: a dispatcher that waited for it would take no slot meanwhile (and time out).
+    all_called = threading.Event()
+    waited: list[bool] = []
+
+    class Counting(Twilio):
+        def call(self, request: Any) -> TwilioResult:
+            result = super().call(request)
+            if len(self.calls) == 30:
+                all_called.set()
+            return result
+
+    class SlowTopic(Recorder):
+        def publish(self, envelopes: list[dict[str, Any]]) -> None:
+            if not waited:
+                waited.append(all_called.wait(timeout=10))
+            super().publish(envelopes)
+
+    twilio, recorder, _ = run(
+        dynamodb, 30, rate=10, latency=0.0, twilio_class=Counting, recorder=SlowTopic()
+    )
+
+    assert waited == [True] and len(twilio.calls) == 30
+    assert sorted(e["row"] for e in recorder.published) == list(range(1, 31))
