@@ -132,6 +132,14 @@ class TwilioGateway:
         self._clock = clock
         self._status_callback = status_callback
 
+    def warm(self) -> None:
+        """Load the SDK's resources for every API now. It imports each on first use, which
+        under a lock takes tens of milliseconds: the first calls of a container, each held for
+        its own slot, would all wait on it and then go out together."""
+        c = self._client
+        _ = (c.messages, c.calls, c.lookups.v2.phone_numbers, c.verify.v2.services)
+        _ = c.studio.v2.flows
+
     def call(self, request: CallRequest) -> TwilioResult:
         started = self._clock()
         try:
@@ -248,4 +256,6 @@ def make_gateway(
         account_sid=credentials.account_sid,
         http_client=http,
     )
-    return TwilioGateway(client, http, status_callback=status_callback)
+    gateway = TwilioGateway(client, http, status_callback=status_callback)
+    gateway.warm()
+    return gateway
