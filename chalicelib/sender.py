@@ -31,7 +31,7 @@ from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
 from chalicelib.records import Outcome, QueuedRow, ResponseEnvelope, TwilioResult
 from chalicelib.segments import message_cost
-from chalicelib.twilio_gateway import TwilioGateway
+from chalicelib.twilio_gateway import SlotMissed, TwilioGateway
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -332,13 +332,20 @@ class Sender:
         """One claimed row: called at its slot, its outcome recorded."""
         done = _Done()
         assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
-        self._hold_until(slot)
-        if self._clock() - slot > self._tolerance():
+
+        def hold() -> None:
+            # Run by the gateway once the SDK has built the request, just before it is sent.
+            self._hold_until(slot)
+            if self._clock() - slot > self._tolerance():
+                raise SlotMissed
+
+        try:
+            result = gateway.call(row.request, hold=hold)
+        except SlotMissed:
             # This thread ran too late for the slot (a late call would bunch with the calls in
-            # the slots after it): the dispatcher takes another slot for the row.
+            # the slots after it): nothing was sent, and the dispatcher takes another slot.
             done.missed = True
             return done
-        result = gateway.call(row.request)
         if classify(result) == "unknown":
             # Sent, and no response: what Twilio holds decides, where it can be looked up.
             result = self._resolve(gateway, row, result.network_error) or _not_processed(result)

@@ -71,14 +71,42 @@ def load_credentials(
     return Credentials(account_sid=account_sid, username=username, password=password)
 
 
+class SlotMissed(Exception):
+    """Raised by a call's hold before the request was sent: it came too late for its slot."""
+
+
+class _HeldSession(requests.Session):
+    """A session that runs the calling thread's hold, if any, just before it sends a request:
+    after the SDK has built the request, so the time that takes is not between the slot and
+    the request reaching Twilio."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holds = threading.local()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        hold: Callable[[], None] | None = getattr(self.holds, "hold", None)
+        if hold is not None:
+            self.holds.hold = None  # once: a redirect or a lookup after it is not held
+            hold()
+        return super().send(request, **kwargs)
+
+
 class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
     """The SDK's HTTP client, keeping each thread's last raw response and optionally sending every
-    request to another base URL (a local Twilio emulator) instead of Twilio's hosts."""
+    request to another base URL (a local Twilio emulator) instead of Twilio's hosts. A thread
+    may ask for its next request to wait for something (its slot) just before it is sent."""
+
+    session: requests.Session
 
     def __init__(
         self, base_url: str | None = None, timeout: float | None = None, *, pool_size: int = 64
     ) -> None:
         super().__init__(timeout=timeout)
+        # The SDK's own session (with its adapters), holding each request for its slot.
+        held = _HeldSession()
+        held.adapters = self.session.adapters
+        self.session = held
         self._base = urlsplit(base_url) if base_url else None
         self._local = threading.local()
         if self._base is not None:
@@ -87,6 +115,11 @@ class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is
             # reconnect for most requests. No retries, as with the SDK's own adapter.
             self.session.trust_env = False
             self.session.mount("http://", HTTPAdapter(pool_maxsize=pool_size))
+
+    def hold_next(self, hold: Callable[[], None] | None) -> None:
+        """Run `hold` on this thread just before its next request is sent (None: no hold)."""
+        assert isinstance(self.session, _HeldSession)  # noqa: S101 - made in __init__
+        self.session.holds.hold = hold
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         self._local.response = None
@@ -140,23 +173,34 @@ class TwilioGateway:
         _ = (c.messages, c.calls, c.lookups.v2.phone_numbers, c.verify.v2.services)
         _ = c.studio.v2.flows
 
-    def call(self, request: CallRequest) -> TwilioResult:
-        started = self._clock()
+    def call(self, request: CallRequest, hold: Callable[[], None] | None = None) -> TwilioResult:
+        """`hold`: run once the SDK has built the request, just before it is sent (to wait for
+        the call's slot); it may raise SlotMissed, which is raised here, nothing sent."""
+        sent_at = [self._clock()]
+
+        def held() -> None:
+            if hold is not None:
+                hold()
+            sent_at[0] = self._clock()  # the call starts when its request goes
+
+        self._http.hold_next(held)
         try:
             self._dispatch(request)
         except TwilioRestException as error:
-            return self._result(started, error)
+            return self._result(sent_at[0], error)
         except requests.RequestException as error:
             return TwilioResult(
                 status=None,
                 body=None,
                 headers={},
-                started_at=started,
+                started_at=sent_at[0],
                 finished_at=self._clock(),
                 network_error=f"{type(error).__name__}: no response from Twilio",
                 not_sent=_never_connected(error),
             )
-        return self._result(started, None)
+        finally:
+            self._http.hold_next(None)
+        return self._result(sent_at[0], None)
 
     def find_message(self, params: dict[str, ParamValue], since: float) -> dict[str, Any] | None:
         """The message these parameters created, if Twilio has it: Twilio's message list,

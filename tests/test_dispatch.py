@@ -45,7 +45,9 @@ class Twilio:
         self.latency = latency
         self.calls: list[tuple[float, int]] = []
 
-    def call(self, request: Any) -> TwilioResult:
+    def call(self, request: Any, hold: Callable[[], None] | None = None) -> TwilioResult:
+        if hold is not None:
+            hold()  # as the gateway does once the request is built
         started = self.clock()
         self.calls.append((started, request.row))
         self.clock.sleep(self.latency)
@@ -183,8 +185,8 @@ def test_a_slow_publish_of_the_first_outcomes_does_not_hold_up_the_calls(dynamod
     waited: list[bool] = []
 
     class Counting(Twilio):
-        def call(self, request: Any) -> TwilioResult:
-            result = super().call(request)
+        def call(self, request: Any, hold: Callable[[], None] | None = None) -> TwilioResult:
+            result = super().call(request, hold)
             if len(self.calls) == 30:
                 all_called.set()
             return result
