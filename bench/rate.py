@@ -33,8 +33,8 @@ from callqueue.generate import generate_rows, write_file
 
 HERE = Path(__file__).resolve().parent
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
-# How late a call may go for its slot: a deployment's 0.1 s unless BENCH_SLOT_TOLERANCE says.
-TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", "0.1")
+# How late a call may go for its slot: as deployed (one slot) unless BENCH_SLOT_TOLERANCE says.
+TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", "0")
 SEED = re.compile(r"\[seed (\d+)\]")
 
 

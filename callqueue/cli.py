@@ -188,8 +188,14 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slot-tolerance",
         type=float,
-        default=1.0,
-        help="seconds a call may go late for its slot (default 1.0 locally; 0.1 deployed)",
+        default=0.0,
+        help="seconds a call may go late for its slot, never less than one slot (default 0)",
+    )
+    parser.add_argument(
+        "--rate-headroom",
+        type=float,
+        default=0.02,
+        help="share of the account's rate left unused for late arrivals (default 0.02)",
     )
     parser.add_argument("--seed", type=int, help="seed for the emulator's fault draws")
 
@@ -307,6 +313,7 @@ def _options(args: argparse.Namespace) -> Options:
         account_cps=args.account_cps,
         sender_limits=args.sender_limits,
         slot_tolerance_seconds=args.slot_tolerance,
+        rate_headroom=args.rate_headroom,
         seed=args.seed,
     )
 

@@ -63,9 +63,9 @@ class Options:
     # The account's calls per second, shared by all jobs (None: the same as cps).
     account_cps: int | None = None
     sender_limits: str = ""
-    # On two shared cores moto answers in tens to hundreds of milliseconds and the handlers share
-    # one interpreter, so a call often misses its slot by more than a deployment's 0.1 s.
-    slot_tolerance_seconds: float = 1.0
+    # As deployed: a call may go late for its slot by one slot at most (chalicelib.config).
+    slot_tolerance_seconds: float = 0.0
+    rate_headroom: float = 0.02
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
     visibility_timeout: int = 15
     max_receive_count: int = 5
@@ -291,6 +291,7 @@ class LocalRuntime:
                 "ACCOUNT_CPS": str(self.options.account_cps or self.options.cps),
                 "SENDER_LIMITS": self.options.sender_limits,
                 "SLOT_TOLERANCE_SECONDS": str(self.options.slot_tolerance_seconds),
+                "RATE_HEADROOM": str(self.options.rate_headroom),
                 # The emulated account's concurrency limit is the one the senders are told of.
                 "TWILIO_CONCURRENCY_LIMIT": str(self.options.concurrency_limit or ""),
                 "WINDOW_SECONDS": str(self.options.window_seconds),

@@ -21,6 +21,11 @@ MAX_WINDOW_SECONDS = 900
 # Lambda's ceilings for an SQS trigger of a standard queue.
 MAX_SENDER_BATCH = 10_000
 MAX_BATCHING_WINDOW = 300
+# Slots are laid out at 98% of the account's rate: a sliding second then holds ACCOUNT_CPS calls
+# even when some reach Twilio up to 20 ms later than their slots (50 CPS: 49 slots, each 20 ms
+# late at most, fit in 1.02 s).
+DEFAULT_RATE_HEADROOM = "0.02"
+MAX_RATE_HEADROOM = 0.5
 
 CredentialKind = Literal["test", "live"]
 ApiAuth = Literal["api_key", "iam"]
@@ -78,8 +83,12 @@ class Settings:
     sender_call_concurrency: int
     # The account's Twilio concurrency limit, if known: readings near it slow the senders.
     twilio_concurrency_limit: int | None
-    # How late a metered call may go for its slot before it takes a fresh one.
+    # How late a metered call may go for its slot before it takes a fresh one (never less than
+    # one slot, 1/rate; 0: one slot).
     slot_tolerance_seconds: float
+    # The share of the account's rate left unused (0.02: slots at 98% of ACCOUNT_CPS), so a call
+    # that reaches Twilio a little late cannot put a sliding second over ACCOUNT_CPS.
+    rate_headroom: float
     # The public URL of POST /twilio/status as Twilio calls it (API Gateway's host and stage path
     # are not what the function sees), signed by Twilio; empty: no status callbacks are asked for.
     status_callback_url: str | None
@@ -98,6 +107,14 @@ class Settings:
             )
         if self.account_cps <= 0:
             raise ConfigError(f"ACCOUNT_CPS must be above 0, got {self.account_cps}")
+        if not 0 <= self.rate_headroom < MAX_RATE_HEADROOM:
+            raise ConfigError(
+                f"RATE_HEADROOM must be 0..{MAX_RATE_HEADROOM}, got {self.rate_headroom}"
+            )
+        if self.slot_tolerance_seconds < 0:
+            raise ConfigError(
+                f"SLOT_TOLERANCE_SECONDS must be 0 or more, got {self.slot_tolerance_seconds}"
+            )
         try:
             SenderLimits.parse(self.sender_limits)
         except ValueError as error:
@@ -173,7 +190,8 @@ class Settings:
             sender_limits=env.get("SENDER_LIMITS", ""),
             sender_call_concurrency=_int(env, "SENDER_CALL_CONCURRENCY", 50),
             twilio_concurrency_limit=_int(env, "TWILIO_CONCURRENCY_LIMIT", 0) or None,
-            slot_tolerance_seconds=float(env.get("SLOT_TOLERANCE_SECONDS") or "0.1"),
+            slot_tolerance_seconds=float(env.get("SLOT_TOLERANCE_SECONDS") or "0"),
+            rate_headroom=float(env.get("RATE_HEADROOM") or DEFAULT_RATE_HEADROOM),
             status_callback_url=env.get("STATUS_CALLBACK_URL") or None,
             api_auth=_api_auth(env.get("API_AUTH", "api_key")),
             api_max_rows=_int(env, "API_MAX_ROWS", 10_000),

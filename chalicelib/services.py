@@ -154,7 +154,8 @@ def ledger() -> CallLedger:
 @cache
 def limiter() -> RateLimiter:
     s = settings()
-    return RateLimiter(_client("dynamodb"), s.rate_limit_table, rate=s.account_cps)
+    rate = s.account_cps * (1 - s.rate_headroom)
+    return RateLimiter(_client("dynamodb"), s.rate_limit_table, rate=rate)
 
 
 @cache

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chalicelib.config import DEFAULT_RATE_HEADROOM
 from chalicelib.metering import Aimd, Grid, SenderLimits, gcra_starts, sender_kind
 from chalicelib.plan import plan
 from chalicelib.planning import Schedule
@@ -82,6 +83,33 @@ def test_grid_any_window_of_a_second_holds_at_most_rate_slots(rate: int, buckets
         while j < len(times) and times[j] < t + 1.0 - 1e-9:
             j += 1
         assert j - i <= rate
+
+
+def max_in_window(times: list[float], width: float) -> int:
+    ordered, best, j = sorted(times), 0, 0
+    for i, t in enumerate(ordered):
+        while j < len(ordered) and ordered[j] < t + width:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+@given(
+    cps=st.integers(1, 500),
+    lateness=st.lists(st.floats(0.0, 0.02), min_size=1, max_size=50),
+)
+def test_the_headroom_keeps_arrivals_up_to_20ms_late_within_the_account_cps(
+    cps: int, lateness: list[float]
+) -> None:
+    # Slots at 98% of ACCOUNT_CPS (chalicelib.config.DEFAULT_RATE_HEADROOM): calls that reach
+    # Twilio up to 20 ms after their slots never put more than ACCOUNT_CPS in a sliding second.
+    # (At the full rate, one call a moment late can make it ACCOUNT_CPS + 1.)
+    grid = Grid(cps * (1 - float(DEFAULT_RATE_HEADROOM)))
+    slots = [grid.slot_time(b, c) for b in range(40) for c in range(grid.cap)]
+    arrivals = [s + lateness[i % len(lateness)] for i, s in enumerate(slots)]
+    assert max_in_window(arrivals, 1.0) <= cps
+    if cps == 50:  # and, at 50 CPS, no more than 6 in 100 ms
+        assert max_in_window(arrivals, 0.1) <= 6
 
 
 def test_aimd_cuts_multiplicatively_and_grows_back_additively() -> None:
