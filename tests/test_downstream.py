@@ -16,6 +16,7 @@ from chalice.test import Client
 
 from chalicelib import services
 from chalicelib.jobs import Job
+from chalicelib.publisher import ResponsePublisher
 from downstream.router import event_details
 from downstream.systemic import resume
 from tests.conftest import Stack, subscribe_queue
@@ -221,3 +222,20 @@ def test_archive_sink_writes_one_object_per_partition(stack: Stack, client: Clie
     assert sorted(k.split("/")[2] for k in keys) == ["outcome=failed", "outcome=sent"]
     lines = stack.s3.get_object(Bucket=stack.env["ARCHIVE_BUCKET"], Key=sorted(keys)[1])
     assert [json.loads(line)["row"] for line in lines["Body"].read().splitlines()] == [1, 2]
+
+
+def test_each_sink_queue_gets_the_envelopes_themselves_with_their_attributes(
+    stack: Stack,
+) -> None:
+    # The template's subscriptions (raw delivery), made through the SNS API in moto, which has
+    # no CloudFormation model for them (callqueue.stack.subscribe_queues).
+    envelope = {"job_id": "j1", "row": 3, "outcome": "sent", "api": "messages", "status": 201}
+    ResponsePublisher(stack.sns, stack.env["RESPONSE_TOPIC_ARN"]).publish([envelope])
+
+    for name in ("ARCHIVE_QUEUE", "RESULTS_QUEUE", "ROUTER_QUEUE"):
+        url = stack.sqs.get_queue_url(QueueName=stack.env[name])["QueueUrl"]
+        [message] = stack.sqs.receive_message(
+            QueueUrl=url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
+        )["Messages"]
+        assert json.loads(message["Body"]) == envelope  # no SNS wrapper to unwrap
+        assert message["MessageAttributes"]["outcome"]["StringValue"] == "sent"
