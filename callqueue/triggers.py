@@ -317,7 +317,9 @@ class Triggers:
                 return messages
             if time.monotonic() >= deadline:
                 return messages
-            if not received:
+            if len(received) < 10:
+                # The queue is drained for now: let the batch's next messages gather before
+                # asking again (every receive costs moto a scan of the queue).
                 self._stop.wait(self._poll_interval * 5)
 
     def _run_batch(
