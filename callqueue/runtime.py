@@ -292,6 +292,10 @@ class LocalRuntime:
                 "SENDER_LIMITS": self.options.sender_limits,
                 "SLOT_TOLERANCE_SECONDS": str(self.options.slot_tolerance_seconds),
                 "RATE_HEADROOM": str(self.options.rate_headroom),
+                # moto answers a request at a time (callqueue.aws_process.BackendLock) and takes
+                # about a second to serialize a 1 MB page of results, during which every call's
+                # requests wait: the reconciler reads a finished job's results in small pages.
+                "RESULTS_PAGE_SIZE": "200",
                 # The emulated account's concurrency limit is the one the senders are told of.
                 "TWILIO_CONCURRENCY_LIMIT": str(self.options.concurrency_limit or ""),
                 "WINDOW_SECONDS": str(self.options.window_seconds),

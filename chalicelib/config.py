@@ -89,6 +89,8 @@ class Settings:
     # The share of the account's rate left unused (0.02: slots at 98% of ACCOUNT_CPS), so a call
     # that reaches Twilio a little late cannot put a sliding second over ACCOUNT_CPS.
     rate_headroom: float
+    # Items per Query page when a job's results are read (None: DynamoDB's 1 MB pages).
+    results_page_size: int | None
     # The public URL of POST /twilio/status as Twilio calls it (API Gateway's host and stage path
     # are not what the function sees), signed by Twilio; empty: no status callbacks are asked for.
     status_callback_url: str | None
@@ -192,6 +194,7 @@ class Settings:
             twilio_concurrency_limit=_int(env, "TWILIO_CONCURRENCY_LIMIT", 0) or None,
             slot_tolerance_seconds=float(env.get("SLOT_TOLERANCE_SECONDS") or "0"),
             rate_headroom=float(env.get("RATE_HEADROOM") or DEFAULT_RATE_HEADROOM),
+            results_page_size=_int(env, "RESULTS_PAGE_SIZE", 0) or None,
             status_callback_url=env.get("STATUS_CALLBACK_URL") or None,
             api_auth=_api_auth(env.get("API_AUTH", "api_key")),
             api_max_rows=_int(env, "API_MAX_ROWS", 10_000),

@@ -191,7 +191,11 @@ def suppression() -> SuppressionList:
 def results() -> ResultsTable:
     s = settings()
     return ResultsTable(
-        _client("dynamodb"), s.results_table, retention_days=s.retention_days, metrics=metrics()
+        _client("dynamodb"),
+        s.results_table,
+        retention_days=s.retention_days,
+        page_size=s.results_page_size,
+        metrics=metrics(),
     )
 
 

@@ -21,3 +21,8 @@ def test_slots_leave_two_percent_of_the_account_rate_and_a_call_may_be_one_slot_
 def test_out_of_range_rate_settings_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_results_are_read_in_dynamodbs_own_pages_unless_a_page_size_is_set() -> None:
+    assert Settings.from_env({}).results_page_size is None
+    assert Settings.from_env({"RESULTS_PAGE_SIZE": "200"}).results_page_size == 200
