@@ -188,8 +188,8 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slot-tolerance",
         type=float,
-        default=0.0,
-        help="seconds a call may go late for its slot, never less than one slot (default 0)",
+        default=0.02,
+        help="seconds a call may go late for its slot, never less than one slot (default 0.02)",
     )
     parser.add_argument(
         "--rate-headroom",

@@ -63,8 +63,8 @@ class Options:
     # The account's calls per second, shared by all jobs (None: the same as cps).
     account_cps: int | None = None
     sender_limits: str = ""
-    # As deployed: a call may go late for its slot by one slot at most (chalicelib.config).
-    slot_tolerance_seconds: float = 0.0
+    # As deployed (chalicelib.config).
+    slot_tolerance_seconds: float = 0.02
     rate_headroom: float = 0.02
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
     visibility_timeout: int = 15
