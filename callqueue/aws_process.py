@@ -110,7 +110,9 @@ class Serialized:
         body = environ["wsgi.input"].read()
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+        # The body is whole now: neither chunked (werkzeug would read none of it) nor terminated.
         environ.pop("wsgi.input_terminated", None)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
         with self._lock:
             result = self._app(environ, start_response)
             try:

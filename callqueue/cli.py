@@ -189,7 +189,7 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
         "--slot-tolerance",
         type=float,
         default=0.02,
-        help="seconds a call may go late for its slot, never less than one slot (default 0.02)",
+        help="seconds a call may go late for its slot before it takes another (default 0.02)",
     )
     parser.add_argument(
         "--rate-headroom",

@@ -320,7 +320,7 @@ class Triggers:
             if len(received) < 10:
                 # The queue is drained for now: let the batch's next messages gather before
                 # asking again (every receive costs moto a scan of the queue).
-                self._stop.wait(self._poll_interval * 5)
+                self._stop.wait(min(self._poll_interval * 5, max(0.0, deadline - time.monotonic())))
 
     def _run_batch(
         self, source: Source, messages: list[dict[str, Any]], free: threading.BoundedSemaphore

@@ -87,8 +87,7 @@ class Settings:
     sender_call_concurrency: int
     # The account's Twilio concurrency limit, if known: readings near it slow the senders.
     twilio_concurrency_limit: int | None
-    # How late a metered call may go for its slot before it takes a fresh one (never less than
-    # one slot, 1/rate).
+    # How late a metered call may go for its slot before it takes a fresh one.
     slot_tolerance_seconds: float
     # The share of the account's rate left unused (0.02: slots at 98% of ACCOUNT_CPS), so a call
     # that reaches Twilio a little late cannot put a sliding second over ACCOUNT_CPS.
@@ -113,11 +112,13 @@ class Settings:
             )
         if self.account_cps <= 0:
             raise ConfigError(f"ACCOUNT_CPS must be above 0, got {self.account_cps}")
+        if self.results_page_size is not None and self.results_page_size < 1:
+            raise ConfigError(f"RESULTS_PAGE_SIZE must be at least 1, got {self.results_page_size}")
         if not 0 <= self.rate_headroom < MAX_RATE_HEADROOM:
             raise ConfigError(
                 f"RATE_HEADROOM must be 0..{MAX_RATE_HEADROOM}, got {self.rate_headroom}"
             )
-        if self.slot_tolerance_seconds < 0:
+        if not self.slot_tolerance_seconds >= 0:  # NaN too
             raise ConfigError(
                 f"SLOT_TOLERANCE_SECONDS must be 0 or more, got {self.slot_tolerance_seconds}"
             )

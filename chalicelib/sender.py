@@ -443,11 +443,11 @@ class Sender:
         return "retrying"
 
     def _tolerance(self) -> float:
-        """How late a call may start for its slot: the configured tolerance, and never less
-        than one slot's width."""
+        """How late a call may start for its slot (SLOT_TOLERANCE_SECONDS): within the rate
+        headroom's budget, whatever the rate (one slot is a second at 1 CPS)."""
         if self._limiter is None:
             return float("inf")
-        return max(self._late_tolerance, 1.0 / self._limiter.grid.rate)
+        return self._late_tolerance
 
     def _dispatch(
         self,

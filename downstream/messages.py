@@ -8,8 +8,9 @@ from typing import Any
 
 
 def envelope_of(body: str) -> dict[str, Any]:
-    """A response envelope from an SQS message body: an SNS notification (the topic's
-    subscriptions deliver the JSON wrapper) or, with raw delivery, the envelope itself."""
+    """A response envelope from an SQS message body: the envelope itself (the sink queues
+    subscribe with raw delivery) or an SNS notification wrapping it (a subscription made before
+    raw delivery, or without it)."""
     data: dict[str, Any] = json.loads(body)
     if data.get("Type") == "Notification" and "Message" in data:
         inner: dict[str, Any] = json.loads(data["Message"])

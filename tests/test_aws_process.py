@@ -252,3 +252,29 @@ def test_a_long_poll_lets_other_requests_through_while_it_waits(endpoint: str) -
     poller.join(timeout=10)
     # Had the poll kept the server to itself, the send would have waited for it to end empty.
     assert received == ["hello"]
+
+
+CREDENTIAL = "local/20260101/us-east-1/sqs/aws4_request"
+
+
+def test_a_chunked_body_reaches_moto_whole(endpoint: str) -> None:
+    # Read whole before the lock is taken: werkzeug must not take it for a chunked stream.
+    host, port = endpoint.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = [b'{"QueueName": ', b'"chunked-body"}']
+    connection.request(
+        "POST",
+        "/",
+        body=iter(body),
+        headers={
+            "X-Amz-Target": "AmazonSQS.CreateQueue",
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={CREDENTIAL}",
+        },
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    assert response.status == 200, response.read()
+    response.read()
+    connection.close()
+    assert aws("sqs", endpoint).get_queue_url(QueueName="chunked-body")["QueueUrl"]

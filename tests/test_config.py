@@ -10,13 +10,19 @@ from chalicelib.config import ConfigError, Settings
 def test_slots_leave_two_percent_of_the_account_rate_and_a_call_may_be_20ms_late() -> None:
     settings = Settings.from_env({"ACCOUNT_CPS": "50"})
     assert settings.rate_headroom == 0.02
-    assert settings.slot_tolerance_seconds == 0.02  # never less than one slot (the sender's rule)
+    assert settings.slot_tolerance_seconds == 0.02
     assert Settings.from_env({"RATE_HEADROOM": "0"}).rate_headroom == 0.0
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RATE_HEADROOM", "-0.1"), ("RATE_HEADROOM", "0.5"), ("SLOT_TOLERANCE_SECONDS", "-1")],
+    [
+        ("RATE_HEADROOM", "-0.1"),
+        ("RATE_HEADROOM", "0.5"),
+        ("SLOT_TOLERANCE_SECONDS", "-1"),
+        ("SLOT_TOLERANCE_SECONDS", "nan"),
+        ("RESULTS_PAGE_SIZE", "-5"),
+    ],
 )
 def test_out_of_range_rate_settings_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -183,6 +183,7 @@ def test_a_slow_publish_of_the_first_outcomes_does_not_hold_up_the_calls(dynamod
     # called: a dispatcher that waited for it would take no slot meanwhile (and time out).
     all_called = threading.Event()
     waited: list[bool] = []
+    first_publish: list[int] = []
 
     class Counting(Twilio):
         def call(self, request: Any, hold: Callable[[], None] | None = None) -> TwilioResult:
@@ -194,6 +195,7 @@ def test_a_slow_publish_of_the_first_outcomes_does_not_hold_up_the_calls(dynamod
     class SlowTopic(Recorder):
         def publish(self, envelopes: list[dict[str, Any]]) -> None:
             if not waited:
+                first_publish.append(len(envelopes))
                 waited.append(all_called.wait(timeout=10))
             super().publish(envelopes)
 
@@ -201,5 +203,6 @@ def test_a_slow_publish_of_the_first_outcomes_does_not_hold_up_the_calls(dynamod
         dynamodb, 30, rate=10, latency=0.0, twilio_class=Counting, recorder=SlowTopic()
     )
 
+    assert 0 < first_publish[0] < 30  # published while the batch was calling, not at its end
     assert waited == [True] and len(twilio.calls) == 30
     assert sorted(e["row"] for e in recorder.published) == list(range(1, 31))

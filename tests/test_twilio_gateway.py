@@ -52,17 +52,20 @@ def test_a_call_waits_for_its_hold_once_built_and_starts_when_it_is_sent(
     assert result.started_at == 1_005.0  # when the request went, not when the call began
 
 
-def test_a_call_too_late_for_its_slot_sends_nothing_and_the_next_is_not_held(
+def test_a_call_too_late_for_its_slot_sends_nothing_and_leaves_no_hold_behind(
     emulator: TwilioEmulator,
 ) -> None:
     twilio = gateway(emulator, Clock())
+    holds: list[str] = []
 
     def missed() -> None:
+        holds.append("missed")
         raise SlotMissed
 
     with pytest.raises(SlotMissed):
         twilio.call(MESSAGE, hold=missed)
-    assert emulator.requests == []
+    assert emulator.requests == [] and holds == ["missed"]
 
-    assert twilio.call(MESSAGE).status == 201  # the missed hold is not left for the next call
-    assert len(emulator.requests) == 1
+    # The thread's next request, a lookup of Twilio's messages, is not held (nor refused).
+    assert twilio.find_message(MESSAGE.params, since=0.0) is None
+    assert holds == ["missed"] and len(emulator.requests) == 1
