@@ -366,7 +366,7 @@ def _run(args: argparse.Namespace) -> int:
             first_attempts=runtime.tally.first_attempts,
             lags=runtime.tally.lags,
             target_cps=options.cps,
-            aws_requests=runtime.counter.counts,
+            aws_requests=runtime.aws_requests(),
             duration_seconds=time.time() - runtime.started_at,
         )
     _print_summary(report)

@@ -37,6 +37,7 @@ from callqueue.emulator_process import EmulatorProcess
 from callqueue.faults import FaultSpec
 from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
 from callqueue.triggers import SimulatedCrash, Triggers
+from callqueue.worker_process import Worker
 from chalicelib import services
 from chalicelib.jobs import Job, JobStore
 from chalicelib.splitter import job_id_for
@@ -47,6 +48,8 @@ from downstream.reconcile import read_rejects_csv
 log = logging.getLogger(__name__)
 
 REGION = "us-east-1"
+# The app's sender: its handler runs in a process of its own (Options.sender_process).
+SENDER_HANDLER = "handle_send_batch"
 SECRET_ID = "callqueue/twilio"  # noqa: S105 - the secret's name
 FINAL = ("sent", "failed", "unknown", "dead_lettered", "suppressed")
 
@@ -65,6 +68,8 @@ class Options:
     sender_limits: str = ""
     # As deployed (chalicelib.config).
     slot_tolerance_seconds: float = 0.02
+    # The sender in a process of its own, as Lambda runs each function (callqueue.worker_process).
+    sender_process: bool = True
     rate_headroom: float = 0.02
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
     visibility_timeout: int = 15
@@ -195,6 +200,7 @@ class LocalRuntime:
         self.endpoint = ""
         self.started_at = 0.0
         self.api: ApiServer | None = None
+        self.worker: Worker | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -323,12 +329,21 @@ class LocalRuntime:
         module = self._import_app()
         self._functions.update(lambdas.pure_functions(module.app, self.options.stage))
         lambdas.create_functions(self.client("lambda"), self.client("iam"), list(self._functions))
+        if self.options.sender_process:
+            self.worker = Worker(self.options.stage, [SENDER_HANDLER], self.project_dir)
+            self.worker.start()
+        worker = self.worker
         self.triggers = Triggers(
             module.app,
             self.options.stage,
             self.client,
             region=REGION,
             schedule_period=self.options.schedule_period,
+            remote=lambda name: (
+                (lambda event: worker.invoke(name, event))
+                if worker is not None and worker.serves(name)
+                else None
+            ),
         )
         self.triggers.install()
         self._observe()
@@ -351,6 +366,8 @@ class LocalRuntime:
             self.triggers.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.worker is not None:
+            self.worker.stop()
         if self.emulator is not None:
             self.emulator.stop()
         if self._aws is not None:
@@ -377,6 +394,13 @@ class LocalRuntime:
         self.stop()
 
     # -- use --------------------------------------------------------------------------------
+
+    def aws_requests(self) -> Counter[str]:
+        """Every AWS request the project's code made, here and in the sender's process."""
+        counts = Counter(self.counter.counts)
+        if self.worker is not None:
+            counts.update(self.worker.aws_requests())
+        return counts
 
     def client(self, service: str) -> Any:
         """A client for the runtime's own calls (not counted as the project's requests).

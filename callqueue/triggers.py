@@ -96,15 +96,18 @@ class Triggers:
         region: str,
         poll_interval: float = 0.02,
         schedule_period: float | None = None,
+        remote: Callable[[str], Callable[[Any], Any] | None] = lambda name: None,
     ) -> None:
         """`schedule_period`: run schedules at least this often (the local runtime's runs last
-        seconds, not the minutes a deployed schedule's period is measured in)."""
+        seconds, not the minutes a deployed schedule's period is measured in). `remote`: for a
+        function run by another process (callqueue.worker_process), how to invoke it there."""
         self._app = app
         self._stage = stage
         self._client = clients
         self._region = region
         self._poll_interval = poll_interval
         self._schedule_period = schedule_period
+        self._remote = remote
         self._account = "000000000000"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -351,8 +354,9 @@ class Triggers:
             free.release()
 
     def _invoke(self, name: str, handler: Handler, event: Any) -> Any:
+        remote = self._remote(name)
         try:
-            result = invoke_handler(name, handler, event)
+            result = remote(event) if remote else invoke_handler(name, handler, event)
         except SimulatedCrash:
             self.invocations.record(name, ok=False)
             log.info("%s: invocation crashed (injected fault)", name)

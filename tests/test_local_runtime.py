@@ -124,6 +124,8 @@ def test_run_reports_rate_and_aws_requests(sample_run: dict[str, Any]) -> None:
     assert requests["sqs:SendMessageBatch"] >= 1
     assert requests["sns:PublishBatch"] >= 1
     assert requests["sfn:StartExecution"] == 1
+    # Twilio's credentials, read by the sender alone, in its own process (worker_process).
+    assert requests["secrets-manager:GetSecretValue"] >= 1
     assert len(report["jobs"]) == 1
     # 294 valid rows at 50 CPS in 3-second windows: two chunks, so the loop waited once.
     assert requests["s3:CopyObject"] == 2

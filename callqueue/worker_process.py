@@ -1,0 +1,188 @@
+"""Some of the app's functions served by a process of their own, as Lambda runs each function in
+an interpreter of its own.
+
+The local runtime's triggers (callqueue.triggers) invoke the sender here over loopback HTTP
+instead of in the runtime's own interpreter, which every sink, trigger and poller shares (one
+GIL): a sender's threads, each waiting for its slot, then wake without waiting on them.
+Measured, with the sinks switched off in the runtime as a stand-in: the tail of the calls'
+lateness for their slots halved.
+
+The process gets the runtime's environment (the stack's outputs, the emulator's URL), builds its
+clients as the runtime does (AWS requests counted, Twilio responses that carry the `crash` fault
+kill the invocation) and imports app.py.
+
+Usage: python -m callqueue.worker_process STAGE NAME[,NAME...]   (the handlers' names)
+Prints "READY <url>" once serving; stops when its standard input closes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from callqueue.lambdas import Handler, function_name, invoke_handler
+from callqueue.triggers import SimulatedCrash
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
+CRASHED_HEADER = "X-Callqueue-Crashed"
+# Lambda's own ceiling on an invocation.
+MAX_INVOCATION_SECONDS = 900
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """The runtime's side: starts the process, invokes its functions, reads its AWS counts."""
+
+    def __init__(self, stage: str, handler_names: list[str], project_dir: Path) -> None:
+        self._stage = stage
+        self._names = handler_names
+        self._project_dir = project_dir
+        self._process: Any = None
+        self._session = requests.Session()
+        self._session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+        self.url = ""
+
+    def start(self) -> None:
+        import subprocess  # noqa: PLC0415 - only the runtime's side starts processes
+
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell
+            [sys.executable, "-m", "callqueue.worker_process", self._stage, ",".join(self._names)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=self._project_dir,
+        )
+        ready = self._process.stdout.readline().split()
+        if ready[:1] != ["READY"]:
+            raise RuntimeError("the sender's worker process did not start")
+        self.url = ready[1]
+
+    def serves(self, name: str) -> bool:
+        return any(name.endswith(f"-{n}") for n in self._names)
+
+    def invoke(self, name: str, event: Any) -> Any:
+        """The function's result; its error raised (SimulatedCrash when it was killed)."""
+        response = self._session.post(
+            f"{self.url}/functions/{name}/invocations",
+            data=json.dumps(event),
+            timeout=MAX_INVOCATION_SECONDS,
+        )
+        response.raise_for_status()
+        if CRASHED_HEADER in response.headers:
+            raise SimulatedCrash(f"{name}: injected crash in the worker process")
+        payload = response.json()
+        if FUNCTION_ERROR_HEADER in response.headers:
+            raise RuntimeError(f"{payload.get('errorType')}: {payload.get('errorMessage')}")
+        return payload
+
+    def aws_requests(self) -> dict[str, int]:
+        if not self.url:
+            return {}
+        response = self._session.get(f"{self.url}/aws-requests", timeout=10)
+        response.raise_for_status()
+        counts: dict[str, int] = response.json()
+        return counts
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - a batch still in flight: nothing more is wanted of it
+            process.kill()
+            process.wait()
+
+
+def serve(
+    functions: dict[str, Handler], counts: Callable[[], dict[str, int]]
+) -> ThreadingHTTPServer:
+    class Invocations(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # connections kept open for the next invocation
+
+        def do_POST(self) -> None:
+            name = self.path.strip("/").split("/")[1]
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            handler = functions.get(name)
+            if handler is None:
+                self._answer(404, b"{}", {})
+                return
+            headers: dict[str, str] = {}
+            try:
+                result = invoke_handler(name, handler, json.loads(body))
+                payload = json.dumps(result).encode()
+            except SimulatedCrash:
+                payload, headers = b"null", {CRASHED_HEADER: "1"}
+            except Exception as error:  # noqa: BLE001 - reported to the caller as Lambda does
+                log.warning("%s: invocation failed: %s: %s", name, type(error).__name__, error)
+                payload = json.dumps(
+                    {"errorMessage": str(error), "errorType": type(error).__name__}
+                ).encode()
+                headers = {FUNCTION_ERROR_HEADER: "Unhandled"}
+            self._answer(200, payload, headers)
+
+        def do_GET(self) -> None:
+            self._answer(200, json.dumps(counts()).encode(), {})
+
+        def _answer(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Invocations)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str]) -> int:
+    # The runtime's own set-up of the clients (not imported at the top: it imports moto's
+    # server-side modules only when used).
+    from callqueue import runtime  # noqa: PLC0415
+    from chalicelib import services  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.WARNING)
+    stage, names = argv[1], argv[2].split(",")
+    runtime.relax_garbage_collection()
+    counter = runtime.AwsRequestCounter()
+    services.use_boto3_session(counter.session, max_pool_connections=400)
+    services.use_twilio_http_client(
+        lambda base_url, timeout: runtime.CrashingHttpClient(
+            base_url=base_url, timeout=timeout, pool_size=512
+        )
+    )
+    sys.path.insert(0, str(PROJECT_DIR))
+    import app as module  # noqa: PLC0415 - the app reads its settings from this environment
+
+    functions = {
+        function_name(module.app.app_name, stage, name): module.app.handler_map[name]
+        for name in names
+    }
+    server = serve(functions, lambda: dict(counter.counts))
+    threading.Thread(target=server.serve_forever, name="worker-server", daemon=True).start()
+    host, port = server.server_address[:2]
+    print(f"READY http://{host!s}:{port}", flush=True)
+    sys.stdin.read()
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
