@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -47,14 +48,12 @@ class Worker:
         self._stage = stage
         self._names = handler_names
         self._project_dir = project_dir
-        self._process: Any = None
+        self._process: subprocess.Popen[str] | None = None
         self._session = requests.Session()
         self._session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
         self.url = ""
 
     def start(self) -> None:
-        import subprocess  # noqa: PLC0415 - only the runtime's side starts processes
-
         self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell
             [sys.executable, "-m", "callqueue.worker_process", self._stage, ",".join(self._names)],
             stdin=subprocess.PIPE,
@@ -62,6 +61,7 @@ class Worker:
             text=True,
             cwd=self._project_dir,
         )
+        assert self._process.stdout is not None  # noqa: S101 - a pipe, asked for above
         ready = self._process.stdout.readline().split()
         if ready[:1] != ["READY"]:
             raise RuntimeError("the sender's worker process did not start")
@@ -97,10 +97,11 @@ class Worker:
         process, self._process = self._process, None
         if process is None:
             return
-        process.stdin.close()
+        if process.stdin is not None:
+            process.stdin.close()
         try:
             process.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - a batch still in flight: nothing more is wanted of it
+        except subprocess.TimeoutExpired:  # a batch still in flight: nothing more is wanted of it
             process.kill()
             process.wait()
 
