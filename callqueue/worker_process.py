@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from callqueue.lambdas import Handler, function_name, invoke_handler
+from callqueue.lambdas import Handler, function_name, run_function
 from callqueue.triggers import SimulatedCrash
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -37,8 +37,6 @@ FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
 CRASHED_HEADER = "X-Callqueue-Crashed"
 # Lambda's own ceiling on an invocation.
 MAX_INVOCATION_SECONDS = 900
-
-log = logging.getLogger(__name__)
 
 
 class Worker:
@@ -119,19 +117,13 @@ def serve(
             if handler is None:
                 self._answer(404, b"{}", {})
                 return
-            headers: dict[str, str] = {}
             try:
-                result = invoke_handler(name, handler, json.loads(body))
-                payload = json.dumps(result).encode()
-            except SimulatedCrash:
-                payload, headers = b"null", {CRASHED_HEADER: "1"}
-            except Exception as error:  # noqa: BLE001 - reported to the caller as Lambda does
-                log.warning("%s: invocation failed: %s: %s", name, type(error).__name__, error)
-                payload = json.dumps(
-                    {"errorMessage": str(error), "errorType": type(error).__name__}
-                ).encode()
-                headers = {FUNCTION_ERROR_HEADER: "Unhandled"}
-            self._answer(200, payload, headers)
+                # Lambda's answer: the result, or the error's payload and header.
+                payload, failed = run_function(name, handler, body)
+            except SimulatedCrash:  # a BaseException: the invocation died, nothing answered
+                self._answer(200, b"null", {CRASHED_HEADER: "1"})
+                return
+            self._answer(200, payload, {FUNCTION_ERROR_HEADER: "Unhandled"} if failed else {})
 
         def do_GET(self) -> None:
             self._answer(200, json.dumps(counts()).encode(), {})
