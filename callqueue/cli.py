@@ -361,7 +361,7 @@ def _run(args: argparse.Namespace) -> int:
             _write_outcomes(args.outcomes, runtime)
         report = build_report(
             jobs,
-            error_codes=runtime.tally.error_codes,
+            error_codes=runtime.tally.error_codes(),
             arrivals=arrivals,
             first_attempts=runtime.tally.first_attempts,
             lags=runtime.tally.lags,

@@ -133,7 +133,6 @@ class Tally:
     outcomes: dict[tuple[str, int], str] = field(default_factory=dict)
     # Twilio's error code, or `cancelled` for a row of a cancelled job.
     row_codes: dict[tuple[str, int], int | str] = field(default_factory=dict)
-    error_codes: Counter[str] = field(default_factory=Counter)
     lags: list[float] = field(default_factory=list)
     first_attempts: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -151,8 +150,13 @@ class Tally:
                 self.outcomes[key] = str(outcome)
                 code = (data.get("error") or {}).get("code")
                 if code is not None:
-                    self.error_codes[str(code)] += 1
                     self.row_codes[key] = code if isinstance(code, str) else int(code)
+
+    def error_codes(self) -> Counter[str]:
+        """Rows by the error code they ended with: a row counts once, however many times its
+        outcome was published (at least once: a redelivered batch publishes it again)."""
+        with self.lock:
+            return Counter(str(code) for code in self.row_codes.values())
 
     def dead_lettered(self, job_id: str, row: int) -> None:
         with self.lock:
