@@ -30,6 +30,7 @@ import requests
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import CertificateBuilder
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.utils import method_names_from_class, unix_time, unix_time_millis
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -82,10 +83,15 @@ class BackendLock:
         self._local.held = False
         self._lock.release()
 
+    @property
+    def held(self) -> bool:
+        """Whether this thread holds the lock."""
+        return bool(getattr(self._local, "held", False))
+
     @contextmanager
     def released(self) -> Iterator[None]:
         """Let the lock go for a wait, if this thread holds it."""
-        if not getattr(self._local, "held", False):
+        if not self.held:
             yield
             return
         self.__exit__()
@@ -132,6 +138,23 @@ def serialize_long_polls(lock: BackendLock) -> None:
             wait_for_messages(self, timeout)
 
     Queue.wait_for_messages = wait_unlocked  # type: ignore[method-assign]
+
+
+def serialize_in_process(lock: BackendLock) -> None:
+    """In-process moto (tests' mock_aws) has the same missing locking as its server: a request
+    is dispatched on the caller's thread, and the state machine's executions run on threads of
+    their own. So every request dispatched there runs whole under the lock too. A request made
+    while the thread holds it (a backend calling another) runs as part of the one that holds it."""
+    process_request = BotocoreStubber.process_request
+
+    def process_locked(self: BotocoreStubber, request: Any) -> Any:
+        if lock.held:
+            return process_request(self, request)
+        with lock:
+            return process_request(self, request)
+
+    BotocoreStubber.process_request = process_locked  # type: ignore[method-assign]
+    serialize_long_polls(lock)
 
 
 def forward_invocations(function_host: str) -> None:

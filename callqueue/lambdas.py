@@ -18,7 +18,7 @@ import traceback
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -123,7 +123,8 @@ class FunctionHost:
         self._server.server_close()
 
 
-_routes: dict[str, Handler] = {}
+# A routed function's handler, and what its run is wrapped in.
+_routes: dict[str, tuple[Handler, Callable[[], AbstractContextManager[object]]]] = {}
 _routes_lock = threading.Lock()
 _original_invoke = LambdaSimpleBackend.invoke
 
@@ -138,20 +139,27 @@ def _routed_invoke(
 ) -> bytes | str | None:
     name = function_name.rsplit(":", 1)[-1]
     with _routes_lock:
-        handler = _routes.get(name)
-    if handler is None:
+        route = _routes.get(name)
+    if route is None:
         return _original_invoke(self, function_name, qualifier, body, headers, response_headers)
-    payload, failed = run_function(name, handler, body)
+    handler, while_invoking = route
+    # The handler's own requests are dispatched while this one waits for it.
+    with while_invoking():
+        payload, failed = run_function(name, handler, body)
     if failed:
         response_headers["x-amz-function-error"] = "Unhandled"
     return payload
 
 
 @contextmanager
-def routed(functions: dict[str, Handler]) -> Iterator[None]:
-    """In-process moto (tests): route Lambda invocations of these functions to their handlers."""
+def routed(
+    functions: dict[str, Handler],
+    while_invoking: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> Iterator[None]:
+    """In-process moto (tests): route Lambda invocations of these functions to their handlers.
+    `while_invoking` is entered around each handler's run (the tests let moto's lock go)."""
     with _routes_lock:
-        _routes.update(functions)
+        _routes.update({name: (handler, while_invoking) for name, handler in functions.items()})
         LambdaSimpleBackend.invoke = _routed_invoke  # type: ignore[method-assign]
     try:
         yield

@@ -27,9 +27,13 @@ import pytest
 from moto import mock_aws
 
 from callqueue import lambdas
+from callqueue.aws_process import BACKENDS, serialize_in_process
 from callqueue.emulator import TwilioEmulator
 from callqueue.stack import deploy_stack, expose_state_machine_to_interpreter
 from chalicelib import services
+
+# Every test's mock_aws dispatches its requests one at a time, as DynamoDB and SQS apply them.
+serialize_in_process(BACKENDS)
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "0" * 31 + "2"  # a placeholder, not a credential
@@ -102,7 +106,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
 
         functions = lambdas.pure_functions(app_module.app, "dev")
         lambdas.create_functions(boto3.client("lambda"), boto3.client("iam"), list(functions))
-        with lambdas.routed(functions):
+        with lambdas.routed(functions, while_invoking=BACKENDS.released):
             yield Stack(
                 env=env,
                 s3=boto3.client("s3"),

@@ -19,6 +19,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from moto import mock_aws
 
 from callqueue.aws_process import _Body
 from chalicelib.idempotency import CallLedger
@@ -278,3 +279,30 @@ def test_a_chunked_body_reaches_moto_whole(endpoint: str) -> None:
     response.read()
     connection.close()
     assert aws("sqs", endpoint).get_queue_url(QueueName="chunked-body")["QueueUrl"]
+
+
+def test_in_process_moto_applies_concurrent_updates_one_at_a_time() -> None:
+    # The tests' mock_aws dispatches on the callers' threads (and the state machine's executions
+    # run on threads of their own): conftest serializes it as the server is.
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="counter",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+        def add(_: int) -> int:
+            response = client.update_item(
+                TableName="counter",
+                Key={"pk": {"S": "account#1"}},
+                UpdateExpression="SET n = if_not_exists(n, :zero) + :one",
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )
+            return int(response["Attributes"]["n"]["N"])
+
+        with ThreadPoolExecutor(8) as pool:
+            counters = list(pool.map(add, range(800)))
+    assert sorted(counters) == list(range(1, 801))
