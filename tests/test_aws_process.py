@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from callqueue.aws_process import _Body
+from callqueue.aws_process import _Body, lock_keys
 from chalicelib.idempotency import CallLedger
 from tests.tables import create_ledger_table
 
@@ -306,3 +308,47 @@ def test_in_process_moto_applies_concurrent_updates_one_at_a_time() -> None:
         with ThreadPoolExecutor(8) as pool:
             counters = list(pool.map(add, range(800)))
     assert sorted(counters) == list(range(1, 801))
+
+
+def test_requests_lock_only_what_they_touch() -> None:
+    # moto's backends are locked per DynamoDB table and per SQS queue (with its dead-letter
+    # queue), so the rate counter's writes and the send queue's receives do not wait behind
+    # the sinks' queues; anything else, which may reach into several services, locks them all.
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+        send = sqs.create_queue(
+            QueueName="send",
+            Attributes={
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 3}
+                )
+            },
+        )["QueueUrl"]
+        sink = sqs.create_queue(QueueName="sink")["QueueUrl"]
+        sink_arn = sqs.get_queue_attributes(QueueUrl=sink, AttributeNames=["QueueArn"])
+        sns = boto3.client("sns", region_name="us-east-1")
+        topic = sns.create_topic(Name="responses")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sink_arn["Attributes"]["QueueArn"])
+        create_ledger_table(boto3.client("dynamodb", region_name="us-east-1"), "ledger")
+        signed = {"HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential=testing/{CREDENTIAL}"}
+
+        def keys(target: str, request: dict[str, Any]) -> tuple[str, ...]:
+            environ = {**signed, "HTTP_X_AMZ_TARGET": target}
+            return lock_keys(environ, json.dumps(request).encode())
+
+        update = {"TableName": "rate", "Key": {"pk": {"S": "account#next"}}}
+        assert keys("DynamoDB_20120810.UpdateItem", update) == ("dynamodb:rate",)
+        both = {"TransactItems": [{"Put": {"TableName": "b"}}, {"Update": {"TableName": "a"}}]}
+        assert keys("DynamoDB_20120810.TransactWriteItems", both) == ("dynamodb:a", "dynamodb:b")
+        receive = {"QueueUrl": send, "MaxNumberOfMessages": 10}
+        assert keys("AmazonSQS.ReceiveMessage", receive) == ("sqs:dlq", "sqs:send")
+        assert keys("AmazonSQS.DeleteMessageBatch", {"QueueUrl": sink}) == ("sqs:sink",)
+        publish = urllib.parse.urlencode({"Action": "PublishBatch", "TopicArn": topic})
+        form = {**signed, "CONTENT_TYPE": "application/x-www-form-urlencoded; charset=utf-8"}
+        assert lock_keys(form, publish.encode()) == ("main", "sqs:sink")
+        everything = ("dynamodb:ledger", "main", "sqs:dlq", "sqs:send", "sqs:sink")
+        assert keys("DynamoDB_20120810.CreateTable", {"TableName": "x"}) == everything
+        assert keys("AmazonSQS.CreateQueue", {"QueueName": "y"}) == everything
+        assert lock_keys({**signed}, b"<CreateBucketConfiguration/>") == everything
