@@ -34,7 +34,7 @@ from callqueue.generate import generate_rows, write_file
 HERE = Path(__file__).resolve().parent
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 # How late a call may go for its slot: as deployed unless BENCH_SLOT_TOLERANCE says.
-TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", "0.02")
+TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", "0.01")
 SEED = re.compile(r"\[seed (\d+)\]")
 # The deployment's default RATE_HEADROOM (chalicelib.config), which the runs use.
 HEADROOM = 0.02

@@ -188,8 +188,8 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slot-tolerance",
         type=float,
-        default=0.02,
-        help="seconds a call may go late for its slot before it takes another (default 0.02)",
+        default=0.01,
+        help="seconds a call may go late for its slot before it takes another (default 0.01)",
     )
     parser.add_argument(
         "--rate-headroom",

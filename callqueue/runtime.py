@@ -67,7 +67,7 @@ class Options:
     account_cps: int | None = None
     sender_limits: str = ""
     # As deployed (chalicelib.config).
-    slot_tolerance_seconds: float = 0.02
+    slot_tolerance_seconds: float = 0.01
     # The sender in a process of its own, as Lambda runs each function (callqueue.worker_process).
     sender_process: bool = True
     rate_headroom: float = 0.02

@@ -4,8 +4,8 @@ The arithmetic is chalicelib.metering's; this module keeps its state in the rate
 with conditional writes, so any number of concurrent senders (and jobs) together stay within
 the account's calls per second:
 
-- `account#<bucket>`: how many of the bucket's slots have been handed out. A sender takes k at
-  once (one UpdateItem for a batch's rows due in one bucket), never slots already past.
+- `account#next`: the account's next free time (`tat`). A sender books k calls at once, 1/rate
+  apart, with one conditional UpdateItem that moves it on by k/rate; never a slot already past.
 - `account#aimd`: the adaptive rate (last cut and when). Read at most once a second a container.
 - `sender#<From>`: the sender's virtual schedule (its next free time), moved on per message by
   its segments over its messages-per-second.
@@ -16,13 +16,14 @@ Items expire (TTL) a few minutes after their time has passed.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.metering import Aimd, Grid, Reservation, gcra_starts
+from chalicelib.metering import Aimd, Reservation, gcra_starts
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,7 +35,20 @@ log = logging.getLogger(__name__)
 LEAD_SECONDS = 0.005
 LATENCY_WEIGHT = 0.2
 EXPIRE_AFTER_SECONDS = 300
+ACCOUNT_KEY = "account#next"
 AIMD_KEY = "account#aimd"
+
+
+def _up(value: float) -> Decimal:
+    """`value` rounded up to the microsecond, as the account's schedule keeps times: a booking
+    never ends before its last slot plus 1/rate, so the next one never starts closer."""
+    return Decimal(value).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
+
+
+def _tat_of(error: Exception) -> Decimal:
+    """The account's next free time in a refused write's answer (ALL_OLD); none yet: -inf."""
+    item = getattr(error, "response", {}).get("Item") or {}
+    return Decimal(item["tat"]["N"]) if "tat" in item else Decimal("-Infinity")
 
 
 def _n(value: float | int) -> dict[str, str]:
@@ -60,13 +74,15 @@ class RateLimiter:
         `cooldown` seconds however many senders see the same congestion."""
         self._db = dynamodb
         self._table = table
-        self.grid = Grid(rate)
+        self.ceiling = rate
         self._increase = increase
         self._decrease = decrease
         self._cooldown = cooldown
         self._state_ttl = state_ttl
         self._clock = clock
         self._lock = threading.Lock()
+        # The account's next free time when last seen.
+        self._tat = Decimal("-Infinity")
         self._aimd = Aimd(rate)
         self._aimd_read_at = float("-inf")
         # How long taking slots takes (a moving average): slots are taken that far ahead.
@@ -81,67 +97,95 @@ class RateLimiter:
         granted: Callable[[list[tuple[int, float]]], None] | None = None,
     ) -> list[float | None]:
         """A slot time for each call due at `due[i]`, in the order they are due; None for calls
-        with no slot in the buckets that start within `horizon` of the earliest slot this sender
-        can still use (now, plus the time DynamoDB takes to answer). A bucket taken is used
-        whole, so a slot may lie up to one bucket past the horizon.
+        without one this time (the sender asks again at its next tick).
 
-        A call may go up to one bucket (about 100 ms) before it is due: the slots of a bucket are
-        handed out in order, not matched to each call's exact time. `granted`, if given, is told
-        each bucket's slots, `(i, slot)`, as soon as they are taken: the first bucket's slots are
-        near, and must not wait while the next buckets are asked for."""
-        now = self._clock()
-        # Slots are taken far enough ahead that the answer arrives before the first of them.
-        earliest = now + LEAD_SECONDS + 2 * self._latency
-        usable = self.grid.usable(self.rate(now))
+        One conditional write books up to `horizon * rate` calls on the account's schedule,
+        `1/rate` apart, from its next free time, or from the first call's due time if that is
+        later (nor earlier than the first slot this sender can still use: now, plus twice the
+        time DynamoDB takes to answer); none when the account is booked beyond `horizon` after
+        that. A call may go before it is due by as much as the calls before it in `due` are
+        spread (the sender asks for the calls due within its next tick). `granted`, if given, is
+        told the slots, `(i, slot)`, as soon as they are booked."""
         times: list[float | None] = [None] * len(due)
-        pending = sorted(range(len(due)), key=lambda i: due[i])
-        bucket_of = {i: self.grid.bucket(max(due[i], earliest)) for i in pending}
-        cursor = self.grid.bucket(earliest)
-        while pending:
-            bucket = max(cursor, bucket_of[pending[0]])
-            if self.grid.start(bucket) > earliest + horizon:
-                break
-            cursor = bucket + 1
-            least = self.grid.first_counter(bucket, earliest, usable)
-            if least >= usable:
-                continue  # the bucket's usable slots are past
-            group = [i for i in pending if bucket_of[i] <= bucket]
-            asked = self._clock()
-            first = self._take(bucket, len(group), least)
-            with self._lock:
-                self._latency += LATENCY_WEIGHT * (self._clock() - asked - self._latency)
-            slots = [
-                self.grid.slot_time(bucket, c)
-                for c in range(max(first, least), min(first + len(group), usable))
-            ]
-            # The earliest calls get the slots; the rest try the next bucket.
-            # Every slot taken is used, even past the horizon (by less than a bucket): one the
-            # counter handed out and nobody called would be lost to the account.
-            taken = list(zip(group, slots, strict=False))
-            for i, slot in taken:
-                times[i] = slot
-            if granted is not None and taken:
-                granted(taken)
-            pending = [i for i in pending if times[i] is None]
+        if not due:
+            return times
+        now = self._clock()
+        # Slots are booked far enough ahead that the answer arrives before the first of them.
+        earliest = now + LEAD_SECONDS + 2 * self._latency
+        rate = self.rate(now)
+        order = sorted(range(len(due)), key=lambda i: due[i])
+        count = min(len(order), max(1, math.ceil(horizon * rate - 1e-9)))
+        not_before = max(earliest, due[order[0]])
+        asked = self._clock()
+        start = self._book(count, rate, not_before, earliest + horizon)
+        took = self._clock() - asked
+        with self._lock:
+            # Up at once, down slowly: a slot booked for a time already past is lost.
+            self._latency = max(took, self._latency + LATENCY_WEIGHT * (took - self._latency))
+        if start is None:
+            return times
+        taken = [(i, start + j / rate) for j, i in enumerate(order[:count])]
+        for i, slot in taken:
+            times[i] = slot
+        if granted is not None:
+            granted(taken)
         return times
 
-    def _take(self, bucket: int, count: int, least: int) -> int:
-        """Hand out `count` counters of `bucket`; returns the first. One request: a bucket
-        nobody has used yet starts at `least` (its counters before that are past). Counters
-        below `least` can still come back when others left them unused (the caller does not
-        use them: no slot is ever handed out twice, and a past one is simply lost)."""
-        response = self._db.update_item(
-            TableName=self._table,
-            Key={"pk": {"S": f"account#{bucket}"}},
-            UpdateExpression="SET n = if_not_exists(n, :least) + :k, expires_at = :exp",
-            ExpressionAttributeValues={
-                ":k": _n(count),
-                ":least": _n(least),
-                ":exp": _n(int(self.grid.start(bucket)) + EXPIRE_AFTER_SECONDS),
-            },
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(Decimal(response["Attributes"]["n"]["N"])) - count
+    def _book(self, count: int, rate: float, not_before: float, latest: float) -> float | None:
+        """Move the account's next free time (`tat`) on by `count / rate` seconds; returns where
+        the booking starts: `tat`, or `not_before` when `tat` is earlier (the account was idle
+        meanwhile, and the time between is past). None when `tat` is beyond `latest`.
+
+        One request in the usual case: whether `tat` is ahead of `not_before` is guessed from
+        its last value seen (each answer, booked or refused, carries it), and the other form of
+        the write is tried only when the guess was wrong."""
+        span = _up(count / rate)
+        first = _up(not_before)
+        exp = _n(int(latest) + EXPIRE_AFTER_SECONDS)
+        for _ in range(3):
+            if self._tat >= first:
+                try:
+                    response = self._db.update_item(
+                        TableName=self._table,
+                        Key={"pk": {"S": ACCOUNT_KEY}},
+                        UpdateExpression="SET tat = tat + :d, expires_at = :exp",
+                        ConditionExpression="tat >= :nb AND tat <= :latest",
+                        ExpressionAttributeValues={
+                            ":d": {"N": str(span)},
+                            ":nb": {"N": str(first)},
+                            ":latest": _n(latest),
+                            ":exp": exp,
+                        },
+                        ReturnValues="UPDATED_NEW",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
+                except self._db.exceptions.ConditionalCheckFailedException as error:
+                    self._tat = _tat_of(error)
+                    if self._tat > latest:
+                        return None  # booked beyond the horizon
+                    continue
+                end = Decimal(response["Attributes"]["tat"]["N"])
+                self._tat = end
+                return float(end - span)
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": ACCOUNT_KEY}},
+                    UpdateExpression="SET tat = :end, expires_at = :exp",
+                    ConditionExpression="attribute_not_exists(tat) OR tat < :nb",
+                    ExpressionAttributeValues={
+                        ":end": {"N": str(first + span)},
+                        ":nb": {"N": str(first)},
+                        ":exp": exp,
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except self._db.exceptions.ConditionalCheckFailedException as error:
+                self._tat = _tat_of(error)
+                continue
+            self._tat = first + span
+            return float(first)
+        return None  # other senders moved it every time: this sender asks again next tick
 
     # -- the adaptive rate -----------------------------------------------------------------
 
@@ -153,7 +197,7 @@ class RateLimiter:
                 self._aimd = self._read_aimd()
                 self._aimd_read_at = now
             aimd = self._aimd
-        return aimd.effective(now, self.grid.rate, self._increase)
+        return aimd.effective(now, self.ceiling, self._increase)
 
     def congested(self) -> bool:
         """Twilio pushed back (429, or concurrency near the limit): cut the rate, unless another
@@ -161,7 +205,7 @@ class RateLimiter:
         now = self._clock()
         with self._lock:
             current = self._aimd
-        cut = current.cut(now, self.grid.rate, self._increase, self._decrease, floor=1.0)
+        cut = current.cut(now, self.ceiling, self._increase, self._decrease, floor=1.0)
         try:
             self._db.update_item(
                 TableName=self._table,
@@ -189,7 +233,7 @@ class RateLimiter:
             TableName=self._table, Key={"pk": {"S": AIMD_KEY}}, ConsistentRead=True
         ).get("Item")
         if not item or "cut_at" not in item:
-            return Aimd(self.grid.rate)
+            return Aimd(self.ceiling)
         return Aimd(float(item["rate"]["N"]), float(item["cut_at"]["N"]))
 
     # -- senders' own limits ---------------------------------------------------------------

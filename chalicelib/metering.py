@@ -1,13 +1,16 @@
-"""Metering arithmetic: the account's time-slot grid, per-sender limits, and the adaptive rate.
+"""Metering arithmetic: per-sender limits, the adaptive rate, and the account's schedule.
 
 Pure functions and frozen records, no AWS; chalicelib.limiter keeps the shared state in
 DynamoDB and the sender applies it.
 
-The account limit is a grid of call slots: time is cut into buckets `width` seconds long, each
-with `cap` slots spaced `width / cap` apart, so consecutive slots are exactly 1/rate apart and
-any window one bucket long holds at most `cap` calls. Every call of every job takes one slot;
-senders take slots through a counter per bucket (the positions handed out), so two jobs sharing
-the account are served in the order their rows come due, and neither can take the other's.
+The account limit is one schedule that every sender of every job books its calls on: the
+account's next free time. A sender books k calls at once, `1/rate` apart at its view of the
+(adaptive) rate, from that time (or later, never in the past), and moves it on by `k/rate`
+(chalicelib.limiter, one conditional write). Bookings never overlap, and each starts at or after
+the end of the one before it, so any two calls of the account are at least `1/ceiling` apart: a
+sliding second holds at most `ceiling` calls, and 100 ms at most `ceiling/10 + 1`, whatever
+views of the rate the senders hold. Two jobs sharing the account are served in the order their
+senders ask.
 
 A sender's own limit (Twilio queues a sender's messages beyond its messages-per-second, and
 meters them by segment) is a virtual schedule per `From` (GCRA): the sender's next free time
@@ -20,7 +23,6 @@ above it.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,51 +34,6 @@ _TOLL_FREE = re.compile(r"^\+1(800|833|844|855|866|877|888)\d{7}$")
 _SHORT_CODE = re.compile(r"^\d{5,6}$")
 # Twilio keeps up to 10 hours of a sender's messages queued; beyond that it rejects them (30001).
 SENDER_QUEUE_SECONDS = 10 * 3600
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The account's slot grid at its configured rate: buckets of `cap` slots, `1/rate` apart.
-
-    The grid never changes with the adaptive rate (every sender must cut time the same way, and
-    a sender's view of the rate can be a moment old): a slower rate uses only the first slots of
-    each bucket, so no view of the rate can put more than `cap` calls in a bucket, nor two calls
-    in one slot.
-    """
-
-    rate: float
-
-    @property
-    def cap(self) -> int:
-        # About 100 ms a bucket: the scale the bursts are measured on.
-        return max(1, math.ceil(self.rate / 10))
-
-    @property
-    def width(self) -> float:
-        return self.cap / self.rate
-
-    def bucket(self, at: float) -> int:
-        return math.floor(at / self.width)
-
-    def start(self, bucket: int) -> float:
-        return bucket * self.width
-
-    def usable(self, rate: float) -> int:
-        """Slots of a bucket used at `rate` (the adaptive rate; at most the grid's)."""
-        return max(1, min(self.cap, math.floor(self.cap * rate / self.rate + 1e-9)))
-
-    def slot_time(self, bucket: int, counter: int) -> float:
-        """When the bucket's `counter`-th slot is. A counter is a slot: senders whose views of
-        the adaptive rate differ (so `usable` differs) still never share one."""
-        return self.start(bucket) + counter / self.rate
-
-    def first_counter(self, bucket: int, not_before: float, usable: int) -> int:
-        """The first counter of `bucket` whose slot is at or after `not_before` (`usable` when
-        none is)."""
-        offset = not_before - self.start(bucket)
-        if offset <= 0:
-            return 0
-        return min(usable, math.ceil(offset * self.rate - 1e-9))
 
 
 @dataclass(frozen=True)

@@ -460,7 +460,7 @@ class Sender:
         """Call each claimed row at an account slot taken just in time.
 
         `rows` are (not before, due, row), in order. Every tick the rows due within the next
-        tick take their slots together (one conditional update a bucket; chalicelib.limiter)
+        tick take their slots together (one conditional write books them; chalicelib.limiter)
         and go to the pool, where each call waits for its own slot, so a slow response never
         makes the next call late. Taking slots a tick ahead, not for the whole batch at once,
         means a slot is seldom missed; a call whose thread still ran late for its slot takes a
@@ -512,7 +512,7 @@ class Sender:
                         group: list[tuple[float, float, QueuedRow]] = group,
                         slotted: set[int] = slotted,
                     ) -> None:
-                        # Each bucket's calls go to the pool as soon as its slots are taken.
+                        # The calls go to the pool as soon as their slots are booked.
                         for i, slot in granted:
                             slotted.add(i)
                             item = group[i]
@@ -598,8 +598,8 @@ class Sender:
     def _slots(
         self, not_before: list[float], granted: Callable[[list[tuple[int, float]]], None]
     ) -> None:
-        """Account slots for calls due at `not_before`, within the next two ticks: `granted`
-        is told each bucket's, as they are taken."""
+        """Account slots for calls due at `not_before`, up to two ticks' worth: `granted` is
+        told them as soon as they are booked."""
         if self._limiter is None:
             granted(list(enumerate(not_before)))
             return

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from chalicelib.limiter import RateLimiter
@@ -56,7 +59,8 @@ def test_limiter_never_gives_a_slot_already_past(dynamodb: Any) -> None:
     clock = Clock(1000.0123)
     times = limiter(dynamodb, clock).schedule([999.0, 999.5], 2.0)
     assert all(t is not None and t >= clock.now for t in times)
-    assert times == pytest.approx([1000.02, 1000.025])
+    # From now plus the lead (5 ms, and DynamoDB's time, none here), 1/rate apart.
+    assert times == pytest.approx([1000.0173, 1000.0223])
 
 
 def test_limiter_spills_a_full_bucket_into_the_next(dynamodb: Any) -> None:
@@ -67,12 +71,16 @@ def test_limiter_spills_a_full_bucket_into_the_next(dynamodb: Any) -> None:
 
 def test_limiter_leaves_calls_beyond_the_horizon_without_a_slot(dynamodb: Any) -> None:
     clock = Clock(1000.0)
-    times = limiter(dynamodb, clock, rate=10).schedule([1000.0] * 30, 2.0)
+    lim = limiter(dynamodb, clock, rate=10)
+    times = lim.schedule([1000.0] * 30, 2.0)
     granted = [t for t in times if t is not None]
-    # 10 a second for 2 s; the slot at `now` itself is already past when it is handed out.
-    assert granted == pytest.approx([1000.1 + i * 0.1 for i in range(20)])
+    # 10 a second for 2 s, from now plus the lead; the rest are asked for again later.
+    assert granted == pytest.approx([1000.005 + i * 0.1 for i in range(20)])
     assert times[20:] == [None] * 10
-    assert max(granted) <= clock.now + 2.0
+    # The account is booked 2 s ahead: nothing more within the horizon, until time passes.
+    assert lim.schedule([1000.0] * 10, 1.0) == [None] * 10
+    clock.now += 1.5
+    assert lim.schedule([1000.0], 1.0) == pytest.approx([1002.005])
 
 
 def test_limiter_cut_slows_every_sender_once_per_cooldown(dynamodb: Any) -> None:
@@ -87,13 +95,12 @@ def test_limiter_cut_slows_every_sender_once_per_cooldown(dynamodb: Any) -> None
     assert a.rate() == pytest.approx((140 + 15) * 0.7)
 
 
-def test_limiter_at_a_cut_rate_uses_fewer_slots_of_each_bucket(dynamodb: Any) -> None:
+def test_limiter_at_a_cut_rate_spaces_slots_wider(dynamodb: Any) -> None:
     clock = Clock(1000.0)
     lim = limiter(dynamodb, clock, increase=0.0, decrease=0.5)
     lim.congested()
     times = lim.schedule([1000.5] * 12, 2.0)
-    first = [1000.5 + i * 0.005 for i in range(10)]
-    assert times == pytest.approx([*first, 1000.6, 1000.605])  # 10 of 20 slots a bucket
+    assert times == pytest.approx([1000.5 + i * 0.01 for i in range(12)])  # 100 a second
 
 
 def test_limiter_senders_with_different_views_of_the_rate_never_share_a_slot(
@@ -135,27 +142,90 @@ def test_limiter_sender_schedule_restarts_after_idle(dynamodb: Any) -> None:
     assert again.starts == pytest.approx((2000.0,))
 
 
-def test_limiter_tells_each_buckets_slots_as_they_are_taken(dynamodb: Any) -> None:
+def test_limiter_tells_the_slots_as_soon_as_they_are_booked(dynamodb: Any) -> None:
     clock = Clock(1000.0)
-    lim = limiter(dynamodb, clock, rate=100)  # 10 slots a bucket
+    lim = limiter(dynamodb, clock, rate=100)
     told: list[list[tuple[int, float]]] = []
-
-    def granted(slots: list[tuple[int, float]]) -> None:
-        told.append(slots)
-        clock.now += 0.05  # DynamoDB's answer takes time: the next bucket is asked later
-
-    times = lim.schedule([1000.5] * 25, 2.0, granted)
-    assert [len(bucket) for bucket in told] == [10, 10, 5]
-    assert [i for bucket in told for i, _ in bucket] == list(range(25))
-    assert [t for bucket in told for _, t in bucket] == times
+    times = lim.schedule([1000.5 + i * 0.01 for i in range(25)][::-1], 0.2, told.append)
+    # Two ticks' worth at most (20 of the 25), the earliest due first.
+    assert [[i for i, _ in slots] for slots in told] == [list(range(24, 4, -1))]
+    assert [t for slots in told for _, t in slots] == [times[i] for i in range(24, 4, -1)]
+    assert times[:5] == [None] * 5
 
 
-def test_limiter_uses_every_slot_it_takes_even_past_the_horizon(dynamodb: Any) -> None:
-    # The horizon ends mid-bucket: the bucket's slots are taken whole, so all are used (a slot
-    # the counter handed out and no call used would be lost to the account for good).
+def test_limiter_gives_every_call_of_a_booking_its_slot_even_past_the_horizon(
+    dynamodb: Any,
+) -> None:
+    # The horizon bounds where a booking may start; its slots are all given out (one booked and
+    # given to no call would be lost to the account for good).
     clock = Clock(1000.0)
     a, b = limiter(dynamodb, clock, rate=100), limiter(dynamodb, clock, rate=100)
     first = a.schedule([1000.5] * 10, 0.55)
     second = b.schedule([1000.5] * 10, 2.0)
     assert first == pytest.approx([1000.5 + i * 0.01 for i in range(10)])
     assert second == pytest.approx([1000.6 + i * 0.01 for i in range(10)])
+
+
+def test_limiter_after_an_idle_spell_books_from_now_not_from_the_old_schedule(
+    dynamodb: Any,
+) -> None:
+    clock = Clock(1000.0)
+    a, b = limiter(dynamodb, clock), limiter(dynamodb, clock)
+    assert a.schedule([1000.5] * 10, 2.0) == pytest.approx([1000.5 + i * 0.005 for i in range(10)])
+    clock.now = 1010.0  # the account's schedule ended at 1000.55: that time is past
+    assert b.schedule([1009.0, 1009.1], 2.0) == pytest.approx([1010.005, 1010.01])
+    assert a.schedule([1010.0], 2.0) == pytest.approx([1010.015])
+
+
+def test_limiter_books_with_one_request_while_the_account_is_busy(dynamodb: Any) -> None:
+    clock = Clock(1000.0)
+    lim = limiter(dynamodb, clock)
+    requests: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb.UpdateItem", lambda **kw: requests.append("UpdateItem")
+    )
+    lim.schedule([1000.0] * 10, 0.2)
+    assert len(requests) == 1
+    for _ in range(5):
+        clock.now += 0.02
+        lim.schedule([clock.now] * 4, 0.2)
+    assert len(requests) == 1 + 5
+    other = limiter(dynamodb, clock)  # has not seen the account: guesses "idle", is told not
+    assert other.schedule([clock.now], 0.2) != [None]
+    assert len(requests) == 1 + 5 + 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(0, 2),  # which sender
+            st.floats(0.0, 0.3),  # time passing before it asks
+            st.integers(1, 30),  # how many calls it asks slots for
+            st.booleans(),  # whether Twilio pushed back first (the sender cuts the rate)
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_no_two_slots_of_the_account_are_closer_than_one_over_its_rate(
+    steps: list[tuple[int, float, int, bool]],
+) -> None:
+    # Senders with different views of the adaptive rate, asking at random moments: consecutive
+    # slots of the whole account are never closer than 1/ceiling (so a sliding second holds at
+    # most `ceiling` calls), none is handed out twice, and none is in the past when booked.
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_rate_table(client, TABLE)
+        clock = Clock(1000.0)
+        senders = [limiter(client, clock, rate=50, cooldown=0.0) for _ in range(3)]
+        slots: list[float] = []
+        for which, wait, count, congested in steps:
+            clock.now += wait
+            if congested:
+                senders[which].congested()
+            booked = [t for t in senders[which].schedule([clock.now] * count, 0.2) if t]
+            assert all(t >= clock.now for t in booked)
+            slots.extend(booked)
+    ordered = sorted(slots)
+    assert all(b - a >= 1 / 50 - 1e-9 for a, b in itertools.pairwise(ordered))
