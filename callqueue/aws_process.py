@@ -134,7 +134,10 @@ def _published_to(topic_arn: str) -> set[str] | None:
             continue
         if subscription.protocol != "sqs":
             return None
-        _, _, _, queue_region, queue_account, name = subscription.endpoint.split(":", 5)
+        try:
+            _, _, _, queue_region, queue_account, name = subscription.endpoint.split(":", 5)
+        except ValueError:
+            return None  # not a queue's ARN: every lock
         keys |= _queue_keys(queue_account, queue_region, name)
     return keys
 
@@ -223,7 +226,7 @@ class BackendLock:
 
     @contextmanager
     def holding(self, keys: Iterable[str] = (MAIN,)) -> Iterator[None]:
-        """Hold these locks (in a fixed order, so two requests never wait for each other)."""
+        """Hold these locks (taken in a fixed order, so requests never deadlock)."""
         self._acquire([self._lock(key) for key in sorted(set(keys))])
         try:
             yield
@@ -266,14 +269,21 @@ class Serialized:
         # The body is whole now: neither chunked (werkzeug would read none of it) nor terminated.
         environ.pop("wsgi.input_terminated", None)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-        with self._lock.holding(lock_keys(environ, body)):
-            result = self._app(environ, start_response)
-            try:
-                return list(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+        keys = set(lock_keys(environ, body))
+        while True:
+            with self._lock.holding(keys):
+                # The keys were read from the backends before their locks were held: a queue
+                # subscribed or given a dead-letter queue meanwhile needs its lock too.
+                now = set(lock_keys(environ, body))
+                if now <= keys:
+                    result = self._app(environ, start_response)
+                    try:
+                        return list(result)
+                    finally:
+                        close = getattr(result, "close", None)
+                        if close is not None:
+                            close()
+            keys |= now
 
 
 def serialize_long_polls(lock: BackendLock) -> None:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # time DynamoDB takes to hand it out.
 LEAD_SECONDS = 0.005
 LATENCY_WEIGHT = 0.2
+# At most this much of the lead for DynamoDB's time: one slow answer makes a sender book ahead
+# at once, and the account's time it skips is lost to every sender (one dispatch tick).
+MAX_LATENCY_LEAD = 0.1
 EXPIRE_AFTER_SECONDS = 300
 ACCOUNT_KEY = "account#next"
 AIMD_KEY = "account#aimd"
@@ -85,7 +88,7 @@ class RateLimiter:
         self._tat = Decimal("-Infinity")
         self._aimd = Aimd(rate)
         self._aimd_read_at = float("-inf")
-        # How long taking slots takes (a moving average): slots are taken that far ahead.
+        # How long booking takes (up at once, down slowly): slots are booked that far ahead.
         self._latency = 0.0
 
     # -- the account's slots ---------------------------------------------------------------
@@ -102,17 +105,22 @@ class RateLimiter:
         One conditional write books up to `horizon * rate` calls on the account's schedule,
         `1/rate` apart, from its next free time, or from the first call's due time if that is
         later (nor earlier than the first slot this sender can still use: now, plus twice the
-        time DynamoDB takes to answer); none when the account is booked beyond `horizon` after
-        that. A call may go before it is due by as much as the calls before it in `due` are
-        spread (the sender asks for the calls due within its next tick). `granted`, if given, is
-        told the slots, `(i, slot)`, as soon as they are booked."""
+        time DynamoDB takes to answer, at most MAX_LATENCY_LEAD); none when the account is booked
+        beyond `horizon` after that. A call may go before it is due by as much as the calls
+        before it in `due` are spread (the sender asks for the calls due within its next tick).
+        `granted`, if given, is told the slots, `(i, slot)`, as soon as they are booked.
+
+        A booking that starts later than the account's next free time leaves the time between
+        unused, for good: its sender's rows were not due before, or its answers come slower than
+        the other senders' (their slots would be past for it). The cap on the lead bounds what
+        one slow answer can cost the account."""
         times: list[float | None] = [None] * len(due)
         if not due:
             return times
+        rate = self.rate()  # may read DynamoDB: before the clock is read for the booking
         now = self._clock()
         # Slots are booked far enough ahead that the answer arrives before the first of them.
-        earliest = now + LEAD_SECONDS + 2 * self._latency
-        rate = self.rate(now)
+        earliest = now + LEAD_SECONDS + min(2 * self._latency, MAX_LATENCY_LEAD)
         order = sorted(range(len(due)), key=lambda i: due[i])
         count = min(len(order), max(1, math.ceil(horizon * rate - 1e-9)))
         not_before = max(earliest, due[order[0]])
@@ -124,25 +132,33 @@ class RateLimiter:
             self._latency = max(took, self._latency + LATENCY_WEIGHT * (took - self._latency))
         if start is None:
             return times
-        taken = [(i, start + j / rate) for j, i in enumerate(order[:count])]
+        # Slot times are floats: 1/rate apart to within a microsecond at epoch-scale times.
+        base = float(start)
+        taken = [(i, base + j / rate) for j, i in enumerate(order[:count])]
         for i, slot in taken:
             times[i] = slot
         if granted is not None:
             granted(taken)
         return times
 
-    def _book(self, count: int, rate: float, not_before: float, latest: float) -> float | None:
+    def _book(self, count: int, rate: float, not_before: float, latest: float) -> Decimal | None:
         """Move the account's next free time (`tat`) on by `count / rate` seconds; returns where
         the booking starts: `tat`, or `not_before` when `tat` is earlier (the account was idle
-        meanwhile, and the time between is past). None when `tat` is beyond `latest`.
+        meanwhile, or this sender's rows are not due before). None when `tat` is beyond
+        `latest`, or (only if the item vanished meanwhile, by TTL) after three tries.
 
         One request in the usual case: whether `tat` is ahead of `not_before` is guessed from
         its last value seen (each answer, booked or refused, carries it), and the other form of
-        the write is tried only when the guess was wrong."""
+        the write is tried only when the guess was wrong. `tat` only grows, so a second try
+        books or finds the account booked beyond `latest`."""
         span = _up(count / rate)
         first = _up(not_before)
         exp = _n(int(latest) + EXPIRE_AFTER_SECONDS)
         for _ in range(3):
+            # A refused try took a round trip: the slots start no sooner than now plus the lead.
+            first = max(first, _up(self._clock() + LEAD_SECONDS))
+            if self._tat > Decimal(str(latest)):
+                return None  # booked beyond the horizon
             if self._tat >= first:
                 try:
                     response = self._db.update_item(
@@ -161,12 +177,10 @@ class RateLimiter:
                     )
                 except self._db.exceptions.ConditionalCheckFailedException as error:
                     self._tat = _tat_of(error)
-                    if self._tat > latest:
-                        return None  # booked beyond the horizon
                     continue
                 end = Decimal(response["Attributes"]["tat"]["N"])
                 self._tat = end
-                return float(end - span)
+                return end - span
             try:
                 self._db.update_item(
                     TableName=self._table,
@@ -184,8 +198,8 @@ class RateLimiter:
                 self._tat = _tat_of(error)
                 continue
             self._tat = first + span
-            return float(first)
-        return None  # other senders moved it every time: this sender asks again next tick
+            return first
+        return None  # the item vanished between tries: this sender asks again next tick
 
     # -- the adaptive rate -----------------------------------------------------------------
 

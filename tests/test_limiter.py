@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib.limiter import RateLimiter
+from chalicelib.limiter import LEAD_SECONDS, MAX_LATENCY_LEAD, RateLimiter
 from tests.tables import create_rate_table
 
 TABLE = "rate"
@@ -44,7 +44,7 @@ def test_limiter_gives_each_call_its_own_slot_in_due_order(dynamodb: Any) -> Non
     assert times == pytest.approx([1000.5 + i * 0.005 for i in range(10)])
 
 
-def test_limiter_two_senders_share_the_grid_without_overlap(dynamodb: Any) -> None:
+def test_limiter_two_senders_share_the_schedule_without_overlap(dynamodb: Any) -> None:
     clock = Clock(1000.0)
     a, b = limiter(dynamodb, clock), limiter(dynamodb, clock)
     due = [1000.5 + i * 0.005 for i in range(10)]
@@ -63,9 +63,9 @@ def test_limiter_never_gives_a_slot_already_past(dynamodb: Any) -> None:
     assert times == pytest.approx([1000.0173, 1000.0223])
 
 
-def test_limiter_spills_a_full_bucket_into_the_next(dynamodb: Any) -> None:
+def test_limiter_spaces_calls_due_together_one_over_the_rate_apart(dynamodb: Any) -> None:
     clock = Clock(1000.0)
-    times = limiter(dynamodb, clock, rate=20).schedule([1000.5] * 3, 2.0)  # 2 slots a bucket
+    times = limiter(dynamodb, clock, rate=20).schedule([1000.5] * 3, 2.0)
     assert times == pytest.approx([1000.5, 1000.55, 1000.6])
 
 
@@ -115,8 +115,8 @@ def test_limiter_senders_with_different_views_of_the_rate_never_share_a_slot(
     slots = slow.schedule([1000.5] * 10, 2.0) + fast.schedule([1000.5] * 20, 2.0)
     granted = [t for t in slots if t is not None]
     assert len({round(t, 6) for t in granted}) == len(granted)
-    in_bucket = [t for t in granted if 1000.5 <= t < 1000.6]
-    assert len(in_bucket) <= 20
+    in_100ms = [t for t in granted if 1000.5 <= t < 1000.6]
+    assert len(in_100ms) <= 20
 
 
 def test_limiter_sender_schedule_counts_segments(dynamodb: Any) -> None:
@@ -212,20 +212,47 @@ def test_no_two_slots_of_the_account_are_closer_than_one_over_its_rate(
     steps: list[tuple[int, float, int, bool]],
 ) -> None:
     # Senders with different views of the adaptive rate, asking at random moments: consecutive
-    # slots of the whole account are never closer than 1/ceiling (so a sliding second holds at
-    # most `ceiling` calls), none is handed out twice, and none is in the past when booked.
+    # slots of the whole account are never closer than 1/ceiling, to the microsecond (so a
+    # sliding second holds at most `ceiling` calls), none is handed out twice, and none is
+    # earlier than the moment it was asked for plus the lead. Epoch-scale times, as deployed;
+    # every DynamoDB request takes 20 ms of the clock.
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_rate_table(client, TABLE)
-        clock = Clock(1000.0)
+        clock = Clock(1_796_000_000.0)
+
+        def answer_takes_time(**_: Any) -> None:
+            clock.now += 0.02
+
+        client.meta.events.register("before-call.dynamodb.*", answer_takes_time)
         senders = [limiter(client, clock, rate=50, cooldown=0.0) for _ in range(3)]
         slots: list[float] = []
         for which, wait, count, congested in steps:
             clock.now += wait
             if congested:
                 senders[which].congested()
-            booked = [t for t in senders[which].schedule([clock.now] * count, 0.2) if t]
-            assert all(t >= clock.now for t in booked)
+            asked = clock.now
+            booked = [t for t in senders[which].schedule([asked] * count, 0.2) if t]
+            assert all(t >= asked + LEAD_SECONDS - 1e-6 for t in booked)
             slots.extend(booked)
     ordered = sorted(slots)
-    assert all(b - a >= 1 / 50 - 1e-9 for a, b in itertools.pairwise(ordered))
+    assert all(b - a >= 1 / 50 - 1e-6 for a, b in itertools.pairwise(ordered))
+
+
+def test_one_slow_answer_costs_the_account_at_most_the_capped_lead(dynamodb: Any) -> None:
+    # A sender whose answer came slow books ahead by twice that, at most MAX_LATENCY_LEAD: the
+    # account's time it skips (which no other sender can use) is bounded.
+    clock = Clock(1000.0)
+    slow, fast = limiter(dynamodb, clock), limiter(dynamodb, clock)
+
+    def slow_answer(**_: Any) -> None:
+        clock.now += 0.5
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", slow_answer)
+    slow.schedule([clock.now], 0.2)
+    dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", slow_answer)
+    clock.now += 1.0  # the account is idle again
+    fast_slot = fast.schedule([clock.now], 0.2)[0]
+    assert fast_slot == pytest.approx(clock.now + LEAD_SECONDS)
+    slow_slot = slow.schedule([clock.now], 0.2)[0]
+    assert slow_slot == pytest.approx(clock.now + LEAD_SECONDS + MAX_LATENCY_LEAD)
