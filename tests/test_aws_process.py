@@ -213,10 +213,8 @@ def test_a_body_is_read_no_further_than_its_length_and_the_rest_drained() -> Non
     assert not _Body(io.BytesIO(b"short"), 10).drain()  # the client went away mid-body
 
 
-def test_concurrent_updates_of_one_item_are_applied_one_at_a_time(endpoint: str) -> None:
-    # The account's rate counter: every taker must get counters no other taker got. moto alone
-    # lost about 2% of such updates to races between its request threads.
-    client = aws("dynamodb", endpoint, connections=16)
+def count_concurrently(client: Any, threads: int) -> list[int]:
+    """800 increments of one DynamoDB counter from `threads` threads: the values they got."""
     client.create_table(
         TableName="counter",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -234,8 +232,14 @@ def test_concurrent_updates_of_one_item_are_applied_one_at_a_time(endpoint: str)
         )
         return int(response["Attributes"]["n"]["N"])
 
-    with ThreadPoolExecutor(16) as pool:
-        counters = list(pool.map(add, range(800)))
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(add, range(800)))
+
+
+def test_concurrent_updates_of_one_item_are_applied_one_at_a_time(endpoint: str) -> None:
+    # The account's rate counter: every taker must get counters no other taker got. moto alone
+    # lost about 2% of such updates to races between its request threads.
+    counters = count_concurrently(aws("dynamodb", endpoint, connections=16), 16)
     assert sorted(counters) == list(range(1, 801))
 
 
@@ -287,26 +291,7 @@ def test_in_process_moto_applies_concurrent_updates_one_at_a_time() -> None:
     # The tests' mock_aws dispatches on the callers' threads (and the state machine's executions
     # run on threads of their own): conftest serializes it as the server is.
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="counter",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-
-        def add(_: int) -> int:
-            response = client.update_item(
-                TableName="counter",
-                Key={"pk": {"S": "account#1"}},
-                UpdateExpression="SET n = if_not_exists(n, :zero) + :one",
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
-                ReturnValues="UPDATED_NEW",
-            )
-            return int(response["Attributes"]["n"]["N"])
-
-        with ThreadPoolExecutor(8) as pool:
-            counters = list(pool.map(add, range(800)))
+        counters = count_concurrently(boto3.client("dynamodb", region_name="us-east-1"), 8)
     assert sorted(counters) == list(range(1, 801))
 
 
