@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from callqueue.aws_process import _Body, lock_keys
+from callqueue.aws_process import BackendLock, _Body, lock_keys
 from chalicelib.idempotency import CallLedger
 from tests.tables import create_ledger_table
 
@@ -337,3 +337,58 @@ def test_requests_lock_only_what_they_touch() -> None:
         assert keys("DynamoDB_20120810.CreateTable", {"TableName": "x"}) == everything
         assert keys("AmazonSQS.CreateQueue", {"QueueName": "y"}) == everything
         assert lock_keys({**signed}, b"<CreateBucketConfiguration/>") == everything
+
+
+def test_backend_locks_let_requests_on_different_things_run_side_by_side() -> None:
+    locks = BackendLock()
+    first_in = threading.Event()
+    let_first_go = threading.Event()
+
+    def first() -> None:
+        with locks.holding(["sqs:send"]):
+            first_in.set()
+            let_first_go.wait(5)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_in.wait(5)
+    done: list[str] = []
+
+    def other(keys: list[str]) -> None:
+        with locks.holding(keys):
+            done.append(",".join(keys))
+
+    # Another queue's request is not held up; one that needs the same queue waits.
+    side = threading.Thread(target=other, args=(["dynamodb:rate", "sqs:sink"],))
+    same = threading.Thread(target=other, args=(["main", "sqs:send"],))
+    side.start()
+    same.start()
+    side.join(5)
+    assert done == ["dynamodb:rate,sqs:sink"]
+    let_first_go.set()
+    same.join(5)
+    thread.join(5)
+    assert done == ["dynamodb:rate,sqs:sink", "main,sqs:send"]
+
+
+def test_backend_locks_are_let_go_for_a_wait_and_taken_back_after() -> None:
+    locks = BackendLock()
+    waiting, other_done = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def long_poll() -> None:
+        with locks.holding(["main", "sqs:send"]):
+            with locks.released():
+                seen.append(locks.held)
+                waiting.set()
+                # Had the locks been kept, the other request could not finish meanwhile.
+                seen.append(other_done.wait(5))
+            seen.append(locks.held)
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    assert waiting.wait(5)
+    with locks.holding(["sqs:send"]):
+        other_done.set()
+    poller.join(10)
+    assert seen == [False, True, True]
