@@ -127,7 +127,7 @@ def figures(requests: list[dict[str, Any]], scenario: Scenario) -> dict[str, Any
         "limit_100ms": scenario.account_cps // 10 + 1,
         "achieved_cps": round(achieved, 2),
         "achieved_over_target": round(achieved / scenario.account_cps, 3),
-        # The same against the slots the account's grid hands out (ACCOUNT_CPS less the headroom).
+        # The same against the rate the slots are booked at (ACCOUNT_CPS less the headroom).
         "achieved_over_slots": round(achieved / (scenario.account_cps * (1 - HEADROOM)), 3),
         "count_429": len(throttled),
     }
