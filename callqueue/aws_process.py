@@ -166,7 +166,8 @@ def lock_keys(environ: dict[str, Any], body: bytes) -> tuple[str, ...]:
                 for op in item.values() if isinstance(item, dict) else []:
                     if isinstance(op, dict) and isinstance(op.get("TableName"), str):
                         tables.add(op["TableName"])
-            keys = {f"dynamodb:{name}" for name in tables} or None
+            # A table may be named by its ARN (arn:aws:dynamodb:...:table/NAME): one lock a table.
+            keys = {f"dynamodb:{name.rsplit('table/', 1)[-1]}" for name in tables} or None
     elif target.startswith(_SQS_TARGET):
         action = target[len(_SQS_TARGET) :]
         url = _json(body).get("QueueUrl") if action in _SQS_QUEUE_ACTIONS else None

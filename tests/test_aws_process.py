@@ -325,6 +325,8 @@ def test_requests_lock_only_what_they_touch() -> None:
 
         update = {"TableName": "rate", "Key": {"pk": {"S": "account#next"}}}
         assert keys("DynamoDB_20120810.UpdateItem", update) == ("dynamodb:rate",)
+        by_arn = {"TableName": "arn:aws:dynamodb:us-east-1:123456789012:table/rate"}
+        assert keys("DynamoDB_20120810.GetItem", by_arn) == ("dynamodb:rate",)
         both = {"TransactItems": [{"Put": {"TableName": "b"}}, {"Update": {"TableName": "a"}}]}
         assert keys("DynamoDB_20120810.TransactWriteItems", both) == ("dynamodb:a", "dynamodb:b")
         receive = {"QueueUrl": send, "MaxNumberOfMessages": 10}
