@@ -115,7 +115,7 @@ class ErrorRouter:
     def __init__(
         self,
         publisher: EventPublisher,
-        count_responses: Callable[[str, int], object] = lambda job_id, n: None,
+        count_responses: Callable[[str, int], int | None] = lambda job_id, n: None,
     ) -> None:
         self._publisher = publisher
         # Every response is counted on its job, so the systemic handler can tell a wrong
@@ -124,7 +124,12 @@ class ErrorRouter:
 
     def route(self, envelopes: Sequence[Mapping[str, Any]]) -> int:
         per_job = Counter(str(e["job_id"]) for e in envelopes)
-        for job_id, n in per_job.items():
-            self._count(job_id, n)
+        seen = {job_id: self._count(job_id, n) for job_id, n in per_job.items()}
         details = [d for envelope in envelopes for d in event_details(envelope)]
+        for kind, detail in details:
+            # Each error carries its job's responses so far, counted here as it is routed: the
+            # systemic handler judges the error's share against that count, not against the
+            # job's count when the event reaches it, which good responses may have passed.
+            if kind == TWILIO_ERROR and seen.get(str(detail["job_id"])) is not None:
+                detail["responses"] = seen[str(detail["job_id"])]
         return self._publisher.put(details) if details else 0

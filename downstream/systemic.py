@@ -4,7 +4,9 @@ paused and an alert goes out; `callqueue resume JOB` continues it.
 
 A few rows with a bad sender among many good ones are those rows' own failures, not a wrong
 setting: a job is paused when its systemic errors reach the threshold *and* are at least half of
-its responses so far (counted by the router, which sees every response first).
+its responses so far. The router counts responses and writes the count into each error's event
+as it routes it; the share is judged against that count, so it does not shrink while the event
+travels (EventBridge, a queue, a poll) and good responses behind it are counted.
 """
 
 from __future__ import annotations
@@ -48,9 +50,13 @@ class SystemicErrors:
         """Count each job's systemic errors; pause the jobs that reached the threshold.
         Returns the jobs this call paused."""
         codes: dict[str, Counter[int]] = defaultdict(Counter)
+        routed: dict[str, int] = {}
         for event in events:
             detail = event["detail"]
-            codes[str(detail["job_id"])][int(detail["ErrorCode"])] += 1
+            job_id = str(detail["job_id"])
+            codes[job_id][int(detail["ErrorCode"])] += 1
+            if detail.get("responses") is not None:
+                routed[job_id] = max(routed.get(job_id, 0), int(detail["responses"]))
         paused = []
         for job_id, counter in codes.items():
             total = self._jobs.add(job_id, "systemic_errors", sum(counter.values()))
@@ -59,8 +65,11 @@ class SystemicErrors:
                 continue
             if total < self._threshold:
                 continue
-            job = self._jobs.get(job_id)
-            responses = max(total, job.responses if job is not None else 0)
+            if job_id in routed:
+                responses = max(total, routed[job_id])
+            else:  # an event routed before its count was carried (a deploy in between)
+                job = self._jobs.get(job_id)
+                responses = max(total, job.responses if job is not None else 0)
             if total >= self._min_share * responses and self._pause(job_id, counter, total):
                 paused.append(job_id)
         return paused

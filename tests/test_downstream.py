@@ -141,6 +141,43 @@ def test_systemic_errors_pause_the_job_once_and_alert(stack: Stack, client: Clie
     assert (alert["job_id"], alert["error_codes"]) == ("job-1", {"21212": 7})
 
 
+def test_systemic_share_is_judged_when_routed_not_when_the_event_arrives(
+    stack: Stack, client: Client
+) -> None:
+    make_job(rows=60, valid=60)
+    bad_from = [envelope(row, 21212, 400) for row in range(1, 8)]
+    good = [envelope(row, None, 201) for row in range(8, 48)]
+    client.lambda_.invoke("handle_router_batch", sqs_event(bad_from))
+    # Forty good responses are routed before the systemic handler sees the seven errors.
+    for i in range(0, len(good), 10):
+        client.lambda_.invoke("handle_router_batch", sqs_event(good[i : i + 10]))
+    client.lambda_.invoke(
+        "handle_systemic_events", sqs_event(queue_events(stack, "SYSTEMIC_QUEUE"))
+    )
+
+    job = services.jobs().get("job-1")
+    assert job is not None and job.responses == 47
+    assert job.state == "paused" and job.systemic_errors == 7
+
+
+def test_a_few_bad_senders_among_many_good_rows_do_not_pause_the_job(
+    stack: Stack, client: Client
+) -> None:
+    make_job(rows=60, valid=60)
+    good = [envelope(row, None, 201) for row in range(1, 21)]
+    for i in range(0, len(good), 10):
+        client.lambda_.invoke("handle_router_batch", sqs_event(good[i : i + 10]))
+    client.lambda_.invoke(
+        "handle_router_batch", sqs_event([envelope(row, 21212, 400) for row in range(21, 28)])
+    )
+    client.lambda_.invoke(
+        "handle_systemic_events", sqs_event(queue_events(stack, "SYSTEMIC_QUEUE"))
+    )
+
+    job = services.jobs().get("job-1")
+    assert job is not None and job.systemic_errors == 7 and job.state == "running"
+
+
 def test_sender_puts_rows_of_a_paused_job_back_without_calling(
     stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
