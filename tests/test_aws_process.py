@@ -1,5 +1,6 @@
 """The local runtime's moto server keeps DynamoDB's transaction semantics with its faster
-TransactWriteItems (callqueue.aws_process.speed_up_transactions), applies concurrent requests
+TransactWriteItems (callqueue.aws_process.speed_up_transactions) and conditions parsed once
+(speed_up_conditions), applies concurrent requests
 one at a time as AWS applies writes to an item (callqueue.aws_process.BackendLock), and keeps
 connections open as AWS does (callqueue.aws_process.KeepAliveHandler)."""
 
@@ -148,6 +149,35 @@ def test_an_item_may_be_written_once_a_transaction(dynamodb: Any) -> None:
 
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert value(dynamodb, "d", 1) is None
+
+
+def test_a_condition_parsed_once_is_checked_with_each_requests_values_and_names(
+    dynamodb: Any,
+) -> None:
+    dynamodb.transact_write_items(TransactItems=[put("parsed", 1, "old")])
+
+    def newer(v: str, **names: str) -> None:
+        dynamodb.put_item(
+            TableName="t",
+            Item={"job_id": {"S": "parsed"}, "row": {"N": "1"}, "v": {"S": v}},
+            ConditionExpression="#v < :v",
+            ExpressionAttributeNames={"#v": "v", **names},
+            ExpressionAttributeValues={":v": {"S": v}},
+        )
+
+    newer("p")  # "old" < "p"
+    dynamodb.transact_write_items(TransactItems=[put("parsed", 1, "old")])
+    newer("p")  # parsed before: the names it uses are known again, and "old" < "p" still
+    for v in ("p", "a"):  # checked against the item as it is now; another value is its own
+        with pytest.raises(ClientError) as refused:
+            newer(v)
+        assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    newer("q")
+    for _ in range(2):
+        with pytest.raises(ClientError) as unused:
+            newer("r", **{"#unused": "v"})
+        assert unused.value.response["Error"]["Code"] == "ValidationException"
+    assert value(dynamodb, "parsed", 1) == "q"
 
 
 def test_the_call_ledger_claims_a_batch_on_the_local_server(dynamodb: Any) -> None:
