@@ -49,6 +49,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.s3.models import s3_backends
 from moto.sns.models import sns_backends
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend, sqs_backends
@@ -59,9 +60,11 @@ FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
 MAX_INVOCATION_SECONDS = 900
 
 
-# The lock of what no other lock covers: every request takes it but those to one SQS queue or
-# to DynamoDB items.
+# The lock of what no other lock covers: every request takes it but those to one SQS queue, to
+# DynamoDB items or to S3.
 MAIN = "main"
+# S3's buckets and objects (one lock: moto keeps them across regions, as bucket names are).
+S3 = "s3"
 _DYNAMODB_TARGET = "DynamoDB_20120810."
 # DynamoDB's data plane: each of these names the tables it reads or writes.
 _DYNAMODB_ITEM_ACTIONS = frozenset(
@@ -93,7 +96,9 @@ _SQS_QUEUE_ACTIONS = frozenset(
         "GetQueueAttributes",
     }
 )
-_REGION = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
+_CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/")
+# Hosts a path-style S3 request is addressed to (the runtime's endpoints are on loopback).
+_PATH_STYLE_HOST = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost)(:\d+)?$")
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -113,8 +118,39 @@ def _queue_keys(account: str, region: str, name: str) -> set[str]:
     return keys
 
 
+def _s3_keys(environ: dict[str, Any]) -> set[str] | None:
+    """An S3 request on one bucket: S3's lock, and the locks of the queues the bucket notifies
+    (an object written or deleted sends them an event); None (every lock) for a bucket that
+    notifies anything else, or a request not addressed path-style."""
+    if not _PATH_STYLE_HOST.match(environ.get("HTTP_HOST", "")):
+        return None
+    if "notification" in environ.get("QUERY_STRING", ""):
+        return None  # setting a bucket's notifications sends its queues a test event
+    bucket = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+    if not bucket:
+        return None
+    located = s3_backends.bucket_accounts.get(bucket)
+    if located is None:
+        return {S3}  # no such bucket (yet): creating it notifies nothing
+    partition, account = located
+    found = s3_backends[account][partition].buckets.get(bucket)
+    config = getattr(found, "notification_configuration", None)
+    if config is None:
+        return {S3}
+    if config.cloud_function or config.topic or config.event_bridge is not None:
+        return None
+    keys = {S3}
+    for notification in config.queue:
+        try:
+            _, _, _, region, queue_account, name = notification.arn.split(":", 5)
+        except ValueError:
+            return None
+        keys |= _queue_keys(queue_account, region, name)
+    return keys
+
+
 def _everything(region: str) -> set[str]:
-    keys = {MAIN}
+    keys = {MAIN, S3}
     for account in list(sqs_backends):
         keys.update(f"sqs:{name}" for name in list(sqs_backends[account][region].queues))
     for account in list(dynamodb_backends):
@@ -148,11 +184,16 @@ def lock_keys(environ: dict[str, Any], body: bytes) -> tuple[str, ...]:
     - a DynamoDB read or write: its tables' (DynamoDB knows nothing of other services);
     - an SQS request to one queue: that queue's, and its dead-letter queue's;
     - an SNS publish: the main lock, and the locks of the queues it delivers to;
-    - anything else (S3 may notify a queue, CloudFormation makes tables and queues): every lock.
+    - an S3 request: S3's lock, and the locks of the queues its bucket notifies;
+    - anything else (CloudFormation makes tables and queues): every lock.
     """
     target = environ.get("HTTP_X_AMZ_TARGET", "")
-    match = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-    region = match.group(1) if match else "us-east-1"
+    # Signed in the header, or in the query string (a presigned URL).
+    signed = environ.get("HTTP_AUTHORIZATION") or urllib.parse.unquote(
+        environ.get("QUERY_STRING", "")
+    )
+    match = _CREDENTIAL.search(signed)
+    region, service = match.groups() if match else ("us-east-1", "")
     keys: set[str] | None = None
     if target.startswith(_DYNAMODB_TARGET):
         if target[len(_DYNAMODB_TARGET) :] in _DYNAMODB_ITEM_ACTIONS:
@@ -178,6 +219,8 @@ def lock_keys(environ: dict[str, Any], body: bytes) -> tuple[str, ...]:
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         if form.get("Action", [""])[0] in ("Publish", "PublishBatch") and form.get("TopicArn"):
             keys = _published_to(form["TopicArn"][0])
+    elif service == "s3":
+        keys = _s3_keys(environ)
     return tuple(sorted(keys if keys is not None else _everything(region)))
 
 
@@ -193,12 +236,12 @@ class BackendLock:
     call ledger's claims rely on exactly that. SQS likewise failed a ReceiveMessage ("Set
     changed size during iteration") while a SendMessage changed the same queue.
 
-    Each request runs whole holding the locks of what it touches (`lock_keys`), taken in order.
-    One lock for everything made a queue that AWS does not have: at 200 calls a second, an
-    UpdateItem of the account's rate counter took about 120 ms (median), waiting behind other
-    tables' writes and other services' requests, where DynamoDB answers in a few (a slot handed
-    out that late is past); and a receive from the send queue waited about 50 ms behind the
-    sinks' queues and the topic's deliveries.
+    Each request runs whole holding the locks of what it touches (`lock_keys`), taken all at
+    once or none (`_acquire`). One lock for everything made a queue that AWS does not have: at
+    200 calls a second, an UpdateItem of the account's rate counter took about 120 ms (median),
+    waiting behind other tables' writes and other services' requests, where DynamoDB answers in
+    a few (a slot handed out that late is past); and a receive from the send queue waited about
+    50 ms behind the sinks' queues and the topic's deliveries.
 
     The locks are let go only where a request waits on something outside the backend: a long
     poll waiting for messages, and an Invoke waiting for the runtime's function host (whose
@@ -214,9 +257,23 @@ class BackendLock:
             return self._locks.setdefault(key, threading.Lock())
 
     def _acquire(self, locks: list[threading.Lock]) -> None:
-        for lock in locks:
-            lock.acquire()
-        self._local.held = locks
+        # All or none: a lock found taken is waited for holding none of the others, so a
+        # request needing several (a publish: five) does not keep them from everyone else while
+        # it waits for the last; and no two requests can wait on each other.
+        while True:
+            taken: list[threading.Lock] = []
+            for lock in locks:
+                if not lock.acquire(blocking=False):
+                    break
+                taken.append(lock)
+            else:
+                self._local.held = locks
+                return
+            for lock in reversed(taken):
+                lock.release()
+            blocked = locks[len(taken)]
+            with blocked:
+                pass
 
     def _release(self) -> list[threading.Lock]:
         locks: list[threading.Lock] = self._local.held

@@ -326,9 +326,10 @@ def test_in_process_moto_applies_concurrent_updates_one_at_a_time() -> None:
 
 
 def test_requests_lock_only_what_they_touch() -> None:
-    # moto's backends are locked per DynamoDB table and per SQS queue (with its dead-letter
-    # queue), so the rate counter's writes and the send queue's receives do not wait behind
-    # the sinks' queues; anything else, which may reach into several services, locks them all.
+    # moto's backends are locked per DynamoDB table, per SQS queue (with its dead-letter queue)
+    # and for S3 (with the queues a bucket notifies), so the rate counter's writes and the send
+    # queue's receives do not wait behind the sinks' queues or the archive's writes; anything
+    # else, which may reach into several services, locks them all.
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
@@ -365,10 +366,52 @@ def test_requests_lock_only_what_they_touch() -> None:
         publish = urllib.parse.urlencode({"Action": "PublishBatch", "TopicArn": topic})
         form = {**signed, "CONTENT_TYPE": "application/x-www-form-urlencoded; charset=utf-8"}
         assert lock_keys(form, publish.encode()) == ("main", "sqs:sink")
-        everything = ("dynamodb:ledger", "main", "sqs:dlq", "sqs:send", "sqs:sink")
+        everything = ("dynamodb:ledger", "main", "s3", "sqs:dlq", "sqs:send", "sqs:sink")
         assert keys("DynamoDB_20120810.CreateTable", {"TableName": "x"}) == everything
         assert keys("AmazonSQS.CreateQueue", {"QueueName": "y"}) == everything
         assert lock_keys({**signed}, b"<CreateBucketConfiguration/>") == everything
+
+        # S3: its own lock, and the queues a bucket notifies of new objects.
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("plain", "notifying", "to-topic"):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_notification_configuration(
+            Bucket="notifying",
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": sink_arn["Attributes"]["QueueArn"],
+                        "Events": ["s3:ObjectCreated:*"],
+                    }
+                ]
+            },
+        )
+        s3.put_bucket_notification_configuration(
+            Bucket="to-topic",
+            NotificationConfiguration={
+                "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+        s3_credential = "testing/20260101/us-east-1/s3/aws4_request"
+        path_style = {
+            "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={s3_credential}",
+            "HTTP_HOST": "127.0.0.1:5000",
+        }
+
+        def s3_keys(path: str, **environ: str) -> tuple[str, ...]:
+            return lock_keys({**path_style, "PATH_INFO": path, **environ}, b"")
+
+        assert s3_keys("/plain/a/key.json") == ("s3",)
+        assert s3_keys("/not-yet") == ("s3",)
+        assert s3_keys("/notifying/new.csv") == ("s3", "sqs:sink")
+        assert s3_keys("/to-topic/new.csv") == everything  # the topic's subscribers, too
+        assert s3_keys("/plain", QUERY_STRING="notification=") == everything
+        assert s3_keys("/key.json", HTTP_HOST="plain.s3.amazonaws.com") == everything
+        presigned = urllib.parse.urlencode({"X-Amz-Credential": s3_credential})
+        assert lock_keys(
+            {"HTTP_HOST": "localhost:5000", "PATH_INFO": "/plain/k", "QUERY_STRING": presigned},
+            b"",
+        ) == ("s3",)
 
 
 def test_backend_locks_let_requests_on_different_things_run_side_by_side() -> None:
@@ -401,6 +444,40 @@ def test_backend_locks_let_requests_on_different_things_run_side_by_side() -> No
     same.join(5)
     thread.join(5)
     assert done == ["dynamodb:rate,sqs:sink", "main,sqs:send"]
+
+
+def test_a_request_waiting_for_one_lock_holds_none_of_the_others() -> None:
+    # A publish needs the main lock and its queues'; while one queue is busy, the main lock
+    # stays free for others (held while waiting, every publish queued behind the slowest queue).
+    locks = BackendLock()
+    receiving = threading.Event()
+    let_receive_end = threading.Event()
+
+    def receive() -> None:
+        with locks.holding(["sqs:archive"]):
+            receiving.set()
+            let_receive_end.wait(5)
+
+    done: list[str] = []
+
+    def other(keys: list[str]) -> None:
+        with locks.holding(keys):
+            done.append(",".join(keys))
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    assert receiving.wait(5)
+    publish = threading.Thread(target=other, args=(["main", "sqs:archive", "sqs:results"],))
+    publish.start()
+    time.sleep(0.2)  # the publish is waiting for the archive queue
+    main_only = threading.Thread(target=other, args=(["main", "sqs:results"],))
+    main_only.start()
+    main_only.join(5)
+    assert done == ["main,sqs:results"]
+    let_receive_end.set()
+    publish.join(5)
+    receiver.join(5)
+    assert done == ["main,sqs:results", "main,sqs:archive,sqs:results"]
 
 
 def test_backend_locks_are_let_go_for_a_wait_and_taken_back_after() -> None:
