@@ -9,6 +9,7 @@ import json
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -917,6 +918,38 @@ def test_emulator_requests_log_file_matches_memory(tmp_path: Path) -> None:
     assert lines[1]["fault"] == "lost-response"
     assert lines[1]["status"] is None
     assert lines[2]["code"] == 21212
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive times: Linux")
+def test_a_request_is_stamped_when_its_first_bytes_arrive_not_when_it_is_read(
+    emulator: TwilioEmulator,
+) -> None:
+    # The emulator stands in for Twilio's edge: a request arrives when its bytes reach the
+    # machine, however long the emulator's threads take to get to it. Here its body comes 0.3 s
+    # after its headers; read and stamped whole, it would be stamped after the body.
+    auth = base64.b64encode(f"{DEFAULT_API_KEY_SID}:{DEFAULT_API_KEY_SECRET}".encode()).decode()
+    body = b"To=%2B15551234567&From=%2B15005550006&Body=stamp"
+    head = (
+        f"POST /2010-04-01/Accounts/{ACCOUNT}/Messages.json HTTP/1.1\r\n"
+        f"Host: api.twilio.com\r\nAuthorization: Basic {auth}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    host, port = emulator.base_url.removeprefix("http://").split(":")
+    stamps = []
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        for _ in range(2):  # the second request on the same connection gets a stamp of its own
+            sent = time.time()
+            connection.sendall(head)
+            time.sleep(0.3)
+            connection.sendall(body)
+            response = http.client.HTTPResponse(connection)
+            response.begin()
+            assert response.status == 201
+            response.read()
+            stamps.append((sent, emulator.requests[-1]["t"]))
+    for sent, stamped in stamps:
+        assert sent <= stamped < sent + 0.15
 
 
 # -- The command-line server ---------------------------------------------------------------------
