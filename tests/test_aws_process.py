@@ -180,6 +180,32 @@ def test_a_condition_parsed_once_is_checked_with_each_requests_values_and_names(
     assert value(dynamodb, "parsed", 1) == "q"
 
 
+def test_a_received_message_comes_back_as_sent_with_its_attributes(endpoint: str) -> None:
+    # The server writes ReceiveMessage's answer itself (speed_up_sqs_receive); boto3 checks the
+    # body's and the attributes' MD5s against it.
+    sqs = aws("sqs", endpoint)
+    url = sqs.create_queue(QueueName="received-whole")["QueueUrl"]
+    attributes = {
+        "text": {"DataType": "String", "StringValue": "déjà vu"},
+        "count": {"DataType": "Number", "StringValue": "5"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+    }
+    body = json.dumps({"row": 1, "Body": 'naïve \u2603 "quoted"'})
+    sent = sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+
+    [message] = sqs.receive_message(
+        QueueUrl=url, AttributeNames=["All"], MessageAttributeNames=["All"]
+    )["Messages"]
+
+    assert message["MessageId"] == sent["MessageId"]
+    assert message["Body"] == body
+    assert message["MessageAttributes"] == attributes
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert {"SentTimestamp", "ApproximateFirstReceiveTimestamp"} <= set(message["Attributes"])
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []  # in flight now
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
 def test_the_call_ledger_claims_a_batch_on_the_local_server(dynamodb: Any) -> None:
     ledger = CallLedger(dynamodb, "t", in_doubt_after=30.0)
     ledger.claim("e", 2, 1)
