@@ -1,5 +1,6 @@
-"""Some of the app's functions served by a process of their own, as Lambda runs each function in
-an interpreter of its own.
+"""Some of the app's functions served by processes of their own, as Lambda runs each function in
+an interpreter of its own (and each of its instances in a sandbox of its own: the runtime starts
+a few processes, each invocation going to the least busy).
 
 The local runtime's triggers (callqueue.triggers) invoke the sender here over loopback HTTP
 instead of in the runtime's own interpreter, which every sink, trigger and poller shares (one
@@ -40,41 +41,69 @@ MAX_INVOCATION_SECONDS = 900
 
 
 class Worker:
-    """The runtime's side: starts the process, invokes its functions, reads its AWS counts."""
+    """The runtime's side: starts the processes, invokes its functions in the least busy one,
+    reads their AWS counts."""
 
-    def __init__(self, stage: str, handler_names: list[str], project_dir: Path) -> None:
+    def __init__(
+        self, stage: str, handler_names: list[str], project_dir: Path, *, processes: int = 1
+    ) -> None:
         self._stage = stage
         self._names = handler_names
         self._project_dir = project_dir
-        self._process: subprocess.Popen[str] | None = None
+        self._count = processes
+        self._processes: list[subprocess.Popen[str]] = []
         self._session = requests.Session()
         self._session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
-        self.url = ""
+        self.urls: list[str] = []
+        self._busy: list[int] = []
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "callqueue.worker_process", self._stage, ",".join(self._names)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=self._project_dir,
-        )
-        assert self._process.stdout is not None  # noqa: S101 - a pipe, asked for above
-        ready = self._process.stdout.readline().split()
-        if ready[:1] != ["READY"]:
-            raise RuntimeError("the sender's worker process did not start")
-        self.url = ready[1]
+        for _ in range(self._count):  # started together, each then read for its READY
+            self._processes.append(
+                subprocess.Popen(  # noqa: S603 - our own module, no shell
+                    [
+                        sys.executable,
+                        "-m",
+                        "callqueue.worker_process",
+                        self._stage,
+                        ",".join(self._names),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=self._project_dir,
+                )
+            )
+        for process in self._processes:
+            assert process.stdout is not None  # noqa: S101 - a pipe, asked for above
+            ready = process.stdout.readline().split()
+            if ready[:1] != ["READY"]:
+                raise RuntimeError("the sender's worker process did not start")
+            self.urls.append(ready[1])
+        self._busy = [0] * len(self.urls)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0] if self.urls else ""
 
     def serves(self, name: str) -> bool:
         return any(name.endswith(f"-{n}") for n in self._names)
 
     def invoke(self, name: str, event: Any) -> Any:
         """The function's result; its error raised (SimulatedCrash when it was killed)."""
-        response = self._session.post(
-            f"{self.url}/functions/{name}/invocations",
-            data=json.dumps(event),
-            timeout=MAX_INVOCATION_SECONDS,
-        )
+        with self._lock:
+            chosen = min(range(len(self._busy)), key=self._busy.__getitem__)
+            self._busy[chosen] += 1
+        try:
+            response = self._session.post(
+                f"{self.urls[chosen]}/functions/{name}/invocations",
+                data=json.dumps(event),
+                timeout=MAX_INVOCATION_SECONDS,
+            )
+        finally:
+            with self._lock:
+                self._busy[chosen] -= 1
         response.raise_for_status()
         if CRASHED_HEADER in response.headers:
             raise SimulatedCrash(f"{name}: injected crash in the worker process")
@@ -84,24 +113,25 @@ class Worker:
         return payload
 
     def aws_requests(self) -> dict[str, int]:
-        if not self.url:
-            return {}
-        response = self._session.get(f"{self.url}/aws-requests", timeout=10)
-        response.raise_for_status()
-        counts: dict[str, int] = response.json()
+        counts: dict[str, int] = {}
+        for url in self.urls:
+            response = self._session.get(f"{url}/aws-requests", timeout=10)
+            response.raise_for_status()
+            for key, count in response.json().items():
+                counts[key] = counts.get(key, 0) + int(count)
         return counts
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # a batch still in flight: nothing more is wanted of it
-            process.kill()
-            process.wait()
+        processes, self._processes, self.urls = self._processes, [], []
+        for process in processes:
+            if process.stdin is not None:
+                process.stdin.close()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a batch still in flight: not wanted any more
+                process.kill()
+                process.wait()
 
 
 def serve(
