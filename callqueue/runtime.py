@@ -88,8 +88,10 @@ class Options:
     systemic_error_threshold: int = 3
     # A call not done after this many seconds is in doubt. Longer than a sender's batch can
     # take here (claims, slots, holds and calls against a busy moto), as the deployment's 90 s
-    # is longer than the sender's 60 s Lambda timeout.
-    in_doubt_after_seconds: float = 30.0
+    # is longer than the sender's 60 s Lambda timeout. Its half is a claimed row's deadline for
+    # its call: 30 s holds twenty instances' rows at twice the account's rate (two jobs sharing
+    # 100 CPS take 20 s a batch); with 15 s the last rows were given back and came in a 6 s tail.
+    in_doubt_after_seconds: float = 60.0
     seed: int | None = None
     # Serve the REST API with `chalice local` on this loopback port (None: no API).
     api_port: int | None = None
