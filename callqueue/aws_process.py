@@ -556,14 +556,18 @@ def speed_up_conditions() -> None:
                 parser.expression_attribute_values,
             ],
             sort_keys=True,
+            default=repr,  # binary values (bytes, sets of them) keyed by their repr
         )
-        if key not in parsed:
+        found = parsed.get(key)  # one read: another thread may clear the cache meanwhile
+        if found is None:
             tree = parse(parser)
             if len(parsed) >= PARSED_EXPRESSIONS:
                 parsed.clear()
-            parsed[key] = (tree, parser.expr_attr_names_found, parser.expr_attr_values_found)
+            # Copies: moto adds other names (projections, keys) to the parser's lists later.
+            names, values = list(parser.expr_attr_names_found), list(parser.expr_attr_values_found)
+            parsed[key] = (tree, names, values)
             return tree
-        tree, names, values = parsed[key]
+        tree, names, values = found
         parser.expr_attr_names_found = list(names)
         parser.expr_attr_values_found = list(values)
         return tree

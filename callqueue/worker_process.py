@@ -79,6 +79,7 @@ class Worker:
             assert process.stdout is not None  # noqa: S101 - a pipe, asked for above
             ready = process.stdout.readline().split()
             if ready[:1] != ["READY"]:
+                self.stop()  # the others too: none is left running
                 raise RuntimeError("the sender's worker process did not start")
             self.urls.append(ready[1])
         self._busy = [0] * len(self.urls)
@@ -93,17 +94,21 @@ class Worker:
     def invoke(self, name: str, event: Any) -> Any:
         """The function's result; its error raised (SimulatedCrash when it was killed)."""
         with self._lock:
+            if not self._busy:
+                raise RuntimeError(f"{name}: the worker processes are not running")
             chosen = min(range(len(self._busy)), key=self._busy.__getitem__)
             self._busy[chosen] += 1
+            url = self.urls[chosen]
+            busy = self._busy
         try:
             response = self._session.post(
-                f"{self.urls[chosen]}/functions/{name}/invocations",
+                f"{url}/functions/{name}/invocations",
                 data=json.dumps(event),
                 timeout=MAX_INVOCATION_SECONDS,
             )
         finally:
             with self._lock:
-                self._busy[chosen] -= 1
+                busy[chosen] -= 1
         response.raise_for_status()
         if CRASHED_HEADER in response.headers:
             raise SimulatedCrash(f"{name}: injected crash in the worker process")
@@ -122,7 +127,8 @@ class Worker:
         return counts
 
     def stop(self) -> None:
-        processes, self._processes, self.urls = self._processes, [], []
+        with self._lock:
+            processes, self._processes, self.urls, self._busy = self._processes, [], [], []
         for process in processes:
             if process.stdin is not None:
                 process.stdin.close()

@@ -141,6 +141,27 @@ class JobStore:
             return None
         return int(response["Attributes"][name]["N"])
 
+    def raise_to(self, job_id: str, name: str, value: int) -> int | None:
+        """Atomically raise a numeric attribute to `value` if it is lower (or absent); returns
+        its value after, None for no such job."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #n = :v",
+                ExpressionAttributeNames={"#n": name},
+                ExpressionAttributeValues={":v": {"N": str(value)}},
+                ConditionExpression="attribute_exists(job_id) AND "
+                "(attribute_not_exists(#n) OR #n < :v)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as refused:
+            item: dict[str, Any] = refused.response.get("Item") or {}  # type: ignore[assignment]
+            if not item:
+                return None
+            return int(Decimal(item[name]["N"]))
+        return value
+
     def recent(self, limit: int) -> list[Job]:
         """The `limit` most recently created jobs, newest first."""
         page = self._db.query(

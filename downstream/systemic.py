@@ -5,8 +5,9 @@ paused and an alert goes out; `callqueue resume JOB` continues it.
 A few rows with a bad sender among many good ones are those rows' own failures, not a wrong
 setting: a job is paused when its systemic errors reach the threshold *and* are at least half of
 its responses so far. The router counts responses and writes the count into each error's event
-as it routes it; the share is judged against that count, so it does not shrink while the event
-travels (EventBridge, a queue, a poll) and good responses behind it are counted.
+as it routes it; the share is judged against the highest such count seen for the job (kept on
+the job), so it neither shrinks while an event travels (EventBridge, a queue, a poll) and good
+responses behind it are counted, nor grows when an early error's event is handled late.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAUSABLE = ("running", "released")
+# The job's highest response count carried by a systemic error's event.
+ROUTED_RESPONSES = "systemic_routed_responses"
 
 
 class SystemicErrors:
@@ -59,14 +62,21 @@ class SystemicErrors:
                 routed[job_id] = max(routed.get(job_id, 0), int(detail["responses"]))
         paused = []
         for job_id, counter in codes.items():
+            # The highest count is kept from every batch, below the threshold too: an early
+            # error's event handled after later ones is then judged against their count.
+            highest = (
+                self._jobs.raise_to(job_id, ROUTED_RESPONSES, routed[job_id])
+                if job_id in routed
+                else None
+            )
             total = self._jobs.add(job_id, "systemic_errors", sum(counter.values()))
             if total is None:
                 log.warning("systemic errors for unknown job %s", job_id)
                 continue
             if total < self._threshold:
                 continue
-            if job_id in routed:
-                responses = max(total, routed[job_id])
+            if highest is not None:
+                responses = max(total, highest)
             else:  # an event routed before its count was carried (a deploy in between)
                 job = self._jobs.get(job_id)
                 responses = max(total, job.responses if job is not None else 0)

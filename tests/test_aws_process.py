@@ -180,6 +180,22 @@ def test_a_condition_parsed_once_is_checked_with_each_requests_values_and_names(
     assert value(dynamodb, "parsed", 1) == "q"
 
 
+def test_a_condition_with_a_binary_value_is_parsed_and_checked(dynamodb: Any) -> None:
+    def put_binary(value: bytes) -> None:
+        dynamodb.put_item(
+            TableName="t",
+            Item={"job_id": {"S": "binary"}, "row": {"N": "1"}, "b": {"B": value}},
+            ConditionExpression="attribute_not_exists(b) OR b <> :b",
+            ExpressionAttributeValues={":b": {"B": value}},
+        )
+
+    put_binary(b"\x01")
+    put_binary(b"\x02")
+    with pytest.raises(ClientError) as refused:
+        put_binary(b"\x02")  # the same again: b <> :b is false
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
 def test_a_received_message_comes_back_as_sent_with_its_attributes(endpoint: str) -> None:
     # The server writes ReceiveMessage's answer itself (speed_up_sqs_receive); boto3 checks the
     # body's and the attributes' MD5s against it.

@@ -160,6 +160,30 @@ def test_systemic_share_is_judged_when_routed_not_when_the_event_arrives(
     assert job.state == "paused" and job.systemic_errors == 7
 
 
+def test_an_early_errors_event_handled_late_is_judged_against_the_latest_count(
+    stack: Stack, client: Client
+) -> None:
+    make_job(rows=60, valid=60)
+    client.lambda_.invoke(
+        "handle_router_batch", sqs_event([envelope(row, 21212, 400) for row in range(1, 4)])
+    )
+    good = [envelope(row, None, 201) for row in range(4, 44)]
+    for i in range(0, len(good), 10):
+        client.lambda_.invoke("handle_router_batch", sqs_event(good[i : i + 10]))
+    client.lambda_.invoke(
+        "handle_router_batch", sqs_event([envelope(row, 21212, 400) for row in range(44, 48)])
+    )
+    early, late = [], []
+    for event in queue_events(stack, "SYSTEMIC_QUEUE"):
+        (early if event["detail"]["row"] < 4 else late).append(event)
+    # The later errors' events come first: 7 errors among 47 responses, not among 3.
+    client.lambda_.invoke("handle_systemic_events", sqs_event(late))
+    client.lambda_.invoke("handle_systemic_events", sqs_event(early))
+
+    job = services.jobs().get("job-1")
+    assert job is not None and job.systemic_errors == 7 and job.state == "running"
+
+
 def test_a_few_bad_senders_among_many_good_rows_do_not_pause_the_job(
     stack: Stack, client: Client
 ) -> None:
