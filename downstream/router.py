@@ -128,7 +128,7 @@ class ErrorRouter:
         details = [d for envelope in envelopes for d in event_details(envelope)]
         for kind, detail in details:
             # Each error carries its job's responses so far, counted here as it is routed: the
-            # systemic handler judges the error's share against that count, not against the
+            # systemic handler judges the share against the highest such count, not against the
             # job's count when the event reaches it, which good responses may have passed.
             if kind == TWILIO_ERROR and seen.get(str(detail["job_id"])) is not None:
                 detail["responses"] = seen[str(detail["job_id"])]
