@@ -16,7 +16,7 @@ from callqueue.faults import FaultSpec
 from callqueue.report import OUTCOMES, JobTotals, build_report
 
 if TYPE_CHECKING:
-    from callqueue.runtime import LocalRuntime, Options
+    from callqueue.runtime import LocalRuntime, Options, Tally
 
 EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE = 0, 1, 2
 
@@ -356,15 +356,18 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 break
             time.sleep(0.25)
+        # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
+        tally = runtime.tally.snapshot()
+        jobs = _job_totals(runtime, tally)
         progress.finish(jobs, arrivals)
         if args.outcomes:
-            _write_outcomes(args.outcomes, runtime)
+            _write_outcomes(args.outcomes, runtime, tally)
         report = build_report(
             jobs,
-            error_codes=runtime.tally.error_codes(),
+            error_codes=tally.error_codes(),
             arrivals=arrivals,
-            first_attempts=runtime.tally.first_attempts,
-            lags=runtime.tally.lags,
+            first_attempts=tally.first_attempts,
+            lags=tally.lags,
             target_cps=options.cps,
             aws_requests=runtime.aws_requests(),
             duration_seconds=time.time() - runtime.started_at,
@@ -386,7 +389,7 @@ def _quiet_handlers(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _write_outcomes(path: Path, runtime: LocalRuntime) -> None:
+def _write_outcomes(path: Path, runtime: LocalRuntime, tally: Tally) -> None:
     import csv
 
     with path.open("w", newline="") as out:
@@ -396,7 +399,7 @@ def _write_outcomes(path: Path, runtime: LocalRuntime) -> None:
             rows: list[tuple[int, str, int | str | None]] = [
                 (row, "rejected", None) for row, _ in runtime.rejects(submitted.job_id)
             ]
-            rows += runtime.tally.rows(submitted.job_id)
+            rows += tally.rows(submitted.job_id)
             for row, outcome, code in sorted(rows):
                 writer.writerow([submitted.job_id, row, outcome, "" if code is None else code])
 
@@ -568,11 +571,12 @@ def _emulator(args: argparse.Namespace) -> int:
 # -- progress and summary ---------------------------------------------------------------------
 
 
-def _job_totals(runtime: LocalRuntime) -> list[JobTotals]:
+def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTotals]:
+    tally = tally or runtime.tally
     result = []
     for submitted in runtime.jobs:
         job = runtime.job(submitted.job_id)
-        counts = dict(runtime.tally.counts(submitted.job_id))
+        counts = dict(tally.counts(submitted.job_id))
         if job is None:
             result.append(JobTotals(submitted.job_id, str(submitted.file), "pending", None, counts))
             continue

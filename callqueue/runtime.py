@@ -160,6 +160,18 @@ class Tally:
                 if code is not None:
                     self.row_codes[key] = code if isinstance(code, str) else int(code)
 
+    def snapshot(self) -> Tally:
+        """A copy taken at one moment: a report built from it counts the same rows in its
+        totals, its error codes and its outcome file, while calls still in flight (a paused
+        job's last ones) go on settling in the live tally."""
+        with self.lock:
+            return Tally(
+                dict(self.outcomes),
+                dict(self.row_codes),
+                list(self.lags),
+                list(self.first_attempts),
+            )
+
     def error_codes(self) -> Counter[str]:
         """Rows by the error code they ended with: a row counts once, however many times its
         outcome was published (at least once: a redelivered batch publishes it again)."""

@@ -277,6 +277,24 @@ def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> Non
     assert variables["SOURCE_BUCKET"] in buckets
 
 
+def test_a_tally_snapshot_keeps_its_counts_and_codes_while_calls_go_on_settling() -> None:
+    from callqueue.runtime import Tally
+
+    def failed(row: int) -> dict[str, Any]:
+        return {"job_id": "j", "row": row, "outcome": "failed", "error": {"code": 21212}}
+
+    tally = Tally()
+    for row in range(3):
+        tally.envelope(failed(row))
+    snapshot = tally.snapshot()
+    tally.envelope(failed(3))  # a paused job's call still in flight
+
+    assert snapshot.counts("j") == {"failed": 3}
+    assert snapshot.error_codes() == {"21212": 3}
+    assert [r for r, _, _ in snapshot.rows("j")] == [0, 1, 2]
+    assert tally.error_codes() == {"21212": 4}
+
+
 def test_run_stops_waiting_when_a_job_is_paused_by_systemic_errors(tmp_path: Path) -> None:
     source = tmp_path / "bad-from.jsonl"
     rows = [{"To": f"+1415555{i:04d}", "From": "+15005550001", "Body": f"m{i}"} for i in range(30)]
