@@ -371,6 +371,7 @@ def _run(args: argparse.Namespace) -> int:
             target_cps=options.cps,
             aws_requests=runtime.aws_requests(),
             duration_seconds=time.time() - runtime.started_at,
+            sender_scheduling=runtime.sender_scheduling,
         )
     _print_summary(report)
     if args.report:

@@ -88,6 +88,7 @@ def build_report(
     target_cps: int,
     aws_requests: Mapping[str, int],
     duration_seconds: float,
+    sender_scheduling: str | None = None,
 ) -> dict[str, Any]:
     job_list = list(jobs)
     totals: Counter[str] = Counter()
@@ -109,4 +110,5 @@ def build_report(
             for job in job_list
         ],
         "duration_seconds": round(duration_seconds, 3),
+        "sender_scheduling": sender_scheduling,
     }

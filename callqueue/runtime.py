@@ -55,6 +55,8 @@ SENDER_HANDLER = "handle_send_batch"
 # 4.5% more than 10 ms late (their slots missed), and took p99 18 ms more to reach the emulator;
 # in four processes p50 0.5 ms, p90 3.4 to 4.1 ms, 2.3 to 3.9% missed, p99 5 to 8 ms on the way.
 SENDER_PROCESSES = 4
+# Where they may, those processes' threads run under the real-time policy
+# (callqueue.worker_process.prioritize).
 SECRET_ID = "callqueue/twilio"  # noqa: S105 - the secret's name
 FINAL = ("sent", "failed", "unknown", "dead_lettered", "suppressed")
 
@@ -423,6 +425,12 @@ class LocalRuntime:
         self.stop()
 
     # -- use --------------------------------------------------------------------------------
+
+    @property
+    def sender_scheduling(self) -> str:
+        """How the sender's threads are scheduled: `SCHED_RR:<priority>` (real-time, in its
+        own processes), `normal`, or `in-process` (in the runtime's own interpreter)."""
+        return self.worker.scheduling if self.worker is not None else "in-process"
 
     def aws_requests(self) -> Counter[str]:
         """Every AWS request the project's code made, here and in the sender's process."""

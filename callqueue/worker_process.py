@@ -13,13 +13,14 @@ clients as the runtime does (AWS requests counted, Twilio responses that carry t
 kill the invocation) and imports app.py.
 
 Usage: python -m callqueue.worker_process STAGE NAME[,NAME...]   (the handlers' names)
-Prints "READY <url>" once serving; stops when its standard input closes.
+Prints "READY <url> <scheduling>" once serving; stops when its standard input closes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -38,6 +39,16 @@ FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
 CRASHED_HEADER = "X-Callqueue-Crashed"
 # Lambda's own ceiling on an invocation.
 MAX_INVOCATION_SECONDS = 900
+# A Lambda instance has a share of CPU of its own; here the sender shares two cores with moto,
+# the emulator and the runtime, and a thread waking for its slot waited behind them (p90 3.3 ms,
+# p99 7.9 ms late at 200 CPS, measured). Where the OS allows it (Linux, as root or within
+# RLIMIT_RTPRIO), the sender's threads run under the round-robin real-time policy at this
+# priority: above every ordinary process, below the kernel's own threads (the kernel still keeps
+# 5% of each second for ordinary processes). Measured: p90 0.5 ms, p99 2.3 ms.
+REALTIME_PRIORITY = 10
+# And a thread that woke waits at most this long for the GIL (Python's default: 5 ms).
+SWITCH_INTERVAL_SECONDS = 0.0005
+NORMAL = "normal"
 
 
 class Worker:
@@ -55,6 +66,8 @@ class Worker:
         self._session = requests.Session()
         self._session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
         self.urls: list[str] = []
+        # How the processes' threads are scheduled: `SCHED_RR:<priority>` or `normal`.
+        self.scheduling = NORMAL
         self._busy: list[int] = []
         self._lock = threading.Lock()
 
@@ -82,6 +95,7 @@ class Worker:
                 self.stop()  # the others too: none is left running
                 raise RuntimeError("the sender's worker process did not start")
             self.urls.append(ready[1])
+            self.scheduling = ready[2] if len(ready) > 2 else NORMAL
         self._busy = [0] * len(self.urls)
 
     @property
@@ -181,7 +195,19 @@ def serve(
     return server
 
 
+def prioritize() -> str:
+    """Put this thread, and every thread it starts from now on, under the real-time policy
+    (REALTIME_PRIORITY) where the OS allows it; how they are scheduled."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+    except (AttributeError, OSError):  # not Linux, or not allowed: as any process
+        return NORMAL
+    return f"SCHED_RR:{REALTIME_PRIORITY}"
+
+
 def main(argv: list[str]) -> int:
+    scheduling = prioritize()  # before any thread is started: they inherit it
     # The runtime's own set-up of the clients (not imported at the top: it imports moto's
     # server-side modules only when used).
     from callqueue import runtime  # noqa: PLC0415
@@ -207,7 +233,7 @@ def main(argv: list[str]) -> int:
     server = serve(functions, lambda: dict(counter.counts))
     threading.Thread(target=server.serve_forever, name="worker-server", daemon=True).start()
     host, port = server.server_address[:2]
-    print(f"READY http://{host!s}:{port}", flush=True)
+    print(f"READY http://{host!s}:{port} {scheduling}", flush=True)
     sys.stdin.read()
     server.shutdown()
     return 0

@@ -127,9 +127,44 @@ def test_run_reports_rate_and_aws_requests(sample_run: dict[str, Any]) -> None:
     # Twilio's credentials, read by the sender alone, in its own process (worker_process).
     assert requests["secrets-manager:GetSecretValue"] >= 1
     assert len(report["jobs"]) == 1
+    assert report["sender_scheduling"] == sender_scheduling()
     # 294 valid rows at 50 CPS in 3-second windows: two chunks, so the loop waited once.
     assert requests["s3:CopyObject"] == 2
     assert "[" in sample_run["result"].stderr  # the progress bar
+
+
+PROBE = """
+import os, sys, threading
+from callqueue.worker_process import prioritize
+got = prioritize()
+policies = []
+thread = threading.Thread(target=lambda: policies.append(os.sched_getscheduler(0)))
+thread.start()
+thread.join()
+print(got, policies[0] == os.SCHED_RR, sys.getswitchinterval())
+"""
+
+
+def probe_scheduling() -> list[str]:
+    """What callqueue.worker_process.prioritize gives a process here: its answer, whether a
+    thread started after it runs under SCHED_RR, and the switch interval."""
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+    )
+    return probe.stdout.split()
+
+
+def sender_scheduling() -> str:
+    return probe_scheduling()[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux's scheduling policies")
+def test_the_sender_processes_threads_run_under_the_policy_they_report() -> None:
+    got, realtime, switch = probe_scheduling()
+    # Real-time where allowed (root, or RLIMIT_RTPRIO), and every thread started after inherits.
+    assert got in ("SCHED_RR:10", "normal")
+    assert realtime == str(got != "normal")
+    assert float(switch) == 0.0005
 
 
 def test_run_two_files_are_two_jobs(tmp_path: Path) -> None:
