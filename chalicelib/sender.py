@@ -443,11 +443,13 @@ class Sender:
         return "retrying"
 
     def _tolerance(self) -> float:
-        """How late a call may start for its slot (SLOT_TOLERANCE_SECONDS): within the rate
-        headroom's budget, whatever the rate (one slot is a second at 1 CPS)."""
+        """How late a call may start for its slot: SLOT_TOLERANCE_SECONDS (within the rate
+        headroom's budget, whatever the rate: one slot is a second at 1 CPS), and never more
+        than one slot's spacing at the account's full rate, so a late call adds at most one to
+        any window's calls (at 200 CPS, 100 ms hold at most 20 slots: 21 calls with one late)."""
         if self._limiter is None:
             return float("inf")
-        return self._late_tolerance
+        return min(self._late_tolerance, 1.0 / self._limiter.ceiling)
 
     def _dispatch(
         self,

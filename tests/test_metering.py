@@ -43,6 +43,23 @@ def test_the_headroom_keeps_arrivals_up_to_20ms_late_within_the_account_cps(
         assert max_in_window(arrivals, 0.1) <= 6
 
 
+@given(
+    cps=st.integers(5, 100).map(lambda n: n * 10),
+    lateness=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=50),
+)
+def test_calls_at_most_one_slot_late_stay_within_the_second_and_the_100ms_limits(
+    cps: int, lateness: list[float]
+) -> None:
+    # The sender's tolerance is never more than one slot's spacing (chalicelib.sender): calls
+    # that leave anywhere up to one slot after their own put no more than ACCOUNT_CPS in a
+    # sliding second, nor ACCOUNT_CPS/10 + 1 in a sliding 100 ms, at any rate from 50 CPS.
+    rate = cps * (1 - float(DEFAULT_RATE_HEADROOM))
+    slots = [i / rate for i in range(2 * cps + 1)]
+    sent = [s + lateness[i % len(lateness)] / rate for i, s in enumerate(slots)]
+    assert max_in_window(sent, 1.0) <= cps
+    assert max_in_window(sent, 0.1) <= cps // 10 + 1
+
+
 def test_aimd_cuts_multiplicatively_and_grows_back_additively() -> None:
     aimd = Aimd(100.0)
     assert aimd.effective(0.0, 100.0, 0.05) == 100.0
