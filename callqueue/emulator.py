@@ -1031,6 +1031,15 @@ class TwilioEmulator:
         self._thread.start()
         self._callbacks.start()
 
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet closed."""
+        server = self._server
+        if server is None:
+            return 0
+        with server._connections_lock:
+            return len(server._connections)
+
     def stop(self) -> None:
         server, thread = self._server, self._thread
         if server is None or thread is None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -75,21 +76,64 @@ class SlotMissed(Exception):
     """Raised by a call's hold before the request was sent: it came too late for its slot."""
 
 
-class _HeldSession(requests.Session):
-    """A session that runs the calling thread's hold, if any, just before it sends a request:
-    after the SDK has built the request, so the time that takes is not between the slot and
-    the request reaching Twilio."""
+# Each thread's hold for its next request (CapturingHttpClient.hold_next).
+_HOLDS = threading.local()
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.holds = threading.local()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        hold: Callable[[], None] | None = getattr(self.holds, "hold", None)
-        if hold is not None:
-            self.holds.hold = None  # once: a redirect or a lookup after it is not held
-            hold()
-        return super().send(request, **kwargs)
+def _run_hold() -> None:
+    """Run the calling thread's hold, if any, once: a redirect or a lookup after it is not held."""
+    hold: Callable[[], None] | None = getattr(_HOLDS, "hold", None)
+    if hold is not None:
+        _HOLDS.hold = None
+        hold()
+
+
+class _HeldSend:
+    """A connection that runs the calling thread's hold at the request's first write to the
+    socket: after the SDK, requests and urllib3 have built it and the connection is open (a new
+    one's handshake done), so none of that lies between the slot and the request reaching
+    Twilio. A hold that raises leaves nothing written; urllib3 then closes the connection."""
+
+    sock: Any
+
+    def send(self, data: Any) -> None:
+        if getattr(_HOLDS, "hold", None) is not None:
+            if self.sock is None:
+                self.connect()  # type: ignore[attr-defined]  # the connection class's own
+            _run_hold()
+        super().send(data)  # type: ignore[misc]
+
+
+class _HeldHTTPConnection(_HeldSend, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HeldHTTPSConnection(_HeldSend, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HeldHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HeldHTTPConnection
+
+
+class _HeldHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HeldHTTPSConnection
+
+
+class HeldAdapter(HTTPAdapter):
+    """requests' adapter, holding each request for its thread's hold: in the connection, or,
+    through a proxy (whose connections are urllib3's own), just before the adapter sends it."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HeldHTTPPool, "https": _HeldHTTPSPool}
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if select_proxy(request.url or "", kwargs.get("proxies")):
+            _run_hold()
+        return super().send(request, *args, **kwargs)
 
 
 class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
@@ -103,23 +147,20 @@ class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is
         self, base_url: str | None = None, timeout: float | None = None, *, pool_size: int = 64
     ) -> None:
         super().__init__(timeout=timeout)
-        # The SDK's own session (with its adapters), holding each request for its slot.
-        held = _HeldSession()
-        held.adapters = self.session.adapters
-        self.session = held
+        # Connections that hold each request for its slot. The SDK's own pool has 4 more
+        # connections than CPUs: a sender's threads would each open (TLS and all) and drop one
+        # for most calls. No retries, as with the SDK's own adapter.
+        for scheme in ("https://", "http://"):
+            self.session.mount(scheme, HeldAdapter(pool_maxsize=pool_size))
         self._base = urlsplit(base_url) if base_url else None
         self._local = threading.local()
         if self._base is not None:
-            # A local emulator: no proxy from the environment may capture these requests, and
-            # requests' default pool (10 connections a host) would make a threaded sender
-            # reconnect for most requests. No retries, as with the SDK's own adapter.
+            # A local emulator: no proxy from the environment may capture these requests.
             self.session.trust_env = False
-            self.session.mount("http://", HTTPAdapter(pool_maxsize=pool_size))
 
     def hold_next(self, hold: Callable[[], None] | None) -> None:
-        """Run `hold` on this thread just before its next request is sent (None: no hold)."""
-        assert isinstance(self.session, _HeldSession)  # noqa: S101 - made in __init__
-        self.session.holds.hold = hold
+        """Run `hold` on this thread at its next request's first write (None: no hold)."""
+        _HOLDS.hold = hold
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         self._local.response = None

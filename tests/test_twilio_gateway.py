@@ -3,9 +3,11 @@ before it is sent (chalicelib.twilio_gateway), against the Twilio emulator."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 from twilio.rest import Client
 
 from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioEmulator
@@ -69,3 +71,39 @@ def test_a_call_too_late_for_its_slot_sends_nothing_and_leaves_no_hold_behind(
     # The thread's next request, a lookup of Twilio's messages, is not held (nor refused).
     assert twilio.find_message(MESSAGE.params, since=0.0) is None
     assert holds == ["missed"] and len(emulator.requests) == 1
+
+
+def test_a_call_is_held_at_its_first_write_on_an_open_connection(
+    emulator: TwilioEmulator,
+) -> None:
+    # The hold runs inside the connection: on the first call of a client, after the
+    # connection to Twilio is made (no handshake between the slot and the request).
+    http = CapturingHttpClient(emulator.base_url, timeout=10)
+    twilio = TwilioGateway(Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, http_client=http), http)
+    open_connections: list[bool] = []
+
+    def hold() -> None:
+        # The emulator accepts the connection on a thread of its own: a moment to see it.
+        deadline = time.monotonic() + 5.0
+        while emulator.open_connections == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        open_connections.append(emulator.open_connections == 1 and not emulator.requests)
+
+    assert twilio.call(MESSAGE, hold=hold).status == 201
+    assert open_connections == [True]
+
+
+def test_every_scheme_holds_its_requests_and_through_a_proxy_too(
+    emulator: TwilioEmulator,
+) -> None:
+    http = CapturingHttpClient(emulator.base_url, timeout=10)
+    for url in ("https://api.twilio.com", "http://127.0.0.1"):
+        pool = http.session.get_adapter(url).poolmanager.connection_from_url(url)
+        assert pool.ConnectionCls.send is not urllib3.connection.HTTPConnection.send
+
+    # Through a proxy (here the emulator itself), the request is held before it is sent.
+    http.proxy = {"http": emulator.base_url}
+    twilio = TwilioGateway(Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, http_client=http), http)
+    seen_by_twilio: list[int] = []
+    twilio.call(MESSAGE, hold=lambda: seen_by_twilio.append(len(emulator.requests)))
+    assert seen_by_twilio == [0]
