@@ -33,6 +33,8 @@ from callqueue.generate import generate_rows, write_file
 
 HERE = Path(__file__).resolve().parent
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
+# Runs of each scenario: this machine is shared and its speed varies, so one run is one sample.
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 # How late a call may go for its slot: as deployed unless BENCH_SLOT_TOLERANCE says.
 TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", "0.01")
 SEED = re.compile(r"\[seed (\d+)\]")
@@ -96,6 +98,7 @@ def run(scenario: Scenario, work: Path) -> dict[str, Any]:
         "lag_seconds_p50": data["rate"].get("lag_seconds_p50"),
         "lag_seconds_p99": data["rate"].get("lag_seconds_p99"),
         "outcomes": data["totals"],
+        "sender_scheduling": data.get("sender_scheduling"),
         "wall_seconds": round(wall, 1),
         "_arrivals": sorted(r["t"] for r in requests),
     }
@@ -127,6 +130,11 @@ def figures(requests: list[dict[str, Any]], scenario: Scenario) -> dict[str, Any
         "limit_100ms": scenario.account_cps // 10 + 1,
         "achieved_cps": round(achieved, 2),
         "achieved_over_target": round(achieved / scenario.account_cps, 3),
+        # "Once started": from the end of the first second, while the first batches are still
+        # being received (the calls due at once have no lead), to the last call.
+        "achieved_over_target_after_first_second": round(
+            after_first_second(times) / scenario.account_cps, 3
+        ),
         # The same against the rate the slots are booked at (ACCOUNT_CPS less the headroom).
         "achieved_over_slots": round(achieved / (scenario.account_cps * (1 - HEADROOM)), 3),
         "count_429": len(throttled),
@@ -137,6 +145,13 @@ def figures(requests: list[dict[str, Any]], scenario: Scenario) -> dict[str, Any
     if len(scenario.jobs) > 1:
         out["fair_share"] = shares(requests)
     return out
+
+
+def after_first_second(times: list[float]) -> float:
+    """Calls per second from one second after the first call to the last."""
+    later = times[bisect_left(times, times[0] + 1.0) :] if times else []
+    span = later[-1] - later[0] if len(later) > 1 else 0.0
+    return (len(later) - 1) / span if span else 0.0
 
 
 def settle_time(times: list[float], throttled: list[float]) -> float | None:
@@ -236,14 +251,37 @@ def _write_png(path: Path, pixels: list[list[tuple[int, int, int]]]) -> None:
     )
 
 
+RUN_FIGURES = (
+    "max_calls_in_any_1s",
+    "max_calls_in_any_100ms",
+    "achieved_over_target",
+    "achieved_over_target_after_first_second",
+    "achieved_over_slots",
+    "count_429",
+    "seconds_until_429s_below_1pct",
+    "fair_share",
+)
+
+
+def summary_of(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Each figure of every run of a scenario, in run order."""
+    return {key: [r.get(key) for r in runs] for key in RUN_FIGURES if key in runs[0]}
+
+
 def main() -> int:
-    results = []
+    results, repeats = [], []
     with tempfile.TemporaryDirectory() as work:
         for scenario in SCENARIOS:
-            print(f"running: {scenario.name}", file=sys.stderr, flush=True)
-            result = run(scenario, Path(work))
-            print(json.dumps({k: v for k, v in result.items() if k != "_arrivals"}), flush=True)
-            results.append(result)
+            runs = []
+            for n in range(REPEAT):
+                print(f"running: {scenario.name} ({n + 1}/{REPEAT})", file=sys.stderr, flush=True)
+                result = run(scenario, Path(work))
+                print(json.dumps({k: v for k, v in result.items() if k != "_arrivals"}), flush=True)
+                runs.append(result)
+            # The plot and the scenario's figures are its worst run's for the 100-ms limit.
+            worst = max(runs, key=lambda r: (r["max_calls_in_any_100ms"], -r["achieved_cps"]))
+            results.append(worst)
+            repeats.append(summary_of(runs))
     plot(results, HERE / "rate.png")
     lags = [r["lag_seconds_p99"] for r in results if r.get("lag_seconds_p99") is not None]
     summary = {
@@ -256,7 +294,11 @@ def main() -> int:
         "scale": SCALE,
         "slot_tolerance_seconds": float(TOLERANCE),
         "rate_headroom": HEADROOM,
-        "scenarios": [{k: v for k, v in r.items() if k != "_arrivals"} for r in results],
+        "repeat": REPEAT,
+        "scenarios": [
+            {**{k: v for k, v in r.items() if k != "_arrivals"}, "runs": summary}
+            for r, summary in zip(results, repeats, strict=True)
+        ],
         "worst_lag_p99_seconds": max(lags) if lags else None,
     }
     (HERE / "rate.json").write_text(json.dumps(summary, indent=2) + "\n")
