@@ -34,7 +34,7 @@ from callqueue.generate import generate_rows, write_file
 HERE = Path(__file__).resolve().parent
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 # Runs of each scenario: this machine is shared and its speed varies, so one run is one sample.
-REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+REPEAT = max(1, int(os.environ.get("BENCH_REPEAT", "3")))
 # How late a call may go for its slot: as deployed unless BENCH_SLOT_TOLERANCE says.
 TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", "0.01")
 SEED = re.compile(r"\[seed (\d+)\]")
@@ -265,7 +265,7 @@ RUN_FIGURES = (
 
 def summary_of(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Each figure of every run of a scenario, in run order."""
-    return {key: [r.get(key) for r in runs] for key in RUN_FIGURES if key in runs[0]}
+    return {key: [r.get(key) for r in runs] for key in RUN_FIGURES if any(key in r for r in runs)}
 
 
 def main() -> int:

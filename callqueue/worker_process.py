@@ -49,6 +49,7 @@ REALTIME_PRIORITY = 10
 # And a thread that woke waits at most this long for the GIL (Python's default: 5 ms).
 SWITCH_INTERVAL_SECONDS = 0.0005
 NORMAL = "normal"
+RT_RUNTIME = Path("/proc/sys/kernel/sched_rt_runtime_us")
 
 
 class Worker:
@@ -197,13 +198,25 @@ def serve(
 
 def prioritize() -> str:
     """Put this thread, and every thread it starts from now on, under the real-time policy
-    (REALTIME_PRIORITY) where the OS allows it; how they are scheduled."""
+    (REALTIME_PRIORITY) where the OS allows it; how they are scheduled. Not when
+    CALLQUEUE_REALTIME is 0, nor where the kernel would not keep a share of each second for
+    ordinary processes (`sched_rt_runtime_us` -1): a runaway thread could then stall the
+    machine."""
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    if os.environ.get("CALLQUEUE_REALTIME") == "0" or _rt_unthrottled():
+        return NORMAL
     try:
         os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
     except (AttributeError, OSError):  # not Linux, or not allowed: as any process
         return NORMAL
     return f"SCHED_RR:{REALTIME_PRIORITY}"
+
+
+def _rt_unthrottled() -> bool:
+    try:
+        return RT_RUNTIME.read_text().strip() == "-1"
+    except OSError:  # not Linux: sched_setscheduler is not there either
+        return False
 
 
 def main(argv: list[str]) -> int:

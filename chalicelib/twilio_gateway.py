@@ -88,19 +88,42 @@ def _run_hold() -> None:
         hold()
 
 
-class _HeldSend:
-    """A connection that runs the calling thread's hold at the request's first write to the
-    socket: after the SDK, requests and urllib3 have built it and the connection is open (a new
-    one's handshake done), so none of that lies between the slot and the request reaching
-    Twilio. A hold that raises leaves nothing written; urllib3 then closes the connection."""
+class _HeldPool:
+    """A connection pool that runs the calling thread's hold, if any, on an open connection
+    taken from the pool (connected first if it is new: a TLS handshake is not between the slot
+    and Twilio) and then given back for the request, which the pool makes at once on it (it
+    hands out the connection it got last). A hold that raises (SlotMissed) leaves the
+    connection open in the pool for the next call: a missed slot costs no handshake.
 
-    sock: Any
+    The connection runs the hold again at the request's first write (_HeldSend): past the slot
+    by then, it only checks that the call is still within it, so the time urllib3 takes to
+    write the request is not between the last check and Twilio either."""
+
+    def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        pool: Any = self
+        hold: Callable[[], None] | None = getattr(_HOLDS, "hold", None)
+        if hold is not None:
+            conn = pool._get_conn()
+            try:
+                if conn.is_closed:
+                    try:
+                        conn.connect()
+                    except Exception:  # noqa: BLE001 - the request's own connect reports it
+                        conn.close()  # (wrapped as requests wraps it), after the hold
+                hold()
+            finally:
+                pool._put_conn(conn)
+        return super().urlopen(method, url, *args, **kwargs)  # type: ignore[misc]
+
+
+class _HeldSend:
+    """A connection that runs the calling thread's hold, if any, once more, at the request's
+    first write (after that, the hold is gone: a redirect or a lookup is not held). Should the
+    call have fallen out of its slot since the pool's hold, nothing is written, and urllib3
+    closes the connection."""
 
     def send(self, data: Any) -> None:
-        if getattr(_HOLDS, "hold", None) is not None:
-            if self.sock is None:
-                self.connect()  # type: ignore[attr-defined]  # the connection class's own
-            _run_hold()
+        _run_hold()
         super().send(data)  # type: ignore[misc]
 
 
@@ -112,17 +135,17 @@ class _HeldHTTPSConnection(_HeldSend, urllib3.connection.HTTPSConnection):
     pass
 
 
-class _HeldHTTPPool(urllib3.HTTPConnectionPool):
+class _HeldHTTPPool(_HeldPool, urllib3.HTTPConnectionPool):
     ConnectionCls = _HeldHTTPConnection
 
 
-class _HeldHTTPSPool(urllib3.HTTPSConnectionPool):
+class _HeldHTTPSPool(_HeldPool, urllib3.HTTPSConnectionPool):
     ConnectionCls = _HeldHTTPSConnection
 
 
 class HeldAdapter(HTTPAdapter):
-    """requests' adapter, holding each request for its thread's hold: in the connection, or,
-    through a proxy (whose connections are urllib3's own), just before the adapter sends it."""
+    """requests' adapter, holding each request for its thread's hold: in the connection pool,
+    or, through a proxy (whose pools are urllib3's own), just before the adapter sends it."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -159,7 +182,7 @@ class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is
             self.session.trust_env = False
 
     def hold_next(self, hold: Callable[[], None] | None) -> None:
-        """Run `hold` on this thread at its next request's first write (None: no hold)."""
+        """Run `hold` on this thread just before its next request is sent (None: no hold)."""
         _HOLDS.hold = hold
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
@@ -216,7 +239,8 @@ class TwilioGateway:
 
     def call(self, request: CallRequest, hold: Callable[[], None] | None = None) -> TwilioResult:
         """`hold`: run once the SDK has built the request, just before it is sent (to wait for
-        the call's slot); it may raise SlotMissed, which is raised here, nothing sent."""
+        the call's slot), and again at its first write (so it must wait until a time, then
+        check); it may raise SlotMissed, which is raised here, nothing sent."""
         sent_at = [self._clock()]
 
         def held() -> None:

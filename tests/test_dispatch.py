@@ -163,17 +163,15 @@ def test_a_call_may_go_late_for_its_slot_within_one_slot(dynamodb: Any) -> None:
 
 def test_a_call_never_goes_more_than_one_slot_late(dynamodb: Any) -> None:
     # At 200 CPS the slots are 5 ms apart: a call 7 ms late would bunch with the next slot's,
-    # so it is not made and takes another slot; the rows still without one at their call
-    # deadline (1 s after the claim here) go back on the queue.
+    # so it is not made and takes another slot, again and again; at its call deadline (1 s
+    # after the claim here) the row goes back on the queue. (One row: only its own hold moves
+    # the clock between a slot's booking and its check.)
     twilio, recorder, slots = run(
-        dynamodb, 3, rate=200, latency=0.0, overshoot=0.007, in_doubt_after=2.0
+        dynamodb, 1, rate=200, latency=0.0, overshoot=0.007, in_doubt_after=2.0
     )
 
-    for started, _ in twilio.calls:
-        assert any(0 <= started - slot <= 0.005 for slot in slots)
-    assert len(slots) > 3
-    called, back = {row for _, row in twilio.calls}, {r.row for r, _ in recorder.later}
-    assert back and called | back == {1, 2, 3} and not called & back
+    assert twilio.calls == [] and len(slots) > 1
+    assert [r.row for r, _ in recorder.later] == [1]
 
 
 def test_rows_without_a_slot_before_the_call_deadline_go_back_on_the_queue(

@@ -145,11 +145,15 @@ print(got, policies[0] == os.SCHED_RR, sys.getswitchinterval())
 """
 
 
-def probe_scheduling() -> list[str]:
+def probe_scheduling(**env: str) -> list[str]:
     """What callqueue.worker_process.prioritize gives a process here: its answer, whether a
     thread started after it runs under SCHED_RR, and the switch interval."""
     probe = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
     )
     return probe.stdout.split()
 
@@ -165,6 +169,8 @@ def test_the_sender_processes_threads_run_under_the_policy_they_report() -> None
     assert got in ("SCHED_RR:10", "normal")
     assert realtime == str(got != "normal")
     assert float(switch) == 0.0005
+    # Switched off.
+    assert probe_scheduling(CALLQUEUE_REALTIME="0")[:2] == ["normal", "False"]
 
 
 def test_run_two_files_are_two_jobs(tmp_path: Path) -> None:

@@ -49,7 +49,9 @@ def test_a_call_waits_for_its_hold_once_built_and_starts_when_it_is_sent(
 
     result = gateway(emulator, clock).call(MESSAGE, hold=hold)
 
-    assert seen_by_twilio == [0]  # held before anything reached Twilio
+    # Held on the open connection, and checked again at the request's first write: both
+    # before anything reached Twilio.
+    assert seen_by_twilio == [0, 0]
     assert result.status == 201 and len(emulator.requests) == 1
     assert result.started_at == 1_005.0  # when the request went, not when the call began
 
@@ -73,24 +75,32 @@ def test_a_call_too_late_for_its_slot_sends_nothing_and_leaves_no_hold_behind(
     assert holds == ["missed"] and len(emulator.requests) == 1
 
 
-def test_a_call_is_held_at_its_first_write_on_an_open_connection(
+def test_a_call_is_held_on_an_open_connection_and_a_missed_slot_keeps_it(
     emulator: TwilioEmulator,
 ) -> None:
-    # The hold runs inside the connection: on the first call of a client, after the
+    # The hold runs in the connection pool: on the first call of a client, after the
     # connection to Twilio is made (no handshake between the slot and the request).
     http = CapturingHttpClient(emulator.base_url, timeout=10)
     twilio = TwilioGateway(Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, http_client=http), http)
     open_connections: list[bool] = []
 
-    def hold() -> None:
+    def missed() -> None:
         # The emulator accepts the connection on a thread of its own: a moment to see it.
         deadline = time.monotonic() + 5.0
         while emulator.open_connections == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         open_connections.append(emulator.open_connections == 1 and not emulator.requests)
+        raise SlotMissed
 
-    assert twilio.call(MESSAGE, hold=hold).status == 201
+    with pytest.raises(SlotMissed):
+        twilio.call(MESSAGE, hold=missed)
     assert open_connections == [True]
+
+    # The slot missed, the connection stays open in the pool, and the next call uses it.
+    assert twilio.call(MESSAGE, hold=lambda: None).status == 201
+    pools = http.session.get_adapter(emulator.base_url).poolmanager.pools
+    assert [pools[key].num_connections for key in pools.keys()] == [1]  # noqa: SIM118
+    assert emulator.open_connections == 1 and len(emulator.requests) == 1
 
 
 def test_every_scheme_holds_its_requests_and_through_a_proxy_too(
@@ -99,7 +109,7 @@ def test_every_scheme_holds_its_requests_and_through_a_proxy_too(
     http = CapturingHttpClient(emulator.base_url, timeout=10)
     for url in ("https://api.twilio.com", "http://127.0.0.1"):
         pool = http.session.get_adapter(url).poolmanager.connection_from_url(url)
-        assert pool.ConnectionCls.send is not urllib3.connection.HTTPConnection.send
+        assert type(pool).urlopen is not urllib3.HTTPConnectionPool.urlopen
 
     # Through a proxy (here the emulator itself), the request is held before it is sent.
     http.proxy = {"http": emulator.base_url}
@@ -107,3 +117,19 @@ def test_every_scheme_holds_its_requests_and_through_a_proxy_too(
     seen_by_twilio: list[int] = []
     twilio.call(MESSAGE, hold=lambda: seen_by_twilio.append(len(emulator.requests)))
     assert seen_by_twilio == [0]
+
+
+def test_a_call_that_falls_out_of_its_slot_before_its_first_write_sends_nothing(
+    emulator: TwilioEmulator,
+) -> None:
+    twilio = gateway(emulator, Clock())
+    checks: list[str] = []
+
+    def late_by_the_write() -> None:
+        checks.append("check")
+        if len(checks) == 2:  # within the slot on the open connection, out of it at the write
+            raise SlotMissed
+
+    with pytest.raises(SlotMissed):
+        twilio.call(MESSAGE, hold=late_by_the_write)
+    assert checks == ["check", "check"] and emulator.requests == []
