@@ -109,9 +109,12 @@ class Worker:
     def invoke(self, name: str, event: Any) -> Any:
         """The function's result; its error raised (SimulatedCrash when it was killed)."""
         with self._lock:
-            if not self._busy:
+            # A process that died (killed, out of memory) would fail every invocation at once,
+            # and so look least busy for good: the live ones take them.
+            alive = [i for i, process in enumerate(self._processes) if process.poll() is None]
+            if not self._busy or not alive:
                 raise RuntimeError(f"{name}: the worker processes are not running")
-            chosen = min(range(len(self._busy)), key=self._busy.__getitem__)
+            chosen = min(alive, key=self._busy.__getitem__)
             self._busy[chosen] += 1
             url = self.urls[chosen]
             busy = self._busy

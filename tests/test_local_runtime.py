@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,34 @@ def test_the_sender_processes_threads_run_under_the_policy_they_report() -> None
     assert float(switch) == 0.0005
     # Switched off.
     assert probe_scheduling(CALLQUEUE_REALTIME="0")[:2] == ["normal", "False"]
+
+
+def test_a_dead_worker_process_gets_no_more_invocations(tmp_path: Path) -> None:
+    from callqueue.worker_process import Worker, serve
+
+    name = "callqueue-local-handle_send_batch"
+    server = serve({name: lambda event, _: {"answered": event["n"]}}, dict)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE, text=True)
+    dead.wait()
+    live = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, text=True
+    )
+    worker = Worker("local", ["handle_send_batch"], tmp_path, processes=2)
+    # As start() leaves them, the first process dead (its address answers nothing).
+    host, port = server.server_address[:2]
+    worker._processes = [dead, live]
+    worker.urls = ["http://127.0.0.1:1", f"http://{host!s}:{port}"]
+    worker._busy = [0, 0]
+    try:
+        assert worker.invoke(name, {"n": 1}) == {"answered": 1}  # the live one, though as busy
+        live.kill()
+        live.wait()
+        with pytest.raises(RuntimeError, match="not running"):
+            worker.invoke(name, {"n": 2})
+    finally:
+        worker.stop()
+        server.shutdown()
 
 
 def test_run_two_files_are_two_jobs(tmp_path: Path) -> None:
