@@ -700,6 +700,10 @@ class KeepAliveHandler(MotoRequestHandler):
     """
 
     _body: _Body | None = None
+    # TCP_NODELAY on each connection: on one kept open, an answer's body (a small write after
+    # its headers) waited for the client's delayed ACK, and every request took 48 ms (measured
+    # here; 3-5 ms without).
+    disable_nagle_algorithm = True
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()

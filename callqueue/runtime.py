@@ -37,7 +37,7 @@ from callqueue.emulator_process import EmulatorProcess
 from callqueue.faults import FaultSpec
 from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
 from callqueue.triggers import SimulatedCrash, Triggers
-from callqueue.worker_process import Worker
+from callqueue.worker_process import NORMAL, Worker, realtime
 from chalicelib import services
 from chalicelib.jobs import Job, JobStore
 from chalicelib.splitter import job_id_for
@@ -129,8 +129,14 @@ class CrashingHttpClient(CapturingHttpClient):
     """Kills the invocation when the emulator marks a response with the `crash` fault: the call
     reached Twilio, and the function dies before any project code sees the response."""
 
+    def __init__(self, *, scheduling: str = NORMAL, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # How each call's thread is scheduled while it calls (callqueue.worker_process).
+        self._scheduling = scheduling
+
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        response = super().request(method, url, *args, **kwargs)
+        with realtime(self._scheduling):
+            response = super().request(method, url, *args, **kwargs)
         if (response.headers or {}).get(FAULT_HEADER) == "crash":
             raise SimulatedCrash("injected crash after Twilio's response")
         return response

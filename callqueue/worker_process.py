@@ -24,7 +24,8 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,15 @@ MAX_INVOCATION_SECONDS = 900
 # A Lambda instance has a share of CPU of its own; here the sender shares two cores with moto,
 # the emulator and the runtime, and a thread waking for its slot waited behind them (p90 3.3 ms,
 # p99 7.9 ms late at 200 CPS, measured). Where the OS allows it (Linux, as root or within
-# RLIMIT_RTPRIO), the sender's threads run under the round-robin real-time policy at this
-# priority: above every ordinary process, below the kernel's own threads (the kernel still keeps
-# 5% of each second for ordinary processes). Measured: p90 0.5 ms, p99 2.3 ms.
+# RLIMIT_RTPRIO), a thread making a Twilio call runs under the round-robin real-time policy at
+# this priority for that call (waiting for its slot, sending, reading the answer): above every
+# ordinary process, below the kernel's own threads. Measured with every thread of the sender
+# real-time (the earlier form): p90 0.5 ms, p99 2.3 ms.
+# Only for the call: once moto answered without Nagle's delay (callqueue.aws_process), with
+# every thread of the sender real-time (claims, publishing, the batch's own loop) moto, an
+# ordinary process, waited behind them; publishing a batch's responses took seconds, the
+# sender's invocations outlasted the queue's visibility timeout, and at 200 CPS the calls
+# stopped for seconds at a time from the 10th second on (measured here, three runs).
 REALTIME_PRIORITY = 10
 # And a thread that woke waits at most this long for the GIL (Python's default: 5 ms).
 SWITCH_INTERVAL_SECONDS = 0.0005
@@ -163,6 +170,7 @@ def serve(
 ) -> ThreadingHTTPServer:
     class Invocations(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # connections kept open for the next invocation
+        disable_nagle_algorithm = True  # see callqueue.aws_process.KeepAliveHandler
 
         def do_POST(self) -> None:
             name = self.path.strip("/").split("/")[1]
@@ -200,8 +208,8 @@ def serve(
 
 
 def prioritize() -> str:
-    """Put this thread, and every thread it starts from now on, under the real-time policy
-    (REALTIME_PRIORITY) where the OS allows it; how they are scheduled. Not when
+    """How this process's Twilio calls are scheduled: `SCHED_RR:<priority>` where the OS lets a
+    thread take the real-time policy (tried here, then given up), else NORMAL. Not when
     CALLQUEUE_REALTIME is 0, nor where the kernel would not keep a share of each second for
     ordinary processes (`sched_rt_runtime_us` -1): a runaway thread could then stall the
     machine."""
@@ -210,9 +218,24 @@ def prioritize() -> str:
         return NORMAL
     try:
         os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (AttributeError, OSError):  # not Linux, or not allowed: as any process
         return NORMAL
     return f"SCHED_RR:{REALTIME_PRIORITY}"
+
+
+@contextmanager
+def realtime(scheduling: str) -> Iterator[None]:
+    """The calling thread under the real-time policy for the block, if `scheduling` says so
+    (prioritize's answer); ordinary again afterwards."""
+    if scheduling == NORMAL:
+        yield
+        return
+    os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def _rt_unthrottled() -> bool:
@@ -223,7 +246,7 @@ def _rt_unthrottled() -> bool:
 
 
 def main(argv: list[str]) -> int:
-    scheduling = prioritize()  # before any thread is started: they inherit it
+    scheduling = prioritize()
     # The runtime's own set-up of the clients (not imported at the top: it imports moto's
     # server-side modules only when used).
     from callqueue import runtime  # noqa: PLC0415
@@ -236,7 +259,7 @@ def main(argv: list[str]) -> int:
     services.use_boto3_session(counter.session, max_pool_connections=400)
     services.use_twilio_http_client(
         lambda base_url, timeout: runtime.CrashingHttpClient(
-            base_url=base_url, timeout=timeout, pool_size=512
+            base_url=base_url, timeout=timeout, pool_size=512, scheduling=scheduling
         )
     )
     sys.path.insert(0, str(PROJECT_DIR))

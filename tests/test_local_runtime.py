@@ -128,7 +128,7 @@ def test_run_reports_rate_and_aws_requests(sample_run: dict[str, Any]) -> None:
     # Twilio's credentials, read by the sender alone, in its own process (worker_process).
     assert requests["secrets-manager:GetSecretValue"] >= 1
     assert len(report["jobs"]) == 1
-    assert report["sender_scheduling"] == sender_scheduling()
+    assert report["sender_scheduling"] == probe_scheduling()[0]
     # 294 valid rows at 50 CPS in 3-second windows: two chunks, so the loop waited once.
     assert requests["s3:CopyObject"] == 2
     assert "[" in sample_run["result"].stderr  # the progress bar
@@ -136,19 +136,29 @@ def test_run_reports_rate_and_aws_requests(sample_run: dict[str, Any]) -> None:
 
 PROBE = """
 import os, sys, threading
+from types import SimpleNamespace
 from callqueue.worker_process import prioritize
 got = prioritize()
+from callqueue.runtime import CrashingHttpClient
+from chalicelib.twilio_gateway import CapturingHttpClient
 policies = []
 thread = threading.Thread(target=lambda: policies.append(os.sched_getscheduler(0)))
 thread.start()
 thread.join()
-print(got, policies[0] == os.SCHED_RR, sys.getswitchinterval())
+def answer(self, method, url, *args, **kwargs):
+    policies.append(os.sched_getscheduler(0))
+    return SimpleNamespace(headers={})
+CapturingHttpClient.request = answer
+CrashingHttpClient(scheduling=got).request("POST", "http://127.0.0.1:9/Messages.json")
+policies.append(os.sched_getscheduler(0))
+print(got, *(p == os.SCHED_RR for p in policies), sys.getswitchinterval())
 """
 
 
 def probe_scheduling(**env: str) -> list[str]:
-    """What callqueue.worker_process.prioritize gives a process here: its answer, whether a
-    thread started after it runs under SCHED_RR, and the switch interval."""
+    """What callqueue.worker_process.prioritize gives a process here: its answer; whether a
+    thread started after it, a Twilio call made by the runtime's client and the same thread
+    after the call run under SCHED_RR; and the switch interval."""
     probe = subprocess.run(
         [sys.executable, "-c", PROBE],
         capture_output=True,
@@ -159,19 +169,16 @@ def probe_scheduling(**env: str) -> list[str]:
     return probe.stdout.split()
 
 
-def sender_scheduling() -> str:
-    return probe_scheduling()[0]
-
-
 @pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux's scheduling policies")
-def test_the_sender_processes_threads_run_under_the_policy_they_report() -> None:
-    got, realtime, switch = probe_scheduling()
-    # Real-time where allowed (root, or RLIMIT_RTPRIO), and every thread started after inherits.
+def test_the_sender_makes_its_calls_under_the_policy_it_reports_and_nothing_else() -> None:
+    got, thread, call, after, switch = probe_scheduling()
+    # Real-time where allowed (root, or RLIMIT_RTPRIO), for a Twilio call alone: the sender's
+    # other threads, and the calling thread once its call is made, are ordinary.
     assert got in ("SCHED_RR:10", "normal")
-    assert realtime == str(got != "normal")
+    assert (thread, call, after) == ("False", str(got != "normal"), "False")
     assert float(switch) == 0.0005
     # Switched off.
-    assert probe_scheduling(CALLQUEUE_REALTIME="0")[:2] == ["normal", "False"]
+    assert probe_scheduling(CALLQUEUE_REALTIME="0")[:4] == ["normal", "False", "False", "False"]
 
 
 def test_a_dead_worker_process_gets_no_more_invocations(tmp_path: Path) -> None:
