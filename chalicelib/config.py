@@ -171,7 +171,7 @@ class Settings:
             max_attempts=_int(env, "MAX_ATTEMPTS", 5),
             backoff_base_seconds=float(env.get("BACKOFF_BASE_SECONDS", "2")),
             sender_batch_size=_int(env, "SENDER_BATCH_SIZE", 100),
-            sender_max_concurrency=_int(env, "SENDER_MAX_CONCURRENCY", 20),
+            sender_max_concurrency=_int(env, "SENDER_MAX_CONCURRENCY", 50),
             sender_batching_window_seconds=_int(env, "SENDER_BATCHING_WINDOW_SECONDS", 1),
             twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT_SECONDS", "10")),
             archive_bucket=env.get("ARCHIVE_BUCKET", f"{prefix}-archive"),

@@ -36,7 +36,7 @@ from chalicelib.twilio_gateway import SlotMissed, TwilioGateway
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# A row is made visible one to two seconds before it is due (chalicelib.planning); a row due
+# A row is made visible two to three seconds before it is due (chalicelib.planning); a row due
 # later than this goes back on the queue instead of holding the batch.
 MAX_HOLD_SECONDS = 3.0
 # How often a paused job's queued rows look again at whether it was resumed.
