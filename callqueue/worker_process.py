@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,11 @@ MAX_INVOCATION_SECONDS = 900
 REALTIME_PRIORITY = 10
 # And a thread that woke waits at most this long for the GIL (Python's default: 5 ms).
 SWITCH_INTERVAL_SECONDS = 0.0005
+# The sender's other threads are ordinary but favoured (where allowed): a real-time thread that
+# woke for its slot waits for the GIL, and an ordinary thread of its process holding it could
+# wait for a CPU behind moto and the runtime meanwhile. With the calls alone real-time, one of
+# six runs at 200 CPS made 22 calls in 100 ms; with this too, none of three (measured here).
+NICE = -10
 NORMAL = "normal"
 RT_RUNTIME = Path("/proc/sys/kernel/sched_rt_runtime_us")
 
@@ -209,12 +214,18 @@ def serve(
 
 def prioritize() -> str:
     """How this process's Twilio calls are scheduled: `SCHED_RR:<priority>` where the OS lets a
-    thread take the real-time policy (tried here, then given up), else NORMAL. Not when
-    CALLQUEUE_REALTIME is 0, nor where the kernel would not keep a share of each second for
-    ordinary processes (`sched_rt_runtime_us` -1): a runaway thread could then stall the
-    machine."""
+    thread take the real-time policy (tried here, then given up), else NORMAL; and its threads
+    started from now on favoured (NICE) where allowed. Neither when CALLQUEUE_REALTIME is 0; no
+    real-time where the kernel would not keep a share of each second for ordinary processes
+    (`sched_rt_runtime_us` -1): a runaway thread could then stall the machine."""
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    if os.environ.get("CALLQUEUE_REALTIME") == "0" or _rt_unthrottled():
+    if os.environ.get("CALLQUEUE_REALTIME") == "0":
+        return NORMAL
+    # Every thread started from now on (Linux's nice is a thread's, and inherited); where not
+    # allowed (or not Linux), as any process.
+    with suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, NICE)
+    if _rt_unthrottled():
         return NORMAL
     try:
         os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))

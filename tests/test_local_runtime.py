@@ -142,7 +142,11 @@ got = prioritize()
 from callqueue.runtime import CrashingHttpClient
 from chalicelib.twilio_gateway import CapturingHttpClient
 policies = []
-thread = threading.Thread(target=lambda: policies.append(os.sched_getscheduler(0)))
+nice = []
+def started():
+    policies.append(os.sched_getscheduler(0))
+    nice.append(os.getpriority(os.PRIO_PROCESS, 0))
+thread = threading.Thread(target=started)
 thread.start()
 thread.join()
 def answer(self, method, url, *args, **kwargs):
@@ -151,7 +155,7 @@ def answer(self, method, url, *args, **kwargs):
 CapturingHttpClient.request = answer
 CrashingHttpClient(scheduling=got).request("POST", "http://127.0.0.1:9/Messages.json")
 policies.append(os.sched_getscheduler(0))
-print(got, *(p == os.SCHED_RR for p in policies), sys.getswitchinterval())
+print(got, *(p == os.SCHED_RR for p in policies), sys.getswitchinterval(), nice[0])
 """
 
 
@@ -171,14 +175,19 @@ def probe_scheduling(**env: str) -> list[str]:
 
 @pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux's scheduling policies")
 def test_the_sender_makes_its_calls_under_the_policy_it_reports_and_nothing_else() -> None:
-    got, thread, call, after, switch = probe_scheduling()
+    got, thread, call, after, switch, nice = probe_scheduling()
     # Real-time where allowed (root, or RLIMIT_RTPRIO), for a Twilio call alone: the sender's
-    # other threads, and the calling thread once its call is made, are ordinary.
+    # other threads, and the calling thread once its call is made, are ordinary, favoured
+    # where allowed (as root: -10).
     assert got in ("SCHED_RR:10", "normal")
     assert (thread, call, after) == ("False", str(got != "normal"), "False")
     assert float(switch) == 0.0005
+    if os.geteuid() == 0:
+        assert int(nice) == -10
     # Switched off.
-    assert probe_scheduling(CALLQUEUE_REALTIME="0")[:4] == ["normal", "False", "False", "False"]
+    off = probe_scheduling(CALLQUEUE_REALTIME="0")
+    assert off[:4] == ["normal", "False", "False", "False"]
+    assert int(off[5]) == os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def test_a_dead_worker_process_gets_no_more_invocations(tmp_path: Path) -> None:
