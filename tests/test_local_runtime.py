@@ -190,6 +190,21 @@ def test_the_sender_makes_its_calls_under_the_policy_it_reports_and_nothing_else
     assert int(off[5]) == os.getpriority(os.PRIO_PROCESS, 0)
 
 
+def test_a_call_goes_as_is_when_the_real_time_policy_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from callqueue import worker_process
+
+    def refuse(*args: Any) -> None:
+        raise PermissionError("not allowed")
+
+    monkeypatch.setattr(worker_process.os, "sched_setscheduler", refuse, raising=False)
+    made = []
+    with worker_process.realtime("SCHED_RR:10"):
+        made.append("call")
+    assert made == ["call"]
+
+
 def test_a_dead_worker_process_gets_no_more_invocations(tmp_path: Path) -> None:
     from callqueue.worker_process import Worker, serve
 
