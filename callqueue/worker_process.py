@@ -58,7 +58,7 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 # The sender's other threads are ordinary but favoured (where allowed): a real-time thread that
 # woke for its slot waits for the GIL, and an ordinary thread of its process holding it could
 # wait for a CPU behind moto and the runtime meanwhile. With the calls alone real-time, one of
-# six runs at 200 CPS made 22 calls in 100 ms; with this too, none of three (measured here).
+# six runs at 200 CPS made 22 calls in 100 ms; with this too, none of ten (measured here).
 NICE = -10
 NORMAL = "normal"
 RT_RUNTIME = Path("/proc/sys/kernel/sched_rt_runtime_us")
