@@ -162,7 +162,7 @@ print(got, *(p == os.SCHED_RR for p in policies), sys.getswitchinterval(), nice[
 def probe_scheduling(**env: str) -> list[str]:
     """What callqueue.worker_process.prioritize gives a process here: its answer; whether a
     thread started after it, a Twilio call made by the runtime's client and the same thread
-    after the call run under SCHED_RR; and the switch interval."""
+    after the call run under SCHED_RR; the switch interval; and the started thread's nice."""
     probe = subprocess.run(
         [sys.executable, "-c", PROBE],
         capture_output=True,
