@@ -113,6 +113,8 @@ def test_local_api_job_runs_to_completion_with_delivery_statuses(
 
 def test_local_api_pause_resume_and_cancel_a_running_job(runtime: LocalRuntime, api: str) -> None:
     job_id = create(api, {"rows": rows(60, "556"), "window": 2})
+    # A job still splitting is neither pausable nor cancellable (409): the splitter sets its state.
+    wait_for(lambda: (status := job(api, job_id)) and status["state"] in ("running", "released"))
 
     assert requests.post(f"{api}/jobs/{job_id}/pause", timeout=10).json()["state"] == "paused"
     assert requests.post(f"{api}/jobs/{job_id}/pause", timeout=10).status_code == 409
