@@ -30,16 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from callqueue.generate import generate_rows, write_file
+from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
 HERE = Path(__file__).resolve().parent
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 # Runs of each scenario: this machine is shared and its speed varies, so one run is one sample.
 REPEAT = max(1, int(os.environ.get("BENCH_REPEAT", "3")))
 # How late a call may go for its slot: as deployed unless BENCH_SLOT_TOLERANCE says.
-TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", "0.01")
+TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", DEFAULT_SLOT_TOLERANCE_SECONDS)
 SEED = re.compile(r"\[seed (\d+)\]")
-# The deployment's default RATE_HEADROOM (chalicelib.config), which the runs use.
-HEADROOM = 0.02
+# The deployment's default RATE_HEADROOM, which the runs use.
+HEADROOM = float(DEFAULT_RATE_HEADROOM)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from callqueue.faults import FaultSpec
 from callqueue.report import OUTCOMES, JobTotals, build_report
+from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
 if TYPE_CHECKING:
     from callqueue.runtime import LocalRuntime, Options, Tally
@@ -188,14 +189,16 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slot-tolerance",
         type=float,
-        default=0.01,
-        help="seconds a call may go late for its slot before it takes another (default 0.01)",
+        default=float(DEFAULT_SLOT_TOLERANCE_SECONDS),
+        help="seconds a call may go late for its slot before it takes another "
+        f"(default {DEFAULT_SLOT_TOLERANCE_SECONDS})",
     )
     parser.add_argument(
         "--rate-headroom",
         type=float,
-        default=0.02,
-        help="share of the account's rate left unused for late arrivals (default 0.02)",
+        default=float(DEFAULT_RATE_HEADROOM),
+        help="share of the account's rate left unused for late arrivals "
+        f"(default {DEFAULT_RATE_HEADROOM})",
     )
     parser.add_argument("--seed", type=int, help="seed for the emulator's fault draws")
 

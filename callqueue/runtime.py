@@ -39,6 +39,7 @@ from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_i
 from callqueue.triggers import SimulatedCrash, Triggers
 from callqueue.worker_process import NORMAL, Worker, realtime
 from chalicelib import services
+from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 from chalicelib.jobs import Job, JobStore
 from chalicelib.splitter import job_id_for
 from chalicelib.storage import rejects_key
@@ -74,11 +75,11 @@ class Options:
     account_cps: int | None = None
     sender_limits: str = ""
     # As deployed (chalicelib.config).
-    slot_tolerance_seconds: float = 0.01
+    slot_tolerance_seconds: float = float(DEFAULT_SLOT_TOLERANCE_SECONDS)
     # Processes serving the sender's invocations, each to the least busy (0: the runtime's own
     # interpreter); callqueue.worker_process.
     sender_processes: int = SENDER_PROCESSES
-    rate_headroom: float = 0.02
+    rate_headroom: float = float(DEFAULT_RATE_HEADROOM)
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
     visibility_timeout: int = 15
     max_receive_count: int = 5

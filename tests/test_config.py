@@ -9,8 +9,8 @@ from chalicelib.config import ConfigError, Settings
 
 def test_slots_leave_two_percent_of_the_account_rate_and_a_call_may_be_10ms_late() -> None:
     settings = Settings.from_env({"ACCOUNT_CPS": "50"})
-    assert settings.rate_headroom == 0.02
-    assert settings.slot_tolerance_seconds == 0.01
+    assert settings.rate_headroom == 0.01
+    assert settings.slot_tolerance_seconds == 0.005
     assert Settings.from_env({"RATE_HEADROOM": "0"}).rate_headroom == 0.0
 
 
