@@ -18,9 +18,12 @@ from chalicelib.metering import SenderLimits
 # SQS cannot delay a message longer than 15 minutes, and a chunk's rows are enqueued with delays
 # spanning one window, so a window can be at most that long.
 MAX_WINDOW_SECONDS = 900
-# Lambda's ceilings for an SQS trigger of a standard queue.
+# Lambda's ceiling on the batch size of an SQS trigger of a standard queue.
 MAX_SENDER_BATCH = 10_000
-MAX_BATCHING_WINDOW = 300
+# Lambda allows a batching window of 300 s; the sender's is at most this: its rows are made
+# visible that much (and 2 s more) before they are due, and each batch holds them until then,
+# within the function's minute.
+MAX_SENDER_BATCHING_WINDOW = 10
 # Slots are laid out at 99% of the account's rate: a sliding second then holds ACCOUNT_CPS calls
 # even when some reach Twilio up to 10 ms later than their slots, at any rate (the slots of
 # 1.01 s at 99% are 99.99% of a second's).
@@ -133,8 +136,11 @@ class Settings:
             raise ConfigError(f"max attempts must be at least 1, got {self.max_attempts}")
         if not 1 <= self.sender_batch_size <= MAX_SENDER_BATCH:
             raise ConfigError(f"SENDER_BATCH_SIZE must be 1..{MAX_SENDER_BATCH}")
-        if not 0 <= self.sender_batching_window_seconds <= MAX_BATCHING_WINDOW:
-            raise ConfigError(f"SENDER_BATCHING_WINDOW_SECONDS must be 0..{MAX_BATCHING_WINDOW}")
+        if not 0 <= self.sender_batching_window_seconds <= MAX_SENDER_BATCHING_WINDOW:
+            raise ConfigError(
+                f"SENDER_BATCHING_WINDOW_SECONDS must be 0..{MAX_SENDER_BATCHING_WINDOW}"
+                " (a sender's batch holds its rows until they are due)"
+            )
         if self.sender_batch_size > 10 and self.sender_batching_window_seconds < 1:
             # Lambda's rule for SQS triggers: batches above one receive need a batching window.
             raise ConfigError("a SENDER_BATCH_SIZE above 10 needs SENDER_BATCHING_WINDOW_SECONDS")

@@ -75,6 +75,14 @@ class Schedule:
 VISIBLE_EARLY_SECONDS = 2.0
 
 
+def visible_early_seconds(batching_window: float) -> float:
+    """How long before it is due a row is made visible on the send queue, for a sender trigger
+    with this batching window (SENDER_BATCHING_WINDOW_SECONDS): VISIBLE_EARLY_SECONDS for the
+    default window of one second, a longer window's extra on top (with five seconds, a row can
+    wait five in the trigger before its batch is handed over)."""
+    return VISIBLE_EARLY_SECONDS + max(0.0, batching_window - 1.0)
+
+
 def delay_seconds(due_at: float, now: float) -> int:
     """SQS DelaySeconds that makes a message visible no later than `due_at`.
 

@@ -28,8 +28,12 @@ class SendQueue:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         in_flight: int = 8,
+        visible_early: float = VISIBLE_EARLY_SECONDS,
     ) -> None:
+        """`visible_early`: how long before it is due a row is made visible
+        (chalicelib.planning.visible_early_seconds)."""
         self._sqs = sqs
+        self._visible_early = visible_early
         self._queue_name = queue_name
         self._dlq_name = dead_letter_queue_name
         self._clock = clock
@@ -127,7 +131,7 @@ class SendQueue:
         entries = []
         for i, row in enumerate(batch):
             delay = (
-                delay_seconds(row.due_at - VISIBLE_EARLY_SECONDS, now)
+                delay_seconds(row.due_at - self._visible_early, now)
                 if delays is None
                 else delay_seconds(now + delays[i], now)
             )

@@ -36,8 +36,9 @@ from chalicelib.twilio_gateway import SlotMissed, TwilioGateway
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# A row is made visible two to three seconds before it is due (chalicelib.planning); a row due
-# later than this goes back on the queue instead of holding the batch.
+# A row is made visible two to three seconds before it is due (chalicelib.planning; more with a
+# longer batching window); a row due later than this (or than its lead and a second, where that
+# is longer) goes back on the queue instead of holding the batch.
 MAX_HOLD_SECONDS = 3.0
 # How often a paused job's queued rows look again at whether it was resumed.
 PAUSED_RECHECK_SECONDS = 30.0
@@ -102,6 +103,7 @@ class Sender:
         concurrency: int = 1,
         concurrency_limit: int | None = None,
         late_tolerance: float = LATE_TOLERANCE_SECONDS,
+        visible_early: float = VISIBLE_EARLY_SECONDS,
     ) -> None:
         """`limiter` meters every call on the account's shared rate (None: each row goes at its
         own time); `senders` adds per-sender limits; `concurrency` is how many of a batch's
@@ -123,6 +125,10 @@ class Sender:
         self._concurrency = concurrency
         self._concurrency_limit = concurrency_limit
         self._late_tolerance = late_tolerance
+        # Rows come this long before they are due (and up to a second more: delays are whole
+        # seconds); one sooner than that goes back on the queue (chalicelib.planning).
+        self._visible_early = visible_early
+        self._max_hold = max(MAX_HOLD_SECONDS, visible_early + 1.0)
 
     def send_batch(self, rows: Iterable[QueuedRow]) -> list[dict[str, Any]]:
         """Returns the envelopes published, as JSON."""
@@ -142,8 +148,8 @@ class Sender:
                 continue
             shift = _pause_shift(row, job)
             at = row.due_at + shift
-            if at - now > MAX_HOLD_SECONDS:
-                later.append((row, at - now - VISIBLE_EARLY_SECONDS))
+            if at - now > self._max_hold:
+                later.append((row, at - now - self._visible_early))
             else:
                 # From here on the row's times are measured from the job's current start.
                 due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))

@@ -23,6 +23,7 @@ from chalicelib.jobs import JobStore
 from chalicelib.limiter import RateLimiter
 from chalicelib.metering import SenderLimits
 from chalicelib.observability import Metrics
+from chalicelib.planning import visible_early_seconds
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
 from chalicelib.release import Releaser
@@ -110,7 +111,12 @@ def jobs() -> JobStore:
 @cache
 def send_queue() -> SendQueue:
     s = settings()
-    return SendQueue(_client("sqs"), s.send_queue, s.dead_letter_queue)
+    return SendQueue(
+        _client("sqs"),
+        s.send_queue,
+        s.dead_letter_queue,
+        visible_early=visible_early_seconds(s.sender_batching_window_seconds),
+    )
 
 
 @cache
@@ -176,6 +182,7 @@ def sender() -> Sender:
         concurrency=s.sender_call_concurrency,
         concurrency_limit=s.twilio_concurrency_limit,
         late_tolerance=s.slot_tolerance_seconds,
+        visible_early=visible_early_seconds(s.sender_batching_window_seconds),
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from chalicelib.config import ConfigError, Settings
 
 
-def test_slots_leave_two_percent_of_the_account_rate_and_a_call_may_be_10ms_late() -> None:
+def test_slots_leave_one_percent_of_the_account_rate_and_a_call_may_be_5ms_late() -> None:
     settings = Settings.from_env({"ACCOUNT_CPS": "50"})
     assert settings.rate_headroom == 0.01
     assert settings.slot_tolerance_seconds == 0.005
@@ -22,6 +22,7 @@ def test_slots_leave_two_percent_of_the_account_rate_and_a_call_may_be_10ms_late
         ("SLOT_TOLERANCE_SECONDS", "-1"),
         ("SLOT_TOLERANCE_SECONDS", "nan"),
         ("RESULTS_PAGE_SIZE", "-5"),
+        ("SENDER_BATCHING_WINDOW_SECONDS", "11"),
     ],
 )
 def test_out_of_range_rate_settings_are_refused(name: str, value: str) -> None:

@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from chalicelib.idempotency import CallLedger
 from chalicelib.limiter import RateLimiter
+from chalicelib.planning import visible_early_seconds
 from chalicelib.records import QueuedRow, TwilioResult
 from chalicelib.sender import Sender, SendPolicy
 from tests.tables import create_ledger_table, create_rate_table
@@ -91,6 +92,7 @@ def run(
     recorder: Recorder | None = None,
     overshoot: float = 0.0,
     in_doubt_after: float = 30.0,
+    visible_early: float = 2.0,
 ) -> tuple[Twilio, Recorder, list[float]]:
     clock = Clock(overshoot)
     limiter = RateLimiter(dynamodb, "rate", rate=rate, clock=clock)
@@ -117,6 +119,7 @@ def run(
         concurrency=1,
         late_tolerance=0.1,
         jobs=lambda _: jobs(clock),
+        visible_early=visible_early,
     )
     batch = [
         QueuedRow("job", i, "messages", {"To": f"+1415555{i:04d}", "Body": "x"}, due)
@@ -233,3 +236,20 @@ def test_a_slow_publish_of_the_first_outcomes_does_not_hold_up_the_calls(dynamod
     assert 0 < first_publish[0] < 30  # published while the batch was calling, not at its end
     assert waited == [True] and len(twilio.calls) == 30
     assert sorted(e["row"] for e in recorder.published) == list(range(1, 31))
+
+
+def test_a_row_due_later_than_its_lead_goes_back_unless_the_batching_window_makes_it_longer(
+    dynamodb: Any,
+) -> None:
+    # Due in 5 s: with the default lead (rows visible 2 to 3 s early) the batch does not hold
+    # it, and it comes back 2 s before it is due; with a 5 s batching window rows are made
+    # visible 6 s early, so a row 5 s early is on time, and held.
+    twilio, recorder, _ = run(dynamodb, 1, rate=100, latency=0.0, due=T0 + 5.0)
+    assert twilio.calls == []
+    assert [(r.row, round(delay, 3)) for r, delay in recorder.later] == [(1, 3.0)]
+
+    twilio, recorder, slots = run(
+        dynamodb, 1, rate=100, latency=0.0, due=T0 + 5.0, visible_early=visible_early_seconds(5)
+    )
+    assert [row for _, row in twilio.calls] == [1] and recorder.later == []
+    assert slots[0] >= T0 + 5.0

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.config import ConfigError
-from chalicelib.planning import Schedule, delay_seconds, iso_timestamp
+from chalicelib.planning import (
+    VISIBLE_EARLY_SECONDS,
+    Schedule,
+    delay_seconds,
+    iso_timestamp,
+    visible_early_seconds,
+)
+from chalicelib.queue import SendQueue
+from chalicelib.records import QueuedRow
 
 
 @pytest.mark.parametrize(
@@ -87,3 +96,39 @@ def test_schedule_release_lead_keeps_delays_within_sqs_ceiling(window: int, lead
     last = schedule.chunk_size - 1
     assert schedule.offset(last) - schedule.release_at(0) <= 900
     assert schedule.release_at(2) == 2 * window - lead
+
+
+def test_a_longer_batching_window_makes_rows_visible_that_much_earlier() -> None:
+    assert visible_early_seconds(1) == VISIBLE_EARLY_SECONDS == 2.0
+    assert visible_early_seconds(0) == 2.0
+    assert visible_early_seconds(5) == 6.0
+
+
+class Sqs:
+    """Records the delays the send queue asks for."""
+
+    def __init__(self) -> None:
+        self.delays: list[int] = []
+
+    def get_queue_url(self, QueueName: str) -> dict[str, str]:
+        return {"QueueUrl": f"https://sqs.example/{QueueName}"}
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.delays.extend(e["DelaySeconds"] for e in Entries)
+        return {}
+
+
+@pytest.mark.parametrize(("window", "delay"), [(1, 8), (5, 4)])
+def test_the_send_queue_delays_a_row_until_its_lead_before_it_is_due(
+    window: int, delay: int
+) -> None:
+    sqs = Sqs()
+    queue = SendQueue(
+        sqs,  # type: ignore[arg-type]
+        "send",
+        "dlq",
+        clock=lambda: 1000.0,
+        visible_early=visible_early_seconds(window),
+    )
+    queue.enqueue([QueuedRow("job", 1, "messages", {"To": "+14155550100"}, 1010.0)])
+    assert sqs.delays == [delay]
