@@ -14,6 +14,7 @@ import gc
 import importlib
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -62,6 +63,10 @@ SECRET_ID = "callqueue/twilio"  # noqa: S105 - the secret's name
 FINAL = ("sent", "failed", "unknown", "dead_lettered", "suppressed")
 
 
+# Time a sender's batch may take to publish its outcomes after its last call's deadline.
+PUBLISH_ALLOWANCE_SECONDS = 15
+
+
 @dataclass(frozen=True)
 class Options:
     cps: int = 50
@@ -80,7 +85,8 @@ class Options:
     # interpreter); callqueue.worker_process.
     sender_processes: int = SENDER_PROCESSES
     rate_headroom: float = float(DEFAULT_RATE_HEADROOM)
-    # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes.
+    # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes (the send
+    # queue's is longer: send_visibility_timeout).
     visibility_timeout: int = 15
     max_receive_count: int = 5
     max_attempts: int = 5
@@ -98,6 +104,17 @@ class Options:
     seed: int | None = None
     # Serve the REST API with `chalice local` on this loopback port (None: no API).
     api_port: int | None = None
+
+    @property
+    def send_visibility_timeout(self) -> int:
+        """The send queue's visibility timeout: longer than a sender's batch can run (its rows'
+        call deadline, half the in-doubt time, then its publishing), as the deployment's 360 s
+        is longer than the sender's 60 s timeout. With 15 s against a 30 s deadline, rows of a
+        batch still calling were delivered again, each a claim that found it taken and a
+        message put back. A crashed batch's rows come back no later for it: their claims hold
+        them until the in-doubt time anyway."""
+        deadline = math.ceil(self.in_doubt_after_seconds / 2)
+        return max(self.visibility_timeout, deadline + PUBLISH_ALLOWANCE_SECONDS)
 
 
 def relax_garbage_collection() -> None:
@@ -286,7 +303,7 @@ class LocalRuntime:
             f"callqueue-{self.options.stage}",
             {
                 "Stage": self.options.stage,
-                "SendVisibilityTimeout": str(self.options.visibility_timeout),
+                "SendVisibilityTimeout": str(self.options.send_visibility_timeout),
                 "MaxReceiveCount": str(self.options.max_receive_count),
                 "SinkVisibilityTimeout": str(self.options.visibility_timeout),
             },
