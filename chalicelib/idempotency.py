@@ -32,6 +32,7 @@ Attempt = tuple[str, int, int]
 # DynamoDB's ceilings: items in one TransactWriteItems, and in one BatchWriteItem.
 MAX_TRANSACTION_ITEMS = 100
 MAX_BATCH_WRITE_ITEMS = 25
+MAX_BATCH_GET_KEYS = 100
 # A BatchWriteItem's unprocessed items are sent again this many times, with backoff.
 BATCH_WRITE_ATTEMPTS = 5
 
@@ -115,12 +116,16 @@ class CallLedger:
                 reasons = error.response.get("CancellationReasons", [])
                 if len(reasons) != len(pending):
                     return  # no reason per row: each is claimed on its own
-                again = []
+                again, seen = [], []
                 for i, reason in zip(pending, reasons, strict=True):
                     if reason.get("Code") == "ConditionalCheckFailed":
-                        verdicts[i] = self._existing(*attempts[i], now)
+                        seen.append(i)
                     else:
                         again.append(i)  # not the cause ("None"), or a conflict: again
+                for i, verdict in zip(
+                    seen, self._existing_all([attempts[i] for i in seen], now), strict=True
+                ):
+                    verdicts[i] = verdict
                 pending = again
             else:
                 for i in pending:
@@ -156,6 +161,40 @@ class CallLedger:
             Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
             ConsistentRead=True,
         ).get("Item")
+        return self._verdict(item, job_id, row, attempt, now)
+
+    def _existing_all(self, attempts: Sequence[Attempt], now: float) -> list[Claim]:
+        """`_existing` for rows whose claims were refused, their items read together (one
+        BatchGetItem for up to 100; the keys DynamoDB leaves unprocessed are asked for again,
+        and any still left are read one by one). Under redeliveries a batch can hold dozens
+        of rows seen before: read one at a time, they took a request each."""
+        items: dict[tuple[str, int], dict[str, Any]] = {}
+        keys = [{"job_id": {"S": job_id}, "row": {"N": str(row)}} for job_id, row, _ in attempts]
+        for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+            pending: list[Any] = keys[start : start + MAX_BATCH_GET_KEYS]
+            for _ in range(BATCH_WRITE_ATTEMPTS):
+                response = self._db.batch_get_item(
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
+                )
+                for item in response.get("Responses", {}).get(self._table, []):
+                    items[(item["job_id"]["S"], int(item["row"]["N"]))] = item
+                unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
+                pending = list(unprocessed["Keys"]) if unprocessed else []
+                if not pending:
+                    break
+        verdicts = []
+        for job_id, row, attempt in attempts:
+            found = items.get((job_id, row))
+            if found is None:  # unread, or deleted in between (TTL): on its own
+                verdicts.append(self._existing(job_id, row, attempt, now))
+            else:
+                verdicts.append(self._verdict(found, job_id, row, attempt, now))
+        return verdicts
+
+    def _verdict(
+        self, item: dict[str, Any] | None, job_id: str, row: int, attempt: int, now: float
+    ) -> Claim:
+        """The verdict for a claim the ledger refused, by the row's item as it is now."""
         if item is None:  # deleted in between (TTL): claim again
             return self.claim(job_id, row, attempt)
         state = item["state"]["S"]

@@ -33,6 +33,7 @@ class Counting:
         self.exceptions = client.exceptions
         self.calls: list[str] = []
         self.unprocessed_rounds = 0
+        self.unprocessed_gets = 0
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
@@ -42,6 +43,9 @@ class Counting:
             if name == "batch_write_item" and self.unprocessed_rounds:
                 self.unprocessed_rounds -= 1
                 return {"UnprocessedItems": kwargs["RequestItems"]}
+            if name == "batch_get_item" and self.unprocessed_gets:
+                self.unprocessed_gets -= 1
+                return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
             return method(**kwargs)
 
         return call
@@ -96,8 +100,30 @@ def test_rows_seen_before_get_the_verdict_a_single_claim_gives(db: Counting) -> 
     assert [c.verdict for c in claims] == ["wait", "done", "call", "stale", "call"]
     assert claims[1].envelope == {"outcome": "sent"}
     assert state(db, 3)["attempt"] == {"N": "2"} and state(db, 5)["state"] == {"S": "calling"}
-    # One cancelled transaction (a reason per row), the verdicts read, then the rest claimed.
-    assert db.calls[0] == "transact_write_items" and db.calls[-1] == "transact_write_items"
+    # One cancelled transaction (a reason per row), the verdicts read together, then the rest
+    # claimed.
+    assert db.calls == ["transact_write_items", "batch_get_item", "transact_write_items"]
+
+
+def test_the_verdicts_of_rows_seen_before_are_read_again_when_dynamodb_leaves_them(
+    db: Counting,
+) -> None:
+    clock = Clock()
+    calls = ledger(db, clock)
+    for row in range(1, 41):
+        calls.claim("j", row, 1)
+    db.calls.clear()
+    db.unprocessed_gets = 1
+
+    claims = calls.claim_all([("j", row, 1) for row in range(1, 43)])
+
+    assert [c.verdict for c in claims] == ["wait"] * 40 + ["call"] * 2
+    assert db.calls == [
+        "transact_write_items",
+        "batch_get_item",  # every key left unprocessed
+        "batch_get_item",
+        "transact_write_items",
+    ]
 
 
 def test_a_call_in_doubt_is_told_apart_from_one_in_flight(db: Counting) -> None:
