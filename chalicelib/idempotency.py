@@ -205,7 +205,33 @@ class CallLedger:
         age = now - float(item["claimed_at"]["N"])
         if age < self._in_doubt_after:
             return Claim("wait", wait_seconds=self._in_doubt_after - age)
-        return Claim("in_doubt")
+        if self._take_over(job_id, row, item["claimed_at"], now):
+            return Claim("in_doubt")
+        # Another delivery of the row took it over first, and settles it.
+        return Claim("wait", wait_seconds=self._in_doubt_after)
+
+    def _take_over(self, job_id: str, row: int, seen: Any, now: float) -> bool:
+        """Claim a row in doubt for this delivery: its claim time moved to now, if it is still
+        the claim that was seen. Two deliveries of a row can find it in doubt at once (a batch
+        redelivered, and the copies put back to wait); each would look the message up, find
+        none when the first claimant never called, and call: only the one whose write lands
+        settles it, and the other waits."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+                UpdateExpression="SET claimed_at = :now",
+                ConditionExpression="#s = :calling AND claimed_at = :seen",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":now": {"N": repr(now)},
+                    ":calling": {"S": "calling"},
+                    ":seen": seen,
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
         """The attempt has its final outcome; later deliveries republish `envelope`."""

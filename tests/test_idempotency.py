@@ -138,6 +138,33 @@ def test_a_call_in_doubt_is_told_apart_from_one_in_flight(db: Counting) -> None:
     ]
 
 
+def test_only_one_delivery_takes_over_a_call_in_doubt(db: Counting) -> None:
+    # Two deliveries of a row whose claimant went silent: the first to find it in doubt takes
+    # the claim over (and settles the row); the second waits, as for any call in flight.
+    clock = Clock()
+    calls = ledger(db, clock, in_doubt=30.0)
+    calls.claim("j", 1, 1)
+    clock.now += 31
+
+    first = calls.claim_all([("j", 1, 1), ("j", 2, 1)])
+    second = calls.claim_all([("j", 1, 1), ("j", 3, 1)])
+
+    assert [c.verdict for c in first] == ["in_doubt", "call"]
+    assert second[0].verdict == "wait" and second[0].wait_seconds == pytest.approx(30.0)
+    assert state(db, 1)["claimed_at"] == {"N": repr(clock.now)}
+    assert calls.claim("j", 1, 1).verdict == "wait"
+
+
+def test_a_take_over_fails_when_the_claim_changed_since_it_was_read(db: Counting) -> None:
+    clock = Clock()
+    calls = ledger(db, clock, in_doubt=30.0)
+    calls.claim("j", 1, 1)
+    seen = state(db, 1)["claimed_at"]
+    clock.now += 31
+    assert calls._take_over("j", 1, seen, clock.now)
+    assert not calls._take_over("j", 1, seen, clock.now + 1)  # taken over by another
+
+
 def test_a_row_delivered_twice_in_one_batch_is_called_once(db: Counting) -> None:
     claims = ledger(db, Clock()).claim_all([("j", 1, 1), ("j", 2, 1), ("j", 1, 1)])
 
