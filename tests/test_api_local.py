@@ -157,3 +157,18 @@ def test_local_api_callback_signatures_checked_by_the_served_app(
 
     assert [r.status_code for r in (forged, unsigned, changed, valid)] == [403, 403, 403, 204]
     assert delivery_statuses(runtime, "some-job") == {1: "delivered"}
+
+
+def test_local_send_queue_hides_a_batch_for_longer_than_it_can_run(runtime: LocalRuntime) -> None:
+    # As deployed (360 s against the sender's 60 s timeout): a batch's rows are not delivered
+    # again while it may still be calling them (30 s after its claims here) or publishing.
+    sqs = runtime.client("sqs")
+
+    def visibility(name: str) -> int:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+        return int(attributes["Attributes"]["VisibilityTimeout"])
+
+    deadline = runtime.options.in_doubt_after_seconds / 2
+    assert visibility(runtime.env["SEND_QUEUE"]) >= deadline + 15
+    assert visibility(runtime.env["RESULTS_QUEUE"]) == runtime.options.visibility_timeout
