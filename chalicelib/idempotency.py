@@ -33,8 +33,9 @@ Attempt = tuple[str, int, int]
 MAX_TRANSACTION_ITEMS = 100
 MAX_BATCH_WRITE_ITEMS = 25
 MAX_BATCH_GET_KEYS = 100
-# A BatchWriteItem's unprocessed items are sent again this many times, with backoff.
-BATCH_WRITE_ATTEMPTS = 5
+# A batch request's unprocessed items (BatchWriteItem, with backoff) or keys (BatchGetItem) are
+# asked for again this many times.
+BATCH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class CallLedger:
         keys = [{"job_id": {"S": job_id}, "row": {"N": str(row)}} for job_id, row, _ in attempts]
         for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
             pending: list[Any] = keys[start : start + MAX_BATCH_GET_KEYS]
-            for _ in range(BATCH_WRITE_ATTEMPTS):
+            for _ in range(BATCH_ATTEMPTS):
                 response = self._db.batch_get_item(
                     RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
                 )
@@ -269,7 +270,7 @@ class CallLedger:
                 {"PutRequest": {"Item": item}}
                 for item in items[start : start + MAX_BATCH_WRITE_ITEMS]
             ]
-            for attempt in range(BATCH_WRITE_ATTEMPTS):
+            for attempt in range(BATCH_ATTEMPTS):
                 response = self._db.batch_write_item(RequestItems={self._table: requests})
                 requests = list(response.get("UnprocessedItems", {}).get(self._table, []))
                 if not requests:
@@ -278,7 +279,7 @@ class CallLedger:
             else:
                 raise RetryableError(
                     f"call ledger: {len(requests)} outcomes unwritten after "
-                    f"{BATCH_WRITE_ATTEMPTS} attempts"
+                    f"{BATCH_ATTEMPTS} attempts"
                 )
 
     def _set(
