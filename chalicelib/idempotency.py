@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Verdict = Literal["call", "done", "wait", "in_doubt", "stale"]
+# What a signed status callback for a row is to the row's call: the message it created (or may
+# have: the call's response is not in yet), another message, or a row the ledger never claimed.
+Binding = Literal["bound", "mismatch", "unknown_row"]
 # (job, row, attempt)
 Attempt = tuple[str, int, int]
 
@@ -45,6 +48,9 @@ class Claim:
     envelope: dict[str, Any] | None = None
     # For "wait": seconds until the earlier call can no longer be in flight.
     wait_seconds: float = 0.0
+    # For "in_doubt": the SID a signed status callback bound to the row (evidence that the
+    # earlier call created that message), if one came.
+    callback_sid: str | None = None
 
 
 class CallLedger:
@@ -207,7 +213,8 @@ class CallLedger:
         if age < self._in_doubt_after:
             return Claim("wait", wait_seconds=self._in_doubt_after - age)
         if self._take_over(job_id, row, item["claimed_at"], now):
-            return Claim("in_doubt")
+            evidence = item.get("callback_sid", {}).get("S")
+            return Claim("in_doubt", callback_sid=evidence)
         # Another delivery of the row took it over first, and settles it.
         return Claim("wait", wait_seconds=self._in_doubt_after)
 
@@ -238,6 +245,39 @@ class CallLedger:
         """The attempt has its final outcome; later deliveries republish `envelope`."""
         self._set(job_id, row, attempt, "done", envelope)
 
+    def bind_callback(self, job_id: str, row: int, sid: str, to: str | None) -> Binding:
+        """Whether a signed status callback naming (job, row) may change that row: only for
+        the message the row's call created. The signature proves Twilio sent it, not that the
+        row's call made the message (a row may set its own StatusCallback to another row's URL).
+
+        A row whose call has completed accepts only its own SID (and To); one still in flight
+        (the callback can come before the response is recorded) takes the first SID as evidence
+        of what its call created, which settles the row if its response is lost."""
+        key = {"job_id": {"S": job_id}, "row": {"N": str(row)}}
+        item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            return "unknown_row"
+        known_to = item.get("to", {}).get("S")
+        if to is not None and known_to is not None and to != known_to:
+            return "mismatch"
+        own = item.get("sid", {}).get("S") or item.get("callback_sid", {}).get("S")
+        if own is not None:
+            return "bound" if own == sid else "mismatch"
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET callback_sid = :sid",
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND attribute_not_exists(sid) AND "
+                    "(attribute_not_exists(callback_sid) OR callback_sid = :sid)"
+                ),
+                ExpressionAttributeValues={":sid": {"S": sid}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return "mismatch"  # another SID was bound in between
+        return "bound"
+
     def retryable(self, job_id: str, row: int, attempt: int) -> None:
         """Twilio did not process this attempt; the next attempt may call."""
         self._set(job_id, row, attempt, "retry", None)
@@ -260,6 +300,7 @@ class CallLedger:
         }
         if envelope is not None:
             item["envelope"] = {"S": json.dumps(envelope, separators=(",", ":"))}
+            item.update(_identity(envelope))
         return item
 
     def _write_items(self, items: list[dict[str, Any]], sleep: Callable[[float], None]) -> None:
@@ -297,6 +338,19 @@ class CallLedger:
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues=values,
         )
+
+
+def _identity(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The number a row's call went to and the SID Twilio gave what it created, as ledger
+    attributes: a status callback is bound to them (CallLedger.bind_callback)."""
+    attributes: dict[str, Any] = {}
+    to = (envelope.get("request") or {}).get("To")
+    if isinstance(to, str):
+        attributes["to"] = {"S": to}
+    sid = envelope.get("sid")
+    if isinstance(sid, str) and sid:
+        attributes["sid"] = {"S": sid}
+    return attributes
 
 
 class LedgerWrites:
