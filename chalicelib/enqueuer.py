@@ -1,4 +1,7 @@
-"""The enqueuer: puts a released chunk's rows on the send queue, each delayed until it is due."""
+"""The enqueuer: puts a released chunk's rows on the send queue, each delayed until it is due.
+
+A chunk is enqueued whole or the invocation fails: never half enqueued silently.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +40,14 @@ class Enqueuer:
             for r in rows
         )
         with bound(job_id=job_id):
-            count = self._queue.enqueue(queued)
+            try:
+                count = self._queue.enqueue(queued)
+            except Exception:
+                # Some of the chunk's rows may be on the queue: the invocation fails so that
+                # AWS delivers the chunk again and all of it is enqueued. The rows sent twice
+                # are safe: the call ledger calls a row once, and republishes its outcome.
+                log.exception("job %s: %s not wholly enqueued", job_id, key)
+                raise
             log.info("job %s: %s enqueued, %d rows", job_id, key, count)
         if self._metrics is not None:
             self._metrics.count("RowsEnqueued", count)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.batching import Failed, chunked, send_with_retries
+from chalicelib.batching import (
+    SIZE_MARGIN_BYTES,
+    EnvelopeTooLargeError,
+    Failed,
+    chunked_by_size,
+    compact_json,
+    fit_envelope,
+    message_size,
+    send_with_retries,
+)
+from chalicelib.limits import SNS_MAX_BATCH_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -18,6 +28,11 @@ if TYPE_CHECKING:
 # ten requests: one after another, the batch's invocation (and the instance it holds) waited
 # for ten round trips, and for ten times SNS's slowest moments.
 PUBLISH_CONCURRENCY = 5
+# PublishBatch refuses a request whose messages (bodies and attributes) add up to more than
+# 256 KiB whole: an envelope of 40 KB makes six a request, not ten.
+_MAX_REQUEST_BYTES = SNS_MAX_BATCH_BYTES - SIZE_MARGIN_BYTES
+
+log = logging.getLogger(__name__)
 
 
 class ResponsePublisher:
@@ -35,19 +50,36 @@ class ResponsePublisher:
         self._concurrency = max(1, concurrency)
 
     def publish(self, envelopes: Sequence[Mapping[str, Any]]) -> None:
-        """Publish envelopes as JSON (ResponseEnvelope.to_json, or one stored earlier), ten a
-        request, up to `concurrency` requests at once. Each request's refused entries are
-        retried; if any request still fails, the others are published all the same and the
-        first failure is raised (a sender's batch then fails, and its redelivery publishes its
-        outcomes again from the ledger)."""
-        requests = [[_entry(str(i), e) for i, e in enumerate(b)] for b in chunked(envelopes)]
+        """Publish envelopes as JSON (ResponseEnvelope.to_json, or one stored earlier), up to
+        ten a request and as many as fit its bytes, up to `concurrency` requests at once.
+
+        An envelope over a message's limit is published trimmed (chalicelib.batching
+        .fit_envelope: Twilio's response body first, marked `"truncated": true`), so its
+        outcome still travels. Each request's refused entries are retried; if any request
+        still fails, the others are published all the same and the first failure is raised
+        (a sender's batch then fails, and its redelivery publishes its outcomes again from
+        the ledger)."""
+        fitted: list[dict[str, Any]] = []
+        errors: list[BaseException] = []
+        for envelope in envelopes:
+            try:
+                fitted.append(_entry(fit_envelope(envelope)))
+            except EnvelopeTooLargeError as error:
+                # Raised once the others are published: one envelope must not hold back its
+                # batch's outcomes.
+                log.exception("envelope not published")
+                errors.append(error)
+        requests = [
+            [{**entry, "Id": str(i)} for i, entry in enumerate(batch)]
+            for batch in chunked_by_size(fitted, _size, _MAX_REQUEST_BYTES)
+        ]
         if len(requests) <= 1 or self._concurrency == 1:
             for entries in requests:
                 self._send_all(entries)
-            return
-        with ThreadPoolExecutor(min(self._concurrency, len(requests))) as pool:
-            futures = [pool.submit(self._send_all, entries) for entries in requests]
-        errors = [error for f in futures if (error := f.exception()) is not None]
+        else:
+            with ThreadPoolExecutor(min(self._concurrency, len(requests))) as pool:
+                futures = [pool.submit(self._send_all, entries) for entries in requests]
+            errors = [e for f in futures if (e := f.exception()) is not None] + errors
         if errors:
             raise errors[0]
 
@@ -65,7 +97,12 @@ class ResponsePublisher:
         ]
 
 
-def _entry(entry_id: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
+def _size(entry: Mapping[str, Any]) -> int:
+    return message_size(entry["Message"], entry["MessageAttributes"])
+
+
+def _entry(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """A PublishBatch entry, its Id given when its request is made."""
     # Message attributes let subscribers filter (errors only, one job) without parsing bodies.
     attributes: dict[str, Any] = {
         name: {"DataType": "String", "StringValue": str(envelope[name])}
@@ -78,8 +115,4 @@ def _entry(entry_id: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
         # Twilio's codes are numbers; `cancelled` (chalicelib.cancel) is not.
         kind = "Number" if isinstance(code, int) else "String"
         attributes["error_code"] = {"DataType": kind, "StringValue": str(code)}
-    return {
-        "Id": entry_id,
-        "Message": json.dumps(envelope, separators=(",", ":")),
-        "MessageAttributes": attributes,
-    }
+    return {"Message": compact_json(envelope), "MessageAttributes": attributes}

@@ -1,21 +1,54 @@
-"""SQS adapter: the send queue and its dead-letter queue."""
+"""SQS adapter: the send queue and its dead-letter queue.
+
+Every SendMessageBatch is cut by count (10) and by bytes (chalicelib.batching): a request over
+SQS's limit is refused whole, and its rows with it.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.batching import Failed, chunked, send_with_retries
+from chalicelib.batching import (
+    SIZE_MARGIN_BYTES,
+    Failed,
+    chunked_by_size,
+    message_size,
+    send_with_retries,
+)
+from chalicelib.errors import CallqueueError
+from chalicelib.limits import SQS_MAX_BATCH_BYTES, SQS_MAX_MESSAGE_BYTES
 from chalicelib.planning import VISIBLE_EARLY_SECONDS, delay_seconds
 from chalicelib.records import QueuedRow
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger(__name__)
+
+
+# SendMessageBatch refuses a request whose messages (bodies and attributes) add up to more than
+# its limit whole, and a message over its own limit fails the request too.
+_MAX_MESSAGE_BYTES = SQS_MAX_MESSAGE_BYTES - SIZE_MARGIN_BYTES
+_MAX_REQUEST_BYTES = SQS_MAX_BATCH_BYTES - SIZE_MARGIN_BYTES
+
+
+class RowTooLargeError(CallqueueError):
+    """Rows too large for an SQS message, left off the queue while the others were sent.
+
+    The splitter rejects a row over chalicelib.limits.MAX_ROW_BYTES, far below SQS's limit, so
+    this means a row reached the queue without that check."""
+
+    def __init__(self, rows: Sequence[tuple[QueuedRow, int]], max_bytes: int) -> None:
+        named = ", ".join(f"job {r.job_id} row {r.row} ({size} bytes)" for r, size in rows)
+        super().__init__(f"rows over the SQS message limit of {max_bytes} bytes: {named}")
+        self.rows = [(r.job_id, r.row) for r, _ in rows]
 
 
 class SendQueue:
@@ -49,41 +82,53 @@ class SendQueue:
         return self._sqs.get_queue_url(QueueName=self._dlq_name)["QueueUrl"]
 
     def enqueue(self, rows: Iterable[QueuedRow]) -> int:
-        """Put rows on the send queue, each delayed until (just before) it is due.
+        """Put rows on the send queue, each delayed until (just before) it is due; returns how
+        many went.
 
-        Batches of 10 go out on several threads: a chunk at 200 CPS over 900 s is 18,000 requests,
-        too many to send one after another.
+        Requests go out on several threads: a chunk at 200 CPS over 900 s is 18,000 requests,
+        too many to send one after another. A request that fails stops the sending of more;
+        the requests in flight finish, and the first failure raises (the chunk is enqueued
+        again whole: the call ledger makes a row delivered twice safe). A row too large for
+        SQS is left out and the others go; then RowTooLargeError names it.
         """
         count = 0
         url = self.url
+        too_large: list[tuple[QueuedRow, int]] = []
+        messages = (
+            _Message(row, _body(row.to_json()), due_at=row.due_at - self._visible_early)
+            for row in rows
+        )
+        futures: list[Future[None]] = []
+        failed: BaseException | None = None
         with ThreadPoolExecutor(max_workers=self._in_flight) as pool:
-            futures = []
-            for batch in chunked(rows):
+            for batch in _requests(_fitting(messages, too_large)):
+                futures.append(pool.submit(self._send_batch, url, batch))
                 count += len(batch)
-                futures.append(pool.submit(self._send_batch, url, batch, None))
                 # Keep only a bounded number of batches in memory.
                 if len(futures) >= self._in_flight * 4:
-                    futures.pop(0).result()
-            for future in futures:
-                future.result()
+                    failed = futures.pop(0).exception()
+                    if failed is not None:
+                        break
+        # The pool has waited for every request sent, so none is still going when this raises.
+        errors = [e for e in (failed, *(f.exception() for f in futures)) if e is not None]
+        for error in errors[1:]:
+            log.error("another SendMessageBatch of the same rows failed", exc_info=error)
+        if errors:
+            raise errors[0]
+        if too_large:
+            raise RowTooLargeError(too_large, _MAX_MESSAGE_BYTES)
         return count
 
     def retry_later(self, rows: Sequence[tuple[QueuedRow, float]]) -> None:
         """Put rows back on the send queue, each with its own delay in seconds."""
-        for batch in chunked(rows):
-            self._send_batch(self.url, [r for r, _ in batch], [d for _, d in batch])
+        self._send_all(self.url, (_Message(r, _body(r.to_json()), delay=d) for r, d in rows))
 
     def dead_letter(self, rows: Sequence[tuple[QueuedRow, dict[str, Any]]]) -> None:
         """Move rows whose attempts ran out to the DLQ, with their last error."""
-        for batch in chunked(rows):
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": json.dumps({**row.to_json(), "last_error": error}),
-                }
-                for i, (row, error) in enumerate(batch)
-            ]
-            self._send_entries(self.dead_letter_url, entries)
+        self._send_all(
+            self.dead_letter_url,
+            (_Message(r, _body({**r.to_json(), "last_error": e})) for r, e in rows),
+        )
 
     def dead_letters(self, *, limit: int = 10_000) -> list[dict[str, Any]]:
         """The rows in the DLQ, read without taking them (visibility timeout 0)."""
@@ -115,7 +160,9 @@ class SendQueue:
                     )
                 )
             # Send first, delete after: a failure in between repeats a row, never loses one.
-            self._send_batch(self.url, rows, None)
+            self._send_all(
+                self.url, (_Message(r, _body(r.to_json()), due_at=r.due_at) for r in rows)
+            )
             self._sqs.delete_message_batch(
                 QueueUrl=self.dead_letter_url,
                 Entries=[
@@ -126,22 +173,25 @@ class SendQueue:
             moved += len(rows)
         return moved
 
-    def _send_batch(self, url: str, batch: list[QueuedRow], delays: list[float] | None) -> None:
+    def _send_all(self, url: str, messages: Iterable[_Message]) -> None:
+        """Send messages one request after another; a row too large for SQS is left out and
+        raised after the others went."""
+        too_large: list[tuple[QueuedRow, int]] = []
+        for batch in _requests(_fitting(messages, too_large)):
+            self._send_batch(url, batch)
+        if too_large:
+            raise RowTooLargeError(too_large, _MAX_MESSAGE_BYTES)
+
+    def _send_batch(self, url: str, batch: list[_Message]) -> None:
         now = self._clock()
         entries = []
-        for i, row in enumerate(batch):
-            delay = (
-                delay_seconds(row.due_at - self._visible_early, now)
-                if delays is None
-                else delay_seconds(now + delays[i], now)
-            )
-            entries.append(
-                {
-                    "Id": str(i),
-                    "MessageBody": json.dumps(row.to_json(), separators=(",", ":")),
-                    "DelaySeconds": delay,
-                }
-            )
+        for i, message in enumerate(batch):
+            entry: dict[str, Any] = {"Id": str(i), "MessageBody": message.body}
+            if message.due_at is not None:
+                entry["DelaySeconds"] = delay_seconds(message.due_at, now)
+            elif message.delay is not None:
+                entry["DelaySeconds"] = delay_seconds(now + message.delay, now)
+            entries.append(entry)
         self._send_entries(url, entries)
 
     def _send_entries(self, url: str, entries: list[dict[str, Any]]) -> None:
@@ -153,3 +203,34 @@ class SendQueue:
             ]
 
         send_with_retries(send, entries, what="SendMessageBatch", sleep=self._sleep)
+
+
+@dataclass(frozen=True)
+class _Message:
+    """A row's message: its body, and when it becomes visible (at `due_at`, `delay` seconds
+    after it is sent, or at once when neither is given)."""
+
+    row: QueuedRow
+    body: str
+    due_at: float | None = None
+    delay: float | None = None
+
+
+def _body(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _fitting(
+    messages: Iterable[_Message], too_large: list[tuple[QueuedRow, int]]
+) -> Iterator[_Message]:
+    """The messages SQS takes; those over its message limit are added to `too_large`."""
+    for message in messages:
+        size = message_size(message.body)
+        if size > _MAX_MESSAGE_BYTES:
+            too_large.append((message.row, size))
+        else:
+            yield message
+
+
+def _requests(messages: Iterable[_Message]) -> Iterator[list[_Message]]:
+    return chunked_by_size(messages, lambda m: message_size(m.body), _MAX_REQUEST_BYTES)

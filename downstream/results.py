@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.batching import SIZE_MARGIN_BYTES, chunked_by_size, compact_json, item_size, trimmed
+from chalicelib.limits import DYNAMODB_MAX_ITEM_BYTES, DYNAMODB_MAX_TRANSACTION_BYTES
 from chalicelib.observability import Metrics, record_responses
 
 if TYPE_CHECKING:
@@ -35,8 +37,17 @@ DAY_SECONDS = 86_400
 # A redelivered envelope (same attempt) overwrites its own item with the same content; an older
 # attempt arriving late (SNS and SQS do not keep order) must not replace a newer one.
 _NEWER_OR_SAME = "attribute_not_exists(#attempt) OR #attempt <= :attempt"
-# Rows written in one TransactWriteItems (at most 100 items and 4 MB; an item is a few KB).
+# Rows written in one TransactWriteItems (at most 100 items), and the bytes: a transaction's
+# items may add up to 4 MB. An item is a few KB, but a row's request may be up to 64 KiB.
 TRANSACTION_ROWS = 50
+_MAX_TRANSACTION_BYTES = DYNAMODB_MAX_TRANSACTION_BYTES - SIZE_MARGIN_BYTES
+# What a Put of a transaction adds beside its item (table name, condition, its names and
+# values), counted against the transaction's bytes so the margin stays whole.
+_PUT_OVERHEAD_BYTES = 256
+# An item over DynamoDB's 400 KB is refused; one near it has its bulky attributes trimmed.
+_MAX_ITEM_BYTES = DYNAMODB_MAX_ITEM_BYTES - SIZE_MARGIN_BYTES
+# Past this an error message is cut in a trimmed item.
+_KEPT_ERROR_CHARS = 1024
 # A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
 # again changes nothing, so `delivered` is never overwritten by a late `sent`.
 _LATER_STATUS = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
@@ -135,7 +146,28 @@ def item_of(envelope: Mapping[str, Any], *, now: float, retention_days: int) -> 
     }
     item: dict[str, Any] = {k: {"S": str(v)} for k, v in strings.items() if v is not None}
     item.update({k: {"N": str(v)} for k, v in numbers.items() if v is not None})
+    return _fitted(item, request, envelope.get("headers") or {})
+
+
+def _fitted(
+    item: dict[str, Any], request: Mapping[str, Any], headers: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The item within DynamoDB's item limit, so the row's outcome is recorded whatever its
+    size: the request, then the error message, then the headers are trimmed until it fits,
+    each marked `"truncated": true` (chalicelib.batching.trimmed). The keys, the outcome and
+    the number called are short and stay whole."""
+    if item_size(item) > _MAX_ITEM_BYTES:
+        item["request"] = {"S": compact_json(trimmed(request))}
+    message = item.get("error_message", {}).get("S")
+    if item_size(item) > _MAX_ITEM_BYTES and message is not None:
+        item["error_message"] = {"S": message[:_KEPT_ERROR_CHARS] + "…"}
+    if item_size(item) > _MAX_ITEM_BYTES:
+        item["headers"] = {"S": compact_json(trimmed(headers))}
     return item
+
+
+def _transaction_size(item: Mapping[str, Any]) -> int:
+    return item_size(item) + _PUT_OVERHEAD_BYTES
 
 
 def _optional_int(item: Mapping[str, Any], name: str) -> int | None:
@@ -217,9 +249,10 @@ class ResultsTable:
         An envelope older than the row's recorded attempt is skipped. Any other failure raises,
         so the batch is delivered again; rewriting what was already written is harmless.
 
-        Up to 50 rows go in one conditional transaction (the common case: no callback yet, no
-        newer attempt recorded); a transaction some row's condition cancels is written a row
-        at a time, each row as `_put` or, beside a callback or a newer attempt, `_update`.
+        Up to 50 rows (and 4 MB) go in one conditional transaction (the common case: no
+        callback yet, no newer attempt recorded); a transaction some row's condition cancels
+        is written a row at a time, each row as `_put` or, beside a callback or a newer
+        attempt, `_update`.
         """
         now = self._clock()
         latest: dict[tuple[str, int], dict[str, Any]] = {}
@@ -230,10 +263,10 @@ class ResultsTable:
             # A transaction writes an item once: of one row's envelopes, the latest attempt.
             if held is None or int(held["attempt"]["N"]) <= int(item["attempt"]["N"]):
                 latest[key] = item
-        items = list(latest.values())
         written = 0
-        for start in range(0, len(items), TRANSACTION_ROWS):
-            chunk = items[start : start + TRANSACTION_ROWS]
+        for chunk in chunked_by_size(
+            latest.values(), _transaction_size, _MAX_TRANSACTION_BYTES, TRANSACTION_ROWS
+        ):
             if len(chunk) > 1 and self._put_all(chunk):
                 written += len(chunk)
                 continue
