@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from chalicelib.batching import fit_envelope
 from chalicelib.errors import RetryableError
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class Claim:
     # For "in_doubt": the SID a signed status callback bound to the row (evidence that the
     # earlier call created that message), if one came.
     callback_sid: str | None = None
+    # For "in_doubt": when the earlier call was claimed (it started no sooner).
+    claimed_at: float = 0.0
 
 
 class CallLedger:
@@ -68,6 +71,11 @@ class CallLedger:
         self._in_doubt_after = in_doubt_after
         self._retention = retention_days * 86400
         self._clock = clock
+
+    @property
+    def in_doubt_after(self) -> float:
+        """Seconds after its claim when a call that never recorded an outcome is in doubt."""
+        return self._in_doubt_after
 
     @property
     def call_deadline(self) -> float:
@@ -214,7 +222,9 @@ class CallLedger:
             return Claim("wait", wait_seconds=self._in_doubt_after - age)
         if self._take_over(job_id, row, item["claimed_at"], now):
             evidence = item.get("callback_sid", {}).get("S")
-            return Claim("in_doubt", callback_sid=evidence)
+            # The first claim of this attempt: a row taken over before kept it.
+            first = item.get("first_claimed_at", item["claimed_at"])
+            return Claim("in_doubt", callback_sid=evidence, claimed_at=float(first["N"]))
         # Another delivery of the row took it over first, and settles it.
         return Claim("wait", wait_seconds=self._in_doubt_after)
 
@@ -228,7 +238,10 @@ class CallLedger:
             self._db.update_item(
                 TableName=self._table,
                 Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
-                UpdateExpression="SET claimed_at = :now",
+                UpdateExpression=(
+                    "SET claimed_at = :now, "
+                    "first_claimed_at = if_not_exists(first_claimed_at, :seen)"
+                ),
                 ConditionExpression="#s = :calling AND claimed_at = :seen",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
@@ -299,7 +312,8 @@ class CallLedger:
             "expires_at": {"N": str(int(now) + self._retention)},
         }
         if envelope is not None:
-            item["envelope"] = {"S": json.dumps(envelope, separators=(",", ":"))}
+            # Within DynamoDB's 400 KB item, trimmed as the topic trims it (the same envelope).
+            item["envelope"] = {"S": json.dumps(fit_envelope(envelope), separators=(",", ":"))}
             item.update(_identity(envelope))
         return item
 
@@ -329,7 +343,7 @@ class CallLedger:
         values: dict[str, Any] = {":s": {"S": state}, ":a": {"N": str(attempt)}}
         expression = "SET #s = :s, attempt = :a"
         if envelope is not None:
-            values[":e"] = {"S": json.dumps(envelope, separators=(",", ":"))}
+            values[":e"] = {"S": json.dumps(fit_envelope(envelope), separators=(",", ":"))}
             expression += ", envelope = :e"
         self._db.update_item(
             TableName=self._table,
