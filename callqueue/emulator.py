@@ -1,13 +1,16 @@
 """A Twilio API emulator on loopback, for running the whole pipeline on one machine.
 
 It answers the five operations callqueue makes, like Twilio does with test credentials, plus the
-Messages list so a reconciler can check whether a message whose response was lost exists:
+look-ups a sender uses to settle a request whose response was lost:
 
-- ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` and ``GET`` of the same path
-- ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json``
+- ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``; ``GET`` of it (list) and of
+  ``.../Messages/{Sid}.json`` (fetch)
+- ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json``; ``GET`` of it and of
+  ``.../Calls/{Sid}.json``
 - ``GET /v2/PhoneNumbers/{PhoneNumber}`` (Lookup v2, optional ``Fields``)
-- ``POST /v2/Services/{ServiceSid}/Verifications`` (Verify v2)
-- ``POST /v2/Flows/{FlowSid}/Executions`` (Studio v2)
+- ``POST /v2/Services/{ServiceSid}/Verifications`` (Verify v2); ``GET`` of
+  ``.../Verifications/{Sid}``
+- ``POST /v2/Flows/{FlowSid}/Executions`` (Studio v2); ``GET`` of it and of ``.../Executions/{Sid}``
 
 Anything else is 404 with code 20404. Bodies carry every property of the operation's response
 schema in Twilio's OpenAPI description; errors are ``{"code", "message", "more_info", "status"}``.
@@ -17,8 +20,13 @@ hosts at `TwilioEmulator.base_url` with `chalicelib.twilio_gateway.CapturingHttp
 
 Order of checks: route (404) -> Basic auth with the account SID + auth token or an API key SID +
 secret (401, 20003), then for 2010-04-01 paths a malformed account SID (404) or another account's
-(401, 20003) -> account concurrency limit (429, 20429, not processed) -> injected fault -> latency
--> the operation itself.
+(401, 20003) -> test credentials on a resource they cannot reach (403, 20008) -> account
+concurrency limit (429, 20429, not processed) -> injected fault -> latency -> the operation itself.
+
+Test credentials (``test_credentials=True``: the account SID + auth token are the account's test
+credentials; an API key never is one) reach only what Twilio's test-credentials page lists: POST
+Messages, POST Calls and GET Lookup. Anything else, the look-ups included, is 403 with 20008, and
+their messages get no status callbacks. With the default (False) every route answers.
 
 Messages and Calls follow Twilio's test-credential magic numbers. Messages: From +15005550006 is
 the one valid sender; +15005550001 -> 21212; +15005550008 -> 21611 with HTTP 429; any other
@@ -27,11 +35,29 @@ well-formed number or alphanumeric sender -> 21606; anything malformed -> 21212.
 21614, malformed -> 21211. Missing To -> 21604; neither From nor MessagingServiceSid -> 21603;
 no Body, MediaUrl or ContentSid -> 21602; Body over 1600 characters -> 21617. A message sent
 through MessagingServiceSid alone is ``accepted`` with ``from`` null, otherwise ``queued``;
-``num_segments`` counts GSM-7 (160/153) or UCS-2 (70/67) segments. Calls: missing To -> 21201,
-missing From -> 21213, none of Url/Twiml/ApplicationSid (or a Url that is not http(s)) -> 21205;
-From +15005550006 valid, +15005550001 or malformed -> 21212, any other -> 21210; To +15005550001
-or malformed -> 21217, +15005550002 -> 21214, +15005550003 -> 21215, +15005550004 -> 21216;
-``client:`` and ``sip:`` To addresses are accepted. Calls are created ``queued``.
+``num_segments`` counts GSM-7 (160/153) or UCS-2 (70/67) segments of the stored body.
+``SmartEncoded=true`` replaces typographic quotes, dashes, the ellipsis and wide or non-breaking
+spaces by GSM-7 look-alikes (`smart_encode`); ``trial_account=True`` prefixes every body with
+"Sent from your Twilio trial account - ". The stored (rewritten) body is what is answered and
+listed. Scheduled messages (``ScheduleType=fixed`` with ``SendAt``, ISO 8601) need a
+MessagingServiceSid (35118) and a SendAt more than 5 minutes and at most 35 days ahead (35115);
+ScheduleType other than fixed, or one of the two without the other, is 20001. Calls: missing To
+-> 21201, missing From -> 21213, none of Url/Twiml/ApplicationSid (or a Url that is not
+http(s)) -> 21205; From +15005550006 valid, +15005550001 or malformed -> 21212, any other ->
+21210; To +15005550001 or malformed -> 21217, +15005550002 -> 21214, +15005550003 -> 21215,
++15005550004 -> 21216; ``client:`` and ``sip:`` To addresses are accepted. Calls are created
+``queued``.
+
+The timeline: every message and call moves on the emulator's clock, one status every
+``callback_delay`` seconds (the step), whether or not a StatusCallback was given; fetches and lists
+show where it is now (``status``, ``date_updated`` and the times below). A message goes queued (or
+accepted) -> sent (``date_sent`` set; null before, as Twilio's is) -> delivered, or undelivered
+with ``error_code`` for these To numbers (the emulator's own): +15005550030 -> 30003
+(unreachable), +15005550050 -> 30005 (unknown destination), +15005550060 -> 30006 (landline),
++15005550070 -> 30007 (filtered). A scheduled message stays ``scheduled`` (no date_sent) until
+its SendAt, then goes queued -> sent -> final a step apart. A call goes queued -> ringing
+(``start_time`` set; null while queued) -> in-progress -> completed (``end_time``, ``duration``).
+Verifications stay ``pending`` and executions ``active``.
 
 Twilio has no magic numbers for Lookup, Verify and Studio; the emulator decides:
 
@@ -44,32 +70,42 @@ Twilio has no magic numbers for Lookup, Verify and Studio; the emulator decides:
 - Verify: any ``VA`` + 32 hex service exists (otherwise 404, 20404). Missing or invalid To or
   Channel -> 400, 60200 ("Invalid parameter: To"); To must be E.164 for sms/call/whatsapp/sna
   and an email address for email; +15005550001 -> 60200; +15005550009 over sms or whatsapp ->
-  60205 (landline). Otherwise 201 with status ``pending``.
+  60205 (landline). Otherwise 201 with status ``pending``. A fetch takes the verification's SID
+  or the To it was sent to (the service's newest for that To); Twilio's OpenAPI documents only
+  the SID (see docs/emulator-fidelity.md).
 - Studio: any ``FW`` + 32 hex flow exists (otherwise 404, 20404). Missing To or From, or
   Parameters that are not a JSON object -> 400, 20001. Otherwise 201, status ``active``, with
-  Parameters as ``context.flow.data``.
+  Parameters as ``context.flow.data`` and To as ``contact_channel_address``.
 
-The Messages list filters on To, From, DateSent (the UTC day of the date or date-time given),
-DateSent> and DateSent< (inclusive bounds; a date alone means midnight UTC), newest first, pages
-with PageSize (default 50, at most 1000) and Twilio-style PageToken cursors. It lists every
-message the emulator created, including those whose response a fault dropped. It is never
-faulted, so a reconciler can always consult it.
+Lists are newest first, pages with PageSize (default 50, at most 1000) and Twilio-style
+PageToken cursors (``PA``/``PB`` + a SID: after or before it in creation order, so a resource
+that starts matching between two page requests does not shift the pages). Messages filter on
+To, From, DateSent (the UTC day of the date or date-time given), DateSent> and DateSent<
+(inclusive bounds; a date alone means midnight UTC); Calls on To, From, Status, StartTime,
+StartTime> (on or after) and StartTime< (before); executions on status, DateCreatedFrom (on or
+after) and DateCreatedTo (before). Times compare at the whole second the resource shows; a null
+time never matches. 2010-04-01 pages carry relative ``*_page_uri``s, v2 pages a ``meta`` with
+absolute URLs. Lists include every resource the emulator created, those whose response a fault
+dropped too.
 
-Faults (`callqueue.faults.FaultSpec`) apply to the five operations above, one draw from ``rng``
-per request that passed auth and the concurrency limit. Every request is logged, to
+Faults (`callqueue.faults.FaultSpec`): ``faults`` apply to the five operations above,
+``lookup_faults`` (429, 500, reset and slow only: a read is never processed) to the lists and
+fetches; one draw from ``rng`` per request that passed auth and the concurrency limit, and a
+second for ``5xx-after`` only (which of 502, 503, 504; the body an edge proxy's HTML page,
+without Twilio's headers). ``slow`` answers after ``slow_seconds`` (default 12, beyond the twilio
+client's 10 s read timeout), slept with the injected ``sleep``. Every request is logged, to
 `TwilioEmulator.requests` and, one JSON object a line, to the optional requests log: ``t``
 (arrival), ``method``, ``path`` (percent-decoded), ``params`` (form for POST, query for GET; a
-repeated key becomes a list), ``status`` (null if dropped), ``code``, ``fault``, ``processed``
-(the request took effect: a message, call, verification or execution was created or a lookup
-answered) and ``sid`` (of what was created).
+repeated key becomes a list), ``status`` (null if dropped), ``code``, ``fault`` (the kind's
+name, e.g. ``5xx-after``), ``processed`` (the request took effect: a message, call, verification
+or execution was created or a lookup answered) and ``sid`` (of what was created).
 
-Status callbacks: a message created with a ``StatusCallback`` URL gets Twilio's callbacks
-there, signed with the account's auth token (``X-Twilio-Signature``), one after another on a
-background thread: ``queued``, ``sent``, then ``delivered``, or ``undelivered`` with an
-``ErrorCode`` for these To numbers (the emulator's own; Twilio's test credentials send no
-callbacks): +15005550030 -> 30003 (unreachable), +15005550050 -> 30005 (unknown destination),
-+15005550060 -> 30006 (landline), +15005550070 -> 30007 (filtered). Each callback sent is logged
-to `TwilioEmulator.callbacks` with the HTTP status it got (null if the URL could not be reached).
+Status callbacks: a message created with a ``StatusCallback`` URL gets one callback per status of
+its timeline, each when the clock reaches it, signed with the account's auth token
+(``X-Twilio-Signature``), on a background thread; an undelivered one carries ``ErrorCode``.
+(Twilio's test credentials send none.) Each callback sent is logged to `TwilioEmulator.callbacks`
+with the HTTP status it got (null if the URL could not be reached); at stop, callbacks not yet due
+are dropped.
 
 The default credentials below are fixed fakes for local use, not secrets.
 """
@@ -79,11 +115,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import heapq
 import hmac
 import io
 import json
 import math
-import queue
 import random
 import re
 import socket
@@ -98,6 +134,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import MappingProxyType
@@ -106,7 +143,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from callqueue.faults import FaultKind, FaultSpec
+from callqueue.faults import READ_KINDS, FaultKind, FaultSpec
 
 DEFAULT_ACCOUNT_SID = "ACfeedfacefeedfacefeedfacefeedface"
 DEFAULT_AUTH_TOKEN = "emulator-auth-token-not-a-secret"  # noqa: S105 - a fixed local fake
@@ -123,6 +160,13 @@ FULL_QUEUE_FROM = "+15005550008"
 LANDLINE_NUMBER = "+15005550009"
 
 MAX_BODY_LENGTH = 1600
+CALLBACK_POLL_SECONDS = 0.05
+DEFAULT_SLOW_SECONDS = 12.0
+TRIAL_PREFIX = "Sent from your Twilio trial account - "
+# Twilio's message-scheduling page: SendAt more than 5 minutes ahead (older pages said 15; see
+# docs/emulator-fidelity.md) and at most 35 days ahead, else error 35115.
+SCHEDULE_MIN_AHEAD_SECONDS = 5 * 60
+SCHEDULE_MAX_AHEAD_SECONDS = 35 * 86400
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
@@ -153,6 +197,23 @@ _GSM7_BASIC = frozenset(
 )
 _GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 
+# SmartEncoded: Unicode characters with a GSM-7 look-alike, so a body stays in GSM-7 (160
+# characters a segment) instead of UCS-2 (70). Twilio's table is longer; these are the characters
+# word processors put into text (typographic quotes, dashes, ellipsis, wide and non-breaking
+# spaces).
+_SMART_ENCODING: Mapping[int, str] = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u00ab": '"', "\u00bb": '"',
+        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+        "\u2015": "-", "\u2212": "-",
+        "\u2026": "...",
+        "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2009": " ", "\u202f": " ",
+        "\u200b": "",
+    }
+)  # fmt: skip
+
 # Calling codes the Lookup emulation recognises; a number with any other code is
 # INVALID_COUNTRY_CODE.
 _CALLING_CODES: Mapping[str, str] = {
@@ -181,6 +242,7 @@ VERIFY_CHANNELS = ("sms", "call", "email", "whatsapp", "sna")
 
 _ERROR_MESSAGES: Mapping[int, str] = {
     20003: "Authenticate",
+    20008: "Resource not accessible with Test Account Credentials",
     20429: "Too Many Requests",
     20500: "Internal Server Error",
 }
@@ -216,6 +278,8 @@ class _Reply:
     code: int | None = None
     processed: bool = False
     sid: str | None = None
+    edge_page: str | None = None
+    """An edge proxy's HTML page sent instead of `body`, without Twilio's headers."""
 
     @classmethod
     def of(cls, error: _ApiError) -> _Reply:
@@ -259,9 +323,38 @@ def _nanp_format(national: str) -> str:
 
 
 @dataclass(frozen=True)
-class _StoredMessage:
-    sent_at: float
+class _Stage:
+    """A status a resource takes at `t` (emulator clock) on the emulator's own timeline."""
+
+    t: float
+    status: str
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A created resource: as it was answered at creation, and the statuses it goes through.
+    `seq` orders resources of one kind by creation (list pages are newest first)."""
+
+    seq: int
+    created_at: float
     resource: Json
+    stages: tuple[_Stage, ...]
+    error_code: int | None = None
+
+    @property
+    def sid(self) -> str:
+        return str(self.resource["sid"])
+
+    def stage_at(self, now: float) -> _Stage:
+        current = self.stages[0]
+        for stage in self.stages:
+            if stage.t <= now:
+                current = stage
+        return current
+
+    def reached(self, status: str, now: float) -> float | None:
+        """When the resource took `status`, if it has by `now`."""
+        return next((s.t for s in self.stages if s.status == status and s.t <= now), None)
 
 
 @dataclass(frozen=True)
@@ -302,13 +395,45 @@ def parse_number(raw: str) -> _ParsedNumber:
 
 
 class _Account:
-    """The emulated account's resources and the operations on them."""
+    """The emulated account's resources and the operations on them. `step`: seconds between a
+    resource's status changes on the emulator's timeline."""
 
-    def __init__(self, account_sid: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        clock: Callable[[], float],
+        *,
+        step: float = 0.05,
+        trial_account: bool = False,
+    ) -> None:
         self.account_sid = account_sid
         self._clock = clock
+        self._step = step
+        self._trial_account = trial_account
         self._lock = threading.Lock()
-        self._messages: list[_StoredMessage] = []
+        self._seq = 0
+        self._messages: list[_Stored] = []
+        self._calls: list[_Stored] = []
+        self._executions: list[_Stored] = []
+        self._verifications: list[_Stored] = []
+
+    def _store(self, into: list[_Stored], record: Callable[[int], _Stored]) -> _Stored:
+        with self._lock:
+            self._seq += 1
+            stored = record(self._seq)
+            into.append(stored)
+        return stored
+
+    def _newest_first(self, records: list[_Stored]) -> list[_Stored]:
+        with self._lock:
+            return list(reversed(records))
+
+    def _find(self, records: list[_Stored], sid: str, path: str) -> _Stored:
+        with self._lock:
+            found = next((r for r in records if r.sid == sid), None)
+        if found is None:
+            raise _not_found(path)
+        return found
 
     # -- Messages -------------------------------------------------------------------------------
 
@@ -330,18 +455,24 @@ class _Account:
             raise _ApiError(
                 400, 21617, "The concatenated message body exceeds the 1600 character limit."
             )
+        now = self._clock()
+        send_at = _schedule(form, service, now)
         if sender:
             self._check_message_from(sender)
         self._check_message_to(to, sender or service or "")
-        now = self._clock()
+        if body and _first(form, "SmartEncoded") in ("true", "True"):
+            body = smart_encode(body)
+        if body and self._trial_account:
+            body = TRIAL_PREFIX + body
         sid = _new_sid("MM" if media else "SM")
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        initial = "scheduled" if send_at is not None else "queued" if sender else "accepted"
         resource: Json = {
             "account_sid": self.account_sid,
             "api_version": API_VERSION,
             "body": body or "",
             "date_created": _rfc2822(now),
-            "date_sent": _rfc2822(now),
+            "date_sent": None,
             "date_updated": _rfc2822(now),
             "direction": "outbound-api",
             "error_code": None,
@@ -353,14 +484,27 @@ class _Account:
             "price": None,
             "price_unit": "USD",
             "sid": sid,
-            "status": "queued" if sender else "accepted",
+            "status": initial,
             "subresource_uris": {"media": f"{uri}/Media.json", "feedback": f"{uri}/Feedback.json"},
             "to": to,
             "uri": f"{uri}.json",
         }
-        with self._lock:
-            self._messages.append(_StoredMessage(now, resource))
+        code = UNDELIVERED_CODES.get(to)
+        release = now if send_at is None else send_at
+        stages = [_Stage(now, initial)]
+        if send_at is not None:
+            stages.append(_Stage(send_at, "queued"))
+        stages += [
+            _Stage(release + self._step, "sent"),
+            _Stage(release + 2 * self._step, "delivered" if code is None else "undelivered"),
+        ]
+        self._store(self._messages, lambda seq: _Stored(seq, now, resource, tuple(stages), code))
         return _Reply(201, resource, processed=True, sid=sid)
+
+    def message_record(self, sid: str) -> _Stored:
+        """A message created here: its callbacks follow its stages."""
+        with self._lock:
+            return next(m for m in self._messages if m.sid == sid)
 
     @staticmethod
     def _check_message_from(sender: str) -> None:
@@ -407,66 +551,39 @@ class _Account:
             code, message = errors[to]
             raise _ApiError(400, code, message)
 
+    def message_view(self, stored: _Stored, now: float) -> Json:
+        """The message as a fetch or list at `now` shows it: where it is on its timeline."""
+        stage = stored.stage_at(now)
+        sent = stored.reached("sent", now)
+        view = {
+            **stored.resource,
+            "status": stage.status,
+            "date_sent": None if sent is None else _rfc2822(sent),
+            "date_updated": _rfc2822(stage.t),
+        }
+        if stage.status == "undelivered":
+            view["error_code"] = stored.error_code
+        return view
+
+    def fetch_message(self, sid: str, path: str) -> _Reply:
+        stored = self._find(self._messages, sid, path)
+        return _Reply(200, self.message_view(stored, self._clock()))
+
     def list_messages(self, path: str, query: Form) -> _Reply:
-        filters: list[tuple[str, str]] = []
-        wanted_to = _first(query, "To")
-        wanted_from = _first(query, "From")
-        checks: list[Callable[[_StoredMessage], bool]] = []
-        if wanted_to is not None:
-            filters.append(("To", wanted_to))
-            checks.append(lambda m: m.resource["to"] == wanted_to)
-        if wanted_from is not None:
-            filters.append(("From", wanted_from))
-            checks.append(lambda m: m.resource["from"] == wanted_from)
-        on_day = _first(query, "DateSent")
-        if on_day is not None:
-            filters.append(("DateSent", on_day))
-            day = datetime.fromtimestamp(_parse_date_param("DateSent", on_day), UTC).date()
-            checks.append(lambda m: datetime.fromtimestamp(m.sent_at, UTC).date() == day)
-        after = _first(query, "DateSent>")
-        if after is not None:
-            filters.append(("DateSent>", after))
-            lower = _parse_date_param("DateSent>", after)
-            checks.append(lambda m: m.sent_at >= lower)
-        before = _first(query, "DateSent<")
-        if before is not None:
-            filters.append(("DateSent<", before))
-            upper = _parse_date_param("DateSent<", before)
-            checks.append(lambda m: m.sent_at <= upper)
-        page_size = _int_param(query, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-        page = _int_param(query, "Page", 0, 0, sys.maxsize)
-        token = _first(query, "PageToken")
-
-        with self._lock:
-            stored = list(self._messages)
-        matching = [m.resource for m in reversed(stored) if all(check(m) for check in checks)]
-        start = 0 if token is None else _page_start(matching, token, page_size)
-        items = matching[start : start + page_size]
-
-        def page_uri(number: int, page_token: str | None) -> str:
-            params = [*filters, ("PageSize", str(page_size)), ("Page", str(number))]
-            if page_token is not None:
-                params.append(("PageToken", page_token))
-            return f"{path}?{urlencode(params)}"
-
-        has_next = start + page_size < len(matching)
+        now = self._clock()
+        listing = _Listing(query)
+        listing.equal("To", lambda m: m.resource["to"])
+        listing.equal("From", lambda m: m.resource["from"])
+        # A message not yet sent has no date_sent: no DateSent filter returns it, as on Twilio.
+        listing.dates("DateSent", lambda m: m.reached("sent", now), before_inclusive=True)
         return _Reply(
             200,
-            {
-                "end": page * page_size + max(len(items), 1) - 1,
-                "first_page_uri": page_uri(0, None),
-                "messages": items,
-                "next_page_uri": (
-                    page_uri(page + 1, "PA" + items[-1]["sid"]) if items and has_next else None
-                ),
-                "page": page,
-                "page_size": page_size,
-                "previous_page_uri": (
-                    page_uri(page - 1, "PB" + items[0]["sid"]) if items and start > 0 else None
-                ),
-                "start": page * page_size,
-                "uri": page_uri(page, token),
-            },
+            listing.page_2010(
+                path,
+                "messages",
+                self._newest_first(self._messages),
+                lambda m: self.message_view(m, now),
+            ),
         )
 
     # -- Calls ----------------------------------------------------------------------------------
@@ -550,7 +667,46 @@ class _Account:
             "trunk_sid": None,
             "uri": f"{uri}.json",
         }
+        stages = tuple(
+            _Stage(now + i * self._step, status)
+            for i, status in enumerate(("queued", "ringing", "in-progress", "completed"))
+        )
+        self._store(self._calls, lambda seq: _Stored(seq, now, resource, stages))
         return _Reply(201, resource, processed=True, sid=sid)
+
+    @staticmethod
+    def call_view(stored: _Stored, now: float) -> Json:
+        """The call at `now`: dialled (start_time) once ringing, ended once completed."""
+        stage = stored.stage_at(now)
+        started = stored.reached("ringing", now)
+        ended = stored.reached("completed", now)
+        return {
+            **stored.resource,
+            "status": stage.status,
+            "date_updated": _rfc2822(stage.t),
+            "start_time": None if started is None else _rfc2822(started),
+            "end_time": None if ended is None else _rfc2822(ended),
+            "duration": (None if started is None or ended is None else str(round(ended - started))),
+        }
+
+    def fetch_call(self, sid: str, path: str) -> _Reply:
+        stored = self._find(self._calls, sid, path)
+        return _Reply(200, self.call_view(stored, self._clock()))
+
+    def list_calls(self, path: str, query: Form) -> _Reply:
+        now = self._clock()
+        listing = _Listing(query)
+        listing.equal("To", lambda c: c.resource["to"])
+        listing.equal("From", lambda c: c.resource["from"])
+        listing.equal("Status", lambda c: c.stage_at(now).status)
+        # A queued call has not been dialled: no start_time, so no StartTime filter returns it.
+        listing.dates("StartTime", lambda c: c.reached("ringing", now), before_inclusive=False)
+        return _Reply(
+            200,
+            listing.page_2010(
+                path, "calls", self._newest_first(self._calls), lambda c: self.call_view(c, now)
+            ),
+        )
 
     # -- Lookup ---------------------------------------------------------------------------------
 
@@ -627,7 +783,24 @@ class _Account:
             "sna": None,
             "url": f"https://verify.twilio.com/v2/Services/{service_sid}/Verifications/{sid}",
         }
+        self._store(
+            self._verifications,
+            lambda seq: _Stored(seq, now, resource, (_Stage(now, "pending"),)),
+        )
         return _Reply(201, resource, processed=True, sid=sid)
+
+    def fetch_verification(self, service_sid: str, sid_or_to: str, path: str) -> _Reply:
+        """By SID, or by the To it was sent to (the newest such verification of the service)."""
+        if not _SERVICE_SID.fullmatch(service_sid):
+            raise _not_found(path)
+        for stored in self._newest_first(self._verifications):
+            resource = stored.resource
+            if resource["service_sid"] == service_sid and sid_or_to in (
+                resource["sid"],
+                resource["to"],
+            ):
+                return _Reply(200, resource)
+        raise _not_found(path)
 
     # -- Studio ---------------------------------------------------------------------------------
 
@@ -664,7 +837,31 @@ class _Account:
             "url": url,
             "links": {"steps": f"{url}/Steps", "execution_context": f"{url}/Context"},
         }
+        self._store(
+            self._executions, lambda seq: _Stored(seq, now, resource, (_Stage(now, "active"),))
+        )
         return _Reply(201, resource, processed=True, sid=sid)
+
+    def fetch_execution(self, flow_sid: str, sid: str, path: str) -> _Reply:
+        stored = self._find(self._executions, sid, path)
+        if stored.resource["flow_sid"] != flow_sid:
+            raise _not_found(path)
+        return _Reply(200, stored.resource)
+
+    def list_executions(self, flow_sid: str, path: str, query: Form) -> _Reply:
+        if not _FLOW_SID.fullmatch(flow_sid):
+            raise _not_found(path)
+        listing = _Listing(query)
+        listing.equal("FlowSid", lambda e: e.resource["flow_sid"], value=flow_sid)
+        listing.equal("status", lambda e: e.resource["status"])
+        listing.created_between("DateCreatedFrom", "DateCreatedTo")
+        url = f"https://studio.twilio.com/v2/Flows/{flow_sid}/Executions"
+        return _Reply(
+            200,
+            listing.page_v2(
+                url, "executions", self._newest_first(self._executions), lambda e: e.resource
+            ),
+        )
 
 
 def _lookup_packages(e164: str, country: str, now: float) -> dict[str, Any]:
@@ -760,68 +957,293 @@ def _int_param(query: Form, name: str, default: int, low: int, high: int) -> int
     return value
 
 
-def _page_start(items: Sequence[Json], token: str, page_size: int) -> int:
-    """Where a page starts, given Twilio-style cursors: PA<sid> starts after that item, PB<sid>
-    is the page ending just before it."""
-    sids = [item["sid"] for item in items]
-    kind, sid = token[:2], token[2:]
-    if kind not in ("PA", "PB") or sid not in sids:
-        raise _ApiError(400, 20001, f"Invalid value for PageToken: {token}")
-    index = sids.index(sid)
-    return index + 1 if kind == "PA" else max(index - page_size, 0)
+class _Listing:
+    """One list request: its filters (each also kept for the page URIs) and its page."""
+
+    def __init__(self, query: Form) -> None:
+        self._query = query
+        self.filters: list[tuple[str, str]] = []
+        self._checks: list[Callable[[_Stored], bool]] = []
+        self.page_size = _int_param(query, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        self.page = _int_param(query, "Page", 0, 0, sys.maxsize)
+        self.token = _first(query, "PageToken")
+
+    def equal(
+        self, name: str, field_of: Callable[[_Stored], object], *, value: str | None = None
+    ) -> None:
+        """Keep records whose field equals the query's `name` (or `value`, a path's, unlisted)."""
+        wanted = value if value is not None else _first(self._query, name)
+        if wanted is None:
+            return
+        if value is None:
+            self.filters.append((name, wanted))
+        self._checks.append(lambda record: field_of(record) == wanted)
+
+    def dates(
+        self, name: str, when: Callable[[_Stored], float | None], *, before_inclusive: bool
+    ) -> None:
+        """Twilio's `name`, `name>` (on or after) and `name<` (on or before for DateSent, before
+        for StartTime) filters on a nullable time: a record without one never matches. Times
+        compare at the whole second the resource shows."""
+
+        def shown(record: _Stored) -> float | None:
+            t = when(record)
+            return None if t is None else float(math.floor(t))
+
+        on_day = _first(self._query, name)
+        if on_day is not None:
+            self.filters.append((name, on_day))
+            day = datetime.fromtimestamp(_parse_date_param(name, on_day), UTC).date()
+            self._checks.append(
+                lambda r: (
+                    (t := shown(r)) is not None and datetime.fromtimestamp(t, UTC).date() == day
+                )
+            )
+        after = _first(self._query, f"{name}>")
+        if after is not None:
+            self.filters.append((f"{name}>", after))
+            lower = _parse_date_param(f"{name}>", after)
+            self._checks.append(lambda r: (t := shown(r)) is not None and t >= lower)
+        before = _first(self._query, f"{name}<")
+        if before is not None:
+            self.filters.append((f"{name}<", before))
+            upper = _parse_date_param(f"{name}<", before)
+            if before_inclusive:
+                self._checks.append(lambda r: (t := shown(r)) is not None and t <= upper)
+            else:
+                self._checks.append(lambda r: (t := shown(r)) is not None and t < upper)
+
+    def created_between(self, low_name: str, high_name: str) -> None:
+        """Studio's DateCreatedFrom (on or after) and DateCreatedTo (before)."""
+        low = _first(self._query, low_name)
+        if low is not None:
+            self.filters.append((low_name, low))
+            lower = _parse_date_param(low_name, low)
+            self._checks.append(lambda r: math.floor(r.created_at) >= lower)
+        high = _first(self._query, high_name)
+        if high is not None:
+            self.filters.append((high_name, high))
+            upper = _parse_date_param(high_name, high)
+            self._checks.append(lambda r: math.floor(r.created_at) < upper)
+
+    def _select(self, newest_first: Sequence[_Stored]) -> tuple[list[_Stored], bool, bool]:
+        """This page's records and whether pages come before and after it. A PageToken is a
+        cursor on the creation order of all records of the kind, not a position among those that
+        match: a record that starts matching between two page requests (a message becoming
+        sent) neither shifts later pages nor invalidates the cursor."""
+        matching = [r for r in newest_first if all(check(r) for check in self._checks)]
+        start = 0
+        if self.token is not None:
+            kind, sid = self.token[:2], self.token[2:]
+            seq = next((r.seq for r in newest_first if r.sid == sid), None)
+            if kind not in ("PA", "PB") or seq is None:
+                raise _ApiError(400, 20001, f"Invalid value for PageToken: {self.token}")
+            if kind == "PA":
+                start = sum(1 for r in matching if r.seq >= seq)
+            else:
+                start = max(sum(1 for r in matching if r.seq > seq) - self.page_size, 0)
+        items = matching[start : start + self.page_size]
+        return items, start > 0, start + len(items) < len(matching)
+
+    def _query_string(self, number: int, page_token: str | None) -> str:
+        params = [*self.filters, ("PageSize", str(self.page_size)), ("Page", str(number))]
+        if page_token is not None:
+            params.append(("PageToken", page_token))
+        return urlencode(params)
+
+    def _cursors(
+        self, items: list[_Stored], has_previous: bool, has_next: bool
+    ) -> tuple[str | None, str | None]:
+        previous = self._query_string(self.page - 1, "PB" + items[0].sid) if has_previous else None
+        following = self._query_string(self.page + 1, "PA" + items[-1].sid) if has_next else None
+        return previous, following
+
+    def page_2010(
+        self,
+        path: str,
+        key: str,
+        newest_first: Sequence[_Stored],
+        view: Callable[[_Stored], Json],
+    ) -> Json:
+        """A 2010-04-01 list page: relative ``*_page_uri``s, ``start`` and ``end``."""
+        items, has_previous, has_next = self._select(newest_first)
+        previous, following = self._cursors(items, has_previous, has_next)
+        return {
+            "end": self.page * self.page_size + max(len(items), 1) - 1,
+            "first_page_uri": f"{path}?{self._query_string(0, None)}",
+            key: [view(item) for item in items],
+            "next_page_uri": None if following is None else f"{path}?{following}",
+            "page": self.page,
+            "page_size": self.page_size,
+            "previous_page_uri": None if previous is None else f"{path}?{previous}",
+            "start": self.page * self.page_size,
+            "uri": f"{path}?{self._query_string(self.page, self.token)}",
+        }
+
+    def page_v2(
+        self,
+        url: str,
+        key: str,
+        newest_first: Sequence[_Stored],
+        view: Callable[[_Stored], Json],
+    ) -> Json:
+        """A v2 list page: absolute URLs under ``meta``."""
+        items, has_previous, has_next = self._select(newest_first)
+        previous, following = self._cursors(items, has_previous, has_next)
+        return {
+            key: [view(item) for item in items],
+            "meta": {
+                "first_page_url": f"{url}?{self._query_string(0, None)}",
+                "key": key,
+                "next_page_url": None if following is None else f"{url}?{following}",
+                "page": self.page,
+                "page_size": self.page_size,
+                "previous_page_url": None if previous is None else f"{url}?{previous}",
+                "url": f"{url}?{self._query_string(self.page, self.token)}",
+            },
+        }
+
+
+def _schedule(form: Form, service: str | None, now: float) -> float | None:
+    """When a scheduled message is to be sent (None: not scheduled), checked as Twilio does."""
+    schedule_type = _first(form, "ScheduleType")
+    send_at_text = _first(form, "SendAt")
+    if schedule_type is None and send_at_text is None:
+        return None
+    if schedule_type != "fixed":
+        raise _ApiError(400, 20001, f"Invalid value for ScheduleType: {schedule_type}")
+    if not send_at_text:
+        raise _ApiError(400, 20001, "SendAt is required when ScheduleType is fixed")
+    if not service:
+        raise _ApiError(400, 35118, "MessagingServiceSid is required to schedule a message.")
+    send_at = _parse_date_param("SendAt", send_at_text)
+    ahead = send_at - now
+    if not SCHEDULE_MIN_AHEAD_SECONDS < ahead <= SCHEDULE_MAX_AHEAD_SECONDS:
+        raise _ApiError(
+            400,
+            35115,
+            "SendAt time must be more than 5 minutes and at most 35 days in the future.",
+        )
+    return send_at
+
+
+def smart_encode(body: str) -> str:
+    """The body with Unicode look-alikes replaced by GSM-7 characters, as SmartEncoded does."""
+    return body.translate(_SMART_ENCODING)
+
+
+class _Faulted(StrEnum):
+    """Which fault spec a route draws from."""
+
+    NEVER = "never"
+    OPERATION = "operation"
+    LOOKUP = "lookup"
 
 
 @dataclass(frozen=True)
 class _Route:
     method: str
     pattern: re.Pattern[str]
-    faultable: bool
+    faulted: _Faulted
     account_scoped: bool
-    operation: Callable[[_Account, str, str, Form], _Reply]
+    operation: Callable[[_Account, tuple[str, ...], str, Form], _Reply]
+    test_credentials: bool = False
+    """Whether Twilio's test credentials may use it (docs/iam/test-credentials)."""
 
+
+_ACCOUNT_PREFIX = r"/2010-04-01/Accounts/([^/]+)"
 
 _ROUTES = (
     _Route(
         "POST",
-        re.compile(r"/2010-04-01/Accounts/([^/]+)/Messages\.json"),
-        faultable=True,
+        re.compile(_ACCOUNT_PREFIX + r"/Messages\.json"),
+        faulted=_Faulted.OPERATION,
         account_scoped=True,
-        operation=lambda account, _arg, _path, form: account.create_message(form),
+        operation=lambda account, _args, _path, form: account.create_message(form),
+        test_credentials=True,
     ),
     _Route(
         "GET",
-        re.compile(r"/2010-04-01/Accounts/([^/]+)/Messages\.json"),
-        faultable=False,
+        re.compile(_ACCOUNT_PREFIX + r"/Messages\.json"),
+        faulted=_Faulted.LOOKUP,
         account_scoped=True,
-        operation=lambda account, _arg, path, query: account.list_messages(path, query),
+        operation=lambda account, _args, path, query: account.list_messages(path, query),
+    ),
+    _Route(
+        "GET",
+        re.compile(_ACCOUNT_PREFIX + r"/Messages/([^/]+)\.json"),
+        faulted=_Faulted.LOOKUP,
+        account_scoped=True,
+        operation=lambda account, args, path, _query: account.fetch_message(args[1], path),
     ),
     _Route(
         "POST",
-        re.compile(r"/2010-04-01/Accounts/([^/]+)/Calls\.json"),
-        faultable=True,
+        re.compile(_ACCOUNT_PREFIX + r"/Calls\.json"),
+        faulted=_Faulted.OPERATION,
         account_scoped=True,
-        operation=lambda account, _arg, _path, form: account.create_call(form),
+        operation=lambda account, _args, _path, form: account.create_call(form),
+        test_credentials=True,
+    ),
+    _Route(
+        "GET",
+        re.compile(_ACCOUNT_PREFIX + r"/Calls\.json"),
+        faulted=_Faulted.LOOKUP,
+        account_scoped=True,
+        operation=lambda account, _args, path, query: account.list_calls(path, query),
+    ),
+    _Route(
+        "GET",
+        re.compile(_ACCOUNT_PREFIX + r"/Calls/([^/]+)\.json"),
+        faulted=_Faulted.LOOKUP,
+        account_scoped=True,
+        operation=lambda account, args, path, _query: account.fetch_call(args[1], path),
     ),
     _Route(
         "GET",
         re.compile(r"/v2/PhoneNumbers/([^/]+)"),
-        faultable=True,
+        faulted=_Faulted.OPERATION,
         account_scoped=False,
-        operation=lambda account, number, _path, query: account.fetch_phone_number(number, query),
+        operation=lambda account, args, _path, query: account.fetch_phone_number(args[0], query),
+        test_credentials=True,
     ),
     _Route(
         "POST",
         re.compile(r"/v2/Services/([^/]+)/Verifications"),
-        faultable=True,
+        faulted=_Faulted.OPERATION,
         account_scoped=False,
-        operation=lambda account, sid, _path, form: account.create_verification(sid, form),
+        operation=lambda account, args, _path, form: account.create_verification(args[0], form),
+    ),
+    _Route(
+        "GET",
+        re.compile(r"/v2/Services/([^/]+)/Verifications/([^/]+)"),
+        faulted=_Faulted.LOOKUP,
+        account_scoped=False,
+        operation=lambda account, args, path, _query: account.fetch_verification(
+            args[0], args[1], path
+        ),
     ),
     _Route(
         "POST",
         re.compile(r"/v2/Flows/([^/]+)/Executions"),
-        faultable=True,
+        faulted=_Faulted.OPERATION,
         account_scoped=False,
-        operation=lambda account, sid, _path, form: account.create_execution(sid, form),
+        operation=lambda account, args, _path, form: account.create_execution(args[0], form),
+    ),
+    _Route(
+        "GET",
+        re.compile(r"/v2/Flows/([^/]+)/Executions"),
+        faulted=_Faulted.LOOKUP,
+        account_scoped=False,
+        operation=lambda account, args, path, query: account.list_executions(args[0], path, query),
+    ),
+    _Route(
+        "GET",
+        re.compile(r"/v2/Flows/([^/]+)/Executions/([^/]+)"),
+        faulted=_Faulted.LOOKUP,
+        account_scoped=False,
+        operation=lambda account, args, path, _query: account.fetch_execution(
+            args[0], args[1], path
+        ),
     ),
 )
 
@@ -859,6 +1281,23 @@ class _Exchange:
         return self.fault in (FaultKind.RESET, FaultKind.LOST_RESPONSE)
 
 
+EDGE_STATUSES = (502, 503, 504)
+_EDGE_REASONS: Mapping[int, str] = {
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Time-out",
+}
+
+
+def _edge_page(status: int) -> str:
+    """What a load balancer in front of Twilio answers: its own HTML, not Twilio's JSON error."""
+    title = f"{status} {_EDGE_REASONS[status]}"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
+
+
 # The emulator's delivery failures by To number (see the module docstring).
 UNDELIVERED_CODES: Mapping[str, int] = {
     "+15005550030": 30003,
@@ -869,13 +1308,17 @@ UNDELIVERED_CODES: Mapping[str, int] = {
 
 
 class _CallbackSender:
-    """Posts signed status callbacks, in the order they were scheduled, on one thread."""
+    """Posts signed status callbacks on one thread, each when its message reaches that status on
+    the emulator's clock (in the order of those times). At stop, callbacks already due are posted
+    and later ones dropped, as a scheduled message's could be days away."""
 
-    def __init__(self, auth_token: str, delay: float, sleep: Callable[[float], None]) -> None:
+    def __init__(self, auth_token: str, clock: Callable[[], float]) -> None:
         self._validator = RequestValidator(auth_token)
-        self._delay = delay
-        self._sleep = sleep
-        self._queue: queue.Queue[tuple[str, dict[str, str]] | None] = queue.Queue()
+        self._clock = clock
+        self._due: list[tuple[float, int, str, dict[str, str]]] = []
+        self._order = 0
+        self._stopping = False
+        self._wake = threading.Condition()
         self._lock = threading.Lock()
         self._sent: list[Json] = []
         # No proxy from the environment may capture a loopback callback.
@@ -888,38 +1331,55 @@ class _CallbackSender:
             return list(self._sent)
 
     def start(self) -> None:
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="twilio-callbacks", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            with self._wake:
+                self._stopping = True
+                self._wake.notify()
             self._thread.join()
             self._thread = None
 
-    def message_created(self, url: str, message: Json) -> None:
+    def message_created(self, url: str, message: _Stored) -> None:
+        resource = message.resource
         base = {
-            "AccountSid": str(message["account_sid"]),
+            "AccountSid": str(resource["account_sid"]),
             "ApiVersion": API_VERSION,
-            "From": str(message["from"] or ""),
-            "MessageSid": str(message["sid"]),
-            "SmsSid": str(message["sid"]),
-            "To": str(message["to"]),
+            "From": str(resource["from"] or ""),
+            "MessageSid": message.sid,
+            "SmsSid": message.sid,
+            "To": str(resource["to"]),
         }
-        code = UNDELIVERED_CODES.get(str(message["to"]))
-        final = {"MessageStatus": "delivered"}
-        if code is not None:
-            final = {"MessageStatus": "undelivered", "ErrorCode": str(code)}
-        for status in ({"MessageStatus": "queued"}, {"MessageStatus": "sent"}, final):
-            form = {**base, **status, "SmsStatus": status["MessageStatus"]}
-            self._queue.put((url, form))
+        with self._wake:
+            for stage in message.stages:
+                form = {**base, "MessageStatus": stage.status, "SmsStatus": stage.status}
+                if stage.status == "undelivered" and message.error_code is not None:
+                    form["ErrorCode"] = str(message.error_code)
+                self._order += 1
+                heapq.heappush(self._due, (stage.t, self._order, url, form))
+            self._wake.notify()
+
+    def _next(self) -> tuple[str, dict[str, str]] | None:
+        """The next callback once it is due; None once stopping and none is due."""
+        with self._wake:
+            while True:
+                if self._due and self._due[0][0] <= self._clock():
+                    _, _, url, form = heapq.heappop(self._due)
+                    return url, form
+                if self._stopping:
+                    return None
+                # The clock may be a test's, moved by hand: look again at least every tick.
+                wait = CALLBACK_POLL_SECONDS
+                if self._due:
+                    wait = min(max(self._due[0][0] - self._clock(), 0.0), wait)
+                self._wake.wait(wait)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            url, form = item
-            if self._delay > 0:
-                self._sleep(self._delay)
-            self._post(url, form)
+        while (item := self._next()) is not None:
+            self._post(*item)
 
     def _post(self, url: str, form: dict[str, str]) -> None:
         request = urllib.request.Request(  # noqa: S310 - the URL the message asked for
@@ -970,15 +1430,34 @@ class TwilioEmulator:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         callback_delay: float = 0.05,
+        lookup_faults: FaultSpec | None = None,
+        slow_seconds: float = DEFAULT_SLOW_SECONDS,
+        trial_account: bool = False,
+        test_credentials: bool = False,
     ) -> None:
-        """`callback_delay`: seconds before each status callback is posted."""
+        """`callback_delay`: seconds between a message's (or call's) status changes, and so
+        between its status callbacks. `faults` apply to the operations, `lookup_faults` (429,
+        500, reset and slow only) to the lists and fetches. `slow_seconds`: how late a ``slow``
+        fault answers. `trial_account`: bodies get Twilio's trial prefix. `test_credentials`: the
+        account SID and auth token are the account's test credentials (see the module
+        docstring)."""
         if not _ACCOUNT_SID.fullmatch(account_sid):
             raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
         if concurrency_limit is not None and concurrency_limit < 1:
             raise ValueError(f"concurrency limit must be at least 1, got {concurrency_limit}")
+        if lookup_faults is not None and not lookup_faults.kinds() <= READ_KINDS:
+            unfit = ", ".join(sorted(k.value for k in lookup_faults.kinds() - READ_KINDS))
+            raise ValueError(f"look-ups change nothing, so these faults cannot apply: {unfit}")
+        if slow_seconds < 0:
+            raise ValueError(f"slow_seconds must not be negative, got {slow_seconds}")
         self._host = host
         self._port = port
-        self._account = _Account(account_sid, clock)
+        self._account = _Account(
+            account_sid, clock, step=callback_delay, trial_account=trial_account
+        )
+        self._lookup_faults = lookup_faults
+        self._slow_seconds = slow_seconds
+        self._test_credentials = test_credentials
         self._secrets: dict[str, str] = {**api_keys, account_sid: auth_token}
         self._latency = latency
         self._concurrency_limit = concurrency_limit
@@ -993,7 +1472,7 @@ class TwilioEmulator:
         self._log_file: IO[str] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._callbacks = _CallbackSender(auth_token, callback_delay, sleep)
+        self._callbacks = _CallbackSender(auth_token, clock)
 
     @property
     def account_sid(self) -> str:
@@ -1101,13 +1580,17 @@ class TwilioEmulator:
                 result.extra_headers[FAULT_HEADER] = FaultKind.CRASH.value
             self._log(result, method, path, params)
             callback = _first(params, "StatusCallback")
+            credentials = _basic_credentials(authorization)
             if (
                 callback
                 and reply.processed
+                and reply.sid is not None
                 and method == "POST"
                 and path.endswith("/Messages.json")
+                # Twilio sends no status callbacks for test credentials' messages.
+                and not (credentials is not None and self._is_test(credentials[0]))
             ):
-                self._callbacks.message_created(callback, reply.body)
+                self._callbacks.message_created(callback, self._account.message_record(reply.sid))
             return result
         finally:
             # Out of flight before the response goes out, so that a client's next request never
@@ -1125,22 +1608,27 @@ class TwilioEmulator:
         authorization: str | None,
         concurrent: int,
     ) -> tuple[_Reply, FaultKind | None]:
-        route, argument = _match(method, raw_path)
+        route, args = _match(method, raw_path)
         if route is None:
             return _Reply.of(_not_found(path)), None
         credentials = _basic_credentials(authorization)
         if credentials is None or not self._authenticated(*credentials):
             return self._error(401, 20003), None
         if route.account_scoped:
-            if not _ACCOUNT_SID.fullmatch(argument):
+            if not _ACCOUNT_SID.fullmatch(args[0]):
                 return _Reply.of(_not_found(path)), None
-            if argument != self.account_sid:
+            if args[0] != self.account_sid:
                 return self._error(401, 20003), None
+        if self._is_test(credentials[0]) and not route.test_credentials:
+            return self._error(403, 20008), None
         over_limit = self._concurrency_limit is not None and concurrent > self._concurrency_limit
+        spec = {_Faulted.OPERATION: self._faults, _Faulted.LOOKUP: self._lookup_faults}.get(
+            route.faulted
+        )
         fault = None
-        if not over_limit and route.faultable and self._faults is not None:
+        if not over_limit and spec is not None:
             with self._lock:
-                fault = self._faults.pick(self._rng.random())
+                fault = spec.pick(self._rng.random())
         if over_limit or fault is FaultKind.TOO_MANY_REQUESTS:
             return self._error(429, 20429), fault
         if fault is FaultKind.SERVER_ERROR:
@@ -1151,10 +1639,29 @@ class TwilioEmulator:
         if delay > 0:
             self._sleep(delay)
         try:
-            reply = route.operation(self._account, argument, path, params)
+            reply = route.operation(self._account, args, path, params)
         except _ApiError as error:
             reply = _Reply.of(error)
+        if fault is FaultKind.SERVER_ERROR_AFTER:
+            # A second draw, only for this kind, so the kinds' draws stay as they were.
+            with self._lock:
+                draw = self._rng.random()
+            status = EDGE_STATUSES[min(int(draw * len(EDGE_STATUSES)), len(EDGE_STATUSES) - 1)]
+            reply = _Reply(
+                status,
+                {},
+                processed=reply.processed,
+                sid=reply.sid,
+                edge_page=_edge_page(status),
+            )
+        if fault is FaultKind.SLOW:
+            self._sleep(self._slow_seconds)
         return reply, fault
+
+    def _is_test(self, username: str) -> bool:
+        """Whether a request authenticated as `username` used the account's test credentials
+        (an API key never is one)."""
+        return self._test_credentials and username == self.account_sid
 
     def _authenticated(self, username: str, password: str) -> bool:
         secret = self._secrets.get(username)
@@ -1198,12 +1705,12 @@ class TwilioEmulator:
         }
 
 
-def _match(method: str, raw_path: str) -> tuple[_Route | None, str]:
+def _match(method: str, raw_path: str) -> tuple[_Route | None, tuple[str, ...]]:
     for route in _ROUTES:
         match = route.pattern.fullmatch(raw_path)
         if match is not None and route.method == method:
-            return route, unquote(match.group(1))
-    return None, ""
+            return route, tuple(unquote(group) for group in match.groups())
+    return None, ()
 
 
 class _Server(ThreadingHTTPServer):
@@ -1343,9 +1850,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
-        payload = json.dumps(result.reply.body).encode("utf-8")
+        if result.reply.edge_page is not None:
+            payload = result.reply.edge_page.encode("utf-8")
+            headers = {"Content-Type": "text/html", "Server": "awselb/2.0"}
+        else:
+            payload = json.dumps(result.reply.body).encode("utf-8")
+            headers = emulator._response_headers(result)
         self.send_response(result.reply.status)
-        for name, value in emulator._response_headers(result).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()

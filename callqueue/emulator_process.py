@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from callqueue.emulator import TwilioEmulator
+from callqueue.emulator import DEFAULT_SLOW_SECONDS, TwilioEmulator
 from callqueue.faults import FaultSpec
 
 Json = dict[str, Any]
@@ -44,7 +44,12 @@ class EmulatorProcess:
         faults: FaultSpec | None = None,
         requests_log: Path | None = None,
         seed: int | None = None,
+        lookup_faults: FaultSpec | None = None,
+        slow_seconds: float = DEFAULT_SLOW_SECONDS,
+        trial_account: bool = False,
+        test_credentials: bool = False,
     ) -> None:
+        """As `TwilioEmulator`'s arguments; the defaults are the local runtime's."""
         # A temporary log lasts as long as this object: its requests stay readable after stop().
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if requests_log is None:
@@ -63,6 +68,10 @@ class EmulatorProcess:
             "faults": str(faults) if faults is not None else None,
             "requests_log": str(requests_log),
             "seed": seed,
+            "lookup_faults": str(lookup_faults) if lookup_faults is not None else None,
+            "slow_seconds": slow_seconds,
+            "trial_account": trial_account,
+            "test_credentials": test_credentials,
         }
         self._process: subprocess.Popen[str] | None = None
         self._base_url: str | None = None
@@ -116,6 +125,7 @@ class EmulatorProcess:
 def main(argv: list[str]) -> int:
     config = json.loads(argv[1])
     faults = config["faults"]
+    lookup_faults = config["lookup_faults"]
     emulator = TwilioEmulator(
         account_sid=config["account_sid"],
         auth_token=config["auth_token"],
@@ -124,6 +134,10 @@ def main(argv: list[str]) -> int:
         faults=FaultSpec.parse(faults) if faults else None,
         requests_log=Path(config["requests_log"]),
         rng=random.Random(config["seed"]),
+        lookup_faults=FaultSpec.parse(lookup_faults) if lookup_faults else None,
+        slow_seconds=float(config["slow_seconds"]),
+        trial_account=bool(config["trial_account"]),
+        test_credentials=bool(config["test_credentials"]),
     )
     emulator.start()
     print(f"READY {emulator.base_url}", flush=True)

@@ -3,7 +3,11 @@
 A spec such as ``429=0.1,500=0.05,reset=0.05,lost-response=0.05,crash=0.05`` gives, per request to
 one of the emulated API operations, the probability of each kind of failure. The emulator draws one
 number in [0, 1) per request and maps it onto the kinds in the fixed order of `FaultKind`, so a
-seeded `random.Random` replays the same faults for the same sequence of requests.
+seeded `random.Random` replays the same faults for the same sequence of requests. Kinds added later
+come last in that order, so an older spec draws the same faults as it always did.
+
+`READ_KINDS` are the kinds that make sense for a read (a list or fetch), which changes nothing and
+so can never have been "processed".
 """
 
 from __future__ import annotations
@@ -27,6 +31,17 @@ class FaultKind(StrEnum):
     CRASH = "crash"
     """Process and answer normally, with the header ``X-Callqueue-Fault: crash``: the local
     runtime's HTTP client raises on it, like a Lambda dying right after Twilio answered."""
+    SERVER_ERROR_AFTER = "5xx-after"
+    """Process the request (the message exists), then answer 502, 503 or 504 with an edge proxy's
+    HTML page instead of Twilio's JSON: the answer was lost between Twilio and the client."""
+    SLOW = "slow"
+    """Process the request, then answer normally only after the emulator's `slow_seconds` (longer
+    than the twilio client's read timeout): the client gives up on a request that took effect."""
+
+
+READ_KINDS = frozenset(
+    {FaultKind.TOO_MANY_REQUESTS, FaultKind.SERVER_ERROR, FaultKind.RESET, FaultKind.SLOW}
+)
 
 
 # Floating-point slack so that "0.1,0.2,0.7" is not rejected for summing to 1.0000000000000002.
@@ -42,6 +57,8 @@ class FaultSpec:
     reset: float = 0.0
     lost_response: float = 0.0
     crash: float = 0.0
+    server_error_after: float = 0.0
+    slow: float = 0.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -102,6 +119,10 @@ class FaultSpec:
         """Probability per kind, in the order `pick` applies them."""
         return {kind: getattr(self, field_name) for kind, field_name in _KIND_FIELDS.items()}
 
+    def kinds(self) -> frozenset[FaultKind]:
+        """The kinds with a non-zero probability."""
+        return frozenset(kind for kind, p in self.probabilities().items() if p)
+
     def pick(self, draw: float) -> FaultKind | None:
         """The fault for a uniform draw in [0, 1), or None when the request goes normally."""
         threshold = 0.0
@@ -126,5 +147,7 @@ _KIND_FIELDS: dict[FaultKind, str] = {
     FaultKind.RESET: "reset",
     FaultKind.LOST_RESPONSE: "lost_response",
     FaultKind.CRASH: "crash",
+    FaultKind.SERVER_ERROR_AFTER: "server_error_after",
+    FaultKind.SLOW: "slow",
 }
 _FIELD_KINDS: dict[str, FaultKind] = {name: kind for kind, name in _KIND_FIELDS.items()}

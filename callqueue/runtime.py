@@ -33,7 +33,12 @@ from botocore.config import Config
 
 from callqueue import lambdas
 from callqueue.api_server import ApiServer
-from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FAULT_HEADER
+from callqueue.emulator import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    DEFAULT_SLOW_SECONDS,
+    FAULT_HEADER,
+)
 from callqueue.emulator_process import EmulatorProcess
 from callqueue.faults import FaultSpec
 from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
@@ -74,6 +79,10 @@ class Options:
     stage: str = "local"
     requests_log: Path | None = None
     faults: FaultSpec | None = None
+    # Faults of the emulator's lists and fetches (a sender's look-ups), and how late a `slow`
+    # fault answers (longer than a call's 10 s timeout by default).
+    lookup_faults: FaultSpec | None = None
+    slow_seconds: float = DEFAULT_SLOW_SECONDS
     latency: float = 0.0
     concurrency_limit: int | None = None
     # The account's calls per second, shared by all jobs (None: the same as cps).
@@ -323,6 +332,8 @@ class LocalRuntime:
             latency=self.options.latency,
             concurrency_limit=self.options.concurrency_limit,
             faults=self.options.faults,
+            lookup_faults=self.options.lookup_faults,
+            slow_seconds=self.options.slow_seconds,
             requests_log=self.options.requests_log,
             seed=self.options.seed,
         )

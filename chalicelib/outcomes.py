@@ -1,10 +1,12 @@
 """What a Twilio response means for its row: final, worth another attempt, or unknowable.
 
 Twilio documents that a 429 was never processed and is always safe to retry; 21611 (the sender's
-queue is full) also arrives as HTTP 429. A 5xx is treated the same way. A request that got no
-response at all may or may not have been processed, so it is never retried blindly: its outcome
-is unknown, unless the connection was never made (refused, or timed out connecting), which is
-as safe to retry as a 429.
+queue is full) also arrives as HTTP 429. A request that got no response at all may or may not
+have been processed, and so may one answered 5xx (Twilio's edge answers 502, 503 or 504 after
+the request reached Twilio, and a 500 says nothing of what happened before it): neither is ever
+retried blindly (`may_have_taken_effect`; the sender settles them by what Twilio holds), unless
+the connection was never made (refused, or timed out connecting), which is as safe as a 429.
+A Lookup changes nothing at Twilio, so any of its attempts may be made again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ def classify(result: TwilioResult) -> Verdict:
     if result.status == 429 or result.status >= 500:
         return "retry"
     return "failed"
+
+
+def may_have_taken_effect(api: str, result: TwilioResult) -> bool:
+    """Whether a call's attempt may have created something although its answer does not say so:
+    no response (the request was sent), or a 5xx. Not for a Lookup, which creates nothing."""
+    if api == "lookup" or result.not_sent:
+        return False
+    return result.status is None or result.status >= 500
 
 
 def backoff_seconds(

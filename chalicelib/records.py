@@ -71,6 +71,9 @@ class QueuedRow:
     # The job's start when the row was enqueued: a job paused and resumed starts later, and
     # its rows' times move with it.
     job_start: float = 0.0
+    # How many times this attempt's call was found in doubt and could not be settled yet
+    # (Twilio did not answer the look-up): bounded, then the row ends `unknown`.
+    doubts: int = 0
 
     @property
     def number(self) -> str | None:
@@ -84,7 +87,9 @@ class QueuedRow:
 
     def retry(self, due_at: float, job_start: float) -> QueuedRow:
         """The next attempt, due at `due_at` as measured from the job's start `job_start`."""
-        return replace(self, due_at=due_at, attempt=self.attempt + 1, job_start=job_start)
+        return replace(
+            self, due_at=due_at, attempt=self.attempt + 1, job_start=job_start, doubts=0
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +100,7 @@ class QueuedRow:
             "due_at": self.due_at,
             "attempt": self.attempt,
             "job_start": self.job_start,
+            **({"doubts": self.doubts} if self.doubts else {}),
         }
 
     @classmethod
@@ -107,6 +113,7 @@ class QueuedRow:
             due_at=float(data["due_at"]),
             attempt=int(data.get("attempt", 1)),
             job_start=float(data.get("job_start", 0.0)),
+            doubts=int(data.get("doubts", 0)),
         )
 
 

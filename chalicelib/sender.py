@@ -21,17 +21,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from chalicelib.cancel import end_cancelled
-from chalicelib.idempotency import CallLedger, LedgerWrites
+from chalicelib.evidence import Evidence
+from chalicelib.idempotency import CallLedger, Claim, LedgerWrites
 from chalicelib.jobs import Job
 from chalicelib.limiter import RateLimiter
 from chalicelib.metering import SenderLimits
-from chalicelib.outcomes import backoff_seconds, classify
+from chalicelib.outcomes import backoff_seconds, classify, may_have_taken_effect
 from chalicelib.planning import VISIBLE_EARLY_SECONDS
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
 from chalicelib.records import Outcome, QueuedRow, ResponseEnvelope, TwilioResult
 from chalicelib.segments import message_cost
-from chalicelib.twilio_gateway import SlotMissed, TwilioGateway
+from chalicelib.twilio_gateway import LookupFailed, NumberSuppressed, SlotMissed, TwilioGateway
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -42,8 +43,19 @@ _T = TypeVar("_T")
 MAX_HOLD_SECONDS = 3.0
 # How often a paused job's queued rows look again at whether it was resumed.
 PAUSED_RECHECK_SECONDS = 30.0
-# Before looking up a message whose response was lost.
+# Before looking up a call whose response was lost: time for Twilio's list to show it.
 RESOLVE_DELAY_SECONDS = 1.0
+# A look-up of a call in doubt: tries (with backoff), and each request's read timeout (by
+# default 1.5 times a call's: a slow Twilio answers both late), within the sender's 60 s: two
+# tries of 15 s before the batch's calls.
+LOOKUP_ATTEMPTS = 2
+LOOKUP_TIMEOUT_SECONDS = 15.0
+LOOKUP_BACKOFF_SECONDS = 1.0
+# How often a look-up waits for the account to have a slot for it (one tick each).
+LOOKUP_SLOT_TRIES = 20
+# A call in doubt whose look-up Twilio did not answer is looked up again on later deliveries,
+# this many times in all, before the row ends `unknown`.
+MAX_DOUBTS = 3
 # A row the account has no slot for within the hold horizon looks again this much later.
 NO_SLOT_RECHECK_SECONDS = 1.0
 # A metered call later than this for its slot is not made (it would bunch with the calls in the
@@ -51,8 +63,8 @@ NO_SLOT_RECHECK_SECONDS = 1.0
 LATE_TOLERANCE_SECONDS = 0.1
 # Account slots are taken this long before the calls' times (chalicelib.sender._dispatch).
 DISPATCH_TICK_SECONDS = 0.1
-# How often a batch looks at the suppression list again while it calls.
-SUPPRESSION_RECHECK_SECONDS = 1.0
+# How often a batch looks at its jobs' states again while it calls.
+JOB_RECHECK_SECONDS = 1.0
 # While a batch calls, its outcomes are published once this many are ready, or this often.
 EARLY_PUBLISH_COUNT = 10
 EARLY_PUBLISH_SECONDS = 0.5
@@ -95,6 +107,8 @@ class Sender:
         *,
         jobs: Callable[[str], Job | None] = lambda _: None,
         suppressed: Callable[[set[str]], set[str]] = lambda _: set(),
+        stops: Callable[[dict[str, Any]], str | None] = lambda _: None,
+        suppress: Callable[[dict[str, Any]], object] = lambda _: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -104,11 +118,14 @@ class Sender:
         concurrency_limit: int | None = None,
         late_tolerance: float = LATE_TOLERANCE_SECONDS,
         visible_early: float = VISIBLE_EARLY_SECONDS,
+        lookup_timeout: float = LOOKUP_TIMEOUT_SECONDS,
     ) -> None:
         """`limiter` meters every call on the account's shared rate (None: each row goes at its
         own time); `senders` adds per-sender limits; `concurrency` is how many of a batch's
         calls may be in flight at once; `concurrency_limit` the account's Twilio concurrency
-        limit, whose nearness slows the rate."""
+        limit, whose nearness slows the rate. `suppressed` reads the suppression list;
+        `stops` says which number an outcome says must never be called again (STOP, landline,
+        invalid), if any, and `suppress` adds it to the list."""
         # The gateway is a factory so credentials are read on first use, not at import.
         self._gateway = gateway
         self._queue = queue
@@ -117,6 +134,11 @@ class Sender:
         self._ledger = ledger
         self._jobs = jobs
         self._suppressed = suppressed
+        self._stops = stops
+        self._suppress = suppress
+        # Numbers this container's own responses suppressed: checked right before every call,
+        # so a repeat is never called once the response that stops it was received here.
+        self._stopped: set[str] = set()
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -125,6 +147,7 @@ class Sender:
         self._concurrency = concurrency
         self._concurrency_limit = concurrency_limit
         self._late_tolerance = late_tolerance
+        self._lookup_timeout = lookup_timeout
         # Rows come this long before they are due (and up to a second more: delays are whole
         # seconds); one sooner than that goes back on the queue (chalicelib.planning).
         self._visible_early = visible_early
@@ -164,7 +187,7 @@ class Sender:
         claimed_at = self._clock()
         claims = self._ledger.claim_all([(r.job_id, r.row, r.attempt) for _, r in ordered])
         ready: list[tuple[float, QueuedRow]] = []
-        doubtful: list[tuple[float, QueuedRow]] = []
+        doubtful: list[tuple[float, QueuedRow, Claim]] = []
         for (at, row), claim in zip(ordered, claims, strict=True):
             if claim.verdict == "done":
                 assert claim.envelope is not None  # noqa: S101 - stored with "done"
@@ -172,24 +195,20 @@ class Sender:
             elif claim.verdict == "wait":
                 later.append((row, claim.wait_seconds + 1.0))
             elif claim.verdict == "in_doubt":
-                doubtful.append((at, row))
+                doubtful.append((at, row, claim))
             elif claim.verdict == "call":
-                if row.number in suppressed:
+                if row.number in suppressed or row.number in self._stopped:
                     published.append(self._suppressed_envelope(at, row, writes))
                 else:
                     ready.append((at, row))
             # "stale": a later attempt of this row is on the queue
         gateway = self._gateway() if ready or doubtful else None
-        # Rows whose earlier call started and never completed: settled by looking them up.
+        # Rows whose earlier call started and never completed: settled by what Twilio holds.
         settled, failures = self._each(
-            lambda r: self._settle(r[0], r[1], r[1].number in suppressed, gateway, writes),
+            lambda d: self._settle(d[0], d[1], d[2], d[1].number in suppressed, gateway, writes),
             doubtful,
         )
-        done = [d for d, _ in settled.values()]
-        ready = sorted(
-            ready + [doubtful[i] for i, (_, call) in settled.items() if call],
-            key=lambda item: item[0],
-        )
+        done = list(settled.values())
         unmetered: list[tuple[QueuedRow, float]] = []
         try:
             slots = self._meter(ready, unmetered)
@@ -305,26 +324,126 @@ class Sender:
         self,
         at: float,
         row: QueuedRow,
+        claim: Claim,
         suppressed: bool,
         gateway: TwilioGateway | None,
         writes: LedgerWrites,
-    ) -> tuple[_Done, bool]:
-        """A row an earlier delivery started to call and never recorded: what Twilio holds
-        decides. True when Twilio has no such message, so the call never took effect and is
-        to be made now (or, to a number suppressed since, not made: the row ends suppressed)."""
+    ) -> _Done:
+        """A row an earlier delivery started to call and never recorded: evidence decides. A
+        status callback bound to the row, or the resource in Twilio's lists: sent. Twilio has
+        no such resource, and the look-up can tell: the call never took effect, and the row
+        goes on as an attempt Twilio did not process (the next attempt, or, to a number
+        suppressed since, `suppressed`). Twilio could not be asked: looked up again on a later
+        delivery, MAX_DOUBTS times in all. No evidence either way: `unknown`, never called."""
         done = _Done()
         assert gateway is not None  # noqa: S101 - made by send_batch when any row is in doubt
-        found = self._resolve(gateway, row, "the call started but never completed")
-        if found is not None:
-            outcome = self._outcome(row, found, done.retries, done.dead)
-            envelope = self._envelope(row, outcome, found, at).to_json()
+        now = self._clock()
+        if claim.callback_sid is not None:
+            evidence = Evidence(
+                "found", {"sid": claim.callback_sid, "resolved_by": "status callback"}
+            )
+        else:
+            evidence = self._look_up(gateway, row, claim.claimed_at, LOOKUP_ATTEMPTS)
+        if evidence.verdict == "found":
+            result = TwilioResult(201, evidence.resource, {}, now, self._clock())
+        elif evidence.verdict == "absent":
+            if suppressed or row.number in self._stopped:
+                done.published.append(self._suppressed_envelope(at, row, writes))
+                return done
+            why = f"the call started but never completed; {evidence.reason}"
+            result = _not_processed(self._no_call(why))
+        elif evidence.failed and row.doubts + 1 < MAX_DOUBTS:
+            # Twilio did not answer the look-up: the claim stays, and a later delivery asks
+            # again once the in-doubt time has passed.
+            done.later.append(
+                (replace(row, doubts=row.doubts + 1), self._ledger.in_doubt_after + 1.0)
+            )
+            return done
+        else:
+            result = self._no_call(f"the call started but never completed; {evidence.reason}")
+        self._record(row, result, at, done, writes)
+        return done
+
+    def _record(
+        self, row: QueuedRow, result: TwilioResult, at: float, done: _Done, writes: LedgerWrites
+    ) -> None:
+        """The attempt's outcome, in the ledger (buffered) and to publish; a number the
+        response says must never be called again is suppressed at once, here and in the list."""
+        outcome = self._outcome(row, result, done.retries, done.dead)
+        envelope = self._envelope(row, outcome, result, at).to_json()
+        if outcome == "retrying":
+            writes.retryable(row.job_id, row.row, row.attempt)
+        else:
             writes.completed(row.job_id, row.row, row.attempt, envelope)
-            done.published.append(envelope)
-            return done, False
-        if suppressed:
-            done.published.append(self._suppressed_envelope(at, row, writes))
-            return done, False
-        return done, True
+        done.published.append(envelope)
+        number = self._stops(envelope)
+        if number is None:
+            return
+        self._stopped.add(number)
+        try:
+            self._suppress(envelope)
+        except Exception:
+            # This container stops calling it either way, and the router suppresses it from
+            # the published outcome a moment later.
+            log.exception("could not add %s to the suppression list; the router will", number)
+
+    def _look_up(
+        self, gateway: TwilioGateway, row: QueuedRow, since: float, attempts: int
+    ) -> Evidence:
+        """What Twilio holds of the row's call made at `since`: each request metered on the
+        account's schedule like a call, retried with backoff when Twilio cannot answer."""
+        reason = ""
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                self._sleep(
+                    backoff_seconds(attempt - 1, base=LOOKUP_BACKOFF_SECONDS, rng=self._rng)
+                )
+            try:
+                return gateway.look_up(
+                    row.request, since, hold=self._lookup_hold(), timeout=self._lookup_timeout
+                )
+            except Exception as error:
+                # LookupFailed (Twilio did not answer) is expected; anything else is a defect,
+                # logged whole, and the row stays in doubt all the same.
+                reason = str(error) or type(error).__name__
+                if not isinstance(error, LookupFailed):
+                    log.exception("job %s row %d: look-up failed", row.job_id, row.row)
+                    continue
+                log.warning(
+                    "job %s row %d: look-up %d of %d failed: %s",
+                    row.job_id,
+                    row.row,
+                    attempt,
+                    attempts,
+                    error,
+                )
+        return Evidence(
+            "unknown",
+            reason=f"Twilio could not be asked whether it took effect ({reason})",
+            failed=True,
+        )
+
+    def _lookup_hold(self) -> Callable[[], None]:
+        """A hold for one look-up request: an account slot is booked on its first run and
+        waited for (the gateway runs a hold twice: as the request is built, and at its first
+        write). Look-ups count against the account's rate as calls do."""
+        slot: list[float] = []
+
+        def hold() -> None:
+            if self._limiter is None:
+                return
+            if not slot:
+                for _ in range(LOOKUP_SLOT_TRIES):
+                    [granted] = self._limiter.schedule([self._clock()], 2 * DISPATCH_TICK_SECONDS)
+                    if granted is not None:
+                        slot.append(granted)
+                        break
+                    self._sleep(DISPATCH_TICK_SECONDS)
+                else:
+                    raise LookupFailed("the account had no slot for the look-up")
+            self._hold_until(slot[0])
+
+        return hold
 
     def _call_row(
         self,
@@ -344,6 +463,8 @@ class Sender:
             self._hold_until(slot)
             if self._clock() - slot > self._tolerance():
                 raise SlotMissed
+            if row.number is not None and row.number in self._stopped:
+                raise NumberSuppressed
 
         try:
             result = gateway.call(row.request, hold=hold)
@@ -352,16 +473,28 @@ class Sender:
             # the slots after it): nothing was sent, and the dispatcher takes another slot.
             done.missed = True
             return done
-        if classify(result) == "unknown":
-            # Sent, and no response: what Twilio holds decides, where it can be looked up.
-            result = self._resolve(gateway, row, result.network_error) or _not_processed(result)
-        outcome = self._outcome(row, result, done.retries, done.dead)
-        envelope = self._envelope(row, outcome, result, at).to_json()
-        if outcome == "retrying":
-            writes.retryable(row.job_id, row.row, row.attempt)
-        else:
-            writes.completed(row.job_id, row.row, row.attempt, envelope)
-        done.published.append(envelope)
+        except NumberSuppressed:
+            # A response this container received since the row was checked stopped its number.
+            done.published.append(self._suppressed_envelope(at, row, writes))
+            return done
+        if may_have_taken_effect(row.api, result):
+            # No answer, or an answer that does not say whether it took effect (a 5xx):
+            # what Twilio holds decides, and only what it holds. Found: sent. Otherwise the
+            # claim stays and the row waits out the in-doubt time, when the call can no longer
+            # be in flight; a later delivery settles it (_settle).
+            evidence = Evidence("unknown", reason="no time left to look it up")
+            if self._clock() < claimed_at + self._ledger.call_deadline:
+                self._sleep(RESOLVE_DELAY_SECONDS)
+                evidence = self._look_up(gateway, row, result.started_at, 1)
+            if evidence.verdict != "found":
+                wait = claimed_at + self._ledger.in_doubt_after - self._clock()
+                done.later.append((row, max(1.0, wait + 1.0)))
+                return done
+            result = TwilioResult(201, evidence.resource, {}, result.started_at, self._clock())
+        elif classify(result) == "unknown":
+            # A Lookup has no effect to find: asking again is safe.
+            result = _not_processed(result)
+        self._record(row, result, at, done, writes)
         try:
             self._feedback(result)
         except Exception:
@@ -389,23 +522,6 @@ class Sender:
             near = self._concurrency_limit * CONCURRENCY_HEADROOM
             if reading and reading.isdigit() and int(reading) >= near:
                 self._limiter.congested()
-
-    def _resolve(
-        self, gateway: TwilioGateway, row: QueuedRow, why: str | None
-    ) -> TwilioResult | None:
-        """A call whose outcome is not known: for a message, Twilio's message list says whether
-        it was created (then it was sent) or not (None: it was not processed). Other calls cannot
-        be looked up; their outcome stays unknown."""
-        now = self._clock()
-        if row.api != "messages":
-            return TwilioResult(None, None, {}, now, now, network_error=why)
-        # Give a message that was being created when the connection dropped time to appear.
-        self._sleep(RESOLVE_DELAY_SECONDS)
-        message = gateway.find_message(row.params, since=row.due_at)
-        if message is None:
-            return None
-        body = {**message, "resolved_by": "message list"}
-        return TwilioResult(201, body, {}, now, self._clock())
 
     def _no_call(self, why: str | None = None) -> TwilioResult:
         now = self._clock()
@@ -497,9 +613,8 @@ class Sender:
             running: dict[Future[_Done], tuple[float, float, QueuedRow]] = {}
             while pending or running:
                 now = self._clock()
-                if pending and now - checked_at >= SUPPRESSION_RECHECK_SECONDS:
+                if pending and now - checked_at >= JOB_RECHECK_SECONDS:
                     checked_at = now
-                    pending = self._drop_suppressed(pending, writes, done)
                     stopped = self._stopped_jobs({r.job_id for _, _, r in pending})
                     if stopped:
                         # Paused or cancelled since the batch began: the rows go back, and their
@@ -513,6 +628,10 @@ class Sender:
                 group = [item for item in pending if item[0] <= ahead]
                 if group:
                     pending = pending[len(group) :]
+                    # The suppression list, read for these rows just before their slots: a
+                    # number another sender's response stopped a moment ago is not called.
+                    group = self._drop_suppressed(group, writes, done)
+                if group:
                     slotted: set[int] = set()
 
                     def call(
@@ -584,7 +703,7 @@ class Sender:
             return pending
         keep = []
         for item in pending:
-            if item[2].number in stopped:
+            if item[2].number in stopped or item[2].number in self._stopped:
                 done.append(_Done(published=[self._suppressed_envelope(item[1], item[2], writes)]))
             else:
                 keep.append(item)

@@ -42,7 +42,7 @@ from downstream.delivery import StatusCallbacks, load_auth_token
 from downstream.reconciler import Reconciler
 from downstream.results import ResultsTable
 from downstream.router import ErrorRouter, EventPublisher
-from downstream.suppression import SuppressionList
+from downstream.suppression import SuppressionList, stopped_number
 from downstream.systemic import SystemicErrors, resume
 
 # The twilio SDK logs every request's parameters (phone numbers, bodies) at INFO.
@@ -177,12 +177,15 @@ def sender() -> Sender:
         ledger(),
         jobs=jobs().get,
         suppressed=suppression().suppressed,
+        stops=stopped_number,
+        suppress=suppression().add_from,
         limiter=limiter(),
         senders=SenderLimits.parse(s.sender_limits),
         concurrency=s.sender_call_concurrency,
         concurrency_limit=s.twilio_concurrency_limit,
         late_tolerance=s.slot_tolerance_seconds,
         visible_early=visible_early_seconds(s.sender_batching_window_seconds),
+        lookup_timeout=1.5 * s.twilio_timeout_seconds,
     )
 
 

@@ -28,6 +28,16 @@ from twilio.rest import Client
 
 from chalicelib.callbacks import status_callback_url
 from chalicelib.config import CredentialKind
+from chalicelib.errors import CallqueueError
+from chalicelib.evidence import (
+    CLOCK_SKEW_SECONDS,
+    Candidate,
+    Evidence,
+    match_call,
+    match_execution,
+    match_message,
+)
+from chalicelib.evidence import found as evidence_found
 from chalicelib.records import CallRequest, ParamValue, TwilioResult
 
 if TYPE_CHECKING:
@@ -72,8 +82,26 @@ def load_credentials(
     return Credentials(account_sid=account_sid, username=username, password=password)
 
 
-class SlotMissed(Exception):
+class SlotMissed(CallqueueError):
     """Raised by a call's hold before the request was sent: it came too late for its slot."""
+
+
+class NumberSuppressed(CallqueueError):
+    """Raised by a call's hold before the request was sent: its number was suppressed since
+    the row was checked (a response a moment ago said STOP, landline or invalid)."""
+
+
+class LookupFailed(CallqueueError):
+    """A look-up of what a call created got no usable answer (429, 5xx, none): try again."""
+
+
+class _TooMany(CallqueueError):
+    """Twilio lists more candidates than a look-up reads."""
+
+
+# A look-up reads Twilio's list newest first, this many a page, at most this many pages.
+LOOKUP_PAGE_SIZE = 100
+LOOKUP_MAX_PAGES = 5
 
 
 # Each thread's hold for its next request (CapturingHttpClient.hold_next).
@@ -185,8 +213,15 @@ class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is
         """Run `hold` on this thread just before its next request is sent (None: no hold)."""
         _HOLDS.hold = hold
 
+    def timeout_next(self, timeout: float | None) -> None:
+        """This thread's requests wait `timeout` seconds for an answer (None: the client's)."""
+        self._local.timeout = timeout
+
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         self._local.response = None
+        override: float | None = getattr(self._local, "timeout", None)
+        if override is not None and kwargs.get("timeout") is None:
+            kwargs["timeout"] = override
         if self._base is not None:
             parts = urlsplit(url)
             url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
@@ -267,25 +302,127 @@ class TwilioGateway:
             self._http.hold_next(None)
         return self._result(sent_at[0], None)
 
-    def find_message(self, params: dict[str, ParamValue], since: float) -> dict[str, Any] | None:
-        """The message these parameters created, if Twilio has it: Twilio's message list,
-        filtered by To, From and date sent, matched on the body. None when there is none, or
-        when the parameters cannot identify one (no body to match).
+    def look_up(
+        self,
+        request: CallRequest,
+        since: float,
+        *,
+        hold: Callable[[], None] | None = None,
+        timeout: float | None = None,
+    ) -> Evidence:
+        """Whether `request`, made at `since` (or later), took effect: what Twilio holds.
+        `hold` runs before each request the look-up makes (its metered slot); `timeout` is each
+        request's read timeout (a look-up may wait longer than a call).
 
-        This is how a call whose response was lost is settled: by what Twilio holds, not by
-        calling again."""
-        body = params.get("Body")
-        if not isinstance(body, str):
-            return None
-        filters: dict[str, Any] = {"to": params["To"], "page_size": 100, "limit": 1000}
-        if isinstance(params.get("From"), str):
-            filters["from_"] = params["From"]
-        # DateSent filters by UTC day; a day before covers a call made just before midnight.
-        filters["date_sent_after"] = datetime.fromtimestamp(since - 86400, tz=UTC)
-        for message in self._client.messages.list(**filters):
-            if message.body == body:
-                return {"sid": message.sid, "status": message.status, "body": message.body}
-        return None
+        Raises LookupFailed when Twilio could not answer (429, 5xx, no response): the caller
+        retries with backoff. A look-up Twilio refuses for good (a 403 under test credentials)
+        is evidence of nothing: "unknown", with Twilio's reason."""
+        p = request.params
+        try:
+            if request.api == "messages":
+                return match_message(
+                    p, since, self._candidates("messages", p, since, hold, timeout)
+                )
+            if request.api == "calls":
+                return match_call(p, since, self._candidates("calls", p, since, hold, timeout))
+            if request.api == "studio":
+                return match_execution(
+                    p, since, self._candidates("studio", p, since, hold, timeout)
+                )
+            if request.api == "verify":
+                return self._verification(p, since, hold, timeout)
+        except TwilioRestException as error:
+            if error.status == 429 or error.status >= 500:
+                raise LookupFailed(f"the look-up got HTTP {error.status}") from error
+            return Evidence(
+                "unknown", reason=f"Twilio refused the look-up: {error.status} {error.code}"
+            )
+        except requests.RequestException as error:
+            raise LookupFailed(f"the look-up got no answer ({type(error).__name__})") from error
+        except _TooMany as error:
+            return Evidence("unknown", reason=str(error))
+        finally:
+            self._http.hold_next(None)
+            self._http.timeout_next(None)
+        # A Lookup changes nothing at Twilio: asking again is always safe.
+        return Evidence("absent", reason="a Lookup has no effect to find")
+
+    def _candidates(
+        self,
+        kind: str,
+        p: dict[str, ParamValue],
+        since: float,
+        hold: Callable[[], None] | None,
+        timeout: float | None,
+    ) -> list[Candidate]:
+        """Every resource of `kind` Twilio lists for the row's To created since the call began
+        (less the clock skew), newest first, page by page until a page ends older than that."""
+        oldest = since - CLOCK_SKEW_SECONDS
+        c = self._client
+        if kind == "messages":
+            filters: dict[str, Any] = {"to": p["To"], "page_size": LOOKUP_PAGE_SIZE}
+            if isinstance(p.get("From"), str):
+                filters["from_"] = p["From"]
+            page: Any = self._held(hold, timeout, lambda: c.messages.page(**filters))
+        elif kind == "calls":
+            filters = {"to": p["To"], "page_size": LOOKUP_PAGE_SIZE}
+            if isinstance(p.get("From"), str):
+                filters["from_"] = p["From"]
+            page = self._held(hold, timeout, lambda: c.calls.page(**filters))
+        else:
+            executions = c.studio.v2.flows(str(p["FlowSid"])).executions
+            after = datetime.fromtimestamp(oldest - 1, tz=UTC)
+            page = self._held(
+                hold,
+                timeout,
+                lambda: executions.page(date_created_from=after, page_size=LOOKUP_PAGE_SIZE),
+            )
+        found: list[Candidate] = []
+        for _ in range(LOOKUP_MAX_PAGES):
+            items = [_candidate(kind, item) for item in page]
+            found.extend(items)
+            if not items or min(i.created_at for i in items) < oldest:
+                return found
+            following = page
+            page = self._held(hold, timeout, following.next_page)
+            if page is None:
+                return found
+        raise _TooMany(
+            f"more than {LOOKUP_MAX_PAGES * LOOKUP_PAGE_SIZE} resources for {p.get('To')} since "
+            "the call started: too many to tell which is this row's"
+        )
+
+    def _verification(
+        self,
+        p: dict[str, ParamValue],
+        since: float,
+        hold: Callable[[], None] | None,
+        timeout: float | None,
+    ) -> Evidence:
+        """A verification is fetched by its To (Verify accepts it in place of the SID); it was
+        this call's if a code was sent since the call began."""
+        verifications = self._client.verify.v2.services(str(p["VerifyServiceSid"])).verifications
+        try:
+            found = self._held(hold, timeout, verifications(str(p["To"])).fetch)
+        except TwilioRestException as error:
+            if error.status == 404:
+                return Evidence("absent", reason=f"no verification pending for {p['To']}")
+            raise
+        attempts = found.send_code_attempts or []
+        oldest = since - CLOCK_SKEW_SECONDS
+        if any(_timestamp(a.get("time")) >= oldest for a in attempts if isinstance(a, dict)):
+            return evidence_found(
+                {"sid": found.sid, "status": found.status, "to": found.to}, "verify fetch"
+            )
+        return Evidence("absent", reason=f"no code sent to {p['To']} since the call started")
+
+    def _held(
+        self, hold: Callable[[], None] | None, timeout: float | None, request: Callable[[], Any]
+    ) -> Any:
+        """One look-up request, held for its slot, with its own read timeout."""
+        self._http.hold_next(hold)
+        self._http.timeout_next(timeout)
+        return request()
 
     def _dispatch(self, request: CallRequest) -> None:
         p = request.params
@@ -293,10 +430,16 @@ class TwilioGateway:
         if request.api == "messages":
             kwargs = sdk_kwargs(p)
             if self._status_callback and request.job_id and request.row is not None:
-                kwargs.setdefault(
-                    "status_callback",
-                    status_callback_url(self._status_callback, request.job_id, request.row),
-                )
+                own = kwargs.get("status_callback")
+                # The status route is callqueue's own: a row may not point it at another row
+                # (the callback would be refused anyway: CallLedger.bind_callback).
+                if (
+                    own is None
+                    or str(own).split("?", 1)[0] == self._status_callback.split("?", 1)[0]
+                ):
+                    kwargs["status_callback"] = status_callback_url(
+                        self._status_callback, request.job_id, request.row
+                    )
             c.messages.create(**kwargs)
         elif request.api == "calls":
             c.calls.create(**sdk_kwargs(p))
@@ -334,6 +477,51 @@ class TwilioGateway:
             error_message=error.msg,
             more_info=(body or {}).get("more_info"),
         )
+
+
+def _timestamp(value: Any) -> float:
+    """Seconds since the epoch of a time the SDK gives as a datetime or an ISO 8601 string."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+def _candidate(kind: str, item: Any) -> Candidate:
+    """A listed message, call or execution as the fields that identify what created it."""
+    created = _timestamp(item.date_created)
+    if kind == "messages":
+        return Candidate(
+            sid=item.sid,
+            created_at=created,
+            to=item.to,
+            from_=item.from_,
+            body=item.body,
+            num_media=int(item.num_media or 0),
+            messaging_service_sid=item.messaging_service_sid,
+            outbound=str(item.direction or "outbound").startswith("outbound"),
+            fields={"sid": item.sid, "status": item.status, "to": item.to},
+        )
+    if kind == "calls":
+        return Candidate(
+            sid=item.sid,
+            created_at=created,
+            to=item.to,
+            from_=getattr(item, "from_", None),
+            outbound=str(item.direction or "outbound").startswith("outbound"),
+            fields={"sid": item.sid, "status": item.status, "to": item.to},
+        )
+    return Candidate(
+        sid=item.sid,
+        created_at=created,
+        to=item.contact_channel_address,
+        from_=None,
+        fields={"sid": item.sid, "status": item.status, "to": item.contact_channel_address},
+    )
 
 
 def _never_connected(error: requests.RequestException) -> bool:

@@ -2,8 +2,9 @@
 
 A number is suppressed when Twilio says it unsubscribed (21610, the recipient replied STOP), is not
 a mobile number (21614) or is not a valid number (21211), or when a Lookup finds it invalid or a
-landline. The sender checks every due row against the list, and a row to a suppressed number ends
-`suppressed` without a call.
+landline. The sender adds the number itself as the response arrives (the router does too, for
+callbacks and other sources), and checks the list for each row just before its call; a row to a
+suppressed number ends `suppressed` without a call.
 
 The table (SuppressionTable in .chalice/infrastructure.yaml) has one item per number, keyed by
 `number` exactly as the rows give it (E.164); `reason`, `error_code`, `job_id` and `added_at`
@@ -141,6 +142,20 @@ class SuppressionList:
             return False
         return True
 
+    def add_from(self, envelope: Mapping[str, Any]) -> bool:
+        """Suppress the number of an outcome whose response says it must never be called again
+        (the sender does this itself, the moment the response arrives); True if newly so."""
+        number, reason = number_of(envelope), suppression_reason(envelope)
+        if number is None or reason is None:
+            return False
+        job_id = envelope.get("job_id")
+        return self.add(
+            number,
+            reason[0],
+            error_code=reason[1],
+            job_id=job_id if isinstance(job_id, str) else None,
+        )
+
     def remove(self, number: str) -> bool:
         """Stop suppressing a number; True if it was suppressed."""
         response = self._db.delete_item(
@@ -198,3 +213,8 @@ class SuppressionList:
             f"BatchGetItem on {self._table}: {len(keys)} keys still unprocessed "
             f"after {self._attempts} attempts"
         )
+
+
+def stopped_number(envelope: Mapping[str, Any]) -> str | None:
+    """The number an outcome says must never be called again, if any."""
+    return number_of(envelope) if suppression_reason(envelope) is not None else None

@@ -16,15 +16,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import jsonschema
 import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from callqueue.emulator import (
@@ -37,6 +40,7 @@ from callqueue.emulator import (
     TwilioEmulator,
     parse_number,
     segment_count,
+    smart_encode,
 )
 from callqueue.faults import FaultKind, FaultSpec
 from chalicelib.twilio_gateway import CapturingHttpClient
@@ -852,10 +856,12 @@ def test_emulator_faults_each_kind_answers_and_logs_as_specified() -> None:
 
 
 def test_emulator_faults_are_deterministic_under_a_seed() -> None:
-    spec = FaultSpec.parse("429=0.15,500=0.15,reset=0.15,lost-response=0.15,crash=0.15")
+    spec = FaultSpec.parse(
+        "429=0.12,500=0.12,reset=0.12,lost-response=0.12,crash=0.12,5xx-after=0.12,slow=0.12"
+    )
 
     def run() -> list[str | None]:
-        with emulator_with(faults=spec, rng=random.Random(7)) as emulator:
+        with emulator_with(faults=spec, rng=random.Random(7), sleep=lambda _: None) as emulator:
             sdk = sdk_for(emulator)
             for index in range(30):
                 with contextlib.suppress(TwilioRestException, requests.exceptions.ConnectionError):
@@ -950,6 +956,451 @@ def test_a_request_is_stamped_when_its_first_bytes_arrive_not_when_it_is_read(
             stamps.append((sent, emulator.requests[-1]["t"]))
     for sent, stamped in stamps:
         assert sent <= stamped < sent + 0.15
+
+
+# -- The emulator's timeline: messages and calls change status as the clock moves ---------------
+
+MESSAGE = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
+CALL = "/2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json"
+EXECUTION = "/v2/Flows/{FlowSid}/Executions/{Sid}"
+VERIFICATION = "/v2/Services/{ServiceSid}/Verifications/{Sid}"
+SERVICE_MG = "MG" + "3" * 32
+T0 = at("2024-03-01T10:00:00")
+
+
+def timed_emulator(**kwargs: Any) -> tuple[TwilioEmulator, FakeClock]:
+    clock = FakeClock(T0)
+    return emulator_with(clock=clock, callback_delay=1.0, **kwargs), clock
+
+
+def test_emulator_message_resource_follows_its_timeline_without_a_callback() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        created = sdk.client.messages.create(to=TO, from_=VALID_FROM, body="Hi")
+        assert (created.status, created.date_sent) == ("queued", None)
+        seen = []
+        for offset in (0.0, 0.5, 1.0, 2.0):
+            clock.now = T0 + offset
+            fetched = sdk.client.messages(created.sid).fetch()
+            assert_valid_body(sdk, MESSAGE, "get")
+            seen.append((fetched.status, fetched.date_sent, fetched.date_updated))
+        undelivered = sdk.client.messages.create(to="+15005550030", from_=VALID_FROM, body="x")
+        clock.now += 2.0
+        failed = sdk.client.messages(undelivered.sid).fetch()
+
+    sent_at = datetime.fromtimestamp(T0 + 1.0, UTC)
+    assert seen == [
+        ("queued", None, datetime.fromtimestamp(T0, UTC)),
+        ("queued", None, datetime.fromtimestamp(T0, UTC)),
+        ("sent", sent_at, sent_at),
+        ("delivered", sent_at, datetime.fromtimestamp(T0 + 2.0, UTC)),
+    ]
+    assert (failed.status, failed.error_code) == ("undelivered", 30003)
+
+
+def test_emulator_message_fetch_of_an_unknown_sid_is_404(sdk: Sdk) -> None:
+    error = raises_twilio(lambda: sdk.client.messages("SM" + "0" * 32).fetch())
+
+    assert_error(sdk, error, 404, 20404)
+
+
+def test_emulator_message_list_date_sent_skips_unsent_across_a_page_boundary() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        sids = []
+        for index in range(5):
+            clock.now = T0 + index * 10
+            sids.append(sdk.client.messages.create(to=TO, from_=VALID_FROM, body=str(index)).sid)
+        # The newest message is still queued: no date_sent.
+        clock.now = T0 + 40.5
+        since = datetime.fromtimestamp(T0, UTC)
+        first = sdk.client.messages.page(date_sent_after=since, page_size=2)
+        first_sids = [m.sid for m in first]
+        assert sdk.body["next_page_uri"] is not None
+        # Between the two page requests the newest message is sent; the cursor is not shifted.
+        clock.now = T0 + 42
+        second_sids = [m.sid for m in first.next_page()]
+        everything = [m.sid for m in sdk.client.messages.list(page_size=2)]
+        dated_now = [m.sid for m in sdk.client.messages.list(date_sent_after=since)]
+
+    assert first_sids == [sids[3], sids[2]]
+    assert second_sids == [sids[1], sids[0]]
+    assert everything == sids[::-1]
+    assert dated_now == sids[::-1]
+
+
+def test_emulator_message_list_items_carry_the_fields_the_sdk_exposes() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        sdk.client.messages.create(to=TO, messaging_service_sid=SERVICE_MG, body="Hi")
+        sdk.client.messages.create(to=TO, from_=VALID_FROM, media_url=["https://e.com/a.png"])
+        clock.now += 5
+        listed = sdk.client.messages.list()
+        assert_valid_body(sdk, MESSAGES, "get")
+
+    media, via_service = listed
+    assert (via_service.messaging_service_sid, via_service.num_media) == (SERVICE_MG, "0")
+    assert (media.num_media, media.messaging_service_sid) == ("1", None)
+    assert via_service.date_created == datetime.fromtimestamp(T0, UTC)
+    assert {m.status for m in listed} == {"delivered"}
+
+
+# -- Scheduled messages --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ahead", "code"),
+    [
+        (300, 35115),
+        (301, None),
+        (35 * 86400, None),
+        (35 * 86400 + 1, 35115),
+        (-60, 35115),
+    ],
+)
+def test_emulator_scheduled_message_send_at_bounds(ahead: int, code: int | None) -> None:
+    emulator, _ = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        send_at = datetime.fromtimestamp(T0 + ahead, UTC)
+
+        def create() -> object:
+            return sdk.client.messages.create(
+                to=TO,
+                messaging_service_sid=SERVICE_MG,
+                body="Later",
+                send_at=send_at,
+                schedule_type="fixed",
+            )
+
+        if code is None:
+            create()
+            assert (sdk.body["status"], sdk.body["date_sent"]) == ("scheduled", None)
+            assert_valid_body(sdk, MESSAGES, "post")
+        else:
+            assert_error(sdk, raises_twilio(create), 400, code)
+            assert sdk.client.messages.list() == []
+
+
+def test_emulator_scheduled_message_needs_a_messaging_service(sdk: Sdk) -> None:
+    error = raises_twilio(
+        lambda: sdk.client.messages.create(
+            to=TO,
+            from_=VALID_FROM,
+            body="Later",
+            send_at=datetime.now(UTC) + timedelta(days=1),
+            schedule_type="fixed",
+        )
+    )
+
+    assert_error(sdk, error, 400, 35118)
+
+
+def test_emulator_scheduled_message_is_sent_at_its_time() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        send_at = T0 + 3600
+        sid = sdk.client.messages.create(
+            to=TO,
+            messaging_service_sid=SERVICE_MG,
+            body="Later",
+            send_at=datetime.fromtimestamp(send_at, UTC),
+            schedule_type="fixed",
+        ).sid
+        clock.now = send_at - 1
+        before = sdk.client.messages(sid).fetch()
+        unsent = sdk.client.messages.list(date_sent=date(2024, 3, 1))
+        clock.now = send_at + 1
+        sent = sdk.client.messages(sid).fetch()
+
+    assert (before.status, before.date_sent) == ("scheduled", None)
+    assert unsent == []
+    assert (sent.status, sent.date_sent) == ("sent", datetime.fromtimestamp(send_at + 1, UTC))
+
+
+# -- Body rewriting ------------------------------------------------------------------------------
+
+
+def test_emulator_trial_account_prefixes_and_smart_encoding_replaces_look_alikes() -> None:
+    with emulator_with(trial_account=True) as emulator:
+        sdk = sdk_for(emulator)
+        body = "\u201cHi\u201d \u2013 it\u2019s\u00a0here\u2026"
+        created = sdk.client.messages.create(to=TO, from_=VALID_FROM, body=body, smart_encoded=True)
+        plain = sdk.client.messages.create(to=TO, from_=VALID_FROM, body=body)
+        listed = {m.sid: m.body for m in sdk.client.messages.list()}
+
+    assert created.body == 'Sent from your Twilio trial account - "Hi" - it\'s here...'
+    assert created.num_segments == "1"
+    assert plain.body == "Sent from your Twilio trial account - " + body
+    assert listed == {created.sid: created.body, plain.sid: plain.body}
+
+
+def test_emulator_smart_encode_table() -> None:
+    assert smart_encode("\u2018a\u2019 \u201cb\u201d c\u2014d e\u2026") == "'a' \"b\" c-d e..."
+    assert segment_count(smart_encode("\u2019" * 160)) == 1
+
+
+# -- Test credentials ----------------------------------------------------------------------------
+
+
+def test_emulator_test_credentials_reach_only_messages_calls_and_lookup() -> None:
+    with emulator_with(test_credentials=True) as emulator:
+        test = sdk_for(emulator, username=ACCOUNT, password=DEFAULT_AUTH_TOKEN)
+        assert test.client.messages.create(to=TO, from_=VALID_FROM, body="Hi").status == "queued"
+        test.client.calls.create(to=TO, from_=VALID_FROM, url="https://example.com/twiml")
+        assert test.client.lookups.v2.phone_numbers(TO).fetch().valid is True
+        verify = test.client.verify.v2.services(SERVICE).verifications
+        denied = raises_twilio(lambda: verify.create(to=TO, channel="sms"))
+        assert_error(test, denied, 403, 20008)
+        executions = test.client.studio.v2.flows(FLOW).executions
+        assert_error(
+            test, raises_twilio(lambda: executions.create(to=TO, from_=VALID_FROM)), 403, 20008
+        )
+        with pytest.raises(TwilioException):
+            test.client.messages.list()
+        assert test.response.status_code == 403
+        # An API key is never a test credential.
+        live = sdk_for(emulator)
+        live.client.verify.v2.services(SERVICE).verifications.create(to=TO, channel="sms")
+        logged = emulator.requests
+
+    assert [e["status"] for e in logged] == [201, 201, 200, 403, 403, 403, 201]
+    assert [e["processed"] for e in logged if e["status"] == 403] == [False] * 3
+
+
+# -- Calls, executions and verifications look-ups ------------------------------------------------
+
+
+def test_emulator_call_list_and_fetch_with_start_time_filters() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        first = sdk.client.calls.create(to=TO, from_=VALID_FROM, url="https://e.com/t").sid
+        clock.now = T0 + 60
+        second = sdk.client.calls.create(
+            to="+15557654321", from_=VALID_FROM, twiml="<Response/>"
+        ).sid
+        queued = sdk.client.calls(second).fetch()
+        assert_valid_body(sdk, CALL, "get")
+        started = [
+            c.sid for c in sdk.client.calls.list(start_time_after=datetime.fromtimestamp(T0, UTC))
+        ]
+        clock.now = T0 + 62
+        ringing = [c.sid for c in sdk.client.calls.list(status="in-progress")]
+        assert_valid_body(sdk, CALLS, "get")
+        to_one = [c.sid for c in sdk.client.calls.list(to=TO)]
+        before = [
+            c.sid
+            for c in sdk.client.calls.list(start_time_before=datetime.fromtimestamp(T0 + 61, UTC))
+        ]
+        clock.now = T0 + 100
+        done = sdk.client.calls(first).fetch()
+        paged = [c.sid for c in sdk.client.calls.list(page_size=1)]
+        missing = raises_twilio(lambda: sdk.client.calls("CA" + "0" * 32).fetch())
+
+    assert (queued.status, queued.start_time) == ("queued", None)
+    assert started == [first]
+    assert ringing == [second]
+    assert to_one == [first]
+    # StartTime< is "before": the second call started at T0 + 61, not before it.
+    assert before == [first]
+    assert (done.status, done.duration) == ("completed", "2")
+    assert done.start_time == datetime.fromtimestamp(T0 + 1, UTC)
+    assert done.end_time == datetime.fromtimestamp(T0 + 3, UTC)
+    assert paged == [second, first]
+    assert missing.status == 404
+
+
+def test_emulator_execution_list_filters_by_creation_and_pages() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        flow = sdk.client.studio.v2.flows(FLOW)
+        sids = []
+        for index in range(3):
+            clock.now = T0 + index * 60
+            sids.append(flow.executions.create(to=f"+1555000000{index}", from_=VALID_FROM).sid)
+        other = sdk.client.studio.v2.flows("FW" + "4" * 32)
+        other.executions.create(to=TO, from_=VALID_FROM)
+        everything = flow.executions.list(page_size=1)
+        window = flow.executions.list(
+            date_created_from=datetime.fromtimestamp(T0 + 60, UTC),
+            date_created_to=datetime.fromtimestamp(T0 + 120, UTC),
+        )
+        assert_valid_body(sdk, STUDIO, "get")
+        fetched = flow.executions(sids[0]).fetch()
+        assert_valid_body(sdk, EXECUTION, "get")
+        wrong_flow = raises_twilio(lambda: other.executions(sids[0]).fetch())
+
+    assert [e.sid for e in everything] == sids[::-1]
+    assert [(e.sid, e.contact_channel_address) for e in window] == [(sids[1], "+15550000001")]
+    assert fetched.contact_channel_address == "+15550000000"
+    assert wrong_flow.status == 404
+
+
+def test_emulator_verification_fetch_by_sid_or_to() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        verifications = sdk.client.verify.v2.services(SERVICE).verifications
+        older = verifications.create(to=TO, channel="sms").sid
+        clock.now += 30
+        newer = verifications.create(to=TO, channel="call").sid
+        by_sid = verifications(older).fetch()
+        assert_valid_body(sdk, VERIFICATION, "get")
+        by_to = verifications(TO).fetch()
+        other_service = sdk.client.verify.v2.services("VA" + "5" * 32).verifications
+        elsewhere = raises_twilio(lambda: other_service(older).fetch())
+        unknown = raises_twilio(lambda: verifications("+15550000000").fetch())
+
+    assert (by_sid.sid, by_sid.channel) == (older, "sms")
+    assert (by_to.sid, by_to.channel) == (newer, "call")
+    assert (elsewhere.status, unknown.status) == (404, 404)
+
+
+# -- Faults that leave the request processed ----------------------------------------------------
+
+
+def test_emulator_5xx_after_creates_the_message_and_answers_an_edge_page() -> None:
+    spec = FaultSpec.parse("5xx-after=1.0")
+    with emulator_with(faults=spec, rng=ScriptedRandom([0.0, 0.0, 0.0, 0.5, 0.0, 0.9])) as emulator:
+        sdk = sdk_for(emulator)
+        statuses = []
+        for index in range(3):
+            error = raises_twilio(
+                lambda index=index: sdk.client.messages.create(  # type: ignore[misc]
+                    to=f"+1555000000{index}", from_=VALID_FROM, body="Hi"
+                )
+            )
+            statuses.append(error.status)
+            assert sdk.response.text.startswith("<html>")
+            assert "Twilio-Request-Id" not in sdk.headers
+        listed = {m.to for m in sdk.client.messages.list()}
+        logged = emulator.requests
+
+    assert statuses == [502, 503, 504]
+    assert listed == {"+15550000000", "+15550000001", "+15550000002"}
+    assert [(e["status"], e["code"], e["fault"], e["processed"]) for e in logged[:3]] == [
+        (status, None, "5xx-after", True) for status in (502, 503, 504)
+    ]
+    assert all(e["sid"] is not None for e in logged[:3])
+
+
+def test_emulator_slow_answer_times_the_client_out_after_the_message_exists() -> None:
+    asked: list[float] = []
+    released = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        assert released.wait(10)
+
+    with emulator_with(faults=FaultSpec(slow=1.0), sleep=sleep) as emulator:
+        http = CapturingHttpClient(emulator.base_url, timeout=0.2)
+        client = Client(DEFAULT_API_KEY_SID, DEFAULT_API_KEY_SECRET, ACCOUNT, http_client=http)
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            client.messages.create(to=TO, from_=VALID_FROM, body="Hi")
+        listed = [m.to for m in sdk_for(emulator).client.messages.list()]
+        released.set()
+        deadline = time.monotonic() + 5
+        while not emulator.requests[1:] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        logged = emulator.requests
+
+    assert asked == [12.0]
+    assert listed == [TO]
+    slow = next(e for e in logged if e["fault"] == "slow")
+    assert (slow["status"], slow["processed"]) == (201, True)
+
+
+# -- Faults on look-ups --------------------------------------------------------------------------
+
+
+def test_emulator_lookup_faults_apply_to_lists_and_fetches_only() -> None:
+    draws = ScriptedRandom([0.1, 0.4, 0.7, 0.95])
+    spec = FaultSpec(too_many_requests=0.25, server_error=0.25, reset=0.25)
+    with emulator_with(lookup_faults=spec, rng=draws) as emulator:
+        sdk = sdk_for(emulator)
+        sid = sdk.client.messages.create(to=TO, from_=VALID_FROM, body="Hi").sid
+        with pytest.raises(TwilioException):
+            sdk.client.messages.list()
+        assert sdk.response.status_code == 429
+        server_error = raises_twilio(lambda: sdk.client.calls("CA" + "0" * 32).fetch())
+        with pytest.raises(requests.exceptions.ConnectionError):
+            sdk.client.messages(sid).fetch()
+        assert [m.sid for m in sdk.client.messages.list()] == [sid]
+        logged = emulator.requests
+
+    assert server_error.status == 500
+    assert [(e["method"], e["fault"], e["processed"]) for e in logged] == [
+        ("POST", None, True),
+        ("GET", "429", False),
+        ("GET", "500", False),
+        ("GET", "reset", False),
+        ("GET", None, False),
+    ]
+    assert draws.draws == []
+
+
+@pytest.mark.parametrize("text", ["lost-response=0.1", "crash=0.1", "5xx-after=0.1"])
+def test_emulator_lookup_faults_refuse_kinds_that_need_processing(text: str) -> None:
+    with pytest.raises(ValueError, match="look-ups change nothing"):
+        emulator_with(lookup_faults=FaultSpec.parse(text))
+
+
+# -- Status callbacks ----------------------------------------------------------------------------
+
+
+def test_emulator_status_callbacks_follow_the_stored_timeline() -> None:
+    received: list[tuple[str, dict[str, str], str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            received.append((self.path, form, self.headers["X-Twilio-Signature"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/status"
+    emulator, clock = timed_emulator()
+    try:
+        with emulator:
+            sdk = sdk_for(emulator)
+            sid = sdk.client.messages.create(
+                to="+15005550030", from_=VALID_FROM, body="Hi", status_callback=url
+            ).sid
+
+            def wait_for(count: int) -> list[str]:
+                deadline = time.monotonic() + 5
+                while len(emulator.callbacks) < count and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return [c["status"] for c in emulator.callbacks]
+
+            assert wait_for(1) == ["queued"]
+            time.sleep(0.15)  # several polls: "sent" is not due until the clock says so
+            assert wait_for(1) == ["queued"]
+            clock.now = T0 + 1
+            assert wait_for(2) == ["queued", "sent"]
+            clock.now = T0 + 2
+            assert wait_for(3) == ["queued", "sent", "undelivered"]
+            assert sdk.client.messages(sid).fetch().status == "undelivered"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    validator = RequestValidator(DEFAULT_AUTH_TOKEN)
+    assert [form["MessageStatus"] for _, form, _ in received] == ["queued", "sent", "undelivered"]
+    assert received[-1][1]["ErrorCode"] == "30003"
+    assert all(validator.validate(url, form, signature) for _, form, signature in received)
 
 
 # -- The command-line server ---------------------------------------------------------------------

@@ -61,3 +61,38 @@ def test_the_emulator_process_takes_its_faults() -> None:
         emulator.stop()
     with pytest.raises(RuntimeError):
         _ = emulator.base_url
+
+
+def test_the_emulator_process_takes_its_fidelity_options() -> None:
+    emulator = EmulatorProcess(
+        account_sid=DEFAULT_ACCOUNT_SID,
+        auth_token=DEFAULT_AUTH_TOKEN,
+        lookup_faults=FaultSpec.parse("500=1.0"),
+        trial_account=True,
+    )
+    emulator.start()
+    try:
+        sdk = client(emulator)
+        message = sdk.messages.create(to="+15551234567", from_="+15005550006", body="Hi")
+        assert message.body == "Sent from your Twilio trial account - Hi"
+        with pytest.raises(TwilioRestException) as faulted:
+            sdk.messages(message.sid).fetch()
+        assert faulted.value.status == 500
+    finally:
+        emulator.stop()
+    assert [(r["status"], r["fault"]) for r in emulator.requests] == [(201, None), (500, "500")]
+
+
+def test_the_emulator_process_takes_test_credentials() -> None:
+    emulator = EmulatorProcess(
+        account_sid=DEFAULT_ACCOUNT_SID, auth_token=DEFAULT_AUTH_TOKEN, test_credentials=True
+    )
+    emulator.start()
+    try:
+        with pytest.raises(TwilioRestException) as denied:
+            client(emulator).verify.v2.services("VA" + "1" * 32).verifications.create(
+                to="+15551234567", channel="sms"
+            )
+        assert (denied.value.status, denied.value.code) == (403, 20008)
+    finally:
+        emulator.stop()

@@ -116,3 +116,22 @@ def test_faults_pick_frequency_matches_probability(draw: float) -> None:
         assert kind is FaultKind.CRASH
     else:
         assert kind is None
+
+
+def test_faults_parse_the_processed_kinds_5xx_after_and_slow() -> None:
+    spec = FaultSpec.parse("5xx-after=0.2,slow=0.3")
+
+    assert spec == FaultSpec(server_error_after=0.2, slow=0.3)
+    assert spec.kinds() == {FaultKind.SERVER_ERROR_AFTER, FaultKind.SLOW}
+    assert str(spec) == "5xx-after=0.2,slow=0.3"
+
+
+def test_faults_new_kinds_draw_after_the_old_ones() -> None:
+    # An older spec's draws map onto the same kinds whatever was added after it.
+    spec = FaultSpec(too_many_requests=0.5, server_error_after=0.25, slow=0.25)
+
+    assert [spec.pick(d) for d in (0.4, 0.6, 0.8)] == [
+        FaultKind.TOO_MANY_REQUESTS,
+        FaultKind.SERVER_ERROR_AFTER,
+        FaultKind.SLOW,
+    ]

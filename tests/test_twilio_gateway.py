@@ -71,7 +71,7 @@ def test_a_call_too_late_for_its_slot_sends_nothing_and_leaves_no_hold_behind(
     assert emulator.requests == [] and holds == ["missed"]
 
     # The thread's next request, a lookup of Twilio's messages, is not held (nor refused).
-    assert twilio.find_message(MESSAGE.params, since=0.0) is None
+    assert twilio.look_up(MESSAGE, since=0.0).verdict == "absent"
     assert holds == ["missed"] and len(emulator.requests) == 1
 
 
