@@ -341,15 +341,21 @@ class CallLedger:
         self, job_id: str, row: int, attempt: int, state: str, envelope: dict[str, Any] | None
     ) -> None:
         values: dict[str, Any] = {":s": {"S": state}, ":a": {"N": str(attempt)}}
+        names = {"#s": "state"}
         expression = "SET #s = :s, attempt = :a"
         if envelope is not None:
             values[":e"] = {"S": json.dumps(fit_envelope(envelope), separators=(",", ":"))}
             expression += ", envelope = :e"
+            for name, value in _identity(envelope).items():
+                # `to` is a reserved word: every name goes through a placeholder.
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+                expression += f", #{name} = :{name}"
         self._db.update_item(
             TableName=self._table,
             Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
             UpdateExpression=expression,
-            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
 

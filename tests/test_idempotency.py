@@ -221,3 +221,38 @@ def test_outcomes_that_could_not_be_written_are_kept_for_the_next_flush(db: Coun
 
     writes.flush()
     assert state(db, 1)["state"] == {"S": "done"}
+
+
+def envelope_of(sid: str | None, to: str = "+14155550100") -> dict[str, Any]:
+    return {"job_id": "job", "row": 1, "request": {"To": to}, "sid": sid, "outcome": "sent"}
+
+
+@pytest.mark.parametrize("write", ["buffered", "direct"])
+def test_ledger_a_completed_row_binds_only_its_own_sid_and_number(db: Counting, write: str) -> None:
+    ledger = CallLedger(db, TABLE, in_doubt_after=90, clock=Clock())  # type: ignore[arg-type]
+    assert ledger.claim("job", 1, 1).verdict == "call"
+    if write == "buffered":
+        writes = ledger.writes(sleep=lambda _: None)
+        writes.completed("job", 1, 1, envelope_of("SM1"))
+        writes.flush()
+    else:
+        ledger.completed("job", 1, 1, envelope_of("SM1"))
+
+    assert ledger.bind_callback("job", 1, "SM1", "+14155550100") == "bound"
+    assert ledger.bind_callback("job", 1, "SM2", "+14155550100") == "mismatch"
+    assert ledger.bind_callback("job", 1, "SM1", "+14155550199") == "mismatch"
+    assert ledger.bind_callback("job", 2, "SM1", "+14155550100") == "unknown_row"
+
+
+def test_ledger_a_row_in_flight_takes_the_first_sid_a_callback_brings(db: Counting) -> None:
+    clock = Clock()
+    ledger = CallLedger(db, TABLE, in_doubt_after=90, clock=clock)  # type: ignore[arg-type]
+    ledger.claim("job", 1, 1)
+    assert ledger.bind_callback("job", 1, "SM1", "+14155550100") == "bound"
+    assert ledger.bind_callback("job", 1, "SM2", "+14155550100") == "mismatch"
+
+    clock.now += 91  # the call is in doubt: the bound SID settles it, from the first claim
+    claim = ledger.claim("job", 1, 1)
+    assert (claim.verdict, claim.callback_sid, claim.claimed_at) == ("in_doubt", "SM1", 1_000.0)
+    clock.now += 91  # taken over once already: still the first claim's time
+    assert ledger.claim("job", 1, 1).claimed_at == 1_000.0
