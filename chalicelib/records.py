@@ -87,9 +87,7 @@ class QueuedRow:
 
     def retry(self, due_at: float, job_start: float) -> QueuedRow:
         """The next attempt, due at `due_at` as measured from the job's start `job_start`."""
-        return replace(
-            self, due_at=due_at, attempt=self.attempt + 1, job_start=job_start, doubts=0
-        )
+        return replace(self, due_at=due_at, attempt=self.attempt + 1, job_start=job_start, doubts=0)
 
     def to_json(self) -> dict[str, Any]:
         return {
