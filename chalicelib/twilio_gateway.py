@@ -21,7 +21,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -419,10 +419,22 @@ class TwilioGateway:
     def _held(
         self, hold: Callable[[], None] | None, timeout: float | None, request: Callable[[], Any]
     ) -> Any:
-        """One look-up request, held for its slot, with its own read timeout."""
+        """One look-up request, held for its slot, with its own read timeout.
+
+        A list page that is not a 200 is raised by the SDK as a bare TwilioException carrying
+        the response (twilio.base.page.Page.process_response), not a TwilioRestException: it
+        is turned into one here, so a 429 or 5xx on a list is retried like any other."""
         self._http.hold_next(hold)
         self._http.timeout_next(timeout)
-        return request()
+        try:
+            return request()
+        except TwilioRestException:
+            raise
+        except TwilioException as error:
+            response = error.args[1] if len(error.args) > 1 else None
+            if not isinstance(response, Response):
+                raise
+            raise _rest_error(response) from error
 
     def _dispatch(self, request: CallRequest) -> None:
         p = request.params
@@ -556,3 +568,20 @@ def make_gateway(
     gateway = TwilioGateway(client, http, status_callback=status_callback)
     gateway.warm()
     return gateway
+
+
+def _rest_error(response: Response) -> TwilioRestException:
+    """The TwilioRestException Twilio's error body describes, as the SDK raises for a fetch."""
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    code = body.get("code")
+    return TwilioRestException(
+        response.status_code,
+        "",
+        msg=str(body.get("message") or f"HTTP {response.status_code}"),
+        code=code if isinstance(code, int) else None,
+    )
