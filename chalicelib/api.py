@@ -11,7 +11,14 @@ A job is created in one of two ways (POST /jobs):
   bucket. The job id is chosen now and signed into the URL as the object's `x-amz-meta-job-id`
   (the upload must send the headers returned with the URL, or S3 refuses it), and the splitter
   takes the id from there. One URL makes one job: a second upload through it is taken for a
-  redelivery of the first and ignored.
+  redelivery of the first and ignored. With `"resend": true` the URL also signs
+  `x-amz-meta-resend: true`: the intake then sends a file whose content it has sent before within
+  the retention window, which it otherwise refuses as a duplicate of the earlier job.
+
+Pausing, resuming and cancelling answer 409 with a reason a person reads when the job's state
+makes the change meaningless (a finished job, a job still splitting, a second cancel). Resuming
+also restarts a release loop that died (its execution failed, timed out or was aborted), from
+the job's next unreleased chunk; a running job whose loop is alive has nothing to resume.
 """
 
 from __future__ import annotations
@@ -35,10 +42,11 @@ from chalice.app import (
 )
 
 from chalicelib.config import ConfigError, Settings
-from chalicelib.jobs import Job, JobStore, StateChanged
+from chalicelib.jobs import Job, JobStore, StateChanged, job_settled
 from chalicelib.parsing import FileFormatError, detect_format
 from chalicelib.planning import Schedule
 from chalicelib.records import FINAL_OUTCOMES
+from chalicelib.release import LoopKeeper
 from chalicelib.splitter import job_id_for
 
 if TYPE_CHECKING:
@@ -55,6 +63,14 @@ MAX_LIST_LIMIT = 100
 PAUSABLE = ("running", "released")
 # A job still splitting is not cancellable yet: the splitter would overwrite the state.
 CANCELLABLE = ("running", "released", "paused")
+# Why a change means nothing to a job in this state, as the 409's message ends.
+NO_CHANGE = {
+    "splitting": "is still being split; try again once it is running",
+    "completed": "is completed: every row has its outcome",
+    "cancelled": "was cancelled",
+    "failed": "failed",
+    "duplicate": "is a duplicate of an earlier upload and sends nothing",
+}
 
 Progress = Callable[[str, float], tuple[Counter[str], int]]
 
@@ -91,16 +107,19 @@ class JobsApi:
         *,
         progress: Progress,
         resume: Callable[[str, float], float],
+        loops: LoopKeeper,
         clock: Callable[[], float] = time.time,
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         """`progress(job_id, since)`: a job's counts by final outcome and how many rows ended
-        since `since`; `resume(job_id, now)` continues a paused job (downstream.systemic)."""
+        since `since`; `resume(job_id, now)` continues a paused job (downstream.systemic);
+        `loops` restarts a job's release loop that died."""
         self._s3 = s3
         self._jobs = jobs
         self._settings = settings
         self._progress = progress
         self._resume = resume
+        self._loops = loops
         self._clock = clock
         self._new_token = new_token
 
@@ -119,6 +138,13 @@ class JobsApi:
         if not isinstance(body, dict):
             raise BadRequestError("the body must be a JSON object with `rows` or `filename`")
         metadata = _rate_metadata(body)
+        resend = body.get("resend", False)
+        if not isinstance(resend, bool):
+            raise BadRequestError("`resend` must be true or false")
+        if resend:
+            # The intake reads it from the object's metadata: send this content again even if
+            # an earlier job sent the same within the retention window.
+            metadata["resend"] = "true"
         if ("rows" in body) == ("filename" in body):
             raise BadRequestError("give either `rows` (the rows themselves) or `filename`")
         if "rows" in body:
@@ -207,6 +233,9 @@ class JobsApi:
             "cancelled_at": job.cancelled_at,
             "completed_at": job.completed_at,
             "error": job.error,
+            "stalled": None
+            if job.stalled_since is None
+            else {"since": job.stalled_since, "reason": job.stalled_reason},
             "chunks": job.chunks,
             "released_chunks": job.released_chunks,
             "counts": outcomes,
@@ -226,31 +255,65 @@ class JobsApi:
     # -- steering ---------------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        self._job(job_id)
+        job = self._job(job_id)
+        if job.state not in CANCELLABLE:
+            raise _refused(job, "cancel")
         try:
             self._jobs.update_if(job_id, CANCELLABLE, state="cancelled", cancelled_at=self._clock())
         except StateChanged as error:
-            raise ConflictError(str(error)) from None
-        return self._state(job_id)
+            raise ConflictError(f"cannot cancel: {error} any more") from None
+        # A cancelled job's unreleased chunks are released at once so their rows end
+        # `cancelled`: that needs a loop, so one that died is restarted.
+        restarted = self._loops.ensure_running(job_id)
+        return self._state(job_id, loop_restarted=restarted)
 
     def pause(self, job_id: str) -> dict[str, Any]:
-        self._job(job_id)
+        job = self._job(job_id)
+        if job.state not in PAUSABLE:
+            raise _refused(job, "pause")
+        if job.state == "released" and self._settled(job):
+            raise ConflictError(
+                f"cannot pause: job {job_id} has sent every row and every row has its outcome;"
+                " it completes within a minute"
+            )
         try:
             self._jobs.update_if(job_id, PAUSABLE, state="paused", paused_at=self._clock())
         except StateChanged as error:
-            raise ConflictError(str(error)) from None
+            raise ConflictError(f"cannot pause: {error} any more") from None
         return self._state(job_id)
 
     def resume(self, job_id: str) -> dict[str, Any]:
-        self._job(job_id)
-        try:
-            self._resume(job_id, self._clock())
-        except StateChanged as error:
-            raise ConflictError(str(error)) from None
-        return self._state(job_id)
+        job = self._job(job_id)
+        if job.state == "paused":
+            try:
+                self._resume(job_id, self._clock())
+            except StateChanged as error:
+                raise ConflictError(f"cannot resume: {error}") from None
+        elif job.state == "released":
+            raise ConflictError(
+                f"cannot resume: job {job_id} is not paused; every chunk is released and its"
+                " rows are being sent"
+            )
+        elif job.state != "running":
+            raise _refused(job, "resume")
+        restarted = self._loops.ensure_running(job_id)
+        if job.state == "running" and not restarted:
+            raise ConflictError(
+                f"cannot resume: job {job_id} is running, not paused, and its release loop is alive"
+            )
+        return self._state(job_id, loop_restarted=restarted)
 
-    def _state(self, job_id: str) -> dict[str, Any]:
-        return {"job_id": job_id, "state": self._job(job_id).state, "links": _links(job_id)}
+    def _settled(self, job: Job) -> bool:
+        counts, _ = self._progress(job.job_id, self._clock())
+        return job_settled(job.rows, job.rejected, counts)
+
+    def _state(self, job_id: str, *, loop_restarted: bool = False) -> dict[str, Any]:
+        return {
+            "job_id": job_id,
+            "state": self._job(job_id).state,
+            "loop_restarted": loop_restarted,
+            "links": _links(job_id),
+        }
 
     def _job(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
@@ -267,6 +330,18 @@ class JobsApi:
             ExpiresIn=URL_EXPIRES_SECONDS,
         )
         return url
+
+
+def _refused(job: Job, action: str) -> ConflictError:
+    """The 409 for a change that means nothing in the job's state."""
+    why = NO_CHANGE.get(job.state, f"is {job.state}")
+    if job.state == "paused" and action == "pause":
+        why = "is already paused"
+    if job.state == "cancelled" and action == "cancel":
+        why = "is already cancelled"
+    if job.state == "failed" and job.error:
+        why += f": {job.error}"
+    return ConflictError(f"cannot {action}: job {job.job_id} {why}")
 
 
 def _rate_metadata(body: Mapping[str, Any]) -> dict[str, str]:

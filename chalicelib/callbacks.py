@@ -17,6 +17,8 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
+from chalicelib.errors import CallqueueError
+
 # Statuses of an outbound message, by how far along it is. The final ones share a rank: the first
 # to arrive stands. `read` (WhatsApp) only ever follows `delivered`.
 STATUS_RANK: Mapping[str, int] = {
@@ -33,11 +35,12 @@ STATUS_RANK: Mapping[str, int] = {
 }
 
 
-class CallbackRejected(Exception):
-    """The callback is not one Twilio signed for this URL (answered 403)."""
+class CallbackRejected(CallqueueError):
+    """The callback is not one Twilio signed for this URL, or not for the message its row's call
+    created (answered 403)."""
 
 
-class MalformedCallback(ValueError):
+class MalformedCallback(CallqueueError, ValueError):
     """A signed callback that does not say what a status callback says (answered 400)."""
 
 

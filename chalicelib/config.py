@@ -107,6 +107,9 @@ class Settings:
     api_auth: ApiAuth
     # Rows accepted in the body of POST /jobs; larger files go through a presigned upload.
     api_max_rows: int
+    # How long a job's content stays claimed (chalicelib.content): the same bytes uploaded again
+    # within it are a duplicate unless the upload asks for a resend.
+    content_retention_days: int = 30
 
     def __post_init__(self) -> None:
         if self.cps < 1:
@@ -214,6 +217,7 @@ class Settings:
             status_callback_url=env.get("STATUS_CALLBACK_URL") or None,
             api_auth=_api_auth(env.get("API_AUTH", "api_key")),
             api_max_rows=_int(env, "API_MAX_ROWS", 10_000),
+            content_retention_days=_int(env, "CONTENT_RETENTION_DAYS", 30),
         )
 
 

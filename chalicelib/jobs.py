@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
+
+from chalicelib.errors import CallqueueError
+from chalicelib.records import FINAL_OUTCOMES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-JobState = Literal["splitting", "running", "released", "paused", "completed", "failed", "cancelled"]
+JobState = Literal[
+    "splitting",
+    "running",
+    "released",
+    "paused",
+    "completed",
+    "failed",
+    "cancelled",
+    # Terminal: the same content as another job within the retention window, nothing released.
+    "duplicate",
+]
 
 
-class JobExists(Exception):
+class JobExists(CallqueueError):
     """A job with this id was already recorded: the same upload was delivered again."""
 
 
@@ -45,6 +59,14 @@ class Job:
     # Responses the router has seen (every attempt).
     responses: int = 0
     cancelled_at: float | None = None
+    # The release loop's current Step Functions execution is the job's id for 0, else
+    # `{job_id}-g{n}` (chalicelib/release_loop.py): raised as the loop continues as new.
+    loop_generation: int = 0
+    # Set by the reconciler when the job stopped progressing in a state that should move on
+    # (splitting, released, paused), with why; the intake records the splitter's attempts.
+    stalled_since: float | None = None
+    stalled_reason: str | None = None
+    split_attempts: int = 0
 
 
 _INTEGERS = {
@@ -58,6 +80,8 @@ _INTEGERS = {
     "systemic_errors",
     "progress",
     "responses",
+    "loop_generation",
+    "split_attempts",
 }
 _TIMES = {
     "created_at",
@@ -67,6 +91,7 @@ _TIMES = {
     "completed_at",
     "progress_at",
     "cancelled_at",
+    "stalled_since",
 }
 _NUMBERS = _INTEGERS | _TIMES
 
@@ -80,15 +105,42 @@ def _to_item(job: Job) -> dict[str, Any]:
     return item
 
 
+class MalformedJobRecord(CallqueueError):
+    """A jobs table item that is not a job record (a missing key attribute, a number that is
+    not one): written by hand or by an older version."""
+
+
+@dataclass(frozen=True)
+class MalformedJob:
+    """An unreadable item among the active jobs: the reconciler reports it and goes on."""
+
+    job_id: str
+    reason: str
+
+
 def _from_item(item: dict[str, Any]) -> Job:
     values: dict[str, Any] = {}
-    for name, typed in item.items():
-        if name in _NUMBERS:
-            number = Decimal(typed["N"])
-            values[name] = int(number) if name in _INTEGERS else float(number)
-        elif "S" in typed and name in Job.__dataclass_fields__:
-            values[name] = typed["S"]
-    return Job(**values)
+    try:
+        for name, typed in item.items():
+            if name in _NUMBERS:
+                number = Decimal(typed["N"])
+                values[name] = int(number) if name in _INTEGERS else float(number)
+            elif "S" in typed and name in Job.__dataclass_fields__:
+                values[name] = typed["S"]
+        return Job(**values)
+    except (KeyError, TypeError, InvalidOperation) as error:
+        job_id = item.get("job_id", {}).get("S", "?")
+        raise MalformedJobRecord(f"job {job_id}: {type(error).__name__} {error}") from error
+
+
+def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:
+    """Whether every row of a job has its final outcome.
+
+    `final_counts` are the results table's counts by outcome; "retrying" and any other name that
+    is not a final outcome are ignored, and rejected rows are counted by the splitter, not there.
+    """
+    finished = sum(final_counts.get(o, 0) for o in FINAL_OUTCOMES if o != "rejected")
+    return rejected + finished >= rows
 
 
 # Every job item carries this constant under LISTING, the partition key of the RECENT index
@@ -175,17 +227,21 @@ class JobStore:
         )
         return [_from_item(item) for item in page.get("Items", [])]
 
-    def active(self) -> list[Job]:
+    def active(self) -> list[Job | MalformedJob]:
         """Jobs that are not finished: what the reconciler looks at. A cancelled job is
-        unfinished until its remaining rows have ended and its outcome CSV is written."""
-        jobs: list[Job] = []
+        unfinished until its remaining rows have ended and its outcome CSV is written.
+
+        An item that is not a readable job comes back as a MalformedJob, so one bad item
+        does not hide the others."""
+        jobs: list[Job | MalformedJob] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "FilterExpression": (
-                "#s IN (:r, :l, :p) OR (#s = :c AND attribute_not_exists(outcomes_key))"
+                "#s IN (:sp, :r, :l, :p) OR (#s = :c AND attribute_not_exists(outcomes_key))"
             ),
             "ExpressionAttributeNames": {"#s": "state"},
             "ExpressionAttributeValues": {
+                ":sp": {"S": "splitting"},
                 ":r": {"S": "running"},
                 ":l": {"S": "released"},
                 ":p": {"S": "paused"},
@@ -195,7 +251,11 @@ class JobStore:
         }
         while True:
             page = self._db.scan(**kwargs)
-            jobs.extend(_from_item(item) for item in page.get("Items", []))
+            for item in page.get("Items", []):
+                try:
+                    jobs.append(_from_item(item))
+                except MalformedJobRecord as error:
+                    jobs.append(MalformedJob(item.get("job_id", {}).get("S", "?"), str(error)))
             if "LastEvaluatedKey" not in page:
                 return jobs
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -243,5 +303,5 @@ class JobStore:
             raise StateChanged(f"job {job_id} is not {' or '.join(states)}") from None
 
 
-class StateChanged(Exception):
+class StateChanged(CallqueueError):
     """The job was not in the state a change expected (someone else changed it first)."""

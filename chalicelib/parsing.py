@@ -24,7 +24,10 @@ record. A quote left open at the end of the file makes that last record an error
 the quote was read into it). Values are strings.
 
 JSON: ``{"messages": [...]}`` (other top-level keys are read and ignored) or a top-level array;
-each element is a record and keeps its JSON types. JSON Lines: one object per non-blank line.
+each element is a record and keeps its JSON types. JSON Lines: one object per non-blank line. In
+both, a record nested deeper than MAX_JSON_DEPTH, or with a field longer than MAX_FIELD_CHARS
+(a nested field counted as its compact JSON), is an error of that record. Depth is found by a
+lexical scan before the record is decoded: json's decoder recurses once per level.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ MAX_CSV_RECORD_CHARS: Final = 128 * 1024
 
 # Bounds one JSON array element or one JSON Lines line.
 MAX_JSON_RECORD_CHARS: Final = 1024 * 1024
+
+# No Twilio parameter nests (ContentVariables is one object of strings); a deeper record is
+# hostile or broken, and json.loads and json.dumps recurse once per level.
+MAX_JSON_DEPTH: Final = 32
 
 # S3 returns data in chunks of this order; larger reads only grow the window.
 READ_SIZE: Final = 64 * 1024
@@ -343,10 +350,81 @@ def _json_type(value: object) -> str:
     return "an object"
 
 
+def _field_chars(value: object) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict | list):
+        # The record's depth was checked before it was decoded, so this cannot recurse far.
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    return 0
+
+
 def _json_record(number: int, value: object) -> Record:
-    if isinstance(value, dict):
-        return Record(number, value)
-    return Record(number, None, f"record {number} is {_json_type(value)}, not an object")
+    if not isinstance(value, dict):
+        return Record(number, None, f"record {number} is {_json_type(value)}, not an object")
+    for name, field in value.items():
+        if _field_chars(field) > MAX_FIELD_CHARS:
+            return Record(
+                number,
+                None,
+                f"record {number} has a field longer than {MAX_FIELD_CHARS} characters "
+                f"(column {name!r})",
+            )
+    return Record(number, value)
+
+
+def _too_deep(number: int) -> Record:
+    return Record(number, None, f"record {number} is nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+def _scan_nesting(text: str, pos: int, limit: int) -> tuple[int | None, bool]:
+    """Where the array or object starting at text[pos] ends (None: not within `text`), and
+    whether it nests more than `limit` levels deep. Lexical and iterative: text too deep for
+    the decoder is measured without recursing."""
+    depth = 0
+    deep = False
+    index = pos
+    while True:
+        match = _JSON_BRACKET_OR_QUOTE.search(text, index)
+        if match is None:
+            return None, deep
+        char = match.group()
+        if char == '"':
+            string = _JSON_STRING.match(text, match.start())
+            if string is None:
+                return None, deep
+            index = string.end()
+            continue
+        if char in "{[":
+            depth += 1
+            deep = deep or depth > limit
+        else:
+            depth -= 1
+        index = match.end()
+        if depth <= 0:
+            return index, deep
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of JSON text nest (0 for a scalar), found lexically so
+    that text too deep for json.loads can be refused before it recurses. Brackets inside
+    strings do not count; text that is not JSON gives a number that means nothing."""
+    depth = deepest = 0
+    index = 0
+    while True:
+        match = _JSON_BRACKET_OR_QUOTE.search(text, index)
+        if match is None:
+            return deepest
+        char = match.group()
+        if char == '"':
+            string = _JSON_STRING.match(text, match.start())
+            if string is None:
+                return deepest
+            index = string.end()
+            continue
+        depth += 1 if char in "{[" else -1
+        deepest = max(deepest, depth)
+        index = match.end()
 
 
 def _found(char: str) -> str:
@@ -366,23 +444,8 @@ def _value_is_complete(text: str, pos: int) -> bool:
         return _JSON_STRING.match(text, pos) is not None
     if first not in "{[":
         return _JSON_SCALAR_END.search(text, pos) is not None
-    depth = 0
-    index = pos
-    while True:
-        match = _JSON_BRACKET_OR_QUOTE.search(text, index)
-        if match is None:
-            return False
-        char = match.group()
-        if char == '"':
-            string = _JSON_STRING.match(text, match.start())
-            if string is None:
-                return False
-            index = string.end()
-            continue
-        depth += 1 if char in "{[" else -1
-        index = match.end()
-        if depth <= 0:
-            return True
+    end, _ = _scan_nesting(text, pos, MAX_JSON_DEPTH)
+    return end is not None
 
 
 def _ends_within(text: str, end: int, value: object) -> bool:
@@ -395,6 +458,15 @@ def _ends_within(text: str, end: int, value: object) -> bool:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _JSON_SCALAR_END.search(text, end) is not None
     return end < len(text)
+
+
+class _TooDeepError(Exception):
+    """Raised by _JsonWindow.value past a value nested more than MAX_JSON_DEPTH levels deep
+    (never decoded); `kind` says what it was, for a message."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
 
 
 class _JsonWindow:
@@ -473,7 +545,44 @@ class _JsonWindow:
         self.pos += 1
 
     def value(self, what: str) -> Any:
-        self.peek()
+        """The next value, decoded; _TooDeepError (with the window past the value) when it
+        nests deeper than MAX_JSON_DEPTH, so the caller can reject one record and go on."""
+        first = self.peek()
+        nests = first in ("{", "[")
+        while True:
+            end, deep = _scan_nesting(self.text, self.pos, MAX_JSON_DEPTH) if nests else (0, False)
+            if deep:
+                if end is not None:
+                    if end - self.pos > MAX_JSON_RECORD_CHARS:
+                        raise self._too_long(what)
+                    self.pos = end
+                    raise _TooDeepError(_json_type({} if first == "{" else []))
+                if self.eof:
+                    raise FileFormatError(
+                        f"invalid JSON in {what} at character {self.offset()}: its brackets "
+                        "are never closed"
+                    )
+            else:
+                found = self._decode(what)
+                if found is not None:
+                    return found[0]
+            held = len(self.text) - self.pos
+            if held > MAX_JSON_RECORD_CHARS:
+                raise self._too_long(what)
+            self.fill(at_least=max(1, min(held, MAX_JSON_RECORD_CHARS + 1 - held)))
+
+    def skip(self, what: str) -> None:
+        """Read past the next value, which is not used: it may nest as deep as it likes."""
+        try:
+            self.value(what)
+        except _TooDeepError:
+            # Never decoded and never used; only a record's depth matters.
+            return
+
+    def _decode(self, what: str) -> tuple[Any] | None:
+        """The value at the window's position, (value,), or None when more text is needed.
+        Only called once the value is known to nest no deeper than MAX_JSON_DEPTH within the
+        window, so the decoder's recursion is bounded."""
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.text, self.pos)
@@ -482,8 +591,6 @@ class _JsonWindow:
                     raise FileFormatError(
                         f"invalid JSON in {what} at character {self.offset(error.pos)}: {error.msg}"
                     ) from None
-            except RecursionError:
-                raise FileFormatError(f"{what} is nested too deeply") from None
             except ValueError as error:
                 # Not a syntax error (an integer too long to convert): more text will not help.
                 raise FileFormatError(f"invalid JSON in {what}: {error}") from None
@@ -492,11 +599,8 @@ class _JsonWindow:
                     if end - self.pos > MAX_JSON_RECORD_CHARS:
                         raise self._too_long(what)
                     self.pos = end
-                    return value
-            held = len(self.text) - self.pos
-            if held > MAX_JSON_RECORD_CHARS:
-                raise self._too_long(what)
-            self.fill(at_least=max(1, min(held, MAX_JSON_RECORD_CHARS + 1 - held)))
+                    return (value,)
+            return None
 
     def _too_long(self, what: str) -> FileFormatError:
         return FileFormatError(
@@ -546,12 +650,15 @@ def _read_messages_object(window: _JsonWindow) -> Iterator[Record]:
                     raise FileFormatError('the JSON object has more than one "messages" key')
                 found = True
                 if window.peek() != "[":
-                    kind = _json_type(window.value('"messages"'))
+                    try:
+                        kind = _json_type(window.value('"messages"'))
+                    except _TooDeepError as deep:
+                        kind = deep.kind
                     raise FileFormatError(f'"messages" must be an array, not {kind}')
                 yield from _read_json_array(window)
             else:
                 # Other top-level keys (a job name, a version) are allowed and ignored.
-                window.value(f"the value of {key!r}")
+                window.skip(f"the value of {key!r}")
             separator = window.peek()
             window.pos += 1
             if separator == "}":
@@ -575,7 +682,12 @@ def _read_json_array(window: _JsonWindow) -> Iterator[Record]:
     number = 0
     while True:
         number += 1
-        yield _json_record(number, window.value(f"record {number}"))
+        try:
+            value = window.value(f"record {number}")
+        except _TooDeepError:
+            yield _too_deep(number)
+        else:
+            yield _json_record(number, value)
         separator = window.peek()
         window.pos += 1
         if separator == "]":
@@ -633,14 +745,14 @@ def _jsonl_record(number: int, start: int, line: bytes) -> Record:
             f"record {number} is not valid UTF-8 (byte 0x{line[error.start]:02x} at byte "
             f"offset {start + error.start})",
         )
+    if nesting_depth(text) > MAX_JSON_DEPTH:
+        return _too_deep(number)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         return Record(
             number, None, f"record {number} is not valid JSON: {error.msg} at column {error.colno}"
         )
-    except RecursionError:
-        return Record(number, None, f"record {number} is nested too deeply")
     except ValueError as error:
         return Record(number, None, f"record {number} is not valid JSON: {error}")
     return _json_record(number, value)

@@ -17,6 +17,7 @@ from botocore.config import Config
 
 from chalicelib.api import JobsApi
 from chalicelib.config import Settings
+from chalicelib.content import DAY_SECONDS, ContentClaims
 from chalicelib.enqueuer import Enqueuer
 from chalicelib.idempotency import CallLedger
 from chalicelib.jobs import JobStore
@@ -26,7 +27,7 @@ from chalicelib.observability import Metrics
 from chalicelib.planning import visible_early_seconds
 from chalicelib.publisher import ResponsePublisher
 from chalicelib.queue import SendQueue
-from chalicelib.release import Releaser
+from chalicelib.release import LoopKeeper, Releaser
 from chalicelib.release_loop import ReleaseLoop
 from chalicelib.sender import Sender, SendPolicy
 from chalicelib.splitter import Splitter
@@ -122,13 +123,24 @@ def send_queue() -> SendQueue:
 @cache
 def splitter() -> Splitter:
     loop = ReleaseLoop(_client("stepfunctions"), settings().state_machine_arn)
-    return Splitter(storage(), jobs(), loop, settings(), metrics=metrics())
+    return Splitter(storage(), jobs(), loop, settings(), claims=content_claims(), metrics=metrics())
+
+
+def content_claims() -> ContentClaims:
+    s = settings()
+    retention = s.content_retention_days * DAY_SECONDS
+    return ContentClaims(_client("dynamodb"), s.jobs_table, retention_seconds=retention)
+
+
+@cache
+def release_loop() -> ReleaseLoop:
+    return ReleaseLoop(_client("stepfunctions"), settings().state_machine_arn)
 
 
 @cache
 def releaser() -> Releaser:
     s = settings()
-    return Releaser(storage(), jobs(), s.holding_bucket, s.process_bucket)
+    return Releaser(storage(), jobs(), s.holding_bucket, s.process_bucket, loop=release_loop())
 
 
 @cache
@@ -266,6 +278,7 @@ def jobs_api() -> JobsApi:
         settings(),
         progress=results().progress,
         resume=lambda job_id, now: resume(store, job_id, now=now),
+        loops=LoopKeeper(store, release_loop()),
     )
 
 
@@ -281,6 +294,7 @@ def status_callbacks() -> StatusCallbacks:
         ),
         results(),
         EventPublisher(_client("events"), s.error_bus),
+        ledger(),
     )
 
 
@@ -292,6 +306,7 @@ def reset() -> None:
         metrics,
         send_queue,
         splitter,
+        release_loop,
         releaser,
         enqueuer,
         gateway,

@@ -7,6 +7,7 @@ import io
 import json
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from chalicelib.records import ChunkRow
@@ -59,14 +60,30 @@ class SpooledFile:
         self._file.close()
 
 
+@dataclass(frozen=True)
+class Source:
+    """An uploaded file: its body (read once, as a stream), its user metadata (x-amz-meta-*),
+    its ETag and when it was written (the same for every delivery of one upload)."""
+
+    body: Any
+    metadata: dict[str, str]
+    etag: str
+    last_modified: str
+
+
 class Storage:
     def __init__(self, s3: S3Client) -> None:
         self._s3 = s3
 
-    def open_source(self, bucket: str, key: str) -> tuple[Any, dict[str, str], str]:
-        """The object's body as a stream, its user metadata and its ETag."""
+    def open_source(self, bucket: str, key: str) -> Source:
+        """The object's body as a stream, with what identifies the upload."""
         response = self._s3.get_object(Bucket=bucket, Key=key)
-        return response["Body"], response.get("Metadata", {}), response["ETag"].strip('"')
+        return Source(
+            body=response["Body"],
+            metadata=response.get("Metadata", {}),
+            etag=response["ETag"].strip('"'),
+            last_modified=response["LastModified"].isoformat(),
+        )
 
     def put_file(
         self, bucket: str, key: str, spooled: SpooledFile, content_type: str, **metadata: str

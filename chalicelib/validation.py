@@ -28,6 +28,9 @@ Rules a user of the file format relies on:
 - Values are sent as Twilio expects them: strings, booleans as ``true``/``false``, whole numbers
   without a fraction, JSON parameters (Studio's Parameters, Verify's RateLimits, ...) as a JSON
   string that must hold an object.
+- No value may nest deeper than parsing.MAX_JSON_DEPTH, whether it is a JSON record's own
+  object or a JSON string in a CSV cell: the depth is measured without recursing, before
+  json.loads or json.dumps could.
 
 The returned CallRequest holds canonical names only; for lookup, verify and studio it also holds
 the path parameter (PhoneNumber, VerifyServiceSid, FlowSid) the sender puts in the URL.
@@ -44,6 +47,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from chalicelib.parsing import MAX_JSON_DEPTH, nesting_depth
 from chalicelib.records import APIS, Api, CallRequest, ParamValue
 
 DEFAULT_API: Final[Api] = "messages"
@@ -313,6 +317,10 @@ def normalise_number(value: str) -> str:
 
 def validate(fields: Mapping[str, Any]) -> CallRequest:
     """The request a record asks for; InvalidRow says why there is none."""
+    for column, value in fields.items():
+        # Before anything compares or serialises the values: both recurse per level.
+        if _value_depth(value) > MAX_JSON_DEPTH:
+            raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
     api = _api(fields)
     present = _collect(api, fields)
     for name in REQUIRED[api]:
@@ -326,6 +334,25 @@ def validate(fields: Mapping[str, Any]) -> CallRequest:
         if name in present:
             params[name] = _convert(name, spec, present[name], params)
     return CallRequest(api, params)
+
+
+def _value_depth(value: object) -> int:
+    """How deep lists and dicts nest in a decoded value (0 for a scalar), iteratively."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _api(fields: Mapping[str, Any]) -> Api:
@@ -433,6 +460,8 @@ def _json_object(name: str, value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     if not isinstance(value, str):
         raise InvalidRow(f"{name} must be a JSON object")
+    if nesting_depth(value) > MAX_JSON_DEPTH:
+        raise InvalidRow(f"{name} is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         parsed = json.loads(value)
     except ValueError:

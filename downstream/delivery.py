@@ -1,10 +1,13 @@
 """The status callback handler: Twilio's word on what happened to a message after it was accepted.
 
-Each signed callback updates its row's delivery status in the results table. A callback that
-carries an error code (30003 unreachable, 30005 unknown destination, 30006 landline, 30007
-filtered, ...) becomes a `TwilioError` event on the error bus, like an error in an API response,
-so the same rules act on it (suppression, systemic pause). The event goes out only when the
-status was recorded, so a repeated callback is not counted twice.
+Each signed callback updates its row's delivery status in the results table, once the call ledger
+has bound it to the row's message (CallLedger.bind_callback): the signature proves Twilio sent
+the callback, not that the row's call made the message, since a row may set its own
+StatusCallback to another job's or row's URL. A callback for a message the row did not create is
+refused (403). A callback that carries an error code (30003 unreachable, 30005 unknown
+destination, 30006 landline, 30007 filtered, ...) becomes a `TwilioError` event on the error bus,
+like an error in an API response, so the same rules act on it (suppression, systemic pause). The
+event goes out only when the status was recorded, so a repeated callback is not counted twice.
 
 Twilio signs callbacks with the account's auth token, even for messages created with an API key:
 live credentials need `AUTH_TOKEN` in the Twilio secret beside the API key.
@@ -29,6 +32,7 @@ from chalicelib.callbacks import (
     check_signature,
 )
 from chalicelib.config import CredentialKind
+from chalicelib.idempotency import CallLedger
 from downstream.results import ResultsTable
 from downstream.router import TWILIO_ERROR, EventPublisher
 from downstream.suppression import SUPPRESSING_CODES
@@ -82,6 +86,7 @@ class StatusCallbacks:
         auth_token: Callable[[], str],
         results: ResultsTable,
         events: EventPublisher,
+        ledger: CallLedger,
     ) -> None:
         """`auth_token` is a factory so the secret is read on the first callback, not at
         import."""
@@ -89,6 +94,7 @@ class StatusCallbacks:
         self._auth_token = auth_token
         self._results = results
         self._events = events
+        self._ledger = ledger
 
     def respond(self, request: Request | None) -> Response:
         """The HTTP answer to one callback: 204, 403 (not Twilio's) or 400 (malformed)."""
@@ -100,6 +106,7 @@ class StatusCallbacks:
         try:
             self.handle(request.query_params or {}, form, signature)
         except CallbackRejected as error:
+            log.warning("status callback refused: %s", error)
             raise ForbiddenError(str(error)) from None
         except MalformedCallback as error:
             raise BadRequestError(str(error)) from None
@@ -110,13 +117,20 @@ class StatusCallbacks:
     ) -> bool:
         """Check and apply one callback; True if it changed the row's delivery status.
 
-        Raises CallbackRejected (not signed by Twilio for this URL) or MalformedCallback."""
+        Raises CallbackRejected (not signed by Twilio for this URL, or for a message the row's
+        call did not create) or MalformedCallback."""
         if self._public_url is None:
             # Nothing can be checked without the URL Twilio signed, so nothing is accepted.
             raise CallbackRejected("STATUS_CALLBACK_URL is not configured")
         url = callback_url_of(self._public_url, query)
         check_signature(self._auth_token(), url, form, signature)
         status = DeliveryStatus.parse(query, form)
+        binding = self._ledger.bind_callback(status.job_id, status.row, status.sid, status.to)
+        if binding != "bound":
+            raise CallbackRejected(
+                f"job {status.job_id} row {status.row} did not create message {status.sid}"
+                f" ({binding})"
+            )
         recorded = self._results.record_delivery(
             status.job_id,
             status.row,

@@ -1,5 +1,6 @@
 """The pure part of the job reconciler: when a job is settled, its per-row outcome CSV, and when
-a job has stalled. The reconciler (downstream/reconciler.py) does the reading and writing.
+a job has stalled (its rows stopped moving, or it stays in a state that should move on). The
+reconciler (downstream/reconciler.py) does the reading and writing.
 
 The outcome CSV is meant to be opened in a spreadsheet, and some of its cells carry what the
 uploaded file or Twilio said (a rejected row's reason can quote any cell). A cell that starts with
@@ -19,12 +20,17 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import IO
 
-from chalicelib.records import FINAL_OUTCOMES
+# job_settled lives beside the job record: the API asks it too, and chalicelib never imports
+# downstream.
+from chalicelib.jobs import Job, job_settled
+from chalicelib.planning import Schedule
+
+__all__ = ["job_settled"]
 
 HEADER = ("row", "to", "api", "outcome", "error_code", "sid", "reason")
 REJECTS_HEADER = ["row", "reason"]
@@ -46,16 +52,6 @@ class RowOutcome:
     sid: str | None
     # Why the splitter rejected the row; None for every other outcome.
     reason: str | None
-
-
-def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:
-    """Whether every row of a job has its final outcome.
-
-    `final_counts` are the results table's counts by outcome; "retrying" and any other name that
-    is not a final outcome are ignored, and rejected rows are counted by the splitter, not there.
-    """
-    finished = sum(final_counts.get(o, 0) for o in FINAL_OUTCOMES if o != "rejected")
-    return rejected + finished >= rows
 
 
 def merge_outcomes(
@@ -105,6 +101,50 @@ def is_stalled(last_update: float | None, now: float, *, after_seconds: float) -
     """Whether a job's progress, last seen changing at `last_update`, has stopped for
     `after_seconds`. A job with no recorded progress has nothing to measure from: not stalled."""
     return last_update is not None and now - last_update >= after_seconds
+
+
+# The splitter Lambda's timeout is 15 minutes (.chalice/config.json) and S3 retries a failed
+# invocation: a job still splitting after 20 minutes has a split that is not coming back.
+SPLITTING_STALLED_AFTER = 20 * 60.0
+# The attempts after which the intake marks a job failed instead of splitting it again.
+SPLIT_ATTEMPTS = 3
+# A released job's rows are all due by its last row's time; a row is settled within a few
+# minutes of it (sender retries, the sinks' batching windows). Past this, rows are missing.
+RELEASED_OVERDUE_AFTER = 15 * 60.0
+# A paused job waits for someone to resume or cancel it; a day later it has been forgotten.
+PAUSED_STALLED_AFTER = 24 * 3600.0
+
+
+def lifecycle_stall(job: Job, now: float) -> str | None:
+    """Why a job that should have moved on by `now` has not, as a user reads it; None while it
+    is within its time. Only the states a job is meant to leave on its own, or by a person:
+    splitting, released (all chunks out, rows unaccounted for) and paused."""
+    if job.state == "splitting":
+        if job.split_attempts >= SPLIT_ATTEMPTS:
+            return None  # the intake fails it: not stalled, finished
+        if now - job.created_at < SPLITTING_STALLED_AFTER:
+            return None
+        reason = f"still splitting {round((now - job.created_at) / 60)} minutes after upload"
+        if job.split_attempts:
+            reason += f" ({job.split_attempts} failed split attempts"
+            reason += f", last: {job.error})" if job.error else ")"
+        return reason
+    if job.state == "released" and job.started_at is not None:
+        last_due = job.started_at + Schedule(job.cps, job.window_seconds).eta_seconds(job.valid)
+        if now - last_due < RELEASED_OVERDUE_AFTER:
+            return None
+        return (
+            f"every row was due {round((now - last_due) / 60)} minutes ago and some rows have"
+            " no outcome yet"
+        )
+    if job.state == "paused" and job.paused_at is not None:
+        if now - job.paused_at < PAUSED_STALLED_AFTER:
+            return None
+        return (
+            f"paused for {round((now - job.paused_at) / 3600)} hours: resume it"
+            f" (POST /jobs/{job.job_id}/resume) or cancel it"
+        )
+    return None
 
 
 def read_rejects_csv(lines: Iterable[str]) -> Iterator[tuple[int, str]]:

@@ -1,5 +1,13 @@
 """The job reconciler (a schedule): marks a job complete when every row has its final outcome,
-writes the job's per-row outcome CSV and announces it; flags jobs whose rows stopped moving."""
+writes the job's per-row outcome CSV and announces it; flags jobs whose rows stopped moving, and
+jobs that stay splitting, released or paused for longer than they should.
+
+Each job is reconciled on its own: one job's error (an unreadable record, a report that cannot
+be read) is logged with its traceback, counted in the ReconcileFailures metric (an alarm) and the
+pass goes on to the next job. The pass does not raise at its end: the schedule runs it again a
+minute later whatever happens, while a raised error would only add Lambda's asynchronous retries
+of the whole pass (every job again, twice) for a failure that is usually the same job's again.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +19,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from chalicelib.jobs import Job, JobStore, StateChanged
+from chalicelib.jobs import Job, JobStore, MalformedJob, StateChanged
 from chalicelib.observability import Metrics
 from chalicelib.storage import rejects_key
 from downstream.reconcile import (
     RowOutcome,
     is_stalled,
     job_settled,
+    lifecycle_stall,
     merge_outcomes,
     read_rejects_csv,
     write_outcomes_csv,
@@ -66,31 +75,69 @@ class Reconciler:
         self._metrics = metrics
 
     def run(self) -> dict[str, str]:
-        """Look at every unfinished job once; returns what was decided, by job."""
+        """Look at every unfinished job once; returns what was decided, by job: completed,
+        stalled, or failed (this job's reconciling raised; the others went on)."""
         decided: dict[str, str] = {}
         for job in self._jobs.active():
-            if job.state == "paused":
+            if isinstance(job, MalformedJob):
+                log.error("job %s: unreadable job record skipped: %s", job.job_id, job.reason)
+                decided[job.job_id] = "failed"
                 continue
-            # Every settled row published at least one response and the router counted it, so
-            # until the count reaches the valid rows the job cannot be settled: no need to read
-            # all its results (a large job's rows) on every run.
-            if job.responses >= job.valid:
-                counts = self._results.count_by_outcome(job.job_id)
-                if job_settled(job.rows, job.rejected, counts):
-                    self._complete(job, counts)
-                    decided[job.job_id] = "completed"
-                    continue
-            if self._check_stalled(job, job.responses):
-                decided[job.job_id] = "stalled"
+            try:
+                outcome = self._reconcile(job)
+            # The isolation boundary: whatever one job raises must not stop the other jobs'
+            # completion; it is logged with its traceback and counted (an alarm).
+            except Exception:
+                log.error("job %s: reconciling failed", job.job_id, exc_info=True)
+                decided[job.job_id] = "failed"
+                continue
+            if outcome is not None:
+                decided[job.job_id] = outcome
         if self._metrics is not None:
-            # JobsStalled drives the job-stalled alarm; zeros keep its graph continuous.
+            # JobsStalled and ReconcileFailures drive alarms; zeros keep their graphs continuous.
             outcomes = Counter(decided.values())
             self._metrics.count("JobsCompleted", outcomes["completed"])
             self._metrics.count("JobsStalled", outcomes["stalled"])
+            self._metrics.count("ReconcileFailures", outcomes["failed"])
             self._metrics.flush()
         return decided
 
-    def _complete(self, job: Job, counts: Mapping[str, int]) -> None:
+    def _reconcile(self, job: Job) -> str | None:
+        if job.state != "splitting" and job.responses >= job.valid:
+            # Every settled row published at least one response and the router counted it, so
+            # until the count reaches the valid rows the job cannot be settled: no need to read
+            # all its results (a large job's rows) on every run.
+            counts = self._results.count_by_outcome(job.job_id)
+            # A paused job whose rows have all ended completes too: nothing is left to hold
+            # back, and resuming it first would only restart a loop with nothing to release.
+            if job_settled(job.rows, job.rejected, counts) and self._complete(job, counts):
+                return "completed"
+        if job.state in ("running", "released", "cancelled") and self._check_stalled(
+            job, job.responses
+        ):
+            return "stalled"
+        reason = lifecycle_stall(job, self._clock())
+        if reason is not None and job.stalled_since is None:
+            self._flag(job, reason)
+            return "stalled"
+        return None
+
+    def _flag(self, job: Job, reason: str) -> None:
+        """Record once on the job (GET /jobs/{id} shows it) why it stopped, and alert."""
+        now = self._clock()
+        self._jobs.update(job.job_id, stalled_since=now, stalled_reason=reason)
+        self._sns.publish(
+            TopicArn=self._alerts,
+            Subject=f"callqueue: job {job.job_id} stalled"[:100],
+            Message=json.dumps(
+                {"job_id": job.job_id, "state": job.state, "reason": reason, "since": now}
+            ),
+        )
+        log.error("job %s stalled (%s): %s", job.job_id, job.state, reason)
+
+    def _complete(self, job: Job, counts: Mapping[str, int]) -> bool:
+        """Write the outcome CSV and mark the job completed; False if its state changed in
+        between (another run got there first, or it was paused or cancelled meanwhile)."""
         key = outcomes_key(job.job_id)
         text = io.StringIO()
         write_outcomes_csv(text, merge_outcomes(self._rejects(job), self._rows(job)))
@@ -102,13 +149,15 @@ class Reconciler:
         try:
             self._jobs.update_if(
                 job.job_id,
-                ("cancelled",) if job.state == "cancelled" else ("running", "released"),
+                (job.state,),
                 completed_at=self._clock(),
                 outcomes_key=key,
+                stalled_since=None,
+                stalled_reason=None,
                 **finished,
             )
         except StateChanged:
-            return  # another run (or a pause) got there first
+            return False
         self._events.put_events(
             Entries=[
                 {
@@ -127,6 +176,7 @@ class Reconciler:
             ]
         )
         log.info("job %s completed", job.job_id)
+        return True
 
     def _rejects(self, job: Job) -> list[tuple[int, str]]:
         if not job.rejected:
@@ -160,7 +210,13 @@ class Reconciler:
             job.progress_at, now, after_seconds=self._stalled_after
         ):
             return False
-        self._jobs.update(job.job_id, stalled_at=now)
+        self._jobs.update(
+            job.job_id,
+            stalled_at=now,
+            stalled_since=job.stalled_since or now,
+            stalled_reason=job.stalled_reason
+            or f"no row has settled for {round((now - job.progress_at) / 60)} minutes",
+        )
         self._sns.publish(
             TopicArn=self._alerts,
             Subject=f"callqueue: job {job.job_id} stalled"[:100],
@@ -173,5 +229,5 @@ class Reconciler:
                 }
             ),
         )
-        log.warning("job %s stalled at %d responses, %d rows", job.job_id, responses, job.rows)
+        log.error("job %s stalled at %d responses, %d rows", job.job_id, responses, job.rows)
         return True

@@ -117,7 +117,15 @@ def resume(jobs: JobStore, job_id: str, *, now: float) -> float:
         raise StateChanged(f"job {job_id} is {job.state}, not paused")
     start = job.started_at + (now - job.paused_at)
     state = "released" if job.released_chunks >= job.chunks else "running"
+    # A pause flagged as forgotten (downstream/reconcile.lifecycle_stall) is over.
     jobs.update_if(
-        job_id, ("paused",), state=state, started_at=start, paused_at=None, systemic_errors=0
+        job_id,
+        ("paused",),
+        state=state,
+        started_at=start,
+        paused_at=None,
+        systemic_errors=0,
+        stalled_since=None,
+        stalled_reason=None,
     )
     return start

@@ -149,6 +149,35 @@ def test_api_upload_url_signs_the_job_id_the_splitter_then_uses(
     assert (job["state"], job["valid"], job["window_seconds"]) == ("running", 2, 60)
 
 
+def test_api_resend_signs_the_resend_metadata_into_the_upload_url(client: Client) -> None:
+    response = post(client, "/jobs", {"filename": "calls.csv", "resend": True})
+    assert response.status_code == 202
+    upload = json.loads(response.body)["upload"]
+
+    signed = parse_qs(urlsplit(upload["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert "x-amz-meta-resend" in signed
+    assert upload["headers"]["x-amz-meta-resend"] == "true"
+    plain = json.loads(post(client, "/jobs", {"filename": "calls.csv"}).body)["upload"]
+    assert "x-amz-meta-resend" not in plain["headers"]
+
+
+def test_api_resend_of_rows_is_stored_on_the_source_file(stack: Stack, client: Client) -> None:
+    created = json.loads(post(client, "/jobs", {"rows": rows(1), "resend": True}).body)
+    again = json.loads(post(client, "/jobs", {"rows": rows(1)}).body)
+
+    head = stack.s3.head_object(Bucket=stack.env["SOURCE_BUCKET"], Key=created["key"])
+    assert head["Metadata"] == {"resend": "true"}
+    assert again["key"] != created["key"]
+
+
+@pytest.mark.parametrize("resend", ["yes", 1, None])
+def test_api_resend_that_is_not_a_boolean_is_400(client: Client, resend: Any) -> None:
+    response = post(client, "/jobs", {"filename": "calls.csv", "resend": resend})
+
+    assert response.status_code == 400
+    assert "`resend`" in json.loads(response.body)["Message"]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

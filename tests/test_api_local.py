@@ -141,9 +141,21 @@ def test_local_api_pause_resume_and_cancel_a_running_job(runtime: LocalRuntime, 
 def test_local_api_callback_signatures_checked_by_the_served_app(
     runtime: LocalRuntime, api: str
 ) -> None:
-    url = status_callback_url(f"{api}/twilio/status", "some-job", 1)
-    form = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
+    # A row the job really called: a callback binds only to the message its call created.
+    job_id = create(api, {"rows": rows(1, "557")})
+    wait_for(lambda: (status := job(api, job_id)) and status["state"] == "completed")
+    created = [
+        r
+        for r in runtime.emulator.requests
+        if r["processed"] and r["params"].get("To") == "+14155570000"
+    ]
+    assert len(created) == 1
+    url = status_callback_url(f"{api}/twilio/status", job_id, 1)
+    # `read` ranks above what the emulator's own callbacks reached, so accepting it shows.
+    form = {"MessageSid": created[0]["sid"], "MessageStatus": "read", "To": "+14155570000"}
     signature = RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(url, form)
+    other_sid = {**form, "MessageSid": "SM" + "c" * 32}
+    other_sig = RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(url, other_sid)
 
     forged = requests.post(url, data=form, headers={"X-Twilio-Signature": "x"}, timeout=10)
     unsigned = requests.post(url, data=form, timeout=10)
@@ -153,10 +165,14 @@ def test_local_api_callback_signatures_checked_by_the_served_app(
         headers={"X-Twilio-Signature": signature},
         timeout=10,
     )
+    not_its_own = requests.post(
+        url, data=other_sid, headers={"X-Twilio-Signature": other_sig}, timeout=10
+    )
     valid = requests.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=10)
 
-    assert [r.status_code for r in (forged, unsigned, changed, valid)] == [403, 403, 403, 204]
-    assert delivery_statuses(runtime, "some-job") == {1: "delivered"}
+    codes = [r.status_code for r in (forged, unsigned, changed, not_its_own, valid)]
+    assert codes == [403, 403, 403, 403, 204]
+    assert delivery_statuses(runtime, job_id) == {1: "read"}
 
 
 def test_local_send_queue_hides_a_batch_for_longer_than_it_can_run(runtime: LocalRuntime) -> None:

@@ -74,9 +74,12 @@ def test_tables_on_demand_with_point_in_time_recovery(template: dict[str, Any]) 
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", name
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    # Rows of personal data or short-lived state expire; jobs and suppressions are kept.
-    for name in ("ResultsTable", "IdempotencyTable", "RateLimitTable"):
-        assert tables[name]["Properties"]["TimeToLiveSpecification"]["Enabled"] is True
+    # Rows of personal data or short-lived state expire (in the jobs table, the content claims:
+    # the jobs themselves have no expires_at); suppressions are kept.
+    for name in ("ResultsTable", "IdempotencyTable", "RateLimitTable", "JobsTable"):
+        ttl = tables[name]["Properties"]["TimeToLiveSpecification"]
+        assert ttl == {"AttributeName": "expires_at", "Enabled": True}, name
+    assert "TimeToLiveSpecification" not in tables["SuppressionTable"]["Properties"]
 
 
 def test_alarms_dashboard_logging_and_secret_reference(template: dict[str, Any]) -> None:
@@ -112,3 +115,16 @@ def test_moto_copy_leaves_out_only_what_moto_cannot_create(template: dict[str, A
     assert "Dashboard" in dropped
     assert "DashboardName" not in document["Outputs"]
     assert "SourceBucket" in document["Resources"]
+
+
+def test_reconciler_stalls_and_failures_each_raise_an_alarm(template: dict[str, Any]) -> None:
+    alarms = of_type(template, "AWS::CloudWatch::Alarm")
+    by_metric = {
+        a["Properties"].get("MetricName"): a["Properties"]
+        for a in alarms.values()
+        if a["Properties"].get("Namespace") == "callqueue"
+    }
+
+    for metric in ("JobsStalled", "ReconcileFailures"):
+        assert by_metric[metric]["Threshold"] == 1
+        assert by_metric[metric]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"

@@ -369,8 +369,9 @@ def test_json_record_over_the_limit() -> None:
     assert "longer than" in format_error(data, "json")
 
 
-def test_json_deep_nesting() -> None:
-    assert "nested too deeply" in format_error("[" + "[" * 100_000, "json")
+def test_json_unclosed_deep_nesting_fails_the_file() -> None:
+    # Brackets that never close leave no way to find the next record.
+    assert "never closed" in format_error("[" + "[" * 100_000, "json")
 
 
 # --- JSON Lines ---

@@ -116,9 +116,18 @@ def test_plan_and_split_agree_on_any_file(stack: Stack, file: tuple[str, bytes])
         plan_error = str(error)
 
     bucket = stack.env["SOURCE_BUCKET"]
-    stack.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"cps": "3", "window": "2"})
+    # Examples repeat the same bytes; a resend keeps each one a job that sends (one job per
+    # content is tested in tests/test_intake_edges.py).
+    metadata = {"cps": "3", "window": "2", "resend": "true"}
+    stack.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
     loops = StartedLoops()
-    splitter = Splitter(services.storage(), services.jobs(), loops, Settings.from_env())  # type: ignore[arg-type]
+    splitter = Splitter(
+        services.storage(),
+        services.jobs(),
+        loops,  # type: ignore[arg-type]
+        Settings.from_env(),
+        claims=services.content_claims(),
+    )
     job = splitter.split(bucket, key)
 
     event("unreadable" if plan_error else f"valid rows: {'some' if planned.valid else 'none'}")

@@ -165,3 +165,30 @@ def test_check_statement_rejects_wildcards_and_foreign_resources() -> None:
     assert len(check_statement(foreign, own)) == 1
     assert len(check_statement(undeclared, own)) == 1
     assert check_statement(declared, own) == []
+
+
+def grants(function: str) -> dict[str, set[str]]:
+    """The actions a function's policy source allows, by resource placeholder."""
+    policy = json.loads(infra.policy_sources()[function].read_text())
+    allowed: dict[str, set[str]] = {}
+    for statement in statements(policy):
+        for resource in as_list(statement["Resource"]):
+            allowed.setdefault(resource, set()).update(as_list(statement["Action"]))
+    return allowed
+
+
+def test_status_callbacks_may_read_and_bind_the_call_ledger_and_nothing_more() -> None:
+    # The callback route runs in api_handler: CallLedger.bind_callback reads the row's item
+    # and binds the first SID to a row still calling; it never writes a row of its own.
+    assert grants("api_handler")["${IdempotencyTableArn}"] == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
+
+
+def test_release_loop_may_continue_as_new_and_be_restarted() -> None:
+    assert grants("release_chunk")["${StateMachineArn}"] == {"states:StartExecution"}
+    assert grants("api_handler")["${StateMachineArn}"] == {
+        "states:ListExecutions",
+        "states:StartExecution",
+    }

@@ -70,3 +70,16 @@ def test_template_command_prints_the_rendered_template(
     assert main(["template"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == render_template()
+
+
+def test_state_machine_waits_first_when_started_with_a_next_at() -> None:
+    # A loop continued as new, or restarted by resume, starts with the time of its next chunk;
+    # the splitter's first state has none and releases chunk 0 at once.
+    states = definition()["States"]
+    begin = states[definition()["StartAt"]]
+    assert begin["Type"] == "Choice"
+    [at_once] = begin["Choices"]
+    assert (at_once["Variable"], at_once["StringEquals"]) == ("$.next_at", "")
+    assert states[at_once["Next"]]["Type"] == "Task"
+    assert states[begin["Default"]]["Type"] == "Wait"
+    assert states[begin["Default"]]["TimestampPath"] == "$.next_at"

@@ -31,6 +31,9 @@ def client(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 
     monkeypatch.setenv("STATUS_CALLBACK_URL", PUBLIC_URL)
     services.reset()
+    # Rows 7 and 8 are being called: a callback for them binds its message to the row.
+    for row in (7, 8):
+        services.ledger().claim(JOB, row, 1)
     with Client(app_module.app, stage_name="dev", project_dir=str(tmp_path)) as test_client:
         yield test_client
 
@@ -299,3 +302,95 @@ def test_sender_asks_for_status_callbacks_and_the_emulator_sends_them_signed(
         f"/twilio/status?job={JOB}&row=2": ["queued", "sent", "undelivered"],
         "/mine": ["queued", "sent", "delivered"],
     }
+
+
+# -- callbacks bound to their row's message (CallLedger.bind_callback) ------------------------
+
+
+def ledger_item(stack: Stack, job: str, row: int) -> dict[str, Any]:
+    item = stack.dynamodb.get_item(
+        TableName=stack.env["IDEMPOTENCY_TABLE"],
+        Key={"job_id": {"S": job}, "row": {"N": str(row)}},
+        ConsistentRead=True,
+    ).get("Item", {})
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def called(job: str, row: int, *, sid: str, to: str) -> None:
+    """The row's call completed: the ledger holds the message it created."""
+    services.ledger().claim(job, row, 1)
+    envelope = {"job_id": job, "row": row, "outcome": "sent", "request": {"To": to}, "sid": sid}
+    # As the sender records it: through LedgerWrites, which stores the To and SID too.
+    writes = services.ledger().writes()
+    writes.completed(job, row, 1, envelope)
+    writes.flush()
+
+
+def test_status_callback_for_another_jobs_row_signed_correctly_is_403_and_changes_nothing(
+    stack: Stack, client: Client
+) -> None:
+    victim = "other-fedcba987654"
+    called(victim, 3, sid="SM" + "c" * 32, to="+14155550100")
+    before = ledger_item(stack, victim, 3)
+    # A row of another job set its StatusCallback to the victim's row: Twilio signs the
+    # callback of the attacker's message for that URL, so the signature is good.
+    url = status_callback_url(PUBLIC_URL, victim, 3)
+    form = callback_form("undelivered", sid="SM" + "e" * 32, ErrorCode="30006")
+    headers = {**FORM, "X-Twilio-Signature": signed(url, form)}
+    response = client.http.post(
+        "/twilio/status?" + url.split("?", 1)[1], headers=headers, body=urlencode(form).encode()
+    )
+
+    assert response.status_code == 403
+    assert json.loads(response.body)["Code"] == "ForbiddenError"
+    assert (
+        stack.dynamodb.get_item(
+            TableName=stack.env["RESULTS_TABLE"],
+            Key={"job_id": {"S": victim}, "row": {"N": "3"}},
+            ConsistentRead=True,
+        ).get("Item")
+        is None
+    )
+    assert ledger_item(stack, victim, 3) == before
+    assert queue_bodies(stack, stack.env["SUPPRESSION_QUEUE"]) == []
+
+
+def test_status_callback_for_a_row_never_called_is_403(stack: Stack, client: Client) -> None:
+    assert deliver(client, callback_form("delivered"), row=9).status_code == 403
+    assert result_item(stack, 9) == {} and ledger_item(stack, JOB, 9) == {}
+
+
+def test_status_callback_to_another_number_than_the_rows_call_is_403(
+    stack: Stack, client: Client
+) -> None:
+    called(JOB, 5, sid="SM" + "a" * 32, to="+14155550199")
+
+    assert deliver(client, callback_form("delivered"), row=5).status_code == 403
+    assert result_item(stack, 5) == {}
+
+
+def test_status_callback_while_the_row_is_calling_binds_its_sid_and_refuses_another(
+    stack: Stack, client: Client
+) -> None:
+    first, second = "SM" + "a" * 32, "SM" + "f" * 32
+
+    assert deliver(client, callback_form("sent", sid=first)).status_code == 204
+    assert ledger_item(stack, JOB, 7)["callback_sid"] == first
+    assert deliver(client, callback_form("delivered", sid=second)).status_code == 403
+    assert deliver(client, callback_form("delivered", sid=first)).status_code == 204
+
+    item = result_item(stack)
+    assert (item["delivery_status"], item["delivery_sid"]) == ("delivered", first)
+    assert ledger_item(stack, JOB, 7)["callback_sid"] == first
+
+
+def test_status_callback_for_the_rows_own_completed_call_is_accepted(
+    stack: Stack, client: Client
+) -> None:
+    called(JOB, 4, sid="SM" + "d" * 32, to="+14155550100")
+
+    assert (
+        deliver(client, callback_form("delivered", sid="SM" + "d" * 32), row=4).status_code == 204
+    )
+    assert deliver(client, callback_form("read", sid="SM" + "a" * 32), row=4).status_code == 403
+    assert result_item(stack, 4)["delivery_status"] == "delivered"
