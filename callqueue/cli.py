@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from callqueue.faults import FaultSpec
+from callqueue.faults import READ_KINDS, FaultSpec
 from callqueue.report import OUTCOMES, JobTotals, build_report
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
@@ -173,6 +173,18 @@ def _rate_arguments(parser: argparse.ArgumentParser) -> None:
 def _local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests-log", type=Path, help="JSON Lines log of emulator requests")
     parser.add_argument("--faults", type=_faults, default=None, help="e.g. 429=0.1,reset=0.05")
+    parser.add_argument(
+        "--lookup-faults",
+        type=_lookup_faults,
+        default=None,
+        help="faults of the emulator's lists and fetches (429, 500, reset, slow), e.g. 429=0.05",
+    )
+    parser.add_argument(
+        "--slow-seconds",
+        type=_non_negative,
+        default=None,
+        help="how late a `slow` fault answers (default: past the Twilio client's read timeout)",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="emulator latency, seconds")
     parser.add_argument("--concurrency-limit", type=_positive, help="emulated account limit")
     parser.add_argument(
@@ -235,6 +247,27 @@ def _faults(text: str) -> FaultSpec:
         return FaultSpec.parse(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _lookup_faults(text: str) -> FaultSpec:
+    spec = _faults(text)
+    unfit = sorted(kind.value for kind in spec.kinds() - READ_KINDS)
+    if unfit:
+        raise argparse.ArgumentTypeError(
+            f"a look-up changes nothing, so it cannot fail with {', '.join(unfit)};"
+            " use 429, 500, reset or slow"
+        )
+    return spec
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def _readable(path: Path) -> None:
@@ -311,6 +344,8 @@ def _options(args: argparse.Namespace) -> Options:
         window_seconds=args.window,
         requests_log=args.requests_log,
         faults=args.faults,
+        lookup_faults=args.lookup_faults,
+        **({} if args.slow_seconds is None else {"slow_seconds": args.slow_seconds}),
         latency=args.latency,
         concurrency_limit=args.concurrency_limit,
         account_cps=args.account_cps,

@@ -119,6 +119,58 @@ def generate_rows(
         yield row
 
 
+# The kinds of row mixed_rows draws, by share of the file. `large` travels (~40 KB);
+# `too-large` is under the per-field limit but over the row limit as sent (chalicelib.limits), and
+# is rejected at the splitter with the limit named.
+MIXED_KINDS: Final = (
+    ("plain", 0.38),
+    ("media", 0.15),
+    ("template", 0.14),
+    ("service", 0.05),
+    ("call", 0.10),
+    ("lookup", 0.10),
+    ("large", 0.07),
+    ("too-large", 0.01),
+)
+MIXED_COLUMNS: Final = (
+    "kind", "api", "To", "From", "MessagingServiceSid", "Body", "MediaUrl", "ContentSid",
+    "ContentVariables", "Url", "PhoneNumber",
+)  # fmt: skip
+MIXED_SERVICE: Final = "MG" + "5" * 32
+MIXED_CONTENT: Final = "HX" + "6" * 32
+_MIXED_PADDING: Final = {"large": 40_000, "too-large": 65_350}
+
+
+def mixed_rows(count: int, *, seed: int = 1, first_number: int = 0) -> Iterator[dict[str, str]]:
+    """``count`` rows of every kind a user sends (MIXED_KINDS), each to a number of its own,
+    +1415NNNNNNN from ``first_number`` on, so Twilio's requests can be counted per row. The
+    ``kind`` column is not a Twilio parameter: the splitter drops it."""
+    rng = random.Random(seed)
+    kinds = [kind for kind, _ in MIXED_KINDS]
+    weights = [weight for _, weight in MIXED_KINDS]
+    for n in range(first_number, first_number + count):
+        kind = rng.choices(kinds, weights)[0]
+        to = f"+1415{n:07d}"
+        row = dict.fromkeys(MIXED_COLUMNS, "")
+        row |= {"kind": kind, "api": "messages", "To": to, "From": SUCCESS_FROM}
+        if kind == "plain":
+            row["Body"] = f"Reminder {n}: your appointment is tomorrow \u2014 reply C to confirm"
+        elif kind == "media":
+            row["MediaUrl"] = f"https://example.com/card-{n % 7}.png"
+        elif kind == "template":
+            row |= {"ContentSid": MIXED_CONTENT, "ContentVariables": json.dumps({"1": f"name {n}"})}
+        elif kind == "service":
+            row |= {"From": "", "MessagingServiceSid": MIXED_SERVICE, "Body": f"Service {n}"}
+        elif kind == "call":
+            row |= {"api": "calls", "Url": TWIML_URL}
+        elif kind == "lookup":
+            row |= {"api": "lookup", "To": "", "From": "", "PhoneNumber": to}
+        else:
+            variables = {"1": f"name {n}", "2": "x" * _MIXED_PADDING[kind]}
+            row |= {"ContentSid": MIXED_CONTENT, "ContentVariables": json.dumps(variables)}
+        yield row
+
+
 def write_file(path: Path, fmt: FileFormat, rows: Iterable[Mapping[str, str]]) -> int:
     """Write rows to ``path`` as CSV, JSON (``{"messages": [...]}``) or JSON Lines; the count.
 

@@ -511,6 +511,8 @@ class LocalRuntime:
             "CPS",
             "WINDOW_SECONDS",
             "STATUS_CALLBACK_URL",
+            # A user's (or a test's) own read timeout for Twilio, as a deployment may set it.
+            "TWILIO_TIMEOUT_SECONDS",
         }
         return {name: os.environ[name] for name in sorted(names) if name in os.environ}
 
