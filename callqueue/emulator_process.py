@@ -4,7 +4,7 @@ Twilio is another service, and the emulator's arrival times are what the rate be
 measures: in a process of its own, a request's arrival is stamped without waiting for the
 interpreter that every sender, sink and trigger of the runtime shares (one GIL), and the
 emulator's work is off that interpreter. (Measured: this did not change the benchmark's
-figures; the calls' spread arises in the senders, see the README's Benchmarks.)
+figures; the calls' spread arises in the senders, see docs/benchmarks.md.)
 
 `EmulatorProcess` starts it and reads back the requests it logged (its requests log, a file of
 JSON lines; a temporary one when no log was asked for), also once it has stopped.

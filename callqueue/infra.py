@@ -27,6 +27,7 @@ from string import Template
 from typing import Any
 
 from callqueue.stack import PROJECT_DIR, StackError, deploy_stack, failure_reasons
+from chalicelib.errors import CallqueueError
 
 APP_NAME = "callqueue"
 BUCKET_OUTPUTS = (
@@ -41,7 +42,7 @@ BUCKET_OUTPUTS = (
 COMMENT = "Comment"
 
 
-class InfraError(Exception):
+class InfraError(CallqueueError):
     """A deployment step failed; the message says which and why."""
 
 
@@ -98,7 +99,7 @@ def secret_arn(secretsmanager: Any, secret_id: str) -> str:
     except secretsmanager.exceptions.ResourceNotFoundException:
         raise InfraError(
             f"the Twilio secret {secret_id!r} does not exist in this account and region: create "
-            "it first (README, 'Deploying to AWS'); the stack only refers to it"
+            "it first (README, 'Deploying'); the stack only refers to it"
         ) from None
 
 

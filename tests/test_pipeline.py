@@ -538,7 +538,7 @@ def test_sender_keeps_a_sender_to_its_messages_per_second(
     )["Item"]
     first_start = float(schedule["tat"]["N"]) - 3.0
     # A call may go before its time by as much as the rows booked with it are spread: at most
-    # one dispatch tick (README: metering).
+    # one dispatch tick (docs/design.md: metering).
     early = DISPATCH_TICK_SECONDS + 0.01
     assert all(t >= first_start + 0.5 * i - early for i, t in enumerate(sent))
     assert {e["row"] for e in drain(stack, observer)} == {1, 2, 3, 4, 5, 6}
