@@ -738,7 +738,7 @@ def serve() -> BaseWSGIServer:
 
 
 def main(argv: list[str]) -> int:
-    # See callqueue.runtime.relax_garbage_collection (not imported: it would load boto3 here).
+    # As callqueue.worker_process.relax_garbage_collection (not imported: it loads boto3).
     gc.set_threshold(50_000, 50, 1_000)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # moto enforces no IAM or resource policies; it says so about the template's queue policies.

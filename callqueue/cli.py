@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from callqueue.faults import READ_KINDS, FaultSpec
 from callqueue.report import OUTCOMES, JobTotals, build_report
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
+from chalicelib.errors import CallqueueError
 
 if TYPE_CHECKING:
     from callqueue.runtime import LocalRuntime, Options, Tally
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(CallqueueError):
     """Bad arguments or an unreadable file: exit 2 with the message."""
 
 

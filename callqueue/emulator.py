@@ -143,15 +143,14 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from callqueue.faults import READ_KINDS, FaultKind, FaultSpec
+from callqueue.faults import FAULT_HEADER, READ_KINDS, FaultKind, FaultSpec
+from chalicelib.errors import CallqueueError
 
 DEFAULT_ACCOUNT_SID = "ACfeedfacefeedfacefeedfacefeedface"
 DEFAULT_AUTH_TOKEN = "emulator-auth-token-not-a-secret"  # noqa: S105 - a fixed local fake
 DEFAULT_API_KEY_SID = "SKfeedfacefeedfacefeedfacefeedface"
 DEFAULT_API_KEY_SECRET = "emulator-api-key-secret-not-a-secret"  # noqa: S105 - a fixed local fake
 
-FAULT_HEADER = "X-Callqueue-Fault"
-"""Header on a response whose sender must behave as if it crashed right after receiving it."""
 
 API_VERSION = "2010-04-01"
 VALID_FROM = "+15005550006"
@@ -248,7 +247,7 @@ _ERROR_MESSAGES: Mapping[int, str] = {
 }
 
 
-class _ApiError(Exception):
+class _ApiError(CallqueueError):
     """An error answer: Twilio's error body with the given status and code."""
 
     def __init__(self, status: int, code: int, message: str) -> None:

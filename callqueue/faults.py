@@ -39,6 +39,9 @@ class FaultKind(StrEnum):
     than the twilio client's read timeout): the client gives up on a request that took effect."""
 
 
+FAULT_HEADER = "X-Callqueue-Fault"
+"""Header on a response whose sender must behave as if it crashed right after receiving it."""
+
 READ_KINDS = frozenset(
     {FaultKind.TOO_MANY_REQUESTS, FaultKind.SERVER_ERROR, FaultKind.RESET, FaultKind.SLOW}
 )

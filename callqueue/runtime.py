@@ -37,13 +37,17 @@ from callqueue.emulator import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
     DEFAULT_SLOW_SECONDS,
-    FAULT_HEADER,
 )
 from callqueue.emulator_process import EmulatorProcess
 from callqueue.faults import FaultSpec
 from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
-from callqueue.triggers import SimulatedCrash, Triggers
-from callqueue.worker_process import NORMAL, Worker, realtime
+from callqueue.triggers import Triggers
+from callqueue.worker_process import (
+    AwsRequestCounter,
+    CrashingHttpClient,
+    Worker,
+    relax_garbage_collection,
+)
 from chalicelib import services
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 from chalicelib.jobs import Job, JobStore
@@ -124,49 +128,6 @@ class Options:
         them until the in-doubt time anyway."""
         deadline = math.ceil(self.in_doubt_after_seconds / 2)
         return max(self.visibility_timeout, deadline + PUBLISH_ALLOWANCE_SECONDS)
-
-
-def relax_garbage_collection() -> None:
-    """Collect cycles less often in the harness's processes. moto keeps every message and item
-    as Python objects and makes a lot of garbage per request; with the default thresholds its
-    full collections stopped every request for up to seconds at a time in the rate benchmark.
-    Memory is bounded by the run, which ends."""
-    gc.set_threshold(50_000, 50, 1_000)
-
-
-class AwsRequestCounter:
-    """Counts every AWS API call the project's code makes, by `service:Operation`."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def session(self) -> boto3.session.Session:
-        session = boto3.session.Session()
-        session.events.register("before-call.*.*", self._count)
-        return session
-
-    def _count(self, event_name: str, model: Any, **_: Any) -> None:
-        service = model.service_model.service_id.hyphenize()
-        with self._lock:
-            self.counts[f"{service}:{model.name}"] += 1
-
-
-class CrashingHttpClient(CapturingHttpClient):
-    """Kills the invocation when the emulator marks a response with the `crash` fault: the call
-    reached Twilio, and the function dies before any project code sees the response."""
-
-    def __init__(self, *, scheduling: str = NORMAL, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # How each call's thread is scheduled while it calls (callqueue.worker_process).
-        self._scheduling = scheduling
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        with realtime(self._scheduling):
-            response = super().request(method, url, *args, **kwargs)
-        if (response.headers or {}).get(FAULT_HEADER) == "crash":
-            raise SimulatedCrash("injected crash after Twilio's response")
-        return response
 
 
 @dataclass

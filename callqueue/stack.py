@@ -15,6 +15,8 @@ from typing import Any
 import boto3
 import yaml
 
+from chalicelib.errors import CallqueueError
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_DIR / ".chalice" / "infrastructure.yaml"
 STATE_MACHINE = PROJECT_DIR / ".chalice" / "state-machine.json"
@@ -48,7 +50,7 @@ OUTPUT_ENV = {
 }
 
 
-class StackError(Exception):
+class StackError(CallqueueError):
     """The stack could not be created or updated."""
 
 

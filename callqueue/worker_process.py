@@ -18,22 +18,27 @@ Prints "READY <url> <scheduling>" once serving; stops when its standard input cl
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import requests
 
+from callqueue.faults import FAULT_HEADER
 from callqueue.lambdas import Handler, function_name, run_function
 from callqueue.triggers import SimulatedCrash
+from chalicelib.twilio_gateway import CapturingHttpClient
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
@@ -62,6 +67,49 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 NICE = -10
 NORMAL = "normal"
 RT_RUNTIME = Path("/proc/sys/kernel/sched_rt_runtime_us")
+
+
+def relax_garbage_collection() -> None:
+    """Collect cycles less often in the harness's processes. moto keeps every message and item
+    as Python objects and makes a lot of garbage per request; with the default thresholds its
+    full collections stopped every request for up to seconds at a time in the rate benchmark.
+    Memory is bounded by the run, which ends."""
+    gc.set_threshold(50_000, 50, 1_000)
+
+
+class AwsRequestCounter:
+    """Counts every AWS API call the project's code makes, by `service:Operation`."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def session(self) -> boto3.session.Session:
+        session = boto3.session.Session()
+        session.events.register("before-call.*.*", self._count)
+        return session
+
+    def _count(self, event_name: str, model: Any, **_: Any) -> None:
+        service = model.service_model.service_id.hyphenize()
+        with self._lock:
+            self.counts[f"{service}:{model.name}"] += 1
+
+
+class CrashingHttpClient(CapturingHttpClient):
+    """Kills the invocation when the emulator marks a response with the `crash` fault: the call
+    reached Twilio, and the function dies before any project code sees the response."""
+
+    def __init__(self, *, scheduling: str = NORMAL, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # How each call's thread is scheduled while it calls (callqueue.worker_process).
+        self._scheduling = scheduling
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with realtime(self._scheduling):
+            response = super().request(method, url, *args, **kwargs)
+        if (response.headers or {}).get(FAULT_HEADER) == "crash":
+            raise SimulatedCrash("injected crash after Twilio's response")
+        return response
 
 
 class Worker:
@@ -262,18 +310,15 @@ def _rt_unthrottled() -> bool:
 
 def main(argv: list[str]) -> int:
     scheduling = prioritize()
-    # The runtime's own set-up of the clients (not imported at the top: it imports moto's
-    # server-side modules only when used).
-    from callqueue import runtime  # noqa: PLC0415
     from chalicelib import services  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING)
     stage, names = argv[1], argv[2].split(",")
-    runtime.relax_garbage_collection()
-    counter = runtime.AwsRequestCounter()
+    relax_garbage_collection()
+    counter = AwsRequestCounter()
     services.use_boto3_session(counter.session, max_pool_connections=400)
     services.use_twilio_http_client(
-        lambda base_url, timeout: runtime.CrashingHttpClient(
+        lambda base_url, timeout: CrashingHttpClient(
             base_url=base_url, timeout=timeout, pool_size=512, scheduling=scheduling
         )
     )

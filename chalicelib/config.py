@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from chalicelib.errors import CallqueueError
 from chalicelib.metering import SenderLimits
 
 # SQS cannot delay a message longer than 15 minutes, and a chunk's rows are enqueued with delays
@@ -41,7 +42,7 @@ CredentialKind = Literal["test", "live"]
 ApiAuth = Literal["api_key", "iam"]
 
 
-class ConfigError(ValueError):
+class ConfigError(CallqueueError, ValueError):
     """A setting is missing or out of range."""
 
 

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+from chalicelib.errors import CallqueueError
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
@@ -87,7 +89,7 @@ _JSON_SCALAR_END: Final = re.compile(r"[\s,\]}]")
 _DECODER: Final = json.JSONDecoder()
 
 
-class FileFormatError(Exception):
+class FileFormatError(CallqueueError):
     """The file cannot be read at all; str(error) is a message for the user who uploaded it."""
 
 
@@ -152,7 +154,7 @@ def _binary_error(where: str) -> FileFormatError:
 # --- CSV ---------------------------------------------------------------------------------------
 
 
-class _OverlongRecordError(Exception):
+class _OverlongRecordError(CallqueueError):
     """Raised through csv.reader when a one-line record outgrows MAX_CSV_RECORD_CHARS."""
 
 
@@ -460,7 +462,7 @@ def _ends_within(text: str, end: int, value: object) -> bool:
     return end < len(text)
 
 
-class _TooDeepError(Exception):
+class _TooDeepError(CallqueueError):
     """Raised by _JsonWindow.value past a value nested more than MAX_JSON_DEPTH levels deep
     (never decoded); `kind` says what it was, for a message."""
 

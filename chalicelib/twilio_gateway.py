@@ -53,7 +53,7 @@ SECRET_KEYS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class CredentialsError(Exception):
+class CredentialsError(CallqueueError):
     """The Twilio secret is missing a key; names the key, never a value."""
 
 

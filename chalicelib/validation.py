@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from chalicelib.errors import CallqueueError
 from chalicelib.parsing import MAX_JSON_DEPTH, nesting_depth
 from chalicelib.records import APIS, Api, CallRequest, ParamValue
 
@@ -96,7 +97,7 @@ class Param:
     separator: str = r"\s+"
 
 
-class InvalidRow(Exception):
+class InvalidRow(CallqueueError):
     """A record that cannot become a request; str(error) is the reason shown to the user."""
 
 

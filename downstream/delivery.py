@@ -32,6 +32,7 @@ from chalicelib.callbacks import (
     check_signature,
 )
 from chalicelib.config import CredentialKind
+from chalicelib.errors import CallqueueError
 from chalicelib.idempotency import CallLedger
 from downstream.results import ResultsTable
 from downstream.router import TWILIO_ERROR, EventPublisher
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 AUTH_TOKEN_KEYS: Mapping[str, str] = {"live": "AUTH_TOKEN", "test": "TEST_AUTH_TOKEN"}
 
 
-class SigningKeyMissing(Exception):
+class SigningKeyMissing(CallqueueError):
     """The Twilio secret has no auth token to check callback signatures with."""
 
 

@@ -139,7 +139,7 @@ import os, sys, threading
 from types import SimpleNamespace
 from callqueue.worker_process import prioritize
 got = prioritize()
-from callqueue.runtime import CrashingHttpClient
+from callqueue.worker_process import CrashingHttpClient
 from chalicelib.twilio_gateway import CapturingHttpClient
 policies = []
 nice = []
