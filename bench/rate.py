@@ -16,12 +16,10 @@ import json
 import os
 import platform
 import re
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,8 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+from matplotlib.axes import Axes
+
 from callqueue.generate import generate_rows, write_file
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
+
+matplotlib.use("Agg")  # no display: draw to files only
+import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
@@ -41,6 +45,10 @@ TOLERANCE = os.environ.get("BENCH_SLOT_TOLERANCE", DEFAULT_SLOT_TOLERANCE_SECOND
 SEED = re.compile(r"\[seed (\d+)\]")
 # The deployment's default RATE_HEADROOM, which the runs use.
 HEADROOM = float(DEFAULT_RATE_HEADROOM)
+# bench/rate.png: a fixed width, a fixed height per scenario's panel, a fixed resolution.
+FIGURE_WIDTH_INCHES = 12.0
+PANEL_HEIGHT_INCHES = 2.5
+FIGURE_DPI = 100
 
 
 @dataclass(frozen=True)
@@ -201,55 +209,75 @@ def shares(requests: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    """A PNG, one panel per scenario: calls per 100 ms over time (grey bars), with the 100-ms
-    limit (red line). Drawn by hand to keep the benchmark free of plotting libraries."""
-    bins_max = 1200
-    panel_h, gap = 120, 12
-    width = min(bins_max, max(_bins(r)[0] for r in results) + 1) + 2
-    height = len(results) * (panel_h + gap)
-    pixels = [[(255, 255, 255)] * width for _ in range(height)]
-    for p, result in enumerate(results):
-        top = p * (panel_h + gap)
-        _, per_bin = _bins(result)
-        scale = panel_h / max(result["limit_100ms"] * 2, max(per_bin.values(), default=1))
-        for b, n in per_bin.items():
-            if b >= width - 2:
-                continue
-            bar = min(panel_h, round(n * scale))
-            over = n > result["limit_100ms"]
-            for y in range(panel_h - bar, panel_h):
-                pixels[top + y][b + 1] = (200, 60, 60) if over else (90, 90, 90)
-        limit_y = top + panel_h - min(panel_h, round(result["limit_100ms"] * scale))
-        for x in range(width):
-            pixels[limit_y][x] = (220, 0, 0)
-        for x in range(width):
-            pixels[top + panel_h - 1][x] = (0, 0, 0)
-    _write_png(path, pixels)
-
-
-def _bins(result: dict[str, Any]) -> tuple[int, Counter[int]]:
-    times = result["_arrivals"]
-    if not times:
-        return 0, Counter()
-    per_bin = Counter(int((t - times[0]) * 10) for t in times)
-    return max(per_bin), per_bin
-
-
-def _write_png(path: Path, pixels: list[list[tuple[int, int, int]]]) -> None:
-    height, width = len(pixels), len(pixels[0])
-    raw = b"".join(b"\x00" + bytes(c for px in row for c in px) for row in pixels)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 9))
-        + chunk(b"IEND", b"")
+    """A PNG, one panel per scenario, stacked: calls per 100 ms over time (bars, orange where a
+    bin is over the limit), the 100-ms limit (red line) and the target rate (dashed line)."""
+    panels = max(1, len(results))
+    fig, axes = plt.subplots(
+        panels,
+        1,
+        figsize=(FIGURE_WIDTH_INCHES, PANEL_HEIGHT_INCHES * panels),
+        dpi=FIGURE_DPI,
+        squeeze=False,
+        layout="constrained",
     )
+    for ax, result in zip(axes[:, 0], results, strict=False):
+        _panel(ax, result)
+    fig.savefig(path, dpi=FIGURE_DPI)
+    plt.close(fig)
+
+
+def _panel(ax: Axes, result: dict[str, Any]) -> None:
+    limit = result["limit_100ms"]
+    # The benchmark's target is the account's rate (see achieved_over_target).
+    target_cps = result.get("target_cps", result.get("account_cps"))
+    start, per_bin = _bins(result["_arrivals"])
+    if "name" in result:
+        ax.set_title(str(result["name"]), loc="left")
+    ax.set_xlabel("seconds since the first call")
+    ax.set_ylabel("calls per 100 ms")
+    under = sorted((b, n) for b, n in per_bin.items() if n <= limit)
+    over = sorted((b, n) for b, n in per_bin.items() if n > limit)
+    for bins, colour, label in (
+        (under, "0.45", "calls per 100 ms"),
+        (over, "tab:orange", "over the 100-ms limit"),
+    ):
+        if bins:
+            ax.bar(
+                [b / 10 - start for b, _ in bins],
+                [n for _, n in bins],
+                width=0.1,
+                align="edge",
+                color=colour,
+                linewidth=0,
+                label=label,
+            )
+    ax.axhline(limit, color="red", linewidth=1.2, label=f"100-ms limit ({limit})")
+    if target_cps is not None:
+        per_100ms = target_cps / 10
+        ax.axhline(
+            per_100ms,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"target ({per_100ms:g} per 100 ms)",
+        )
+    if not per_bin:
+        ax.text(0.5, 0.5, "no calls", transform=ax.transAxes, ha="center", va="center")
+    top = max([limit * 1.5, *per_bin.values()])
+    ax.set_ylim(0, top * 1.05)
+    ax.set_xlim(0, max(((max(per_bin) + 1) / 10 - start) if per_bin else 0.0, 1.0))
+    ax.grid(axis="y", color="0.9")
+    ax.set_axisbelow(True)
+    # Outside the axes, on the right, so that it never hides a bar.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+
+
+def _bins(times: list[float]) -> tuple[float, Counter[int]]:
+    """The first arrival, and the calls in each of the clock's tenths of a second (the bins of
+    max_calls_in_a_100ms_bin), keyed by the tenth."""
+    if not times:
+        return 0.0, Counter()
+    return times[0], Counter(int(t * 10) for t in times)
 
 
 RUN_FIGURES = (
