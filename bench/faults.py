@@ -40,8 +40,12 @@ OUT = Path(__file__).resolve().parent / "faults.json"
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as work:
-        source, report, log = (Path(work) / n for n in ("rows.csv", "report.json", "req.jsonl"))
+    # BENCH_KEEP=DIR keeps the run's file, report, requests log, outcomes and output there.
+    keep = os.environ.get("BENCH_KEEP")
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(keep) if keep else Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        source, report, log = (work / n for n in ("rows.csv", "report.json", "req.jsonl"))
         with source.open("w", newline="", encoding="utf-8") as out:
             writer = csv.DictWriter(out, MIXED_COLUMNS)
             writer.writeheader()
@@ -54,9 +58,13 @@ def main() -> int:
             [sys.executable, "-m", "callqueue.cli", "run", str(source), "--cps", str(CPS),
              "--window", "30", "--faults", FAULTS, "--lookup-faults", LOOKUP_FAULTS,
              "--slow-seconds", str(SLOW_SECONDS), "--seed", "1",
-             "--report", str(report), "--requests-log", str(log)],
+             "--report", str(report), "--requests-log", str(log),
+             "--outcomes", str(work / "outcomes.csv")],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
+        if keep:
+            (work / "stdout.txt").write_text(result.stdout)
+            (work / "stderr.txt").write_text(result.stderr)
         elapsed = time.monotonic() - started
         if not report.exists():
             print(result.stdout[-3000:], result.stderr[-6000:], sep="\n", file=sys.stderr)
