@@ -16,7 +16,7 @@ Anything else is 404 with code 20404. Bodies carry every property of the operati
 schema in Twilio's OpenAPI description; errors are ``{"code", "message", "more_info", "status"}``.
 Every response has ``Twilio-Request-Id``, ``Twilio-Concurrent-Requests`` (requests in flight on
 arrival, this one included) and ``Twilio-Request-Duration``. The host is ignored: point the SDK's
-hosts at `TwilioEmulator.base_url` with `chalicelib.twilio_gateway.CapturingHttpClient`.
+hosts at `TwilioEmulator.base_url` with `chalicelib.twilio.gateway.CapturingHttpClient`.
 
 Order of checks: route (404) -> Basic auth with the account SID + auth token or an API key SID +
 secret (401, 20003), then for 2010-04-01 paths a malformed account SID (404) or another account's

@@ -20,7 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib.batching import (
+from chalicelib.aws.buckets import Storage
+from chalicelib.aws.results_table import ResultsTable
+from chalicelib.aws.send_queue import RowTooLargeError, SendQueue
+from chalicelib.core.batching import (
     MAX_ENVELOPE_BYTES,
     EntryTooLargeError,
     chunked_by_size,
@@ -29,8 +32,7 @@ from chalicelib.batching import (
     item_size,
     message_size,
 )
-from chalicelib.enqueuer import Enqueuer
-from chalicelib.limits import (
+from chalicelib.core.limits import (
     DYNAMODB_MAX_ITEM_BYTES,
     DYNAMODB_MAX_TRANSACTION_BYTES,
     KIB,
@@ -38,11 +40,9 @@ from chalicelib.limits import (
     SNS_MAX_BATCH_BYTES,
     SQS_MAX_BATCH_BYTES,
 )
-from chalicelib.publisher import ResponsePublisher
-from chalicelib.queue import RowTooLargeError, SendQueue
-from chalicelib.records import ChunkRow, QueuedRow
-from chalicelib.storage import Storage
-from downstream.results import ResultsTable
+from chalicelib.core.records import ChunkRow, QueuedRow
+from chalicelib.release.enqueuer import Enqueuer
+from chalicelib.sending.publisher import ResponsePublisher
 from tests.conftest import subscribe_queue
 from tests.test_results import TABLE, create_results_table
 from tests.test_results import envelope as results_envelope
