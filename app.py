@@ -8,34 +8,35 @@ from typing import Any
 
 from chalice.app import Chalice, Rate, S3Event, SQSEvent
 
-from chalicelib import observability, services
-from chalicelib.api import route_auth
-from chalicelib.records import QueuedRow
-from chalicelib.release import LoopState
+from chalicelib import observability, wiring
+from chalicelib.api.jobs import route_auth
+from chalicelib.core.records import QueuedRow
+from chalicelib.release.releaser import LoopState
+from downstream import wiring as sinks
 from downstream.messages import envelopes_of, events_of
-from downstream.router import suppress
+from downstream.suppression import suppress
 
 app = Chalice(app_name="callqueue")
 app.log.setLevel(logging.INFO)
 # In Lambda, one JSON object per log line with the job and row being worked on.
 observability.configure_logging(("chalicelib", "downstream"), level=logging.INFO)
 
-settings = services.settings()
+settings = wiring.settings()
 
 
 @app.on_s3_event(bucket=settings.source_bucket, events=["s3:ObjectCreated:*"])
 def handle_source_file(event: S3Event) -> None:
-    services.splitter().split(event.bucket, event.key)
+    wiring.splitter().split(event.bucket, event.key)
 
 
 @app.lambda_function(name="release_chunk")
 def handle_release_chunk(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return services.releaser().release(LoopState.from_json(event)).to_json()
+    return wiring.releaser().release(LoopState.from_json(event)).to_json()
 
 
 @app.on_s3_event(bucket=settings.process_bucket, events=["s3:ObjectCreated:*"])
 def handle_released_chunk(event: S3Event) -> None:
-    services.enqueuer().enqueue_chunk(event.bucket, event.key)
+    wiring.enqueuer().enqueue_chunk(event.bucket, event.key)
 
 
 @app.on_sqs_message(
@@ -45,7 +46,7 @@ def handle_released_chunk(event: S3Event) -> None:
     maximum_concurrency=settings.sender_max_concurrency,
 )
 def handle_send_batch(event: SQSEvent) -> None:
-    services.sender().send_batch(QueuedRow.from_json(json.loads(r.body)) for r in event)
+    wiring.sender().send_batch(QueuedRow.from_json(json.loads(r.body)) for r in event)
 
 
 # Downstream: each sink reads the response topic through a queue of its own.
@@ -55,72 +56,72 @@ def handle_send_batch(event: SQSEvent) -> None:
     queue=settings.archive_queue, batch_size=1000, maximum_batching_window_in_seconds=30
 )
 def handle_archive_batch(event: SQSEvent) -> None:
-    services.archive().write(envelopes_of(r.body for r in event))
+    sinks.archive().write(envelopes_of(r.body for r in event))
 
 
 @app.on_sqs_message(
     queue=settings.results_queue, batch_size=100, maximum_batching_window_in_seconds=5
 )
 def handle_results_batch(event: SQSEvent) -> None:
-    services.results().record(envelopes_of(r.body for r in event))
+    wiring.results().record(envelopes_of(r.body for r in event))
 
 
 @app.on_sqs_message(queue=settings.router_queue, batch_size=10)
 def handle_router_batch(event: SQSEvent) -> None:
-    services.router().route(envelopes_of(r.body for r in event))
+    sinks.router().route(envelopes_of(r.body for r in event))
 
 
 @app.on_sqs_message(queue=settings.suppression_queue, batch_size=10)
 def handle_suppression_events(event: SQSEvent) -> None:
-    suppress(services.suppression(), events_of(r.body for r in event))
+    suppress(wiring.suppression(), events_of(r.body for r in event))
 
 
 @app.on_sqs_message(queue=settings.systemic_queue, batch_size=10)
 def handle_systemic_events(event: SQSEvent) -> None:
-    services.systemic().handle(events_of(r.body for r in event))
+    sinks.systemic().handle(events_of(r.body for r in event))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def handle_reconcile(event: Any) -> None:
-    services.reconciler().run()
+    sinks.reconciler().run()
 
 
-# The REST API (chalicelib/api.py, downstream/delivery.py; described in openapi.yaml). The job
-# routes need an API key or IAM credentials, by stage; Twilio's callback only its signature.
+# The REST API (chalicelib/api/jobs.py, chalicelib/api/status.py; described in openapi.yaml). The
+# job routes need an API key or IAM credentials, by stage; Twilio's callback only its signature.
 
 job_auth = route_auth(settings)
 
 
 @app.route("/jobs", methods=["POST"], **job_auth)
 def handle_create_job() -> Any:
-    return services.jobs_api().create(app.current_request)
+    return wiring.jobs_api().create(app.current_request)
 
 
 @app.route("/jobs", methods=["GET"], **job_auth)
 def handle_list_jobs() -> Any:
-    return services.jobs_api().recent(app.current_request)
+    return wiring.jobs_api().recent(app.current_request)
 
 
 @app.route("/jobs/{job_id}", methods=["GET"], **job_auth)
 def handle_get_job(job_id: str) -> Any:
-    return services.jobs_api().status(job_id)
+    return wiring.jobs_api().status(job_id)
 
 
 @app.route("/jobs/{job_id}/cancel", methods=["POST"], **job_auth)
 def handle_cancel_job(job_id: str) -> Any:
-    return services.jobs_api().cancel(job_id)
+    return wiring.jobs_api().cancel(job_id)
 
 
 @app.route("/jobs/{job_id}/pause", methods=["POST"], **job_auth)
 def handle_pause_job(job_id: str) -> Any:
-    return services.jobs_api().pause(job_id)
+    return wiring.jobs_api().pause(job_id)
 
 
 @app.route("/jobs/{job_id}/resume", methods=["POST"], **job_auth)
 def handle_resume_job(job_id: str) -> Any:
-    return services.jobs_api().resume(job_id)
+    return wiring.jobs_api().resume(job_id)
 
 
 @app.route("/twilio/status", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_status_callback() -> Any:
-    return services.status_callbacks().respond(app.current_request)
+    return wiring.status_callbacks().respond(app.current_request)

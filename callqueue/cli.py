@@ -217,7 +217,7 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sender_limits(text: str) -> str:
-    from chalicelib.metering import SenderLimits
+    from chalicelib.core.metering import SenderLimits
 
     try:
         SenderLimits.parse(text)
@@ -272,7 +272,7 @@ def _non_negative(text: str) -> float:
 
 
 def _readable(path: Path) -> None:
-    from chalicelib.parsing import FileFormatError, detect_format
+    from chalicelib.intake.parsing import FileFormatError, detect_format
 
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -294,10 +294,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from chalicelib.metering import SenderLimits
-    from chalicelib.parsing import FileFormatError, detect_format
-    from chalicelib.plan import plan
-    from chalicelib.planning import Schedule
+    from chalicelib.core.metering import SenderLimits
+    from chalicelib.core.schedule import Schedule
+    from chalicelib.intake.parsing import FileFormatError, detect_format
+    from chalicelib.intake.plan import plan
 
     _readable(args.file)
     senders = SenderLimits.parse(args.sender_limits or "auto")
@@ -470,34 +470,34 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _suppression_list(args: argparse.Namespace) -> int:
-    from chalicelib import services
+    from chalicelib import wiring
 
-    for entry in services.suppression().list():
+    for entry in wiring.suppression().list():
         code = "" if entry.error_code is None else f" ({entry.error_code})"
         print(f"{entry.number}\t{entry.reason}{code}\t{entry.job_id or ''}")
     return EXIT_OK
 
 
 def _suppression_add(args: argparse.Namespace) -> int:
-    from chalicelib import services
+    from chalicelib import wiring
 
-    added = services.suppression().add(args.number, args.reason)
+    added = wiring.suppression().add(args.number, args.reason)
     print(f"{args.number}: {'suppressed' if added else 'already suppressed'}")
     return EXIT_OK
 
 
 def _suppression_remove(args: argparse.Namespace) -> int:
-    from chalicelib import services
+    from chalicelib import wiring
 
-    removed = services.suppression().remove(args.number)
+    removed = wiring.suppression().remove(args.number)
     print(f"{args.number}: {'removed' if removed else 'was not suppressed'}")
     return EXIT_OK
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    from chalicelib import services
+    from chalicelib import wiring
 
-    for row in services.send_queue().dead_letters():
+    for row in wiring.send_queue().dead_letters():
         error = row.get("last_error") or {}
         why = f"HTTP {error.get('status')} code {error.get('code')}" if error else "redriven by SQS"
         print(f"{row['job_id']}\trow {row['row']}\tattempt {row.get('attempt', 1)}\t{why}")
@@ -505,20 +505,20 @@ def _dlq_list(args: argparse.Namespace) -> int:
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
-    from chalicelib import services
+    from chalicelib import wiring
 
-    moved = services.send_queue().redrive_dead_letters()
+    moved = wiring.send_queue().redrive_dead_letters()
     print(f"{moved} row(s) put back on the send queue")
     return EXIT_OK
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from chalicelib import services
-    from chalicelib.jobs import StateChanged
-    from downstream.systemic import resume
+    from chalicelib import wiring
+    from chalicelib.aws.jobs_table import StateChanged
+    from chalicelib.release.resume import resume
 
     try:
-        start = resume(services.jobs(), args.job_id, now=time.time())
+        start = resume(wiring.jobs(), args.job_id, now=time.time())
     except StateChanged as error:
         raise UsageError(str(error)) from None
     print(f"{args.job_id}: resumed; rows now due from {time.ctime(start)}")

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal, get_args
 
-from chalicelib.records import APIS
+from chalicelib.core.records import APIS
 
 FileFormat = Literal["csv", "json", "jsonl"]
 FILE_FORMATS: Final[tuple[FileFormat, ...]] = get_args(FileFormat)
@@ -119,9 +119,9 @@ def generate_rows(
         yield row
 
 
-# The kinds of row mixed_rows draws, by share of the file. `large` travels (~40 KB);
-# `too-large` is under the per-field limit but over the row limit as sent (chalicelib.limits), and
-# is rejected at the splitter with the limit named.
+# The kinds of row mixed_rows draws, by share of the file. `large` travels (~40 KB); `too-large` is
+# under the per-field limit but over the row limit as sent (chalicelib.core.limits), and is rejected
+# at the splitter with the limit named.
 MIXED_KINDS: Final = (
     ("plain", 0.38),
     ("media", 0.15),

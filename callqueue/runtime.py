@@ -48,12 +48,12 @@ from callqueue.worker_process import (
     Worker,
     relax_garbage_collection,
 )
-from chalicelib import services
+from chalicelib import wiring
+from chalicelib.aws.buckets import rejects_key
+from chalicelib.aws.jobs_table import Job, JobStore
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
-from chalicelib.jobs import Job, JobStore
-from chalicelib.splitter import job_id_for
-from chalicelib.storage import rejects_key
-from chalicelib.twilio_gateway import CapturingHttpClient
+from chalicelib.intake.splitter import job_id_for
+from chalicelib.twilio.gateway import CapturingHttpClient
 from downstream.reconcile import read_rejects_csv
 
 log = logging.getLogger(__name__)
@@ -341,8 +341,8 @@ class LocalRuntime:
         )
         # One client per service serves every handler here (each Lambda container has its own):
         # ten senders with their calls in flight, the sinks and the pollers.
-        services.use_boto3_session(self.counter.session, max_pool_connections=400)
-        services.use_twilio_http_client(
+        wiring.use_boto3_session(self.counter.session, max_pool_connections=400)
+        wiring.use_twilio_http_client(
             # One gateway serves every sender here: a pool for all their calls in flight.
             lambda base_url, timeout: CrashingHttpClient(
                 base_url=base_url, timeout=timeout, pool_size=512
@@ -410,8 +410,8 @@ class LocalRuntime:
         if self._saved_environment is not None:
             os.environ.clear()
             os.environ.update(self._saved_environment)
-        services.use_twilio_http_client(CapturingHttpClient)
-        services.use_boto3_session(boto3.session.Session)
+        wiring.use_twilio_http_client(CapturingHttpClient)
+        wiring.use_boto3_session(boto3.session.Session)
 
     def __enter__(self) -> LocalRuntime:
         self.start()

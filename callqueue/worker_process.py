@@ -38,7 +38,7 @@ import requests
 from callqueue.faults import FAULT_HEADER
 from callqueue.lambdas import Handler, function_name, run_function
 from callqueue.triggers import SimulatedCrash
-from chalicelib.twilio_gateway import CapturingHttpClient
+from chalicelib.twilio.gateway import CapturingHttpClient
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
@@ -310,14 +310,14 @@ def _rt_unthrottled() -> bool:
 
 def main(argv: list[str]) -> int:
     scheduling = prioritize()
-    from chalicelib import services  # noqa: PLC0415
+    from chalicelib import wiring  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING)
     stage, names = argv[1], argv[2].split(",")
     relax_garbage_collection()
     counter = AwsRequestCounter()
-    services.use_boto3_session(counter.session, max_pool_connections=400)
-    services.use_twilio_http_client(
+    wiring.use_boto3_session(counter.session, max_pool_connections=400)
+    wiring.use_twilio_http_client(
         lambda base_url, timeout: CrashingHttpClient(
             base_url=base_url, timeout=timeout, pool_size=512, scheduling=scheduling
         )

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from chalicelib.core.metering import SenderLimits
 from chalicelib.errors import CallqueueError
-from chalicelib.metering import SenderLimits
 
 # SQS cannot delay a message longer than 15 minutes, and a chunk's rows are enqueued with delays
 # spanning one window, so a window can be at most that long.
@@ -88,7 +88,7 @@ class Settings:
     # The account's calls per second, shared by every job (CPS is a job's own pace).
     account_cps: float
     # Per-sender limits: "" (off), "auto" (Twilio's defaults by kind of number), or overrides
-    # such as "auto,+15005550006=10" (chalicelib.metering.SenderLimits).
+    # such as "auto,+15005550006=10" (chalicelib.core.metering.SenderLimits).
     sender_limits: str
     # How many of a batch's calls may be in flight at once.
     sender_call_concurrency: int
@@ -108,8 +108,8 @@ class Settings:
     api_auth: ApiAuth
     # Rows accepted in the body of POST /jobs; larger files go through a presigned upload.
     api_max_rows: int
-    # How long a job's content stays claimed (chalicelib.content): the same bytes uploaded again
-    # within it are a duplicate unless the upload asks for a resend.
+    # How long a job's content stays claimed (chalicelib.intake.content): the same bytes uploaded
+    # again within it are a duplicate unless the upload asks for a resend.
     content_retention_days: int = 30
 
     def __post_init__(self) -> None:

@@ -27,8 +27,8 @@ from typing import IO
 
 # job_settled lives beside the job record: the API asks it too, and chalicelib never imports
 # downstream.
-from chalicelib.jobs import Job, job_settled
-from chalicelib.planning import Schedule
+from chalicelib.aws.jobs_table import Job, job_settled
+from chalicelib.core.schedule import Schedule
 
 __all__ = ["job_settled"]
 

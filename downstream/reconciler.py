@@ -19,9 +19,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from chalicelib.jobs import Job, JobStore, MalformedJob, StateChanged
+from chalicelib.aws.buckets import rejects_key
+from chalicelib.aws.event_bus import JOB_COMPLETED, SOURCE
+from chalicelib.aws.jobs_table import Job, JobStore, MalformedJob, StateChanged
+from chalicelib.aws.results_table import ResultsTable
 from chalicelib.observability import Metrics
-from chalicelib.storage import rejects_key
 from downstream.reconcile import (
     RowOutcome,
     is_stalled,
@@ -31,8 +33,6 @@ from downstream.reconcile import (
     read_rejects_csv,
     write_outcomes_csv,
 )
-from downstream.results import ResultsTable
-from downstream.router import JOB_COMPLETED, SOURCE
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

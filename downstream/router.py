@@ -10,23 +10,13 @@ are routed too, so a rule can watch them.
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chalicelib.batching import Failed, chunked, send_with_retries
-from chalicelib.cancel import CANCELLED
-from downstream.suppression import SuppressionList, number_of, suppression_reason
-
-if TYPE_CHECKING:
-    from mypy_boto3_events import EventBridgeClient
-
-SOURCE = "callqueue"
-TWILIO_ERROR = "TwilioError"
-LOOKUP_FINDING = "LookupFinding"
-JOB_COMPLETED = "JobCompleted"
+from chalicelib.aws.event_bus import LOOKUP_FINDING, TWILIO_ERROR, EventPublisher
+from chalicelib.sending.cancel import CANCELLED
+from chalicelib.sending.suppression import number_of, suppression_reason
 
 
 def event_details(envelope: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -52,63 +42,6 @@ def event_details(envelope: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]
     if envelope.get("api") == "lookup" and status is not None and status < 300 and reason:
         found.append((LOOKUP_FINDING, base))
     return found
-
-
-def suppress(suppressions: SuppressionList, events: Sequence[Mapping[str, Any]]) -> int:
-    """Apply the events the suppression rules matched: each event's number is never called again
-    (the reason was decided when the event was made). Returns numbers newly suppressed."""
-    added = 0
-    for event in events:
-        detail = event["detail"]
-        if detail.get("number") and detail.get("Reason"):
-            added += suppressions.add(
-                str(detail["number"]),
-                str(detail["Reason"]),
-                error_code=detail.get("ErrorCode"),
-                job_id=detail.get("job_id"),
-            )
-    return added
-
-
-class EventPublisher:
-    """PutEvents on the error bus, ten entries a request, refused entries retried."""
-
-    def __init__(
-        self, events: EventBridgeClient, bus: str, *, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self._events = events
-        self._bus = bus
-        self._sleep = sleep
-
-    def put(self, details: Sequence[tuple[str, dict[str, Any]]]) -> int:
-        for batch in chunked(details):
-            entries = [
-                {
-                    "Id": str(i),
-                    "Source": SOURCE,
-                    "DetailType": kind,
-                    "Detail": json.dumps(detail, separators=(",", ":")),
-                    "EventBusName": self._bus,
-                }
-                for i, (kind, detail) in enumerate(batch)
-            ]
-            send_with_retries(self._send, entries, what="PutEvents", sleep=self._sleep)
-        return len(details)
-
-    def _send(self, entries: list[dict[str, Any]]) -> list[Failed]:
-        request = [{k: v for k, v in e.items() if k != "Id"} for e in entries]
-        response = self._events.put_events(Entries=request)  # type: ignore[arg-type]
-        failed = []
-        # PutEvents answers entry by entry, in order, with an ErrorCode where one was refused.
-        for entry, result in zip(entries, response.get("Entries", []), strict=False):
-            if "ErrorCode" in result:
-                code = result["ErrorCode"]
-                failed.append(
-                    Failed(
-                        entry["Id"], code, result.get("ErrorMessage", ""), code != "InternalFailure"
-                    )
-                )
-        return failed
 
 
 class ErrorRouter:

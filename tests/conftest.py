@@ -30,7 +30,7 @@ from callqueue import lambdas
 from callqueue.aws_process import BACKENDS, serialize_in_process
 from callqueue.emulator import TwilioEmulator
 from callqueue.stack import deploy_stack, expose_state_machine_to_interpreter
-from chalicelib import services
+from chalicelib import wiring
 
 # Every test's mock_aws dispatches its requests one at a time, as DynamoDB and SQS apply them.
 serialize_in_process(BACKENDS)
@@ -101,7 +101,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
         monkeypatch.setenv("TWILIO_BASE_URL", emulator.base_url)
         monkeypatch.setenv("CPS", "10")
         monkeypatch.setenv("WINDOW_SECONDS", "2")
-        services.reset()
+        wiring.reset()
         import app as app_module
 
         functions = lambdas.pure_functions(app_module.app, "dev")
@@ -115,4 +115,4 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
                 dynamodb=boto3.client("dynamodb"),
                 sfn=boto3.client("stepfunctions"),
             )
-        services.reset()
+        wiring.reset()

@@ -15,7 +15,7 @@ import pytest
 from chalice.test import Client
 
 from callqueue.emulator import TwilioEmulator
-from chalicelib import services
+from chalicelib import wiring
 from tests.conftest import Stack, subscribe_queue
 from tests.test_pipeline import s3_event, sqs_event
 
@@ -207,7 +207,7 @@ def test_api_too_many_rows_is_413(
     stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("API_MAX_ROWS", "3")
-    services.reset()
+    wiring.reset()
 
     response = post(client, "/jobs", {"rows": rows(4)})
 
@@ -265,7 +265,7 @@ def test_api_cancelled_job_ends_every_row_failed_cancelled_without_calling_twili
     # 3 chunks of 2 rows (1 CPS, 2-second windows).
     job_id = create_and_split(stack, client, {"rows": rows(6), "cps": 1, "window": 2})
     assert client.http.post(f"/jobs/{job_id}/cancel").status_code == 200
-    job = services.jobs().get(job_id)
+    job = wiring.jobs().get(job_id)
     assert job is not None and job.started_at is not None
 
     # The release loop's next step releases what is left at once, and stops.

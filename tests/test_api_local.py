@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from callqueue.api_server import free_port
 from callqueue.emulator import DEFAULT_AUTH_TOKEN
 from callqueue.runtime import LocalRuntime, Options
-from chalicelib.callbacks import status_callback_url
+from chalicelib.twilio.callbacks import status_callback_url
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib.records import ResponseEnvelope, TwilioResult
+from chalicelib.core.records import ResponseEnvelope, TwilioResult
 from downstream.archive import ResponseArchive, archive_key
 
 BUCKET = "archive"

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from callqueue.aws_process import BackendLock, _Body, lock_keys
-from chalicelib.idempotency import CallLedger
+from chalicelib.sending.ledger import CallLedger
 from tests.tables import create_ledger_table
 
 

@@ -8,9 +8,9 @@ import random
 import pytest
 
 from callqueue.cli import main
-from chalicelib import services
-from chalicelib.jobs import Job
-from chalicelib.outcomes import backoff_seconds
+from chalicelib import wiring
+from chalicelib.aws.jobs_table import Job
+from chalicelib.core.outcomes import backoff_seconds
 from tests.conftest import Stack
 
 
@@ -22,7 +22,7 @@ def test_suppression_add_list_remove(stack: Stack, capsys: pytest.CaptureFixture
     assert "+14155550100: suppressed" in out and "already suppressed" in out
     assert "+14155550100\tasked us to stop" in out
     assert main(["suppression", "remove", "+14155550100"]) == 0
-    assert services.suppression().suppressed({"+14155550100"}) == set()
+    assert wiring.suppression().suppressed({"+14155550100"}) == set()
 
 
 def test_dlq_list_shows_why_and_redrive_puts_rows_back(
@@ -53,7 +53,7 @@ def test_dlq_list_shows_why_and_redrive_puts_rows_back(
 def test_resume_continues_a_paused_job_and_refuses_a_running_one(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    services.jobs().create(
+    wiring.jobs().create(
         Job(
             "job-1",
             "b",
@@ -71,7 +71,7 @@ def test_resume_continues_a_paused_job_and_refuses_a_running_one(
     )
     assert main(["resume", "job-1"]) == 0
     assert "job-1: resumed" in capsys.readouterr().out
-    job = services.jobs().get("job-1")
+    job = wiring.jobs().get("job-1")
     assert job is not None and job.state == "released"
     assert main(["resume", "job-1"]) == 2
     assert "not paused" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from moto.apigateway.models import APIGatewayBackend
 from moto.server import ThreadedMotoServer
 
 from callqueue import infra
-from chalicelib import services
+from chalicelib import wiring
 from tests.deployment import project_copy
 
 pytestmark = pytest.mark.e2e
@@ -133,11 +133,11 @@ def test_infra_deploy_then_chalice_deploy_then_post_deploy(
     s3 = boto3.client("s3")
     body = b"To,From,Body\n+15005550006,+15005550006,hello\n+15005550006,+15005550006,again\n"
     s3.put_object(Bucket=env["SOURCE_BUCKET"], Key="e2e.csv", Body=body)
-    services.reset()
+    wiring.reset()
     try:
-        job = services.splitter().split(env["SOURCE_BUCKET"], "e2e.csv")
+        job = wiring.splitter().split(env["SOURCE_BUCKET"], "e2e.csv")
     finally:
-        services.reset()
+        wiring.reset()
     assert (job.rows, job.valid, job.chunks) == (2, 2, 1)
     held = s3.list_objects_v2(Bucket=env["HOLDING_BUCKET"]).get("Contents", [])
     assert len(held) == 1

@@ -15,11 +15,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.idempotency import CallLedger
-from chalicelib.limiter import RateLimiter
-from chalicelib.planning import visible_early_seconds
-from chalicelib.records import QueuedRow, TwilioResult
-from chalicelib.sender import Sender, SendPolicy
+from chalicelib.core.records import QueuedRow, TwilioResult
+from chalicelib.core.schedule import visible_early_seconds
+from chalicelib.sending.ledger import CallLedger
+from chalicelib.sending.limiter import RateLimiter
+from chalicelib.sending.sender import Sender, SendPolicy
 from tests.tables import create_ledger_table, create_rate_table
 
 T0 = 1_000_000.0

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib import services
-from chalicelib.jobs import Job
-from chalicelib.publisher import ResponsePublisher
+from chalicelib import wiring
+from chalicelib.aws.jobs_table import Job
+from chalicelib.release.resume import resume
+from chalicelib.sending.publisher import ResponsePublisher
+from downstream import wiring as sinks
 from downstream.router import event_details
-from downstream.systemic import resume
 from tests.conftest import Stack, subscribe_queue
 from tests.test_pipeline import drain, queued, sqs_event, subscribe_responses
 
@@ -71,7 +72,7 @@ def make_job(state: str = "running", **fields: Any) -> Job:
         started_at=fields.pop("started_at", 100.0),
         **fields,
     )
-    services.jobs().create(job)
+    wiring.jobs().create(job)
     return job
 
 
@@ -113,7 +114,7 @@ def test_suppression_events_add_numbers_and_sender_skips_them(stack: Stack, clie
     )
     events = queue_events(stack, "SUPPRESSION_QUEUE")
     client.lambda_.invoke("handle_suppression_events", sqs_event(events))
-    assert services.suppression().suppressed({"+14155550100", "+14155550101"}) == {"+14155550100"}
+    assert wiring.suppression().suppressed({"+14155550100", "+14155550101"}) == {"+14155550100"}
 
     rows = [
         queued(7, {"To": "+14155550100", "From": VALID_FROM, "Body": "again"}),
@@ -135,7 +136,7 @@ def test_systemic_errors_pause_the_job_once_and_alert(stack: Stack, client: Clie
         "handle_systemic_events", sqs_event(queue_events(stack, "SYSTEMIC_QUEUE"))
     )
 
-    job = services.jobs().get("job-1")
+    job = wiring.jobs().get("job-1")
     assert job is not None and job.state == "paused" and job.systemic_errors == 7
     [alert] = drain(stack, alerts)
     assert (alert["job_id"], alert["error_codes"]) == ("job-1", {"21212": 7})
@@ -155,7 +156,7 @@ def test_systemic_share_is_judged_when_routed_not_when_the_event_arrives(
         "handle_systemic_events", sqs_event(queue_events(stack, "SYSTEMIC_QUEUE"))
     )
 
-    job = services.jobs().get("job-1")
+    job = wiring.jobs().get("job-1")
     assert job is not None and job.responses == 47
     assert job.state == "paused" and job.systemic_errors == 7
 
@@ -180,7 +181,7 @@ def test_an_early_errors_event_handled_late_is_judged_against_the_latest_count(
     client.lambda_.invoke("handle_systemic_events", sqs_event(late))
     client.lambda_.invoke("handle_systemic_events", sqs_event(early))
 
-    job = services.jobs().get("job-1")
+    job = wiring.jobs().get("job-1")
     assert job is not None and job.systemic_errors == 7 and job.state == "running"
 
 
@@ -198,7 +199,7 @@ def test_a_few_bad_senders_among_many_good_rows_do_not_pause_the_job(
         "handle_systemic_events", sqs_event(queue_events(stack, "SYSTEMIC_QUEUE"))
     )
 
-    job = services.jobs().get("job-1")
+    job = wiring.jobs().get("job-1")
     assert job is not None and job.systemic_errors == 7 and job.state == "running"
 
 
@@ -223,9 +224,9 @@ def test_sender_puts_rows_of_a_paused_job_back_without_calling(
 def test_resume_moves_the_jobs_start_by_the_pause(stack: Stack) -> None:
     make_job(state="paused", paused_at=1000.0, started_at=900.0, chunks=3, released_chunks=1)
 
-    start = resume(services.jobs(), "job-1", now=1600.0)
+    start = resume(wiring.jobs(), "job-1", now=1600.0)
 
-    job = services.jobs().get("job-1")
+    job = wiring.jobs().get("job-1")
     assert start == 1500.0
     assert job is not None and (job.state, job.started_at, job.paused_at) == (
         "running",
@@ -254,13 +255,13 @@ def test_reconciler_completes_a_settled_job_with_an_outcome_csv(
         {**envelope(3, None, 201), "outcome": "suppressed", "status": None},
     ]
     client.lambda_.invoke("handle_results_batch", sqs_event(results))
-    services.reconciler().run()
-    assert services.jobs().get("job-1").state == "running"  # type: ignore[union-attr]
+    sinks.reconciler().run()
+    assert wiring.jobs().get("job-1").state == "running"  # type: ignore[union-attr]
     client.lambda_.invoke("handle_router_batch", sqs_event(results))  # counts the responses
 
-    services.reconciler().run()
+    sinks.reconciler().run()
 
-    job = services.jobs().get("job-1")
+    job = wiring.jobs().get("job-1")
     assert job is not None and job.state == "completed"
     body = stack.s3.get_object(Bucket=stack.env["REPORTS_BUCKET"], Key="jobs/job-1/outcomes.csv")
     rows = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))

@@ -43,7 +43,7 @@ from callqueue.emulator import (
     smart_encode,
 )
 from callqueue.faults import FaultKind, FaultSpec
-from chalicelib.twilio_gateway import CapturingHttpClient
+from chalicelib.twilio.gateway import CapturingHttpClient
 from tests import oai
 
 ACCOUNT = DEFAULT_ACCOUNT_SID

@@ -11,7 +11,7 @@ from twilio.rest import Client
 from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from callqueue.emulator_process import EmulatorProcess
 from callqueue.faults import FaultSpec
-from chalicelib.twilio_gateway import CapturingHttpClient
+from chalicelib.twilio.gateway import CapturingHttpClient
 
 
 def client(emulator: EmulatorProcess) -> Client:

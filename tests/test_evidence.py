@@ -1,4 +1,4 @@
-"""Matching a call in doubt to what Twilio holds (chalicelib.evidence): found only when one
+"""Matching a call in doubt to what Twilio holds (chalicelib.core.evidence): found only when one
 resource is this row's, absent only when none can be, unknown otherwise."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.evidence import (
+from chalicelib.core.evidence import (
     CLOCK_SKEW_SECONDS,
     Candidate,
     body_matches,

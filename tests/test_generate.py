@@ -19,8 +19,8 @@ from callqueue.generate import (
     write_file,
     write_sample,
 )
-from chalicelib.parsing import Format, read_records
-from chalicelib.validation import InvalidRow, validate
+from chalicelib.intake.parsing import Format, read_records
+from chalicelib.intake.validation import InvalidRow, validate
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.csv"
 ALL_APIS = ("messages", "calls", "lookup", "verify", "studio")

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.errors import RetryableError
-from chalicelib.idempotency import CallLedger
+from chalicelib.sending.ledger import CallLedger
 from tests.tables import create_ledger_table
 
 TABLE = "ledger"

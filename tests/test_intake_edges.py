@@ -16,14 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callqueue.cli import main
-from chalicelib import services
+from chalicelib import wiring
+from chalicelib.aws.buckets import Source, Storage, chunk_key, rejects_key
 from chalicelib.config import Settings
-from chalicelib.content import Holder
-from chalicelib.limits import MAX_ROW_BYTES
-from chalicelib.parsing import MAX_FIELD_CHARS, MAX_JSON_DEPTH, nesting_depth
-from chalicelib.rows import Accepted, Rejected, checked_rows
-from chalicelib.splitter import Splitter, job_id_for
-from chalicelib.storage import Source, Storage, chunk_key, rejects_key
+from chalicelib.core.limits import MAX_ROW_BYTES
+from chalicelib.intake.content import Holder
+from chalicelib.intake.parsing import MAX_FIELD_CHARS, MAX_JSON_DEPTH, nesting_depth
+from chalicelib.intake.rows import Accepted, Rejected, checked_rows
+from chalicelib.intake.splitter import Splitter, job_id_for
 from tests.conftest import Stack
 
 FROM = "+15005550006"
@@ -52,11 +52,11 @@ def make_splitter(
     loops: StartedLoops, clock: Clock | None = None, storage: Storage | None = None
 ) -> Splitter:
     return Splitter(
-        storage or services.storage(),
-        services.jobs(),
+        storage or wiring.storage(),
+        wiring.jobs(),
         loops,  # type: ignore[arg-type]
         Settings.from_env(),
-        claims=services.content_claims(),
+        claims=wiring.content_claims(),
         clock=clock or Clock(),
     )
 
@@ -299,7 +299,7 @@ def test_unexpected_error_validating_a_row_rejects_only_that_row(
 ) -> None:
     # A mapping whose keys are not strings is no JSON a parser gives; the validator was not
     # written for it and fails on it: the row is rejected, the traceback logged.
-    from chalicelib import rows as rows_module
+    from chalicelib.intake import rows as rows_module
 
     outcome = rows_module._checked(7, {1: "x"})  # type: ignore[dict-item]
 
@@ -503,7 +503,7 @@ def test_same_upload_delivered_twice_resumes(stack: Stack) -> None:
     first = splitter.split(bucket, "twice.csv")
     # The first delivery was cut off before its job left `splitting`: run again, it holds the
     # content itself.
-    services.jobs().update(first.job_id, state="splitting")
+    wiring.jobs().update(first.job_id, state="splitting")
     again = splitter.split(bucket, "twice.csv")
 
     assert (again.job_id, again.state) == (first.job_id, "running")
@@ -573,7 +573,7 @@ def test_a_job_with_nothing_to_send_claims_nothing(stack: Stack) -> None:
 
 
 def test_claiming_again_for_the_same_job_succeeds(stack: Stack) -> None:
-    claims = services.content_claims()
+    claims = wiring.content_claims()
     me = Holder("job-a", 1.0)
 
     assert claims.claim("ab" * 32, me, 10.0) is None

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib import services
-from chalicelib.jobs import Job
-from chalicelib.planning import iso_timestamp
-from chalicelib.release import STEPS_PER_EXECUTION, LoopState
-from chalicelib.release_loop import execution_name, generation_of
-from chalicelib.storage import chunk_key
+from chalicelib import wiring
+from chalicelib.aws.buckets import chunk_key
+from chalicelib.aws.jobs_table import Job
+from chalicelib.core.schedule import iso_timestamp
+from chalicelib.release.releaser import STEPS_PER_EXECUTION, LoopState
+from chalicelib.release.state_machine import execution_name, generation_of
+from downstream import wiring as sinks
 from downstream.reconcile import PAUSED_STALLED_AFTER, SPLITTING_STALLED_AFTER
 from tests.conftest import Stack, subscribe_queue
 from tests.test_downstream import envelope
@@ -54,7 +55,7 @@ def make_job(job_id: str = "calls-0123456789ab", state: str = "running", **field
         started_at=fields.pop("started_at", time.time()),
         **fields,
     )
-    services.jobs().create(job)
+    wiring.jobs().create(job)
     return job
 
 
@@ -64,7 +65,7 @@ def post(client: Client, path: str) -> tuple[int, dict[str, Any]]:
 
 
 def job(job_id: str = "calls-0123456789ab") -> Job:
-    found = services.jobs().get(job_id)
+    found = wiring.jobs().get(job_id)
     assert found is not None
     return found
 
@@ -89,7 +90,7 @@ def waiting_loop(job_id: str, chunk: int, *, generation: int = 0) -> None:
     state = LoopState(
         job_id, chunk, 10, time.time(), 60, 10, next_at=iso_timestamp(time.time() + 3600)
     )
-    assert services.release_loop().start(
+    assert wiring.release_loop().start(
         job_id, {**state.to_json(), "generation": generation}, generation
     )
 
@@ -110,7 +111,7 @@ def abort(stack: Stack, arn: str) -> None:
 
 
 def settle(job_id: str, rows: int) -> None:
-    services.results().record([{**envelope(r, None, 201), "job_id": job_id} for r in range(rows)])
+    wiring.results().record([{**envelope(r, None, 201), "job_id": job_id} for r in range(rows)])
 
 
 # -- pause, resume, cancel: 409 where the change means nothing ---------------------------------
@@ -252,9 +253,9 @@ def test_lifecycle_a_6000_chunk_job_continues_as_new_within_the_history_limit(
         )
     state = LoopState(job_id, 2998, 6000, start, 60, 10, steps=STEPS_PER_EXECUTION - 2)
 
-    after = services.releaser().release(state)
+    after = wiring.releaser().release(state)
     assert (after.chunk, after.steps, after.done) == (2999, STEPS_PER_EXECUTION - 1, False)
-    last = services.releaser().release(after)
+    last = wiring.releaser().release(after)
 
     assert (last.chunk, last.done, last.stopped) == (3000, True, "continued")
     loops = executions(stack, job_id)
@@ -265,7 +266,7 @@ def test_lifecycle_a_6000_chunk_job_continues_as_new_within_the_history_limit(
     assert following["input"]["next_at"] == last.next_at
     assert job(job_id).loop_generation == 1 and job(job_id).released_chunks == 3000
     # Step Functions retrying that step starts nothing more.
-    again = services.releaser().release(after)
+    again = wiring.releaser().release(after)
     assert again.stopped == "continued"
     assert set(executions(stack, job_id)) == {execution_name(job_id, 1)}
     # 6,000 chunks take six executions, each well within its history.
@@ -279,7 +280,7 @@ def test_lifecycle_a_paused_loop_continues_as_new_too(stack: Stack) -> None:
     make_job(job_id, state="paused", paused_at=time.time(), chunks=5, released_chunks=2)
     state = LoopState(job_id, 2, 5, time.time(), 60, 10, steps=STEPS_PER_EXECUTION - 1)
 
-    last = services.releaser().release(state)
+    last = wiring.releaser().release(state)
 
     assert (last.chunk, last.stopped) == (2, "continued")
     following = executions(stack, job_id)[execution_name(job_id, 1)]
@@ -309,7 +310,7 @@ def test_lifecycle_reconciler_completes_a_paused_job_whose_rows_all_settled(
     make_job(state="paused", paused_at=time.time(), responses=2)
     settle("calls-0123456789ab", 2)
 
-    decided = services.reconciler().run()
+    decided = sinks.reconciler().run()
 
     assert decided == {"calls-0123456789ab": "completed"}
     assert (job().state, job().outcomes_key) == (
@@ -332,7 +333,7 @@ def test_lifecycle_reconciler_isolates_a_malformed_record_and_a_failing_job(
     make_job("good-1", responses=2)
     settle("good-1", 2)
 
-    decided = services.reconciler().run()
+    decided = sinks.reconciler().run()
 
     assert decided == {"broken-1": "failed", "norejects-1": "failed", "good-1": "completed"}
     assert job("good-1").state == "completed" and job("norejects-1").state == "running"
@@ -353,7 +354,7 @@ def test_lifecycle_reconciler_flags_a_job_splitting_too_long_and_shows_it(
     )
     make_job("fresh-0123456789ab", state="splitting", started_at=None)
 
-    decided = services.reconciler().run()
+    decided = sinks.reconciler().run()
 
     assert decided == {"calls-0123456789ab": "stalled"}
     flagged = job()
@@ -365,7 +366,7 @@ def test_lifecycle_reconciler_flags_a_job_splitting_too_long_and_shows_it(
     shown = json.loads(client.http.get("/jobs/calls-0123456789ab").body)["stalled"]
     assert shown == {"since": flagged.stalled_since, "reason": flagged.stalled_reason}
     # Flagged once: the next pass neither flags nor alerts again.
-    assert services.reconciler().run() == {}
+    assert sinks.reconciler().run() == {}
     assert stack.sqs.receive_message(QueueUrl=alerts).get("Messages", []) == []
 
 
@@ -379,7 +380,7 @@ def test_lifecycle_reconciler_leaves_a_job_the_intake_fails_after_three_attempts
         split_attempts=3,
     )
 
-    assert services.reconciler().run() == {}
+    assert sinks.reconciler().run() == {}
     assert job().stalled_since is None
 
 
@@ -388,7 +389,7 @@ def test_lifecycle_reconciler_flags_a_forgotten_pause_and_resume_clears_it(
 ) -> None:
     make_job(state="paused", paused_at=time.time() - PAUSED_STALLED_AFTER - 60, chunks=3)
 
-    assert services.reconciler().run() == {"calls-0123456789ab": "stalled"}
+    assert sinks.reconciler().run() == {"calls-0123456789ab": "stalled"}
     assert "resume it" in (job().stalled_reason or "")
 
     status, body = post(client, "/jobs/calls-0123456789ab/resume")
@@ -401,5 +402,5 @@ def test_lifecycle_reconciler_flags_a_released_job_long_past_its_last_due_row(
 ) -> None:
     make_job(state="released", started_at=time.time() - 3600, rows=5, valid=5, responses=3)
 
-    assert services.reconciler().run() == {"calls-0123456789ab": "stalled"}
+    assert sinks.reconciler().run() == {"calls-0123456789ab": "stalled"}
     assert "no outcome yet" in (job().stalled_reason or "")

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib.limiter import LEAD_SECONDS, MAX_LATENCY_LEAD, RateLimiter
+from chalicelib.sending.limiter import LEAD_SECONDS, MAX_LATENCY_LEAD, RateLimiter
 from tests.tables import create_rate_table
 
 TABLE = "rate"

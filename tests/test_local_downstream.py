@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from callqueue.runtime import LocalRuntime, Options
-from chalicelib import services
-from downstream.systemic import resume
+from chalicelib import wiring
+from chalicelib.release.resume import resume
 from tests.conftest import subscribe_queue
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +35,7 @@ def runtime() -> Iterator[LocalRuntime]:
         local.stop()
         os.environ.clear()
         os.environ.update(saved)
-        services.reset()
+        wiring.reset()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -125,7 +125,7 @@ def test_bad_from_pauses_the_job_with_an_alert_and_resume_finishes_it(
     ]
     assert [a["job_id"] for a in message_bodies] == [job.job_id]
 
-    resume(services.jobs(), job.job_id, now=time.time())
+    resume(wiring.jobs(), job.job_id, now=time.time())
 
     wait_for(lambda: settled(runtime, job.job_id, 40), timeout=120)
     counts = runtime.tally.counts(job.job_id)

@@ -140,7 +140,7 @@ from types import SimpleNamespace
 from callqueue.worker_process import prioritize
 got = prioritize()
 from callqueue.worker_process import CrashingHttpClient
-from chalicelib.twilio_gateway import CapturingHttpClient
+from chalicelib.twilio.gateway import CapturingHttpClient
 policies = []
 nice = []
 def started():

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.config import DEFAULT_RATE_HEADROOM
-from chalicelib.metering import Aimd, SenderLimits, gcra_starts, sender_kind
-from chalicelib.plan import plan
-from chalicelib.planning import Schedule
-from chalicelib.segments import message_cost
+from chalicelib.core.metering import Aimd, SenderLimits, gcra_starts, sender_kind
+from chalicelib.core.schedule import Schedule
+from chalicelib.core.segments import message_cost
+from chalicelib.intake.plan import plan
 
 
 def max_in_window(times: list[float], width: float) -> int:
@@ -64,11 +64,11 @@ def test_arrivals_this_late_keep_the_100ms_limit_at_the_benchmarks_rates(
 def test_calls_at_most_one_slot_late_stay_within_the_second_and_the_100ms_limits(
     cps: int, lateness: list[float]
 ) -> None:
-    # The sender's tolerance is never more than one slot's spacing (chalicelib.sender): calls
-    # that leave anywhere up to one slot after their own put no more than ACCOUNT_CPS in a
-    # sliding second, nor ACCOUNT_CPS/10 + 1 in a sliding 100 ms, at any rate from 100 CPS that
-    # is a multiple of 10. (Below 100 CPS a slot is longer than the 10 ms the 1% headroom
-    # covers; there the 5 ms tolerance, not the slot, bounds a call's lateness.)
+    # The sender's tolerance is never more than one slot's spacing (chalicelib.sending.sender):
+    # calls that leave anywhere up to one slot after their own put no more than ACCOUNT_CPS in a
+    # sliding second, nor ACCOUNT_CPS/10 + 1 in a sliding 100 ms, at any rate from 100 CPS that is a
+    # multiple of 10. (Below 100 CPS a slot is longer than the 10 ms the 1% headroom covers; there
+    # the 5 ms tolerance, not the slot, bounds a call's lateness.)
     rate = cps * (1 - float(DEFAULT_RATE_HEADROOM))
     slots = [i / rate for i in range(2 * cps + 1)]
     sent = [s + lateness[i % len(lateness)] / rate for i, s in enumerate(slots)]

@@ -40,7 +40,7 @@ def test_deployment_package_contains_app_chalicelib_and_downstream(tmp_path: Pat
     with zipfile.ZipFile(out / "deployment.zip") as archive:
         names = set(archive.namelist())
     assert "app.py" in names
-    assert "chalicelib/splitter.py" in names
+    assert "chalicelib/intake/splitter.py" in names
     assert "downstream/__init__.py" in names
     assert any(n.startswith("twilio/") for n in names)
     # Nothing of the local runtime or the tests is deployed.

@@ -1,4 +1,5 @@
-"""Tests for chalicelib.parsing: every reader, through streams that return a few bytes at a time."""
+"""Tests for chalicelib.intake.parsing: every reader, through streams that return a few bytes
+at a time."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.parsing import (
+from chalicelib.intake.parsing import (
     MAX_CSV_RECORD_CHARS,
     MAX_FIELD_CHARS,
     MAX_JSON_RECORD_CHARS,

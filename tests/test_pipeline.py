@@ -16,9 +16,9 @@ from chalice.test import Client
 
 from callqueue.emulator import TwilioEmulator
 from callqueue.faults import FaultSpec
-from chalicelib import services
-from chalicelib.sender import DISPATCH_TICK_SECONDS
-from chalicelib.splitter import job_id_for
+from chalicelib import wiring
+from chalicelib.intake.splitter import job_id_for
+from chalicelib.sending.sender import DISPATCH_TICK_SECONDS
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
@@ -182,7 +182,7 @@ def test_release_stops_for_a_cancelled_job(stack: Stack, client: Client) -> None
     job_id = upload(stack, "stop.csv", csv_file(messages(2)))
     client.lambda_.invoke("handle_source_file", s3_event(stack.env["SOURCE_BUCKET"], "stop.csv"))
     wait_for_execution(stack, job_id)
-    services.jobs().update(job_id, state="cancelled")
+    wiring.jobs().update(job_id, state="cancelled")
 
     state = {"job_id": job_id, "chunk": 1, "chunks": 5, "start": time.time(), "window": 1, "cps": 1}
     result = client.lambda_.invoke("release_chunk", state).payload
@@ -367,7 +367,7 @@ def test_sender_settles_a_dropped_response_by_what_twilio_holds(
         account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, faults=FaultSpec.parse(f"{fault}=1")
     ) as dropping:
         monkeypatch.setenv("TWILIO_BASE_URL", dropping.base_url)
-        services.reset()
+        wiring.reset()
         row = queued(1, {"To": "+14155550100", "From": VALID_FROM, **params}, api)
         client.lambda_.invoke("handle_send_batch", sqs_event([row]))
         calls = [r for r in dropping.requests if r["method"] == "POST"]
@@ -385,7 +385,7 @@ def test_sender_retries_a_connection_that_was_never_made(
 ) -> None:
     observer = subscribe_responses(stack)
     monkeypatch.setenv("TWILIO_BASE_URL", "http://127.0.0.1:9")  # nothing listens on port 9
-    services.reset()
+    wiring.reset()
 
     client.lambda_.invoke(
         "handle_send_batch",
@@ -443,7 +443,7 @@ def test_sender_holds_a_row_whose_call_may_still_be_in_flight(
     stack: Stack, client: Client, emulator: TwilioEmulator
 ) -> None:
     observer = subscribe_responses(stack)
-    assert services.ledger().claim("job-1", 1, 1).verdict == "call"  # another one is calling
+    assert wiring.ledger().claim("job-1", 1, 1).verdict == "call"  # another one is calling
 
     client.lambda_.invoke(
         "handle_send_batch",
@@ -476,8 +476,8 @@ def test_sender_settles_a_call_that_never_completed(
 ) -> None:
     observer = subscribe_responses(stack)
     monkeypatch.setenv("IN_DOUBT_AFTER_SECONDS", "0")
-    services.reset()
-    services.ledger().claim("job-1", 1, 1)  # an invocation that died mid-call
+    wiring.reset()
+    wiring.ledger().claim("job-1", 1, 1)  # an invocation that died mid-call
 
     row = queued(1, {"To": "+14155550100", "From": VALID_FROM, **params}, api)
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
@@ -509,7 +509,7 @@ def test_sender_slows_every_sender_of_the_account_after_a_429(
     state = stack.dynamodb.get_item(
         TableName=stack.env["RATE_LIMIT_TABLE"], Key={"pk": {"S": "account#aimd"}}
     )["Item"]
-    assert float(state["rate"]["N"]) < services.settings().account_cps
+    assert float(state["rate"]["N"]) < wiring.settings().account_cps
     outcomes = {e["row"]: e["outcome"] for e in drain(stack, observer)}
     retrying = sorted(row for row, outcome in outcomes.items() if outcome == "retrying")
     assert retrying == sorted(int(r["params"]["Body"][1:]) for r in refused)
@@ -520,7 +520,7 @@ def test_sender_keeps_a_sender_to_its_messages_per_second(
     stack: Stack, client: Client, emulator: TwilioEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SENDER_LIMITS", f"{VALID_FROM}=2")
-    services.reset()
+    wiring.reset()
     observer = subscribe_responses(stack)
     rows = [
         queued(i, {"To": f"+1415555{i:04d}", "From": VALID_FROM, "Body": f"m{i}"})
@@ -552,7 +552,7 @@ def test_sender_keeps_the_outcome_of_a_row_called_before_its_number_was_suppress
     row = queued(1, {"To": "+15005550004", "From": VALID_FROM, "Body": "to a STOP"})
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
     # The failure suppresses the number; then SQS delivers the same message again.
-    services.suppression().add("+15005550004", "STOP", error_code=21610)
+    wiring.suppression().add("+15005550004", "STOP", error_code=21610)
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
 
     first, again = drain(stack, observer)

@@ -13,12 +13,12 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import services
+from chalicelib import wiring
 from chalicelib.config import Settings
-from chalicelib.parsing import FileFormatError, detect_format
-from chalicelib.plan import plan
-from chalicelib.planning import Schedule
-from chalicelib.splitter import Splitter
+from chalicelib.core.schedule import Schedule
+from chalicelib.intake.parsing import FileFormatError, detect_format
+from chalicelib.intake.plan import plan
+from chalicelib.intake.splitter import Splitter
 from tests.conftest import Stack
 
 COLUMNS = ["To", "From", "Body", "api", "MediaUrl", "Url", "PhoneNumber", "note", "to", ""]
@@ -122,11 +122,11 @@ def test_plan_and_split_agree_on_any_file(stack: Stack, file: tuple[str, bytes])
     stack.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
     loops = StartedLoops()
     splitter = Splitter(
-        services.storage(),
-        services.jobs(),
+        wiring.storage(),
+        wiring.jobs(),
         loops,  # type: ignore[arg-type]
         Settings.from_env(),
-        claims=services.content_claims(),
+        claims=wiring.content_claims(),
     )
     job = splitter.split(bucket, key)
 

@@ -7,16 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chalicelib.aws.send_queue import SendQueue
 from chalicelib.config import ConfigError
-from chalicelib.planning import (
+from chalicelib.core.records import QueuedRow
+from chalicelib.core.schedule import (
     VISIBLE_EARLY_SECONDS,
     Schedule,
     delay_seconds,
     iso_timestamp,
     visible_early_seconds,
 )
-from chalicelib.queue import SendQueue
-from chalicelib.records import QueuedRow
 
 
 @pytest.mark.parametrize(

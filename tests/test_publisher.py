@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.publisher import ResponsePublisher
+from chalicelib.sending.publisher import ResponsePublisher
 
 
 class FakeSns:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.storage import SpooledFile
+from chalicelib.aws.buckets import SpooledFile
 from downstream.reconcile import (
     RowOutcome,
     is_stalled,

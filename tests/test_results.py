@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from callqueue.stack import TEMPLATE
-from chalicelib.records import ResponseEnvelope, TwilioResult
-from downstream.results import ResultsTable, RowResult
+from chalicelib.aws.results_table import ResultsTable, RowResult
+from chalicelib.core.records import ResponseEnvelope, TwilioResult
 
 TABLE = "results"
 NOW = 1_700_000_000.0

@@ -1,4 +1,4 @@
-"""Tests for chalicelib.segments: encodings, part limits and characters at part edges."""
+"""Tests for chalicelib.core.segments: encodings, part limits and characters at part edges."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.segments import GSM7_BASIC, GSM7_EXTENSION, sms_segments
+from chalicelib.core.segments import GSM7_BASIC, GSM7_EXTENSION, sms_segments
 
 
 def test_sms_segments_alphabet_sizes() -> None:

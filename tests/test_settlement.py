@@ -1,6 +1,7 @@
 """A call whose outcome is not known is settled by what Twilio holds, never by absence of
-evidence (chalicelib.sender, chalicelib.evidence), for every message kind and every fault the
-emulator can make of a call or of its look-up: each row is created at most once at Twilio, and
+evidence (chalicelib.sending.sender, chalicelib.core.evidence), for every message kind and every
+fault the emulator can make of a call or of its look-up: each row is created at most once at Twilio,
+and
 ends in one outcome (or waits, in doubt, to be settled later)."""
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from twilio.rest import Client as TwilioClient
 
 from callqueue.emulator import TwilioEmulator
 from callqueue.faults import FaultSpec
-from chalicelib import services
-from chalicelib.sender import MAX_DOUBTS
-from chalicelib.twilio_gateway import CapturingHttpClient
+from chalicelib import wiring
+from chalicelib.sending.sender import MAX_DOUBTS
+from chalicelib.twilio.gateway import CapturingHttpClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
 from tests.test_pipeline import drain, queued, sqs_event, subscribe_responses
 
@@ -47,7 +48,7 @@ def twilio_with(monkeypatch: pytest.MonkeyPatch, **options: Any) -> TwilioEmulat
     emulator = TwilioEmulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **options)
     emulator.start()
     monkeypatch.setenv("TWILIO_BASE_URL", emulator.base_url)
-    services.reset()
+    wiring.reset()
     return emulator
 
 
@@ -226,8 +227,8 @@ def test_settlement_a_status_callback_bound_to_the_row_settles_it_without_a_look
 ) -> None:
     observer = subscribe_responses(stack)
     monkeypatch.setenv("IN_DOUBT_AFTER_SECONDS", "0")
-    services.reset()
-    ledger = services.ledger()
+    wiring.reset()
+    ledger = wiring.ledger()
     assert ledger.claim("job-1", 1, 1).verdict == "call"  # an invocation that died mid-call
     sid = "SM" + "e" * 32
     assert ledger.bind_callback("job-1", 1, sid, TO) == "bound"  # Twilio said "queued"
@@ -284,7 +285,7 @@ def test_settlement_a_stop_stops_the_next_row_to_the_number_in_the_same_batch(
     assert outcomes == ["failed", "suppressed"]
     assert len(emulator.requests) == 1
     # In the list at once, without the router: another sender's next row to it is not called.
-    assert services.suppression().suppressed({stop}) == {stop}
+    assert wiring.suppression().suppressed({stop}) == {stop}
 
 
 def test_settlement_look_ups_are_metered_on_the_accounts_rate(

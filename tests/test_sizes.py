@@ -20,7 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib.batching import (
+from chalicelib.aws.buckets import SpooledFile, Storage
+from chalicelib.aws.results_table import ResultsTable
+from chalicelib.aws.send_queue import RowTooLargeError, SendQueue
+from chalicelib.core.batching import (
     MAX_ENVELOPE_BYTES,
     EntryTooLargeError,
     chunked_by_size,
@@ -29,8 +32,7 @@ from chalicelib.batching import (
     item_size,
     message_size,
 )
-from chalicelib.enqueuer import Enqueuer
-from chalicelib.limits import (
+from chalicelib.core.limits import (
     DYNAMODB_MAX_ITEM_BYTES,
     DYNAMODB_MAX_TRANSACTION_BYTES,
     KIB,
@@ -38,11 +40,9 @@ from chalicelib.limits import (
     SNS_MAX_BATCH_BYTES,
     SQS_MAX_BATCH_BYTES,
 )
-from chalicelib.publisher import ResponsePublisher
-from chalicelib.queue import RowTooLargeError, SendQueue
-from chalicelib.records import ChunkRow, QueuedRow
-from chalicelib.storage import Storage
-from downstream.results import ResultsTable
+from chalicelib.core.records import ChunkRow, QueuedRow
+from chalicelib.release.enqueuer import Enqueuer
+from chalicelib.sending.publisher import ResponsePublisher
 from tests.conftest import subscribe_queue
 from tests.test_results import TABLE, create_results_table
 from tests.test_results import envelope as results_envelope
@@ -426,3 +426,31 @@ def test_enqueuer_fails_a_chunk_it_could_not_wholly_enqueue(sqs: Any) -> None:
         enqueuer.enqueue_chunk("process", "job-1/chunk-0.jsonl")
 
     assert sorted(body["row"] for body in drain(sqs, "send")) == [0, 2]
+
+
+def test_sizes_a_chunk_uploaded_in_parts_is_released_and_read_back_whole(aws: None) -> None:
+    # Past 8 MB a chunk is uploaded in parts; its copy into PROCESS must read back whole, every
+    # row of it, with its checksum checked to the end (a copy served with the parts' composite
+    # checksum failed at its last line, and the chunk's last rows were never enqueued).
+    s3 = boto3.client("s3")
+    for bucket in ("holding-bucket", "process-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    storage = Storage(s3)
+    spooled = SpooledFile()
+    rows = [
+        ChunkRow(i, "messages", {"To": "+14155550100", "Body": "b" * 3_000}, i / 10)
+        for i in range(3_500)
+    ]
+    for row in rows:
+        spooled.write_line(json.dumps(row.to_json(), separators=(",", ":")))
+    storage.put_file("holding-bucket", "jobs/j/chunk-00000.jsonl", spooled, "application/x-ndjson")
+    parts = s3.head_object(Bucket="holding-bucket", Key="jobs/j/chunk-00000.jsonl")["ETag"]
+    assert "-" in parts  # uploaded in parts
+
+    storage.release_chunk(
+        "holding-bucket", "process-bucket", "jobs/j/chunk-00000.jsonl", job_id="j"
+    )
+    read, metadata = storage.read_chunk("process-bucket", "jobs/j/chunk-00000.jsonl")
+
+    assert [r.row for r in read] == [r.row for r in rows]
+    assert metadata == {"job_id": "j"}

@@ -16,8 +16,8 @@ from chalice.test import Client
 from twilio.request_validator import RequestValidator
 
 from callqueue.emulator import TwilioEmulator
-from chalicelib import services
-from chalicelib.callbacks import status_callback_url
+from chalicelib import wiring
+from chalicelib.twilio.callbacks import status_callback_url
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 PUBLIC_URL = "https://api.example.com/api/twilio/status"
@@ -30,10 +30,10 @@ def client(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     import app as app_module
 
     monkeypatch.setenv("STATUS_CALLBACK_URL", PUBLIC_URL)
-    services.reset()
+    wiring.reset()
     # Rows 7 and 8 are being called: a callback for them binds its message to the row.
     for row in (7, 8):
-        services.ledger().claim(JOB, row, 1)
+        wiring.ledger().claim(JOB, row, 1)
     with Client(app_module.app, stage_name="dev", project_dir=str(tmp_path)) as test_client:
         yield test_client
 
@@ -166,13 +166,13 @@ def test_status_callback_and_response_in_either_order_keep_both(
     }
     # The callback arrives before the results sink has recorded the row's response.
     deliver(client, callback_form("sent"))
-    assert services.results().count_by_outcome(JOB) == {}
-    services.results().record([envelope])
+    assert wiring.results().count_by_outcome(JOB) == {}
+    wiring.results().record([envelope])
     deliver(client, callback_form("delivered"))
 
     item = result_item(stack)
     assert (item["outcome"], item["delivery_status"]) == ("sent", "delivered")
-    [row] = services.results().outcomes(JOB)
+    [row] = wiring.results().outcomes(JOB)
     assert (row.outcome, row.delivery_status) == ("sent", "delivered")
 
 
@@ -209,7 +209,7 @@ def test_status_callback_delivery_errors_feed_error_routing(stack: Stack, client
             ]
         },
     )
-    assert services.suppression().suppressed({"+14155550166"}) == {"+14155550166"}
+    assert wiring.suppression().suppressed({"+14155550166"}) == {"+14155550166"}
 
 
 def test_status_callback_malformed_but_signed_is_400(stack: Stack, client: Client) -> None:
@@ -227,7 +227,7 @@ def test_status_callback_without_a_configured_url_accepts_nothing(
     stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("STATUS_CALLBACK_URL")
-    services.reset()
+    wiring.reset()
 
     assert deliver(client, callback_form("delivered")).status_code == 403
 
@@ -265,12 +265,12 @@ def test_sender_asks_for_status_callbacks_and_the_emulator_sends_them_signed(
 ) -> None:
     import time
 
-    from chalicelib.records import QueuedRow
+    from chalicelib.core.records import QueuedRow
 
     url, received = receiver
     own = url.replace("/twilio/status", "/mine")
     monkeypatch.setenv("STATUS_CALLBACK_URL", url)
-    services.reset()
+    wiring.reset()
     now = time.time()
     sender = {"From": "+15005550006", "Body": "hello"}
     rows = [
@@ -278,7 +278,7 @@ def test_sender_asks_for_status_callbacks_and_the_emulator_sends_them_signed(
         QueuedRow(JOB, 2, "messages", {"To": "+15005550060", **sender}, now),
         QueuedRow(JOB, 3, "messages", {"To": "+14155550101", **sender, "StatusCallback": own}, now),
     ]
-    services.sender().send_batch(rows)
+    wiring.sender().send_batch(rows)
 
     asked = {r["params"]["To"]: r["params"].get("StatusCallback") for r in emulator.requests}
     assert asked == {
@@ -318,10 +318,10 @@ def ledger_item(stack: Stack, job: str, row: int) -> dict[str, Any]:
 
 def called(job: str, row: int, *, sid: str, to: str) -> None:
     """The row's call completed: the ledger holds the message it created."""
-    services.ledger().claim(job, row, 1)
+    wiring.ledger().claim(job, row, 1)
     envelope = {"job_id": job, "row": row, "outcome": "sent", "request": {"To": to}, "sid": sid}
     # As the sender records it: through LedgerWrites, which stores the To and SID too.
-    writes = services.ledger().writes()
+    writes = wiring.ledger().writes()
     writes.completed(job, row, 1, envelope)
     writes.flush()
 

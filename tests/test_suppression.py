@@ -12,9 +12,9 @@ import yaml
 from moto import mock_aws
 
 from callqueue.stack import TEMPLATE
+from chalicelib.core.records import ResponseEnvelope, TwilioResult
 from chalicelib.errors import RetryableError
-from chalicelib.records import ResponseEnvelope, TwilioResult
-from downstream.suppression import (
+from chalicelib.sending.suppression import (
     Suppression,
     SuppressionList,
     number_of,

@@ -1,5 +1,5 @@
 """The Twilio gateway holds each call for its slot after the SDK has built the request and just
-before it is sent (chalicelib.twilio_gateway), against the Twilio emulator."""
+before it is sent (chalicelib.twilio.gateway), against the Twilio emulator."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import urllib3
 from twilio.rest import Client
 
 from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioEmulator
-from chalicelib.records import CallRequest
-from chalicelib.twilio_gateway import CapturingHttpClient, SlotMissed, TwilioGateway
+from chalicelib.core.records import CallRequest
+from chalicelib.twilio.gateway import CapturingHttpClient, SlotMissed, TwilioGateway
 
 MESSAGE = CallRequest("messages", {"To": "+15551234567", "From": "+15005550006", "Body": "Hi"})
 

@@ -1,4 +1,4 @@
-"""Tests for chalicelib.validation: each endpoint's rules, each rejection and its reason."""
+"""Tests for chalicelib.intake.validation: each endpoint's rules, each rejection and its reason."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.records import Api, CallRequest
-from chalicelib.validation import (
+from chalicelib.core.records import Api, CallRequest
+from chalicelib.intake.validation import (
     ALLOWED,
     MESSAGES_PARAMS,
     PARAMS,

@@ -1,0 +1,1 @@
+"""The REST API: the jobs routes and Twilio's status callback route."""

@@ -1,0 +1,401 @@
+"""The jobs REST API: creating jobs, reading their progress, and pausing, resuming or cancelling
+them. app.py's routes hand their request here; errors are Chalice's HTTP errors, which API Gateway
+answers as JSON `{"Code": ..., "Message": ...}` with their status code.
+
+A job is created in one of two ways (POST /jobs):
+- with the rows in the body (`{"rows": [...]}`, at most API_MAX_ROWS): they are written to the
+  SOURCE bucket as JSON Lines under a key that is a digest of the request, so the job id, derived
+  from bucket, key and ETag as for any upload, is known at once, and the same request sent again
+  (a client's retry) is the same job and is not sent twice;
+- with a file name (`{"filename": "calls.csv"}`): the answer is a presigned PUT URL for the SOURCE
+  bucket. The job id is chosen now and signed into the URL as the object's `x-amz-meta-job-id`
+  (the upload must send the headers returned with the URL, or S3 refuses it), and the splitter
+  takes the id from there. One URL makes one job: a second upload through it is taken for a
+  redelivery of the first and ignored. With `"resend": true` the URL also signs
+  `x-amz-meta-resend: true`: the intake then sends a file whose content it has sent before within
+  the retention window, which it otherwise refuses as a duplicate of the earlier job.
+
+Pausing, resuming and cancelling answer 409 with a reason a person reads when the job's state
+makes the change meaningless (a finished job, a job still splitting, a second cancel). Resuming
+also restarts a release loop that died (its execution failed, timed out or was aborted), from
+the job's next unreleased chunk; a running job whose loop is alive has nothing to resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from chalice.app import (
+    BadRequestError,
+    ChaliceViewError,
+    ConflictError,
+    IAMAuthorizer,
+    NotFoundError,
+    Request,
+    Response,
+)
+
+from chalicelib.aws.jobs_table import Job, JobStore, StateChanged, job_settled
+from chalicelib.config import ConfigError, Settings
+from chalicelib.core.records import FINAL_OUTCOMES
+from chalicelib.core.schedule import Schedule
+from chalicelib.intake.parsing import FileFormatError, detect_format
+from chalicelib.intake.splitter import job_id_for
+from chalicelib.release.releaser import LoopKeeper
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Lambda refuses a synchronous request larger than 6 MB before the function sees it; a smaller
+# ceiling leaves room for the event's other fields.
+MAX_BODY_BYTES = 5 * 1024 * 1024
+URL_EXPIRES_SECONDS = 900
+# The current rate is the rows that ended over this many seconds before the request.
+RATE_WINDOW_SECONDS = 10.0
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+PAUSABLE = ("running", "released")
+# A job still splitting is not cancellable yet: the splitter would overwrite the state.
+CANCELLABLE = ("running", "released", "paused")
+# Why a change means nothing to a job in this state, as the 409's message ends.
+NO_CHANGE = {
+    "splitting": "is still being split; try again once it is running",
+    "completed": "is completed: every row has its outcome",
+    "cancelled": "was cancelled",
+    "failed": "failed",
+    "duplicate": "is a duplicate of an earlier upload and sends nothing",
+}
+
+Progress = Callable[[str, float], tuple[Counter[str], int]]
+
+
+class PayloadTooLargeError(ChaliceViewError):
+    STATUS_CODE = 413
+
+
+def current(request: Request | None) -> Request:
+    if request is None:
+        raise RuntimeError("no current request: called outside a route")
+    return request
+
+
+def raw_body_of(request: Request) -> bytes:
+    body = request.raw_body
+    return body if isinstance(body, bytes) else str(body).encode()
+
+
+def route_auth(settings: Settings) -> dict[str, Any]:
+    """The job routes' decorator arguments: an API key (API Gateway checks the `x-api-key`
+    header against the stage's usage plans) or IAM (SigV4-signed requests), by stage."""
+    if settings.api_auth == "iam":
+        return {"authorizer": IAMAuthorizer()}
+    return {"api_key_required": True}
+
+
+class JobsApi:
+    def __init__(
+        self,
+        s3: S3Client,
+        jobs: JobStore,
+        settings: Settings,
+        *,
+        progress: Progress,
+        resume: Callable[[str, float], float],
+        loops: LoopKeeper,
+        clock: Callable[[], float] = time.time,
+        new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        """`progress(job_id, since)`: a job's counts by final outcome and how many rows ended
+        since `since`; `resume(job_id, now)` continues a paused job (downstream.systemic);
+        `loops` restarts a job's release loop that died."""
+        self._s3 = s3
+        self._jobs = jobs
+        self._settings = settings
+        self._progress = progress
+        self._resume = resume
+        self._loops = loops
+        self._clock = clock
+        self._new_token = new_token
+
+    # -- creating ---------------------------------------------------------------------------
+
+    def create(self, request: Request | None) -> Response:
+        """202: the job is made once the splitter has read its file (moments later), so
+        GET /jobs/{id} answers 404 until then."""
+        raw_body = raw_body_of(current(request))
+        if len(raw_body) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"the body is over {MAX_BODY_BYTES} bytes; upload a file")
+        try:
+            body = json.loads(raw_body or b"null")
+        except ValueError:
+            raise BadRequestError("the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequestError("the body must be a JSON object with `rows` or `filename`")
+        metadata = _rate_metadata(body)
+        resend = body.get("resend", False)
+        if not isinstance(resend, bool):
+            raise BadRequestError("`resend` must be true or false")
+        if resend:
+            # The intake reads it from the object's metadata: send this content again even if
+            # an earlier job sent the same within the retention window.
+            metadata["resend"] = "true"
+        if ("rows" in body) == ("filename" in body):
+            raise BadRequestError("give either `rows` (the rows themselves) or `filename`")
+        if "rows" in body:
+            created = self._create_from_rows(body, metadata)
+        else:
+            created = self._create_upload(body, metadata)
+        return Response(created, status_code=202, headers={"Location": created["links"]["self"]})
+
+    def _create_from_rows(self, body: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
+        rows = body["rows"]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise BadRequestError("`rows` must be a non-empty list of objects")
+        if len(rows) > self._settings.api_max_rows:
+            raise PayloadTooLargeError(
+                f"{len(rows)} rows is over the {self._settings.api_max_rows} a request may hold; "
+                "upload a file instead"
+            )
+        name = _name(body.get("name", "rows"))
+        content = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
+        digest = hashlib.sha256(
+            content + json.dumps(metadata, sort_keys=True).encode()
+        ).hexdigest()[:16]
+        bucket = self._settings.source_bucket
+        key = f"api/{name}-{digest}.jsonl"
+        response = self._s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=content,
+            ContentType="application/x-ndjson",
+            Metadata=metadata,
+        )
+        job_id = job_id_for(bucket, key, response["ETag"].strip('"'))
+        return {"job_id": job_id, "key": key, "rows": len(rows), "links": _links(job_id)}
+
+    def _create_upload(self, body: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
+        filename = body["filename"]
+        if not isinstance(filename, str) or not filename or "/" in filename:
+            raise BadRequestError("`filename` must be a file name such as calls.csv")
+        try:
+            detect_format(filename)
+        except FileFormatError as error:
+            raise BadRequestError(str(error)) from None
+        bucket = self._settings.source_bucket
+        token = self._new_token()
+        key = f"uploads/{token}/{filename}"
+        job_id = job_id_for(bucket, key, token)
+        signed = {"job-id": job_id, **metadata}
+        url = self._s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "Metadata": signed},
+            ExpiresIn=URL_EXPIRES_SECONDS,
+        )
+        headers = {f"x-amz-meta-{name}": value for name, value in signed.items()}
+        return {
+            "job_id": job_id,
+            "key": key,
+            "upload": {
+                "url": url,
+                "method": "PUT",
+                "headers": headers,
+                "expires_in": URL_EXPIRES_SECONDS,
+            },
+            "links": _links(job_id),
+        }
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def recent(self, request: Request | None) -> dict[str, Any]:
+        query: Mapping[str, str] = current(request).query_params or {}
+        raw = query.get("limit", str(DEFAULT_LIST_LIMIT))
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+            raise BadRequestError(f"`limit` must be 1..{MAX_LIST_LIMIT}")
+        return {"jobs": [_summary(job) for job in self._jobs.recent(int(raw))]}
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id)
+        now = self._clock()
+        counts, recent = self._progress(job_id, now - RATE_WINDOW_SECONDS)
+        outcomes = {o: counts.get(o, 0) for o in FINAL_OUTCOMES}
+        outcomes["rejected"] = job.rejected
+        settled = sum(outcomes.values())
+        return {
+            **_summary(job),
+            "started_at": job.started_at,
+            "paused_at": job.paused_at,
+            "cancelled_at": job.cancelled_at,
+            "completed_at": job.completed_at,
+            "error": job.error,
+            "stalled": None
+            if job.stalled_since is None
+            else {"since": job.stalled_since, "reason": job.stalled_reason},
+            "chunks": job.chunks,
+            "released_chunks": job.released_chunks,
+            "counts": outcomes,
+            "pending": max(0, job.rows - settled) if job.state != "splitting" else None,
+            "rate": {
+                "target_cps": job.cps,
+                "current_cps": round(recent / RATE_WINDOW_SECONDS, 3),
+            },
+            "eta_seconds": _eta(job, now),
+            "links": {
+                **_links(job_id),
+                "rejects_csv": self._report_url(job.rejects_key),
+                "outcomes_csv": self._report_url(job.outcomes_key),
+            },
+        }
+
+    # -- steering ---------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id)
+        if job.state not in CANCELLABLE:
+            raise _refused(job, "cancel")
+        try:
+            self._jobs.update_if(job_id, CANCELLABLE, state="cancelled", cancelled_at=self._clock())
+        except StateChanged as error:
+            raise ConflictError(f"cannot cancel: {error} any more") from None
+        # A cancelled job's unreleased chunks are released at once so their rows end
+        # `cancelled`: that needs a loop, so one that died is restarted.
+        restarted = self._loops.ensure_running(job_id)
+        return self._state(job_id, loop_restarted=restarted)
+
+    def pause(self, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id)
+        if job.state not in PAUSABLE:
+            raise _refused(job, "pause")
+        if job.state == "released" and self._settled(job):
+            raise ConflictError(
+                f"cannot pause: job {job_id} has sent every row and every row has its outcome;"
+                " it completes within a minute"
+            )
+        try:
+            self._jobs.update_if(job_id, PAUSABLE, state="paused", paused_at=self._clock())
+        except StateChanged as error:
+            raise ConflictError(f"cannot pause: {error} any more") from None
+        return self._state(job_id)
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id)
+        if job.state == "paused":
+            try:
+                self._resume(job_id, self._clock())
+            except StateChanged as error:
+                raise ConflictError(f"cannot resume: {error}") from None
+        elif job.state == "released":
+            raise ConflictError(
+                f"cannot resume: job {job_id} is not paused; every chunk is released and its"
+                " rows are being sent"
+            )
+        elif job.state != "running":
+            raise _refused(job, "resume")
+        restarted = self._loops.ensure_running(job_id)
+        if job.state == "running" and not restarted:
+            raise ConflictError(
+                f"cannot resume: job {job_id} is running, not paused, and its release loop is alive"
+            )
+        return self._state(job_id, loop_restarted=restarted)
+
+    def _settled(self, job: Job) -> bool:
+        counts, _ = self._progress(job.job_id, self._clock())
+        return job_settled(job.rows, job.rejected, counts)
+
+    def _state(self, job_id: str, *, loop_restarted: bool = False) -> dict[str, Any]:
+        return {
+            "job_id": job_id,
+            "state": self._job(job_id).state,
+            "loop_restarted": loop_restarted,
+            "links": _links(job_id),
+        }
+
+    def _job(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id}")
+        return job
+
+    def _report_url(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        url: str = self._s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self._settings.reports_bucket, "Key": key},
+            ExpiresIn=URL_EXPIRES_SECONDS,
+        )
+        return url
+
+
+def _refused(job: Job, action: str) -> ConflictError:
+    """The 409 for a change that means nothing in the job's state."""
+    why = NO_CHANGE.get(job.state, f"is {job.state}")
+    if job.state == "paused" and action == "pause":
+        why = "is already paused"
+    if job.state == "cancelled" and action == "cancel":
+        why = "is already cancelled"
+    if job.state == "failed" and job.error:
+        why += f": {job.error}"
+    return ConflictError(f"cannot {action}: job {job.job_id} {why}")
+
+
+def _rate_metadata(body: Mapping[str, Any]) -> dict[str, str]:
+    """The job's own rate and window, as the splitter reads them from object metadata."""
+    metadata: dict[str, str] = {}
+    for field, name in (("cps", "cps"), ("window", "window")):
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadRequestError(f"`{field}` must be an integer")
+        metadata[name] = str(value)
+    if metadata:
+        try:
+            Schedule(int(metadata.get("cps", 1)), int(metadata.get("window", 1)))
+        except ConfigError as error:
+            raise BadRequestError(str(error)) from None
+    return metadata
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.replace("-", "").replace("_", "").isalnum():
+        raise BadRequestError("`name` must be letters, digits, - and _")
+    return value[:40]
+
+
+def _links(job_id: str) -> dict[str, str]:
+    base = f"/jobs/{job_id}"
+    return {
+        "self": base,
+        "cancel": f"{base}/cancel",
+        "pause": f"{base}/pause",
+        "resume": f"{base}/resume",
+    }
+
+
+def _summary(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "state": job.state,
+        "created_at": job.created_at,
+        "key": job.key,
+        "rows": job.rows,
+        "valid": job.valid,
+        "rejected": job.rejected,
+        "cps": job.cps,
+        "window_seconds": job.window_seconds,
+    }
+
+
+def _eta(job: Job, now: float) -> float | None:
+    """Seconds until the job's last row is due; None while it is not sending (splitting,
+    paused) or is finished."""
+    if job.state not in ("running", "released") or job.started_at is None:
+        return None
+    last_due = job.started_at + Schedule(job.cps, job.window_seconds).eta_seconds(job.valid)
+    return round(max(0.0, last_due - now), 3)

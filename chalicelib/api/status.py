@@ -1,0 +1,152 @@
+"""The status callback route: Twilio's word on what happened to a message after it was accepted.
+
+Each signed callback updates its row's delivery status in the results table, once the call ledger
+has bound it to the row's message (CallLedger.bind_callback): the signature proves Twilio sent
+the callback, not that the row's call made the message, since a row may set its own
+StatusCallback to another job's or row's URL. A callback for a message the row did not create is
+refused (403). A callback that carries an error code (30003 unreachable, 30005 unknown
+destination, 30006 landline, 30007 filtered, ...) becomes a `TwilioError` event on the error bus,
+like an error in an API response, so the same rules act on it (suppression, systemic pause). The
+event goes out only when the status was recorded, so a repeated callback is not counted twice.
+
+Twilio signs callbacks with the account's auth token, even for messages created with an API key:
+live credentials need `AUTH_TOKEN` in the Twilio secret beside the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from chalice.app import BadRequestError, ForbiddenError, Request, Response
+
+from chalicelib.api.jobs import current, raw_body_of
+from chalicelib.aws.event_bus import TWILIO_ERROR, EventPublisher
+from chalicelib.aws.results_table import ResultsTable
+from chalicelib.config import CredentialKind
+from chalicelib.errors import CallqueueError
+from chalicelib.sending.ledger import CallLedger
+from chalicelib.sending.suppression import SUPPRESSING_CODES
+from chalicelib.twilio.callbacks import (
+    CallbackRejected,
+    DeliveryStatus,
+    MalformedCallback,
+    callback_url_of,
+    check_signature,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+log = logging.getLogger(__name__)
+
+# The key of the auth token in the Twilio secret, by credential kind.
+AUTH_TOKEN_KEYS: Mapping[str, str] = {"live": "AUTH_TOKEN", "test": "TEST_AUTH_TOKEN"}
+
+
+class SigningKeyMissing(CallqueueError):
+    """The Twilio secret has no auth token to check callback signatures with."""
+
+
+def load_auth_token(secrets: SecretsManagerClient, secret_id: str, kind: CredentialKind) -> str:
+    values = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    name = AUTH_TOKEN_KEYS[kind]
+    token = values.get(name)
+    if not token:
+        raise SigningKeyMissing(f"secret {secret_id} has no {name} to check callbacks with")
+    return str(token)
+
+
+def delivery_event(status: DeliveryStatus) -> tuple[str, dict[str, Any]]:
+    """The error-bus event of a callback with an error code, shaped as the router's events."""
+    detail: dict[str, Any] = {
+        "job_id": status.job_id,
+        "row": status.row,
+        "api": "messages",
+        "attempt": None,
+        "outcome": "sent",
+        "number": status.to,
+        "ErrorCode": status.error_code,
+        "HttpStatus": None,
+        "MessageStatus": status.status,
+        "MessageSid": status.sid,
+    }
+    reason = SUPPRESSING_CODES.get(status.error_code) if status.error_code is not None else None
+    if reason is not None:
+        detail["Reason"] = reason
+    return TWILIO_ERROR, detail
+
+
+class StatusCallbacks:
+    def __init__(
+        self,
+        public_url: str | None,
+        auth_token: Callable[[], str],
+        results: ResultsTable,
+        events: EventPublisher,
+        ledger: CallLedger,
+    ) -> None:
+        """`auth_token` is a factory so the secret is read on the first callback, not at
+        import."""
+        self._public_url = public_url
+        self._auth_token = auth_token
+        self._results = results
+        self._events = events
+        self._ledger = ledger
+
+    def respond(self, request: Request | None) -> Response:
+        """The HTTP answer to one callback: 204, 403 (not Twilio's) or 400 (malformed)."""
+        request = current(request)
+        body = raw_body_of(request).decode("utf-8", "replace")
+        # One value a name: Twilio's callback parameters are never repeated.
+        form = dict(parse_qsl(body, keep_blank_values=True))
+        signature = request.headers.get("X-Twilio-Signature")
+        try:
+            self.handle(request.query_params or {}, form, signature)
+        except CallbackRejected as error:
+            log.warning("status callback refused: %s", error)
+            raise ForbiddenError(str(error)) from None
+        except MalformedCallback as error:
+            raise BadRequestError(str(error)) from None
+        return Response(body="", status_code=204)
+
+    def handle(
+        self, query: Mapping[str, str], form: Mapping[str, str], signature: str | None
+    ) -> bool:
+        """Check and apply one callback; True if it changed the row's delivery status.
+
+        Raises CallbackRejected (not signed by Twilio for this URL, or for a message the row's
+        call did not create) or MalformedCallback."""
+        if self._public_url is None:
+            # Nothing can be checked without the URL Twilio signed, so nothing is accepted.
+            raise CallbackRejected("STATUS_CALLBACK_URL is not configured")
+        url = callback_url_of(self._public_url, query)
+        check_signature(self._auth_token(), url, form, signature)
+        status = DeliveryStatus.parse(query, form)
+        binding = self._ledger.bind_callback(status.job_id, status.row, status.sid, status.to)
+        if binding != "bound":
+            raise CallbackRejected(
+                f"job {status.job_id} row {status.row} did not create message {status.sid}"
+                f" ({binding})"
+            )
+        recorded = self._results.record_delivery(
+            status.job_id,
+            status.row,
+            status=status.status,
+            rank=status.rank,
+            error_code=status.error_code,
+            sid=status.sid,
+        )
+        if recorded and status.error_code is not None:
+            self._events.put([delivery_event(status)])
+        if not recorded:
+            log.info(
+                "job %s row %d: %s arrived after a later status; kept the later one",
+                status.job_id,
+                status.row,
+                status.status,
+            )
+        return recorded

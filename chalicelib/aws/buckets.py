@@ -1,0 +1,126 @@
+"""S3 adapter: source files, chunk files, chunk release and job reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from chalicelib.core.records import ChunkRow
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Chunks and reports are staged on local disk (Lambda's /tmp) beyond this size, so memory stays flat
+# whatever the window and rate.
+SPOOL_BYTES = 8 * 1024 * 1024
+
+
+def chunk_key(job_id: str, chunk: int) -> str:
+    return f"jobs/{job_id}/chunk-{chunk:05d}.jsonl"
+
+
+def rejects_key(job_id: str) -> str:
+    return f"jobs/{job_id}/rejects.csv"
+
+
+def _inert(value: str) -> str:
+    # A cell starting with one of these is a formula in Excel and Sheets (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+class SpooledFile:
+    """A file built line by line in memory, then on disk once it grows past SPOOL_BYTES."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        self.lines = 0
+
+    def write_line(self, text: str) -> None:
+        self._file.write(text.encode("utf-8"))
+        self._file.write(b"\n")
+        self.lines += 1
+
+    def write_row(self, values: list[str]) -> None:
+        """One CSV row, with spreadsheet formula prefixes neutralised (a reason can quote input)."""
+        text = io.StringIO()
+        csv.writer(text).writerow([_inert(v) for v in values])
+        self._file.write(text.getvalue().encode("utf-8"))
+        self.lines += 1
+
+    def rewind(self) -> IO[bytes]:
+        self._file.seek(0)
+        return self._file
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(frozen=True)
+class Source:
+    """An uploaded file: its body (read once, as a stream), its user metadata (x-amz-meta-*),
+    its ETag and when it was written (the same for every delivery of one upload)."""
+
+    body: Any
+    metadata: dict[str, str]
+    etag: str
+    last_modified: str
+
+
+class Storage:
+    def __init__(self, s3: S3Client) -> None:
+        self._s3 = s3
+
+    def open_source(self, bucket: str, key: str) -> Source:
+        """The object's body as a stream, with what identifies the upload."""
+        response = self._s3.get_object(Bucket=bucket, Key=key)
+        return Source(
+            body=response["Body"],
+            metadata=response.get("Metadata", {}),
+            etag=response["ETag"].strip('"'),
+            last_modified=response["LastModified"].isoformat(),
+        )
+
+    def put_file(
+        self, bucket: str, key: str, spooled: SpooledFile, content_type: str, **metadata: str
+    ) -> None:
+        self._s3.upload_fileobj(
+            spooled.rewind(),
+            bucket,
+            key,
+            ExtraArgs={"ContentType": content_type, "Metadata": metadata},
+        )
+
+    def release_chunk(
+        self, holding_bucket: str, process_bucket: str, key: str, **metadata: str
+    ) -> None:
+        """Copy a chunk into PROCESS, stamping the job's start time on it for the enqueuer.
+
+        The copy asks for a CRC32 of its own: a chunk over 8 MB was uploaded in parts, and the
+        enqueuer's read checks the whole object against the checksum it is served (moto served
+        a copy with the parts' composite checksum as if it were the whole object's, and every
+        read of it failed at its end: docs/emulator-fidelity.md)."""
+        self._s3.copy_object(
+            Bucket=process_bucket,
+            Key=key,
+            CopySource={"Bucket": holding_bucket, "Key": key},
+            MetadataDirective="REPLACE",
+            ContentType="application/x-ndjson",
+            Metadata=metadata,
+            ChecksumAlgorithm="CRC32",
+        )
+
+    def read_chunk(self, bucket: str, key: str) -> tuple[Iterator[ChunkRow], dict[str, str]]:
+        response = self._s3.get_object(Bucket=bucket, Key=key)
+        body = response["Body"]
+        return _chunk_rows(body.iter_lines()), response.get("Metadata", {})
+
+
+def _chunk_rows(lines: Iterable[bytes]) -> Iterator[ChunkRow]:
+    for line in lines:
+        if line.strip():
+            yield ChunkRow.from_json(json.loads(line))

@@ -1,0 +1,307 @@
+"""DynamoDB adapter for the jobs table: one item per job, keyed by job id."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Literal
+
+from chalicelib.core.records import FINAL_OUTCOMES
+from chalicelib.errors import CallqueueError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+JobState = Literal[
+    "splitting",
+    "running",
+    "released",
+    "paused",
+    "completed",
+    "failed",
+    "cancelled",
+    # Terminal: the same content as another job within the retention window, nothing released.
+    "duplicate",
+]
+
+
+class JobExists(CallqueueError):
+    """A job with this id was already recorded: the same upload was delivered again."""
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    bucket: str
+    key: str
+    etag: str
+    state: JobState
+    cps: int
+    window_seconds: int
+    created_at: float
+    rows: int = 0
+    valid: int = 0
+    rejected: int = 0
+    chunks: int = 0
+    started_at: float | None = None
+    released_chunks: int = 0
+    error: str | None = None
+    rejects_key: str | None = None
+    paused_at: float | None = None
+    systemic_errors: int = 0
+    outcomes_key: str | None = None
+    stalled_at: float | None = None
+    completed_at: float | None = None
+    # Responses the reconciler last saw, and when that count last changed.
+    progress: int = 0
+    progress_at: float | None = None
+    # Responses the router has seen (every attempt).
+    responses: int = 0
+    cancelled_at: float | None = None
+    # The release loop's current Step Functions execution is the job's id for 0, else
+    # `{job_id}-g{n}` (chalicelib/release/state_machine.py): raised as the loop continues as new.
+    loop_generation: int = 0
+    # Set by the reconciler when the job stopped progressing in a state that should move on
+    # (splitting, released, paused), with why; the intake records the splitter's attempts.
+    stalled_since: float | None = None
+    stalled_reason: str | None = None
+    split_attempts: int = 0
+
+
+_INTEGERS = {
+    "cps",
+    "window_seconds",
+    "rows",
+    "valid",
+    "rejected",
+    "chunks",
+    "released_chunks",
+    "systemic_errors",
+    "progress",
+    "responses",
+    "loop_generation",
+    "split_attempts",
+}
+_TIMES = {
+    "created_at",
+    "started_at",
+    "paused_at",
+    "stalled_at",
+    "completed_at",
+    "progress_at",
+    "cancelled_at",
+    "stalled_since",
+}
+_NUMBERS = _INTEGERS | _TIMES
+
+
+def _to_item(job: Job) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for name, value in asdict(job).items():
+        if value is None:
+            continue
+        item[name] = {"N": str(value)} if name in _NUMBERS else {"S": str(value)}
+    return item
+
+
+class MalformedJobRecord(CallqueueError):
+    """A jobs table item that is not a job record (a missing key attribute, a number that is
+    not one): written by hand or by an older version."""
+
+
+@dataclass(frozen=True)
+class MalformedJob:
+    """An unreadable item among the active jobs: the reconciler reports it and goes on."""
+
+    job_id: str
+    reason: str
+
+
+def _from_item(item: dict[str, Any]) -> Job:
+    values: dict[str, Any] = {}
+    try:
+        for name, typed in item.items():
+            if name in _NUMBERS:
+                number = Decimal(typed["N"])
+                values[name] = int(number) if name in _INTEGERS else float(number)
+            elif "S" in typed and name in Job.__dataclass_fields__:
+                values[name] = typed["S"]
+        return Job(**values)
+    except (KeyError, TypeError, InvalidOperation) as error:
+        job_id = item.get("job_id", {}).get("S", "?")
+        raise MalformedJobRecord(f"job {job_id}: {type(error).__name__} {error}") from error
+
+
+def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:
+    """Whether every row of a job has its final outcome.
+
+    `final_counts` are the results table's counts by outcome; "retrying" and any other name that
+    is not a final outcome are ignored, and rejected rows are counted by the splitter, not there.
+    """
+    finished = sum(final_counts.get(o, 0) for o in FINAL_OUTCOMES if o != "rejected")
+    return rejected + finished >= rows
+
+
+# Every job item carries this constant under LISTING, the partition key of the RECENT index
+# (sorted by created_at), so the most recent jobs are one Query instead of a Scan of all jobs.
+# Jobs are created a few a minute at most, far below what one index partition takes.
+RECENT = "recent"
+LISTING = "listing"
+LISTING_ALL = "job"
+
+
+class JobStore:
+    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
+        self._db = dynamodb
+        self._table = table
+
+    def create(self, job: Job) -> None:
+        """Record a new job; a second delivery of the same upload raises JobExists."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={**_to_item(job), LISTING: {"S": LISTING_ALL}},
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise JobExists(job.job_id) from None
+
+    def get(self, job_id: str) -> Job | None:
+        item = self._db.get_item(
+            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else _from_item(item)
+
+    def update(self, job_id: str, **changes: Any) -> None:
+        """Set the given attributes (None removes one)."""
+        self.update_if(job_id, None, **changes)
+
+    def add(self, job_id: str, name: str, amount: int) -> int | None:
+        """Atomically add to a numeric attribute; returns the new value, None for no such job."""
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="ADD #n :a",
+                ExpressionAttributeNames={"#n": name},
+                ExpressionAttributeValues={":a": {"N": str(amount)}},
+                ConditionExpression="attribute_exists(job_id)",
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None
+        return int(response["Attributes"][name]["N"])
+
+    def raise_to(self, job_id: str, name: str, value: int) -> int | None:
+        """Atomically raise a numeric attribute to `value` if it is lower (or absent); returns
+        its value after, None for no such job."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #n = :v",
+                ExpressionAttributeNames={"#n": name},
+                ExpressionAttributeValues={":v": {"N": str(value)}},
+                ConditionExpression="attribute_exists(job_id) AND "
+                "(attribute_not_exists(#n) OR #n < :v)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as refused:
+            item: dict[str, Any] = refused.response.get("Item") or {}  # type: ignore[assignment]
+            if not item:
+                return None
+            return int(Decimal(item[name]["N"]))
+        return value
+
+    def recent(self, limit: int) -> list[Job]:
+        """The `limit` most recently created jobs, newest first."""
+        page = self._db.query(
+            TableName=self._table,
+            IndexName=RECENT,
+            KeyConditionExpression="#l = :l",
+            ExpressionAttributeNames={"#l": LISTING},
+            ExpressionAttributeValues={":l": {"S": LISTING_ALL}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_from_item(item) for item in page.get("Items", [])]
+
+    def active(self) -> list[Job | MalformedJob]:
+        """Jobs that are not finished: what the reconciler looks at. A cancelled job is
+        unfinished until its remaining rows have ended and its outcome CSV is written.
+
+        An item that is not a readable job comes back as a MalformedJob, so one bad item
+        does not hide the others."""
+        jobs: list[Job | MalformedJob] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": (
+                "#s IN (:sp, :r, :l, :p) OR (#s = :c AND attribute_not_exists(outcomes_key))"
+            ),
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":sp": {"S": "splitting"},
+                ":r": {"S": "running"},
+                ":l": {"S": "released"},
+                ":p": {"S": "paused"},
+                ":c": {"S": "cancelled"},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.scan(**kwargs)
+            for item in page.get("Items", []):
+                try:
+                    jobs.append(_from_item(item))
+                except MalformedJobRecord as error:
+                    jobs.append(MalformedJob(item.get("job_id", {}).get("S", "?"), str(error)))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def update_if(self, job_id: str, states: tuple[str, ...] | None, **changes: Any) -> None:
+        """Set the given attributes (None removes one), if the job is in one of `states`."""
+        sets: list[str] = []
+        removes: list[str] = []
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for i, (name, value) in enumerate(sorted(changes.items())):
+            names[f"#a{i}"] = name
+            if value is None:
+                removes.append(f"#a{i}")
+            else:
+                sets.append(f"#a{i} = :v{i}")
+                values[f":v{i}"] = {"N": str(value)} if name in _NUMBERS else {"S": str(value)}
+        expression = ""
+        if sets:
+            expression += "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        condition = "attribute_exists(job_id)"
+        if states:
+            names["#state"] = "state"
+            allowed = []
+            for j, state in enumerate(states):
+                values[f":s{j}"] = {"S": state}
+                allowed.append(f":s{j}")
+            condition += f" AND #state IN ({', '.join(allowed)})"
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"job_id": {"S": job_id}},
+            "UpdateExpression": expression.strip(),
+            "ExpressionAttributeNames": names,
+            "ConditionExpression": condition,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self._db.update_item(**kwargs)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            if states is None:
+                raise
+            raise StateChanged(f"job {job_id} is not {' or '.join(states)}") from None
+
+
+class StateChanged(CallqueueError):
+    """The job was not in the state a change expected (someone else changed it first)."""

@@ -1,0 +1,439 @@
+"""The results table: the latest attempt of every row in DynamoDB, written by the results sink
+(its handler calls `record`) and read by the API and the reconciler while a job runs.
+
+One item per (job_id, row). Beside its key, the table (ResultsTable in
+.chalice/infrastructure.yaml) has two indexes:
+- `by_outcome`: job_id + outcome_row ("{outcome}#{row:09d}"), a job's rows of one outcome in order;
+- `by_error_code`: error_code + job_row ("{job_id}#{row:09d}"), only rows that have an error code.
+Items carry the number called, which is personal data, so each expires (`expires_at`, the table's
+TTL attribute) `retention_days` after it was written.
+
+A message's delivery status, from Twilio's status callbacks, is kept on the same item
+(`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`). A callback can arrive
+before the row's response is recorded (the sink reads in batches), so either write may create
+the item and neither replaces the other's attributes; an item made by a callback alone has no
+`outcome` yet and is not counted as settled.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.core.batching import (
+    SIZE_MARGIN_BYTES,
+    chunked_by_size,
+    compact_json,
+    item_size,
+    trimmed,
+)
+from chalicelib.core.limits import DYNAMODB_MAX_ITEM_BYTES, DYNAMODB_MAX_TRANSACTION_BYTES
+from chalicelib.observability import Metrics, record_responses
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+BY_OUTCOME = "by_outcome"
+BY_ERROR_CODE = "by_error_code"
+DAY_SECONDS = 86_400
+
+# A redelivered envelope (same attempt) overwrites its own item with the same content; an older
+# attempt arriving late (SNS and SQS do not keep order) must not replace a newer one.
+_NEWER_OR_SAME = "attribute_not_exists(#attempt) OR #attempt <= :attempt"
+# Rows written in one TransactWriteItems (at most 100 items), and the bytes: a transaction's
+# items may add up to 4 MB. An item is a few KB, but a row's request may be up to 64 KiB.
+TRANSACTION_ROWS = 50
+_MAX_TRANSACTION_BYTES = DYNAMODB_MAX_TRANSACTION_BYTES - SIZE_MARGIN_BYTES
+# What a Put of a transaction adds beside its item (table name, condition, its names and
+# values), counted against the transaction's bytes so the margin stays whole.
+_PUT_OVERHEAD_BYTES = 256
+# An item over DynamoDB's 400 KB is refused; one near it has its bulky attributes trimmed.
+_MAX_ITEM_BYTES = DYNAMODB_MAX_ITEM_BYTES - SIZE_MARGIN_BYTES
+# Past this an error message is cut in a trimmed item.
+_KEPT_ERROR_CHARS = 1024
+# A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
+# again changes nothing, so `delivered` is never overwritten by a late `sent`.
+_LATER_STATUS = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
+# What item_of writes; an attribute of an older attempt that the newer one lacks is removed.
+_RESPONSE_ATTRIBUTES = (
+    "api",
+    "outcome",
+    "outcome_row",
+    "job_row",
+    "error_message",
+    "error_name",
+    "sid",
+    "to",
+    "request",
+    "headers",
+    "attempt",
+    "status",
+    "error_code",
+    "due_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+    "expires_at",
+)
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The latest recorded attempt of one row."""
+
+    job_id: str
+    row: int
+    api: str
+    outcome: str
+    attempt: int
+    status: int | None
+    error_code: int | None
+    sid: str | None
+    to: str | None
+    updated_at: float
+    # A code that is not Twilio's (`cancelled`), for rows that ended without a call.
+    error_name: str | None = None
+    delivery_status: str | None = None
+    delivery_error_code: int | None = None
+
+
+def outcome_row(outcome: str, row: int) -> str:
+    # Zero-padded so that the index's string order is row order.
+    return f"{outcome}#{row:09d}"
+
+
+def job_row(job_id: str, row: int) -> str:
+    return f"{job_id}#{row:09d}"
+
+
+def number_of(request: Mapping[str, Any]) -> str | None:
+    """The number the row called: `To`, or `PhoneNumber` for a Lookup."""
+    value = request.get("To", request.get("PhoneNumber"))
+    return value if isinstance(value, str) else None
+
+
+def item_of(envelope: Mapping[str, Any], *, now: float, retention_days: int) -> dict[str, Any]:
+    """The DynamoDB item (typed attribute values) recording one envelope."""
+    job_id = str(envelope["job_id"])
+    row = int(envelope["row"])
+    outcome = str(envelope["outcome"])
+    request: Mapping[str, Any] = envelope.get("request") or {}
+    error: Mapping[str, Any] = envelope.get("error") or {}
+    code = error.get("code")
+    timings: Mapping[str, Any] = envelope.get("timings") or {}
+    strings: dict[str, str | None] = {
+        "job_id": job_id,
+        "api": str(envelope["api"]),
+        "outcome": outcome,
+        "outcome_row": outcome_row(outcome, row),
+        "job_row": job_row(job_id, row),
+        "error_message": error.get("message"),
+        "error_name": code if isinstance(code, str) else None,
+        "sid": envelope.get("sid"),
+        "to": number_of(request),
+        "request": json.dumps(request, separators=(",", ":")),
+        "headers": json.dumps(envelope.get("headers") or {}, separators=(",", ":")),
+    }
+    numbers: dict[str, float | int | None] = {
+        "row": row,
+        "attempt": int(envelope["attempt"]),
+        "status": envelope.get("status"),
+        # Numeric: it keys the by_error_code index.
+        "error_code": code if isinstance(code, int) else None,
+        "due_at": timings.get("due_at"),
+        "started_at": timings.get("started_at"),
+        "finished_at": timings.get("finished_at"),
+        "updated_at": now,
+        # TTL reads whole seconds.
+        "expires_at": int(now) + retention_days * DAY_SECONDS,
+    }
+    item: dict[str, Any] = {k: {"S": str(v)} for k, v in strings.items() if v is not None}
+    item.update({k: {"N": str(v)} for k, v in numbers.items() if v is not None})
+    return _fitted(item, request, envelope.get("headers") or {})
+
+
+def _fitted(
+    item: dict[str, Any], request: Mapping[str, Any], headers: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The item within DynamoDB's item limit, so the row's outcome is recorded whatever its
+    size: the request, then the error message, then the headers are trimmed until it fits,
+    each marked `"truncated": true` (chalicelib.core.batching.trimmed). The keys, the outcome and
+    the number called are short and stay whole."""
+    if item_size(item) > _MAX_ITEM_BYTES:
+        item["request"] = {"S": compact_json(trimmed(request))}
+    message = item.get("error_message", {}).get("S")
+    if item_size(item) > _MAX_ITEM_BYTES and message is not None:
+        item["error_message"] = {"S": message[:_KEPT_ERROR_CHARS] + "…"}
+    if item_size(item) > _MAX_ITEM_BYTES:
+        item["headers"] = {"S": compact_json(trimmed(headers))}
+    return item
+
+
+def _transaction_size(item: Mapping[str, Any]) -> int:
+    return item_size(item) + _PUT_OVERHEAD_BYTES
+
+
+def _optional_int(item: Mapping[str, Any], name: str) -> int | None:
+    return int(item[name]["N"]) if name in item else None
+
+
+def _optional_str(item: Mapping[str, Any], name: str) -> str | None:
+    return str(item[name]["S"]) if name in item else None
+
+
+def row_result_of(item: Mapping[str, Any]) -> RowResult:
+    return RowResult(
+        job_id=item["job_id"]["S"],
+        row=int(item["row"]["N"]),
+        api=item["api"]["S"],
+        outcome=item["outcome"]["S"],
+        attempt=int(item["attempt"]["N"]),
+        status=_optional_int(item, "status"),
+        error_code=_optional_int(item, "error_code"),
+        sid=_optional_str(item, "sid"),
+        to=_optional_str(item, "to"),
+        updated_at=float(item["updated_at"]["N"]),
+        error_name=_optional_str(item, "error_name"),
+        delivery_status=_optional_str(item, "delivery_status"),
+        delivery_error_code=_optional_int(item, "delivery_error_code"),
+    )
+
+
+def _update_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    """UpdateItem arguments that set the item's response attributes and remove those it lacks,
+    leaving the delivery attributes as they are."""
+    names: dict[str, str] = {"#attempt": "attempt"}
+    values: dict[str, Any] = {":attempt": item["attempt"]}
+    sets: list[str] = []
+    removes: list[str] = []
+    for i, name in enumerate(_RESPONSE_ATTRIBUTES):
+        placeholder = "#attempt" if name == "attempt" else f"#r{i}"
+        names[placeholder] = name
+        if name in item:
+            value = ":attempt" if name == "attempt" else f":r{i}"
+            values[value] = item[name]
+            sets.append(f"{placeholder} = {value}")
+        else:
+            removes.append(placeholder)
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return {
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+class ResultsTable:
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table: str,
+        *,
+        retention_days: int = 30,
+        clock: Callable[[], float] = time.time,
+        page_size: int | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        """`page_size` caps the items per Query page; None leaves DynamoDB's 1 MB pages.
+        `metrics`: the Twilio call metrics of each recorded batch (the results sink sees every
+        response once, or again if its batch is delivered again)."""
+        self._db = dynamodb
+        self._table = table
+        self._retention_days = retention_days
+        self._clock = clock
+        self._page_size = page_size
+        self._metrics = metrics
+
+    def record(self, envelopes: Sequence[Mapping[str, Any]]) -> int:
+        """Record each envelope as its row's latest attempt; returns the items written.
+
+        An envelope older than the row's recorded attempt is skipped. Any other failure raises,
+        so the batch is delivered again; rewriting what was already written is harmless.
+
+        Up to 50 rows (and 4 MB) go in one conditional transaction (the common case: no
+        callback yet, no newer attempt recorded); a transaction some row's condition cancels
+        is written a row at a time, each row as `_put` or, beside a callback or a newer
+        attempt, `_update`.
+        """
+        now = self._clock()
+        latest: dict[tuple[str, int], dict[str, Any]] = {}
+        for envelope in envelopes:
+            item = item_of(envelope, now=now, retention_days=self._retention_days)
+            key = (item["job_id"]["S"], int(item["row"]["N"]))
+            held = latest.get(key)
+            # A transaction writes an item once: of one row's envelopes, the latest attempt.
+            if held is None or int(held["attempt"]["N"]) <= int(item["attempt"]["N"]):
+                latest[key] = item
+        written = 0
+        for chunk in chunked_by_size(
+            latest.values(), _transaction_size, _MAX_TRANSACTION_BYTES, TRANSACTION_ROWS
+        ):
+            if len(chunk) > 1 and self._put_all(chunk):
+                written += len(chunk)
+                continue
+            written += sum(1 for item in chunk if self._put(item) or self._update(item))
+        if self._metrics is not None:
+            # Only once every write succeeded: a failed batch counts when it comes back.
+            record_responses(self._metrics, envelopes)
+            self._metrics.flush()
+        return written
+
+    def _put_all(self, items: list[dict[str, Any]]) -> bool:
+        """Every item written whole, in one transaction; False if a row's condition failed."""
+        try:
+            self._db.transact_write_items(
+                TransactItems=[{"Put": self._put_request(item)} for item in items]  # type: ignore[typeddict-item]
+            )
+        except self._db.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def _put_request(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": f"attribute_not_exists(delivery_rank) AND ({_NEWER_OR_SAME})",
+            "ExpressionAttributeNames": {"#attempt": "attempt"},
+            "ExpressionAttributeValues": {":attempt": item["attempt"]},
+        }
+
+    def _put(self, item: dict[str, Any]) -> bool:
+        """The common case, a whole item: no callback has written to the row yet."""
+        try:
+            self._db.put_item(**self._put_request(item))
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _update(self, item: dict[str, Any]) -> bool:
+        """The response's attributes set beside a callback's delivery status; False for an
+        attempt older than the one recorded."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": item["job_id"], "row": item["row"]},
+                ConditionExpression=_NEWER_OR_SAME,
+                **_update_of(item),
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def record_delivery(
+        self,
+        job_id: str,
+        row: int,
+        *,
+        status: str,
+        rank: int,
+        error_code: int | None,
+        sid: str,
+    ) -> bool:
+        """Record a message's delivery status unless the row already has a later one (by
+        `rank`). True if it was recorded, False for a status that came late or again."""
+        now = self._clock()
+        values: dict[str, Any] = {
+            ":status": {"S": status},
+            ":rank": {"N": str(rank)},
+            ":at": {"N": str(now)},
+            ":sid": {"S": sid},
+            ":expires": {"N": str(int(now) + self._retention_days * DAY_SECONDS)},
+        }
+        expression = (
+            "SET delivery_status = :status, delivery_rank = :rank, delivery_at = :at, "
+            "delivery_sid = :sid, expires_at = if_not_exists(expires_at, :expires)"
+        )
+        if error_code is None:
+            expression += " REMOVE delivery_error_code"
+        else:
+            expression = expression.replace("SET ", "SET delivery_error_code = :code, ", 1)
+            values[":code"] = {"N": str(error_code)}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+                UpdateExpression=expression,
+                ConditionExpression=_LATER_STATUS,
+                ExpressionAttributeValues=values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def outcomes(self, job_id: str) -> Iterator[RowResult]:
+        """Every recorded row of a job, in row order (rows only a callback has named yet are
+        left out)."""
+        for item in self._job_items(job_id):
+            if "outcome" in item:
+                yield row_result_of(item)
+
+    def progress(self, job_id: str, since: float) -> tuple[Counter[str], int]:
+        """How many of a job's rows ended in each final outcome, and how many of those ended
+        (their latest attempt finished) at or after `since`: one read of the job's items."""
+        counts: Counter[str] = Counter()
+        recent = 0
+        names = {"#job_id": "job_id", "#outcome": "outcome", "#finished": "finished_at"}
+        for item in self._query(
+            KeyConditionExpression="#job_id = :job_id",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":job_id": {"S": job_id}},
+            ProjectionExpression="#outcome, #finished",
+        ):
+            outcome = item.get("outcome", {}).get("S")
+            if outcome is None or outcome == "retrying":
+                continue
+            counts[outcome] += 1
+            if "finished_at" in item and float(item["finished_at"]["N"]) >= since:
+                recent += 1
+        return counts, recent
+
+    def count_by_outcome(self, job_id: str) -> Counter[str]:
+        """How many of a job's rows ended in each final outcome ("retrying" is not final)."""
+        counts: Counter[str] = Counter()
+        for item in self._job_items(job_id, outcome_only=True):
+            outcome = item.get("outcome", {}).get("S")
+            if outcome is not None and outcome != "retrying":
+                counts[outcome] += 1
+        return counts
+
+    def rows_with_error(self, error_code: int) -> Iterator[RowResult]:
+        """Every recorded row, of any job, whose latest attempt has this Twilio error code."""
+        for item in self._query(
+            IndexName=BY_ERROR_CODE,
+            KeyConditionExpression="#error_code = :code",
+            ExpressionAttributeNames={"#error_code": "error_code"},
+            ExpressionAttributeValues={":code": {"N": str(error_code)}},
+        ):
+            yield row_result_of(item)
+
+    def _job_items(self, job_id: str, *, outcome_only: bool = False) -> Iterator[dict[str, Any]]:
+        names = {"#job_id": "job_id"}
+        kwargs: dict[str, Any] = {}
+        if outcome_only:
+            names["#outcome"] = "outcome"
+            kwargs["ProjectionExpression"] = "#outcome"
+        # Consistent: the reconciler decides from these reads that a job is complete.
+        return self._query(
+            KeyConditionExpression="#job_id = :job_id",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":job_id": {"S": job_id}},
+            ConsistentRead=True,
+            **kwargs,
+        )
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        kwargs["TableName"] = self._table
+        if self._page_size is not None:
+            kwargs["Limit"] = self._page_size
+        while True:
+            page = self._db.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,1 @@
+"""Intake: reading, validating and chunking an uploaded file, one job per content."""

@@ -1,0 +1,111 @@
+"""Plan a file without sending anything: what the splitter would do with it, and how long."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
+from chalicelib.core.schedule import Schedule
+from chalicelib.core.segments import message_cost, sms_segments
+from chalicelib.intake.parsing import Format
+from chalicelib.intake.rows import Accepted, checked_rows
+
+
+@dataclass
+class Plan:
+    cps: int
+    window_seconds: int
+    rows: int = 0
+    valid: int = 0
+    rejected: int = 0
+    chunks: int = 0
+    eta_seconds: float = 0.0
+    by_api: dict[str, int] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=lambda: {"GSM-7": 0, "UCS-2": 0})
+    messages_by_encoding: dict[str, int] = field(default_factory=lambda: {"GSM-7": 0, "UCS-2": 0})
+    rejects: list[dict[str, int | str]] = field(default_factory=list)
+    # Per `From` of messages: how many segments it sends.
+    sender_segments: dict[str, int] = field(default_factory=dict)
+    senders: SenderLimits = field(default_factory=lambda: SenderLimits.parse("auto"))
+
+    def sender_seconds(self) -> dict[str, float]:
+        """How long each limited sender takes to send its segments at its messages per second."""
+        out = {}
+        for sender, segments in self.sender_segments.items():
+            mps = self.senders.mps(sender)
+            if mps:
+                out[sender] = segments / mps
+        return out
+
+    @property
+    def eta_with_sender_limits(self) -> float:
+        return max([self.eta_seconds, *self.sender_seconds().values()])
+
+    def warnings(self) -> list[str]:
+        found = []
+        for sender, seconds in sorted(self.sender_seconds().items(), key=lambda kv: -kv[1]):
+            if seconds > SENDER_QUEUE_SECONDS:
+                found.append(
+                    f"{sender} sends {self.sender_segments[sender]} segments at "
+                    f"{self.senders.mps(sender):g} per second: {seconds / 3600:.1f} h, more than "
+                    "the 10 hours of messages Twilio queues for a sender (30001 beyond that) "
+                    "unless SENDER_LIMITS paces it; add senders or use a Messaging Service"
+                )
+            elif seconds > self.eta_seconds:
+                found.append(
+                    f"{sender} needs {seconds:.0f} s at {self.senders.mps(sender):g} segments "
+                    f"per second, longer than the job's {self.eta_seconds:.0f} s at "
+                    f"{self.cps} CPS: its messages queue at Twilio (or, with SENDER_LIMITS, "
+                    "wait on the queue here)"
+                )
+        return found
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rows": self.rows,
+            "valid": self.valid,
+            "rejected": self.rejected,
+            "chunks": self.chunks,
+            "cps": self.cps,
+            "window_seconds": self.window_seconds,
+            "eta_seconds": round(self.eta_seconds, 3),
+            "by_api": self.by_api,
+            "sms_segments": self.segments,
+            "sms_messages_by_encoding": self.messages_by_encoding,
+            "rejects": self.rejects,
+            "sender_segments": self.sender_segments,
+            "eta_seconds_with_sender_limits": round(self.eta_with_sender_limits, 3),
+            "warnings": self.warnings(),
+        }
+
+
+def plan(
+    stream: BinaryIO, fmt: Format, schedule: Schedule, senders: SenderLimits | None = None
+) -> Plan:
+    """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
+    per-sender limits the ETA is reported under (Twilio's defaults when not given)."""
+    result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
+    if senders is not None and senders.enabled:
+        result.senders = senders
+    for item in checked_rows(stream, fmt):
+        result.rows += 1
+        if not isinstance(item, Accepted):
+            result.rejected += 1
+            result.rejects.append({"row": item.number, "reason": item.reason})
+            continue
+        result.valid += 1
+        api = item.request.api
+        result.by_api[api] = result.by_api.get(api, 0) + 1
+        body = item.request.params.get("Body")
+        if api == "messages" and isinstance(body, str):
+            encoding, count = sms_segments(body)
+            result.segments[encoding] += count
+            result.messages_by_encoding[encoding] += 1
+        sender = item.request.params.get("From")
+        if api == "messages" and isinstance(sender, str):
+            cost = message_cost(item.request.params)
+            result.sender_segments[sender] = result.sender_segments.get(sender, 0) + cost
+    result.chunks = schedule.chunk_count(result.valid)
+    result.eta_seconds = schedule.eta_seconds(result.valid)
+    return result

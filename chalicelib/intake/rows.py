@@ -1,0 +1,91 @@
+"""A file's records, each either a valid call or a rejection: what the splitter and the planner
+both read, so they always agree on rows, valid and rejected.
+
+A record is rejected, never the file failed, for anything confined to it: a parsing error, an
+invalid value, a row too large to travel (chalicelib.core.limits.MAX_ROW_BYTES), or an unexpected
+exception while it was validated (logged with its traceback, so the bug is seen and the rest of
+the file still goes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Final
+
+from chalicelib.core.limits import MAX_ROW_BYTES
+from chalicelib.core.records import CallRequest, QueuedRow
+from chalicelib.intake.parsing import ByteStream, Format, read_records
+from chalicelib.intake.validation import InvalidRow, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    number: int
+    request: CallRequest
+
+
+@dataclass(frozen=True)
+class Rejected:
+    number: int
+    reason: str
+
+
+# A queued row with its own fields at their widest: an 80-character job id (the longest
+# splitter.job_id_of gives), times of 18 characters and counters far past their bounds. A row is
+# measured inside it, so its verdict is the same in whatever job it travels (the planner knows
+# no job id) and on every attempt. A queued row is larger than its line in a chunk file.
+_WIDEST: Final = QueuedRow(
+    job_id="j" * 80,
+    row=0,
+    api="messages",
+    params={},
+    due_at=9_999_999_999.999_999,
+    attempt=999,
+    job_start=9_999_999_999.999_999,
+    doubts=999,
+)
+
+
+def travelling_bytes(number: int, request: CallRequest) -> int:
+    """The size of a row as it is sent: a QueuedRow's compact JSON, non-ASCII escaped as the
+    send queue writes it (escaping never makes a row smaller than its UTF-8 form, so this is
+    the larger of the two)."""
+    queued = replace(_WIDEST, row=number, api=request.api, params=request.params)
+    return len(json.dumps(queued.to_json(), separators=(",", ":")).encode())
+
+
+def too_large_reason(size: int) -> str:
+    return (
+        f"row is {size:,} bytes as sent; the limit is {MAX_ROW_BYTES:,} "
+        "(SQS/SNS carry at most 256 KiB with Twilio's response)"
+    )
+
+
+def checked_rows(stream: ByteStream, fmt: Format) -> Iterator[Accepted | Rejected]:
+    """Raises parsing.FileFormatError when the file cannot be read at all."""
+    for record in read_records(stream, fmt):
+        if record.error is not None or record.fields is None:
+            yield Rejected(record.number, record.error or "unreadable record")
+            continue
+        yield _checked(record.number, record.fields)
+
+
+def _checked(number: int, fields: dict[str, object]) -> Accepted | Rejected:
+    try:
+        request = validate(fields)
+        size = travelling_bytes(number, request)
+    except InvalidRow as error:
+        return Rejected(number, str(error))
+    except Exception as error:
+        # One row must not fail the file: the row is rejected with the exception's type (its
+        # message may quote the row) and the traceback is logged for whoever fixes the bug.
+        log.exception("record %d could not be validated", number)
+        return Rejected(number, f"could not be read: {type(error).__name__}")
+    if size > MAX_ROW_BYTES:
+        return Rejected(number, too_large_reason(size))
+    return Accepted(number, request)

@@ -1,0 +1,330 @@
+"""The splitter: validates an uploaded file and cuts it into chunks, then starts the release loop.
+
+It streams: records are read, validated and appended to the current chunk one at a time, and a
+chunk is staged on disk past a few MB, so memory does not grow with the file. The file's SHA-256
+is taken on the same read.
+
+What an upload can end in, and why nothing is left `splitting` without a trace:
+
+- A delivery of the same upload again (S3 events are at least once) finds the job already
+  recorded and resumes it instead of starting a second one.
+- Bad job settings in the object metadata (x-amz-meta-cps, x-amz-meta-window) or an unreadable
+  file: the job is recorded `failed`, with the reason for the user.
+- The same content as a job still within the retention window (another key, a multipart upload
+  of the same bytes): the job ends `duplicate` and nothing is released, unless the upload says
+  `x-amz-meta-resend: true` (chalicelib.intake.content).
+- Anything else (an S3 read error, a bug): the job records the error and its `split_attempts`
+  and the exception goes back to Lambda, which retries the event; on the last attempt the job
+  is recorded `failed` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Final
+
+from chalicelib.aws.buckets import SpooledFile, Storage, chunk_key, rejects_key
+from chalicelib.aws.jobs_table import Job, JobExists, JobStore
+from chalicelib.config import MAX_WINDOW_SECONDS, ConfigError, Settings
+from chalicelib.core.records import ChunkRow
+from chalicelib.core.schedule import Schedule
+from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
+from chalicelib.intake.parsing import ByteStream, FileFormatError, Format, detect_format
+from chalicelib.intake.rows import Rejected, checked_rows
+from chalicelib.observability import Metrics, bound
+from chalicelib.release.releaser import LoopState
+from chalicelib.release.state_machine import ReleaseLoop
+
+log = logging.getLogger(__name__)
+
+# Lambda runs an asynchronous event (the S3 notification) once and retries it twice.
+MAX_SPLIT_ATTEMPTS: Final = 3
+
+_WHOLE_NUMBER: Final = re.compile(r"[+-]?[0-9]+")
+# Longer than any setting in range, and short of what int() refuses (4,300 digits).
+_MAX_SETTING_DIGITS: Final = 9
+
+
+def job_id_for(bucket: str, key: str, etag: str) -> str:
+    """A job id that is the same for every delivery of one upload (bucket, key and content).
+
+    It names the Step Functions execution too, hence the alphabet and the 80-character limit.
+    """
+    digest = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", key.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip("-")
+    return f"{stem[:40] or 'job'}-{digest}"
+
+
+# A job id chosen before the upload (POST /jobs signs it into the upload URL as
+# `x-amz-meta-job-id`): the same alphabet and length as job_id_for's.
+_CHOSEN_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def job_id_of(
+    bucket: str, key: str, etag: str, metadata: dict[str, str], last_modified: str = ""
+) -> str:
+    """The job id an upload names in its metadata, else the one derived from the upload.
+
+    A resend of the same bytes to the same key has the same ETag as the upload it repeats, but
+    must be a job (and a Step Functions execution, whose name is taken for 90 days) of its own:
+    its id also covers when it was written, which every delivery of one upload shares."""
+    chosen = metadata.get("job-id", "")
+    if _CHOSEN_JOB_ID.fullmatch(chosen):
+        return chosen
+    if is_resend(metadata):
+        return job_id_for(bucket, key, f"{etag}@{last_modified}")
+    return job_id_for(bucket, key, etag)
+
+
+def _setting(metadata: dict[str, str], name: str, unit: str, low: int, high: int | None) -> int:
+    """A whole-number job setting from the object metadata; ConfigError says what is wrong in
+    the user's words. A blank value is as if the setting were not given."""
+    raw = metadata[name]
+    text = raw.strip()
+    bounds = f"at least {low}" if high is None else f"{low}..{high}"
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise ConfigError(f"x-amz-meta-{name} must be a whole number of {unit}, got {raw!r}")
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > _MAX_SETTING_DIGITS:
+        raise ConfigError(f"x-amz-meta-{name} must be {bounds} {unit}, got {raw!r}")
+    value = int(text)
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"x-amz-meta-{name} must be {bounds} {unit}, got {raw!r}")
+    return value
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(frozen=True)
+class Counts:
+    rows: int
+    valid: int
+    rejected: int
+    chunks: int
+
+
+class Splitter:
+    def __init__(
+        self,
+        storage: Storage,
+        jobs: JobStore,
+        loop: ReleaseLoop,
+        settings: Settings,
+        *,
+        claims: ContentClaims,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._storage = storage
+        self._jobs = jobs
+        self._loop = loop
+        self._settings = settings
+        self._claims = claims
+        self._clock = clock
+        self._metrics = metrics
+
+    def split(self, bucket: str, key: str) -> Job:
+        source = self._storage.open_source(bucket, key)
+        metadata = source.metadata
+        job_id = job_id_of(bucket, key, source.etag, metadata, source.last_modified)
+        with bound(job_id=job_id):
+            try:
+                return self._split(bucket, key, source.body, metadata, source.etag, job_id)
+            finally:
+                source.body.close()
+
+    def _split(
+        self,
+        bucket: str,
+        key: str,
+        stream: ByteStream,
+        metadata: dict[str, str],
+        etag: str,
+        job_id: str,
+    ) -> Job:
+        job = Job(
+            job_id=job_id,
+            bucket=bucket,
+            key=key,
+            etag=etag,
+            state="splitting",
+            cps=self._settings.cps,
+            window_seconds=self._settings.window_seconds,
+            created_at=self._clock(),
+        )
+        invalid: str | None = None
+        try:
+            job = self._with_overrides(job, metadata)
+        except ConfigError as error:
+            invalid = str(error)
+        try:
+            self._jobs.create(job)
+        except JobExists:
+            existing = self._jobs.get(job_id)
+            assert existing is not None  # noqa: S101 - it was just found to exist
+            if existing.state != "splitting":
+                log.info("job %s already recorded (%s): duplicate delivery", job_id, existing.state)
+                self._resume(existing)
+                return existing
+            log.info("job %s was interrupted while splitting: splitting again", job_id)
+            job = existing
+        if invalid is not None:
+            return self._fail(job, invalid)
+        attempt = self._jobs.add(job_id, "split_attempts", 1) or 1
+        try:
+            return self._split_content(job, key, stream, resend=is_resend(metadata))
+        except Exception as error:
+            reason = (
+                f"splitting failed (attempt {attempt} of {MAX_SPLIT_ATTEMPTS}): "
+                f"{type(error).__name__}: {error}"
+            )
+            if attempt >= MAX_SPLIT_ATTEMPTS:
+                # Lambda will not retry again: the job must end, not stay `splitting`.
+                log.exception("job %s: %s; the job has failed", job_id, reason)
+                return self._fail(job, reason)
+            log.exception("job %s: %s; raised for Lambda to retry", job_id, reason)
+            self._jobs.update(job_id, error=reason)
+            raise
+
+    def _split_content(self, job: Job, key: str, stream: ByteStream, *, resend: bool) -> Job:
+        job_id = job.job_id
+        hashed = HashingStream(stream)
+        try:
+            fmt = detect_format(key)
+            counts = self._write_chunks(job, hashed, fmt)
+        except FileFormatError as error:
+            return self._fail(job, str(error))
+        sha256 = hashed.hexdigest()
+        counted = {
+            "rows": counts.rows,
+            "valid": counts.valid,
+            "rejected": counts.rejected,
+            "chunks": counts.chunks,
+            "rejects_key": rejects_key(job_id) if counts.rejected else None,
+            "content_sha256": sha256,
+        }
+        # Claimed before the release loop starts, so of two jobs of one content only one ever
+        # releases a chunk. A job with nothing to send claims nothing: it cannot send twice.
+        if counts.chunks:
+            me = Holder(job_id, job.created_at)
+            now = self._clock()
+            if resend:
+                self._claims.take(sha256, me, now)
+            else:
+                holder = self._claims.claim(sha256, me, now)
+                if holder is not None:
+                    return self._duplicate(job, holder, counted)
+        # The first chunk is released now; its first row is due once the release lead has passed.
+        started = self._clock() + Schedule(job.cps, job.window_seconds).lead_seconds
+        state = "running" if counts.chunks else "completed"
+        self._jobs.update(job_id, **counted, started_at=started, state=state, error=None)
+        job = self._jobs.get(job_id) or job
+        self._resume(job)
+        log.info(
+            "job %s split: %d rows, %d valid, %d rejected, %d chunks",
+            job_id,
+            counts.rows,
+            counts.valid,
+            counts.rejected,
+            counts.chunks,
+        )
+        if self._metrics is not None:
+            self._metrics.count("RowsAccepted", counts.valid)
+            self._metrics.count("RowsRejected", counts.rejected)
+            self._metrics.count("Chunks", counts.chunks)
+            self._metrics.flush()
+        return job
+
+    def _duplicate(self, job: Job, holder: Holder, counted: Mapping[str, object]) -> Job:
+        reason = (
+            f"the same content as job {holder.job_id} (uploaded {_when(holder.uploaded_at)}); "
+            "to send it again upload with x-amz-meta-resend: true"
+        )
+        log.warning("job %s is a duplicate: %s", job.job_id, reason)
+        self._jobs.update(
+            job.job_id, **counted, state="duplicate", duplicate_of=holder.job_id, error=reason
+        )
+        if self._metrics is not None:
+            self._metrics.count("DuplicateJobs", 1)
+            self._metrics.flush()
+        return self._jobs.get(job.job_id) or job
+
+    def _with_overrides(self, job: Job, metadata: dict[str, str]) -> Job:
+        """A file may carry its own rate and window as S3 object metadata (x-amz-meta-cps)."""
+        cps, window = job.cps, job.window_seconds
+        if metadata.get("cps", "").strip():
+            cps = _setting(metadata, "cps", "calls per second", 1, None)
+        if metadata.get("window", "").strip():
+            window = _setting(metadata, "window", "seconds", 1, MAX_WINDOW_SECONDS)
+        Schedule(cps, window)  # validates
+        return replace(job, cps=cps, window_seconds=window)
+
+    def _resume(self, job: Job) -> None:
+        if job.state in ("running", "released") and job.started_at is not None:
+            schedule = Schedule(job.cps, job.window_seconds)
+            first = LoopState.first(job.job_id, job.chunks, job.started_at, schedule)
+            self._loop.start(job.job_id, first.to_json())
+
+    def _fail(self, job: Job, reason: str) -> Job:
+        log.warning("job %s failed: %s", job.job_id, reason)
+        self._jobs.update(job.job_id, state="failed", error=reason)
+        return self._jobs.get(job.job_id) or job
+
+    def _write_chunks(self, job: Job, stream: ByteStream, fmt: Format) -> Counts:
+        schedule = Schedule(job.cps, job.window_seconds)
+        settings = self._settings
+        rows = valid = rejected = chunks = 0
+        chunk = SpooledFile()
+        rejects = SpooledFile()
+        rejects.write_row(["row", "reason"])
+
+        def reject(number: int, reason: str) -> None:
+            nonlocal rejected
+            rejected += 1
+            rejects.write_row([str(number), reason])
+
+        def flush_chunk() -> None:
+            nonlocal chunk, chunks
+            self._storage.put_file(
+                settings.holding_bucket,
+                chunk_key(job.job_id, chunks),
+                chunk,
+                "application/x-ndjson",
+                job_id=job.job_id,
+                chunk=str(chunks),
+            )
+            chunk.close()
+            chunk = SpooledFile()
+            chunks += 1
+
+        try:
+            for item in checked_rows(stream, fmt):
+                rows += 1
+                if isinstance(item, Rejected):
+                    reject(item.number, item.reason)
+                    continue
+                request = item.request
+                row = ChunkRow(item.number, request.api, request.params, schedule.offset(valid))
+                chunk.write_line(json.dumps(row.to_json(), separators=(",", ":")))
+                valid += 1
+                if chunk.lines == schedule.chunk_size:
+                    flush_chunk()
+            if chunk.lines:
+                flush_chunk()
+            if rejected:
+                self._storage.put_file(
+                    settings.reports_bucket, rejects_key(job.job_id), rejects, "text/csv"
+                )
+        finally:
+            chunk.close()
+            rejects.close()
+        return Counts(rows=rows, valid=valid, rejected=rejected, chunks=chunks)

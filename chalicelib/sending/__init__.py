@@ -1,0 +1,1 @@
+"""Sending: the sender, its call ledger, rate limiter, suppression checks and response topic."""

@@ -1,0 +1,419 @@
+"""At most one Twilio call per row: a ledger of calls in DynamoDB, keyed by (job, row).
+
+SQS delivers at least once and an invocation can die after Twilio answered, so the same row can
+reach the sender again. Before calling, the sender claims the row's attempt with a conditional
+write; after the call it records the outcome and the envelope it published.
+
+- A row whose call completed is never called again: its stored envelope is published again.
+- A row whose attempt Twilio did not process (429, 5xx) is open to the next attempt only.
+- A row whose call started but never completed (the invocation died, the response was lost) is
+  not called again blindly. While its call could still be in flight it is put back to wait; after
+  that its outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from chalicelib.core.batching import fit_envelope
+from chalicelib.errors import RetryableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Verdict = Literal["call", "done", "wait", "in_doubt", "stale"]
+# What a signed status callback for a row is to the row's call: the message it created (or may
+# have: the call's response is not in yet), another message, or a row the ledger never claimed.
+Binding = Literal["bound", "mismatch", "unknown_row"]
+# (job, row, attempt)
+Attempt = tuple[str, int, int]
+
+# DynamoDB's ceilings: items in one TransactWriteItems, and in one BatchWriteItem.
+MAX_TRANSACTION_ITEMS = 100
+MAX_BATCH_WRITE_ITEMS = 25
+MAX_BATCH_GET_KEYS = 100
+# A batch request's unprocessed items (BatchWriteItem, with backoff) or keys (BatchGetItem) are
+# asked for again this many times.
+BATCH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Claim:
+    verdict: Verdict
+    # For "done": the envelope published when the call completed.
+    envelope: dict[str, Any] | None = None
+    # For "wait": seconds until the earlier call can no longer be in flight.
+    wait_seconds: float = 0.0
+    # For "in_doubt": the SID a signed status callback bound to the row (evidence that the
+    # earlier call created that message), if one came.
+    callback_sid: str | None = None
+    # For "in_doubt": when the earlier call was claimed (it started no sooner).
+    claimed_at: float = 0.0
+
+
+class CallLedger:
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table: str,
+        *,
+        in_doubt_after: float,
+        retention_days: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self._in_doubt_after = in_doubt_after
+        self._retention = retention_days * 86400
+        self._clock = clock
+
+    @property
+    def in_doubt_after(self) -> float:
+        """Seconds after its claim when a call that never recorded an outcome is in doubt."""
+        return self._in_doubt_after
+
+    @property
+    def call_deadline(self) -> float:
+        """Seconds after its claim by which a call must have started: half the in-doubt time,
+        so a call that starts is over (Twilio's timeout) before anyone may take it as lost.
+        Unbounded when calls are never waited for (an in-doubt time of 0)."""
+        return self._in_doubt_after / 2 if self._in_doubt_after > 0 else float("inf")
+
+    def claim(self, job_id: str, row: int, attempt: int) -> Claim:
+        now = self._clock()
+        try:
+            self._db.put_item(**self._claim_put(job_id, row, attempt, now))
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return self._existing(job_id, row, attempt, now)
+        return Claim("call")
+
+    def claim_all(self, attempts: Sequence[Attempt]) -> list[Claim]:
+        """A verdict for each attempt, in order, as `claim` gives: the claims of up to 100 rows
+        are made in one transaction, which in the common case (no row seen before) succeeds
+        whole. When some were seen before, the transaction is cancelled with a reason per row:
+        those rows get their verdict from the ledger and the others are claimed again."""
+        verdicts: list[Claim | None] = [None] * len(attempts)
+        rows: set[tuple[str, int]] = set()
+        together: list[int] = []
+        for i, (job_id, row, _) in enumerate(attempts):
+            # A transaction may write an item once: a row delivered twice in one batch is
+            # claimed on its own, after its first delivery.
+            if (job_id, row) in rows:
+                continue
+            rows.add((job_id, row))
+            together.append(i)
+        for start in range(0, len(together), MAX_TRANSACTION_ITEMS):
+            chunk = together[start : start + MAX_TRANSACTION_ITEMS]
+            self._claim_together(attempts, chunk, verdicts)
+        return [v if v is not None else self.claim(*attempts[i]) for i, v in enumerate(verdicts)]
+
+    def _claim_together(
+        self, attempts: Sequence[Attempt], indexes: list[int], verdicts: list[Claim | None]
+    ) -> None:
+        pending = indexes
+        for _ in range(3):
+            if len(pending) <= 1:
+                return  # one row: a plain conditional put (claim_all makes it)
+            now = self._clock()
+            try:
+                self._db.transact_write_items(
+                    TransactItems=[
+                        {"Put": self._claim_put(*attempts[i], now)}  # type: ignore[typeddict-item]
+                        for i in pending
+                    ]
+                )
+            except self._db.exceptions.TransactionCanceledException as error:
+                reasons = error.response.get("CancellationReasons", [])
+                if len(reasons) != len(pending):
+                    return  # no reason per row: each is claimed on its own
+                again, seen = [], []
+                for i, reason in zip(pending, reasons, strict=True):
+                    if reason.get("Code") == "ConditionalCheckFailed":
+                        seen.append(i)
+                    else:
+                        again.append(i)  # not the cause ("None"), or a conflict: again
+                for i, verdict in zip(
+                    seen, self._existing_all([attempts[i] for i in seen], now), strict=True
+                ):
+                    verdicts[i] = verdict
+                pending = again
+            else:
+                for i in pending:
+                    verdicts[i] = Claim("call")
+                return
+
+    def _claim_put(self, job_id: str, row: int, attempt: int, now: float) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": {
+                "job_id": {"S": job_id},
+                "row": {"N": str(row)},
+                "attempt": {"N": str(attempt)},
+                "state": {"S": "calling"},
+                "claimed_at": {"N": repr(now)},
+                "expires_at": {"N": str(int(now) + self._retention)},
+            },
+            # An attempt Twilio did not process may be made again: by the next attempt, or by
+            # the same one redelivered before its successor was queued.
+            "ConditionExpression": (
+                "attribute_not_exists(job_id) OR (#s = :retry AND attempt <= :attempt)"
+            ),
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":retry": {"S": "retry"},
+                ":attempt": {"N": str(attempt)},
+            },
+        }
+
+    def _existing(self, job_id: str, row: int, attempt: int, now: float) -> Claim:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+            ConsistentRead=True,
+        ).get("Item")
+        return self._verdict(item, job_id, row, attempt, now)
+
+    def _existing_all(self, attempts: Sequence[Attempt], now: float) -> list[Claim]:
+        """`_existing` for rows whose claims were refused, their items read together (one
+        BatchGetItem for up to 100; the keys DynamoDB leaves unprocessed are asked for again,
+        and any still left are read one by one). Under redeliveries a batch can hold dozens
+        of rows seen before: read one at a time, they took a request each."""
+        items: dict[tuple[str, int], dict[str, Any]] = {}
+        keys = [{"job_id": {"S": job_id}, "row": {"N": str(row)}} for job_id, row, _ in attempts]
+        for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+            pending: list[Any] = keys[start : start + MAX_BATCH_GET_KEYS]
+            for _ in range(BATCH_ATTEMPTS):
+                response = self._db.batch_get_item(
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
+                )
+                for item in response.get("Responses", {}).get(self._table, []):
+                    items[(item["job_id"]["S"], int(item["row"]["N"]))] = item
+                unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
+                pending = list(unprocessed["Keys"]) if unprocessed else []
+                if not pending:
+                    break
+        verdicts = []
+        for job_id, row, attempt in attempts:
+            found = items.get((job_id, row))
+            if found is None:  # unread, or deleted in between (TTL): on its own
+                verdicts.append(self._existing(job_id, row, attempt, now))
+            else:
+                verdicts.append(self._verdict(found, job_id, row, attempt, now))
+        return verdicts
+
+    def _verdict(
+        self, item: dict[str, Any] | None, job_id: str, row: int, attempt: int, now: float
+    ) -> Claim:
+        """The verdict for a claim the ledger refused, by the row's item as it is now."""
+        if item is None:  # deleted in between (TTL): claim again
+            return self.claim(job_id, row, attempt)
+        state = item["state"]["S"]
+        if state == "done":
+            return Claim("done", envelope=json.loads(item["envelope"]["S"]))
+        if state == "retry":
+            return Claim("stale")  # a later attempt is queued already
+        age = now - float(item["claimed_at"]["N"])
+        if age < self._in_doubt_after:
+            return Claim("wait", wait_seconds=self._in_doubt_after - age)
+        if self._take_over(job_id, row, item["claimed_at"], now):
+            evidence = item.get("callback_sid", {}).get("S")
+            # The first claim of this attempt: a row taken over before kept it.
+            first = item.get("first_claimed_at", item["claimed_at"])
+            return Claim("in_doubt", callback_sid=evidence, claimed_at=float(first["N"]))
+        # Another delivery of the row took it over first, and settles it.
+        return Claim("wait", wait_seconds=self._in_doubt_after)
+
+    def _take_over(self, job_id: str, row: int, seen: Any, now: float) -> bool:
+        """Claim a row in doubt for this delivery: its claim time moved to now, if it is still
+        the claim that was seen. Two deliveries of a row can find it in doubt at once (a batch
+        redelivered, and the copies put back to wait); each would look the message up, find
+        none when the first claimant never called, and call: only the one whose write lands
+        settles it, and the other waits."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+                UpdateExpression=(
+                    "SET claimed_at = :now, "
+                    "first_claimed_at = if_not_exists(first_claimed_at, :seen)"
+                ),
+                ConditionExpression="#s = :calling AND claimed_at = :seen",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":now": {"N": repr(now)},
+                    ":calling": {"S": "calling"},
+                    ":seen": seen,
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
+        """The attempt has its final outcome; later deliveries republish `envelope`."""
+        self._set(job_id, row, attempt, "done", envelope)
+
+    def bind_callback(self, job_id: str, row: int, sid: str, to: str | None) -> Binding:
+        """Whether a signed status callback naming (job, row) may change that row: only for
+        the message the row's call created. The signature proves Twilio sent it, not that the
+        row's call made the message (a row may set its own StatusCallback to another row's URL).
+
+        A row whose call has completed accepts only its own SID (and To); one still in flight
+        (the callback can come before the response is recorded) takes the first SID as evidence
+        of what its call created, which settles the row if its response is lost."""
+        key = {"job_id": {"S": job_id}, "row": {"N": str(row)}}
+        item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            return "unknown_row"
+        known_to = item.get("to", {}).get("S")
+        if to is not None and known_to is not None and to != known_to:
+            return "mismatch"
+        own = item.get("sid", {}).get("S") or item.get("callback_sid", {}).get("S")
+        if own is not None:
+            return "bound" if own == sid else "mismatch"
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET callback_sid = :sid",
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND attribute_not_exists(sid) AND "
+                    "(attribute_not_exists(callback_sid) OR callback_sid = :sid)"
+                ),
+                ExpressionAttributeValues={":sid": {"S": sid}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return "mismatch"  # another SID was bound in between
+        return "bound"
+
+    def retryable(self, job_id: str, row: int, attempt: int) -> None:
+        """Twilio did not process this attempt; the next attempt may call."""
+        self._set(job_id, row, attempt, "retry", None)
+
+    def writes(self, *, sleep: Callable[[float], None] = time.sleep) -> LedgerWrites:
+        """A buffer of outcomes, written 25 to a request (see LedgerWrites)."""
+        return LedgerWrites(self, sleep=sleep)
+
+    def _item(
+        self, key: Attempt, state: str, envelope: dict[str, Any] | None, now: float
+    ) -> dict[str, Any]:
+        job_id, row, attempt = key
+        item: dict[str, Any] = {
+            "job_id": {"S": job_id},
+            "row": {"N": str(row)},
+            "attempt": {"N": str(attempt)},
+            "state": {"S": state},
+            "claimed_at": {"N": repr(now)},
+            "expires_at": {"N": str(int(now) + self._retention)},
+        }
+        if envelope is not None:
+            # Within DynamoDB's 400 KB item, trimmed as the topic trims it (the same envelope).
+            item["envelope"] = {"S": json.dumps(fit_envelope(envelope), separators=(",", ":"))}
+            item.update(_identity(envelope))
+        return item
+
+    def _write_items(self, items: list[dict[str, Any]], sleep: Callable[[float], None]) -> None:
+        """Put whole items (unconditionally, as `_set` updates them), 25 to a request, sending
+        what DynamoDB leaves unprocessed again; raises if some are still left."""
+        for start in range(0, len(items), MAX_BATCH_WRITE_ITEMS):
+            requests: list[Any] = [
+                {"PutRequest": {"Item": item}}
+                for item in items[start : start + MAX_BATCH_WRITE_ITEMS]
+            ]
+            for attempt in range(BATCH_ATTEMPTS):
+                response = self._db.batch_write_item(RequestItems={self._table: requests})
+                requests = list(response.get("UnprocessedItems", {}).get(self._table, []))
+                if not requests:
+                    break
+                sleep(0.05 * 2**attempt)
+            else:
+                raise RetryableError(
+                    f"call ledger: {len(requests)} outcomes unwritten after "
+                    f"{BATCH_ATTEMPTS} attempts"
+                )
+
+    def _set(
+        self, job_id: str, row: int, attempt: int, state: str, envelope: dict[str, Any] | None
+    ) -> None:
+        values: dict[str, Any] = {":s": {"S": state}, ":a": {"N": str(attempt)}}
+        names = {"#s": "state"}
+        expression = "SET #s = :s, attempt = :a"
+        if envelope is not None:
+            values[":e"] = {"S": json.dumps(fit_envelope(envelope), separators=(",", ":"))}
+            expression += ", envelope = :e"
+            for name, value in _identity(envelope).items():
+                # `to` is a reserved word: every name goes through a placeholder.
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+                expression += f", #{name} = :{name}"
+        self._db.update_item(
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+
+def _identity(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The number a row's call went to and the SID Twilio gave what it created, as ledger
+    attributes: a status callback is bound to them (CallLedger.bind_callback)."""
+    attributes: dict[str, Any] = {}
+    to = (envelope.get("request") or {}).get("To")
+    if isinstance(to, str):
+        attributes["to"] = {"S": to}
+    sid = envelope.get("sid")
+    if isinstance(sid, str) and sid:
+        attributes["sid"] = {"S": sid}
+    return attributes
+
+
+class LedgerWrites:
+    """Outcomes of a sender's batch, written to the ledger 25 to a request (BatchWriteItem)
+    instead of one request a row: as soon as 25 are waiting, and whatever is left at `flush`.
+
+    The sender flushes before it publishes or requeues anything, so no row is published or put
+    back before its outcome is in the ledger. An invocation that dies with outcomes still
+    buffered (at most 24) leaves those rows as claimed-and-calling: their next delivery waits
+    out the in-doubt time and settles them the way any lost response is settled.
+    """
+
+    def __init__(self, ledger: CallLedger, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._ledger = ledger
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
+        self._add((job_id, row, attempt), "done", envelope)
+
+    def retryable(self, job_id: str, row: int, attempt: int) -> None:
+        self._add((job_id, row, attempt), "retry", None)
+
+    def _add(self, key: Attempt, state: str, envelope: dict[str, Any] | None) -> None:
+        item = self._ledger._item(key, state, envelope, self._ledger._clock())
+        with self._lock:
+            # A request may hold an item once: the latest word on a row stands.
+            self._pending[(key[0], key[1])] = item
+            full = len(self._pending) >= MAX_BATCH_WRITE_ITEMS
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            taken, self._pending = self._pending, {}
+        if not taken:
+            return
+        try:
+            self._ledger._write_items(list(taken.values()), self._sleep)
+        except Exception:
+            # Kept for the next flush (the sender's last one raises, so nothing of this batch
+            # is published before its outcome is written), unless a later word replaced it.
+            with self._lock:
+                self._pending = {**taken, **self._pending}
+            raise

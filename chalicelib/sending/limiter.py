@@ -1,0 +1,306 @@
+"""The account's send rate, shared by every job and every sender, kept in DynamoDB.
+
+The arithmetic is chalicelib.core.metering's; this module keeps its state in the rate-limit table
+with conditional writes, so any number of concurrent senders (and jobs) together stay within
+the account's calls per second:
+
+- `account#next`: the account's next free time (`tat`). A sender books k calls at once, 1/rate
+  apart, with one conditional UpdateItem that moves it on by k/rate; never a slot already past.
+- `account#aimd`: the adaptive rate (last cut and when). Read at most once a second a container.
+- `sender#<From>`: the sender's virtual schedule (its next free time), moved on per message by
+  its segments over its messages-per-second.
+
+Items expire (TTL) a few minutes after their time has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from decimal import ROUND_CEILING, Decimal
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.core.metering import Aimd, Reservation, gcra_starts
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
+
+# A slot handed out must still be ahead when the sender gets to it: this much beyond twice the
+# time DynamoDB takes to hand it out.
+LEAD_SECONDS = 0.005
+LATENCY_WEIGHT = 0.2
+# At most this much of the lead for DynamoDB's time: one slow answer makes a sender book ahead
+# at once, and the account's time it skips is lost to every sender (one dispatch tick).
+MAX_LATENCY_LEAD = 0.1
+EXPIRE_AFTER_SECONDS = 300
+ACCOUNT_KEY = "account#next"
+AIMD_KEY = "account#aimd"
+
+
+def _up(value: float) -> Decimal:
+    """`value` rounded up to the microsecond, as the account's schedule keeps times: a booking
+    never ends before its last slot plus 1/rate, so the next one never starts closer."""
+    return Decimal(value).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
+
+
+def _tat_of(error: Exception) -> Decimal:
+    """The account's next free time in a refused write's answer (ALL_OLD); none yet: -inf."""
+    item = getattr(error, "response", {}).get("Item") or {}
+    return Decimal(item["tat"]["N"]) if "tat" in item else Decimal("-Infinity")
+
+
+def _n(value: float | int) -> dict[str, str]:
+    # Microsecond precision: DynamoDB numbers are decimal, and repr(float) can be long.
+    return {"N": str(Decimal(value).quantize(Decimal("0.000001")))}
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table: str,
+        *,
+        rate: float,
+        increase: float = 0.05,
+        decrease: float = 0.7,
+        cooldown: float = 1.0,
+        state_ttl: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`rate`: the account's calls per second (the ceiling). After a cut the rate grows back
+        by `increase` of it per second; a cut multiplies by `decrease`, at most once per
+        `cooldown` seconds however many senders see the same congestion."""
+        self._db = dynamodb
+        self._table = table
+        self.ceiling = rate
+        self._increase = increase
+        self._decrease = decrease
+        self._cooldown = cooldown
+        self._state_ttl = state_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        # The account's next free time when last seen.
+        self._tat = Decimal("-Infinity")
+        self._aimd = Aimd(rate)
+        self._aimd_read_at = float("-inf")
+        # How long booking takes (up at once, down slowly): slots are booked that far ahead.
+        self._latency = 0.0
+
+    # -- the account's slots ---------------------------------------------------------------
+
+    def schedule(
+        self,
+        due: Sequence[float],
+        horizon: float,
+        granted: Callable[[list[tuple[int, float]]], None] | None = None,
+    ) -> list[float | None]:
+        """A slot time for each call due at `due[i]`, in the order they are due; None for calls
+        without one this time (the sender asks again at its next tick).
+
+        One conditional write books up to `horizon * rate` calls on the account's schedule,
+        `1/rate` apart, from its next free time, or from the first call's due time if that is
+        later (nor earlier than the first slot this sender can still use: now, plus twice the
+        time DynamoDB takes to answer, at most MAX_LATENCY_LEAD); none when the account is booked
+        beyond `horizon` after that. A call may go before it is due by as much as the calls
+        before it in `due` are spread (the sender asks for the calls due within its next tick).
+        `granted`, if given, is told the slots, `(i, slot)`, as soon as they are booked.
+
+        A booking that starts later than the account's next free time leaves the time between
+        unused, for good: its sender's rows were not due before, or its answers come slower than
+        the other senders' (their slots would be past for it). The cap on the lead bounds what
+        one slow answer can cost the account."""
+        times: list[float | None] = [None] * len(due)
+        if not due:
+            return times
+        rate = self.rate()  # may read DynamoDB: before the clock is read for the booking
+        now = self._clock()
+        # Slots are booked far enough ahead that the answer arrives before the first of them.
+        earliest = now + LEAD_SECONDS + min(2 * self._latency, MAX_LATENCY_LEAD)
+        order = sorted(range(len(due)), key=lambda i: due[i])
+        count = min(len(order), max(1, math.ceil(horizon * rate - 1e-9)))
+        not_before = max(earliest, due[order[0]])
+        asked = self._clock()
+        start = self._book(count, rate, not_before, earliest + horizon)
+        took = self._clock() - asked
+        with self._lock:
+            # Up at once, down slowly: a slot booked for a time already past is lost.
+            self._latency = max(took, self._latency + LATENCY_WEIGHT * (took - self._latency))
+        if start is None:
+            return times
+        # Slot times are floats: 1/rate apart to within a microsecond at epoch-scale times.
+        base = float(start)
+        taken = [(i, base + j / rate) for j, i in enumerate(order[:count])]
+        for i, slot in taken:
+            times[i] = slot
+        if granted is not None:
+            granted(taken)
+        return times
+
+    def _book(self, count: int, rate: float, not_before: float, latest: float) -> Decimal | None:
+        """Move the account's next free time (`tat`) on by `count / rate` seconds; returns where
+        the booking starts: `tat`, or `not_before` when `tat` is earlier (the account was idle
+        meanwhile, or this sender's rows are not due before). None when `tat` is beyond
+        `latest`, or (only if the item vanished meanwhile, by TTL) after three tries.
+
+        One request in the usual case: whether `tat` is ahead of `not_before` is guessed from
+        its last value seen (each answer, booked or refused, carries it), and the other form of
+        the write is tried only when the guess was wrong. `tat` only grows, so a second try
+        books or finds the account booked beyond `latest`."""
+        span = _up(count / rate)
+        first = _up(not_before)
+        exp = _n(int(latest) + EXPIRE_AFTER_SECONDS)
+        for _ in range(3):
+            # A refused try took a round trip: the slots start no sooner than now plus the lead.
+            first = max(first, _up(self._clock() + LEAD_SECONDS))
+            if self._tat > Decimal(str(latest)):
+                return None  # booked beyond the horizon
+            if self._tat >= first:
+                try:
+                    response = self._db.update_item(
+                        TableName=self._table,
+                        Key={"pk": {"S": ACCOUNT_KEY}},
+                        UpdateExpression="SET tat = tat + :d, expires_at = :exp",
+                        ConditionExpression="tat >= :nb AND tat <= :latest",
+                        ExpressionAttributeValues={
+                            ":d": {"N": str(span)},
+                            ":nb": {"N": str(first)},
+                            ":latest": _n(latest),
+                            ":exp": exp,
+                        },
+                        ReturnValues="UPDATED_NEW",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
+                except self._db.exceptions.ConditionalCheckFailedException as error:
+                    self._tat = _tat_of(error)
+                    continue
+                end = Decimal(response["Attributes"]["tat"]["N"])
+                self._tat = end
+                return end - span
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": ACCOUNT_KEY}},
+                    UpdateExpression="SET tat = :end, expires_at = :exp",
+                    ConditionExpression="attribute_not_exists(tat) OR tat < :nb",
+                    ExpressionAttributeValues={
+                        ":end": {"N": str(first + span)},
+                        ":nb": {"N": str(first)},
+                        ":exp": exp,
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except self._db.exceptions.ConditionalCheckFailedException as error:
+                self._tat = _tat_of(error)
+                continue
+            self._tat = first + span
+            return first
+        return None  # the item vanished between tries: this sender asks again next tick
+
+    # -- the adaptive rate -----------------------------------------------------------------
+
+    def rate(self, now: float | None = None) -> float:
+        """The account's rate now, as the last cut left it and time has grown it back."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            if now - self._aimd_read_at >= self._state_ttl:
+                self._aimd = self._read_aimd()
+                self._aimd_read_at = now
+            aimd = self._aimd
+        return aimd.effective(now, self.ceiling, self._increase)
+
+    def congested(self) -> bool:
+        """Twilio pushed back (429, or concurrency near the limit): cut the rate, unless another
+        sender cut it within the cool-down. True if this call cut it."""
+        now = self._clock()
+        with self._lock:
+            current = self._aimd
+        cut = current.cut(now, self.ceiling, self._increase, self._decrease, floor=1.0)
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": AIMD_KEY}},
+                UpdateExpression="SET rate = :r, cut_at = :t",
+                ConditionExpression="attribute_not_exists(cut_at) OR cut_at < :since",
+                ExpressionAttributeValues={
+                    ":r": _n(cut.rate),
+                    ":t": _n(now),
+                    ":since": _n(now - self._cooldown),
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            with self._lock:
+                self._aimd = self._read_aimd()
+                self._aimd_read_at = now
+            return False
+        with self._lock:
+            self._aimd, self._aimd_read_at = cut, now
+        log.info("rate cut to %.1f calls/s after Twilio pushed back", cut.rate)
+        return True
+
+    def _read_aimd(self) -> Aimd:
+        item = self._db.get_item(
+            TableName=self._table, Key={"pk": {"S": AIMD_KEY}}, ConsistentRead=True
+        ).get("Item")
+        if not item or "cut_at" not in item:
+            return Aimd(self.ceiling)
+        return Aimd(float(item["rate"]["N"]), float(item["cut_at"]["N"]))
+
+    # -- senders' own limits ---------------------------------------------------------------
+
+    def reserve_sender(
+        self, sender: str, costs: Sequence[float], mps: float, not_before: float, horizon: float
+    ) -> Reservation:
+        """Start times for messages from `sender` costing `costs` segments, on its own schedule;
+        none taken when its next free time is beyond now + `horizon`."""
+        now = self._clock()
+        key = {"pk": {"S": f"sender#{sender}"}}
+        duration = sum(costs) / mps
+        expires = _n(int(max(now, not_before) + duration) + EXPIRE_AFTER_SECONDS)
+        for _ in range(3):
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET tat = :end, expires_at = :exp",
+                    ConditionExpression="attribute_not_exists(tat) OR tat <= :nb",
+                    ExpressionAttributeValues={
+                        ":end": _n(not_before + duration),
+                        ":nb": _n(not_before),
+                        ":exp": expires,
+                    },
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                pass
+            else:
+                return Reservation(tuple(gcra_starts(not_before, not_before, list(costs), mps)), 0)
+            try:
+                response = self._db.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET tat = tat + :d, expires_at = :exp",
+                    ConditionExpression="tat > :nb AND tat <= :latest",
+                    ExpressionAttributeValues={
+                        ":d": _n(duration),
+                        ":nb": _n(not_before),
+                        ":latest": _n(now + horizon),
+                        ":exp": expires,
+                    },
+                    ReturnValues="UPDATED_NEW",
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                tat = self._sender_tat(key)
+                if tat is not None and tat > not_before:
+                    return Reservation(None, tat)
+                continue  # its schedule fell behind `not_before` in between: start afresh
+            start = float(response["Attributes"]["tat"]["N"]) - duration
+            return Reservation(tuple(gcra_starts(start, start, list(costs), mps)), 0)
+        raise RuntimeError(f"could not reserve {sender}'s schedule")  # pragma: no cover
+
+    def _sender_tat(self, key: dict[str, Any]) -> float | None:
+        item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        return float(item["tat"]["N"]) if item and "tat" in item else None

@@ -1,0 +1,294 @@
+"""The objects each handler needs, built on first use and kept for the container's lifetime.
+
+Nothing is built at import: Chalice imports app.py to deploy it, and tests import it before
+setting up moto. `reset()` drops everything (tests, and the local runtime between runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.api.jobs import JobsApi
+from chalicelib.api.status import StatusCallbacks, load_auth_token
+from chalicelib.aws.buckets import Storage
+from chalicelib.aws.event_bus import EventPublisher
+from chalicelib.aws.jobs_table import JobStore
+from chalicelib.aws.results_table import ResultsTable
+from chalicelib.aws.send_queue import SendQueue
+from chalicelib.config import Settings
+from chalicelib.core.metering import SenderLimits
+from chalicelib.core.schedule import visible_early_seconds
+from chalicelib.intake.content import DAY_SECONDS, ContentClaims
+from chalicelib.intake.splitter import Splitter
+from chalicelib.observability import Metrics
+from chalicelib.release.enqueuer import Enqueuer
+from chalicelib.release.releaser import LoopKeeper, Releaser
+from chalicelib.release.resume import resume
+from chalicelib.release.state_machine import ReleaseLoop
+from chalicelib.sending.ledger import CallLedger
+from chalicelib.sending.limiter import RateLimiter
+from chalicelib.sending.publisher import ResponsePublisher
+from chalicelib.sending.sender import Sender, SendPolicy
+from chalicelib.sending.suppression import SuppressionList, stopped_number
+from chalicelib.twilio.gateway import (
+    CapturingHttpClient,
+    TwilioGateway,
+    load_credentials,
+    make_gateway,
+)
+
+# The twilio SDK logs every request's parameters (phone numbers, bodies) at INFO.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+HttpClientFactory = Callable[[str | None, float], CapturingHttpClient]
+_http_client_factory: HttpClientFactory = CapturingHttpClient
+_session_factory: Callable[[], boto3.session.Session] = boto3.session.Session
+
+
+def use_twilio_http_client(factory: HttpClientFactory) -> None:
+    """Replace how the Twilio HTTP client is built (the local runtime injects its faults here)."""
+    global _http_client_factory  # noqa: PLW0603
+    _http_client_factory = factory
+    reset()
+
+
+def use_boto3_session(
+    factory: Callable[[], boto3.session.Session], *, max_pool_connections: int = 50
+) -> None:
+    """Replace how boto3 sessions are made (the local runtime counts AWS requests this way, and
+    its clients serve every handler at once, so it gives them a larger connection pool)."""
+    global _session_factory, _CLIENT_CONFIG  # noqa: PLW0603
+    _session_factory = factory
+    _CLIENT_CONFIG = Config(max_pool_connections=max_pool_connections)
+    reset()
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def metrics() -> Metrics:
+    """The container's metrics (EMF lines on stdout in Lambda); each user flushes its own."""
+    return Metrics(settings().stage)
+
+
+# A sender has up to SENDER_CALL_CONCURRENCY calls in flight, each using DynamoDB around its
+# call; botocore's default pool of 10 connections would make them reconnect.
+_CLIENT_CONFIG = Config(max_pool_connections=50)
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(service: str) -> Any:
+    # One client per service and container: making one loads its API model, which costs more
+    # than many calls. Concurrent first uses (several sender batches at once) share it.
+    with _clients_lock:
+        if service not in _clients:
+            _clients[service] = _session_factory().client(  # type: ignore[call-overload]
+                service, config=_CLIENT_CONFIG
+            )
+        return _clients[service]
+
+
+def storage() -> Storage:
+    return Storage(_client("s3"))
+
+
+def jobs() -> JobStore:
+    return JobStore(_client("dynamodb"), settings().jobs_table)
+
+
+@cache
+def send_queue() -> SendQueue:
+    s = settings()
+    return SendQueue(
+        _client("sqs"),
+        s.send_queue,
+        s.dead_letter_queue,
+        visible_early=visible_early_seconds(s.sender_batching_window_seconds),
+    )
+
+
+@cache
+def splitter() -> Splitter:
+    loop = ReleaseLoop(_client("stepfunctions"), settings().state_machine_arn)
+    return Splitter(storage(), jobs(), loop, settings(), claims=content_claims(), metrics=metrics())
+
+
+def content_claims() -> ContentClaims:
+    s = settings()
+    retention = s.content_retention_days * DAY_SECONDS
+    return ContentClaims(_client("dynamodb"), s.jobs_table, retention_seconds=retention)
+
+
+@cache
+def release_loop() -> ReleaseLoop:
+    return ReleaseLoop(_client("stepfunctions"), settings().state_machine_arn)
+
+
+@cache
+def releaser() -> Releaser:
+    s = settings()
+    return Releaser(storage(), jobs(), s.holding_bucket, s.process_bucket, loop=release_loop())
+
+
+@cache
+def enqueuer() -> Enqueuer:
+    return Enqueuer(storage(), send_queue(), metrics=metrics())
+
+
+@cache
+def gateway() -> TwilioGateway:
+    s = settings()
+    credentials = load_credentials(
+        _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
+    )
+    http = _http_client_factory(s.twilio_base_url, s.twilio_timeout_seconds)
+    return make_gateway(credentials, http, status_callback=s.status_callback_url)
+
+
+@cache
+def ledger() -> CallLedger:
+    s = settings()
+    return CallLedger(
+        _client("dynamodb"),
+        s.idempotency_table,
+        in_doubt_after=s.in_doubt_after_seconds,
+        retention_days=s.retention_days,
+    )
+
+
+@cache
+def limiter() -> RateLimiter:
+    s = settings()
+    rate = s.account_cps * (1 - s.rate_headroom)
+    return RateLimiter(_client("dynamodb"), s.rate_limit_table, rate=rate)
+
+
+@cache
+def sender() -> Sender:
+    s = settings()
+    publisher = ResponsePublisher(_client("sns"), s.response_topic_arn)
+    policy = SendPolicy(max_attempts=s.max_attempts, backoff_base=s.backoff_base_seconds)
+    return Sender(
+        gateway,
+        send_queue(),
+        publisher,
+        policy,
+        ledger(),
+        jobs=jobs().get,
+        suppressed=suppression().suppressed,
+        stops=stopped_number,
+        suppress=suppression().add_from,
+        limiter=limiter(),
+        senders=SenderLimits.parse(s.sender_limits),
+        concurrency=s.sender_call_concurrency,
+        concurrency_limit=s.twilio_concurrency_limit,
+        late_tolerance=s.slot_tolerance_seconds,
+        visible_early=visible_early_seconds(s.sender_batching_window_seconds),
+        lookup_timeout=1.5 * s.twilio_timeout_seconds,
+    )
+
+
+# -- tables the sender, the API and the sinks share ----------------------------------------------
+
+
+@cache
+def suppression() -> SuppressionList:
+    return SuppressionList(_client("dynamodb"), settings().suppression_table)
+
+
+@cache
+def results() -> ResultsTable:
+    s = settings()
+    return ResultsTable(
+        _client("dynamodb"),
+        s.results_table,
+        retention_days=s.retention_days,
+        page_size=s.results_page_size,
+        metrics=metrics(),
+    )
+
+
+# -- the REST API --------------------------------------------------------------------------------
+
+
+@cache
+def jobs_api() -> JobsApi:
+    store = jobs()
+    # Presigned URLs signed with SigV4: it signs the upload's metadata headers by name, and
+    # SigV2 is refused by newer regions and for KMS-encrypted objects.
+    s3 = _session_factory().client("s3", config=Config(signature_version="s3v4"))
+    return JobsApi(
+        s3,
+        store,
+        settings(),
+        progress=results().progress,
+        resume=lambda job_id, now: resume(store, job_id, now=now),
+        loops=LoopKeeper(store, release_loop()),
+    )
+
+
+@cache
+def status_callbacks() -> StatusCallbacks:
+    s = settings()
+    return StatusCallbacks(
+        s.status_callback_url,
+        cache(
+            lambda: load_auth_token(
+                _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
+            )
+        ),
+        results(),
+        EventPublisher(_client("events"), s.error_bus),
+        ledger(),
+    )
+
+
+# What else keeps objects built from these clients (downstream.wiring) registers here.
+_on_reset: list[Callable[[], None]] = []
+
+
+def on_reset(clear: Callable[[], None]) -> None:
+    """Have `clear` run on every reset(): a wiring module of another package keeps objects
+    built from this module's clients and settings."""
+    _on_reset.append(clear)
+
+
+def client(service: str) -> Any:
+    """The container's boto3 client for `service` (shared with downstream.wiring)."""
+    return _client(service)
+
+
+def reset() -> None:
+    with _clients_lock:
+        _clients.clear()
+    for clear in _on_reset:
+        clear()
+    for cached in (
+        settings,
+        metrics,
+        send_queue,
+        splitter,
+        release_loop,
+        releaser,
+        enqueuer,
+        gateway,
+        sender,
+        ledger,
+        limiter,
+        suppression,
+        results,
+        jobs_api,
+        status_callbacks,
+    ):
+        cached.cache_clear()
