@@ -50,8 +50,9 @@ from callqueue.worker_process import (
 )
 from chalicelib import wiring
 from chalicelib.aws.buckets import rejects_key
-from chalicelib.aws.jobs_table import Job, JobStore
+from chalicelib.aws.jobs_table import JobStore
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
+from chalicelib.core.jobs import Job
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.twilio.gateway import CapturingHttpClient
 from downstream.reconcile import read_rejects_csv

@@ -27,7 +27,7 @@ from typing import IO
 
 # job_settled lives beside the job record: the API asks it too, and chalicelib never imports
 # downstream.
-from chalicelib.aws.jobs_table import Job, job_settled
+from chalicelib.core.jobs import Job, job_settled
 from chalicelib.core.schedule import Schedule
 
 __all__ = ["job_settled"]

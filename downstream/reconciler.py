@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from chalicelib.aws.buckets import rejects_key
 from chalicelib.aws.event_bus import JOB_COMPLETED, SOURCE
-from chalicelib.aws.jobs_table import Job, JobStore, MalformedJob, StateChanged
+from chalicelib.aws.jobs_table import JobStore, MalformedJob, StateChanged
 from chalicelib.aws.results_table import ResultsTable
+from chalicelib.core.jobs import SETTLING, Job
 from chalicelib.observability import Metrics
 from downstream.reconcile import (
     RowOutcome,
@@ -112,9 +113,7 @@ class Reconciler:
             # back, and resuming it first would only restart a loop with nothing to release.
             if job_settled(job.rows, job.rejected, counts) and self._complete(job, counts):
                 return "completed"
-        if job.state in ("running", "released", "cancelled") and self._check_stalled(
-            job, job.responses
-        ):
+        if job.state in SETTLING and self._check_stalled(job, job.responses):
             return "stalled"
         reason = lifecycle_stall(job, self._clock())
         if reason is not None and job.stalled_since is None:

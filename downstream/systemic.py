@@ -20,13 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.aws.jobs_table import JobStore, StateChanged
+from chalicelib.core.jobs import SENDING
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 log = logging.getLogger(__name__)
 
-PAUSABLE = ("running", "released")
 # The job's highest response count carried by a systemic error's event.
 ROUTED_RESPONSES = "systemic_routed_responses"
 
@@ -86,7 +86,7 @@ class SystemicErrors:
 
     def _pause(self, job_id: str, codes: Counter[int], total: int) -> bool:
         try:
-            self._jobs.update_if(job_id, PAUSABLE, state="paused", paused_at=self._clock())
+            self._jobs.update_if(job_id, SENDING, state="paused", paused_at=self._clock())
         except StateChanged:
             return False  # already paused (by an earlier batch), finished or cancelled
         summary = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))

@@ -9,7 +9,7 @@ import pytest
 
 from callqueue.cli import main
 from chalicelib import wiring
-from chalicelib.aws.jobs_table import Job
+from chalicelib.core.jobs import Job
 from chalicelib.core.outcomes import backoff_seconds
 from tests.conftest import Stack
 

@@ -15,7 +15,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import wiring
-from chalicelib.aws.jobs_table import Job
+from chalicelib.core.jobs import Job
 from chalicelib.release.resume import resume
 from chalicelib.sending.publisher import ResponsePublisher
 from downstream import wiring as sinks

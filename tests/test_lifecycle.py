@@ -15,7 +15,7 @@ from chalice.test import Client
 
 from chalicelib import wiring
 from chalicelib.aws.buckets import chunk_key
-from chalicelib.aws.jobs_table import Job
+from chalicelib.core.jobs import Job
 from chalicelib.core.schedule import iso_timestamp
 from chalicelib.release.releaser import STEPS_PER_EXECUTION, LoopState
 from chalicelib.release.state_machine import execution_name, generation_of

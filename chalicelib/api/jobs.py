@@ -41,8 +41,9 @@ from chalice.app import (
     Response,
 )
 
-from chalicelib.aws.jobs_table import Job, JobStore, StateChanged, job_settled
+from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.config import ConfigError, Settings
+from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
 from chalicelib.core.records import FINAL_OUTCOMES
 from chalicelib.core.schedule import Schedule
 from chalicelib.intake.parsing import FileFormatError, detect_format
@@ -60,9 +61,7 @@ URL_EXPIRES_SECONDS = 900
 RATE_WINDOW_SECONDS = 10.0
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
-PAUSABLE = ("running", "released")
 # A job still splitting is not cancellable yet: the splitter would overwrite the state.
-CANCELLABLE = ("running", "released", "paused")
 # Why a change means nothing to a job in this state, as the 409's message ends.
 NO_CHANGE = {
     "splitting": "is still being split; try again once it is running",
@@ -269,7 +268,7 @@ class JobsApi:
 
     def pause(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
-        if job.state not in PAUSABLE:
+        if job.state not in SENDING:
             raise _refused(job, "pause")
         if job.state == "released" and self._settled(job):
             raise ConflictError(
@@ -277,7 +276,7 @@ class JobsApi:
                 " it completes within a minute"
             )
         try:
-            self._jobs.update_if(job_id, PAUSABLE, state="paused", paused_at=self._clock())
+            self._jobs.update_if(job_id, SENDING, state="paused", paused_at=self._clock())
         except StateChanged as error:
             raise ConflictError(f"cannot pause: {error} any more") from None
         return self._state(job_id)
@@ -395,7 +394,7 @@ def _summary(job: Job) -> dict[str, Any]:
 def _eta(job: Job, now: float) -> float | None:
     """Seconds until the job's last row is due; None while it is not sending (splitting,
     paused) or is finished."""
-    if job.state not in ("running", "released") or job.started_at is None:
+    if job.state not in SENDING or job.started_at is None:
         return None
     last_due = job.started_at + Schedule(job.cps, job.window_seconds).eta_seconds(job.valid)
     return round(max(0.0, last_due - now), 3)

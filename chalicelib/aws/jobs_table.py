@@ -1,72 +1,21 @@
-"""DynamoDB adapter for the jobs table: one item per job, keyed by job id."""
+"""DynamoDB adapter for the jobs table: one item per job (chalicelib.core.jobs.Job), keyed by job
+id."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.core.records import FINAL_OUTCOMES
+from chalicelib.core.jobs import ACTIVE, Job
 from chalicelib.errors import CallqueueError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-JobState = Literal[
-    "splitting",
-    "running",
-    "released",
-    "paused",
-    "completed",
-    "failed",
-    "cancelled",
-    # Terminal: the same content as another job within the retention window, nothing released.
-    "duplicate",
-]
-
 
 class JobExists(CallqueueError):
     """A job with this id was already recorded: the same upload was delivered again."""
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    bucket: str
-    key: str
-    etag: str
-    state: JobState
-    cps: int
-    window_seconds: int
-    created_at: float
-    rows: int = 0
-    valid: int = 0
-    rejected: int = 0
-    chunks: int = 0
-    started_at: float | None = None
-    released_chunks: int = 0
-    error: str | None = None
-    rejects_key: str | None = None
-    paused_at: float | None = None
-    systemic_errors: int = 0
-    outcomes_key: str | None = None
-    stalled_at: float | None = None
-    completed_at: float | None = None
-    # Responses the reconciler last saw, and when that count last changed.
-    progress: int = 0
-    progress_at: float | None = None
-    # Responses the router has seen (every attempt).
-    responses: int = 0
-    cancelled_at: float | None = None
-    # The release loop's current Step Functions execution is the job's id for 0, else
-    # `{job_id}-g{n}` (chalicelib/release/state_machine.py): raised as the loop continues as new.
-    loop_generation: int = 0
-    # Set by the reconciler when the job stopped progressing in a state that should move on
-    # (splitting, released, paused), with why; the intake records the splitter's attempts.
-    stalled_since: float | None = None
-    stalled_reason: str | None = None
-    split_attempts: int = 0
 
 
 _INTEGERS = {
@@ -131,16 +80,6 @@ def _from_item(item: dict[str, Any]) -> Job:
     except (KeyError, TypeError, InvalidOperation) as error:
         job_id = item.get("job_id", {}).get("S", "?")
         raise MalformedJobRecord(f"job {job_id}: {type(error).__name__} {error}") from error
-
-
-def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:
-    """Whether every row of a job has its final outcome.
-
-    `final_counts` are the results table's counts by outcome; "retrying" and any other name that
-    is not a final outcome are ignored, and rejected rows are counted by the splitter, not there.
-    """
-    finished = sum(final_counts.get(o, 0) for o in FINAL_OUTCOMES if o != "rejected")
-    return rejected + finished >= rows
 
 
 # Every job item carries this constant under LISTING, the partition key of the RECENT index
@@ -234,19 +173,14 @@ class JobStore:
         An item that is not a readable job comes back as a MalformedJob, so one bad item
         does not hide the others."""
         jobs: list[Job | MalformedJob] = []
+        active = {f":a{i}": {"S": state} for i, state in enumerate(ACTIVE)}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "FilterExpression": (
-                "#s IN (:sp, :r, :l, :p) OR (#s = :c AND attribute_not_exists(outcomes_key))"
+                f"#s IN ({', '.join(active)}) OR (#s = :c AND attribute_not_exists(outcomes_key))"
             ),
             "ExpressionAttributeNames": {"#s": "state"},
-            "ExpressionAttributeValues": {
-                ":sp": {"S": "splitting"},
-                ":r": {"S": "running"},
-                ":l": {"S": "released"},
-                ":p": {"S": "paused"},
-                ":c": {"S": "cancelled"},
-            },
+            "ExpressionAttributeValues": {**active, ":c": {"S": "cancelled"}},
             "ConsistentRead": True,
         }
         while True:

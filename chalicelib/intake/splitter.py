@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from typing import Final
 
 from chalicelib.aws.buckets import SpooledFile, Storage, chunk_key, rejects_key
-from chalicelib.aws.jobs_table import Job, JobExists, JobStore
+from chalicelib.aws.jobs_table import JobExists, JobStore
 from chalicelib.config import MAX_WINDOW_SECONDS, ConfigError, Settings
+from chalicelib.core.jobs import SENDING, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.schedule import Schedule
 from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
@@ -269,7 +270,7 @@ class Splitter:
         return replace(job, cps=cps, window_seconds=window)
 
     def _resume(self, job: Job) -> None:
-        if job.state in ("running", "released") and job.started_at is not None:
+        if job.state in SENDING and job.started_at is not None:
             schedule = Schedule(job.cps, job.window_seconds)
             first = LoopState.first(job.job_id, job.chunks, job.started_at, schedule)
             self._loop.start(job.job_id, first.to_json())

@@ -26,14 +26,14 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from chalicelib.aws.buckets import Storage, chunk_key
-from chalicelib.aws.jobs_table import Job, JobStore, StateChanged
+from chalicelib.aws.jobs_table import JobStore, StateChanged
+from chalicelib.core.jobs import FINAL, LOOPING, Job
 from chalicelib.core.schedule import Schedule, iso_timestamp
 from chalicelib.release.state_machine import LoopNotStarted, ReleaseLoop
 
 log = logging.getLogger(__name__)
 
 # A job in one of these has nothing more to release: its loop ends.
-STOPPED_STATES = ("cancelled", "failed", "completed", "duplicate")
 # How often the loop of a paused job looks again at whether it was resumed.
 PAUSED_RECHECK_SECONDS = 30
 # Iterations of one execution before it continues as a new one: about 9 history events each
@@ -169,7 +169,7 @@ class Releaser:
                     chunk=str(chunk),
                 )
             self._jobs.update(state.job_id, released_chunks=job.chunks)
-        if job is None or job.state in STOPPED_STATES:
+        if job is None or job.state in FINAL:
             stopped = "missing" if job is None else job.state
             log.info("job %s is %s: release loop stops", state.job_id, stopped)
             return replace(state, done=True, stopped=stopped)
@@ -221,9 +221,7 @@ class LoopKeeper:
     def needs_loop(self, job: Job) -> bool:
         """Whether the job has chunks left to release and a loop should be releasing them."""
         return (
-            job.state in ("running", "paused", "cancelled")
-            and job.started_at is not None
-            and job.released_chunks < job.chunks
+            job.state in LOOPING and job.started_at is not None and job.released_chunks < job.chunks
         )
 
     def ensure_running(self, job_id: str) -> bool:

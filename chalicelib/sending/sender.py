@@ -20,9 +20,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from chalicelib.aws.jobs_table import Job
 from chalicelib.aws.send_queue import SendQueue
 from chalicelib.core.evidence import Evidence
+from chalicelib.core.jobs import HELD, Job
 from chalicelib.core.metering import SenderLimits
 from chalicelib.core.outcomes import backoff_seconds, classify, may_have_taken_effect
 from chalicelib.core.records import Outcome, QueuedRow, ResponseEnvelope, TwilioResult
@@ -716,7 +716,7 @@ class Sender:
             return {
                 job_id
                 for job_id in job_ids
-                if (job := self._jobs(job_id)) is not None and job.state in ("paused", "cancelled")
+                if (job := self._jobs(job_id)) is not None and job.state in HELD
             }
         except Exception:
             log.exception("could not look at the jobs' state again")

@@ -1,0 +1,114 @@
+"""A job's record, its states and the moves between them: the one place they are written down.
+
+    splitting -> running | completed (nothing to send) | failed | duplicate
+    running   -> released (every chunk out) | paused | cancelled | failed
+    released  -> completed (every row has its outcome) | paused | cancelled
+    paused    -> running | released (resumed) | cancelled | completed (every row ended anyway)
+    cancelled, completed, failed, duplicate: final (a cancelled job still gets its outcomes.csv)
+
+The groups other modules use (SENDING for what a pause stops, CANCELLABLE, FINAL, ...) are
+derived from the table or named beside it, and a change of state is made conditional on its
+group (JobStore.update_if), so two changes racing cannot make a move the table does not allow.
+tests/test_job_states.py checks that no other module spells out its own tuple of states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from chalicelib.core.records import FINAL_OUTCOMES
+
+JobState = Literal[
+    "splitting",
+    "running",
+    "released",
+    "paused",
+    "completed",
+    "failed",
+    "cancelled",
+    # The same content as another job within the retention window: nothing released.
+    "duplicate",
+]
+
+TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
+    "splitting": frozenset({"running", "completed", "failed", "duplicate"}),
+    "running": frozenset({"released", "paused", "cancelled", "failed"}),
+    "released": frozenset({"completed", "paused", "cancelled"}),
+    "paused": frozenset({"running", "released", "cancelled", "completed"}),
+    "cancelled": frozenset(),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "duplicate": frozenset(),
+}
+
+
+def sources_of(target: JobState) -> tuple[JobState, ...]:
+    """The states a job may move to `target` from, in the table's order."""
+    return tuple(state for state, targets in TRANSITIONS.items() if target in targets)
+
+
+# Rows are being called: what a pause stops.
+SENDING: Final = sources_of("paused")
+# What a cancel may stop.
+CANCELLABLE: Final = sources_of("cancelled")
+# No move leads out of these: the release loop ends.
+FINAL: Final = tuple(state for state, targets in TRANSITIONS.items() if not targets)
+# The sender calls none of these jobs' rows (a paused job's wait; a cancelled job's end).
+HELD: Final[tuple[JobState, ...]] = ("paused", "cancelled")
+# Jobs whose release loop has chunks to release (a cancelled job's are released at once).
+LOOPING: Final[tuple[JobState, ...]] = ("running", "paused", "cancelled")
+# Jobs whose rows are expected to keep settling: the reconciler flags one whose count stops.
+SETTLING: Final[tuple[JobState, ...]] = ("running", "released", "cancelled")
+# Jobs the reconciler looks at: not final, and a cancelled job until its outcomes are written.
+ACTIVE: Final[tuple[JobState, ...]] = ("splitting", "running", "released", "paused")
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    bucket: str
+    key: str
+    etag: str
+    state: JobState
+    cps: int
+    window_seconds: int
+    created_at: float
+    rows: int = 0
+    valid: int = 0
+    rejected: int = 0
+    chunks: int = 0
+    started_at: float | None = None
+    released_chunks: int = 0
+    error: str | None = None
+    rejects_key: str | None = None
+    paused_at: float | None = None
+    systemic_errors: int = 0
+    outcomes_key: str | None = None
+    stalled_at: float | None = None
+    completed_at: float | None = None
+    # Responses the reconciler last saw, and when that count last changed.
+    progress: int = 0
+    progress_at: float | None = None
+    # Responses the router has seen (every attempt).
+    responses: int = 0
+    cancelled_at: float | None = None
+    # The release loop's current Step Functions execution is the job's id for 0, else
+    # `{job_id}-g{n}` (chalicelib/release/state_machine.py): raised as the loop continues as new.
+    loop_generation: int = 0
+    # Set by the reconciler when the job stopped progressing in a state that should move on
+    # (splitting, released, paused), with why; the intake records the splitter's attempts.
+    stalled_since: float | None = None
+    stalled_reason: str | None = None
+    split_attempts: int = 0
+
+
+def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:
+    """Whether every row of a job has its final outcome.
+
+    `final_counts` are the results table's counts by outcome; "retrying" and any other name that
+    is not a final outcome are ignored, and rejected rows are counted by the splitter, not there.
+    """
+    finished = sum(final_counts.get(o, 0) for o in FINAL_OUTCOMES if o != "rejected")
+    return rejected + finished >= rows
