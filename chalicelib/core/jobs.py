@@ -9,7 +9,7 @@
 The groups other modules use (SENDING for what a pause stops, CANCELLABLE, FINAL, ...) are
 derived from the table or named beside it, and a change of state is made conditional on its
 group (JobStore.update_if), so two changes racing cannot make a move the table does not allow.
-tests/test_job_states.py checks that no other module spells out its own tuple of states.
+tests/unit/test_job_states.py checks that no other module spells out its own tuple of states.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from chalicelib.release.releaser import STEPS_PER_EXECUTION, LoopState
 from chalicelib.release.state_machine import execution_name, generation_of
 from downstream import wiring as sinks
 from downstream.reconcile import PAUSED_STALLED_AFTER, SPLITTING_STALLED_AFTER
-from tests.conftest import Stack, subscribe_queue
-from tests.test_downstream import envelope
+from tests.handlers.test_downstream import envelope
+from tests.stack import Stack, subscribe_queue
 
 JSON = {"Content-Type": "application/json"}
 # Events one loop iteration writes to an execution's history (task 5, choice 2, wait 2) and

@@ -17,7 +17,7 @@ import pytest
 from callqueue.runtime import LocalRuntime, Options
 from chalicelib import wiring
 from chalicelib.release.resume import resume
-from tests.conftest import subscribe_queue
+from tests.stack import subscribe_queue
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from moto import mock_aws
 from callqueue import infra
 from callqueue.stack import OUTPUT_ENV
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHALICE = REPO / ".chalice"
 STAGES = ("dev", "prod")
 DECLARED_STAR = re.compile(r"^AwsRequiresStar[A-Za-z0-9]+$")

@@ -17,7 +17,7 @@ from callqueue.generate import generate_rows, write_file
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # The emulator's answers to Twilio's magic numbers (../shared/seeds/twilio-magic-numbers.md).
 MESSAGE_TO_CODES = {

@@ -9,9 +9,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.deployment import project_copy, render_example_policies
+from tests.deploy.deployment import project_copy, render_example_policies
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_vendor_link_points_at_downstream() -> None:

@@ -376,7 +376,7 @@ def test_a_chunked_body_reaches_moto_whole(endpoint: str) -> None:
 
 def test_in_process_moto_applies_concurrent_updates_one_at_a_time() -> None:
     # The tests' mock_aws dispatches on the callers' threads (and the state machine's executions
-    # run on threads of their own): conftest serializes it as the server is.
+    # run on threads of their own): tests/stack.py serializes it as the server is.
     with mock_aws():
         counters = count_concurrently(boto3.client("dynamodb", region_name="us-east-1"), 8)
     assert sorted(counters) == list(range(1, 801))

@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib.errors import CallqueueError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("chalicelib", "downstream", "callqueue")
 # What each top-level part may import of the project.
 MAY_IMPORT = {

@@ -22,7 +22,7 @@ from callqueue.generate import (
 from chalicelib.intake.parsing import Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.csv"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sample.csv"
 ALL_APIS = ("messages", "calls", "lookup", "verify", "studio")
 
 

@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 from callqueue.emulator import TwilioEmulator
 from chalicelib import wiring
 from chalicelib.twilio.callbacks import status_callback_url
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
+from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 PUBLIC_URL = "https://api.example.com/api/twilio/status"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -21,7 +21,7 @@ from chalicelib.core.jobs import (
     sources_of,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STATES = set(get_args(JobState))
 
 

@@ -20,8 +20,8 @@ from chalicelib.release.resume import resume
 from chalicelib.sending.publisher import ResponsePublisher
 from downstream import wiring as sinks
 from downstream.router import event_details
-from tests.conftest import Stack, subscribe_queue
-from tests.test_pipeline import drain, queued, sqs_event, subscribe_responses
+from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
+from tests.stack import Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
 

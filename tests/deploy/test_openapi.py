@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def described() -> dict[tuple[str, str], dict[str, Any]]:

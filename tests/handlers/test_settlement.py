@@ -24,8 +24,8 @@ from callqueue.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.sending.sender import MAX_DOUBTS
 from chalicelib.twilio.gateway import CapturingHttpClient
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
-from tests.test_pipeline import drain, queued, sqs_event, subscribe_responses
+from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
+from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 VALID_FROM = "+15005550006"
 SERVICE = "MG" + "a" * 32

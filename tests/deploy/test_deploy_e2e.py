@@ -8,10 +8,10 @@ moto gaps, worked around here only:
   left out of what is deployed (callqueue.stack.moto_compatible; test_infrastructure checks them).
 - API Gateway: ImportRestApi takes only OpenAPI 3 and CreateDeployment wants a method with an
   integration; Chalice imports Swagger 2.0. The REST API is created empty with one mock method,
-  so its routes are not deployed on moto (tests/test_api.py drives them in-process).
+  so its routes are not deployed on moto (tests/handlers/test_api.py drives them in-process).
 - Lambda: moto runs no functions here, so the handler runs in this process with the deployed
   function's environment; the rest of the pipeline on the deployed stack is not driven here
-  (the local runtime runs it on a stack of its own: test_local_runtime.py).
+  (the local runtime runs it on a stack of its own: tests/local/test_runtime.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from moto.server import ThreadedMotoServer
 
 from callqueue import infra
 from chalicelib import wiring
-from tests.deployment import project_copy
+from tests.deploy.deployment import project_copy
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ from callqueue.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.sending.sender import DISPATCH_TICK_SECONDS
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack, subscribe_queue
+from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
 
@@ -400,7 +400,7 @@ def test_sender_retries_a_connection_that_was_never_made(
 def test_sender_never_logs_the_twilio_secret(
     stack: Stack, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.conftest import AUTH_TOKEN
+    from tests.stack import AUTH_TOKEN
 
     caplog.set_level("INFO")
     caplog.set_level("DEBUG", logger="chalicelib")

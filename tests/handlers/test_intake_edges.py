@@ -24,7 +24,7 @@ from chalicelib.intake.content import Holder
 from chalicelib.intake.parsing import MAX_FIELD_CHARS, MAX_JSON_DEPTH, nesting_depth
 from chalicelib.intake.rows import Accepted, Rejected, checked_rows
 from chalicelib.intake.splitter import Splitter, job_id_for
-from tests.conftest import Stack
+from tests.stack import Stack
 
 FROM = "+15005550006"
 URL = "https://example.com/twiml"

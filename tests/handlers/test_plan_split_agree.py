@@ -19,7 +19,7 @@ from chalicelib.core.schedule import Schedule
 from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.plan import plan
 from chalicelib.intake.splitter import Splitter
-from tests.conftest import Stack
+from tests.stack import Stack
 
 COLUMNS = ["To", "From", "Body", "api", "MediaUrl", "Url", "PhoneNumber", "note", "to", ""]
 VALUES = [
@@ -117,7 +117,7 @@ def test_plan_and_split_agree_on_any_file(stack: Stack, file: tuple[str, bytes])
 
     bucket = stack.env["SOURCE_BUCKET"]
     # Examples repeat the same bytes; a resend keeps each one a job that sends (one job per
-    # content is tested in tests/test_intake_edges.py).
+    # content is tested in tests/handlers/test_intake_edges.py).
     metadata = {"cps": "3", "window": "2", "resend": "true"}
     stack.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
     loops = StartedLoops()

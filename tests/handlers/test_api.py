@@ -16,8 +16,8 @@ from chalice.test import Client
 
 from callqueue.emulator import TwilioEmulator
 from chalicelib import wiring
-from tests.conftest import Stack, subscribe_queue
-from tests.test_pipeline import s3_event, sqs_event
+from tests.handlers.test_pipeline import s3_event, sqs_event
+from tests.stack import Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
 JSON = {"Content-Type": "application/json"}

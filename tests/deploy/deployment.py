@@ -9,7 +9,7 @@ from pathlib import Path
 from callqueue import infra
 from callqueue.stack import OUTPUT_ENV
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IGNORED = shutil.ignore_patterns(
     ".git",
     ".venv",

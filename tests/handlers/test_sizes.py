@@ -43,9 +43,9 @@ from chalicelib.core.limits import (
 from chalicelib.core.records import ChunkRow, QueuedRow
 from chalicelib.release.enqueuer import Enqueuer
 from chalicelib.sending.publisher import ResponsePublisher
-from tests.conftest import subscribe_queue
-from tests.test_results import TABLE, create_results_table
-from tests.test_results import envelope as results_envelope
+from tests.handlers.test_results import TABLE, create_results_table
+from tests.handlers.test_results import envelope as results_envelope
+from tests.stack import subscribe_queue
 
 NOW = 1_700_000_000.0
 

@@ -11,7 +11,7 @@ from callqueue.cli import main
 from chalicelib import wiring
 from chalicelib.core.jobs import Job
 from chalicelib.core.outcomes import backoff_seconds
-from tests.conftest import Stack
+from tests.stack import Stack
 
 
 def test_suppression_add_list_remove(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.image import imread
 
-RATE_PY = Path(__file__).resolve().parent.parent / "bench" / "rate.py"
+RATE_PY = Path(__file__).resolve().parents[2] / "bench" / "rate.py"
 
 
 def load_rate() -> ModuleType:

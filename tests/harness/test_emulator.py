@@ -59,7 +59,7 @@ LOOKUP = "/v2/PhoneNumbers/{PhoneNumber}"
 VERIFY = "/v2/Services/{ServiceSid}/Verifications"
 STUDIO = "/v2/Flows/{FlowSid}/Executions"
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

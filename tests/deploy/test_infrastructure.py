@@ -13,7 +13,7 @@ import pytest
 
 from callqueue.stack import moto_compatible, render_template
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from callqueue.cli import main
 from callqueue.stack import render_template
 
-DEFINITION = Path(__file__).resolve().parent.parent / ".chalice" / "state-machine.json"
+DEFINITION = Path(__file__).resolve().parents[2] / ".chalice" / "state-machine.json"
 
 
 def definition() -> dict[str, Any]:
