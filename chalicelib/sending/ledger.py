@@ -54,6 +54,9 @@ class Claim:
     callback_sid: str | None = None
     # For "in_doubt": when the earlier call was claimed (it started no sooner).
     claimed_at: float = 0.0
+    # For "call" and "in_doubt": the claim time this delivery wrote (its claim, or its take-over
+    # of one in doubt). A retry is recorded only while the row's claim is still this one.
+    held_at: float = 0.0
 
 
 class CallLedger:
@@ -90,7 +93,7 @@ class CallLedger:
             self._db.put_item(**self._claim_put(job_id, row, attempt, now))
         except self._db.exceptions.ConditionalCheckFailedException:
             return self._existing(job_id, row, attempt, now)
-        return Claim("call")
+        return Claim("call", held_at=now)
 
     def claim_all(self, attempts: Sequence[Attempt]) -> list[Claim]:
         """A verdict for each attempt, in order, as `claim` gives: the claims of up to 100 rows
@@ -144,7 +147,7 @@ class CallLedger:
                 pending = again
             else:
                 for i in pending:
-                    verdicts[i] = Claim("call")
+                    verdicts[i] = Claim("call", held_at=now)
                 return
 
     def _claim_put(self, job_id: str, row: int, attempt: int, now: float) -> dict[str, Any]:
@@ -224,7 +227,9 @@ class CallLedger:
             evidence = item.get("callback_sid", {}).get("S")
             # The first claim of this attempt: a row taken over before kept it.
             first = item.get("first_claimed_at", item["claimed_at"])
-            return Claim("in_doubt", callback_sid=evidence, claimed_at=float(first["N"]))
+            return Claim(
+                "in_doubt", callback_sid=evidence, claimed_at=float(first["N"]), held_at=now
+            )
         # Another delivery of the row took it over first, and settles it.
         return Claim("wait", wait_seconds=self._in_doubt_after)
 
@@ -294,6 +299,39 @@ class CallLedger:
     def retryable(self, job_id: str, row: int, attempt: int) -> None:
         """Twilio did not process this attempt; the next attempt may call."""
         self._set(job_id, row, attempt, "retry", None)
+
+    def reopen(self, job_id: str, row: int, attempt: int, held_at: float | None) -> bool:
+        """Record that Twilio did not process `attempt`, so the next attempt may call: only
+        while the row is still claimed for that attempt (and, given `held_at`, by the claim
+        made at that time). False when the claim has moved on (taken over, or settled)."""
+        now = self._clock()
+        condition = "#s = :calling AND attempt = :a"
+        values: dict[str, Any] = {
+            ":retry": {"S": "retry"},
+            ":calling": {"S": "calling"},
+            ":a": {"N": str(attempt)},
+            ":now": {"N": repr(now)},
+            ":exp": {"N": str(int(now) + self._retention)},
+        }
+        if held_at is not None:
+            condition += " AND claimed_at = :held"
+            values[":held"] = {"N": repr(held_at)}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+                # As a whole new item would: what the attempt bound or recorded goes with it.
+                UpdateExpression=(
+                    "SET #s = :retry, claimed_at = :now, expires_at = :exp "
+                    "REMOVE envelope, callback_sid, first_claimed_at, sid, #to"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "state", "#to": "to"},
+                ExpressionAttributeValues=values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def writes(self, *, sleep: Callable[[float], None] = time.sleep) -> LedgerWrites:
         """A buffer of outcomes, written 25 to a request (see LedgerWrites)."""
@@ -388,12 +426,31 @@ class LedgerWrites:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], dict[str, Any]] = {}
+        self._held: dict[tuple[str, int], float] = {}
+        # Rows whose retry the ledger refused: their claim is no longer this batch's.
+        self.refused: set[tuple[str, int]] = set()
+
+    def hold(self, job_id: str, row: int, held_at: float) -> None:
+        """This batch holds the row's claim made (or taken over) at `held_at`."""
+        with self._lock:
+            self._held[(job_id, row)] = held_at
 
     def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
         self._add((job_id, row, attempt), "done", envelope)
 
     def retryable(self, job_id: str, row: int, attempt: int) -> None:
-        self._add((job_id, row, attempt), "retry", None)
+        """Open the row to be called again, at once and only if its claim is still this
+        batch's: a batch that ran past the in-doubt time may have had its claim taken over by
+        another delivery, which settles the row (and may have called it since). Written
+        unconditionally, a late retry reopened such a row and it was called twice. A refused
+        row is in `refused`: the sender neither publishes nor requeues it."""
+        with self._lock:
+            held_at = self._held.get((job_id, row))
+            # The latest word on a row stands: an outcome buffered before this is dropped.
+            self._pending.pop((job_id, row), None)
+        if not self._ledger.reopen(job_id, row, attempt, held_at):
+            with self._lock:
+                self.refused.add((job_id, row))
 
     def _add(self, key: Attempt, state: str, envelope: dict[str, Any] | None) -> None:
         item = self._ledger._item(key, state, envelope, self._ledger._clock())

@@ -189,6 +189,8 @@ class Sender:
         ready: list[tuple[float, QueuedRow]] = []
         doubtful: list[tuple[float, QueuedRow, Claim]] = []
         for (at, row), claim in zip(ordered, claims, strict=True):
+            if claim.verdict in ("call", "in_doubt"):
+                writes.hold(row.job_id, row.row, claim.held_at)
             if claim.verdict == "done":
                 assert claim.envelope is not None  # noqa: S101 - stored with "done"
                 published.append(claim.envelope)
@@ -234,6 +236,17 @@ class Sender:
         # Every outcome is in the ledger before anything is put back or published; if that
         # fails, the batch fails whole and its redelivery finds the rows claimed.
         writes.flush()
+        if writes.refused:
+            # Their claims were taken over while this batch ran: the taker settles them.
+            log.warning("%d rows were settled by another delivery meanwhile", len(writes.refused))
+            later = [(r, d) for r, d in later if (r.job_id, r.row) not in writes.refused]
+            retries = [(r, d) for r, d in retries if (r.job_id, r.row) not in writes.refused]
+            published = [
+                e
+                for e in published
+                if e.get("outcome") != "retrying"
+                or (e.get("job_id"), e.get("row")) not in writes.refused
+            ]
         if later or retries:
             self._queue.retry_later([*later, *retries])
         if dead:

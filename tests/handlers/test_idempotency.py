@@ -15,6 +15,8 @@ from chalicelib.sending.ledger import CallLedger
 from tests.tables import create_ledger_table
 
 TABLE = "ledger"
+# The in-doubt time of `ledger()`.
+IN_DOUBT_AFTER = 30.0
 
 
 class Clock:
@@ -59,7 +61,7 @@ def db() -> Iterator[Counting]:
         yield Counting(client)
 
 
-def ledger(db: Counting, clock: Clock, in_doubt: float = 30.0) -> CallLedger:
+def ledger(db: Counting, clock: Clock, in_doubt: float = IN_DOUBT_AFTER) -> CallLedger:
     return CallLedger(db, TABLE, in_doubt_after=in_doubt, clock=clock)  # type: ignore[arg-type]
 
 
@@ -256,3 +258,53 @@ def test_ledger_a_row_in_flight_takes_the_first_sid_a_callback_brings(db: Counti
     assert (claim.verdict, claim.callback_sid, claim.claimed_at) == ("in_doubt", "SM1", 1_000.0)
     clock.now += 91  # taken over once already: still the first claim's time
     assert ledger.claim("job", 1, 1).claimed_at == 1_000.0
+
+
+def test_a_late_retry_of_a_claim_taken_over_never_reopens_the_row(db: Counting) -> None:
+    # A batch claims row 1 and runs past the in-doubt time without calling it (no slot: the
+    # account is far behind). Another delivery takes the row over, finds no message, opens it to
+    # attempt 2, which calls and completes. The first batch's retry, written late, must not
+    # reopen the row: written unconditionally, it did, and a copy of attempt 1 called again.
+    clock = Clock()
+    calls = ledger(db, clock)
+    slow = calls.writes()
+    [mine] = calls.claim_all([("j", 1, 1)])
+    assert mine.verdict == "call"
+    slow.hold("j", 1, mine.held_at)
+
+    clock.now += IN_DOUBT_AFTER + 1
+    taker = calls.writes()
+    [taken] = calls.claim_all([("j", 1, 1)])
+    assert taken.verdict == "in_doubt"
+    taker.hold("j", 1, taken.held_at)
+    taker.retryable("j", 1, 1)  # the look-up found nothing: attempt 1 never took effect
+    taker.flush()
+    assert taker.refused == set()
+    assert calls.claim("j", 1, 2).verdict == "call"
+    calls.completed("j", 1, 2, {"row": 1, "sid": "SM1"})
+
+    slow.retryable("j", 1, 1)
+    slow.flush()
+
+    assert slow.refused == {("j", 1)}
+    assert state(db, 1)["state"] == {"S": "done"}
+    assert calls.claim("j", 1, 1).verdict == "done"  # a copy of attempt 1 calls nothing
+
+
+def test_a_retry_is_refused_once_another_claim_holds_the_row_even_for_the_same_attempt(
+    db: Counting,
+) -> None:
+    clock = Clock()
+    calls = ledger(db, clock)
+    first = calls.writes()
+    [mine] = calls.claim_all([("j", 2, 1)])
+    first.hold("j", 2, mine.held_at)
+    clock.now += IN_DOUBT_AFTER + 1
+    [taken] = calls.claim_all([("j", 2, 1)])  # taken over: same attempt, a newer claim
+    assert taken.verdict == "in_doubt"
+
+    first.retryable("j", 2, 1)
+
+    assert first.refused == {("j", 2)}
+    assert state(db, 2)["state"] == {"S": "calling"}
+    assert calls.claim("j", 2, 2).verdict == "wait"  # still the taker's to settle
