@@ -379,54 +379,40 @@ def _too_deep(number: int) -> Record:
     return Record(number, None, f"record {number} is nested more than {MAX_JSON_DEPTH} levels deep")
 
 
-def _scan_nesting(text: str, pos: int, limit: int) -> tuple[int | None, bool]:
-    """Where the array or object starting at text[pos] ends (None: not within `text`), and
-    whether it nests more than `limit` levels deep. Lexical and iterative: text too deep for
-    the decoder is measured without recursing."""
+def _depths(text: str, pos: int) -> Iterator[tuple[int, int]]:
+    """(index after it, depth after it) for each bracket of JSON text from `pos`, skipping
+    strings; it stops at the text's end or at a string left open. Lexical and iterative: text
+    too deep for json's decoder, which recurses once per level, is measured without recursing."""
     depth = 0
-    deep = False
     index = pos
-    while True:
-        match = _JSON_BRACKET_OR_QUOTE.search(text, index)
-        if match is None:
-            return None, deep
-        char = match.group()
-        if char == '"':
+    while (match := _JSON_BRACKET_OR_QUOTE.search(text, index)) is not None:
+        if match.group() == '"':
             string = _JSON_STRING.match(text, match.start())
             if string is None:
-                return None, deep
+                return
             index = string.end()
             continue
-        if char in "{[":
-            depth += 1
-            deep = deep or depth > limit
-        else:
-            depth -= 1
+        depth += 1 if match.group() in "{[" else -1
         index = match.end()
+        yield index, depth
+
+
+def _scan_nesting(text: str, pos: int, limit: int) -> tuple[int | None, bool]:
+    """Where the array or object starting at text[pos] ends (None: not within `text`), and
+    whether it nests more than `limit` levels deep."""
+    deep = False
+    for index, depth in _depths(text, pos):
+        deep = deep or depth > limit
         if depth <= 0:
             return index, deep
+    return None, deep
 
 
 def nesting_depth(text: str) -> int:
     """How deep the arrays and objects of JSON text nest (0 for a scalar), found lexically so
     that text too deep for json.loads can be refused before it recurses. Brackets inside
     strings do not count; text that is not JSON gives a number that means nothing."""
-    depth = deepest = 0
-    index = 0
-    while True:
-        match = _JSON_BRACKET_OR_QUOTE.search(text, index)
-        if match is None:
-            return deepest
-        char = match.group()
-        if char == '"':
-            string = _JSON_STRING.match(text, match.start())
-            if string is None:
-                return deepest
-            index = string.end()
-            continue
-        depth += 1 if char in "{[" else -1
-        deepest = max(deepest, depth)
-        index = match.end()
+    return max((depth for _, depth in _depths(text, 0)), default=0)
 
 
 def _found(char: str) -> str:

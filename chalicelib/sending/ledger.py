@@ -296,10 +296,6 @@ class CallLedger:
             return "mismatch"  # another SID was bound in between
         return "bound"
 
-    def retryable(self, job_id: str, row: int, attempt: int) -> None:
-        """Twilio did not process this attempt; the next attempt may call."""
-        self._set(job_id, row, attempt, "retry", None)
-
     def reopen(self, job_id: str, row: int, attempt: int, held_at: float | None) -> bool:
         """Record that Twilio did not process `attempt`, so the next attempt may call: only
         while the row is still claimed for that attempt (and, given `held_at`, by the claim

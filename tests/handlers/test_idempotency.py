@@ -92,9 +92,9 @@ def test_rows_seen_before_get_the_verdict_a_single_claim_gives(db: Counting) -> 
     calls.claim("j", 2, 1)
     calls.completed("j", 2, 1, {"outcome": "sent"})  # done: its envelope again
     calls.claim("j", 3, 1)
-    calls.retryable("j", 3, 1)  # attempt 1 was not processed: attempt 2 may call
+    assert calls.reopen("j", 3, 1, None)  # attempt 1 was not processed: attempt 2 may call
     calls.claim("j", 4, 2)
-    calls.retryable("j", 4, 2)  # attempt 1 of row 4 is stale
+    assert calls.reopen("j", 4, 2, None)  # attempt 1 of row 4 is stale
     db.calls.clear()
 
     claims = calls.claim_all([("j", 1, 1), ("j", 2, 1), ("j", 3, 2), ("j", 4, 1), ("j", 5, 1)])
