@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 
 from chalicelib.core.records import Api, CallRequest
-from chalicelib.intake.validation import (
+from chalicelib.intake.validation import InvalidRow, normalise_number, validate
+from chalicelib.intake.validation.api_params import (
     ALLOWED,
     MESSAGES_PARAMS,
     PARAMS,
     REQUIRED,
     VERIFY_CHANNELS,
-    InvalidRow,
-    normalise_number,
-    validate,
 )
 from tests.oai import SPEC_DIR
 
