@@ -9,9 +9,9 @@ because Chalice reads them when it imports the app to deploy it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Final, Literal, TypeVar
 
 from chalicelib.core.metering import SenderLimits
 from chalicelib.errors import CallqueueError
@@ -40,6 +40,12 @@ MAX_RATE_HEADROOM = 0.5
 
 CredentialKind = Literal["test", "live"]
 ApiAuth = Literal["api_key", "iam"]
+# The first of each is the default.
+CREDENTIAL_KINDS: Final[tuple[CredentialKind, ...]] = ("test", "live")
+API_AUTHS: Final[tuple[ApiAuth, ...]] = ("api_key", "iam")
+
+_Value = TypeVar("_Value", int, float)
+_Choice = TypeVar("_Choice", bound=str)
 
 
 class ConfigError(CallqueueError, ValueError):
@@ -153,88 +159,122 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         stage = env.get("CALLQUEUE_STAGE", "dev")
-        prefix = f"callqueue-{stage}"
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        account = env.get("CALLQUEUE_ACCOUNT_ID", "000000000000")
-        credentials = env.get("TWILIO_CREDENTIALS", "test")
-        if credentials not in ("test", "live"):
-            raise ConfigError(f"TWILIO_CREDENTIALS must be 'test' or 'live', got {credentials!r}")
+        where = {
+            "prefix": f"callqueue-{stage}",
+            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "account": env.get("CALLQUEUE_ACCOUNT_ID", "000000000000"),
+        }
+        cps = _integer(env, "CPS", 10)
+        # Any: each table's reader gives its settings' type; __post_init__ checks the ranges.
+        values: dict[str, Any] = {
+            **{field: env.get(name, default.format(**where)) for field, name, default in _NAMES},
+            **{field: _integer(env, name, default) for field, name, default in _INTEGERS},
+            **{field: _decimal(env, name, default) for field, name, default in _DECIMALS},
+        }
         return cls(
             stage=stage,
-            source_bucket=env.get("SOURCE_BUCKET", f"{prefix}-source"),
-            holding_bucket=env.get("HOLDING_BUCKET", f"{prefix}-holding"),
-            process_bucket=env.get("PROCESS_BUCKET", f"{prefix}-process"),
-            reports_bucket=env.get("REPORTS_BUCKET", f"{prefix}-reports"),
-            send_queue=env.get("SEND_QUEUE", f"{prefix}-send"),
-            dead_letter_queue=env.get("DEAD_LETTER_QUEUE", f"{prefix}-send-dlq"),
-            response_topic_arn=env.get(
-                "RESPONSE_TOPIC_ARN", f"arn:aws:sns:{region}:{account}:{prefix}-responses"
-            ),
-            jobs_table=env.get("JOBS_TABLE", f"{prefix}-jobs"),
-            state_machine_arn=env.get(
-                "STATE_MACHINE_ARN",
-                f"arn:aws:states:{region}:{account}:stateMachine:{prefix}-release",
-            ),
-            twilio_secret_id=env.get("TWILIO_SECRET_ID", "callqueue/twilio"),
-            twilio_credentials=credentials,  # type: ignore[arg-type]  # checked above
+            cps=cps,
+            twilio_credentials=_one_of(env, "TWILIO_CREDENTIALS", CREDENTIAL_KINDS),
+            api_auth=_one_of(env, "API_AUTH", API_AUTHS),
             twilio_base_url=env.get("TWILIO_BASE_URL") or None,
-            cps=_int(env, "CPS", 10),
-            window_seconds=_int(env, "WINDOW_SECONDS", MAX_WINDOW_SECONDS),
-            max_attempts=_int(env, "MAX_ATTEMPTS", 5),
-            backoff_base_seconds=float(env.get("BACKOFF_BASE_SECONDS", "2")),
-            sender_batch_size=_int(env, "SENDER_BATCH_SIZE", 100),
-            sender_max_concurrency=_int(env, "SENDER_MAX_CONCURRENCY", 50),
-            sender_batching_window_seconds=_int(env, "SENDER_BATCHING_WINDOW_SECONDS", 1),
-            twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT_SECONDS", "10")),
-            archive_bucket=env.get("ARCHIVE_BUCKET", f"{prefix}-archive"),
-            results_table=env.get("RESULTS_TABLE", f"{prefix}-results"),
-            suppression_table=env.get("SUPPRESSION_TABLE", f"{prefix}-suppression"),
-            archive_queue=env.get("ARCHIVE_QUEUE", f"{prefix}-archive"),
-            results_queue=env.get("RESULTS_QUEUE", f"{prefix}-results"),
-            router_queue=env.get("ROUTER_QUEUE", f"{prefix}-router"),
-            suppression_queue=env.get("SUPPRESSION_QUEUE", f"{prefix}-suppression"),
-            systemic_queue=env.get("SYSTEMIC_QUEUE", f"{prefix}-systemic"),
-            error_bus=env.get("ERROR_BUS", f"{prefix}-errors"),
-            alert_topic_arn=env.get(
-                "ALERT_TOPIC_ARN", f"arn:aws:sns:{region}:{account}:{prefix}-alerts"
-            ),
-            retention_days=_int(env, "RETENTION_DAYS", 30),
-            systemic_error_threshold=_int(env, "SYSTEMIC_ERROR_THRESHOLD", 5),
-            stalled_after_seconds=_int(env, "STALLED_AFTER_SECONDS", 1800),
-            idempotency_table=env.get("IDEMPOTENCY_TABLE", f"{prefix}-calls"),
-            # Longer than a call can take (Twilio timeout, hold, publish) before a started call
-            # that never recorded its outcome is given up as unknown.
-            in_doubt_after_seconds=float(env.get("IN_DOUBT_AFTER_SECONDS", "90")),
-            rate_limit_table=env.get("RATE_LIMIT_TABLE", f"{prefix}-rate"),
-            account_cps=float(env.get("ACCOUNT_CPS") or _int(env, "CPS", 10)),
-            sender_limits=env.get("SENDER_LIMITS", ""),
-            sender_call_concurrency=_int(env, "SENDER_CALL_CONCURRENCY", 50),
-            twilio_concurrency_limit=_int(env, "TWILIO_CONCURRENCY_LIMIT", 0) or None,
-            slot_tolerance_seconds=float(
-                env.get("SLOT_TOLERANCE_SECONDS") or DEFAULT_SLOT_TOLERANCE_SECONDS
-            ),
-            rate_headroom=float(env.get("RATE_HEADROOM") or DEFAULT_RATE_HEADROOM),
-            results_page_size=_int(env, "RESULTS_PAGE_SIZE", 0) or None,
             status_callback_url=env.get("STATUS_CALLBACK_URL") or None,
-            api_auth=_api_auth(env.get("API_AUTH", "api_key")),
-            api_max_rows=_int(env, "API_MAX_ROWS", 10_000),
-            content_retention_days=_int(env, "CONTENT_RETENTION_DAYS", 30),
+            sender_limits=env.get("SENDER_LIMITS", ""),
+            account_cps=_decimal(env, "ACCOUNT_CPS", float(cps)),
+            # 0 or unset: no known limit, and DynamoDB's own 1 MB pages.
+            twilio_concurrency_limit=_integer(env, "TWILIO_CONCURRENCY_LIMIT", 0) or None,
+            results_page_size=_integer(env, "RESULTS_PAGE_SIZE", 0) or None,
+            **values,
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+# Names of resources: (setting, variable, the name when the variable is unset), the default a
+# template over the stage's prefix, the region and the account.
+_NAMES: Final[tuple[tuple[str, str, str], ...]] = (
+    ("source_bucket", "SOURCE_BUCKET", "{prefix}-source"),
+    ("holding_bucket", "HOLDING_BUCKET", "{prefix}-holding"),
+    ("process_bucket", "PROCESS_BUCKET", "{prefix}-process"),
+    ("reports_bucket", "REPORTS_BUCKET", "{prefix}-reports"),
+    ("archive_bucket", "ARCHIVE_BUCKET", "{prefix}-archive"),
+    ("send_queue", "SEND_QUEUE", "{prefix}-send"),
+    ("dead_letter_queue", "DEAD_LETTER_QUEUE", "{prefix}-send-dlq"),
+    ("archive_queue", "ARCHIVE_QUEUE", "{prefix}-archive"),
+    ("results_queue", "RESULTS_QUEUE", "{prefix}-results"),
+    ("router_queue", "ROUTER_QUEUE", "{prefix}-router"),
+    ("suppression_queue", "SUPPRESSION_QUEUE", "{prefix}-suppression"),
+    ("systemic_queue", "SYSTEMIC_QUEUE", "{prefix}-systemic"),
+    ("jobs_table", "JOBS_TABLE", "{prefix}-jobs"),
+    ("results_table", "RESULTS_TABLE", "{prefix}-results"),
+    ("suppression_table", "SUPPRESSION_TABLE", "{prefix}-suppression"),
+    ("idempotency_table", "IDEMPOTENCY_TABLE", "{prefix}-calls"),
+    ("rate_limit_table", "RATE_LIMIT_TABLE", "{prefix}-rate"),
+    ("error_bus", "ERROR_BUS", "{prefix}-errors"),
+    (
+        "response_topic_arn",
+        "RESPONSE_TOPIC_ARN",
+        "arn:aws:sns:{region}:{account}:{prefix}-responses",
+    ),
+    ("alert_topic_arn", "ALERT_TOPIC_ARN", "arn:aws:sns:{region}:{account}:{prefix}-alerts"),
+    (
+        "state_machine_arn",
+        "STATE_MACHINE_ARN",
+        "arn:aws:states:{region}:{account}:stateMachine:{prefix}-release",
+    ),
+    ("twilio_secret_id", "TWILIO_SECRET_ID", "callqueue/twilio"),
+)
+
+# Whole numbers: (setting, variable, default); an empty variable is unset.
+_INTEGERS: Final[tuple[tuple[str, str, int], ...]] = (
+    ("window_seconds", "WINDOW_SECONDS", MAX_WINDOW_SECONDS),
+    ("max_attempts", "MAX_ATTEMPTS", 5),
+    ("sender_batch_size", "SENDER_BATCH_SIZE", 100),
+    ("sender_max_concurrency", "SENDER_MAX_CONCURRENCY", 50),
+    ("sender_batching_window_seconds", "SENDER_BATCHING_WINDOW_SECONDS", 1),
+    ("sender_call_concurrency", "SENDER_CALL_CONCURRENCY", 50),
+    ("retention_days", "RETENTION_DAYS", 30),
+    ("systemic_error_threshold", "SYSTEMIC_ERROR_THRESHOLD", 5),
+    ("stalled_after_seconds", "STALLED_AFTER_SECONDS", 1800),
+    ("api_max_rows", "API_MAX_ROWS", 10_000),
+    ("content_retention_days", "CONTENT_RETENTION_DAYS", 30),
+)
+
+# Decimal numbers: (setting, variable, default); an empty variable is unset.
+_DECIMALS: Final[tuple[tuple[str, str, float], ...]] = (
+    ("backoff_base_seconds", "BACKOFF_BASE_SECONDS", 2.0),
+    ("twilio_timeout_seconds", "TWILIO_TIMEOUT_SECONDS", 10.0),
+    # Longer than a call can take (Twilio timeout, hold, publish) before a started call that
+    # never recorded its outcome is given up as unknown.
+    ("in_doubt_after_seconds", "IN_DOUBT_AFTER_SECONDS", 90.0),
+    ("slot_tolerance_seconds", "SLOT_TOLERANCE_SECONDS", float(DEFAULT_SLOT_TOLERANCE_SECONDS)),
+    ("rate_headroom", "RATE_HEADROOM", float(DEFAULT_RATE_HEADROOM)),
+)
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    return _parsed(env, name, int, default, "an integer")
+
+
+def _decimal(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parsed(env, name, float, default, "a number")
+
+
+def _parsed(
+    env: Mapping[str, str], name: str, parse: Callable[[str], _Value], default: _Value, what: str
+) -> _Value:
+    """The variable `name` read by `parse`, or `default` when it is unset or empty; the error
+    names the variable."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
 
 
-def _api_auth(raw: str) -> ApiAuth:
-    if raw == "api_key":
-        return "api_key"
-    if raw == "iam":
-        return "iam"
-    raise ConfigError(f"API_AUTH must be 'api_key' or 'iam', got {raw!r}")
+def _one_of(env: Mapping[str, str], name: str, choices: tuple[_Choice, ...]) -> _Choice:
+    """The variable `name`, one of `choices` (the first when unset)."""
+    raw = env.get(name, choices[0])
+    for choice in choices:
+        if raw == choice:
+            return choice
+    raise ConfigError(f"{name} must be {' or '.join(map(repr, choices))}, got {raw!r}")
