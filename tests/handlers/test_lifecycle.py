@@ -16,6 +16,7 @@ from chalice.test import Client
 from chalicelib import wiring
 from chalicelib.aws.buckets import chunk_key
 from chalicelib.core.jobs import Job
+from chalicelib.core.records import ResponseEnvelope
 from chalicelib.core.schedule import iso_timestamp
 from chalicelib.release.releaser import STEPS_PER_EXECUTION, LoopState
 from chalicelib.release.state_machine import execution_name, generation_of
@@ -111,7 +112,12 @@ def abort(stack: Stack, arn: str) -> None:
 
 
 def settle(job_id: str, rows: int) -> None:
-    wiring.results().record([{**envelope(r, None, 201), "job_id": job_id} for r in range(rows)])
+    wiring.results().record(
+        [
+            ResponseEnvelope.from_json({**envelope(r, None, 201), "job_id": job_id})
+            for r in range(rows)
+        ]
+    )
 
 
 # -- pause, resume, cancel: 409 where the change means nothing ---------------------------------
