@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from chalice.app import BadRequestError, ForbiddenError, Request, Response
 
-from chalicelib.api.jobs import current, raw_body_of
+from chalicelib.api.request_bodies import current, raw_body_of
 from chalicelib.aws.event_bus import TWILIO_ERROR, EventPublisher
 from chalicelib.aws.results_table import ResultsTable
 from chalicelib.config import CredentialKind

@@ -32,7 +32,7 @@ CLIENTS = ("boto3", "botocore", "twilio", "requests", "urllib3", "mypy_boto3")
 # Exceptions that must derive from something else, and why.
 ROOT_EXEMPT = {
     # Chalice turns its view errors into HTTP answers: the API's 413 must be one.
-    "chalicelib.api.jobs.PayloadTooLargeError",
+    "chalicelib.api.request_bodies.PayloadTooLargeError",
     # Escapes `except Exception` on purpose, as a Lambda dying would.
     "callqueue.triggers.SimulatedCrash",
 }
