@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.api.jobs import JobsApi
-from chalicelib.api.status import StatusCallbacks, load_auth_token
+from chalicelib.api.status import StatusCallbacks
 from chalicelib.aws.buckets import Storage
 from chalicelib.aws.event_bus import EventPublisher
 from chalicelib.aws.jobs_table import JobStore
@@ -37,12 +37,8 @@ from chalicelib.sending.limiter import RateLimiter
 from chalicelib.sending.publisher import ResponsePublisher
 from chalicelib.sending.sender import Sender, SendPolicy
 from chalicelib.sending.suppression import SuppressionList, stopped_number
-from chalicelib.twilio.gateway import (
-    CapturingHttpClient,
-    TwilioGateway,
-    load_credentials,
-    make_gateway,
-)
+from chalicelib.twilio.credentials import load_auth_token, load_credentials
+from chalicelib.twilio.gateway import CapturingHttpClient, TwilioGateway, make_gateway
 
 # The twilio SDK logs every request's parameters (phone numbers, bodies) at INFO.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
