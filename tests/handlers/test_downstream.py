@@ -69,16 +69,17 @@ def queue_events(stack: Stack, name: str) -> list[dict[str, Any]]:
     return [m for m in drain(stack, url)]
 
 
-def make_job(state: str = "running", **fields: Any) -> Job:
+def make_job(state: str = "running", *, job_id: str = "job-1", **fields: Any) -> Job:
+    """A job stored in the jobs table: 10 rows at 10 CPS, in one chunk, started at 100.0."""
     job = Job(
-        job_id="job-1",
+        job_id=job_id,
         bucket="b",
         key="k",
         etag="e",
         state=state,  # type: ignore[arg-type]
         cps=10,
         window_seconds=60,
-        created_at=1.0,
+        created_at=fields.pop("created_at", 1.0),
         rows=fields.pop("rows", 10),
         valid=fields.pop("valid", 10),
         chunks=fields.pop("chunks", 1),
