@@ -18,12 +18,9 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
+from chalicelib.aws.buckets import Bucket
 from chalicelib.core.records import ResponseEnvelope
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 CONTENT_TYPE = "application/x-ndjson"
 
@@ -49,8 +46,7 @@ def partition_of(envelope: ResponseEnvelope) -> Partition:
 
 
 class ResponseArchive:
-    def __init__(self, s3: S3Client, bucket: str, *, prefix: str = "responses") -> None:
-        self._s3 = s3
+    def __init__(self, bucket: Bucket, *, prefix: str = "responses") -> None:
         self._bucket = bucket
         self._prefix = prefix
 
@@ -73,11 +69,6 @@ class ResponseArchive:
                 + "\n"
                 for member in sorted(members)
             )
-            self._s3.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body="".join(lines).encode("utf-8"),
-                ContentType=CONTENT_TYPE,
-            )
+            self._bucket.put(key, "".join(lines).encode("utf-8"), CONTENT_TYPE)
             keys.append(key)
         return keys

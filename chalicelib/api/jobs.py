@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chalice.app import (
     BadRequestError,
@@ -41,6 +41,7 @@ from chalice.app import (
 )
 
 from chalicelib.api.request_bodies import PayloadTooLargeError, current, job_name, job_request
+from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.config import Settings
 from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
@@ -49,9 +50,6 @@ from chalicelib.core.schedule import Schedule
 from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.release.releaser import LoopKeeper
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 URL_EXPIRES_SECONDS = 900
 # The current rate is the rows that ended over this many seconds before the request.
@@ -82,7 +80,8 @@ def route_auth(settings: Settings) -> dict[str, Any]:
 class JobsApi:
     def __init__(
         self,
-        s3: S3Client,
+        source: Bucket,
+        reports: Bucket,
         jobs: JobStore,
         settings: Settings,
         *,
@@ -92,10 +91,12 @@ class JobsApi:
         clock: Callable[[], float] = time.time,
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        """`progress(job_id, since)`: a job's counts by final outcome and how many rows ended
+        """`source` takes the rows and uploads; `reports` holds each job's CSVs.
+        `progress(job_id, since)`: a job's counts by final outcome and how many rows ended
         since `since`; `resume(job_id, now)` continues a paused job (downstream.systemic);
         `loops` restarts a job's release loop that died."""
-        self._s3 = s3
+        self._source = source
+        self._reports = reports
         self._jobs = jobs
         self._settings = settings
         self._progress = progress
@@ -130,16 +131,9 @@ class JobsApi:
         digest = hashlib.sha256(
             content + json.dumps(metadata, sort_keys=True).encode()
         ).hexdigest()[:16]
-        bucket = self._settings.source_bucket
         key = f"api/{name}-{digest}.jsonl"
-        response = self._s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=content,
-            ContentType="application/x-ndjson",
-            Metadata=metadata,
-        )
-        job_id = job_id_for(bucket, key, response["ETag"].strip('"'))
+        etag = self._source.put(key, content, "application/x-ndjson", metadata)
+        job_id = job_id_for(self._source.name, key, etag)
         return {"job_id": job_id, "key": key, "rows": len(rows), "links": _links(job_id)}
 
     def _create_upload(self, body: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
@@ -150,16 +144,11 @@ class JobsApi:
             detect_format(filename)
         except FileFormatError as error:
             raise BadRequestError(str(error)) from None
-        bucket = self._settings.source_bucket
         token = self._new_token()
         key = f"uploads/{token}/{filename}"
-        job_id = job_id_for(bucket, key, token)
+        job_id = job_id_for(self._source.name, key, token)
         signed = {"job-id": job_id, **metadata}
-        url = self._s3.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": bucket, "Key": key, "Metadata": signed},
-            ExpiresIn=URL_EXPIRES_SECONDS,
-        )
+        url = self._source.url_to_put(key, signed, URL_EXPIRES_SECONDS)
         headers = {f"x-amz-meta-{name}": value for name, value in signed.items()}
         return {
             "job_id": job_id,
@@ -285,14 +274,7 @@ class JobsApi:
         return job
 
     def _report_url(self, key: str | None) -> str | None:
-        if key is None:
-            return None
-        url: str = self._s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self._settings.reports_bucket, "Key": key},
-            ExpiresIn=URL_EXPIRES_SECONDS,
-        )
-        return url
+        return None if key is None else self._reports.url_to_get(key, URL_EXPIRES_SECONDS)
 
 
 def _refused(job: Job, action: str) -> ConflictError:

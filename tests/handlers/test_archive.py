@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from chalicelib.aws.buckets import Bucket
 from chalicelib.core.batching import compact_json
 from chalicelib.core.records import QueuedRow, ResponseEnvelope, TwilioResult
 from chalicelib.sending.cancel import cancelled_envelope
@@ -89,7 +90,7 @@ def test_archive_groups_a_batch_into_one_object_per_partition(s3: Any) -> None:
         envelope(1, job_id="job-2"),
     ]
 
-    keys = ResponseArchive(s3, BUCKET).write(batch)
+    keys = ResponseArchive(Bucket(s3, BUCKET)).write(batch)
 
     expected = {
         archive_key("responses", "2023-11-14", "sent", "job-1", [(1, 1), (1, 2), (3, 1)]),
@@ -105,7 +106,9 @@ def test_archive_groups_a_batch_into_one_object_per_partition(s3: Any) -> None:
 
 
 def test_archive_writes_compact_json_lines_as_ndjson(s3: Any) -> None:
-    [key] = ResponseArchive(s3, BUCKET, prefix="lake/twilio").write([envelope(1), envelope(2)])
+    [key] = ResponseArchive(Bucket(s3, BUCKET), prefix="lake/twilio").write(
+        [envelope(1), envelope(2)]
+    )
 
     head = s3.head_object(Bucket=BUCKET, Key=key)
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -121,7 +124,7 @@ def test_archive_writes_each_envelope_as_the_message_it_arrived_in(s3: Any) -> N
     # As the publisher writes them (compact, non-ASCII escaped).
     messages = [compact_json(envelope(1).to_json()), compact_json(cancelled)]
 
-    [failed, sent] = ResponseArchive(s3, BUCKET).write(envelopes_of(messages))
+    [failed, sent] = ResponseArchive(Bucket(s3, BUCKET)).write(envelopes_of(messages))
 
     # The same keys in the same order with the same values, non-ASCII written as UTF-8.
     as_archived = [
@@ -134,7 +137,7 @@ def test_archive_writes_each_envelope_as_the_message_it_arrived_in(s3: Any) -> N
 
 def test_archive_redelivered_batch_overwrites_its_own_objects(s3: Any) -> None:
     batch = [envelope(1), envelope(2), envelope(3, outcome="failed")]
-    archive = ResponseArchive(s3, BUCKET)
+    archive = ResponseArchive(Bucket(s3, BUCKET))
 
     first_keys = archive.write(batch)
     first = stored(s3)
@@ -146,7 +149,7 @@ def test_archive_redelivered_batch_overwrites_its_own_objects(s3: Any) -> None:
 
 
 def test_archive_different_batches_get_different_keys(s3: Any) -> None:
-    archive = ResponseArchive(s3, BUCKET)
+    archive = ResponseArchive(Bucket(s3, BUCKET))
 
     first = archive.write([envelope(1), envelope(2)])
     second = archive.write([envelope(3), envelope(4)])
@@ -157,14 +160,14 @@ def test_archive_different_batches_get_different_keys(s3: Any) -> None:
 
 
 def test_archive_keeps_a_duplicated_attempt_once(s3: Any) -> None:
-    [key] = ResponseArchive(s3, BUCKET).write([envelope(1), envelope(2), envelope(1)])
+    [key] = ResponseArchive(Bucket(s3, BUCKET)).write([envelope(1), envelope(2), envelope(1)])
 
     assert [e["row"] for e in lines_of(stored(s3)[key])] == [1, 2]
     assert key == archive_key("responses", "2023-11-14", "sent", "job-1", [(1, 1), (2, 1)])
 
 
 def test_archive_put_failure_propagates(s3: Any) -> None:
-    archive = ResponseArchive(s3, "no-such-bucket")
+    archive = ResponseArchive(Bucket(s3, "no-such-bucket"))
 
     with pytest.raises(ClientError) as raised:
         archive.write([envelope(1)])
