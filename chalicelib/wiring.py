@@ -16,8 +16,8 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.api.jobs import JobsApi
-from chalicelib.api.status import StatusCallbacks, load_auth_token
-from chalicelib.aws.buckets import Storage
+from chalicelib.api.status import StatusCallbacks
+from chalicelib.aws.buckets import Bucket, Storage
 from chalicelib.aws.event_bus import EventPublisher
 from chalicelib.aws.jobs_table import JobStore
 from chalicelib.aws.results_table import ResultsTable
@@ -37,12 +37,8 @@ from chalicelib.sending.limiter import RateLimiter
 from chalicelib.sending.publisher import ResponsePublisher
 from chalicelib.sending.sender import Sender, SendPolicy
 from chalicelib.sending.suppression import SuppressionList, stopped_number
-from chalicelib.twilio.gateway import (
-    CapturingHttpClient,
-    TwilioGateway,
-    load_credentials,
-    make_gateway,
-)
+from chalicelib.twilio.credentials import load_auth_token, load_credentials
+from chalicelib.twilio.gateway import CapturingHttpClient, TwilioGateway, make_gateway
 
 # The twilio SDK logs every request's parameters (phone numbers, bodies) at INFO.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
@@ -228,10 +224,12 @@ def jobs_api() -> JobsApi:
     # Presigned URLs signed with SigV4: it signs the upload's metadata headers by name, and
     # SigV2 is refused by newer regions and for KMS-encrypted objects.
     s3 = _session_factory().client("s3", config=Config(signature_version="s3v4"))
+    s = settings()
     return JobsApi(
-        s3,
+        Bucket(s3, s.source_bucket),
+        Bucket(s3, s.reports_bucket),
         store,
-        settings(),
+        s,
         progress=results().progress,
         resume=lambda job_id, now: resume(store, job_id, now=now),
         loops=LoopKeeper(store, release_loop()),

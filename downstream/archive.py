@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from chalicelib.aws.buckets import Bucket
+from chalicelib.core.records import ResponseEnvelope
 
 CONTENT_TYPE = "application/x-ndjson"
 
@@ -41,40 +40,35 @@ def archive_key(
     return f"{prefix}/date={date}/outcome={outcome}/job={job_id}/{name}.jsonl"
 
 
-def partition_of(envelope: Mapping[str, Any]) -> Partition:
-    finished = datetime.fromtimestamp(float(envelope["timings"]["finished_at"]), tz=UTC)
-    return finished.strftime("%Y-%m-%d"), str(envelope["outcome"]), str(envelope["job_id"])
+def partition_of(envelope: ResponseEnvelope) -> Partition:
+    finished = datetime.fromtimestamp(envelope.result.finished_at, tz=UTC)
+    return finished.strftime("%Y-%m-%d"), envelope.outcome, envelope.job_id
 
 
 class ResponseArchive:
-    def __init__(self, s3: S3Client, bucket: str, *, prefix: str = "responses") -> None:
-        self._s3 = s3
+    def __init__(self, bucket: Bucket, *, prefix: str = "responses") -> None:
         self._bucket = bucket
         self._prefix = prefix
 
-    def write(self, envelopes: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Write the batch, one object per partition; returns the keys written.
+    def write(self, envelopes: Sequence[ResponseEnvelope]) -> list[str]:
+        """Write the batch, one object per partition, each envelope as its to_json (which is
+        the message as it arrived: ResponseEnvelope.from_json); returns the keys written.
 
         A failed PUT raises: the invocation fails and SQS delivers the batch again, and the
         objects already written are overwritten with the same content.
         """
-        partitions: dict[Partition, dict[tuple[int, int], Mapping[str, Any]]] = defaultdict(dict)
+        partitions: dict[Partition, dict[tuple[int, int], ResponseEnvelope]] = defaultdict(dict)
         for envelope in envelopes:
             # SNS and SQS deliver at least once: a duplicate of one attempt is kept once.
-            member = (int(envelope["row"]), int(envelope["attempt"]))
-            partitions[partition_of(envelope)][member] = envelope
+            partitions[partition_of(envelope)][(envelope.row, envelope.attempt)] = envelope
         keys = []
         for (date, outcome, job_id), members in sorted(partitions.items()):
             key = archive_key(self._prefix, date, outcome, job_id, members)
             lines = (
-                json.dumps(members[member], separators=(",", ":"), ensure_ascii=False) + "\n"
+                json.dumps(members[member].to_json(), separators=(",", ":"), ensure_ascii=False)
+                + "\n"
                 for member in sorted(members)
             )
-            self._s3.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body="".join(lines).encode("utf-8"),
-                ContentType=CONTENT_TYPE,
-            )
+            self._bucket.put(key, "".join(lines).encode("utf-8"), CONTENT_TYPE)
             keys.append(key)
         return keys

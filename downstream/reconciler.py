@@ -12,15 +12,14 @@ of the whole pass (every job again, twice) for a failure that is usually the sam
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
-from chalicelib.aws.buckets import rejects_key
-from chalicelib.aws.event_bus import JOB_COMPLETED, SOURCE
+from chalicelib.aws.alerts import Alerts
+from chalicelib.aws.buckets import Bucket, outcomes_key, rejects_key
+from chalicelib.aws.event_bus import JOB_COMPLETED, EventPublisher
 from chalicelib.aws.jobs_table import JobStore, MalformedJob, StateChanged
 from chalicelib.aws.results_table import ResultsTable
 from chalicelib.core.jobs import SETTLING, Job
@@ -35,16 +34,7 @@ from downstream.reconcile import (
     write_outcomes_csv,
 )
 
-if TYPE_CHECKING:
-    from mypy_boto3_events import EventBridgeClient
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sns import SNSClient
-
 log = logging.getLogger(__name__)
-
-
-def outcomes_key(job_id: str) -> str:
-    return f"jobs/{job_id}/outcomes.csv"
 
 
 class Reconciler:
@@ -52,12 +42,9 @@ class Reconciler:
         self,
         jobs: JobStore,
         results: ResultsTable,
-        s3: S3Client,
-        reports_bucket: str,
-        events: EventBridgeClient,
-        bus: str,
-        sns: SNSClient,
-        alert_topic_arn: str,
+        reports: Bucket,
+        events: EventPublisher,
+        alerts: Alerts,
         *,
         stalled_after_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -65,12 +52,9 @@ class Reconciler:
     ) -> None:
         self._jobs = jobs
         self._results = results
-        self._s3 = s3
-        self._reports = reports_bucket
+        self._reports = reports
         self._events = events
-        self._bus = bus
-        self._sns = sns
-        self._alerts = alert_topic_arn
+        self._alerts = alerts
         self._stalled_after = stalled_after_seconds
         self._clock = clock
         self._metrics = metrics
@@ -125,12 +109,9 @@ class Reconciler:
         """Record once on the job (GET /jobs/{id} shows it) why it stopped, and alert."""
         now = self._clock()
         self._jobs.update(job.job_id, stalled_since=now, stalled_reason=reason)
-        self._sns.publish(
-            TopicArn=self._alerts,
-            Subject=f"callqueue: job {job.job_id} stalled"[:100],
-            Message=json.dumps(
-                {"job_id": job.job_id, "state": job.state, "reason": reason, "since": now}
-            ),
+        self._alerts.send(
+            f"callqueue: job {job.job_id} stalled",
+            {"job_id": job.job_id, "state": job.state, "reason": reason, "since": now},
         )
         log.error("job %s stalled (%s): %s", job.job_id, job.state, reason)
 
@@ -140,9 +121,7 @@ class Reconciler:
         key = outcomes_key(job.job_id)
         text = io.StringIO()
         write_outcomes_csv(text, merge_outcomes(self._rejects(job), self._rows(job)))
-        self._s3.put_object(
-            Bucket=self._reports, Key=key, Body=text.getvalue().encode(), ContentType="text/csv"
-        )
+        self._reports.put(key, text.getvalue().encode(), "text/csv")
         # A cancelled job stays cancelled; its outcome CSV is written once its rows have ended.
         finished = {"state": "completed"} if job.state != "cancelled" else {}
         try:
@@ -157,32 +136,22 @@ class Reconciler:
             )
         except StateChanged:
             return False
-        self._events.put_events(
-            Entries=[
-                {
-                    "Source": SOURCE,
-                    "DetailType": JOB_COMPLETED,
-                    "EventBusName": self._bus,
-                    "Detail": json.dumps(
-                        {
-                            "job_id": job.job_id,
-                            "rows": job.rows,
-                            "outcomes": {"rejected": job.rejected, **dict(counts)},
-                            "outcomes_csv": f"s3://{self._reports}/{key}",
-                        }
-                    ),
-                }
-            ]
-        )
+        completed = {
+            "job_id": job.job_id,
+            "rows": job.rows,
+            "outcomes": {"rejected": job.rejected, **dict(counts)},
+            "outcomes_csv": self._reports.uri(key),
+        }
+        self._events.put([(JOB_COMPLETED, completed)])
         log.info("job %s completed", job.job_id)
         return True
 
     def _rejects(self, job: Job) -> list[tuple[int, str]]:
         if not job.rejected:
             return []
-        body = self._s3.get_object(Bucket=self._reports, Key=rejects_key(job.job_id))["Body"]
+        text = self._reports.read(rejects_key(job.job_id)).decode("utf-8")
         # keepends: a quoted reason may hold a line break.
-        return list(read_rejects_csv(body.read().decode("utf-8").splitlines(keepends=True)))
+        return list(read_rejects_csv(text.splitlines(keepends=True)))
 
     def _rows(self, job: Job) -> list[RowOutcome]:
         return [
@@ -216,17 +185,14 @@ class Reconciler:
             stalled_reason=job.stalled_reason
             or f"no row has settled for {round((now - job.progress_at) / 60)} minutes",
         )
-        self._sns.publish(
-            TopicArn=self._alerts,
-            Subject=f"callqueue: job {job.job_id} stalled"[:100],
-            Message=json.dumps(
-                {
-                    "job_id": job.job_id,
-                    "responses": responses,
-                    "rows": job.rows,
-                    "since": job.progress_at,
-                }
-            ),
+        self._alerts.send(
+            f"callqueue: job {job.job_id} stalled",
+            {
+                "job_id": job.job_id,
+                "responses": responses,
+                "rows": job.rows,
+                "since": job.progress_at,
+            },
         )
         log.error("job %s stalled at %d responses, %d rows", job.job_id, responses, job.rows)
         return True

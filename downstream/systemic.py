@@ -12,18 +12,15 @@ responses behind it are counted, nor grows when an early error's event is handle
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from chalicelib.aws.alerts import Alerts
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.core.jobs import SENDING
-
-if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +32,7 @@ class SystemicErrors:
     def __init__(
         self,
         jobs: JobStore,
-        sns: SNSClient,
-        alert_topic_arn: str,
+        alerts: Alerts,
         *,
         threshold: int,
         min_share: float = 0.5,
@@ -44,8 +40,7 @@ class SystemicErrors:
     ) -> None:
         self._jobs = jobs
         self._min_share = min_share
-        self._sns = sns
-        self._topic = alert_topic_arn
+        self._alerts = alerts
         self._threshold = threshold
         self._clock = clock
 
@@ -91,17 +86,14 @@ class SystemicErrors:
             return False  # already paused (by an earlier batch), finished or cancelled
         summary = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
         log.warning("job %s paused after %d systemic errors (%s)", job_id, total, summary)
-        self._sns.publish(
-            TopicArn=self._topic,
-            Subject=f"callqueue: job {job_id} paused"[:100],
-            Message=json.dumps(
-                {
-                    "job_id": job_id,
-                    "reason": "systemic Twilio errors",
-                    "systemic_errors": total,
-                    "error_codes": {str(k): v for k, v in codes.items()},
-                    "resume": f"callqueue resume {job_id}",
-                }
-            ),
+        self._alerts.send(
+            f"callqueue: job {job_id} paused",
+            {
+                "job_id": job_id,
+                "reason": "systemic Twilio errors",
+                "systemic_errors": total,
+                "error_codes": {str(k): v for k, v in codes.items()},
+                "resume": f"callqueue resume {job_id}",
+            },
         )
         return True

@@ -7,6 +7,8 @@ from __future__ import annotations
 from functools import cache
 
 from chalicelib import wiring
+from chalicelib.aws.alerts import Alerts
+from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.event_bus import EventPublisher
 from downstream.archive import ResponseArchive
 from downstream.reconciler import Reconciler
@@ -16,7 +18,7 @@ from downstream.systemic import SystemicErrors
 
 @cache
 def archive() -> ResponseArchive:
-    return ResponseArchive(wiring.client("s3"), wiring.settings().archive_bucket)
+    return ResponseArchive(Bucket(wiring.client("s3"), wiring.settings().archive_bucket))
 
 
 @cache
@@ -33,8 +35,7 @@ def systemic() -> SystemicErrors:
     s = wiring.settings()
     return SystemicErrors(
         wiring.jobs(),
-        wiring.client("sns"),
-        s.alert_topic_arn,
+        Alerts(wiring.client("sns"), s.alert_topic_arn),
         threshold=s.systemic_error_threshold,
     )
 
@@ -45,12 +46,9 @@ def reconciler() -> Reconciler:
     return Reconciler(
         wiring.jobs(),
         wiring.results(),
-        wiring.client("s3"),
-        s.reports_bucket,
-        wiring.client("events"),
-        s.error_bus,
-        wiring.client("sns"),
-        s.alert_topic_arn,
+        Bucket(wiring.client("s3"), s.reports_bucket),
+        EventPublisher(wiring.client("events"), s.error_bus),
+        Alerts(wiring.client("sns"), s.alert_topic_arn),
         stalled_after_seconds=s.stalled_after_seconds,
         metrics=wiring.metrics(),
     )

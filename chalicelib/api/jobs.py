@@ -29,11 +29,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chalice.app import (
     BadRequestError,
-    ChaliceViewError,
     ConflictError,
     IAMAuthorizer,
     NotFoundError,
@@ -41,8 +40,10 @@ from chalice.app import (
     Response,
 )
 
+from chalicelib.api.request_bodies import PayloadTooLargeError, current, job_name, job_request
+from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.jobs_table import JobStore, StateChanged
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import Settings
 from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
 from chalicelib.core.records import FINAL_OUTCOMES
 from chalicelib.core.schedule import Schedule
@@ -50,12 +51,6 @@ from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.release.releaser import LoopKeeper
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-# Lambda refuses a synchronous request larger than 6 MB before the function sees it; a smaller
-# ceiling leaves room for the event's other fields.
-MAX_BODY_BYTES = 5 * 1024 * 1024
 URL_EXPIRES_SECONDS = 900
 # The current rate is the rows that ended over this many seconds before the request.
 RATE_WINDOW_SECONDS = 10.0
@@ -74,21 +69,6 @@ NO_CHANGE = {
 Progress = Callable[[str, float], tuple[Counter[str], int]]
 
 
-class PayloadTooLargeError(ChaliceViewError):
-    STATUS_CODE = 413
-
-
-def current(request: Request | None) -> Request:
-    if request is None:
-        raise RuntimeError("no current request: called outside a route")
-    return request
-
-
-def raw_body_of(request: Request) -> bytes:
-    body = request.raw_body
-    return body if isinstance(body, bytes) else str(body).encode()
-
-
 def route_auth(settings: Settings) -> dict[str, Any]:
     """The job routes' decorator arguments: an API key (API Gateway checks the `x-api-key`
     header against the stage's usage plans) or IAM (SigV4-signed requests), by stage."""
@@ -100,7 +80,8 @@ def route_auth(settings: Settings) -> dict[str, Any]:
 class JobsApi:
     def __init__(
         self,
-        s3: S3Client,
+        source: Bucket,
+        reports: Bucket,
         jobs: JobStore,
         settings: Settings,
         *,
@@ -110,10 +91,12 @@ class JobsApi:
         clock: Callable[[], float] = time.time,
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        """`progress(job_id, since)`: a job's counts by final outcome and how many rows ended
+        """`source` takes the rows and uploads; `reports` holds each job's CSVs.
+        `progress(job_id, since)`: a job's counts by final outcome and how many rows ended
         since `since`; `resume(job_id, now)` continues a paused job (downstream.systemic);
         `loops` restarts a job's release loop that died."""
-        self._s3 = s3
+        self._source = source
+        self._reports = reports
         self._jobs = jobs
         self._settings = settings
         self._progress = progress
@@ -127,25 +110,7 @@ class JobsApi:
     def create(self, request: Request | None) -> Response:
         """202: the job is made once the splitter has read its file (moments later), so
         GET /jobs/{id} answers 404 until then."""
-        raw_body = raw_body_of(current(request))
-        if len(raw_body) > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"the body is over {MAX_BODY_BYTES} bytes; upload a file")
-        try:
-            body = json.loads(raw_body or b"null")
-        except ValueError:
-            raise BadRequestError("the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise BadRequestError("the body must be a JSON object with `rows` or `filename`")
-        metadata = _rate_metadata(body)
-        resend = body.get("resend", False)
-        if not isinstance(resend, bool):
-            raise BadRequestError("`resend` must be true or false")
-        if resend:
-            # The intake reads it from the object's metadata: send this content again even if
-            # an earlier job sent the same within the retention window.
-            metadata["resend"] = "true"
-        if ("rows" in body) == ("filename" in body):
-            raise BadRequestError("give either `rows` (the rows themselves) or `filename`")
+        body, metadata = job_request(request)
         if "rows" in body:
             created = self._create_from_rows(body, metadata)
         else:
@@ -161,21 +126,14 @@ class JobsApi:
                 f"{len(rows)} rows is over the {self._settings.api_max_rows} a request may hold; "
                 "upload a file instead"
             )
-        name = _name(body.get("name", "rows"))
+        name = job_name(body.get("name", "rows"))
         content = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
         digest = hashlib.sha256(
             content + json.dumps(metadata, sort_keys=True).encode()
         ).hexdigest()[:16]
-        bucket = self._settings.source_bucket
         key = f"api/{name}-{digest}.jsonl"
-        response = self._s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=content,
-            ContentType="application/x-ndjson",
-            Metadata=metadata,
-        )
-        job_id = job_id_for(bucket, key, response["ETag"].strip('"'))
+        etag = self._source.put(key, content, "application/x-ndjson", metadata)
+        job_id = job_id_for(self._source.name, key, etag)
         return {"job_id": job_id, "key": key, "rows": len(rows), "links": _links(job_id)}
 
     def _create_upload(self, body: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
@@ -186,16 +144,11 @@ class JobsApi:
             detect_format(filename)
         except FileFormatError as error:
             raise BadRequestError(str(error)) from None
-        bucket = self._settings.source_bucket
         token = self._new_token()
         key = f"uploads/{token}/{filename}"
-        job_id = job_id_for(bucket, key, token)
+        job_id = job_id_for(self._source.name, key, token)
         signed = {"job-id": job_id, **metadata}
-        url = self._s3.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": bucket, "Key": key, "Metadata": signed},
-            ExpiresIn=URL_EXPIRES_SECONDS,
-        )
+        url = self._source.url_to_put(key, signed, URL_EXPIRES_SECONDS)
         headers = {f"x-amz-meta-{name}": value for name, value in signed.items()}
         return {
             "job_id": job_id,
@@ -321,14 +274,7 @@ class JobsApi:
         return job
 
     def _report_url(self, key: str | None) -> str | None:
-        if key is None:
-            return None
-        url: str = self._s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self._settings.reports_bucket, "Key": key},
-            ExpiresIn=URL_EXPIRES_SECONDS,
-        )
-        return url
+        return None if key is None else self._reports.url_to_get(key, URL_EXPIRES_SECONDS)
 
 
 def _refused(job: Job, action: str) -> ConflictError:
@@ -341,30 +287,6 @@ def _refused(job: Job, action: str) -> ConflictError:
     if job.state == "failed" and job.error:
         why += f": {job.error}"
     return ConflictError(f"cannot {action}: job {job.job_id} {why}")
-
-
-def _rate_metadata(body: Mapping[str, Any]) -> dict[str, str]:
-    """The job's own rate and window, as the splitter reads them from object metadata."""
-    metadata: dict[str, str] = {}
-    for field, name in (("cps", "cps"), ("window", "window")):
-        value = body.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise BadRequestError(f"`{field}` must be an integer")
-        metadata[name] = str(value)
-    if metadata:
-        try:
-            Schedule(int(metadata.get("cps", 1)), int(metadata.get("window", 1)))
-        except ConfigError as error:
-            raise BadRequestError(str(error)) from None
-    return metadata
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.replace("-", "").replace("_", "").isalnum():
-        raise BadRequestError("`name` must be letters, digits, - and _")
-    return value[:40]
 
 
 def _links(job_id: str) -> dict[str, str]:

@@ -9,25 +9,21 @@ destination, 30006 landline, 30007 filtered, ...) becomes a `TwilioError` event 
 like an error in an API response, so the same rules act on it (suppression, systemic pause). The
 event goes out only when the status was recorded, so a repeated callback is not counted twice.
 
-Twilio signs callbacks with the account's auth token, even for messages created with an API key:
-live credentials need `AUTH_TOKEN` in the Twilio secret beside the API key.
+Twilio signs callbacks with the account's auth token (chalicelib.twilio.credentials).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from chalice.app import BadRequestError, ForbiddenError, Request, Response
 
-from chalicelib.api.jobs import current, raw_body_of
+from chalicelib.api.request_bodies import current, raw_body_of
 from chalicelib.aws.event_bus import TWILIO_ERROR, EventPublisher
 from chalicelib.aws.results_table import ResultsTable
-from chalicelib.config import CredentialKind
-from chalicelib.errors import CallqueueError
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.suppression import SUPPRESSING_CODES
 from chalicelib.twilio.callbacks import (
@@ -38,26 +34,7 @@ from chalicelib.twilio.callbacks import (
     check_signature,
 )
 
-if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-
 log = logging.getLogger(__name__)
-
-# The key of the auth token in the Twilio secret, by credential kind.
-AUTH_TOKEN_KEYS: Mapping[str, str] = {"live": "AUTH_TOKEN", "test": "TEST_AUTH_TOKEN"}
-
-
-class SigningKeyMissing(CallqueueError):
-    """The Twilio secret has no auth token to check callback signatures with."""
-
-
-def load_auth_token(secrets: SecretsManagerClient, secret_id: str, kind: CredentialKind) -> str:
-    values = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
-    name = AUTH_TOKEN_KEYS[kind]
-    token = values.get(name)
-    if not token:
-        raise SigningKeyMissing(f"secret {secret_id} has no {name} to check callbacks with")
-    return str(token)
 
 
 def delivery_event(status: DeliveryStatus) -> tuple[str, dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""S3 adapter: source files, chunk files, chunk release and job reports."""
+"""S3 adapter: source files, chunk files, chunk release and job reports, and one bucket's
+objects written and read whole (the archive's batches, a job's reports, the API's rows and the
+presigned URLs it answers with)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import csv
 import io
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -26,6 +28,10 @@ def chunk_key(job_id: str, chunk: int) -> str:
 
 def rejects_key(job_id: str) -> str:
     return f"jobs/{job_id}/rejects.csv"
+
+
+def outcomes_key(job_id: str) -> str:
+    return f"jobs/{job_id}/outcomes.csv"
 
 
 def _inert(value: str) -> str:
@@ -118,6 +124,47 @@ class Storage:
         response = self._s3.get_object(Bucket=bucket, Key=key)
         body = response["Body"]
         return _chunk_rows(body.iter_lines()), response.get("Metadata", {})
+
+
+class Bucket:
+    """One bucket's objects, each written and read whole."""
+
+    def __init__(self, s3: S3Client, name: str) -> None:
+        self._s3 = s3
+        self.name = name
+
+    def put(
+        self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """Write the object; returns its ETag (unquoted)."""
+        extra: dict[str, Any] = {} if metadata is None else {"Metadata": dict(metadata)}
+        response = self._s3.put_object(
+            Bucket=self.name, Key=key, Body=body, ContentType=content_type, **extra
+        )
+        return response["ETag"].strip('"')
+
+    def read(self, key: str) -> bytes:
+        return self._s3.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.name}/{key}"
+
+    def url_to_get(self, key: str, expires_in: int) -> str:
+        """A presigned GET of the object."""
+        url: str = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.name, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
+    def url_to_put(self, key: str, metadata: Mapping[str, str], expires_in: int) -> str:
+        """A presigned PUT of the object, signing its user metadata: the upload must send each
+        as its `x-amz-meta-` header, or S3 refuses it."""
+        url: str = self._s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.name, "Key": key, "Metadata": dict(metadata)},
+            ExpiresIn=expires_in,
+        )
+        return url
 
 
 def _chunk_rows(lines: Iterable[bytes]) -> Iterator[ChunkRow]:

@@ -1,12 +1,6 @@
 """The results table: the latest attempt of every row in DynamoDB, written by the results sink
-(its handler calls `record`) and read by the API and the reconciler while a job runs.
-
-One item per (job_id, row). Beside its key, the table (ResultsTable in
-.chalice/infrastructure.yaml) has two indexes:
-- `by_outcome`: job_id + outcome_row ("{outcome}#{row:09d}"), a job's rows of one outcome in order;
-- `by_error_code`: error_code + job_row ("{job_id}#{row:09d}"), only rows that have an error code.
-Items carry the number called, which is personal data, so each expires (`expires_at`, the table's
-TTL attribute) `retention_days` after it was written.
+(its handler calls `record`) and read by the API and the reconciler while a job runs. Its items,
+their indexes and their expiry are chalicelib.aws.result_items'.
 
 A message's delivery status, from Twilio's status callbacks, is kept on the same item
 (`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`). A callback can arrive
@@ -17,29 +11,26 @@ the item and neither replaces the other's attributes; an item made by a callback
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.core.batching import (
-    SIZE_MARGIN_BYTES,
-    chunked_by_size,
-    compact_json,
-    item_size,
-    trimmed,
+from chalicelib.aws.result_items import (
+    BY_ERROR_CODE,
+    RowResult,
+    expires_at,
+    item_of,
+    row_result_of,
+    update_of,
 )
-from chalicelib.core.limits import DYNAMODB_MAX_ITEM_BYTES, DYNAMODB_MAX_TRANSACTION_BYTES
+from chalicelib.core.batching import SIZE_MARGIN_BYTES, chunked_by_size, item_size
+from chalicelib.core.limits import DYNAMODB_MAX_TRANSACTION_BYTES
+from chalicelib.core.records import ResponseEnvelope
 from chalicelib.observability import Metrics, record_responses
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-BY_OUTCOME = "by_outcome"
-BY_ERROR_CODE = "by_error_code"
-DAY_SECONDS = 86_400
 
 # A redelivered envelope (same attempt) overwrites its own item with the same content; an older
 # attempt arriving late (SNS and SQS do not keep order) must not replace a newer one.
@@ -51,182 +42,13 @@ _MAX_TRANSACTION_BYTES = DYNAMODB_MAX_TRANSACTION_BYTES - SIZE_MARGIN_BYTES
 # What a Put of a transaction adds beside its item (table name, condition, its names and
 # values), counted against the transaction's bytes so the margin stays whole.
 _PUT_OVERHEAD_BYTES = 256
-# An item over DynamoDB's 400 KB is refused; one near it has its bulky attributes trimmed.
-_MAX_ITEM_BYTES = DYNAMODB_MAX_ITEM_BYTES - SIZE_MARGIN_BYTES
-# Past this an error message is cut in a trimmed item.
-_KEPT_ERROR_CHARS = 1024
 # A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
 # again changes nothing, so `delivered` is never overwritten by a late `sent`.
 _LATER_STATUS = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
-# What item_of writes; an attribute of an older attempt that the newer one lacks is removed.
-_RESPONSE_ATTRIBUTES = (
-    "api",
-    "outcome",
-    "outcome_row",
-    "job_row",
-    "error_message",
-    "error_name",
-    "sid",
-    "to",
-    "request",
-    "headers",
-    "attempt",
-    "status",
-    "error_code",
-    "due_at",
-    "started_at",
-    "finished_at",
-    "updated_at",
-    "expires_at",
-)
-
-
-@dataclass(frozen=True)
-class RowResult:
-    """The latest recorded attempt of one row."""
-
-    job_id: str
-    row: int
-    api: str
-    outcome: str
-    attempt: int
-    status: int | None
-    error_code: int | None
-    sid: str | None
-    to: str | None
-    updated_at: float
-    # A code that is not Twilio's (`cancelled`), for rows that ended without a call.
-    error_name: str | None = None
-    delivery_status: str | None = None
-    delivery_error_code: int | None = None
-
-
-def outcome_row(outcome: str, row: int) -> str:
-    # Zero-padded so that the index's string order is row order.
-    return f"{outcome}#{row:09d}"
-
-
-def job_row(job_id: str, row: int) -> str:
-    return f"{job_id}#{row:09d}"
-
-
-def number_of(request: Mapping[str, Any]) -> str | None:
-    """The number the row called: `To`, or `PhoneNumber` for a Lookup."""
-    value = request.get("To", request.get("PhoneNumber"))
-    return value if isinstance(value, str) else None
-
-
-def item_of(envelope: Mapping[str, Any], *, now: float, retention_days: int) -> dict[str, Any]:
-    """The DynamoDB item (typed attribute values) recording one envelope."""
-    job_id = str(envelope["job_id"])
-    row = int(envelope["row"])
-    outcome = str(envelope["outcome"])
-    request: Mapping[str, Any] = envelope.get("request") or {}
-    error: Mapping[str, Any] = envelope.get("error") or {}
-    code = error.get("code")
-    timings: Mapping[str, Any] = envelope.get("timings") or {}
-    strings: dict[str, str | None] = {
-        "job_id": job_id,
-        "api": str(envelope["api"]),
-        "outcome": outcome,
-        "outcome_row": outcome_row(outcome, row),
-        "job_row": job_row(job_id, row),
-        "error_message": error.get("message"),
-        "error_name": code if isinstance(code, str) else None,
-        "sid": envelope.get("sid"),
-        "to": number_of(request),
-        "request": json.dumps(request, separators=(",", ":")),
-        "headers": json.dumps(envelope.get("headers") or {}, separators=(",", ":")),
-    }
-    numbers: dict[str, float | int | None] = {
-        "row": row,
-        "attempt": int(envelope["attempt"]),
-        "status": envelope.get("status"),
-        # Numeric: it keys the by_error_code index.
-        "error_code": code if isinstance(code, int) else None,
-        "due_at": timings.get("due_at"),
-        "started_at": timings.get("started_at"),
-        "finished_at": timings.get("finished_at"),
-        "updated_at": now,
-        # TTL reads whole seconds.
-        "expires_at": int(now) + retention_days * DAY_SECONDS,
-    }
-    item: dict[str, Any] = {k: {"S": str(v)} for k, v in strings.items() if v is not None}
-    item.update({k: {"N": str(v)} for k, v in numbers.items() if v is not None})
-    return _fitted(item, request, envelope.get("headers") or {})
-
-
-def _fitted(
-    item: dict[str, Any], request: Mapping[str, Any], headers: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The item within DynamoDB's item limit, so the row's outcome is recorded whatever its
-    size: the request, then the error message, then the headers are trimmed until it fits,
-    each marked `"truncated": true` (chalicelib.core.batching.trimmed). The keys, the outcome and
-    the number called are short and stay whole."""
-    if item_size(item) > _MAX_ITEM_BYTES:
-        item["request"] = {"S": compact_json(trimmed(request))}
-    message = item.get("error_message", {}).get("S")
-    if item_size(item) > _MAX_ITEM_BYTES and message is not None:
-        item["error_message"] = {"S": message[:_KEPT_ERROR_CHARS] + "…"}
-    if item_size(item) > _MAX_ITEM_BYTES:
-        item["headers"] = {"S": compact_json(trimmed(headers))}
-    return item
 
 
 def _transaction_size(item: Mapping[str, Any]) -> int:
     return item_size(item) + _PUT_OVERHEAD_BYTES
-
-
-def _optional_int(item: Mapping[str, Any], name: str) -> int | None:
-    return int(item[name]["N"]) if name in item else None
-
-
-def _optional_str(item: Mapping[str, Any], name: str) -> str | None:
-    return str(item[name]["S"]) if name in item else None
-
-
-def row_result_of(item: Mapping[str, Any]) -> RowResult:
-    return RowResult(
-        job_id=item["job_id"]["S"],
-        row=int(item["row"]["N"]),
-        api=item["api"]["S"],
-        outcome=item["outcome"]["S"],
-        attempt=int(item["attempt"]["N"]),
-        status=_optional_int(item, "status"),
-        error_code=_optional_int(item, "error_code"),
-        sid=_optional_str(item, "sid"),
-        to=_optional_str(item, "to"),
-        updated_at=float(item["updated_at"]["N"]),
-        error_name=_optional_str(item, "error_name"),
-        delivery_status=_optional_str(item, "delivery_status"),
-        delivery_error_code=_optional_int(item, "delivery_error_code"),
-    )
-
-
-def _update_of(item: Mapping[str, Any]) -> dict[str, Any]:
-    """UpdateItem arguments that set the item's response attributes and remove those it lacks,
-    leaving the delivery attributes as they are."""
-    names: dict[str, str] = {"#attempt": "attempt"}
-    values: dict[str, Any] = {":attempt": item["attempt"]}
-    sets: list[str] = []
-    removes: list[str] = []
-    for i, name in enumerate(_RESPONSE_ATTRIBUTES):
-        placeholder = "#attempt" if name == "attempt" else f"#r{i}"
-        names[placeholder] = name
-        if name in item:
-            value = ":attempt" if name == "attempt" else f":r{i}"
-            values[value] = item[name]
-            sets.append(f"{placeholder} = {value}")
-        else:
-            removes.append(placeholder)
-    expression = "SET " + ", ".join(sets)
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
-    return {
-        "UpdateExpression": expression,
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-    }
 
 
 class ResultsTable:
@@ -250,7 +72,7 @@ class ResultsTable:
         self._page_size = page_size
         self._metrics = metrics
 
-    def record(self, envelopes: Sequence[Mapping[str, Any]]) -> int:
+    def record(self, envelopes: Sequence[ResponseEnvelope]) -> int:
         """Record each envelope as its row's latest attempt; returns the items written.
 
         An envelope older than the row's recorded attempt is skipped. Any other failure raises,
@@ -262,17 +84,17 @@ class ResultsTable:
         attempt, `_update`.
         """
         now = self._clock()
-        latest: dict[tuple[str, int], dict[str, Any]] = {}
+        latest: dict[tuple[str, int], ResponseEnvelope] = {}
         for envelope in envelopes:
-            item = item_of(envelope, now=now, retention_days=self._retention_days)
-            key = (item["job_id"]["S"], int(item["row"]["N"]))
+            key = (envelope.job_id, envelope.row)
             held = latest.get(key)
             # A transaction writes an item once: of one row's envelopes, the latest attempt.
-            if held is None or int(held["attempt"]["N"]) <= int(item["attempt"]["N"]):
-                latest[key] = item
+            if held is None or held.attempt <= envelope.attempt:
+                latest[key] = envelope
+        items = [item_of(e, now=now, retention_days=self._retention_days) for e in latest.values()]
         written = 0
         for chunk in chunked_by_size(
-            latest.values(), _transaction_size, _MAX_TRANSACTION_BYTES, TRANSACTION_ROWS
+            items, _transaction_size, _MAX_TRANSACTION_BYTES, TRANSACTION_ROWS
         ):
             if len(chunk) > 1 and self._put_all(chunk):
                 written += len(chunk)
@@ -280,7 +102,7 @@ class ResultsTable:
             written += sum(1 for item in chunk if self._put(item) or self._update(item))
         if self._metrics is not None:
             # Only once every write succeeded: a failed batch counts when it comes back.
-            record_responses(self._metrics, envelopes)
+            record_responses(self._metrics, [envelope.to_json() for envelope in envelopes])
             self._metrics.flush()
         return written
 
@@ -319,7 +141,7 @@ class ResultsTable:
                 TableName=self._table,
                 Key={"job_id": item["job_id"], "row": item["row"]},
                 ConditionExpression=_NEWER_OR_SAME,
-                **_update_of(item),
+                **update_of(item),
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
@@ -343,7 +165,7 @@ class ResultsTable:
             ":rank": {"N": str(rank)},
             ":at": {"N": str(now)},
             ":sid": {"S": sid},
-            ":expires": {"N": str(int(now) + self._retention_days * DAY_SECONDS)},
+            ":expires": {"N": str(expires_at(now, self._retention_days))},
         }
         expression = (
             "SET delivery_status = :status, delivery_rank = :rank, delivery_at = :at, "

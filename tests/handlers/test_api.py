@@ -16,6 +16,7 @@ from chalice.test import Client
 
 from callqueue.emulator import TwilioEmulator
 from chalicelib import wiring
+from chalicelib.core.jobs import Job
 from tests.handlers.test_pipeline import s3_event, sqs_event
 from tests.stack import Stack, subscribe_queue
 
@@ -256,6 +257,25 @@ def test_api_pause_resume_cancel_and_invalid_changes_are_409(stack: Stack, clien
         assert json.loads(response.body)["Code"] == "ConflictError"
 
 
+def queued_rows(stack: Stack, bucket: str, key: str, job: Job) -> list[dict[str, Any]]:
+    """The send-queue messages of a released chunk's rows, as the enqueuer makes them."""
+    assert job.started_at is not None
+    queued = []
+    for line in stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines():
+        row = json.loads(line)
+        queued.append(
+            {
+                "job_id": job.job_id,
+                "row": row["row"],
+                "api": row["api"],
+                "params": row["params"],
+                "due_at": job.started_at + row["offset"],
+                "job_start": job.started_at,
+            }
+        )
+    return queued
+
+
 def test_api_cancelled_job_ends_every_row_failed_cancelled_without_calling_twilio(
     stack: Stack, client: Client, emulator: TwilioEmulator
 ) -> None:
@@ -277,20 +297,7 @@ def test_api_cancelled_job_ends_every_row_failed_cancelled_without_calling_twili
     assert keys == [f"jobs/{job_id}/chunk-0000{i}.jsonl" for i in range(3)]
 
     # The sender ends each released row without a Twilio call.
-    queued = []
-    for key in keys:
-        for line in stack.s3.get_object(Bucket=process, Key=key)["Body"].read().splitlines():
-            row = json.loads(line)
-            queued.append(
-                {
-                    "job_id": job_id,
-                    "row": row["row"],
-                    "api": row["api"],
-                    "params": row["params"],
-                    "due_at": job.started_at + row["offset"],
-                    "job_start": job.started_at,
-                }
-            )
+    queued = [row for key in keys for row in queued_rows(stack, process, key, job)]
     client.lambda_.invoke("handle_send_batch", sqs_event(queued))
     assert emulator.requests == []
 

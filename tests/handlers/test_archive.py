@@ -12,8 +12,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib.core.records import ResponseEnvelope, TwilioResult
+from chalicelib.aws.buckets import Bucket
+from chalicelib.core.batching import compact_json
+from chalicelib.core.records import QueuedRow, ResponseEnvelope, TwilioResult
+from chalicelib.sending.cancel import cancelled_envelope
 from downstream.archive import ResponseArchive, archive_key
+from downstream.messages import envelopes_of
 
 BUCKET = "archive"
 # 2023-11-14 22:13:20 UTC; midnight UTC is 6,400 seconds later.
@@ -28,7 +32,7 @@ def envelope(
     outcome: str = "sent",
     job_id: str = "job-1",
     finished_at: float = T0,
-) -> dict[str, Any]:
+) -> ResponseEnvelope:
     status, code = (201, None) if outcome == "sent" else (400, 21211)
     result = TwilioResult(
         status=status,
@@ -48,7 +52,7 @@ def envelope(
         request={"To": f"+1415555{row:04d}", "From": "+14155550000", "Body": "hé"},
         result=result,
         due_at=finished_at - 0.5,
-    ).to_json()
+    )
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ def test_archive_groups_a_batch_into_one_object_per_partition(s3: Any) -> None:
         envelope(1, job_id="job-2"),
     ]
 
-    keys = ResponseArchive(s3, BUCKET).write(batch)
+    keys = ResponseArchive(Bucket(s3, BUCKET)).write(batch)
 
     expected = {
         archive_key("responses", "2023-11-14", "sent", "job-1", [(1, 1), (1, 2), (3, 1)]),
@@ -98,11 +102,13 @@ def test_archive_groups_a_batch_into_one_object_per_partition(s3: Any) -> None:
     assert set(keys) == set(objects) == expected
     sent = archive_key("responses", "2023-11-14", "sent", "job-1", [(1, 1), (1, 2), (3, 1)])
     assert [(e["row"], e["attempt"]) for e in lines_of(objects[sent])] == [(1, 1), (1, 2), (3, 1)]
-    assert lines_of(objects[sent])[0] == batch[3]
+    assert lines_of(objects[sent])[0] == batch[3].to_json()
 
 
 def test_archive_writes_compact_json_lines_as_ndjson(s3: Any) -> None:
-    [key] = ResponseArchive(s3, BUCKET, prefix="lake/twilio").write([envelope(1), envelope(2)])
+    [key] = ResponseArchive(Bucket(s3, BUCKET), prefix="lake/twilio").write(
+        [envelope(1), envelope(2)]
+    )
 
     head = s3.head_object(Bucket=BUCKET, Key=key)
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -113,9 +119,25 @@ def test_archive_writes_compact_json_lines_as_ndjson(s3: Any) -> None:
     assert "hé" in body.decode("utf-8")
 
 
+def test_archive_writes_each_envelope_as_the_message_it_arrived_in(s3: Any) -> None:
+    cancelled = cancelled_envelope(QueuedRow("job-1", 2, "calls", {"To": "+1"}, T0 - 1), T0)
+    # As the publisher writes them (compact, non-ASCII escaped).
+    messages = [compact_json(envelope(1).to_json()), compact_json(cancelled)]
+
+    [failed, sent] = ResponseArchive(Bucket(s3, BUCKET)).write(envelopes_of(messages))
+
+    # The same keys in the same order with the same values, non-ASCII written as UTF-8.
+    as_archived = [
+        json.dumps(json.loads(m), separators=(",", ":"), ensure_ascii=False) + "\n"
+        for m in messages
+    ]
+    objects = stored(s3)
+    assert [objects[sent].decode("utf-8"), objects[failed].decode("utf-8")] == as_archived
+
+
 def test_archive_redelivered_batch_overwrites_its_own_objects(s3: Any) -> None:
     batch = [envelope(1), envelope(2), envelope(3, outcome="failed")]
-    archive = ResponseArchive(s3, BUCKET)
+    archive = ResponseArchive(Bucket(s3, BUCKET))
 
     first_keys = archive.write(batch)
     first = stored(s3)
@@ -127,7 +149,7 @@ def test_archive_redelivered_batch_overwrites_its_own_objects(s3: Any) -> None:
 
 
 def test_archive_different_batches_get_different_keys(s3: Any) -> None:
-    archive = ResponseArchive(s3, BUCKET)
+    archive = ResponseArchive(Bucket(s3, BUCKET))
 
     first = archive.write([envelope(1), envelope(2)])
     second = archive.write([envelope(3), envelope(4)])
@@ -138,14 +160,14 @@ def test_archive_different_batches_get_different_keys(s3: Any) -> None:
 
 
 def test_archive_keeps_a_duplicated_attempt_once(s3: Any) -> None:
-    [key] = ResponseArchive(s3, BUCKET).write([envelope(1), envelope(2), envelope(1)])
+    [key] = ResponseArchive(Bucket(s3, BUCKET)).write([envelope(1), envelope(2), envelope(1)])
 
     assert [e["row"] for e in lines_of(stored(s3)[key])] == [1, 2]
     assert key == archive_key("responses", "2023-11-14", "sent", "job-1", [(1, 1), (2, 1)])
 
 
 def test_archive_put_failure_propagates(s3: Any) -> None:
-    archive = ResponseArchive(s3, "no-such-bucket")
+    archive = ResponseArchive(Bucket(s3, "no-such-bucket"))
 
     with pytest.raises(ClientError) as raised:
         archive.write([envelope(1)])

@@ -16,9 +16,11 @@ from chalice.test import Client
 
 from chalicelib import wiring
 from chalicelib.core.jobs import Job
+from chalicelib.core.records import MalformedEnvelope, ResponseEnvelope
 from chalicelib.release.resume import resume
 from chalicelib.sending.publisher import ResponsePublisher
 from downstream import wiring as sinks
+from downstream.messages import envelope_of
 from downstream.router import event_details
 from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
 from tests.stack import Stack, subscribe_queue
@@ -35,6 +37,7 @@ def client(stack: Stack, tmp_path: Path) -> Iterator[Client]:
 
 
 def envelope(row: int, code: int | None, status: int, **extra: Any) -> dict[str, Any]:
+    """A response envelope as the sink queues deliver it (ResponseEnvelope.to_json)."""
     return {
         "job_id": "job-1",
         "row": row,
@@ -47,8 +50,18 @@ def envelope(row: int, code: int | None, status: int, **extra: Any) -> dict[str,
         "sid": None,
         "body": extra.pop("body", None),
         "headers": {},
-        "timings": {"due_at": 1.0, "started_at": 1.0, "finished_at": 1.0},
+        "timings": {
+            "due_at": 1.0,
+            "started_at": 1.0,
+            "finished_at": 1.0,
+            "lag_seconds": 0.0,
+            "duration_seconds": 0.0,
+        },
     }
+
+
+def routed(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return event_details(ResponseEnvelope.from_json(message))
 
 
 def queue_events(stack: Stack, name: str) -> list[dict[str, Any]]:
@@ -56,16 +69,17 @@ def queue_events(stack: Stack, name: str) -> list[dict[str, Any]]:
     return [m for m in drain(stack, url)]
 
 
-def make_job(state: str = "running", **fields: Any) -> Job:
+def make_job(state: str = "running", *, job_id: str = "job-1", **fields: Any) -> Job:
+    """A job stored in the jobs table: 10 rows at 10 CPS, in one chunk, started at 100.0."""
     job = Job(
-        job_id="job-1",
+        job_id=job_id,
         bucket="b",
         key="k",
         etag="e",
         state=state,  # type: ignore[arg-type]
         cps=10,
         window_seconds=60,
-        created_at=1.0,
+        created_at=fields.pop("created_at", 1.0),
         rows=fields.pop("rows", 10),
         valid=fields.pop("valid", 10),
         chunks=fields.pop("chunks", 1),
@@ -77,10 +91,10 @@ def make_job(state: str = "running", **fields: Any) -> Job:
 
 
 def test_router_event_details_classify_errors_and_lookups() -> None:
-    assert event_details(envelope(1, None, 201)) == []
-    [(kind, detail)] = event_details(envelope(2, 21610, 400))
+    assert routed(envelope(1, None, 201)) == []
+    [(kind, detail)] = routed(envelope(2, 21610, 400))
     assert (kind, detail["ErrorCode"], detail["Reason"]) == ("TwilioError", 21610, "unsubscribed")
-    [(kind, detail)] = event_details(envelope(3, 21212, 400))
+    [(kind, detail)] = routed(envelope(3, 21212, 400))
     assert (kind, detail["ErrorCode"], "Reason" in detail) == ("TwilioError", 21212, False)
     landline = envelope(
         4,
@@ -90,8 +104,29 @@ def test_router_event_details_classify_errors_and_lookups() -> None:
         body={"valid": True, "line_type_intelligence": {"type": "landline"}},
     )
     landline["request"] = {"PhoneNumber": "+15005550009"}
-    [(kind, detail)] = event_details(landline)
+    [(kind, detail)] = routed(landline)
     assert (kind, detail["number"]) == ("LookupFinding", "+15005550009")
+
+
+def test_sink_messages_are_envelopes_or_sns_notifications_wrapping_one() -> None:
+    published = envelope(1, 21610, 400)
+    notification = {"Type": "Notification", "Message": json.dumps(published)}
+
+    assert envelope_of(json.dumps(published)).to_json() == published
+    assert envelope_of(json.dumps(notification)).to_json() == published
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("{not json", "the message is not JSON"),
+        (json.dumps({"Type": "Notification", "Message": "{"}), "the message is not JSON"),
+        (json.dumps({**envelope(1, None, 201), "row": "1"}), "row is '1', not an integer"),
+    ],
+)
+def test_sink_message_without_an_envelope_raises_malformed_envelope(body: str, match: str) -> None:
+    with pytest.raises(MalformedEnvelope, match=match):
+        envelope_of(body)
 
 
 def test_router_events_reach_the_queue_of_their_rule(stack: Stack, client: Client) -> None:

@@ -16,12 +16,14 @@ from chalice.test import Client
 from chalicelib import wiring
 from chalicelib.aws.buckets import chunk_key
 from chalicelib.core.jobs import Job
+from chalicelib.core.records import ResponseEnvelope
 from chalicelib.core.schedule import iso_timestamp
 from chalicelib.release.releaser import STEPS_PER_EXECUTION, LoopState
 from chalicelib.release.state_machine import execution_name, generation_of
 from downstream import wiring as sinks
 from downstream.reconcile import PAUSED_STALLED_AFTER, SPLITTING_STALLED_AFTER
 from tests.handlers.test_downstream import envelope
+from tests.handlers.test_downstream import make_job as stored_job
 from tests.stack import Stack, subscribe_queue
 
 JSON = {"Content-Type": "application/json"}
@@ -40,23 +42,9 @@ def client(stack: Stack, tmp_path: Path) -> Iterator[Client]:
 
 
 def make_job(job_id: str = "calls-0123456789ab", state: str = "running", **fields: Any) -> Job:
-    job = Job(
-        job_id=job_id,
-        bucket="b",
-        key="k",
-        etag="e",
-        state=state,  # type: ignore[arg-type]
-        cps=10,
-        window_seconds=60,
-        created_at=fields.pop("created_at", time.time()),
-        rows=fields.pop("rows", 2),
-        valid=fields.pop("valid", 2),
-        chunks=fields.pop("chunks", 1),
-        started_at=fields.pop("started_at", time.time()),
-        **fields,
-    )
-    wiring.jobs().create(job)
-    return job
+    """A job stored in the jobs table: 2 rows, created and started now."""
+    now = {"created_at": time.time(), "rows": 2, "valid": 2, "started_at": time.time()}
+    return stored_job(state, job_id=job_id, **{**now, **fields})
 
 
 def post(client: Client, path: str) -> tuple[int, dict[str, Any]]:
@@ -111,7 +99,12 @@ def abort(stack: Stack, arn: str) -> None:
 
 
 def settle(job_id: str, rows: int) -> None:
-    wiring.results().record([{**envelope(r, None, 201), "job_id": job_id} for r in range(rows)])
+    wiring.results().record(
+        [
+            ResponseEnvelope.from_json({**envelope(r, None, 201), "job_id": job_id})
+            for r in range(rows)
+        ]
+    )
 
 
 # -- pause, resume, cancel: 409 where the change means nothing ---------------------------------

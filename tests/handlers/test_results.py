@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from callqueue.stack import TEMPLATE
-from chalicelib.aws.results_table import ResultsTable, RowResult
+from chalicelib.aws.result_items import RowResult
+from chalicelib.aws.results_table import ResultsTable
 from chalicelib.core.records import ResponseEnvelope, TwilioResult
 
 TABLE = "results"
@@ -29,7 +30,7 @@ def envelope(
     job_id: str = "job-1",
     code: int | None = None,
     api: str = "messages",
-) -> dict[str, Any]:
+) -> ResponseEnvelope:
     status = {"sent": 201, "failed": 400, "retrying": 429, "dead_lettered": 503}.get(outcome)
     body = None if status is None else {"sid": f"SM{row:032d}"} if status < 300 else {}
     request = (
@@ -55,7 +56,7 @@ def envelope(
         request=request,  # type: ignore[arg-type]
         result=result,
         due_at=NOW - 6.0,
-    ).to_json()
+    )
 
 
 def create_results_table(dynamodb: Any, name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -40,7 +41,7 @@ from chalicelib.core.limits import (
     SNS_MAX_BATCH_BYTES,
     SQS_MAX_BATCH_BYTES,
 )
-from chalicelib.core.records import ChunkRow, QueuedRow
+from chalicelib.core.records import ChunkRow, QueuedRow, ResponseEnvelope
 from chalicelib.release.enqueuer import Enqueuer
 from chalicelib.sending.publisher import ResponsePublisher
 from tests.handlers.test_results import TABLE, create_results_table
@@ -337,10 +338,9 @@ def dynamodb(aws: None) -> Any:
     return client
 
 
-def large_result(row: int, request_bytes: int) -> dict[str, Any]:
+def large_result(row: int, request_bytes: int) -> ResponseEnvelope:
     envelope = results_envelope(row)
-    envelope["request"] = {**envelope["request"], "Body": "r" * request_bytes}
-    return envelope
+    return replace(envelope, request={**envelope.request, "Body": "r" * request_bytes})
 
 
 def stored(dynamodb: Any, row: int) -> dict[str, Any]:
@@ -364,11 +364,11 @@ def test_sizes_a_result_over_400_kb_is_recorded_with_its_request_trimmed(dynamod
 
     trimmed = json.loads(stored(dynamodb, 0)["request"]["S"])
     assert trimmed["truncated"] is True
-    assert trimmed["To"] == over["request"]["To"]
+    assert trimmed["To"] == over.request["To"]
     assert "Body" not in trimmed
     assert stored(dynamodb, 0)["outcome"]["S"] == "sent"
     # An item under the limit is kept whole.
-    assert json.loads(stored(dynamodb, 1)["request"]["S"]) == near["request"]
+    assert json.loads(stored(dynamodb, 1)["request"]["S"]) == near.request
 
 
 def test_sizes_results_transactions_are_cut_by_bytes(dynamodb: Any) -> None:

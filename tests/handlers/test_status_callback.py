@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from callqueue.emulator import TwilioEmulator
 from chalicelib import wiring
+from chalicelib.core.records import ResponseEnvelope, TwilioResult
 from chalicelib.twilio.callbacks import status_callback_url
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 
@@ -152,18 +153,16 @@ def test_status_callback_out_of_order_and_repeated_end_in_the_latest_status(
 def test_status_callback_and_response_in_either_order_keep_both(
     stack: Stack, client: Client
 ) -> None:
-    envelope = {
-        "job_id": JOB,
-        "row": 7,
-        "api": "messages",
-        "attempt": 1,
-        "outcome": "sent",
-        "request": {"To": "+14155550100"},
-        "status": 201,
-        "error": None,
-        "sid": "SM" + "a" * 32,
-        "timings": {"due_at": 1.0, "started_at": 1.0, "finished_at": 1.1},
-    }
+    envelope = ResponseEnvelope(
+        job_id=JOB,
+        row=7,
+        api="messages",
+        attempt=1,
+        outcome="sent",
+        request={"To": "+14155550100"},
+        result=TwilioResult(201, {"sid": "SM" + "a" * 32}, {}, 1.0, 1.1),
+        due_at=1.0,
+    )
     # The callback arrives before the results sink has recorded the row's response.
     deliver(client, callback_form("sent"))
     assert wiring.results().count_by_outcome(JOB) == {}

@@ -1,7 +1,8 @@
 """The shape of the code, kept by tests: imports point one way (app -> downstream -> chalicelib;
 callqueue, the command and the local runtime, may use all three), no two modules import each other
-through any path, chalicelib's pure core imports no AWS or Twilio client, and every exception the
-project defines derives from one root, CallqueueError."""
+through any path, chalicelib's pure core imports no AWS or Twilio client, the sinks and routes
+take adapters rather than AWS clients, and every exception the project defines derives from one
+root, CallqueueError."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ CLIENTS = ("boto3", "botocore", "twilio", "requests", "urllib3", "mypy_boto3")
 # Exceptions that must derive from something else, and why.
 ROOT_EXEMPT = {
     # Chalice turns its view errors into HTTP answers: the API's 413 must be one.
-    "chalicelib.api.jobs.PayloadTooLargeError",
+    "chalicelib.api.request_bodies.PayloadTooLargeError",
     # Escapes `except Exception` on purpose, as a Lambda dying would.
     "callqueue.triggers.SimulatedCrash",
 }
@@ -155,6 +156,26 @@ def test_no_module_imports_itself_through_others() -> None:
         if node not in index:
             visit(node)
     assert not cycles, cycles
+
+
+def test_sinks_and_routes_take_adapters_not_aws_clients() -> None:
+    """downstream/ and the REST API reach AWS through chalicelib.aws's adapters: not even a
+    type-only import of a client (which would mean one is passed in)."""
+    wrong = []
+    for name, path in sorted(modules().items()):
+        if not (name.startswith("downstream") or name.startswith("chalicelib.api")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                imported = [node.module or ""]
+            else:
+                continue
+            roots = {i.split(".")[0] for i in imported}
+            if roots & {"boto3", "botocore"} or any(r.startswith("mypy_boto3") for r in roots):
+                wrong.append(f"{path.relative_to(REPO)}:{node.lineno} imports {imported}")
+    assert not wrong, "\n".join(wrong)
 
 
 def project_exceptions() -> Iterator[type[BaseException]]:

@@ -1,0 +1,82 @@
+"""What a route was sent: the current request and its raw body, and POST /jobs's JSON body with
+the metadata it asks of the intake. Refusals are Chalice's HTTP errors (400, 413)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chalice.app import BadRequestError, ChaliceViewError, Request
+
+from chalicelib.config import ConfigError
+from chalicelib.core.schedule import Schedule
+
+# Lambda refuses a synchronous request larger than 6 MB before the function sees it; a smaller
+# ceiling leaves room for the event's other fields.
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+class PayloadTooLargeError(ChaliceViewError):
+    STATUS_CODE = 413
+
+
+def current(request: Request | None) -> Request:
+    if request is None:
+        raise RuntimeError("no current request: called outside a route")
+    return request
+
+
+def raw_body_of(request: Request) -> bytes:
+    body = request.raw_body
+    return body if isinstance(body, bytes) else str(body).encode()
+
+
+def job_request(request: Request | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """POST /jobs's body, a JSON object with either `rows` or `filename`, and the object
+    metadata the intake reads for the job (its rate, its window, whether to send again)."""
+    raw_body = raw_body_of(current(request))
+    if len(raw_body) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"the body is over {MAX_BODY_BYTES} bytes; upload a file")
+    try:
+        body = json.loads(raw_body or b"null")
+    except ValueError:
+        raise BadRequestError("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object with `rows` or `filename`")
+    metadata = _rate_metadata(body)
+    resend = body.get("resend", False)
+    if not isinstance(resend, bool):
+        raise BadRequestError("`resend` must be true or false")
+    if resend:
+        # The intake reads it from the object's metadata: send this content again even if
+        # an earlier job sent the same within the retention window.
+        metadata["resend"] = "true"
+    if ("rows" in body) == ("filename" in body):
+        raise BadRequestError("give either `rows` (the rows themselves) or `filename`")
+    return body, metadata
+
+
+def _rate_metadata(body: Mapping[str, Any]) -> dict[str, str]:
+    """The job's own rate and window, as the splitter reads them from object metadata."""
+    metadata: dict[str, str] = {}
+    for field, name in (("cps", "cps"), ("window", "window")):
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadRequestError(f"`{field}` must be an integer")
+        metadata[name] = str(value)
+    if metadata:
+        try:
+            Schedule(int(metadata.get("cps", 1)), int(metadata.get("window", 1)))
+        except ConfigError as error:
+            raise BadRequestError(str(error)) from None
+    return metadata
+
+
+def job_name(value: Any) -> str:
+    """The name a job's rows are stored under, from the body's `name`."""
+    if not isinstance(value, str) or not value.replace("-", "").replace("_", "").isalnum():
+        raise BadRequestError("`name` must be letters, digits, - and _")
+    return value[:40]
