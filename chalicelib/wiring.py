@@ -34,8 +34,9 @@ from chalicelib.release.resume import resume
 from chalicelib.release.state_machine import ReleaseLoop
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.limiter import RateLimiter
+from chalicelib.sending.parts import SenderParts, SenderSettings
 from chalicelib.sending.publisher import ResponsePublisher
-from chalicelib.sending.sender import Sender, SendPolicy
+from chalicelib.sending.sender import Sender
 from chalicelib.sending.suppression import SuppressionList, stopped_number
 from chalicelib.twilio.credentials import load_auth_token, load_credentials
 from chalicelib.twilio.gateway import CapturingHttpClient, TwilioGateway, make_gateway
@@ -173,25 +174,29 @@ def limiter() -> RateLimiter:
 @cache
 def sender() -> Sender:
     s = settings()
-    publisher = ResponsePublisher(_client("sns"), s.response_topic_arn)
-    policy = SendPolicy(max_attempts=s.max_attempts, backoff_base=s.backoff_base_seconds)
-    return Sender(
+    parts = SenderParts(
         gateway,
         send_queue(),
-        publisher,
-        policy,
+        ResponsePublisher(_client("sns"), s.response_topic_arn),
         ledger(),
         jobs=jobs().get,
         suppressed=suppression().suppressed,
         stops=stopped_number,
         suppress=suppression().add_from,
         limiter=limiter(),
-        senders=SenderLimits.parse(s.sender_limits),
-        concurrency=s.sender_call_concurrency,
-        concurrency_limit=s.twilio_concurrency_limit,
-        late_tolerance=s.slot_tolerance_seconds,
-        visible_early=visible_early_seconds(s.sender_batching_window_seconds),
-        lookup_timeout=1.5 * s.twilio_timeout_seconds,
+    )
+    return Sender(
+        parts,
+        SenderSettings(
+            max_attempts=s.max_attempts,
+            backoff_base=s.backoff_base_seconds,
+            senders=SenderLimits.parse(s.sender_limits),
+            concurrency=s.sender_call_concurrency,
+            concurrency_limit=s.twilio_concurrency_limit,
+            late_tolerance=s.slot_tolerance_seconds,
+            visible_early=visible_early_seconds(s.sender_batching_window_seconds),
+            lookup_timeout=1.5 * s.twilio_timeout_seconds,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from chalicelib.core.records import QueuedRow, ResponseEnvelope, TwilioResult
 from chalicelib.sending.ledger import CallLedger
+from chalicelib.sending.recording import republish_or_wait
 
 CANCELLED = "cancelled"
 CANCELLED_MESSAGE = "the job was cancelled before this row was called"
@@ -45,21 +46,13 @@ def end_cancelled(
     published: list[dict[str, Any]] = []
     for row in rows:
         claim = ledger.claim(row.job_id, row.row, row.attempt)
-        if claim.verdict == "done":
-            assert claim.envelope is not None  # noqa: S101 - stored with "done"
-            published.append(claim.envelope)
-        elif claim.verdict == "wait":
-            later.append((row, claim.wait_seconds + 1.0))
-        elif claim.verdict == "in_doubt":
+        if republish_or_wait(claim, row, published, later):
+            continue  # "stale" too: a later attempt of this row is on the queue and ends it
+        envelope = cancelled_envelope(row, clock())
+        if claim.verdict == "in_doubt":
             # A call was started and never recorded: it may have reached Twilio, so the row
             # cannot honestly be called cancelled.
-            envelope = cancelled_envelope(row, clock())
             envelope.update(outcome="unknown", error=None)
-            ledger.completed(row.job_id, row.row, row.attempt, envelope)
-            published.append(envelope)
-        elif claim.verdict == "call":
-            envelope = cancelled_envelope(row, clock())
-            ledger.completed(row.job_id, row.row, row.attempt, envelope)
-            published.append(envelope)
-        # "stale": a later attempt of this row is on the queue and will end it.
+        ledger.completed(row.job_id, row.row, row.attempt, envelope)
+        published.append(envelope)
     return published

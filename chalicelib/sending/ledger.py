@@ -14,14 +14,17 @@ write; after the call it records the outcome and the envelope it published.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from chalicelib.core.batching import fit_envelope
-from chalicelib.errors import RetryableError
+from chalicelib.sending.ledger_writes import (
+    BATCH_ATTEMPTS,
+    LedgerWrites,
+    outcome_attributes,
+    row_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,13 +36,9 @@ Binding = Literal["bound", "mismatch", "unknown_row"]
 # (job, row, attempt)
 Attempt = tuple[str, int, int]
 
-# DynamoDB's ceilings: items in one TransactWriteItems, and in one BatchWriteItem.
+# DynamoDB's ceilings: items in one TransactWriteItems, and keys in one BatchGetItem.
 MAX_TRANSACTION_ITEMS = 100
-MAX_BATCH_WRITE_ITEMS = 25
 MAX_BATCH_GET_KEYS = 100
-# A batch request's unprocessed items (BatchWriteItem, with backoff) or keys (BatchGetItem) are
-# asked for again this many times.
-BATCH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -154,8 +153,7 @@ class CallLedger:
         return {
             "TableName": self._table,
             "Item": {
-                "job_id": {"S": job_id},
-                "row": {"N": str(row)},
+                **row_key(job_id, row),
                 "attempt": {"N": str(attempt)},
                 "state": {"S": "calling"},
                 "claimed_at": {"N": repr(now)},
@@ -175,9 +173,7 @@ class CallLedger:
 
     def _existing(self, job_id: str, row: int, attempt: int, now: float) -> Claim:
         item = self._db.get_item(
-            TableName=self._table,
-            Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
-            ConsistentRead=True,
+            TableName=self._table, Key=row_key(job_id, row), ConsistentRead=True
         ).get("Item")
         return self._verdict(item, job_id, row, attempt, now)
 
@@ -187,7 +183,7 @@ class CallLedger:
         and any still left are read one by one). Under redeliveries a batch can hold dozens
         of rows seen before: read one at a time, they took a request each."""
         items: dict[tuple[str, int], dict[str, Any]] = {}
-        keys = [{"job_id": {"S": job_id}, "row": {"N": str(row)}} for job_id, row, _ in attempts]
+        keys = [row_key(job_id, row) for job_id, row, _ in attempts]
         for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
             pending: list[Any] = keys[start : start + MAX_BATCH_GET_KEYS]
             for _ in range(BATCH_ATTEMPTS):
@@ -239,25 +235,20 @@ class CallLedger:
         redelivered, and the copies put back to wait); each would look the message up, find
         none when the first claimant never called, and call: only the one whose write lands
         settles it, and the other waits."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
-                UpdateExpression=(
-                    "SET claimed_at = :now, "
-                    "first_claimed_at = if_not_exists(first_claimed_at, :seen)"
-                ),
-                ConditionExpression="#s = :calling AND claimed_at = :seen",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":now": {"N": repr(now)},
-                    ":calling": {"S": "calling"},
-                    ":seen": seen,
-                },
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._update_if(
+            job_id,
+            row,
+            UpdateExpression=(
+                "SET claimed_at = :now, first_claimed_at = if_not_exists(first_claimed_at, :seen)"
+            ),
+            ConditionExpression="#s = :calling AND claimed_at = :seen",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={
+                ":now": {"N": repr(now)},
+                ":calling": {"S": "calling"},
+                ":seen": seen,
+            },
+        )
 
     def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
         """The attempt has its final outcome; later deliveries republish `envelope`."""
@@ -271,7 +262,7 @@ class CallLedger:
         A row whose call has completed accepts only its own SID (and To); one still in flight
         (the callback can come before the response is recorded) takes the first SID as evidence
         of what its call created, which settles the row if its response is lost."""
-        key = {"job_id": {"S": job_id}, "row": {"N": str(row)}}
+        key = row_key(job_id, row)
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         if item is None:
             return "unknown_row"
@@ -281,20 +272,17 @@ class CallLedger:
         own = item.get("sid", {}).get("S") or item.get("callback_sid", {}).get("S")
         if own is not None:
             return "bound" if own == sid else "mismatch"
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression="SET callback_sid = :sid",
-                ConditionExpression=(
-                    "attribute_exists(job_id) AND attribute_not_exists(sid) AND "
-                    "(attribute_not_exists(callback_sid) OR callback_sid = :sid)"
-                ),
-                ExpressionAttributeValues={":sid": {"S": sid}},
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return "mismatch"  # another SID was bound in between
-        return "bound"
+        bound = self._update_if(
+            job_id,
+            row,
+            UpdateExpression="SET callback_sid = :sid",
+            ConditionExpression=(
+                "attribute_exists(job_id) AND attribute_not_exists(sid) AND "
+                "(attribute_not_exists(callback_sid) OR callback_sid = :sid)"
+            ),
+            ExpressionAttributeValues={":sid": {"S": sid}},
+        )
+        return "bound" if bound else "mismatch"  # refused: another SID was bound in between
 
     def reopen(self, job_id: str, row: int, attempt: int, held_at: float | None) -> bool:
         """Record that Twilio did not process `attempt`, so the next attempt may call: only
@@ -312,64 +300,29 @@ class CallLedger:
         if held_at is not None:
             condition += " AND claimed_at = :held"
             values[":held"] = {"N": repr(held_at)}
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
-                # As a whole new item would: what the attempt bound or recorded goes with it.
-                UpdateExpression=(
-                    "SET #s = :retry, claimed_at = :now, expires_at = :exp "
-                    "REMOVE envelope, callback_sid, first_claimed_at, sid, #to"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "state", "#to": "to"},
-                ExpressionAttributeValues=values,
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._update_if(
+            job_id,
+            row,
+            # As a whole new item would: what the attempt bound or recorded goes with it.
+            UpdateExpression=(
+                "SET #s = :retry, claimed_at = :now, expires_at = :exp "
+                "REMOVE envelope, callback_sid, first_claimed_at, sid, #to"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "state", "#to": "to"},
+            ExpressionAttributeValues=values,
+        )
 
     def writes(self, *, sleep: Callable[[float], None] = time.sleep) -> LedgerWrites:
         """A buffer of outcomes, written 25 to a request (see LedgerWrites)."""
-        return LedgerWrites(self, sleep=sleep)
-
-    def _item(
-        self, key: Attempt, state: str, envelope: dict[str, Any] | None, now: float
-    ) -> dict[str, Any]:
-        job_id, row, attempt = key
-        item: dict[str, Any] = {
-            "job_id": {"S": job_id},
-            "row": {"N": str(row)},
-            "attempt": {"N": str(attempt)},
-            "state": {"S": state},
-            "claimed_at": {"N": repr(now)},
-            "expires_at": {"N": str(int(now) + self._retention)},
-        }
-        if envelope is not None:
-            # Within DynamoDB's 400 KB item, trimmed as the topic trims it (the same envelope).
-            item["envelope"] = {"S": json.dumps(fit_envelope(envelope), separators=(",", ":"))}
-            item.update(_identity(envelope))
-        return item
-
-    def _write_items(self, items: list[dict[str, Any]], sleep: Callable[[float], None]) -> None:
-        """Put whole items (unconditionally, as `_set` updates them), 25 to a request, sending
-        what DynamoDB leaves unprocessed again; raises if some are still left."""
-        for start in range(0, len(items), MAX_BATCH_WRITE_ITEMS):
-            requests: list[Any] = [
-                {"PutRequest": {"Item": item}}
-                for item in items[start : start + MAX_BATCH_WRITE_ITEMS]
-            ]
-            for attempt in range(BATCH_ATTEMPTS):
-                response = self._db.batch_write_item(RequestItems={self._table: requests})
-                requests = list(response.get("UnprocessedItems", {}).get(self._table, []))
-                if not requests:
-                    break
-                sleep(0.05 * 2**attempt)
-            else:
-                raise RetryableError(
-                    f"call ledger: {len(requests)} outcomes unwritten after "
-                    f"{BATCH_ATTEMPTS} attempts"
-                )
+        return LedgerWrites(
+            self._db,
+            self._table,
+            reopen=self.reopen,
+            retention_seconds=self._retention,
+            clock=self._clock,
+            sleep=sleep,
+        )
 
     def _set(
         self, job_id: str, row: int, attempt: int, state: str, envelope: dict[str, Any] | None
@@ -377,96 +330,23 @@ class CallLedger:
         values: dict[str, Any] = {":s": {"S": state}, ":a": {"N": str(attempt)}}
         names = {"#s": "state"}
         expression = "SET #s = :s, attempt = :a"
-        if envelope is not None:
-            values[":e"] = {"S": json.dumps(fit_envelope(envelope), separators=(",", ":"))}
-            expression += ", envelope = :e"
-            for name, value in _identity(envelope).items():
-                # `to` is a reserved word: every name goes through a placeholder.
-                names[f"#{name}"] = name
-                values[f":{name}"] = value
-                expression += f", #{name} = :{name}"
+        for name, value in (outcome_attributes(envelope) if envelope is not None else {}).items():
+            # `to` is a reserved word: every name goes through a placeholder.
+            names[f"#{name}"] = name
+            values[f":{name}"] = value
+            expression += f", #{name} = :{name}"
         self._db.update_item(
             TableName=self._table,
-            Key={"job_id": {"S": job_id}, "row": {"N": str(row)}},
+            Key=row_key(job_id, row),
             UpdateExpression=expression,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
 
-
-def _identity(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The number a row's call went to and the SID Twilio gave what it created, as ledger
-    attributes: a status callback is bound to them (CallLedger.bind_callback)."""
-    attributes: dict[str, Any] = {}
-    to = (envelope.get("request") or {}).get("To")
-    if isinstance(to, str):
-        attributes["to"] = {"S": to}
-    sid = envelope.get("sid")
-    if isinstance(sid, str) and sid:
-        attributes["sid"] = {"S": sid}
-    return attributes
-
-
-class LedgerWrites:
-    """Outcomes of a sender's batch, written to the ledger 25 to a request (BatchWriteItem)
-    instead of one request a row: as soon as 25 are waiting, and whatever is left at `flush`.
-
-    The sender flushes before it publishes or requeues anything, so no row is published or put
-    back before its outcome is in the ledger. An invocation that dies with outcomes still
-    buffered (at most 24) leaves those rows as claimed-and-calling: their next delivery waits
-    out the in-doubt time and settles them the way any lost response is settled.
-    """
-
-    def __init__(self, ledger: CallLedger, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._ledger = ledger
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, int], dict[str, Any]] = {}
-        self._held: dict[tuple[str, int], float] = {}
-        # Rows whose retry the ledger refused: their claim is no longer this batch's.
-        self.refused: set[tuple[str, int]] = set()
-
-    def hold(self, job_id: str, row: int, held_at: float) -> None:
-        """This batch holds the row's claim made (or taken over) at `held_at`."""
-        with self._lock:
-            self._held[(job_id, row)] = held_at
-
-    def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
-        self._add((job_id, row, attempt), "done", envelope)
-
-    def retryable(self, job_id: str, row: int, attempt: int) -> None:
-        """Open the row to be called again, at once and only if its claim is still this
-        batch's: a batch that ran past the in-doubt time may have had its claim taken over by
-        another delivery, which settles the row (and may have called it since). Written
-        unconditionally, a late retry reopened such a row and it was called twice. A refused
-        row is in `refused`: the sender neither publishes nor requeues it."""
-        with self._lock:
-            held_at = self._held.get((job_id, row))
-            # The latest word on a row stands: an outcome buffered before this is dropped.
-            self._pending.pop((job_id, row), None)
-        if not self._ledger.reopen(job_id, row, attempt, held_at):
-            with self._lock:
-                self.refused.add((job_id, row))
-
-    def _add(self, key: Attempt, state: str, envelope: dict[str, Any] | None) -> None:
-        item = self._ledger._item(key, state, envelope, self._ledger._clock())
-        with self._lock:
-            # A request may hold an item once: the latest word on a row stands.
-            self._pending[(key[0], key[1])] = item
-            full = len(self._pending) >= MAX_BATCH_WRITE_ITEMS
-        if full:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            taken, self._pending = self._pending, {}
-        if not taken:
-            return
+    def _update_if(self, job_id: str, row: int, **request: Any) -> bool:
+        """One conditional UpdateItem of the row's item; False when its condition did not hold."""
         try:
-            self._ledger._write_items(list(taken.values()), self._sleep)
-        except Exception:
-            # Kept for the next flush (the sender's last one raises, so nothing of this batch
-            # is published before its outcome is written), unless a later word replaced it.
-            with self._lock:
-                self._pending = {**taken, **self._pending}
-            raise
+            self._db.update_item(TableName=self._table, Key=row_key(job_id, row), **request)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True

@@ -48,9 +48,8 @@ def _up(value: float) -> Decimal:
     return Decimal(value).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
 
 
-def _tat_of(error: Exception) -> Decimal:
-    """The account's next free time in a refused write's answer (ALL_OLD); none yet: -inf."""
-    item = getattr(error, "response", {}).get("Item") or {}
+def _tat_in(item: dict[str, Any]) -> Decimal:
+    """The account's next free time in a write's answer; none yet: -inf."""
     return Decimal(item["tat"]["N"]) if "tat" in item else Decimal("-Infinity")
 
 
@@ -160,45 +159,27 @@ class RateLimiter:
             if self._tat > Decimal(str(latest)):
                 return None  # booked beyond the horizon
             if self._tat >= first:
-                try:
-                    response = self._db.update_item(
-                        TableName=self._table,
-                        Key={"pk": {"S": ACCOUNT_KEY}},
-                        UpdateExpression="SET tat = tat + :d, expires_at = :exp",
-                        ConditionExpression="tat >= :nb AND tat <= :latest",
-                        ExpressionAttributeValues={
-                            ":d": {"N": str(span)},
-                            ":nb": {"N": str(first)},
-                            ":latest": _n(latest),
-                            ":exp": exp,
-                        },
-                        ReturnValues="UPDATED_NEW",
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    )
-                except self._db.exceptions.ConditionalCheckFailedException as error:
-                    self._tat = _tat_of(error)
-                    continue
-                end = Decimal(response["Attributes"]["tat"]["N"])
-                self._tat = end
-                return end - span
-            try:
-                self._db.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": ACCOUNT_KEY}},
-                    UpdateExpression="SET tat = :end, expires_at = :exp",
-                    ConditionExpression="attribute_not_exists(tat) OR tat < :nb",
-                    ExpressionAttributeValues={
-                        ":end": {"N": str(first + span)},
-                        ":nb": {"N": str(first)},
-                        ":exp": exp,
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                booked, item = self._update_if(
+                    ACCOUNT_KEY,
+                    "SET tat = tat + :d, expires_at = :exp",
+                    "tat >= :nb AND tat <= :latest",
+                    {":d": {"N": str(span)}, ":nb": {"N": str(first)}, ":latest": _n(latest)},
+                    exp,
                 )
-            except self._db.exceptions.ConditionalCheckFailedException as error:
-                self._tat = _tat_of(error)
+                self._tat = _tat_in(item)
+                if booked:
+                    return self._tat - span
                 continue
-            self._tat = first + span
-            return first
+            booked, item = self._update_if(
+                ACCOUNT_KEY,
+                "SET tat = :end, expires_at = :exp",
+                "attribute_not_exists(tat) OR tat < :nb",
+                {":end": {"N": str(first + span)}, ":nb": {"N": str(first)}},
+                exp,
+            )
+            self._tat = first + span if booked else _tat_in(item)
+            if booked:
+                return first
         return None  # the item vanished between tries: this sender asks again next tick
 
     # -- the adaptive rate -----------------------------------------------------------------
@@ -220,19 +201,13 @@ class RateLimiter:
         with self._lock:
             current = self._aimd
         cut = current.cut(now, self.ceiling, self._increase, self._decrease, floor=1.0)
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": AIMD_KEY}},
-                UpdateExpression="SET rate = :r, cut_at = :t",
-                ConditionExpression="attribute_not_exists(cut_at) OR cut_at < :since",
-                ExpressionAttributeValues={
-                    ":r": _n(cut.rate),
-                    ":t": _n(now),
-                    ":since": _n(now - self._cooldown),
-                },
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
+        landed, _ = self._update_if(
+            AIMD_KEY,
+            "SET rate = :r, cut_at = :t",
+            "attribute_not_exists(cut_at) OR cut_at < :since",
+            {":r": _n(cut.rate), ":t": _n(now), ":since": _n(now - self._cooldown)},
+        )
+        if not landed:
             with self._lock:
                 self._aimd = self._read_aimd()
                 self._aimd_read_at = now
@@ -258,49 +233,68 @@ class RateLimiter:
         """Start times for messages from `sender` costing `costs` segments, on its own schedule;
         none taken when its next free time is beyond now + `horizon`."""
         now = self._clock()
-        key = {"pk": {"S": f"sender#{sender}"}}
+        key = f"sender#{sender}"
         duration = sum(costs) / mps
         expires = _n(int(max(now, not_before) + duration) + EXPIRE_AFTER_SECONDS)
         for _ in range(3):
-            try:
-                self._db.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression="SET tat = :end, expires_at = :exp",
-                    ConditionExpression="attribute_not_exists(tat) OR tat <= :nb",
-                    ExpressionAttributeValues={
-                        ":end": _n(not_before + duration),
-                        ":nb": _n(not_before),
-                        ":exp": expires,
-                    },
-                )
-            except self._db.exceptions.ConditionalCheckFailedException:
-                pass
-            else:
+            idle, _ = self._update_if(
+                key,
+                "SET tat = :end, expires_at = :exp",
+                "attribute_not_exists(tat) OR tat <= :nb",
+                {":end": _n(not_before + duration), ":nb": _n(not_before)},
+                expires,
+            )
+            if idle:
                 return Reservation(tuple(gcra_starts(not_before, not_before, list(costs), mps)), 0)
-            try:
-                response = self._db.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression="SET tat = tat + :d, expires_at = :exp",
-                    ConditionExpression="tat > :nb AND tat <= :latest",
-                    ExpressionAttributeValues={
-                        ":d": _n(duration),
-                        ":nb": _n(not_before),
-                        ":latest": _n(now + horizon),
-                        ":exp": expires,
-                    },
-                    ReturnValues="UPDATED_NEW",
-                )
-            except self._db.exceptions.ConditionalCheckFailedException:
-                tat = self._sender_tat(key)
-                if tat is not None and tat > not_before:
-                    return Reservation(None, tat)
-                continue  # its schedule fell behind `not_before` in between: start afresh
-            start = float(response["Attributes"]["tat"]["N"]) - duration
-            return Reservation(tuple(gcra_starts(start, start, list(costs), mps)), 0)
+            booked, item = self._update_if(
+                key,
+                "SET tat = tat + :d, expires_at = :exp",
+                "tat > :nb AND tat <= :latest",
+                {":d": _n(duration), ":nb": _n(not_before), ":latest": _n(now + horizon)},
+                expires,
+            )
+            if booked:
+                start = float(item["tat"]["N"]) - duration
+                return Reservation(tuple(gcra_starts(start, start, list(costs), mps)), 0)
+            tat = self._sender_tat(key)
+            if tat is not None and tat > not_before:
+                return Reservation(None, tat)
+            # Its schedule fell behind `not_before` in between: start afresh.
         raise RuntimeError(f"could not reserve {sender}'s schedule")  # pragma: no cover
 
-    def _sender_tat(self, key: dict[str, Any]) -> float | None:
-        item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+    def _sender_tat(self, key: str) -> float | None:
+        item = self._db.get_item(
+            TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True
+        ).get("Item")
         return float(item["tat"]["N"]) if item and "tat" in item else None
+
+    # -- the table's conditional writes ------------------------------------------------------
+
+    def _update_if(
+        self,
+        key: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        expires: dict[str, str] | None = None,
+    ) -> tuple[bool, dict[str, Any]]:
+        """One conditional UpdateItem of the item `key` (its expiry set too, when given):
+        whether it landed, and the item's attributes: those it updated when it landed, the item
+        as it was when refused (empty if there was none)."""
+        if expires is not None:
+            values = {**values, ":exp": expires}
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as error:
+            # ALL_OLD puts the item in the error's answer, which botocore's types do not name.
+            old: dict[str, Any] = getattr(error, "response", {}).get("Item") or {}
+            return False, old
+        return True, response.get("Attributes") or {}

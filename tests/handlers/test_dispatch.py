@@ -19,7 +19,8 @@ from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.core.schedule import visible_early_seconds
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.limiter import RateLimiter
-from chalicelib.sending.sender import Sender, SendPolicy
+from chalicelib.sending.parts import SenderParts, SenderSettings
+from chalicelib.sending.sender import Sender
 from tests.tables import create_ledger_table, create_rate_table
 
 T0 = 1_000_000.0
@@ -107,20 +108,20 @@ def run(
     limiter.schedule = recording  # type: ignore[method-assign]
     twilio = twilio_class(clock, latency)
     recorder = recorder or Recorder()
-    sender = Sender(
+    parts = SenderParts(
         lambda: twilio,  # type: ignore[arg-type,return-value]
         recorder,  # type: ignore[arg-type]
         recorder,  # type: ignore[arg-type]
-        SendPolicy(max_attempts=3),
         CallLedger(dynamodb, "ledger", in_doubt_after=in_doubt_after, clock=clock),
+        jobs=lambda _: jobs(clock),
+        limiter=limiter,
         clock=clock,
         sleep=clock.sleep,
-        limiter=limiter,
-        concurrency=1,
-        late_tolerance=0.1,
-        jobs=lambda _: jobs(clock),
-        visible_early=visible_early,
     )
+    settings = SenderSettings(
+        max_attempts=3, concurrency=1, late_tolerance=0.1, visible_early=visible_early
+    )
+    sender = Sender(parts, settings)
     batch = [
         QueuedRow("job", i, "messages", {"To": f"+1415555{i:04d}", "Body": "x"}, due)
         for i in range(1, rows + 1)

@@ -18,7 +18,7 @@ from callqueue.emulator import TwilioEmulator
 from callqueue.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.intake.splitter import job_id_for
-from chalicelib.sending.sender import DISPATCH_TICK_SECONDS
+from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"

@@ -1,8 +1,7 @@
 """A call whose outcome is not known is settled by what Twilio holds, never by absence of
-evidence (chalicelib.sending.sender, chalicelib.core.evidence), for every message kind and every
-fault the emulator can make of a call or of its look-up: each row is created at most once at Twilio,
-and
-ends in one outcome (or waits, in doubt, to be settled later)."""
+evidence (chalicelib.sending.settlement, chalicelib.core.evidence), for every message kind and
+every fault the emulator can make of a call or of its look-up: each row is created at most once
+at Twilio, and ends in one outcome (or waits, in doubt, to be settled later)."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from twilio.rest import Client as TwilioClient
 from callqueue.emulator import TwilioEmulator
 from callqueue.faults import FaultSpec
 from chalicelib import wiring
-from chalicelib.sending.sender import MAX_DOUBTS
+from chalicelib.sending.settlement import MAX_DOUBTS
 from chalicelib.twilio.gateway import CapturingHttpClient
 from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack

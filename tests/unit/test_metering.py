@@ -64,7 +64,7 @@ def test_arrivals_this_late_keep_the_100ms_limit_at_the_benchmarks_rates(
 def test_calls_at_most_one_slot_late_stay_within_the_second_and_the_100ms_limits(
     cps: int, lateness: list[float]
 ) -> None:
-    # The sender's tolerance is never more than one slot's spacing (chalicelib.sending.sender):
+    # The sender's tolerance is never more than one slot's spacing (chalicelib.sending.pacing):
     # calls that leave anywhere up to one slot after their own put no more than ACCOUNT_CPS in a
     # sliding second, nor ACCOUNT_CPS/10 + 1 in a sliding 100 ms, at any rate from 100 CPS that is a
     # multiple of 10. (Below 100 CPS a slot is longer than the 10 ms the 1% headroom covers; there
