@@ -12,13 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from callqueue.faults import READ_KINDS, FaultSpec
+from callqueue.local.faults import READ_KINDS, FaultSpec
 from callqueue.report import OUTCOMES, JobTotals, build_report
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 from chalicelib.errors import CallqueueError
 
 if TYPE_CHECKING:
-    from callqueue.runtime import LocalRuntime, Options, Tally
+    from callqueue.local.runtime import LocalRuntime, Options, Tally
 
 EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE = 0, 1, 2
 
@@ -338,7 +338,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    from callqueue.runtime import Options
+    from callqueue.local.runtime import Options
 
     return Options(
         cps=args.cps,
@@ -358,7 +358,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from callqueue.runtime import LocalRuntime
+    from callqueue.local.runtime import LocalRuntime
 
     for path in args.files:
         _readable(path)
@@ -445,8 +445,8 @@ def _write_outcomes(path: Path, runtime: LocalRuntime, tally: Tally) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from callqueue.api_server import free_port
-    from callqueue.runtime import LocalRuntime
+    from callqueue.local.api_server import free_port
+    from callqueue.local.runtime import LocalRuntime
 
     options = replace(_options(args), api_port=args.api_port or free_port())
     with LocalRuntime(options) as runtime:
@@ -526,7 +526,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _template(args: argparse.Namespace) -> int:
-    from callqueue.stack import render_template
+    from callqueue.deploy.stack import render_template
 
     print(json.dumps(render_template(), indent=2))
     return EXIT_OK
@@ -535,7 +535,7 @@ def _template(args: argparse.Namespace) -> int:
 def _infra_deploy(args: argparse.Namespace) -> int:
     import boto3
 
-    from callqueue import infra
+    from callqueue.deploy import infra
 
     parameters = dict(_key_value(p) for p in args.parameter)
     if args.twilio_secret:
@@ -570,7 +570,7 @@ def _key_value(text: str) -> tuple[str, str]:
 def _infra_post_deploy(args: argparse.Namespace) -> int:
     import boto3
 
-    from callqueue import infra
+    from callqueue.deploy import infra
 
     try:
         changed = infra.post_deploy(boto3.client("lambda"), args.stage)
@@ -583,7 +583,7 @@ def _infra_post_deploy(args: argparse.Namespace) -> int:
 def _infra_destroy(args: argparse.Namespace) -> int:
     import boto3
 
-    from callqueue import infra
+    from callqueue.deploy import infra
 
     try:
         buckets = infra.destroy(boto3.client("cloudformation"), boto3.client("s3"), args.stage)
@@ -594,7 +594,7 @@ def _infra_destroy(args: argparse.Namespace) -> int:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from callqueue.emulator import serve_forever_cli
+    from callqueue.local.emulator import serve_forever_cli
 
     serve_forever_cli(
         args.host,

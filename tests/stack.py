@@ -15,10 +15,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from callqueue import lambdas
-from callqueue.aws_process import BACKENDS, serialize_in_process
-from callqueue.emulator import TwilioEmulator
-from callqueue.stack import deploy_stack, expose_state_machine_to_interpreter
+from callqueue.deploy.stack import deploy_stack, expose_state_machine_to_interpreter
+from callqueue.local import lambdas
+from callqueue.local.emulator import TwilioEmulator
+from callqueue.local.moto_server import BACKENDS, serialize_in_process
 from chalicelib import wiring
 
 # Every test's mock_aws dispatches its requests one at a time, as DynamoDB and SQS apply them.

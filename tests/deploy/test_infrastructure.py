@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from callqueue.stack import moto_compatible, render_template
+from callqueue.deploy.stack import moto_compatible, render_template
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from callqueue.runtime import LocalRuntime, Options
+from callqueue.local.runtime import LocalRuntime, Options
 from chalicelib import wiring
 from chalicelib.release.resume import resume
 from tests.stack import subscribe_queue

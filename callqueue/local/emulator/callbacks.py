@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from callqueue.emulator.core import API_VERSION, Json
-from callqueue.emulator.store import _Stored
+from callqueue.local.emulator.core import API_VERSION, Json
+from callqueue.local.emulator.store import _Stored
 
 CALLBACK_POLL_SECONDS = 0.05
 

@@ -6,7 +6,7 @@ becomes an HTTP request to the runtime's function host, which runs the real hand
 with its result or its error, as Lambda does. Running moto apart keeps its work off the
 handlers' interpreter (one GIL), which matters at hundreds of calls per second on two cores.
 
-Usage: python -m callqueue.aws_process FUNCTION_HOST_URL
+Usage: python -m callqueue.local.moto_server FUNCTION_HOST_URL
 Prints "READY <port>" once serving; stops when its standard input closes.
 """
 
@@ -738,7 +738,7 @@ def serve() -> BaseWSGIServer:
 
 
 def main(argv: list[str]) -> int:
-    # As callqueue.worker_process.relax_garbage_collection (not imported: it loads boto3).
+    # As callqueue.local.worker_process.relax_garbage_collection (not imported: it loads boto3).
     gc.set_threshold(50_000, 50, 1_000)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # moto enforces no IAM or resource policies; it says so about the template's queue policies.

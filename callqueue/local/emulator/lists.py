@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from callqueue.emulator.core import Form, Json, _ApiError, _first
-from callqueue.emulator.store import _Stored
+from callqueue.local.emulator.core import Form, Json, _ApiError, _first
+from callqueue.local.emulator.store import _Stored
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

@@ -1,11 +1,11 @@
 """The local runtime: the whole pipeline on one machine.
 
-moto runs in server mode on loopback in a process of its own (callqueue.aws_process), with the
-deployment's own CloudFormation template deployed into it; the Twilio emulator runs beside it,
-in a process of its own too (callqueue.emulator_process);
-the real Chalice handlers run in this process, driven by the app's own event sources
-(callqueue.triggers), and the real state machine runs on moto's Step Functions interpreter, whose
-Lambda tasks reach the handlers through a function host (callqueue.lambdas).
+moto runs in server mode on loopback in a process of its own (callqueue.local.moto_server),
+with the deployment's own CloudFormation template deployed into it; the Twilio emulator runs
+beside it, in a process of its own too (callqueue.local.emulator_process); the real Chalice
+handlers run in this process, driven by the app's own event sources (callqueue.local.triggers),
+and the real state machine runs on moto's Step Functions interpreter, whose Lambda tasks reach
+the handlers through a function host (callqueue.local.lambdas).
 """
 
 from __future__ import annotations
@@ -31,18 +31,18 @@ import boto3
 import requests
 from botocore.config import Config
 
-from callqueue import lambdas
-from callqueue.api_server import ApiServer
-from callqueue.emulator import (
+from callqueue.deploy.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
+from callqueue.local import lambdas
+from callqueue.local.api_server import ApiServer
+from callqueue.local.emulator import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
     DEFAULT_SLOW_SECONDS,
 )
-from callqueue.emulator_process import EmulatorProcess
-from callqueue.faults import FaultSpec
-from callqueue.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
-from callqueue.triggers import Triggers
-from callqueue.worker_process import (
+from callqueue.local.emulator_process import EmulatorProcess
+from callqueue.local.faults import FaultSpec
+from callqueue.local.triggers import Triggers
+from callqueue.local.worker_process import (
     AwsRequestCounter,
     CrashingHttpClient,
     Worker,
@@ -68,7 +68,7 @@ SENDER_HANDLER = "handle_send_batch"
 # in four processes p50 0.5 ms, p90 3.4 to 4.1 ms, 2.3 to 3.9% missed, p99 5 to 8 ms on the way.
 SENDER_PROCESSES = 4
 # Where they may, those processes' threads run under the real-time policy
-# (callqueue.worker_process.prioritize).
+# (callqueue.local.worker_process.prioritize).
 SECRET_ID = "callqueue/twilio"  # noqa: S105 - the secret's name
 FINAL = ("sent", "failed", "unknown", "dead_lettered", "suppressed")
 
@@ -96,7 +96,7 @@ class Options:
     # As deployed (chalicelib.config).
     slot_tolerance_seconds: float = float(DEFAULT_SLOT_TOLERANCE_SECONDS)
     # Processes serving the sender's invocations, each to the least busy (0: the runtime's own
-    # interpreter); callqueue.worker_process.
+    # interpreter); callqueue.local.worker_process.
     sender_processes: int = SENDER_PROCESSES
     rate_headroom: float = float(DEFAULT_RATE_HEADROOM)
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes (the send
@@ -237,7 +237,7 @@ class LocalRuntime:
         self._host = lambdas.FunctionHost(self._functions)
         self._host.start()
         self._aws = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "callqueue.aws_process", self._host.url],
+            [sys.executable, "-m", "callqueue.local.moto_server", self._host.url],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -287,7 +287,7 @@ class LocalRuntime:
             f"callqueue-{self.options.stage}",
             self.env,
         )
-        # In a process of its own, as Twilio is (callqueue.emulator_process).
+        # In a process of its own, as Twilio is (callqueue.local.emulator_process).
         self.emulator = EmulatorProcess(
             account_sid=DEFAULT_ACCOUNT_SID,
             auth_token=DEFAULT_AUTH_TOKEN,
@@ -321,9 +321,10 @@ class LocalRuntime:
                 "SENDER_LIMITS": self.options.sender_limits,
                 "SLOT_TOLERANCE_SECONDS": str(self.options.slot_tolerance_seconds),
                 "RATE_HEADROOM": str(self.options.rate_headroom),
-                # moto answers a request at a time (callqueue.aws_process.BackendLock) and takes
-                # about a second to serialize a 1 MB page of results, during which every call's
-                # requests wait: the reconciler reads a finished job's results in small pages.
+                # moto answers a request at a time (callqueue.local.moto_server.BackendLock) and
+                # takes about a second to serialize a 1 MB page of results, during which every
+                # call's requests wait: the reconciler reads a finished job's results in small
+                # pages.
                 "RESULTS_PAGE_SIZE": "200",
                 # The emulated account's concurrency limit is the one the senders are told of.
                 "TWILIO_CONCURRENCY_LIMIT": str(self.options.concurrency_limit or ""),

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from callqueue.emulator.core import Json, _not_found
+from callqueue.local.emulator.core import Json, _not_found
 
 
 @dataclass(frozen=True)

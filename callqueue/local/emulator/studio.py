@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from callqueue.emulator.core import (
+from callqueue.local.emulator.core import (
     Form,
     Json,
     _ApiError,
@@ -17,8 +17,8 @@ from callqueue.emulator.core import (
     _Reply,
     _sid_pattern,
 )
-from callqueue.emulator.lists import _Listing
-from callqueue.emulator.store import _AccountStore, _Stage, _Stored
+from callqueue.local.emulator.lists import _Listing
+from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
 
 _FLOW_SID = _sid_pattern("FW")
 

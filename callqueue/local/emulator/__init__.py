@@ -88,7 +88,7 @@ time never matches. 2010-04-01 pages carry relative ``*_page_uri``s, v2 pages a 
 absolute URLs. Lists include every resource the emulator created, those whose response a fault
 dropped too.
 
-Faults (`callqueue.faults.FaultSpec`): ``faults`` apply to the five operations above,
+Faults (`callqueue.local.faults.FaultSpec`): ``faults`` apply to the five operations above,
 ``lookup_faults`` (429, 500, reset and slow only: a read is never processed) to the lists and
 fetches; one draw from ``rng`` per request that passed auth and the concurrency limit, and a
 second for ``5xx-after`` only (which of 502, 503, 504; the body an edge proxy's HTML page,
@@ -119,9 +119,9 @@ errors and helpers), `store` (resources, their timelines and the account's store
 
 from __future__ import annotations
 
-from callqueue.emulator.answer import EDGE_STATUSES
-from callqueue.emulator.callbacks import CALLBACK_POLL_SECONDS
-from callqueue.emulator.core import (
+from callqueue.local.emulator.answer import EDGE_STATUSES
+from callqueue.local.emulator.callbacks import CALLBACK_POLL_SECONDS
+from callqueue.local.emulator.core import (
     API_VERSION,
     DEFAULT_ACCOUNT_SID,
     DEFAULT_API_KEY_SECRET,
@@ -134,9 +134,9 @@ from callqueue.emulator.core import (
     Json,
     error_body,
 )
-from callqueue.emulator.lists import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from callqueue.emulator.lookup import LOOKUP_FIELDS, parse_number
-from callqueue.emulator.messages import (
+from callqueue.local.emulator.lists import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from callqueue.local.emulator.lookup import LOOKUP_FIELDS, parse_number
+from callqueue.local.emulator.messages import (
     FULL_QUEUE_FROM,
     MAX_BODY_LENGTH,
     SCHEDULE_MAX_AHEAD_SECONDS,
@@ -146,9 +146,9 @@ from callqueue.emulator.messages import (
     segment_count,
     smart_encode,
 )
-from callqueue.emulator.server import DEFAULT_SLOW_SECONDS, TwilioEmulator, serve_forever_cli
-from callqueue.emulator.verify import VERIFY_CHANNELS
-from callqueue.faults import FAULT_HEADER
+from callqueue.local.emulator.server import DEFAULT_SLOW_SECONDS, TwilioEmulator, serve_forever_cli
+from callqueue.local.emulator.verify import VERIFY_CHANNELS
+from callqueue.local.faults import FAULT_HEADER
 
 __all__ = [
     "API_VERSION",

@@ -2,7 +2,7 @@
 an interpreter of its own (and each of its instances in a sandbox of its own: the runtime starts
 a few processes, each invocation going to the least busy).
 
-The local runtime's triggers (callqueue.triggers) invoke the sender here over loopback HTTP
+The local runtime's triggers (callqueue.local.triggers) invoke the sender here over loopback HTTP
 instead of in the runtime's own interpreter, which every sink, trigger and poller shares (one
 GIL): a sender's threads, each waiting for its slot, then wake without waiting on them.
 Measured, with the sinks switched off in the runtime as a stand-in: the tail of the calls'
@@ -12,7 +12,7 @@ The process gets the runtime's environment (the stack's outputs, the emulator's 
 clients as the runtime does (AWS requests counted, Twilio responses that carry the `crash` fault
 kill the invocation) and imports app.py.
 
-Usage: python -m callqueue.worker_process STAGE NAME[,NAME...]   (the handlers' names)
+Usage: python -m callqueue.local.worker_process STAGE NAME[,NAME...]   (the handlers' names)
 Prints "READY <url> <scheduling>" once serving; stops when its standard input closes.
 """
 
@@ -35,12 +35,12 @@ from typing import Any
 import boto3
 import requests
 
-from callqueue.faults import FAULT_HEADER
-from callqueue.lambdas import Handler, function_name, run_function
-from callqueue.triggers import SimulatedCrash
+from callqueue.local.faults import FAULT_HEADER
+from callqueue.local.lambdas import Handler, function_name, run_function
+from callqueue.local.triggers import SimulatedCrash
 from chalicelib.twilio.gateway import CapturingHttpClient
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
 CRASHED_HEADER = "X-Callqueue-Crashed"
 # Lambda's own ceiling on an invocation.
@@ -52,7 +52,7 @@ MAX_INVOCATION_SECONDS = 900
 # this priority for that call (waiting for its slot, sending, reading the answer): above every
 # ordinary process, below the kernel's own threads. Measured with every thread of the sender
 # real-time (the earlier form): p90 0.5 ms, p99 2.3 ms.
-# Only for the call: once moto answered without Nagle's delay (callqueue.aws_process), with
+# Only for the call: once moto answered without Nagle's delay (callqueue.local.moto_server), with
 # every thread of the sender real-time (claims, publishing, the batch's own loop) moto, an
 # ordinary process, waited behind them; publishing a batch's responses took seconds, the
 # sender's invocations outlasted the queue's visibility timeout, and at 200 CPS the calls
@@ -101,7 +101,7 @@ class CrashingHttpClient(CapturingHttpClient):
 
     def __init__(self, *, scheduling: str = NORMAL, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # How each call's thread is scheduled while it calls (callqueue.worker_process).
+        # How each call's thread is scheduled while it calls (callqueue.local.worker_process).
         self._scheduling = scheduling
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
@@ -139,7 +139,7 @@ class Worker:
                     [
                         sys.executable,
                         "-m",
-                        "callqueue.worker_process",
+                        "callqueue.local.worker_process",
                         self._stage,
                         ",".join(self._names),
                     ],
@@ -223,7 +223,7 @@ def serve(
 ) -> ThreadingHTTPServer:
     class Invocations(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # connections kept open for the next invocation
-        disable_nagle_algorithm = True  # see callqueue.aws_process.KeepAliveHandler
+        disable_nagle_algorithm = True  # see callqueue.local.moto_server.KeepAliveHandler
 
         def do_POST(self) -> None:
             name = self.path.strip("/").split("/")[1]

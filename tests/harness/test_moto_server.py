@@ -1,8 +1,8 @@
 """The local runtime's moto server keeps DynamoDB's transaction semantics with its faster
-TransactWriteItems (callqueue.aws_process.speed_up_transactions) and conditions parsed once
+TransactWriteItems (callqueue.local.moto_server.speed_up_transactions) and conditions parsed once
 (speed_up_conditions), applies concurrent requests
-one at a time as AWS applies writes to an item (callqueue.aws_process.BackendLock), and keeps
-connections open as AWS does (callqueue.aws_process.KeepAliveHandler)."""
+one at a time as AWS applies writes to an item (callqueue.local.moto_server.BackendLock), and keeps
+connections open as AWS does (callqueue.local.moto_server.KeepAliveHandler)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from callqueue.aws_process import BackendLock, _Body, lock_keys
+from callqueue.local.moto_server import BackendLock, _Body, lock_keys
 from chalicelib.sending.ledger import CallLedger
 from tests.tables import create_ledger_table
 
@@ -32,7 +32,7 @@ from tests.tables import create_ledger_table
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "callqueue.aws_process", "http://127.0.0.1:9"],
+        [sys.executable, "-m", "callqueue.local.moto_server", "http://127.0.0.1:9"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -274,8 +274,8 @@ def test_the_servers_kept_open_connections_answer_without_nagles_delay() -> None
     # On a connection kept open, an answer's body (a second small write after its headers)
     # waited for the client's delayed ACK: every request to moto took 48 ms (measured here),
     # 3-5 ms without. The sender's invocations are served on connections kept open too.
-    from callqueue.aws_process import KeepAliveHandler
-    from callqueue.worker_process import serve
+    from callqueue.local.moto_server import KeepAliveHandler
+    from callqueue.local.worker_process import serve
 
     assert KeepAliveHandler.disable_nagle_algorithm
     server = serve({}, dict)

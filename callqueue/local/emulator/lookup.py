@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from callqueue.emulator.core import (
+from callqueue.local.emulator.core import (
     INVALID_NUMBER,
     LANDLINE_NUMBER,
     Form,
@@ -19,7 +19,7 @@ from callqueue.emulator.core import (
     _nanp_format,
     _Reply,
 )
-from callqueue.emulator.store import _AccountStore
+from callqueue.local.emulator.store import _AccountStore
 
 # Calling codes the Lookup emulation recognises; a number with any other code is
 # INVALID_COUNTRY_CODE.

@@ -17,7 +17,7 @@ import yaml
 
 from chalicelib.errors import CallqueueError
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT_DIR / ".chalice" / "infrastructure.yaml"
 STATE_MACHINE = PROJECT_DIR / ".chalice" / "state-machine.json"
 PLACEHOLDER = "@@STATE_MACHINE_DEFINITION@@"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
-from callqueue.emulator.account import _Account
-from callqueue.emulator.core import Form, _Reply
+from callqueue.local.emulator.account import _Account
+from callqueue.local.emulator.core import Form, _Reply
 
 
 class _Faulted(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from callqueue.emulator.core import (
+from callqueue.local.emulator.core import (
     INVALID_NUMBER,
     LANDLINE_NUMBER,
     Form,
@@ -19,7 +19,7 @@ from callqueue.emulator.core import (
     _Reply,
     _sid_pattern,
 )
-from callqueue.emulator.store import _AccountStore, _Stage, _Stored
+from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
 
 VERIFY_CHANNELS = ("sms", "call", "email", "whatsapp", "sna")
 

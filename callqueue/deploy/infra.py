@@ -26,7 +26,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from callqueue.stack import PROJECT_DIR, StackError, deploy_stack, failure_reasons
+from callqueue.deploy.stack import PROJECT_DIR, StackError, deploy_stack, failure_reasons
 from chalicelib.errors import CallqueueError
 
 APP_NAME = "callqueue"

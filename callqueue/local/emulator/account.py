@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from callqueue.emulator.calls import _CallsApi
-from callqueue.emulator.lookup import _LookupApi
-from callqueue.emulator.messages import _MessagesApi
-from callqueue.emulator.studio import _StudioApi
-from callqueue.emulator.verify import _VerifyApi
+from callqueue.local.emulator.calls import _CallsApi
+from callqueue.local.emulator.lookup import _LookupApi
+from callqueue.local.emulator.messages import _MessagesApi
+from callqueue.local.emulator.studio import _StudioApi
+from callqueue.local.emulator.verify import _VerifyApi
 
 
 class _Account(_MessagesApi, _CallsApi, _LookupApi, _VerifyApi, _StudioApi):

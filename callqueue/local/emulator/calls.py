@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from callqueue.emulator.core import (
+from callqueue.local.emulator.core import (
     API_VERSION,
     INVALID_NUMBER,
     VALID_FROM,
@@ -19,8 +19,8 @@ from callqueue.emulator.core import (
     _Reply,
     _rfc2822,
 )
-from callqueue.emulator.lists import _Listing
-from callqueue.emulator.store import _AccountStore, _Stage, _Stored
+from callqueue.local.emulator.lists import _Listing
+from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
 
 
 def _call_resource(account_sid: str, sid: str, now: float, caller: str, to: str) -> Json:

@@ -9,7 +9,7 @@ figures; the calls' spread arises in the senders, see docs/benchmarks.md.)
 `EmulatorProcess` starts it and reads back the requests it logged (its requests log, a file of
 JSON lines; a temporary one when no log was asked for), also once it has stopped.
 
-Usage: python -m callqueue.emulator_process CONFIG_JSON
+Usage: python -m callqueue.local.emulator_process CONFIG_JSON
 Prints "READY <base url>" once serving; stops when its standard input closes.
 """
 
@@ -24,8 +24,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from callqueue.emulator import DEFAULT_SLOW_SECONDS, TwilioEmulator
-from callqueue.faults import FaultSpec
+from callqueue.local.emulator import DEFAULT_SLOW_SECONDS, TwilioEmulator
+from callqueue.local.faults import FaultSpec
 
 Json = dict[str, Any]
 STOP_TIMEOUT_SECONDS = 10
@@ -99,7 +99,7 @@ class EmulatorProcess:
 
     def start(self) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "callqueue.emulator_process", json.dumps(self._config)],
+            [sys.executable, "-m", "callqueue.local.emulator_process", json.dumps(self._config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -12,10 +12,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
-from callqueue.emulator.account import _Account
-from callqueue.emulator.answer import _Answering
-from callqueue.emulator.callbacks import _CallbackSender
-from callqueue.emulator.core import (
+from callqueue.local.emulator.account import _Account
+from callqueue.local.emulator.answer import _Answering
+from callqueue.local.emulator.callbacks import _CallbackSender
+from callqueue.local.emulator.core import (
     _ACCOUNT_SID,
     DEFAULT_ACCOUNT_SID,
     DEFAULT_API_KEY_SECRET,
@@ -23,8 +23,8 @@ from callqueue.emulator.core import (
     DEFAULT_AUTH_TOKEN,
     Json,
 )
-from callqueue.emulator.transport import _Server
-from callqueue.faults import READ_KINDS, FaultSpec
+from callqueue.local.emulator.transport import _Server
+from callqueue.local.faults import READ_KINDS, FaultSpec
 
 DEFAULT_SLOW_SECONDS = 12.0
 

@@ -14,7 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
-from callqueue.emulator.answer import _Answering
+from callqueue.local.emulator.answer import _Answering
 
 
 class _Server(ThreadingHTTPServer):

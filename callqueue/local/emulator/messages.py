@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from callqueue.emulator.core import (
+from callqueue.local.emulator.core import (
     API_VERSION,
     INVALID_NUMBER,
     LANDLINE_NUMBER,
@@ -23,8 +23,8 @@ from callqueue.emulator.core import (
     _rfc2822,
     _sid_pattern,
 )
-from callqueue.emulator.lists import _Listing, _parse_date_param
-from callqueue.emulator.store import _AccountStore, _Stage, _Stored
+from callqueue.local.emulator.lists import _Listing, _parse_date_param
+from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
 
 FULL_QUEUE_FROM = "+15005550008"
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import IO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from callqueue.emulator.account import _Account
-from callqueue.emulator.callbacks import _CallbackSender
-from callqueue.emulator.core import (
+from callqueue.local.emulator.account import _Account
+from callqueue.local.emulator.callbacks import _CallbackSender
+from callqueue.local.emulator.core import (
     _ACCOUNT_SID,
     Form,
     Json,
@@ -30,8 +30,8 @@ from callqueue.emulator.core import (
     _Reply,
     error_body,
 )
-from callqueue.emulator.routes import _Faulted, _match
-from callqueue.faults import FAULT_HEADER, FaultKind, FaultSpec
+from callqueue.local.emulator.routes import _Faulted, _match
+from callqueue.local.faults import FAULT_HEADER, FaultKind, FaultSpec
 
 _ERROR_MESSAGES: Mapping[int, str] = {
     20003: "Authenticate",

@@ -79,7 +79,7 @@ def run_function(name: str, handler: Handler, body: bytes | str | None) -> tuple
 
 class FunctionHost:
     """An HTTP endpoint on loopback that runs the app's functions for moto's Lambda backend
-    (see callqueue.aws_process): POST /functions/{name}/invocations with the event as body."""
+    (see callqueue.local.moto_server): POST /functions/{name}/invocations with the event as body."""
 
     def __init__(self, functions: dict[str, Handler]) -> None:
         self._functions = functions

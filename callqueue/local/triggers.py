@@ -31,7 +31,7 @@ from chalice.app import (
     SQSEventConfig,
 )
 
-from callqueue.lambdas import Handler, function_name, invoke_handler
+from callqueue.local.lambdas import Handler, function_name, invoke_handler
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Triggers:
     ) -> None:
         """`schedule_period`: run schedules at least this often (the local runtime's runs last
         seconds, not the minutes a deployed schedule's period is measured in). `remote`: for a
-        function run by another process (callqueue.worker_process), how to invoke it there."""
+        function run by another process (callqueue.local.worker_process), how to invoke it there."""
         self._app = app
         self._stage = stage
         self._client = clients
