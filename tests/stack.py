@@ -18,7 +18,8 @@ from moto import mock_aws
 from callqueue.deploy.stack import deploy_stack, expose_state_machine_to_interpreter
 from callqueue.local import lambdas
 from callqueue.local.emulator import TwilioEmulator
-from callqueue.local.moto_server import BACKENDS, serialize_in_process
+from callqueue.local.moto_patches.awslambda import routed
+from callqueue.local.moto_patches.locking import BACKENDS, serialize_in_process
 from chalicelib import wiring
 
 # Every test's mock_aws dispatches its requests one at a time, as DynamoDB and SQS apply them.
@@ -95,7 +96,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
 
         functions = lambdas.pure_functions(app_module.app, "dev")
         lambdas.create_functions(boto3.client("lambda"), boto3.client("iam"), list(functions))
-        with lambdas.routed(functions, while_invoking=BACKENDS.released):
+        with routed(functions, while_invoking=BACKENDS.released):
             yield Stack(
                 env=env,
                 s3=boto3.client("s3"),

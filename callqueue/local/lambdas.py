@@ -2,9 +2,10 @@
 
 Chalice deploys each handler as a function named `{app}-{stage}-{name}`. Locally, those functions
 are created in moto (with a placeholder package) and moto's docker-less Lambda backend is pointed
-at the real handlers: over HTTP to a FunctionHost when moto runs in its own process (the local
-runtime), or in-process (tests with mock_aws). Either way the state machine's Task states invoke
-the real release step through the real Lambda API, errors included.
+at the real handlers (callqueue.local.moto_patches.awslambda): over HTTP to a FunctionHost when
+moto runs in its own process (the local runtime), or in-process (tests with mock_aws). Either way
+the state machine's Task states invoke the real release step through the real Lambda API, errors
+included.
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ import time
 import traceback
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from moto.awslambda_simple.models import LambdaSimpleBackend
-
 Handler = Callable[[Any, Any], Any]
+
+# Lambda's header on an invocation whose function raised, and its value for an error the
+# function did not handle.
+FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
+UNHANDLED = "Unhandled"
+# Lambda's own ceiling on an invocation.
+MAX_INVOCATION_SECONDS = 900
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +84,8 @@ def run_function(name: str, handler: Handler, body: bytes | str | None) -> tuple
 
 class FunctionHost:
     """An HTTP endpoint on loopback that runs the app's functions for moto's Lambda backend
-    (see callqueue.local.moto_server): POST /functions/{name}/invocations with the event as body."""
+    (callqueue.local.moto_patches.awslambda): POST /functions/{name}/invocations with the event
+    as body."""
 
     def __init__(self, functions: dict[str, Handler]) -> None:
         self._functions = functions
@@ -99,7 +105,7 @@ class FunctionHost:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 if failed:
-                    self.send_header("X-Amz-Function-Error", "Unhandled")
+                    self.send_header(FUNCTION_ERROR_HEADER, UNHANDLED)
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -121,54 +127,6 @@ class FunctionHost:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-# A routed function's handler, and what its run is wrapped in.
-_routes: dict[str, tuple[Handler, Callable[[], AbstractContextManager[object]]]] = {}
-_routes_lock = threading.Lock()
-_original_invoke = LambdaSimpleBackend.invoke
-
-
-def _routed_invoke(
-    self: LambdaSimpleBackend,
-    function_name: str,
-    qualifier: str | None,
-    body: Any,
-    headers: Any,
-    response_headers: dict[str, str],
-) -> bytes | str | None:
-    name = function_name.rsplit(":", 1)[-1]
-    with _routes_lock:
-        route = _routes.get(name)
-    if route is None:
-        return _original_invoke(self, function_name, qualifier, body, headers, response_headers)
-    handler, while_invoking = route
-    # The handler's own requests are dispatched while this one waits for it.
-    with while_invoking():
-        payload, failed = run_function(name, handler, body)
-    if failed:
-        response_headers["x-amz-function-error"] = "Unhandled"
-    return payload
-
-
-@contextmanager
-def routed(
-    functions: dict[str, Handler],
-    while_invoking: Callable[[], AbstractContextManager[object]] = nullcontext,
-) -> Iterator[None]:
-    """In-process moto (tests): route Lambda invocations of these functions to their handlers.
-    `while_invoking` is entered around each handler's run (the tests let moto's lock go)."""
-    with _routes_lock:
-        _routes.update({name: (handler, while_invoking) for name, handler in functions.items()})
-        LambdaSimpleBackend.invoke = _routed_invoke  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        with _routes_lock:
-            for name in functions:
-                _routes.pop(name, None)
-            if not _routes:
-                LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
 
 
 def placeholder_zip() -> bytes:

@@ -321,7 +321,7 @@ class LocalRuntime:
                 "SENDER_LIMITS": self.options.sender_limits,
                 "SLOT_TOLERANCE_SECONDS": str(self.options.slot_tolerance_seconds),
                 "RATE_HEADROOM": str(self.options.rate_headroom),
-                # moto answers a request at a time (callqueue.local.moto_server.BackendLock) and
+                # moto answers a request at a time (moto_patches.locking.BackendLock) and
                 # takes about a second to serialize a 1 MB page of results, during which every
                 # call's requests wait: the reconciler reads a finished job's results in small
                 # pages.

@@ -1,8 +1,8 @@
 """The local runtime's moto server keeps DynamoDB's transaction semantics with its faster
-TransactWriteItems (callqueue.local.moto_server.speed_up_transactions) and conditions parsed once
-(speed_up_conditions), applies concurrent requests
-one at a time as AWS applies writes to an item (callqueue.local.moto_server.BackendLock), and keeps
-connections open as AWS does (callqueue.local.moto_server.KeepAliveHandler)."""
+TransactWriteItems (callqueue.local.moto_patches.dynamodb.speed_up_transactions) and conditions
+parsed once (speed_up_conditions), applies concurrent requests one at a time as AWS applies writes
+to an item (callqueue.local.moto_patches.locking.BackendLock), and keeps connections open as AWS
+does (callqueue.local.moto_server.KeepAliveHandler). The patches refuse another version of moto."""
 
 from __future__ import annotations
 
@@ -24,7 +24,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from callqueue.local.moto_server import BackendLock, _Body, lock_keys
+from callqueue.local.moto_patches import (
+    PINNED_MOTO_VERSION,
+    MotoVersionError,
+    check_moto_version,
+)
+from callqueue.local.moto_patches.lock_keys import lock_keys
+from callqueue.local.moto_patches.locking import BackendLock
+from callqueue.local.moto_server import _Body
 from chalicelib.sending.ledger import CallLedger
 from tests.tables import create_ledger_table
 
@@ -558,3 +565,9 @@ def test_backend_locks_are_let_go_for_a_wait_and_taken_back_after() -> None:
         other_done.set()
     poller.join(10)
     assert seen == [False, True, True]
+
+
+def test_the_moto_patches_refuse_another_version_of_moto() -> None:
+    check_moto_version(PINNED_MOTO_VERSION)
+    with pytest.raises(MotoVersionError, match=r"moto 5\.3\.0 is installed"):
+        check_moto_version("5.3.0")
