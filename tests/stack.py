@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from callqueue.deploy.stack import deploy_stack, expose_state_machine_to_interpreter
+from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
 from callqueue.local import lambdas
 from callqueue.local.emulator import TwilioEmulator
 from callqueue.local.moto_patches.awslambda import routed
@@ -76,7 +76,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
     }
     with mock_aws(config=config):  # type: ignore[arg-type]
         cloudformation = boto3.client("cloudformation")
-        env = deploy_stack(cloudformation, "callqueue-dev", {"Stage": "dev"}, moto=True, poll=0.05)
+        env = deploy_into_moto(cloudformation, "callqueue-dev", {"Stage": "dev"}, poll=0.05)
         expose_state_machine_to_interpreter(
             cloudformation, boto3.client("stepfunctions"), "callqueue-dev", env
         )

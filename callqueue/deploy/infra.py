@@ -26,6 +26,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from callqueue.deploy.moto_stack import deploy_into_moto
 from callqueue.deploy.stack import PROJECT_DIR, StackError, deploy_stack, failure_reasons
 from chalicelib.errors import CallqueueError
 
@@ -78,9 +79,8 @@ def deploy(
     the functions' environment variables. `moto`: the tests' and the local runtime's target."""
     name = stack_name(stage)
     try:
-        env = deploy_stack(
-            cloudformation, name, {"Stage": stage, **(parameters or {})}, moto=moto, poll=poll
-        )
+        deploy = deploy_into_moto if moto else deploy_stack
+        env = deploy(cloudformation, name, {"Stage": stage, **(parameters or {})}, poll=poll)
     except StackError as error:
         raise InfraError(str(error)) from error
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]

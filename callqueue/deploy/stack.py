@@ -1,7 +1,8 @@
 """The infrastructure stack: renders .chalice/infrastructure.yaml, deploys it with CloudFormation.
 
-The same function deploys to AWS and, locally, into moto, so the local resources are the deployed
-ones and not a second hand-written list. Stack outputs become the handlers' environment variables.
+The same function deploys to AWS and, locally, into moto (moto_stack), so the local resources are
+the deployed ones and not a second hand-written list. Stack outputs become the handlers'
+environment variables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import boto3
 import yaml
 
 from chalicelib.errors import CallqueueError
@@ -68,107 +68,59 @@ def render_template(
     return document
 
 
-def moto_compatible(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Work around moto gaps (harness only): the template without the resources moto's
-    CloudFormation cannot create, and without what refers to them, for deploying into moto.
-
-    moto 5.2.5 has no CloudFormation model for AWS::S3::BucketPolicy, AWS::SQS::QueuePolicy,
-    AWS::CloudWatch::Alarm or AWS::SNS::Subscription: it skips the policies with a warning and
-    fails the stack on a reference to an alarm (the dashboard's). moto enforces no policies and
-    raises no alarms anyway. Returns the document and the logical ids left out, sorted.
-    """
-    # moto is the harness's dependency: `callqueue infra deploy` to AWS does not import it.
-    from moto.cloudformation.parsing import get_model_map  # noqa: PLC0415
-
-    supported = get_model_map()
-    resources = dict(document["Resources"])
-    dropped = {name for name, r in resources.items() if r["Type"] not in supported}
-    while True:
-        dependents = {
-            name
-            for name, resource in resources.items()
-            if name not in dropped and _refers_to(resource, dropped)
-        }
-        if not dependents:
-            break
-        dropped |= dependents
-    outputs = {
-        name: output
-        for name, output in document.get("Outputs", {}).items()
-        if not _refers_to(output, dropped)
-    }
-    kept = {name: r for name, r in resources.items() if name not in dropped}
-    return {**document, "Resources": kept, "Outputs": outputs}, sorted(dropped)
-
-
-def _refers_to(node: Any, names: set[str]) -> bool:
-    """Whether a template fragment names one of the logical ids (Ref, GetAtt, Sub, DependsOn)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and value in names:
-                return True
-            if key == "Fn::GetAtt" and value[0] in names:
-                return True
-            if key == "DependsOn" and set([value] if isinstance(value, str) else value) & names:
-                return True
-            if key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
-                if any(f"${{{n}}}" in text or f"${{{n}." in text for n in names):
-                    return True
-            if _refers_to(value, names):
-                return True
-        return False
-    if isinstance(node, list):
-        return any(_refers_to(item, names) for item in node)
-    return False
-
-
 def deploy_stack(
     cloudformation: Any,
     stack_name: str,
     parameters: Mapping[str, str],
     *,
-    moto: bool = False,
+    document: Mapping[str, Any] | None = None,
     timeout: float = 600.0,
     poll: float = 2.0,
 ) -> dict[str, str]:
     """Create the stack (or update it) and return its outputs as environment variables.
 
-    `moto`: deploy into moto (the local runtime, the tests), leaving out what it cannot create.
+    `document`: the template to deploy (default: `render_template()`; moto_stack gives moto's).
     """
-    full = render_template()
-    document = moto_compatible(full)[0] if moto else full
-    body = json.dumps(document)
+    body = json.dumps(document if document is not None else render_template())
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    _create_or_update(cloudformation, stack_name, body, params)
+    stack = _wait_until_deployed(cloudformation, stack_name, timeout=timeout, poll=poll)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return {env: outputs[key] for key, env in OUTPUT_ENV.items()}
+
+
+def _create_or_update(
+    cloudformation: Any, stack_name: str, body: str, params: list[dict[str, str]]
+) -> None:
+    request = {
+        "StackName": stack_name,
+        "TemplateBody": body,
+        "Parameters": params,
+        "Capabilities": ["CAPABILITY_IAM"],
+    }
     try:
         cloudformation.describe_stacks(StackName=stack_name)
-        exists = True
     except cloudformation.exceptions.ClientError:
-        exists = False
-    if exists:
-        try:
-            cloudformation.update_stack(
-                StackName=stack_name,
-                TemplateBody=body,
-                Parameters=params,
-                Capabilities=["CAPABILITY_IAM"],
-            )
-        except cloudformation.exceptions.ClientError as error:
-            if "No updates are to be performed" not in str(error):
-                raise
-    else:
-        cloudformation.create_stack(
-            StackName=stack_name,
-            TemplateBody=body,
-            Parameters=params,
-            Capabilities=["CAPABILITY_IAM"],
-        )
+        cloudformation.create_stack(**request)
+        return
+    try:
+        cloudformation.update_stack(**request)
+    except cloudformation.exceptions.ClientError as error:
+        if "No updates are to be performed" not in str(error):
+            raise
+
+
+def _wait_until_deployed(
+    cloudformation: Any, stack_name: str, *, timeout: float, poll: float
+) -> dict[str, Any]:
+    """The stack once created or updated; StackError, with the failed resources' reasons, if it
+    failed or rolled back, or is still in progress after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        stack: dict[str, Any] = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
         status = stack["StackStatus"]
         if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
-            break
+            return stack
         if status.endswith(("_FAILED", "ROLLBACK_COMPLETE")):
             reasons = failure_reasons(cloudformation, stack_name)
             hint = (
@@ -183,51 +135,6 @@ def deploy_stack(
         if time.monotonic() > deadline:
             raise StackError(f"stack {stack_name}: still {status} after {timeout:.0f} s")
         time.sleep(poll)
-    if moto:
-        subscribe_queues(cloudformation, stack_name, full)
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return {env: outputs[key] for key, env in OUTPUT_ENV.items()}
-
-
-def subscribe_queues(cloudformation: Any, stack_name: str, document: Mapping[str, Any]) -> None:
-    """Work around a moto gap (harness only): moto's CloudFormation has no
-    AWS::SNS::Subscription, so the template's subscriptions of queues to topics are made here
-    through the SNS API, with the attributes the template gives them (raw delivery, a filter
-    policy). Others (the alerts' e-mail) have nothing to deliver to locally."""
-    # moto's endpoint comes from the environment (AWS_ENDPOINT_URL), as for the stack's client.
-    region = cloudformation.meta.region_name
-    sns = boto3.client("sns", region_name=region)
-    sqs = boto3.client("sqs", region_name=region)
-    physical = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
-        if "PhysicalResourceId" in r
-    }
-
-    def resolve(value: Any) -> str:
-        if isinstance(value, dict) and "Ref" in value:
-            return str(physical[value["Ref"]])
-        if isinstance(value, dict) and value.get("Fn::GetAtt", [None, None])[1] == "Arn":
-            url = physical[value["Fn::GetAtt"][0]]  # a queue: its URL
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-            return str(attributes["Attributes"]["QueueArn"])
-        raise StackError(f"cannot resolve {value!r} for a local subscription")
-
-    for resource in document["Resources"].values():
-        properties = resource.get("Properties", {})
-        if resource["Type"] != "AWS::SNS::Subscription" or properties.get("Protocol") != "sqs":
-            continue
-        attributes = {}
-        if properties.get("RawMessageDelivery"):
-            attributes["RawMessageDelivery"] = "true"
-        if "FilterPolicy" in properties:
-            attributes["FilterPolicy"] = json.dumps(properties["FilterPolicy"])
-        sns.subscribe(
-            TopicArn=resolve(properties["TopicArn"]),
-            Protocol="sqs",
-            Endpoint=resolve(properties["Endpoint"]),
-            Attributes=attributes,
-        )
 
 
 def failure_reasons(cloudformation: Any, stack_name: str, *, limit: int = 10) -> list[str]:
@@ -238,26 +145,3 @@ def failure_reasons(cloudformation: Any, stack_name: str, *, limit: int = 10) ->
         for e in events
         if e["ResourceStatus"].endswith("_FAILED")
     ][:limit]
-
-
-def expose_state_machine_to_interpreter(
-    cloudformation: Any, sfn: Any, stack_name: str, outputs: Mapping[str, str]
-) -> None:
-    """Work around a moto gap (harness only): with `execute_state_machine` on, moto's Step
-    Functions API answers from its interpreter's backend, which does not see state machines made
-    by CloudFormation. Create the stack's state machine there too, under the same name and so the
-    same ARN, with the definition CloudFormation resolved."""
-    arn = outputs["STATE_MACHINE_ARN"]
-    _, _, _, region, account, _, name = arn.split(":")
-    stage = next(
-        p["ParameterValue"]
-        for p in cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["Parameters"]
-        if p["ParameterKey"] == "Stage"
-    )
-    stack_outputs = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]
-    role_arn = next(
-        o["OutputValue"] for o in stack_outputs if o["OutputKey"] == "StateMachineRoleArn"
-    )
-    function_arn = f"arn:aws:lambda:{region}:{account}:function:callqueue-{stage}-release_chunk"
-    definition = STATE_MACHINE.read_text().replace("${ReleaseChunkFunctionArn}", function_arn)
-    sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)

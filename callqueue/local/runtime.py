@@ -31,7 +31,8 @@ import boto3
 import requests
 from botocore.config import Config
 
-from callqueue.deploy.stack import PROJECT_DIR, deploy_stack, expose_state_machine_to_interpreter
+from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
+from callqueue.deploy.stack import PROJECT_DIR
 from callqueue.local import lambdas
 from callqueue.local.api_server import ApiServer
 from callqueue.local.emulator import (
@@ -269,7 +270,7 @@ class LocalRuntime:
             timeout=10,
         ).raise_for_status()
         cloudformation = self.client("cloudformation")
-        self.env = deploy_stack(
+        self.env = deploy_into_moto(
             cloudformation,
             f"callqueue-{self.options.stage}",
             {
@@ -278,7 +279,6 @@ class LocalRuntime:
                 "MaxReceiveCount": str(self.options.max_receive_count),
                 "SinkVisibilityTimeout": str(self.options.visibility_timeout),
             },
-            moto=True,
             poll=0.1,
         )
         expose_state_machine_to_interpreter(

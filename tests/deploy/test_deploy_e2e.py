@@ -5,7 +5,7 @@ with the configuration Lambda holds.
 
 moto gaps, worked around here only:
 - CloudFormation: no model for bucket and queue policies, alarms or email subscriptions; they are
-  left out of what is deployed (callqueue.deploy.stack.moto_compatible; test_infrastructure
+  left out of what is deployed (callqueue.deploy.moto_stack.moto_compatible; test_infrastructure
   checks them).
 - API Gateway: ImportRestApi takes only OpenAPI 3 and CreateDeployment wants a method with an
   integration; Chalice imports Swagger 2.0. The REST API is created empty with one mock method,
