@@ -18,7 +18,9 @@ from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECO
 from chalicelib.errors import CallqueueError
 
 if TYPE_CHECKING:
-    from callqueue.local.runtime import LocalRuntime, Options, Tally
+    from callqueue.local.options import Options
+    from callqueue.local.outcomes import Tally
+    from callqueue.local.runtime import LocalRuntime
 
 EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE = 0, 1, 2
 
@@ -338,7 +340,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    from callqueue.local.runtime import Options
+    from callqueue.local.options import Options
 
     return Options(
         cps=args.cps,

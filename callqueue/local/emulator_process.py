@@ -24,11 +24,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from callqueue.local import child_process
 from callqueue.local.emulator import DEFAULT_SLOW_SECONDS, TwilioEmulator
 from callqueue.local.faults import FaultSpec
 
 Json = dict[str, Any]
-STOP_TIMEOUT_SECONDS = 10
 
 
 class EmulatorProcess:
@@ -98,27 +98,19 @@ class EmulatorProcess:
             return list(self._seen)
 
     def start(self) -> None:
-        self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "callqueue.local.emulator_process", json.dumps(self._config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+        self._process = child_process.spawn(
+            "callqueue.local.emulator_process", json.dumps(self._config)
         )
-        assert self._process.stdout is not None  # noqa: S101 - piped above
-        ready = self._process.stdout.readline().split()
-        if ready[:1] != ["READY"] or len(ready) != 2:
+        ready = child_process.ready(self._process)
+        if ready is None or len(ready) != 1:
             self.stop()
             raise RuntimeError("the Twilio emulator did not start")
-        self._base_url = ready[1]
+        self._base_url = ready[0]
 
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            try:
-                process.communicate(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+            child_process.stop(process)
         self._base_url = None
 
 
@@ -140,8 +132,7 @@ def main(argv: list[str]) -> int:
         test_credentials=bool(config["test_credentials"]),
     )
     emulator.start()
-    print(f"READY {emulator.base_url}", flush=True)
-    sys.stdin.read()
+    child_process.serve_until_stdin_closes(emulator.base_url)
     emulator.stop()
     return 0
 

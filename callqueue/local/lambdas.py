@@ -35,6 +35,10 @@ MAX_INVOCATION_SECONDS = 900
 log = logging.getLogger(__name__)
 
 
+class SimulatedCrash(BaseException):
+    """The invocation dies as a Lambda timeout would: nothing after it runs, no cleanup."""
+
+
 @dataclass
 class LambdaContext:
     """The parts of Lambda's context object that handlers read."""

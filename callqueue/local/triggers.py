@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +29,16 @@ from chalice.app import (
     SQSEventConfig,
 )
 
-from callqueue.local.lambdas import Handler, function_name, invoke_handler
+from callqueue.local.lambda_events import (
+    batch_item_failures,
+    is_s3_test_event,
+    rate_seconds,
+    s3_event,
+    scheduled_event,
+    sns_event,
+    sqs_event,
+)
+from callqueue.local.lambdas import Handler, SimulatedCrash, function_name, invoke_handler
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +54,6 @@ POLLERS = 2
 MAX_IDLE_POLL_SECONDS = 1.0
 # Batching windows (up to 300 s in Lambda) are capped locally so a run ends in seconds.
 MAX_LOCAL_BATCHING_WINDOW = 1.0
-
-
-class SimulatedCrash(BaseException):
-    """The invocation dies as a Lambda timeout would: nothing after it runs, no cleanup."""
 
 
 @dataclass
@@ -129,7 +132,7 @@ class Triggers:
                 url = self._async_queue(name, failed_arn)
                 s3_by_bucket.setdefault(config.bucket, []).append((config, url))
                 self._sources.append(
-                    Source(name, handler, url, 1, 2, _s3_event, ignore=_is_s3_test_event)
+                    Source(name, handler, url, 1, 2, s3_event, ignore=is_s3_test_event)
                 )
             elif isinstance(config, SQSEventConfig):
                 queue = config.queue or (config.queue_arn or "").rsplit(":", 1)[-1]
@@ -149,7 +152,7 @@ class Triggers:
             elif isinstance(config, SNSEventConfig):
                 url = self._async_queue(name, failed_arn)
                 self._subscribe(config.topic, url)
-                self._sources.append(Source(name, handler, url, 1, 2, _sns_event))
+                self._sources.append(Source(name, handler, url, 1, 2, sns_event))
             elif isinstance(config, ScheduledEventConfig):
                 self._schedule(name, handler, config.schedule_expression)
             else:
@@ -223,27 +226,7 @@ class Triggers:
 
     def _sqs_event(self, url: str) -> Callable[[list[dict[str, Any]]], Any]:
         arn = self._queue_arn(url)
-        region = self._region
-
-        def to_event(messages: list[dict[str, Any]]) -> Any:
-            return {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": m.get("Attributes", {}),
-                        "messageAttributes": m.get("MessageAttributes", {}),
-                        "md5OfBody": m.get("MD5OfBody", ""),
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": arn,
-                        "awsRegion": region,
-                    }
-                    for m in messages
-                ]
-            }
-
-        return to_event
+        return lambda messages: sqs_event(messages, arn, self._region)
 
     def _schedule(self, name: str, handler: Handler, expression: Any) -> None:
         period = rate_seconds(expression)
@@ -255,18 +238,7 @@ class Triggers:
 
         def run() -> None:
             while not self._stop.wait(period):
-                event = {
-                    "version": "0",
-                    "id": str(uuid.uuid4()),
-                    "account": self._account,
-                    "detail-type": "Scheduled Event",
-                    "source": "aws.events",
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "region": self._region,
-                    "resources": [],
-                    "detail": {},
-                }
-                self._invoke(name, handler, event)
+                self._invoke(name, handler, scheduled_event(self._account, self._region))
 
         self._scheduled.append(threading.Thread(target=run, name=name, daemon=True))
 
@@ -338,7 +310,7 @@ class Triggers:
             )
             if result is _FAILED:
                 return  # left on the queue: visible again after the visibility timeout
-            keep = _batch_item_failures(result)
+            keep = batch_item_failures(result)
             done = [m for m in messages if m["MessageId"] not in keep]
             for start in range(0, len(done), 10):
                 sqs.delete_message_batch(
@@ -371,59 +343,3 @@ class Triggers:
 
 
 _FAILED = object()
-
-
-def _is_s3_test_event(message: dict[str, Any]) -> bool:
-    # S3 sends a test event when a notification is configured; Lambda never sees it.
-    body = json.loads(message["Body"])
-    return isinstance(body, dict) and body.get("Event") == "s3:TestEvent"
-
-
-def _s3_event(messages: list[dict[str, Any]]) -> Any:
-    return json.loads(messages[0]["Body"])
-
-
-def _sns_event(messages: list[dict[str, Any]]) -> Any:
-    note = json.loads(messages[0]["Body"])
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": note.get("TopicArn", "") + ":local",
-                "Sns": {
-                    "Type": note.get("Type", "Notification"),
-                    "MessageId": note.get("MessageId", ""),
-                    "TopicArn": note.get("TopicArn", ""),
-                    "Subject": note.get("Subject"),
-                    "Message": note.get("Message", ""),
-                    "Timestamp": note.get("Timestamp", ""),
-                    "SignatureVersion": note.get("SignatureVersion", "1"),
-                    "Signature": note.get("Signature", ""),
-                    "SigningCertUrl": note.get("SigningCertURL", ""),
-                    "UnsubscribeUrl": note.get("UnsubscribeURL", ""),
-                    "MessageAttributes": note.get("MessageAttributes", {}),
-                },
-            }
-        ]
-    }
-
-
-def _batch_item_failures(result: Any) -> set[str]:
-    if isinstance(result, dict):
-        failures = result.get("batchItemFailures") or []
-        return {str(f.get("itemIdentifier")) for f in failures if isinstance(f, dict)}
-    return set()
-
-
-_RATE = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-def rate_seconds(expression: Any) -> float | None:
-    """Seconds between runs of a `rate(...)` schedule (a string or Chalice's Rate)."""
-    text = expression if isinstance(expression, str) else expression.to_string()
-    match = _RATE.fullmatch(text.strip())
-    if match is None:
-        return None
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]

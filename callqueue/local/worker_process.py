@@ -35,16 +35,22 @@ from typing import Any
 import boto3
 import requests
 
+from callqueue.local import child_process
 from callqueue.local.faults import FAULT_HEADER
-from callqueue.local.lambdas import Handler, function_name, run_function
-from callqueue.local.triggers import SimulatedCrash
+from callqueue.local.lambdas import (
+    FUNCTION_ERROR_HEADER,
+    MAX_INVOCATION_SECONDS,
+    UNHANDLED,
+    Handler,
+    SimulatedCrash,
+    function_name,
+    run_function,
+)
 from chalicelib.twilio.gateway import CapturingHttpClient
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
+WORKER = "callqueue.local.worker_process"
 CRASHED_HEADER = "X-Callqueue-Crashed"
-# Lambda's own ceiling on an invocation.
-MAX_INVOCATION_SECONDS = 900
 # A Lambda instance has a share of CPU of its own; here the sender shares two cores with moto,
 # the emulator and the runtime, and a thread waking for its slot waited behind them (p90 3.3 ms,
 # p99 7.9 ms late at 200 CPS, measured). Where the OS allows it (Linux, as root or within
@@ -133,30 +139,18 @@ class Worker:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        for _ in range(self._count):  # started together, each then read for its READY
-            self._processes.append(
-                subprocess.Popen(  # noqa: S603 - our own module, no shell
-                    [
-                        sys.executable,
-                        "-m",
-                        "callqueue.local.worker_process",
-                        self._stage,
-                        ",".join(self._names),
-                    ],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    cwd=self._project_dir,
-                )
-            )
+        # Started together, each then read for its READY.
+        self._processes = [
+            child_process.spawn(WORKER, self._stage, ",".join(self._names), cwd=self._project_dir)
+            for _ in range(self._count)
+        ]
         for process in self._processes:
-            assert process.stdout is not None  # noqa: S101 - a pipe, asked for above
-            ready = process.stdout.readline().split()
-            if ready[:1] != ["READY"]:
+            ready = child_process.ready(process)
+            if ready is None:
                 self.stop()  # the others too: none is left running
                 raise RuntimeError("the sender's worker process did not start")
-            self.urls.append(ready[1])
-            self.scheduling = ready[2] if len(ready) > 2 else NORMAL
+            self.urls.append(ready[0])
+            self.scheduling = ready[1] if len(ready) > 1 else NORMAL
         self._busy = [0] * len(self.urls)
 
     @property
@@ -207,15 +201,8 @@ class Worker:
     def stop(self) -> None:
         with self._lock:
             processes, self._processes, self.urls, self._busy = self._processes, [], [], []
-        for process in processes:
-            if process.stdin is not None:
-                process.stdin.close()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # a batch still in flight: not wanted any more
-                process.kill()
-                process.wait()
+        # A batch still in flight when the timeout runs out is not wanted any more.
+        child_process.stop_all(processes)
 
 
 def serve(
@@ -238,7 +225,7 @@ def serve(
             except SimulatedCrash:  # a BaseException: the invocation died, nothing answered
                 self._answer(200, b"null", {CRASHED_HEADER: "1"})
                 return
-            self._answer(200, payload, {FUNCTION_ERROR_HEADER: "Unhandled"} if failed else {})
+            self._answer(200, payload, {FUNCTION_ERROR_HEADER: UNHANDLED} if failed else {})
 
         def do_GET(self) -> None:
             self._answer(200, json.dumps(counts()).encode(), {})
@@ -332,8 +319,7 @@ def main(argv: list[str]) -> int:
     server = serve(functions, lambda: dict(counter.counts))
     threading.Thread(target=server.serve_forever, name="worker-server", daemon=True).start()
     host, port = server.server_address[:2]
-    print(f"READY http://{host!s}:{port} {scheduling}", flush=True)
-    sys.stdin.read()
+    child_process.serve_until_stdin_closes(f"http://{host!s}:{port}", scheduling)
     server.shutdown()
     return 0
 

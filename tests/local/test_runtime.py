@@ -379,7 +379,7 @@ def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> Non
 
 
 def test_a_tally_snapshot_keeps_its_counts_and_codes_while_calls_go_on_settling() -> None:
-    from callqueue.local.runtime import Tally
+    from callqueue.local.outcomes import Tally
 
     def failed(row: int) -> dict[str, Any]:
         return {"job_id": "j", "row": row, "outcome": "failed", "error": {"code": 21212}}

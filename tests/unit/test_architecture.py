@@ -34,7 +34,7 @@ ROOT_EXEMPT = {
     # Chalice turns its view errors into HTTP answers: the API's 413 must be one.
     "chalicelib.api.jobs.PayloadTooLargeError",
     # Escapes `except Exception` on purpose, as a Lambda dying would.
-    "callqueue.local.triggers.SimulatedCrash",
+    "callqueue.local.lambdas.SimulatedCrash",
 }
 
 
