@@ -146,23 +146,29 @@ def emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Settings named on the command line as in Options.
+_SAME_NAMES = (
+    "requests_log",
+    "faults",
+    "lookup_faults",
+    "latency",
+    "concurrency_limit",
+    "account_cps",
+    "sender_limits",
+    "rate_headroom",
+    "seed",
+)
+
+
 def _options(args: argparse.Namespace) -> Options:
     from callqueue.local.options import Options
 
     return Options(
         cps=args.cps,
         window_seconds=args.window,
-        requests_log=args.requests_log,
-        faults=args.faults,
-        lookup_faults=args.lookup_faults,
-        **({} if args.slow_seconds is None else {"slow_seconds": args.slow_seconds}),
-        latency=args.latency,
-        concurrency_limit=args.concurrency_limit,
-        account_cps=args.account_cps,
-        sender_limits=args.sender_limits,
         slot_tolerance_seconds=args.slot_tolerance,
-        rate_headroom=args.rate_headroom,
-        seed=args.seed,
+        **({} if args.slow_seconds is None else {"slow_seconds": args.slow_seconds}),
+        **{name: getattr(args, name) for name in _SAME_NAMES},
     )
 
 

@@ -25,7 +25,7 @@ PUBLISH_ALLOWANCE_SECONDS = 15
 
 @dataclass(frozen=True)
 class Options:
-    # -- the rate, as the handlers read it (chalicelib.config) --
+    # -- the handlers' settings (chalicelib.config), waits and retries shorter than deployed --
     cps: int = 50
     window_seconds: int = 900
     # The account's calls per second, shared by all jobs (None: the same as cps).
@@ -34,6 +34,16 @@ class Options:
     # As deployed.
     slot_tolerance_seconds: float = float(DEFAULT_SLOT_TOLERANCE_SECONDS)
     rate_headroom: float = float(DEFAULT_RATE_HEADROOM)
+    max_attempts: int = 5
+    # Retries back off from half a second locally (2 s in a deployment) so a run ends sooner.
+    backoff_base_seconds: float = 0.5
+    systemic_error_threshold: int = 3
+    # A call not done after this many seconds is in doubt. Longer than a sender's batch can
+    # take here (claims, slots, holds and calls against a busy moto), as the deployment's 90 s
+    # is longer than the sender's 60 s Lambda timeout. Its half is a claimed row's deadline for
+    # its call: 30 s holds twenty instances' rows at twice the account's rate (two jobs sharing
+    # 100 CPS take 20 s a batch); with 15 s the last rows were given back and came in a 6 s tail.
+    in_doubt_after_seconds: float = 60.0
 
     # -- the emulated Twilio --
     requests_log: Path | None = None
@@ -46,21 +56,11 @@ class Options:
     concurrency_limit: int | None = None
     seed: int | None = None
 
-    # -- the deployment's waits and retries, shorter here --
+    # -- the stack's queues (its parameters) --
     # Locally a crashed batch comes back after seconds, not the deployment's 6 minutes (the send
     # queue's is longer: send_visibility_timeout).
     visibility_timeout: int = 15
     max_receive_count: int = 5
-    max_attempts: int = 5
-    # Retries back off from half a second locally (2 s in a deployment) so a run ends sooner.
-    backoff_base_seconds: float = 0.5
-    systemic_error_threshold: int = 3
-    # A call not done after this many seconds is in doubt. Longer than a sender's batch can
-    # take here (claims, slots, holds and calls against a busy moto), as the deployment's 90 s
-    # is longer than the sender's 60 s Lambda timeout. Its half is a claimed row's deadline for
-    # its call: 30 s holds twenty instances' rows at twice the account's rate (two jobs sharing
-    # 100 CPS take 20 s a batch); with 15 s the last rows were given back and came in a 6 s tail.
-    in_doubt_after_seconds: float = 60.0
 
     # -- the runtime itself --
     stage: str = "local"
