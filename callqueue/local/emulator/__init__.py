@@ -127,15 +127,13 @@ from callqueue.local.emulator.core import (
     DEFAULT_API_KEY_SECRET,
     DEFAULT_API_KEY_SID,
     DEFAULT_AUTH_TOKEN,
-    INVALID_NUMBER,
-    LANDLINE_NUMBER,
-    VALID_FROM,
     Form,
     Json,
     error_body,
 )
 from callqueue.local.emulator.lists import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from callqueue.local.emulator.lookup import LOOKUP_FIELDS, parse_number
+from callqueue.local.emulator.magic_numbers import INVALID_NUMBER, LANDLINE_NUMBER, VALID_FROM
 from callqueue.local.emulator.messages import (
     FULL_QUEUE_FROM,
     MAX_BODY_LENGTH,

@@ -6,9 +6,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from callqueue.local.emulator.core import (
-    API_VERSION,
-    INVALID_NUMBER,
-    VALID_FROM,
     Form,
     Json,
     _ApiError,
@@ -16,35 +13,33 @@ from callqueue.local.emulator.core import (
     _is_e164,
     _nanp_format,
     _new_sid,
+    _outbound_resource,
     _Reply,
     _rfc2822,
 )
 from callqueue.local.emulator.lists import _Listing
+from callqueue.local.emulator.magic_numbers import INVALID_NUMBER, VALID_FROM
 from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
+
+# A call's subresources: key in `subresource_uris`, name in the URI.
+_SUBRESOURCES = {
+    "notifications": "Notifications",
+    "recordings": "Recordings",
+    "payments": "Payments",
+    "events": "Events",
+    "siprec": "Siprec",
+    "streams": "Streams",
+    "transcriptions": "Transcriptions",
+    "user_defined_message_subscriptions": "UserDefinedMessageSubscriptions",
+    "user_defined_messages": "UserDefinedMessages",
+}
 
 
 def _call_resource(account_sid: str, sid: str, now: float, caller: str, to: str) -> Json:
     """The call as its creation answers it (queued, not yet dialled)."""
-    uri = f"/{API_VERSION}/Accounts/{account_sid}/Calls/{sid}"
-    subresources = {
-        "notifications": "Notifications",
-        "recordings": "Recordings",
-        "payments": "Payments",
-        "events": "Events",
-        "siprec": "Siprec",
-        "streams": "Streams",
-        "transcriptions": "Transcriptions",
-        "user_defined_message_subscriptions": "UserDefinedMessageSubscriptions",
-        "user_defined_messages": "UserDefinedMessages",
-    }
-    return {
-        "account_sid": account_sid,
+    fields = {
         "answered_by": None,
-        "api_version": API_VERSION,
         "caller_name": None,
-        "date_created": _rfc2822(now),
-        "date_updated": _rfc2822(now),
-        "direction": "outbound-api",
         "duration": None,
         "end_time": None,
         "forwarded_from": None,
@@ -53,18 +48,12 @@ def _call_resource(account_sid: str, sid: str, now: float, caller: str, to: str)
         "group_sid": None,
         "parent_call_sid": None,
         "phone_number_sid": _new_sid("PN"),
-        "price": None,
-        "price_unit": "USD",
         "queue_time": "0",
-        "sid": sid,
         "start_time": None,
-        "status": "queued",
-        "subresource_uris": {k: f"{uri}/{v}.json" for k, v in subresources.items()},
-        "to": to,
         "to_formatted": (_nanp_format(to[2:]) if to.startswith("+1") and len(to) == 12 else to),
         "trunk_sid": None,
-        "uri": f"{uri}.json",
     }
+    return _outbound_resource(account_sid, "Calls", sid, now, "queued", to, _SUBRESOURCES, fields)
 
 
 class _CallsApi(_AccountStore):
@@ -133,20 +122,16 @@ class _CallsApi(_AccountStore):
         }
 
     def fetch_call(self, sid: str, path: str) -> _Reply:
-        stored = self._find(self._calls, sid, path)
-        return _Reply(200, self.call_view(stored, self._clock()))
+        return _Reply(200, self.call_view(self._find(self._calls, sid, path), self._clock()))
 
     def list_calls(self, path: str, query: Form) -> _Reply:
         now = self._clock()
         listing = _Listing(query)
-        listing.equal("To", lambda c: c.resource["to"])
-        listing.equal("From", lambda c: c.resource["from"])
+        listing.addressed()
         listing.equal("Status", lambda c: c.stage_at(now).status)
         # A queued call has not been dialled: no start_time, so no StartTime filter returns it.
         listing.dates("StartTime", lambda c: c.reached("ringing", now), before_inclusive=False)
+        calls = self._newest_first(self._calls)
         return _Reply(
-            200,
-            listing.page_2010(
-                path, "calls", self._newest_first(self._calls), lambda c: self.call_view(c, now)
-            ),
+            200, listing.page_2010(path, "calls", calls, lambda c: self.call_view(c, now))
         )

@@ -1,7 +1,6 @@
-"""What every part of the emulator shares: the default fake credentials, the API version and the
-test-credential magic numbers that more than one API checks, the JSON and form types, Twilio's
-error answer (`_ApiError`, `error_body`, `_Reply`) and small helpers on forms, SIDs, numbers and
-times."""
+"""What every part of the emulator shares: the default fake credentials, the API version, the JSON
+and form types, Twilio's error answer (`_ApiError`, `error_body`, `_Reply`), the fields of a
+created resource, and small helpers on forms, SIDs, numbers and times."""
 
 from __future__ import annotations
 
@@ -22,9 +21,6 @@ DEFAULT_API_KEY_SID = "SKfeedfacefeedfacefeedfacefeedface"
 DEFAULT_API_KEY_SECRET = "emulator-api-key-secret-not-a-secret"  # noqa: S105 - a fixed local fake
 
 API_VERSION = "2010-04-01"
-VALID_FROM = "+15005550006"
-INVALID_NUMBER = "+15005550001"
-LANDLINE_NUMBER = "+15005550009"
 
 Json = dict[str, Any]
 Form = Mapping[str, Sequence[str]]
@@ -100,3 +96,34 @@ def _is_e164(number: str) -> bool:
 
 def _nanp_format(national: str) -> str:
     return f"({national[:3]}) {national[3:6]}-{national[6:]}"
+
+
+def _outbound_resource(
+    account_sid: str,
+    collection: str,
+    sid: str,
+    now: float,
+    status: str,
+    to: str,
+    subresources: Mapping[str, str],
+    fields: Json,
+) -> Json:
+    """A 2010-04-01 resource of `collection` (Messages, Calls) as its creation answers it: the
+    fields every such resource has and the resource's own `fields`, in Twilio's order (by name).
+    `subresources` maps each subresource's key to its name in the URI."""
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/{collection}/{sid}"
+    shared = {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "date_created": _rfc2822(now),
+        "date_updated": _rfc2822(now),
+        "direction": "outbound-api",
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": status,
+        "subresource_uris": {k: f"{uri}/{v}.json" for k, v in subresources.items()},
+        "to": to,
+        "uri": f"{uri}.json",
+    }
+    return dict(sorted({**shared, **fields}.items()))

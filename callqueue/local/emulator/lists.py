@@ -16,6 +16,9 @@ from callqueue.local.emulator.store import _Stored
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
+# How a list shows one of its records.
+View = Callable[[_Stored], Json]
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -66,6 +69,11 @@ class _Listing:
         if value is None:
             self.filters.append((name, wanted))
         self._checks.append(lambda record: field_of(record) == wanted)
+
+    def addressed(self) -> None:
+        """The To and From filters of an outbound resource (a message, a call)."""
+        self.equal("To", lambda record: record.resource["to"])
+        self.equal("From", lambda record: record.resource["from"])
 
     def dates(
         self, name: str, when: Callable[[_Stored], float | None], *, before_inclusive: bool
@@ -139,23 +147,19 @@ class _Listing:
             params.append(("PageToken", page_token))
         return urlencode(params)
 
-    def _cursors(
-        self, items: list[_Stored], has_previous: bool, has_next: bool
-    ) -> tuple[str | None, str | None]:
+    def _window(
+        self, newest_first: Sequence[_Stored]
+    ) -> tuple[list[_Stored], str | None, str | None]:
+        """This page's records, and the query strings of the pages before and after it (None
+        where there is none)."""
+        items, has_previous, has_next = self._select(newest_first)
         previous = self._query_string(self.page - 1, "PB" + items[0].sid) if has_previous else None
         following = self._query_string(self.page + 1, "PA" + items[-1].sid) if has_next else None
-        return previous, following
+        return items, previous, following
 
-    def page_2010(
-        self,
-        path: str,
-        key: str,
-        newest_first: Sequence[_Stored],
-        view: Callable[[_Stored], Json],
-    ) -> Json:
+    def page_2010(self, path: str, key: str, newest_first: Sequence[_Stored], view: View) -> Json:
         """A 2010-04-01 list page: relative ``*_page_uri``s, ``start`` and ``end``."""
-        items, has_previous, has_next = self._select(newest_first)
-        previous, following = self._cursors(items, has_previous, has_next)
+        items, previous, following = self._window(newest_first)
         return {
             "end": self.page * self.page_size + max(len(items), 1) - 1,
             "first_page_uri": f"{path}?{self._query_string(0, None)}",
@@ -168,16 +172,9 @@ class _Listing:
             "uri": f"{path}?{self._query_string(self.page, self.token)}",
         }
 
-    def page_v2(
-        self,
-        url: str,
-        key: str,
-        newest_first: Sequence[_Stored],
-        view: Callable[[_Stored], Json],
-    ) -> Json:
+    def page_v2(self, url: str, key: str, newest_first: Sequence[_Stored], view: View) -> Json:
         """A v2 list page: absolute URLs under ``meta``."""
-        items, has_previous, has_next = self._select(newest_first)
-        previous, following = self._cursors(items, has_previous, has_next)
+        items, previous, following = self._window(newest_first)
         return {
             key: [view(item) for item in items],
             "meta": {

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from callqueue.local.emulator.core import (
-    INVALID_NUMBER,
-    LANDLINE_NUMBER,
     Form,
     Json,
     _ApiError,
@@ -19,6 +17,7 @@ from callqueue.local.emulator.core import (
     _nanp_format,
     _Reply,
 )
+from callqueue.local.emulator.magic_numbers import INVALID_NUMBER, LANDLINE_NUMBER
 from callqueue.local.emulator.store import _AccountStore
 
 # Calling codes the Lookup emulation recognises; a number with any other code is

@@ -9,21 +9,19 @@ import re
 from collections.abc import Mapping
 
 from callqueue.local.emulator.core import (
-    API_VERSION,
-    INVALID_NUMBER,
-    LANDLINE_NUMBER,
-    VALID_FROM,
     Form,
     Json,
     _ApiError,
     _first,
     _is_e164,
     _new_sid,
+    _outbound_resource,
     _Reply,
     _rfc2822,
     _sid_pattern,
 )
 from callqueue.local.emulator.lists import _Listing, _parse_date_param
+from callqueue.local.emulator.magic_numbers import INVALID_NUMBER, LANDLINE_NUMBER, VALID_FROM
 from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
 
 FULL_QUEUE_FROM = "+15005550008"
@@ -110,6 +108,10 @@ def _schedule(form: Form, service: str | None, now: float) -> float | None:
     return send_at
 
 
+# A message's subresources: key in `subresource_uris`, name in the URI.
+_SUBRESOURCES = {"media": "Media", "feedback": "Feedback"}
+
+
 def _message_resource(
     account_sid: str,
     sid: str,
@@ -123,29 +125,17 @@ def _message_resource(
     initial: str,
 ) -> Json:
     """The message as its creation answers it."""
-    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}"
-    return {
-        "account_sid": account_sid,
-        "api_version": API_VERSION,
+    fields = {
         "body": body or "",
-        "date_created": _rfc2822(now),
         "date_sent": None,
-        "date_updated": _rfc2822(now),
-        "direction": "outbound-api",
         "error_code": None,
         "error_message": None,
         "from": sender,
         "messaging_service_sid": service,
         "num_media": str(len(media)),
         "num_segments": str(segment_count(body) if body else 1),
-        "price": None,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": initial,
-        "subresource_uris": {"media": f"{uri}/Media.json", "feedback": f"{uri}/Feedback.json"},
-        "to": to,
-        "uri": f"{uri}.json",
     }
+    return _outbound_resource(account_sid, "Messages", sid, now, initial, to, _SUBRESOURCES, fields)
 
 
 class _MessagesApi(_AccountStore):
@@ -274,16 +264,9 @@ class _MessagesApi(_AccountStore):
     def list_messages(self, path: str, query: Form) -> _Reply:
         now = self._clock()
         listing = _Listing(query)
-        listing.equal("To", lambda m: m.resource["to"])
-        listing.equal("From", lambda m: m.resource["from"])
+        listing.addressed()
         # A message not yet sent has no date_sent: no DateSent filter returns it, as on Twilio.
         listing.dates("DateSent", lambda m: m.reached("sent", now), before_inclusive=True)
-        return _Reply(
-            200,
-            listing.page_2010(
-                path,
-                "messages",
-                self._newest_first(self._messages),
-                lambda m: self.message_view(m, now),
-            ),
-        )
+        messages = self._newest_first(self._messages)
+        page = listing.page_2010(path, "messages", messages, lambda m: self.message_view(m, now))
+        return _Reply(200, page)

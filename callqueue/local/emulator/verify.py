@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 
 from callqueue.local.emulator.core import (
-    INVALID_NUMBER,
-    LANDLINE_NUMBER,
     Form,
     Json,
     _ApiError,
@@ -19,6 +17,7 @@ from callqueue.local.emulator.core import (
     _Reply,
     _sid_pattern,
 )
+from callqueue.local.emulator.magic_numbers import INVALID_NUMBER, LANDLINE_NUMBER
 from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
 
 VERIFY_CHANNELS = ("sms", "call", "email", "whatsapp", "sna")
