@@ -52,8 +52,6 @@ from chalicelib.intake.splitter import job_id_for
 from chalicelib.twilio.gateway import CapturingHttpClient
 from downstream.reconcile import read_rejects_csv
 
-log = logging.getLogger(__name__)
-
 REGION = "us-east-1"
 # The app's sender: its handler runs in processes of its own (Options.sender_processes).
 SENDER_HANDLER = "handle_send_batch"
