@@ -1,1 +1,3 @@
-"""The local runtime and command line: the whole pipeline on one machine (not deployed)."""
+"""The `callqueue` command (not deployed): `cli` (its arguments and commands), `generate` (test
+files), `report` (a run's report), `deploy` (the stack and the steps around `chalice deploy`) and
+`local` (the local runtime: the whole pipeline on one machine)."""

@@ -15,10 +15,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from callqueue import lambdas
-from callqueue.aws_process import BACKENDS, serialize_in_process
-from callqueue.emulator import TwilioEmulator
-from callqueue.stack import deploy_stack, expose_state_machine_to_interpreter
+from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
+from callqueue.local import lambdas
+from callqueue.local.emulator import TwilioEmulator
+from callqueue.local.moto_patches.awslambda import routed
+from callqueue.local.moto_patches.locking import BACKENDS, serialize_in_process
 from chalicelib import wiring
 
 # Every test's mock_aws dispatches its requests one at a time, as DynamoDB and SQS apply them.
@@ -75,7 +76,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
     }
     with mock_aws(config=config):  # type: ignore[arg-type]
         cloudformation = boto3.client("cloudformation")
-        env = deploy_stack(cloudformation, "callqueue-dev", {"Stage": "dev"}, moto=True, poll=0.05)
+        env = deploy_into_moto(cloudformation, "callqueue-dev", {"Stage": "dev"}, poll=0.05)
         expose_state_machine_to_interpreter(
             cloudformation, boto3.client("stepfunctions"), "callqueue-dev", env
         )
@@ -95,7 +96,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, emulator: TwilioEmulator) -> Iterator
 
         functions = lambdas.pure_functions(app_module.app, "dev")
         lambdas.create_functions(boto3.client("lambda"), boto3.client("iam"), list(functions))
-        with lambdas.routed(functions, while_invoking=BACKENDS.released):
+        with routed(functions, while_invoking=BACKENDS.released):
             yield Stack(
                 env=env,
                 s3=boto3.client("s3"),

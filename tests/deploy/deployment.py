@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from callqueue import infra
-from callqueue.stack import OUTPUT_ENV
+from callqueue.deploy import infra
+from callqueue.deploy.stack import OUTPUT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 IGNORED = shutil.ignore_patterns(

@@ -5,7 +5,8 @@ with the configuration Lambda holds.
 
 moto gaps, worked around here only:
 - CloudFormation: no model for bucket and queue policies, alarms or email subscriptions; they are
-  left out of what is deployed (callqueue.stack.moto_compatible; test_infrastructure checks them).
+  left out of what is deployed (callqueue.deploy.moto_stack.moto_compatible; test_infrastructure
+  checks them).
 - API Gateway: ImportRestApi takes only OpenAPI 3 and CreateDeployment wants a method with an
   integration; Chalice imports Swagger 2.0. The REST API is created empty with one mock method,
   so its routes are not deployed on moto (tests/handlers/test_api.py drives them in-process).
@@ -29,7 +30,7 @@ import pytest
 from moto.apigateway.models import APIGatewayBackend
 from moto.server import ThreadedMotoServer
 
-from callqueue import infra
+from callqueue.deploy import infra
 from chalicelib import wiring
 from tests.deploy.deployment import project_copy
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from callqueue.stack import moto_compatible, render_template
+from callqueue.deploy.moto_stack import moto_compatible
+from callqueue.deploy.stack import render_template
 
 REPO = Path(__file__).resolve().parents[2]
 

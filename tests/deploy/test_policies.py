@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from callqueue import infra
-from callqueue.stack import OUTPUT_ENV
+from callqueue.deploy import infra
+from callqueue.deploy.stack import OUTPUT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 CHALICE = REPO / ".chalice"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from callqueue.cli import main
-from callqueue.stack import render_template
+from callqueue.deploy.stack import render_template
 
 DEFINITION = Path(__file__).resolve().parents[2] / ".chalice" / "state-machine.json"
 

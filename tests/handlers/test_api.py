@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from chalice.test import Client
 
-from callqueue.emulator import TwilioEmulator
+from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
 from chalicelib.core.jobs import Job
 from tests.handlers.test_pipeline import s3_event, sqs_event

@@ -325,7 +325,7 @@ def test_each_sink_queue_gets_the_envelopes_themselves_with_their_attributes(
     stack: Stack,
 ) -> None:
     # The template's subscriptions (raw delivery), made through the SNS API in moto, which has
-    # no CloudFormation model for them (callqueue.stack.subscribe_queues).
+    # no CloudFormation model for them (callqueue.deploy.moto_stack.subscribe_queues).
     envelope = {"job_id": "j1", "row": 3, "outcome": "sent", "api": "messages", "status": 201}
     ResponsePublisher(stack.sns, stack.env["RESPONSE_TOPIC_ARN"]).publish([envelope])
 

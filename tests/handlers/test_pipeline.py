@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from callqueue.emulator import TwilioEmulator
-from callqueue.faults import FaultSpec
+from callqueue.local.emulator import TwilioEmulator
+from callqueue.local.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS

@@ -13,7 +13,7 @@ import yaml
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from callqueue.stack import TEMPLATE
+from callqueue.deploy.stack import TEMPLATE
 from chalicelib.aws.result_items import RowResult
 from chalicelib.aws.results_table import ResultsTable
 from chalicelib.core.records import ResponseEnvelope, TwilioResult

@@ -18,8 +18,8 @@ import requests
 from chalice.test import Client
 from twilio.rest import Client as TwilioClient
 
-from callqueue.emulator import TwilioEmulator
-from callqueue.faults import FaultSpec
+from callqueue.local.emulator import TwilioEmulator
+from callqueue.local.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.sending.settlement import MAX_DOUBTS
 from chalicelib.twilio.gateway import CapturingHttpClient

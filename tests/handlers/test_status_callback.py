@@ -15,7 +15,7 @@ import pytest
 from chalice.test import Client
 from twilio.request_validator import RequestValidator
 
-from callqueue.emulator import TwilioEmulator
+from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
 from chalicelib.core.records import ResponseEnvelope, TwilioResult
 from chalicelib.twilio.callbacks import status_callback_url

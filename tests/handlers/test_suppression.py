@@ -11,7 +11,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from callqueue.stack import TEMPLATE
+from callqueue.deploy.stack import TEMPLATE
 from chalicelib.core.records import ResponseEnvelope, TwilioResult
 from chalicelib.errors import RetryableError
 from chalicelib.sending.suppression import (

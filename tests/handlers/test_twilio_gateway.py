@@ -10,7 +10,7 @@ import pytest
 import urllib3
 from twilio.rest import Client
 
-from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioEmulator
+from callqueue.local.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioEmulator
 from chalicelib.core.records import CallRequest
 from chalicelib.twilio.gateway import CapturingHttpClient, SlotMissed, TwilioGateway
 

@@ -30,7 +30,7 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from callqueue.emulator import (
+from callqueue.local.emulator import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_API_KEY_SECRET,
     DEFAULT_API_KEY_SID,
@@ -42,7 +42,7 @@ from callqueue.emulator import (
     segment_count,
     smart_encode,
 )
-from callqueue.faults import FaultKind, FaultSpec
+from callqueue.local.faults import FaultKind, FaultSpec
 from chalicelib.twilio.gateway import CapturingHttpClient
 from tests import oai
 
@@ -1409,7 +1409,8 @@ def test_emulator_status_callbacks_follow_the_stored_timeline() -> None:
 def test_emulator_serve_forever_cli_answers_with_default_credentials(tmp_path: Path) -> None:
     log = tmp_path / "cli.jsonl"
     script = (
-        "import sys; from pathlib import Path; from callqueue.emulator import serve_forever_cli; "
+        "import sys; from pathlib import Path; "
+        "from callqueue.local.emulator import serve_forever_cli; "
         "serve_forever_cli('127.0.0.1', 0, Path(sys.argv[1]), None)"
     )
     process = subprocess.Popen(

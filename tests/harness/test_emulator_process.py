@@ -8,9 +8,9 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from callqueue.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
-from callqueue.emulator_process import EmulatorProcess
-from callqueue.faults import FaultSpec
+from callqueue.local.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+from callqueue.local.emulator_process import EmulatorProcess
+from callqueue.local.faults import FaultSpec
 from chalicelib.twilio.gateway import CapturingHttpClient
 
 

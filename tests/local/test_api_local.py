@@ -11,9 +11,10 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from callqueue.api_server import free_port
-from callqueue.emulator import DEFAULT_AUTH_TOKEN
-from callqueue.runtime import LocalRuntime, Options
+from callqueue.local.api_server import free_port
+from callqueue.local.emulator import DEFAULT_AUTH_TOKEN
+from callqueue.local.options import Options
+from callqueue.local.runtime import LocalRuntime
 from chalicelib.twilio.callbacks import status_callback_url
 
 pytestmark = pytest.mark.e2e

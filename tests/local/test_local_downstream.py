@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from callqueue.runtime import LocalRuntime, Options
+from callqueue.local.options import Options
+from callqueue.local.runtime import LocalRuntime
 from chalicelib import wiring
 from chalicelib.release.resume import resume
 from tests.stack import subscribe_queue

@@ -137,9 +137,9 @@ def test_run_reports_rate_and_aws_requests(sample_run: dict[str, Any]) -> None:
 PROBE = """
 import os, sys, threading
 from types import SimpleNamespace
-from callqueue.worker_process import prioritize
+from callqueue.local.worker_process import prioritize
 got = prioritize()
-from callqueue.worker_process import CrashingHttpClient
+from callqueue.local.worker_process import CrashingHttpClient
 from chalicelib.twilio.gateway import CapturingHttpClient
 policies = []
 nice = []
@@ -160,7 +160,7 @@ print(got, *(p == os.SCHED_RR for p in policies), sys.getswitchinterval(), nice[
 
 
 def probe_scheduling(**env: str) -> list[str]:
-    """What callqueue.worker_process.prioritize gives a process here: its answer; whether a
+    """What callqueue.local.worker_process.prioritize gives a process here: its answer; whether a
     thread started after it, a Twilio call made by the runtime's client and the same thread
     after the call run under SCHED_RR; the switch interval; and the started thread's nice."""
     probe = subprocess.run(
@@ -193,7 +193,7 @@ def test_the_sender_makes_its_calls_under_the_policy_it_reports_and_nothing_else
 def test_a_call_goes_as_is_when_the_real_time_policy_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from callqueue import worker_process
+    from callqueue.local import worker_process
 
     def refuse(*args: Any) -> None:
         raise PermissionError("not allowed")
@@ -206,7 +206,7 @@ def test_a_call_goes_as_is_when_the_real_time_policy_is_refused(
 
 
 def test_a_dead_worker_process_gets_no_more_invocations(tmp_path: Path) -> None:
-    from callqueue.worker_process import Worker, serve
+    from callqueue.local.worker_process import Worker, serve
 
     name = "callqueue-local-handle_send_batch"
     server = serve({name: lambda event, _: {"answered": event["n"]}}, dict)
@@ -379,7 +379,7 @@ def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> Non
 
 
 def test_a_tally_snapshot_keeps_its_counts_and_codes_while_calls_go_on_settling() -> None:
-    from callqueue.runtime import Tally
+    from callqueue.local.outcomes import Tally
 
     def failed(row: int) -> dict[str, Any]:
         return {"job_id": "j", "row": row, "outcome": "failed", "error": {"code": 21212}}

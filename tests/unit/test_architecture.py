@@ -35,7 +35,7 @@ ROOT_EXEMPT = {
     # Chalice turns its view errors into HTTP answers: the API's 413 must be one.
     "chalicelib.api.request_bodies.PayloadTooLargeError",
     # Escapes `except Exception` on purpose, as a Lambda dying would.
-    "callqueue.triggers.SimulatedCrash",
+    "callqueue.local.lambdas.SimulatedCrash",
 }
 
 

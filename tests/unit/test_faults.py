@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callqueue.faults import FaultKind, FaultSpec
+from callqueue.local.faults import FaultKind, FaultSpec
 
 
 def test_faults_parse_all_kinds() -> None:

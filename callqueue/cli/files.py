@@ -1,0 +1,61 @@
+"""Commands on a file alone, sending nothing: write a test file, plan one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from callqueue.cli.exits import EXIT_OK, UsageError, readable
+from callqueue.cli.progress import duration
+
+
+def generate(args: argparse.Namespace) -> int:
+    from callqueue.generate import main_generate
+
+    path = main_generate(args.format, args.count, args.out, args.seed)
+    print(path)
+    return EXIT_OK
+
+
+def plan(args: argparse.Namespace) -> int:
+    from chalicelib.core.metering import SenderLimits
+    from chalicelib.core.schedule import Schedule
+    from chalicelib.intake.parsing import FileFormatError, detect_format
+    from chalicelib.intake.plan import plan as plan_file
+
+    readable(args.file)
+    senders = SenderLimits.parse(args.sender_limits or "auto")
+    try:
+        with args.file.open("rb") as stream:
+            fmt = detect_format(args.file.name)
+            result = plan_file(stream, fmt, Schedule(args.cps, args.window), senders)
+    except FileFormatError as error:
+        raise UsageError(f"{args.file}: {error}") from None
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return EXIT_OK
+    print(f"{args.file}: {result.rows} rows, {result.valid} valid, {result.rejected} rejected")
+    print(
+        f"  {result.chunks} chunk(s) of up to {args.window * args.cps} rows at {args.cps} CPS, "
+        f"last call due after {duration(result.eta_seconds)}"
+    )
+    if result.by_api:
+        print("  by api: " + ", ".join(f"{k} {v}" for k, v in sorted(result.by_api.items())))
+    gsm, ucs = result.messages_by_encoding["GSM-7"], result.messages_by_encoding["UCS-2"]
+    if gsm or ucs:
+        print(
+            f"  SMS: {gsm} GSM-7 ({result.segments['GSM-7']} segments), "
+            f"{ucs} UCS-2 ({result.segments['UCS-2']} segments)"
+        )
+    if result.eta_with_sender_limits > result.eta_seconds:
+        print(
+            "  under per-sender limits the last message goes after "
+            f"{duration(result.eta_with_sender_limits)}"
+        )
+    for warning in result.warnings():
+        print(f"  warning: {warning}")
+    for reject in result.rejects[:20]:
+        print(f"  rejected row {reject['row']}: {reject['reason']}")
+    if len(result.rejects) > 20:
+        print(f"  ... and {len(result.rejects) - 20} more rejected rows")
+    return EXIT_OK

@@ -1,0 +1,218 @@
+"""Commands on this machine (docs/local-runtime.md): `run` files through the local runtime and
+report every row's outcome, keep the local stack `up`, or serve the Twilio `emulator` alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callqueue.cli.exits import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, readable
+from callqueue.cli.progress import Progress, print_summary
+from callqueue.report import JobTotals, build_report
+
+if TYPE_CHECKING:
+    from callqueue.local.options import Options
+    from callqueue.local.outcomes import Tally
+    from callqueue.local.runtime import LocalRuntime
+
+# How often a run looks at its jobs while it waits for their rows to settle.
+POLL_SECONDS = 0.25
+
+
+def run(args: argparse.Namespace) -> int:
+    from callqueue.local.runtime import LocalRuntime
+
+    for path in args.files:
+        readable(path)
+    options = _options(args)
+    progress = Progress(sys.stderr, options.cps)
+    with LocalRuntime(options) as runtime:
+        _quiet_handlers(args.verbose)
+        for path in args.files:
+            runtime.submit(path)
+        stall_limit = args.timeout or float(args.window + 120)
+        arrivals = _wait_until_settled(runtime, progress, stall_limit)
+        # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
+        tally = runtime.tally.snapshot()
+        jobs = _job_totals(runtime, tally)
+        progress.finish(jobs, arrivals)
+        if args.outcomes:
+            _write_outcomes(args.outcomes, runtime, tally)
+        report = _report(runtime, tally, jobs, arrivals, options.cps)
+    print_summary(report)
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report: {args.report}")
+    if any(j.state == "failed" for j in jobs):
+        return EXIT_USAGE
+    return EXIT_OK if report["totals"]["unaccounted"] == 0 else EXIT_UNACCOUNTED
+
+
+def _wait_until_settled(
+    runtime: LocalRuntime, progress: Progress, stall_limit: float
+) -> list[float]:
+    """Show progress until every job has settled (or is paused), or no row has settled for
+    `stall_limit` seconds; returns the emulator's arrival times seen last."""
+    last_settled, last_change = -1, time.monotonic()
+    while True:
+        jobs = _job_totals(runtime)
+        arrivals = _arrivals(runtime)
+        progress.show(jobs, arrivals)
+        settled = sum(j.totals()["rows"] - j.unaccounted for j in jobs)
+        if settled != last_settled:
+            last_settled, last_change = settled, time.monotonic()
+        if all(j.settled for j in jobs):
+            return arrivals
+        if all(j.settled or j.state == "paused" for j in jobs):
+            for job in (j for j in jobs if j.state == "paused"):
+                print(
+                    f"\ncallqueue: job {job.job_id} was paused by systemic Twilio errors "
+                    "(see by_error_code); fix the setting, then `callqueue resume JOB` "
+                    "continues a deployed job",
+                    file=sys.stderr,
+                )
+            return arrivals
+        if time.monotonic() - last_change > stall_limit:
+            print(
+                f"\ncallqueue: no row settled for {stall_limit:.0f} s; giving up", file=sys.stderr
+            )
+            return arrivals
+        time.sleep(POLL_SECONDS)
+
+
+def _report(
+    runtime: LocalRuntime,
+    tally: Tally,
+    jobs: list[JobTotals],
+    arrivals: list[float],
+    target_cps: int,
+) -> dict[str, Any]:
+    return build_report(
+        jobs,
+        error_codes=tally.error_codes(),
+        arrivals=arrivals,
+        first_attempts=tally.first_attempts,
+        lags=tally.lags,
+        target_cps=target_cps,
+        aws_requests=runtime.aws_requests(),
+        duration_seconds=time.time() - runtime.started_at,
+        sender_scheduling=runtime.sender_scheduling,
+    )
+
+
+def up(args: argparse.Namespace) -> int:
+    from callqueue.local.api_server import free_port
+    from callqueue.local.runtime import LocalRuntime
+
+    options = replace(_options(args), api_port=args.api_port or free_port())
+    with LocalRuntime(options) as runtime:
+        print(f"moto (AWS):      {runtime.endpoint}  (aws --endpoint-url {runtime.endpoint} ...)")
+        assert runtime.emulator is not None  # noqa: S101
+        print(f"Twilio emulator: {runtime.emulator.base_url}")
+        assert runtime.api is not None  # noqa: S101
+        print(f"API (chalice local): {runtime.api.url}  (curl {runtime.api.url}/jobs)")
+        print(
+            "the stack's environment (eval these lines to use `callqueue suppression|dlq|resume`):"
+        )
+        for name, value in sorted(runtime.handler_environment().items()):
+            print(f"  export {name}={value}")
+        print(f"drop files into s3://{runtime.env['SOURCE_BUCKET']}/ ; Ctrl-C stops", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping")
+    return EXIT_OK
+
+
+def emulator(args: argparse.Namespace) -> int:
+    from callqueue.local.emulator import serve_forever_cli
+
+    serve_forever_cli(
+        args.host,
+        args.port,
+        args.requests_log,
+        args.faults,
+        latency=args.latency,
+        concurrency_limit=args.concurrency_limit,
+        seed=args.seed,
+    )
+    return EXIT_OK
+
+
+# Settings named on the command line as in Options.
+_SAME_NAMES = (
+    "requests_log",
+    "faults",
+    "lookup_faults",
+    "latency",
+    "concurrency_limit",
+    "account_cps",
+    "sender_limits",
+    "rate_headroom",
+    "seed",
+)
+
+
+def _options(args: argparse.Namespace) -> Options:
+    from callqueue.local.options import Options
+
+    return Options(
+        cps=args.cps,
+        window_seconds=args.window,
+        slot_tolerance_seconds=args.slot_tolerance,
+        **({} if args.slow_seconds is None else {"slow_seconds": args.slow_seconds}),
+        **{name: getattr(args, name) for name in _SAME_NAMES},
+    )
+
+
+def _quiet_handlers(verbose: bool) -> None:
+    """The handlers log each step at INFO, as they should in Lambda; a terminal shows the
+    progress bar instead, and warnings (a job paused, an invocation failed) still."""
+    if not verbose:
+        for name in ("chalicelib", "downstream", "callqueue"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _write_outcomes(path: Path, runtime: LocalRuntime, tally: Tally) -> None:
+    import csv
+
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["job_id", "row", "outcome", "error_code"])
+        for submitted in runtime.jobs:
+            rows: list[tuple[int, str, int | str | None]] = [
+                (row, "rejected", None) for row, _ in runtime.rejects(submitted.job_id)
+            ]
+            rows += tally.rows(submitted.job_id)
+            for row, outcome, code in sorted(rows):
+                writer.writerow([submitted.job_id, row, outcome, "" if code is None else code])
+
+
+def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTotals]:
+    tally = tally or runtime.tally
+    result = []
+    for submitted in runtime.jobs:
+        job = runtime.job(submitted.job_id)
+        counts = dict(tally.counts(submitted.job_id))
+        if job is None:
+            result.append(JobTotals(submitted.job_id, str(submitted.file), "pending", None, counts))
+            continue
+        counts["rejected"] = job.rejected
+        rows = None if job.state == "splitting" else job.rows
+        result.append(
+            JobTotals(job.job_id, str(submitted.file), job.state, rows, counts, job.error)
+        )
+    return result
+
+
+def _arrivals(runtime: LocalRuntime) -> list[float]:
+    if runtime.emulator is None:
+        return []
+    return [float(r["t"]) for r in list(runtime.emulator.requests)]

@@ -1,0 +1,66 @@
+"""Commands on a deployed stack, the one the environment names (its outputs as environment
+variables, as `callqueue up` prints them): the suppression list, the send queue's dead letters,
+and paused jobs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from callqueue.cli.exits import EXIT_OK, UsageError
+
+
+def suppression_list(args: argparse.Namespace) -> int:
+    from chalicelib import wiring
+
+    for entry in wiring.suppression().list():
+        code = "" if entry.error_code is None else f" ({entry.error_code})"
+        print(f"{entry.number}\t{entry.reason}{code}\t{entry.job_id or ''}")
+    return EXIT_OK
+
+
+def suppression_add(args: argparse.Namespace) -> int:
+    from chalicelib import wiring
+
+    added = wiring.suppression().add(args.number, args.reason)
+    print(f"{args.number}: {'suppressed' if added else 'already suppressed'}")
+    return EXIT_OK
+
+
+def suppression_remove(args: argparse.Namespace) -> int:
+    from chalicelib import wiring
+
+    removed = wiring.suppression().remove(args.number)
+    print(f"{args.number}: {'removed' if removed else 'was not suppressed'}")
+    return EXIT_OK
+
+
+def dlq_list(args: argparse.Namespace) -> int:
+    from chalicelib import wiring
+
+    for row in wiring.send_queue().dead_letters():
+        error = row.get("last_error") or {}
+        why = f"HTTP {error.get('status')} code {error.get('code')}" if error else "redriven by SQS"
+        print(f"{row['job_id']}\trow {row['row']}\tattempt {row.get('attempt', 1)}\t{why}")
+    return EXIT_OK
+
+
+def dlq_redrive(args: argparse.Namespace) -> int:
+    from chalicelib import wiring
+
+    moved = wiring.send_queue().redrive_dead_letters()
+    print(f"{moved} row(s) put back on the send queue")
+    return EXIT_OK
+
+
+def resume(args: argparse.Namespace) -> int:
+    from chalicelib import wiring
+    from chalicelib.aws.jobs_table import StateChanged
+    from chalicelib.release.resume import resume as resume_job
+
+    try:
+        start = resume_job(wiring.jobs(), args.job_id, now=time.time())
+    except StateChanged as error:
+        raise UsageError(str(error)) from None
+    print(f"{args.job_id}: resumed; rows now due from {time.ctime(start)}")
+    return EXIT_OK

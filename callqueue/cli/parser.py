@@ -1,0 +1,208 @@
+"""The command's arguments: a subcommand each, and the options the rate and the local runtime
+share between commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from callqueue.cli import arguments, deploy, files, local, operate
+from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
+
+if TYPE_CHECKING:
+    # The subcommands of a parser (argparse has no public name for their type).
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callqueue", description="Call Twilio's APIs in bulk from a file, at a metered rate."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_file_commands(sub)
+    _add_local_commands(sub)
+    _add_operations(sub)
+    _add_deployment(sub)
+    _add_emulator(sub)
+    return parser
+
+
+def _add_file_commands(sub: Commands) -> None:
+    generate = sub.add_parser("generate", help="write a test file of Twilio magic-number calls")
+    generate.add_argument("format", choices=["csv", "json", "jsonl"])
+    generate.add_argument("count", type=arguments.positive)
+    generate.add_argument("--out", type=Path)
+    generate.add_argument("--seed", type=int)
+    generate.set_defaults(command=files.generate)
+
+    plan = sub.add_parser("plan", help="validate and plan a file without sending anything")
+    plan.add_argument("file", type=Path)
+    _rate_arguments(plan)
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.add_argument(
+        "--sender-limits",
+        type=arguments.sender_limits,
+        default="",
+        help='per-sender messages per second for the ETA (default "auto": Twilio\'s defaults)',
+    )
+    plan.set_defaults(command=files.plan)
+
+
+def _add_local_commands(sub: Commands) -> None:
+    run = sub.add_parser("run", help="run files through the whole pipeline on this machine")
+    run.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    _rate_arguments(run)
+    _local_arguments(run)
+    run.add_argument("--report", type=Path, help="write the JSON report here")
+    run.add_argument(
+        "--outcomes",
+        type=Path,
+        help="write every row's outcome here (CSV: job_id,row,outcome,error_code)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help="give up when no row has settled for this many seconds (default: window + 120)",
+    )
+    run.set_defaults(command=local.run)
+
+    up = sub.add_parser("up", help="start the local stack and keep it running")
+    _rate_arguments(up)
+    _local_arguments(up)
+    up.add_argument(
+        "--api-port", type=int, default=0, help="port of the REST API (default: any free one)"
+    )
+    up.set_defaults(command=local.up)
+
+
+def _add_operations(sub: Commands) -> None:
+    suppression = sub.add_parser(
+        "suppression", help="numbers never to call again (against the stack in the environment)"
+    )
+    suppression_sub = suppression.add_subparsers(required=True, metavar="ACTION")
+    listing = suppression_sub.add_parser("list", help="list suppressed numbers")
+    listing.set_defaults(command=operate.suppression_list)
+    add = suppression_sub.add_parser("add", help="suppress a number")
+    add.add_argument("number")
+    add.add_argument("--reason", default="added by hand")
+    add.set_defaults(command=operate.suppression_add)
+    remove = suppression_sub.add_parser("remove", help="stop suppressing a number")
+    remove.add_argument("number")
+    remove.set_defaults(command=operate.suppression_remove)
+
+    dlq = sub.add_parser("dlq", help="rows in the send queue's dead-letter queue")
+    dlq_sub = dlq.add_subparsers(required=True, metavar="ACTION")
+    dlq_list = dlq_sub.add_parser("list", help="show each dead-lettered row and why")
+    dlq_list.set_defaults(command=operate.dlq_list)
+    redrive = dlq_sub.add_parser("redrive", help="put dead-lettered rows back on the send queue")
+    redrive.set_defaults(command=operate.dlq_redrive)
+
+    resume = sub.add_parser("resume", help="continue a paused job")
+    resume.add_argument("job_id")
+    resume.set_defaults(command=operate.resume)
+
+
+def _add_deployment(sub: Commands) -> None:
+    template = sub.add_parser(
+        "template", help="print the infrastructure template with the state machine inlined"
+    )
+    template.set_defaults(command=deploy.template)
+
+    infra = sub.add_parser("infra", help="deploy the AWS resources around `chalice deploy`")
+    infra_sub = infra.add_subparsers(required=True, metavar="ACTION")
+    infra_deploy = infra_sub.add_parser(
+        "deploy", help="create or update the stack; write config.json and the IAM policies"
+    )
+    infra_deploy.add_argument("--twilio-secret", help="the Twilio secret's name (callqueue/twilio)")
+    infra_deploy.add_argument("--alert-email", help="subscribe this address to the alerts")
+    infra_deploy.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another template parameter (e.g. ArchiveRetentionDays=365); repeatable",
+    )
+    infra_deploy.set_defaults(command=deploy.infra_deploy)
+    post_deploy = infra_sub.add_parser(
+        "post-deploy", help="after `chalice deploy`: ReportBatchItemFailures on the SQS triggers"
+    )
+    post_deploy.set_defaults(command=deploy.infra_post_deploy)
+    destroy = infra_sub.add_parser("destroy", help="empty the buckets and delete the stack")
+    destroy.set_defaults(command=deploy.infra_destroy)
+    for action in (infra_deploy, post_deploy, destroy):
+        action.add_argument("--stage", required=True, help="dev, prod, ...")
+
+
+def _add_emulator(sub: Commands) -> None:
+    emulator = sub.add_parser("emulator", help="run the Twilio emulator alone")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8087)
+    emulator.add_argument("--requests-log", type=Path)
+    emulator.add_argument("--faults", type=arguments.faults, default=None)
+    emulator.add_argument("--latency", type=float, default=0.0)
+    emulator.add_argument("--concurrency-limit", type=arguments.positive)
+    emulator.add_argument("--seed", type=int)
+    emulator.set_defaults(command=local.emulator)
+
+
+def _rate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cps", type=arguments.positive, default=50, help="a job's calls per second"
+    )
+    parser.add_argument(
+        "--window",
+        type=arguments.window,
+        default=900,
+        help="seconds of calls per chunk, 1..900 (default 900, SQS's delay ceiling)",
+    )
+
+
+def _local_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--requests-log", type=Path, help="JSON Lines log of emulator requests")
+    parser.add_argument(
+        "--faults", type=arguments.faults, default=None, help="e.g. 429=0.1,reset=0.05"
+    )
+    parser.add_argument(
+        "--lookup-faults",
+        type=arguments.lookup_faults,
+        default=None,
+        help="faults of the emulator's lists and fetches (429, 500, reset, slow), e.g. 429=0.05",
+    )
+    parser.add_argument(
+        "--slow-seconds",
+        type=arguments.non_negative,
+        default=None,
+        help="how late a `slow` fault answers (default: past the Twilio client's read timeout)",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="emulator latency, seconds")
+    parser.add_argument(
+        "--concurrency-limit", type=arguments.positive, help="emulated account limit"
+    )
+    parser.add_argument(
+        "--account-cps",
+        type=arguments.positive,
+        help="the account's calls per second, shared by all jobs (default: --cps)",
+    )
+    parser.add_argument(
+        "--sender-limits",
+        type=arguments.sender_limits,
+        default="",
+        help='per-sender messages per second: "auto" or "auto,+15005550006=10" (default off)',
+    )
+    parser.add_argument(
+        "--slot-tolerance",
+        type=float,
+        default=float(DEFAULT_SLOT_TOLERANCE_SECONDS),
+        help="seconds a call may go late for its slot before it takes another "
+        f"(default {DEFAULT_SLOT_TOLERANCE_SECONDS})",
+    )
+    parser.add_argument(
+        "--rate-headroom",
+        type=float,
+        default=float(DEFAULT_RATE_HEADROOM),
+        help="share of the account's rate left unused for late arrivals "
+        f"(default {DEFAULT_RATE_HEADROOM})",
+    )
+    parser.add_argument("--seed", type=int, help="seed for the emulator's fault draws")

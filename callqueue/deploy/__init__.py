@@ -1,0 +1,1 @@
+"""The deployment: the infrastructure stack and the steps around `chalice deploy`."""

@@ -1,0 +1,268 @@
+"""`callqueue infra`: the AWS side of a deployment, around `chalice deploy`.
+
+`chalice deploy` creates the functions, their roles and their triggers; everything else comes from
+the stack of `.chalice/infrastructure.yaml`. The sequence for a stage S:
+
+1. `deploy(S)`: create or update the stack `callqueue-S`, write its outputs into
+   `.chalice/config.json` (`stages.S.environment_variables`, where Chalice reads them both for the
+   functions and for app.py's decorator arguments), and render each function's IAM policy
+   (`.chalice/policies/FUNCTION.json`) with the stack's real ARNs into
+   `.chalice/policies/S/FUNCTION.json`, the file config.json names for that function.
+2. `chalice deploy --stage S`.
+3. `post_deploy(S)`: what Chalice 1.34 cannot configure: `ReportBatchItemFailures` on every SQS
+   event source mapping it created (read from `.chalice/deployed/S.json`).
+
+`destroy(S)` empties the stack's buckets (CloudFormation cannot delete a bucket with objects) and
+deletes the stack; `chalice delete --stage S` removes the functions first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from callqueue.deploy.moto_stack import deploy_into_moto
+from callqueue.deploy.stack import PROJECT_DIR, StackError, deploy_stack, failure_reasons
+from chalicelib.errors import CallqueueError
+
+APP_NAME = "callqueue"
+BUCKET_OUTPUTS = (
+    "SourceBucket",
+    "HoldingBucket",
+    "ProcessBucket",
+    "ReportsBucket",
+    "ArchiveBucket",
+)
+# Policy statements may carry a "Comment" (why a statement exists, or why AWS requires "*");
+# IAM accepts no such element, so it is dropped when a policy is rendered.
+COMMENT = "Comment"
+
+
+class InfraError(CallqueueError):
+    """A deployment step failed; the message says which and why."""
+
+
+def stack_name(stage: str) -> str:
+    return f"{APP_NAME}-{stage}"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a stack lives, read from its id (arn:PARTITION:cloudformation:REGION:ACCOUNT:...)."""
+
+    partition: str
+    region: str
+    account: str
+
+    @classmethod
+    def of_stack(cls, stack_id: str) -> Location:
+        _, partition, _, region, account, *_ = stack_id.split(":")
+        return cls(partition, region, account)
+
+
+def deploy(
+    cloudformation: Any,
+    secretsmanager: Any,
+    stage: str,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    project_dir: Path = PROJECT_DIR,
+    moto: bool = False,
+    poll: float = 5.0,
+) -> dict[str, str]:
+    """Step 1: the stack, config.json and the rendered policies. Returns the stack's outputs as
+    the functions' environment variables. `moto`: the tests' and the local runtime's target."""
+    name = stack_name(stage)
+    try:
+        deploy = deploy_into_moto if moto else deploy_stack
+        env = deploy(cloudformation, name, {"Stage": stage, **(parameters or {})}, poll=poll)
+    except StackError as error:
+        raise InfraError(str(error)) from error
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    location = Location.of_stack(stack["StackId"])
+    secret = secret_arn(secretsmanager, env["TWILIO_SECRET_ID"])
+    write_stage_environment(project_dir, stage, env)
+    render_policies(project_dir, stage, policy_values(env, location, stage, secret))
+    return env
+
+
+def secret_arn(secretsmanager: Any, secret_id: str) -> str:
+    """The Twilio secret's full ARN (Secrets Manager adds a random suffix to the name), so the
+    sender's policy names exactly that secret. The secret is the user's, created beforehand."""
+    try:
+        return str(secretsmanager.describe_secret(SecretId=secret_id)["ARN"])
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        raise InfraError(
+            f"the Twilio secret {secret_id!r} does not exist in this account and region: create "
+            "it first (README, 'Deploying'); the stack only refers to it"
+        ) from None
+
+
+def policy_values(
+    env: Mapping[str, str], location: Location, stage: str, twilio_secret_arn: str
+) -> dict[str, str]:
+    """The placeholders of `.chalice/policies/*.json`: the ARN of every resource of the stack."""
+    p, r, a = location.partition, location.region, location.account
+
+    def queue(name: str) -> str:
+        return f"arn:{p}:sqs:{r}:{a}:{env[name]}"
+
+    def table(name: str) -> str:
+        return f"arn:{p}:dynamodb:{r}:{a}:table/{env[name]}"
+
+    def bucket(name: str) -> str:
+        return f"arn:{p}:s3:::{env[name]}"
+
+    return {
+        "SourceBucketArn": bucket("SOURCE_BUCKET"),
+        "HoldingBucketArn": bucket("HOLDING_BUCKET"),
+        "ProcessBucketArn": bucket("PROCESS_BUCKET"),
+        "ReportsBucketArn": bucket("REPORTS_BUCKET"),
+        "ArchiveBucketArn": bucket("ARCHIVE_BUCKET"),
+        "SendQueueArn": queue("SEND_QUEUE"),
+        "DeadLetterQueueArn": queue("DEAD_LETTER_QUEUE"),
+        "ArchiveQueueArn": queue("ARCHIVE_QUEUE"),
+        "ResultsQueueArn": queue("RESULTS_QUEUE"),
+        "RouterQueueArn": queue("ROUTER_QUEUE"),
+        "SuppressionQueueArn": queue("SUPPRESSION_QUEUE"),
+        "SystemicQueueArn": queue("SYSTEMIC_QUEUE"),
+        "JobsTableArn": table("JOBS_TABLE"),
+        "ResultsTableArn": table("RESULTS_TABLE"),
+        "SuppressionTableArn": table("SUPPRESSION_TABLE"),
+        "IdempotencyTableArn": table("IDEMPOTENCY_TABLE"),
+        "RateLimitTableArn": table("RATE_LIMIT_TABLE"),
+        "ResponseTopicArn": env["RESPONSE_TOPIC_ARN"],
+        "AlertTopicArn": env["ALERT_TOPIC_ARN"],
+        "StateMachineArn": env["STATE_MACHINE_ARN"],
+        "ErrorBusArn": f"arn:{p}:events:{r}:{a}:event-bus/{env['ERROR_BUS']}",
+        "TwilioSecretArn": twilio_secret_arn,
+        # Per function: render_policies fills in the function's name.
+        "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/{APP_NAME}-{stage}-$function",
+    }
+
+
+def policy_sources(project_dir: Path = PROJECT_DIR) -> dict[str, Path]:
+    """Each function's policy, with placeholders: `.chalice/policies/FUNCTION.json`."""
+    return {p.stem: p for p in sorted((project_dir / ".chalice" / "policies").glob("*.json"))}
+
+
+def render_policy(source: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
+    """A policy with its placeholders replaced and its comments dropped; an unknown placeholder
+    is an error, never an empty ARN."""
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, str):
+            return Template(node).substitute(values)
+        if isinstance(node, list):
+            return [fill(item) for item in node]
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items() if k != COMMENT}
+        return node
+
+    rendered: dict[str, Any] = fill(source)
+    return rendered
+
+
+def render_policies(project_dir: Path, stage: str, values: Mapping[str, str]) -> list[Path]:
+    out = project_dir / ".chalice" / "policies" / stage
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for function, path in policy_sources(project_dir).items():
+        own = {
+            **values,
+            "LogGroupArn": Template(values["LogGroupArn"]).substitute(function=function),
+        }
+        try:
+            policy = render_policy(json.loads(path.read_text()), own)
+        except KeyError as error:
+            raise InfraError(f"{path}: no value for the placeholder {error}") from None
+        target = out / path.name
+        target.write_text(json.dumps(policy, indent=2) + "\n")
+        written.append(target)
+    return written
+
+
+def write_stage_environment(project_dir: Path, stage: str, env: Mapping[str, str]) -> None:
+    """Put the stack's outputs into config.json's stage environment, keeping everything else."""
+    path = project_dir / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    stage_config = config.setdefault("stages", {}).setdefault(stage, {})
+    stage_config.setdefault("environment_variables", {}).update(env)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def post_deploy(lambda_client: Any, stage: str, *, project_dir: Path = PROJECT_DIR) -> list[str]:
+    """Step 3: turn on ReportBatchItemFailures for every SQS trigger Chalice created, so a
+    handler can return the records it could not process (`batchItemFailures`) instead of failing
+    the batch. Chalice 1.34 has no setting for it; its updates leave the setting as it is, but a
+    trigger it creates anew needs this step again. Returns the mappings changed."""
+    deployed = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    if not deployed.is_file():
+        raise InfraError(f"{deployed} not found: run `chalice deploy --stage {stage}` first")
+    resources = json.loads(deployed.read_text())["resources"]
+    changed = []
+    for resource in resources:
+        if resource.get("resource_type") != "sqs_event":
+            continue
+        lambda_client.update_event_source_mapping(
+            UUID=resource["event_uuid"], FunctionResponseTypes=["ReportBatchItemFailures"]
+        )
+        changed.append(str(resource["name"]))
+    if not changed:
+        raise InfraError(f"{deployed} lists no SQS event sources: is it this app's deployment?")
+    return changed
+
+
+def destroy(
+    cloudformation: Any, s3: Any, stage: str, *, timeout: float = 1800.0, poll: float = 5.0
+) -> list[str]:
+    """Empty the stack's buckets and delete the stack; returns the buckets emptied."""
+    name = stack_name(stage)
+    try:
+        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    except cloudformation.exceptions.ClientError as error:
+        raise InfraError(f"stack {name} not found: {error}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    buckets = [outputs[key] for key in BUCKET_OUTPUTS if key in outputs]
+    for bucket in buckets:
+        empty_bucket(s3, bucket)
+    stack_id = stack["StackId"]
+    cloudformation.delete_stack(StackName=name)
+    deadline = time.monotonic() + timeout
+    while True:
+        # By id: a deleted stack is no longer found by name.
+        status = cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+        if status == "DELETE_COMPLETE":
+            return buckets
+        if status == "DELETE_FAILED":
+            reasons = failure_reasons(cloudformation, stack_id)
+            raise InfraError(f"stack {name}: DELETE_FAILED" + "".join(f"\n  {r}" for r in reasons))
+        if time.monotonic() > deadline:
+            raise InfraError(f"stack {name}: still {status} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def empty_bucket(s3: Any, bucket: str) -> int:
+    """Delete every object (and every version, should versioning be turned on) in a bucket."""
+    deleted = 0
+    paginator = s3.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket):
+        keys = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        # DeleteObjects takes at most 1,000 keys, as many as a page holds.
+        if keys:
+            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise InfraError(
+                    f"s3://{bucket}/{first['Key']}: {first['Code']} {first['Message']}"
+                )
+            deleted += len(keys)
+    return deleted

@@ -1,0 +1,122 @@
+"""Status callbacks: one signed POST per status of a message's timeline, each when the
+emulator's clock reaches it, sent on a background thread and logged with the HTTP status it got."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+from callqueue.local.emulator.core import API_VERSION, Json
+from callqueue.local.emulator.store import _Stored
+
+CALLBACK_POLL_SECONDS = 0.05
+
+
+class _CallbackSender:
+    """Posts signed status callbacks on one thread, each when its message reaches that status on
+    the emulator's clock (in the order of those times). At stop, callbacks already due are posted
+    and later ones dropped, as a scheduled message's could be days away."""
+
+    def __init__(self, auth_token: str, clock: Callable[[], float]) -> None:
+        self._validator = RequestValidator(auth_token)
+        self._clock = clock
+        self._due: list[tuple[float, int, str, dict[str, str]]] = []
+        self._order = 0
+        self._stopping = False
+        self._wake = threading.Condition()
+        self._lock = threading.Lock()
+        self._sent: list[Json] = []
+        # No proxy from the environment may capture a loopback callback.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def sent(self) -> list[Json]:
+        with self._lock:
+            return list(self._sent)
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="twilio-callbacks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            with self._wake:
+                self._stopping = True
+                self._wake.notify()
+            self._thread.join()
+            self._thread = None
+
+    def message_created(self, url: str, message: _Stored) -> None:
+        resource = message.resource
+        base = {
+            "AccountSid": str(resource["account_sid"]),
+            "ApiVersion": API_VERSION,
+            "From": str(resource["from"] or ""),
+            "MessageSid": message.sid,
+            "SmsSid": message.sid,
+            "To": str(resource["to"]),
+        }
+        with self._wake:
+            for stage in message.stages:
+                form = {**base, "MessageStatus": stage.status, "SmsStatus": stage.status}
+                if stage.status == "undelivered" and message.error_code is not None:
+                    form["ErrorCode"] = str(message.error_code)
+                self._order += 1
+                heapq.heappush(self._due, (stage.t, self._order, url, form))
+            self._wake.notify()
+
+    def _next(self) -> tuple[str, dict[str, str]] | None:
+        """The next callback once it is due; None once stopping and none is due."""
+        with self._wake:
+            while True:
+                if self._due and self._due[0][0] <= self._clock():
+                    _, _, url, form = heapq.heappop(self._due)
+                    return url, form
+                if self._stopping:
+                    return None
+                # The clock may be a test's, moved by hand: look again at least every tick.
+                wait = CALLBACK_POLL_SECONDS
+                if self._due:
+                    wait = min(max(self._due[0][0] - self._clock(), 0.0), wait)
+                self._wake.wait(wait)
+
+    def _run(self) -> None:
+        while (item := self._next()) is not None:
+            self._post(*item)
+
+    def _post(self, url: str, form: dict[str, str]) -> None:
+        request = urllib.request.Request(  # noqa: S310 - the URL the message asked for
+            url,
+            data=urlencode(form).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": self._validator.compute_signature(url, form),
+                "User-Agent": "TwilioProxy/1.1",
+            },
+            method="POST",
+        )
+        status: int | None
+        try:
+            with self._opener.open(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except (urllib.error.URLError, OSError):
+            status = None  # unreachable: logged as such, as Twilio's debugger would show
+        with self._lock:
+            self._sent.append(
+                {
+                    "url": url,
+                    "MessageSid": form["MessageSid"],
+                    "status": form["MessageStatus"],
+                    "http_status": status,
+                }
+            )
