@@ -20,8 +20,10 @@ CANCELLED_MESSAGE = "the job was cancelled before this row was called"
 
 
 def cancelled_envelope(row: QueuedRow, now: float) -> dict[str, Any]:
-    no_call = TwilioResult(None, None, {}, now, now)
-    envelope = ResponseEnvelope(
+    """A row of a cancelled job that was never called: `failed`, with the error code
+    `cancelled` (not Twilio's) and a message saying why."""
+    no_call = TwilioResult(None, None, {}, now, now, error_message=CANCELLED_MESSAGE)
+    return ResponseEnvelope(
         job_id=row.job_id,
         row=row.row,
         api=row.api,
@@ -30,9 +32,8 @@ def cancelled_envelope(row: QueuedRow, now: float) -> dict[str, Any]:
         request=row.params,
         result=no_call,
         due_at=row.due_at,
+        error_name=CANCELLED,
     ).to_json()
-    envelope["error"] = {"code": CANCELLED, "message": CANCELLED_MESSAGE, "more_info": None}
-    return envelope
 
 
 def end_cancelled(
