@@ -49,7 +49,15 @@ _Choice = TypeVar("_Choice", bound=str)
 
 
 class ConfigError(CallqueueError, ValueError):
-    """A setting is missing or out of range."""
+    """Settings that are missing, malformed or out of range: one line per problem, each naming
+    its variable, so that one deploy shows every mistake rather than the first."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(*problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
 
 
 @dataclass(frozen=True)
@@ -117,74 +125,90 @@ class Settings:
     # How long a job's content stays claimed (chalicelib.intake.content): the same bytes uploaded
     # again within it are a duplicate unless the upload asks for a resend.
     content_retention_days: int = 30
+    # The region phone numbers typed in national format are read in ("US": "(415) 555-0100" is
+    # +14155550100); None: such numbers are rejected, with a reason that says to set it.
+    default_region: str | None = None
 
     def __post_init__(self) -> None:
+        problems = self._out_of_range()
+        if problems:
+            raise ConfigError(*problems)
+
+    def _out_of_range(self) -> list[str]:
+        """What is wrong with the settings' values, one problem a line naming its variable."""
+        problems = []
         if self.cps < 1:
-            raise ConfigError(f"CPS must be at least 1, got {self.cps}")
+            problems.append(f"CPS must be at least 1, got {self.cps}")
         if not 1 <= self.window_seconds <= MAX_WINDOW_SECONDS:
-            raise ConfigError(
-                f"window must be 1..{MAX_WINDOW_SECONDS} seconds (SQS's delay ceiling), "
+            problems.append(
+                f"WINDOW_SECONDS must be 1..{MAX_WINDOW_SECONDS} (SQS's delay ceiling), "
                 f"got {self.window_seconds}"
             )
         if self.account_cps <= 0:
-            raise ConfigError(f"ACCOUNT_CPS must be above 0, got {self.account_cps}")
+            problems.append(f"ACCOUNT_CPS must be above 0, got {self.account_cps}")
         if self.results_page_size is not None and self.results_page_size < 1:
-            raise ConfigError(f"RESULTS_PAGE_SIZE must be at least 1, got {self.results_page_size}")
+            problems.append(f"RESULTS_PAGE_SIZE must be at least 1, got {self.results_page_size}")
         if not 0 <= self.rate_headroom < MAX_RATE_HEADROOM:
-            raise ConfigError(
+            problems.append(
                 f"RATE_HEADROOM must be 0..{MAX_RATE_HEADROOM}, got {self.rate_headroom}"
             )
         if not self.slot_tolerance_seconds >= 0:  # NaN too
-            raise ConfigError(
+            problems.append(
                 f"SLOT_TOLERANCE_SECONDS must be 0 or more, got {self.slot_tolerance_seconds}"
             )
         try:
             SenderLimits.parse(self.sender_limits)
         except ValueError as error:
-            raise ConfigError(f"SENDER_LIMITS: {error}") from None
+            problems.append(f"SENDER_LIMITS: {error}")
         if self.max_attempts < 1:
-            raise ConfigError(f"max attempts must be at least 1, got {self.max_attempts}")
+            problems.append(f"MAX_ATTEMPTS must be at least 1, got {self.max_attempts}")
+        return problems + self._sender_trigger_problems() + self._region_problems()
+
+    def _sender_trigger_problems(self) -> list[str]:
+        problems = []
         if not 1 <= self.sender_batch_size <= MAX_SENDER_BATCH:
-            raise ConfigError(f"SENDER_BATCH_SIZE must be 1..{MAX_SENDER_BATCH}")
-        if not 0 <= self.sender_batching_window_seconds <= MAX_SENDER_BATCHING_WINDOW:
-            raise ConfigError(
-                f"SENDER_BATCHING_WINDOW_SECONDS must be 0..{MAX_SENDER_BATCHING_WINDOW}"
-                " (a sender's batch holds its rows until they are due)"
+            problems.append(
+                f"SENDER_BATCH_SIZE must be 1..{MAX_SENDER_BATCH}, got {self.sender_batch_size}"
             )
-        if self.sender_batch_size > 10 and self.sender_batching_window_seconds < 1:
+        if not 0 <= self.sender_batching_window_seconds <= MAX_SENDER_BATCHING_WINDOW:
+            problems.append(
+                f"SENDER_BATCHING_WINDOW_SECONDS must be 0..{MAX_SENDER_BATCHING_WINDOW}"
+                " (a sender's batch holds its rows until they are due), "
+                f"got {self.sender_batching_window_seconds}"
+            )
+        if not problems and self.sender_batch_size > 10 and self.sender_batching_window_seconds < 1:
             # Lambda's rule for SQS triggers: batches above one receive need a batching window.
-            raise ConfigError("a SENDER_BATCH_SIZE above 10 needs SENDER_BATCHING_WINDOW_SECONDS")
+            problems.append("a SENDER_BATCH_SIZE above 10 needs SENDER_BATCHING_WINDOW_SECONDS")
+        return problems
+
+    def _region_problems(self) -> list[str]:
+        if self.default_region is None:
+            return []
+        # Imported only when a region is set: phonenumbers is slow to load, and most handlers
+        # read no phone number.
+        from phonenumbers import SUPPORTED_REGIONS  # noqa: PLC0415
+
+        if self.default_region in SUPPORTED_REGIONS:
+            return []
+        return [
+            "DEFAULT_REGION must be a region code such as US or GB (ISO 3166-1), "
+            f"got {self.default_region!r}"
+        ]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        stage = env.get("CALLQUEUE_STAGE", "dev")
-        where = {
-            "prefix": f"callqueue-{stage}",
-            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            "account": env.get("CALLQUEUE_ACCOUNT_ID", "000000000000"),
-        }
-        cps = _integer(env, "CPS", 10)
-        # Any: each table's reader gives its settings' type; __post_init__ checks the ranges.
-        values: dict[str, Any] = {
-            **{field: env.get(name, default.format(**where)) for field, name, default in _NAMES},
-            **{field: _integer(env, name, default) for field, name, default in _INTEGERS},
-            **{field: _decimal(env, name, default) for field, name, default in _DECIMALS},
-        }
-        return cls(
-            stage=stage,
-            cps=cps,
-            twilio_credentials=_one_of(env, "TWILIO_CREDENTIALS", CREDENTIAL_KINDS),
-            api_auth=_one_of(env, "API_AUTH", API_AUTHS),
-            twilio_base_url=env.get("TWILIO_BASE_URL") or None,
-            status_callback_url=env.get("STATUS_CALLBACK_URL") or None,
-            sender_limits=env.get("SENDER_LIMITS", ""),
-            account_cps=_decimal(env, "ACCOUNT_CPS", float(cps)),
-            # 0 or unset: no known limit, and DynamoDB's own 1 MB pages.
-            twilio_concurrency_limit=_integer(env, "TWILIO_CONCURRENCY_LIMIT", 0) or None,
-            results_page_size=_integer(env, "RESULTS_PAGE_SIZE", 0) or None,
-            **values,
-        )
+        """The settings the environment gives; ConfigError lists every malformed or out-of-range
+        variable at once."""
+        read = _Reader(os.environ if env is None else env)
+        values = read.settings()
+        try:
+            settings = cls(**values)
+        except ConfigError as error:
+            # A malformed variable was read as its default, so these are the other problems.
+            raise ConfigError(*read.problems, *error.problems) from None
+        if read.problems:
+            raise ConfigError(*read.problems)
+        return settings
 
 
 # Names of resources: (setting, variable, the name when the variable is unset), the default a
@@ -249,32 +273,67 @@ _DECIMALS: Final[tuple[tuple[str, str, float], ...]] = (
 )
 
 
-def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    return _parsed(env, name, int, default, "an integer")
+class _Reader:
+    """Reads the settings' variables from `env`. A malformed variable is noted in `problems`,
+    naming it, and read as its default, so that reading goes on and finds every problem."""
 
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
 
-def _decimal(env: Mapping[str, str], name: str, default: float) -> float:
-    return _parsed(env, name, float, default, "a number")
+    def settings(self) -> dict[str, Any]:
+        """Every field of Settings by name; Any: each reader gives its settings' type, and
+        Settings checks the ranges."""
+        env = self.env
+        stage = env.get("CALLQUEUE_STAGE", "dev")
+        where = {
+            "prefix": f"callqueue-{stage}",
+            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "account": env.get("CALLQUEUE_ACCOUNT_ID", "000000000000"),
+        }
+        cps = self.integer("CPS", 10)
+        return {
+            **{field: env.get(name, default.format(**where)) for field, name, default in _NAMES},
+            **{field: self.integer(name, default) for field, name, default in _INTEGERS},
+            **{field: self.decimal(name, default) for field, name, default in _DECIMALS},
+            "stage": stage,
+            "cps": cps,
+            "twilio_credentials": self.one_of("TWILIO_CREDENTIALS", CREDENTIAL_KINDS),
+            "api_auth": self.one_of("API_AUTH", API_AUTHS),
+            "twilio_base_url": env.get("TWILIO_BASE_URL") or None,
+            "status_callback_url": env.get("STATUS_CALLBACK_URL") or None,
+            "sender_limits": env.get("SENDER_LIMITS", ""),
+            "account_cps": self.decimal("ACCOUNT_CPS", float(cps)),
+            # 0 or unset: no known limit, and DynamoDB's own 1 MB pages.
+            "twilio_concurrency_limit": self.integer("TWILIO_CONCURRENCY_LIMIT", 0) or None,
+            "results_page_size": self.integer("RESULTS_PAGE_SIZE", 0) or None,
+            "default_region": env.get("DEFAULT_REGION", "").strip().upper() or None,
+        }
 
+    def integer(self, name: str, default: int) -> int:
+        return self._parsed(name, int, default, "an integer")
 
-def _parsed(
-    env: Mapping[str, str], name: str, parse: Callable[[str], _Value], default: _Value, what: str
-) -> _Value:
-    """The variable `name` read by `parse`, or `default` when it is unset or empty; the error
-    names the variable."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return parse(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+    def decimal(self, name: str, default: float) -> float:
+        return self._parsed(name, float, default, "a number")
 
+    def _parsed(
+        self, name: str, parse: Callable[[str], _Value], default: _Value, what: str
+    ) -> _Value:
+        """The variable `name` read by `parse`, or `default` when it is unset or empty."""
+        raw = self.env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return parse(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be {what}, got {raw!r}")
+            return default
 
-def _one_of(env: Mapping[str, str], name: str, choices: tuple[_Choice, ...]) -> _Choice:
-    """The variable `name`, one of `choices` (the first when unset)."""
-    raw = env.get(name, choices[0])
-    for choice in choices:
-        if raw == choice:
-            return choice
-    raise ConfigError(f"{name} must be {' or '.join(map(repr, choices))}, got {raw!r}")
+    def one_of(self, name: str, choices: tuple[_Choice, ...]) -> _Choice:
+        """The variable `name`, one of `choices` (the first when unset)."""
+        raw = self.env.get(name, choices[0])
+        for choice in choices:
+            if raw == choice:
+                return choice
+        self.problems.append(f"{name} must be {' or '.join(map(repr, choices))}, got {raw!r}")
+        return choices[0]

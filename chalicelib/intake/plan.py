@@ -81,14 +81,20 @@ class Plan:
 
 
 def plan(
-    stream: BinaryIO, fmt: Format, schedule: Schedule, senders: SenderLimits | None = None
+    stream: BinaryIO,
+    fmt: Format,
+    schedule: Schedule,
+    senders: SenderLimits | None = None,
+    default_region: str | None = None,
 ) -> Plan:
     """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
-    per-sender limits the ETA is reported under (Twilio's defaults when not given)."""
+    per-sender limits the ETA is reported under (Twilio's defaults when not given);
+    `default_region`: the region national phone numbers are read in, as the splitter's
+    DEFAULT_REGION (None: they are rejected)."""
     result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
     if senders is not None and senders.enabled:
         result.senders = senders
-    for item in checked_rows(stream, fmt):
+    for item in checked_rows(stream, fmt, default_region):
         result.rows += 1
         if not isinstance(item, Accepted):
             result.rejected += 1

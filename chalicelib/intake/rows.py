@@ -66,18 +66,23 @@ def too_large_reason(size: int) -> str:
     )
 
 
-def checked_rows(stream: ByteStream, fmt: Format) -> Iterator[Accepted | Rejected]:
-    """Raises parsing.FileFormatError when the file cannot be read at all."""
+def checked_rows(
+    stream: ByteStream, fmt: Format, default_region: str | None = None
+) -> Iterator[Accepted | Rejected]:
+    """Raises parsing.FileFormatError when the file cannot be read at all. `default_region`: the
+    region phone numbers in national format are read in (None: they are rejected)."""
     for record in read_records(stream, fmt):
         if record.error is not None or record.fields is None:
             yield Rejected(record.number, record.error or "unreadable record")
             continue
-        yield _checked(record.number, record.fields)
+        yield _checked(record.number, record.fields, default_region)
 
 
-def _checked(number: int, fields: dict[str, object]) -> Accepted | Rejected:
+def _checked(
+    number: int, fields: dict[str, object], default_region: str | None = None
+) -> Accepted | Rejected:
     try:
-        request = validate(fields)
+        request = validate(fields, default_region)
         size = travelling_bytes(number, request)
     except InvalidRow as error:
         return Rejected(number, str(error))

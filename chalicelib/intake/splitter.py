@@ -308,7 +308,7 @@ class Splitter:
             chunks += 1
 
         try:
-            for item in checked_rows(stream, fmt):
+            for item in checked_rows(stream, fmt, settings.default_region):
                 rows += 1
                 if isinstance(item, Rejected):
                     reject(item.number, item.reason)

@@ -135,6 +135,53 @@ def test_splitter_cuts_file_into_chunks_and_records_job(stack: Stack, client: Cl
     assert [r[0] for r in report[1:]] == ["4", "11"]
 
 
+@pytest.mark.parametrize("region", ["", "US"])
+def test_splitter_reads_national_numbers_in_the_default_region_only(
+    stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch, region: str
+) -> None:
+    monkeypatch.setenv("DEFAULT_REGION", region)
+    wiring.reset()
+    rows = [
+        {"To": "(415) 555-0100", "From": VALID_FROM, "Body": "national"},
+        {"To": "+1 415 555 0101", "From": "500 555 0006", "Body": "spaced, national From"},
+        {"To": "+1 555 123 4567", "From": VALID_FROM, "Body": "no such number"},
+    ]
+    job_id = upload(stack, "national.csv", csv_file(rows))
+
+    client.lambda_.invoke(
+        "handle_source_file", s3_event(stack.env["SOURCE_BUCKET"], "national.csv")
+    )
+
+    rejects = stack.s3.get_object(
+        Bucket=stack.env["REPORTS_BUCKET"], Key=f"jobs/{job_id}/rejects.csv"
+    )
+    report = list(csv.reader(io.StringIO(rejects["Body"].read().decode())))
+    job = job_item(stack, job_id)
+    no_such_number = (
+        "'+1 555 123 4567' is not a valid phone number (not in a range of numbers +1 assigns)"
+    )
+    if region:
+        assert (job["valid"], job["rejected"]) == ("2", "1")
+        sent = chunk_rows(stack, stack.env["HOLDING_BUCKET"], f"jobs/{job_id}/chunk-00000.jsonl")
+        assert [(r["params"]["To"], r["params"]["From"]) for r in sent] == [
+            ("+14155550100", VALID_FROM),
+            ("+14155550101", VALID_FROM),
+        ]
+        assert report[1:] == [["3", f"To: {no_such_number}"]]
+    else:
+        no_code = "no country code: add + and the country code, or set DEFAULT_REGION"
+        assert (job["valid"], job["rejected"]) == ("0", "3")
+        assert report[1:] == [
+            ["1", f"To: '(415) 555-0100' is not a valid phone number ({no_code})"],
+            [
+                "2",
+                "From: '500 555 0006' is not a valid phone number, short code or alphanumeric "
+                f"sender ID ({no_code})",
+            ],
+            ["3", f"To: {no_such_number}"],
+        ]
+
+
 def test_splitter_delivery_of_same_upload_again_starts_no_second_job(
     stack: Stack, client: Client
 ) -> None:

@@ -105,3 +105,48 @@ def test_a_malformed_setting_is_refused_naming_its_variable(
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({name: value})
     assert str(caught.value).startswith(message)
+
+
+def test_every_malformed_setting_is_listed_at_once_one_line_each_naming_its_variable() -> None:
+    env = {
+        "RATE_HEADROOM": "1%",
+        "CPS": "ten",
+        "API_AUTH": "token",
+        "WINDOW_SECONDS": "0",
+        "MAX_ATTEMPTS": "0",
+        "SENDER_BATCH_SIZE": "20000",
+        "DEFAULT_REGION": "USA",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value).splitlines() == [
+        "CPS must be an integer, got 'ten'",
+        "RATE_HEADROOM must be a number, got '1%'",
+        "API_AUTH must be 'api_key' or 'iam', got 'token'",
+        "WINDOW_SECONDS must be 1..900 (SQS's delay ceiling), got 0",
+        "MAX_ATTEMPTS must be at least 1, got 0",
+        "SENDER_BATCH_SIZE must be 1..10000, got 20000",
+        "DEFAULT_REGION must be a region code such as US or GB (ISO 3166-1), got 'USA'",
+    ]
+    assert caught.value.problems == tuple(str(caught.value).splitlines())
+
+
+def test_a_sender_trigger_out_of_range_and_a_relation_are_not_both_reported() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SENDER_BATCH_SIZE": "20", "SENDER_BATCHING_WINDOW_SECONDS": "0"})
+    assert str(caught.value) == "a SENDER_BATCH_SIZE above 10 needs SENDER_BATCHING_WINDOW_SECONDS"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SENDER_BATCH_SIZE": "0", "SENDER_BATCHING_WINDOW_SECONDS": "11"})
+    assert [line.split()[0] for line in str(caught.value).splitlines()] == [
+        "SENDER_BATCH_SIZE",
+        "SENDER_BATCHING_WINDOW_SECONDS",
+    ]
+
+
+def test_national_numbers_are_read_in_the_default_region_when_one_is_set() -> None:
+    assert Settings.from_env({}).default_region is None
+    assert Settings.from_env({"DEFAULT_REGION": ""}).default_region is None
+    assert Settings.from_env({"DEFAULT_REGION": " us "}).default_region == "US"
+    assert Settings.from_env({"DEFAULT_REGION": "GB"}).default_region == "GB"
+    with pytest.raises(ConfigError, match=r"^DEFAULT_REGION must be a region code"):
+        Settings.from_env({"DEFAULT_REGION": "XX"})

@@ -147,7 +147,8 @@ def test_plan_reports_eta_under_sender_limits_and_warns_of_slow_senders() -> Non
 
 
 def test_plan_warns_when_a_sender_would_overflow_twilios_ten_hour_queue() -> None:
-    rows = [(f"+1415{i:07d}", "+18885550000", "hi") for i in range(110_000)]  # toll-free: 3/s
+    # 110,000 valid numbers from +1 415 555 0000 on, from a toll-free sender: 3 a second.
+    rows = [(f"+1415{5_550_000 + i:07d}", "+18885550000", "hi") for i in range(110_000)]
     result = plan(_csv(rows), "csv", Schedule(100, 900))
     assert result.eta_with_sender_limits == pytest.approx(110_000 / 3)
     [warning] = result.warnings()

@@ -20,9 +20,14 @@ Rules a user of the file format relies on:
   list or, in CSV, several values separated by whitespace; MediaUrl also by ``|``. Neither can
   appear unencoded in a URL, so splitting never cuts one. PersistentAction values hold spaces,
   so in CSV they are separated by line breaks.
-- Phone numbers must be E.164. Only unambiguous rewriting is done: spaces, dashes, dots and
-  parentheses are dropped, a ``(0)`` trunk prefix after the country code is dropped, and a
-  leading ``00`` becomes ``+``. A number without a country code is rejected, never guessed.
+- Phone numbers are sent in E.164 (phone_numbers has the rules). Only unambiguous rewriting is
+  done: spaces, dashes, dots and parentheses are dropped, a ``(0)`` trunk prefix after the
+  country code is dropped, and a leading ``00`` becomes ``+``. A number without a country code
+  is read in the DEFAULT_REGION setting, and rejected when there is none, never guessed. A To or
+  From must be a valid number by phonenumbers' metadata, and Twilio's test numbers (+1 500 555
+  xxxx) always count as valid; Lookup's PhoneNumber need only be of a possible length, since
+  Lookup says whether it is valid. A rejection names the column and says why:
+  ``To: +1234567 is not a valid phone number (too short for +1)``.
   Message To/From also take channel addresses (``whatsapp:+1...``), From also short codes and
   alphanumeric sender IDs; call To/From also ``sip:`` and ``client:`` addresses.
 - Values are sent as Twilio expects them: strings, booleans as ``true``/``false``, whole numbers
@@ -35,13 +40,16 @@ Rules a user of the file format relies on:
 The returned CallRequest holds canonical names only; for lookup, verify and studio it also holds
 the path parameter (PhoneNumber, VerifyServiceSid, FlowSid) the sender puts in the URL.
 
-Each API's parameters are in api_params, each kind of value's checks in value_checks, and what
-is checked of a record as a whole in row_checks.
+Each API's parameters are in api_params, each kind of value's checks in value_checks (phone
+numbers' in phone_numbers), what is checked of a record as a whole in row_checks, and the
+errors in exceptions. `normalise_number` is for a number typed anywhere else (a suppression
+added by hand): the same rules, the same messages.
 """
 
 from __future__ import annotations
 
+from chalicelib.intake.validation.exceptions import InvalidNumber, InvalidRow
+from chalicelib.intake.validation.phone_numbers import normalise_number
 from chalicelib.intake.validation.row_checks import validate
-from chalicelib.intake.validation.value_checks import InvalidRow, normalise_number
 
-__all__ = ["InvalidRow", "normalise_number", "validate"]
+__all__ = ["InvalidNumber", "InvalidRow", "normalise_number", "validate"]

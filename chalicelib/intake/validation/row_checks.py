@@ -17,13 +17,15 @@ from chalicelib.intake.validation.api_params import (
     REQUIRED,
     REQUIRED_ONE_OF,
 )
-from chalicelib.intake.validation.value_checks import InvalidRow, convert, form_text, is_empty
+from chalicelib.intake.validation.exceptions import InvalidRow
+from chalicelib.intake.validation.value_checks import Context, convert, form_text, is_empty
 
 _API_COLUMN: Final = "api"
 
 
-def validate(fields: Mapping[str, Any]) -> CallRequest:
-    """The request a record asks for; InvalidRow says why there is none."""
+def validate(fields: Mapping[str, Any], default_region: str | None = None) -> CallRequest:
+    """The request a record asks for; InvalidRow says why there is none. `default_region`: the
+    region phone numbers in national format are read in (None: they are refused)."""
     for column, value in fields.items():
         # Before anything compares or serialises the values: both recurse per level.
         if _value_depth(value) > MAX_JSON_DEPTH:
@@ -37,9 +39,10 @@ def validate(fields: Mapping[str, Any]) -> CallRequest:
         if not any(name in present for name in group):
             raise InvalidRow(f"missing {_either(group)}")
     params: dict[str, ParamValue] = {}
+    context = Context(params, default_region)  # sees each parameter once it is converted
     for name, spec in PARAMS[api].items():
         if name in present:
-            params[name] = convert(name, spec, present[name], params)
+            params[name] = convert(name, spec, present[name], context)
     return CallRequest(api, params)
 
 

@@ -1,6 +1,7 @@
 """How one parameter's value is checked and written, by the kind its Param gives: phone numbers
-to E.164, booleans and whole numbers as Twilio's form encoding writes them, JSON parameters as a
-string that holds an object, and each kind's own rule (a URL, a SID, one of an enum's choices).
+to E.164 (phone_numbers), booleans and whole numbers as Twilio's form encoding writes them, JSON
+parameters as a string that holds an object, and each kind's own rule (a URL, a SID, one of an
+enum's choices).
 """
 
 from __future__ import annotations
@@ -9,32 +10,27 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from chalicelib.core.records import ParamValue
-from chalicelib.errors import CallqueueError
 from chalicelib.intake.parsing import MAX_JSON_DEPTH, nesting_depth
 from chalicelib.intake.validation.api_params import MAX_MEDIA_URLS, Param
+from chalicelib.intake.validation.exceptions import PHONE_NUMBER, InvalidNumber, InvalidRow
+from chalicelib.intake.validation.phone_numbers import (
+    national_digits,
+    normalise_number,
+    possible_number,
+)
 
-# E.164 allows up to 15 digits; no country has numbers shorter than 7 digits with the country
-# code (Niue: +683 and 4 digits), so anything shorter is a truncated number, not a short one.
-E164_MIN_DIGITS: Final = 7
-E164_MAX_DIGITS: Final = 15
-
-
-class InvalidRow(CallqueueError):
-    """A record that cannot become a request; str(error) is the reason shown to the user."""
-
-
-_SEPARATORS: Final = re.compile(r"[\s\-.()]")
-_TRUNK_ZERO: Final = re.compile(r"^(\+|00)([0-9\s\-.]*)\(0\)")
-_E164: Final = re.compile(rf"\+[1-9][0-9]{{{E164_MIN_DIGITS - 1},{E164_MAX_DIGITS - 1}}}")
-_DIGITS: Final = re.compile(r"[0-9]+")
 _SHORT_CODE: Final = re.compile(r"[0-9]{3,8}")
 # Twilio: up to 11 ASCII letters, digits and spaces, with at least one letter.
 _ALPHANUMERIC_SENDER: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+_LETTER: Final = re.compile(r"[A-Za-z]")
+_SENDER: Final = f"{PHONE_NUMBER}, short code or alphanumeric sender ID"
+_SENDER_ID_RULE: Final = "a sender ID is 1 to 11 letters, digits and spaces, one a letter at least"
 _CHANNEL_ADDRESS: Final = re.compile(r"(whatsapp|messenger|rcs):(.*)", re.IGNORECASE | re.DOTALL)
 _CALL_ADDRESS: Final = re.compile(r"(sip|client):(\S+)", re.IGNORECASE)
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -42,16 +38,14 @@ _COUNTRY: Final = re.compile(r"[A-Za-z]{2}")
 _INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+")
 
 
-def normalise_number(value: str) -> str:
-    """The E.164 form of a phone number, or InvalidRow if it is not unambiguously one."""
-    compact = _SEPARATORS.sub("", _TRUNK_ZERO.sub(r"\1\2", value.strip()))
-    if compact.startswith("00"):
-        compact = "+" + compact[2:]
-    if _E164.fullmatch(compact):
-        return compact
-    if _DIGITS.fullmatch(compact):
-        raise InvalidRow(f"{value!r} is not an E.164 number: it needs + and the country code")
-    raise InvalidRow(f"{value!r} is not an E.164 number")
+@dataclass(frozen=True)
+class Context:
+    """What a value's check may depend on besides the value: the parameters of its row converted
+    before it (a phone number depends on the country or channel given) and the region national
+    phone numbers are read in (None: they are refused)."""
+
+    done: Mapping[str, ParamValue]
+    default_region: str | None = None
 
 
 def is_empty(value: object) -> bool:
@@ -74,19 +68,18 @@ def form_text(value: object) -> str:
     return str(value)
 
 
-def convert(name: str, spec: Param, value: Any, done: Mapping[str, ParamValue]) -> ParamValue:
-    """A present value of parameter `name` as it is sent; `done`: the parameters converted
-    before it (a phone number depends on the country or channel given)."""
+def convert(name: str, spec: Param, value: Any, context: Context) -> ParamValue:
+    """A present value of parameter `name` as it is sent."""
     if spec.repeated:
         items = _items(name, spec, value)
         if name == "MediaUrl" and len(items) > MAX_MEDIA_URLS:
             raise InvalidRow(f"MediaUrl has {len(items)} URLs; the limit is {MAX_MEDIA_URLS}")
-        return [_convert_one(name, spec, item, done) for item in items]
+        return [_convert_one(name, spec, item, context) for item in items]
     if isinstance(value, list):
         raise InvalidRow(f"{name} has a list of values; it takes one")
     if isinstance(value, dict) and spec.kind != "json":
         raise InvalidRow(f"{name} is an object; it takes a single value")
-    return _convert_one(name, spec, value, done)
+    return _convert_one(name, spec, value, context)
 
 
 def _items(name: str, spec: Param, value: Any) -> list[Any]:
@@ -101,7 +94,7 @@ def _items(name: str, spec: Param, value: Any) -> list[Any]:
     return [value]
 
 
-def _convert_one(name: str, spec: Param, value: Any, done: Mapping[str, ParamValue]) -> str:
+def _convert_one(name: str, spec: Param, value: Any, context: Context) -> str:
     if spec.kind == "json":
         return _json_object(name, value)
     text = form_text(value)
@@ -111,7 +104,9 @@ def _convert_one(name: str, spec: Param, value: Any, done: Mapping[str, ParamVal
         return text
     text = text.strip()
     try:
-        return _CHECKS[spec.kind](text, spec, done)
+        return _CHECKS[spec.kind](text, spec, context)
+    except InvalidNumber as error:
+        raise error.named(name) from None
     except InvalidRow as error:
         raise InvalidRow(f"{name} {error}") from None
 
@@ -132,7 +127,7 @@ def _json_object(name: str, value: Any) -> str:
     return value.strip()
 
 
-def _check_integer(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_integer(text: str, spec: Param, context: Context) -> str:
     if not _INTEGER_TEXT.fullmatch(text):
         raise InvalidRow(f"{text!r} is not a whole number")
     number = int(text)
@@ -143,7 +138,7 @@ def _check_integer(text: str, spec: Param, done: Mapping[str, ParamValue]) -> st
     return str(number)
 
 
-def _check_number(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_number(text: str, spec: Param, context: Context) -> str:
     try:
         number = float(text)
     except ValueError:
@@ -153,14 +148,14 @@ def _check_number(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str
     return text
 
 
-def _check_boolean(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_boolean(text: str, spec: Param, context: Context) -> str:
     lowered = text.casefold()
     if lowered not in ("true", "false"):
         raise InvalidRow(f"{text!r} is not true or false")
     return lowered
 
 
-def _check_datetime(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_datetime(text: str, spec: Param, context: Context) -> str:
     try:
         datetime.fromisoformat(text)
     except ValueError:
@@ -168,98 +163,99 @@ def _check_datetime(text: str, spec: Param, done: Mapping[str, ParamValue]) -> s
     return text
 
 
-def _check_url(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_url(text: str, spec: Param, context: Context) -> str:
     parts = urlsplit(text)
     if parts.scheme.casefold() not in ("http", "https") or not parts.netloc:
         raise InvalidRow(f"{text!r} is not an http(s) URL")
     return text
 
 
-def _check_sid(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_sid(text: str, spec: Param, context: Context) -> str:
     if not re.fullmatch(rf"{spec.sid_prefix}[0-9a-fA-F]{{32}}", text):
         raise InvalidRow(f"{text!r} is not a SID ({spec.sid_prefix} and 32 hex digits)")
     return text
 
 
-def _check_enum(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_enum(text: str, spec: Param, context: Context) -> str:
     for choice in spec.choices:
         if choice.casefold() == text.casefold():
             return choice
     raise InvalidRow(f"{text!r} is not one of {', '.join(spec.choices)}")
 
 
-def _check_country(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_country(text: str, spec: Param, context: Context) -> str:
     if not _COUNTRY.fullmatch(text):
         raise InvalidRow(f"{text!r} is not a two-letter country code")
     return text.upper()
 
 
-def _check_phone(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
-    return normalise_number(text)
+def _check_phone(text: str, spec: Param, context: Context) -> str:
+    return normalise_number(text, context.default_region)
 
 
-def _check_message_to(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
-    channel = _CHANNEL_ADDRESS.fullmatch(text)
-    return normalise_number(text) if channel is None else _channel_address(channel)
-
-
-def _check_message_from(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_message_to(text: str, spec: Param, context: Context) -> str:
     channel = _CHANNEL_ADDRESS.fullmatch(text)
     if channel is not None:
-        return _channel_address(channel)
+        return _channel_address(channel, context)
+    return normalise_number(text, context.default_region)
+
+
+def _check_message_from(text: str, spec: Param, context: Context) -> str:
+    channel = _CHANNEL_ADDRESS.fullmatch(text)
+    if channel is not None:
+        return _channel_address(channel, context)
     if _SHORT_CODE.fullmatch(text) or _ALPHANUMERIC_SENDER.fullmatch(text):
         return text
     try:
-        return normalise_number(text)
-    except InvalidRow:
-        raise InvalidRow(
-            f"{text!r} is not an E.164 number, short code or alphanumeric sender ID"
-        ) from None
+        return normalise_number(text, context.default_region)
+    except InvalidNumber as error:
+        # With a letter in it, it was meant for a sender ID, and the number's reason would mislead.
+        why = _SENDER_ID_RULE if _LETTER.search(text) else error.why
+        raise InvalidNumber(text, why, what=_SENDER) from None
 
 
-def _channel_address(match: re.Match[str]) -> str:
+def _channel_address(match: re.Match[str], context: Context) -> str:
     channel, address = match.group(1).casefold(), match.group(2).strip()
     if channel == "whatsapp" or address.startswith(("+", "00")):
-        return f"{channel}:{normalise_number(address)}"
+        return f"{channel}:{normalise_number(address, context.default_region)}"
     if not address or any(char.isspace() for char in address):
         raise InvalidRow(f"{match.group()!r} is not a {channel} address")
     return f"{channel}:{address}"
 
 
-def _check_call_endpoint(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_call_endpoint(text: str, spec: Param, context: Context) -> str:
     address = _CALL_ADDRESS.fullmatch(text)
     if address is not None:
         return f"{address.group(1).casefold()}:{address.group(2)}"
-    return normalise_number(text)
+    return normalise_number(text, context.default_region)
 
 
-def _check_flow_from(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
+def _check_flow_from(text: str, spec: Param, context: Context) -> str:
     # Studio sends SMS from a Messaging Service when given its SID instead of a number.
     if text.startswith("MG"):
-        return _check_sid(text, Param("sid", sid_prefix="MG"), done)
-    return normalise_number(text)
+        return _check_sid(text, Param("sid", sid_prefix="MG"), context)
+    return normalise_number(text, context.default_region)
 
 
-def _check_verify_to(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
-    if done.get("Channel") == "email":
+def _check_verify_to(text: str, spec: Param, context: Context) -> str:
+    if context.done.get("Channel") == "email":
         if not _EMAIL.fullmatch(text):
             raise InvalidRow(f"{text!r} is not an email address")
         return text
-    return normalise_number(text)
+    return normalise_number(text, context.default_region)
 
 
-def _check_lookup_number(text: str, spec: Param, done: Mapping[str, ParamValue]) -> str:
-    try:
-        return normalise_number(text)
-    except InvalidRow:
-        # The Lookup API itself reads national numbers when told the country.
-        national = _SEPARATORS.sub("", text)
-        if "CountryCode" in done and _DIGITS.fullmatch(national):
-            return national
-        raise
+def _check_lookup_number(text: str, spec: Param, context: Context) -> str:
+    national = national_digits(text)
+    if national is not None and "CountryCode" in context.done:
+        # The Lookup API reads a national number in the row's CountryCode, which is more
+        # particular than DEFAULT_REGION.
+        return national
+    # Possible, not valid: whether a number is valid is what one asks Lookup.
+    return possible_number(text, context.default_region)
 
 
-_Check = Callable[[str, Param, Mapping[str, ParamValue]], str]
+_Check = Callable[[str, Param, Context], str]
 
 _CHECKS: Final[Mapping[str, _Check]] = {
     "integer": _check_integer,
