@@ -225,11 +225,14 @@ SAMPLE_ERROR_RATE: Final = 0.15
 
 # Record numbers (data rows, header not counted) and the reason validation or parsing gives.
 SAMPLE_INVALID: Final[Mapping[int, str]] = {
-    12: "To '+1555' is not an E.164 number",
+    12: "To: +1555 is not a valid phone number (too short for +1)",
     57: "unknown api 'fax'; expected one of messages, calls, lookup, verify, studio",
     101: "missing Body, MediaUrl or ContentSid",
     150: "record 150 has 12 fields, the header has 13",
-    203: "To '415 555 0123' is not an E.164 number: it needs + and the country code",
+    203: (
+        "To: '415 555 0123' is not a valid phone number "
+        "(no country code: add + and the country code, or set DEFAULT_REGION)"
+    ),
     244: "Parameters is not valid JSON: '{name: Ada}'",
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from callqueue.cli.exits import EXIT_OK, UsageError, readable
 from callqueue.cli.progress import duration
@@ -17,6 +18,11 @@ def generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def default_region() -> str | None:
+    """DEFAULT_REGION as the deployed splitter reads it: national numbers are read in it."""
+    return os.environ.get("DEFAULT_REGION", "").strip().upper() or None
+
+
 def plan(args: argparse.Namespace) -> int:
     from chalicelib.core.metering import SenderLimits
     from chalicelib.core.schedule import Schedule
@@ -28,7 +34,9 @@ def plan(args: argparse.Namespace) -> int:
     try:
         with args.file.open("rb") as stream:
             fmt = detect_format(args.file.name)
-            result = plan_file(stream, fmt, Schedule(args.cps, args.window), senders)
+            result = plan_file(
+                stream, fmt, Schedule(args.cps, args.window), senders, default_region()
+            )
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None
     if args.json:

@@ -10,6 +10,18 @@ import time
 from callqueue.cli.exits import EXIT_OK, UsageError
 
 
+def typed_number(text: str) -> str:
+    """A number as the user typed it, as the sender compares it: E.164 (national formats in
+    DEFAULT_REGION); a one-line usage error otherwise."""
+    from callqueue.cli.files import default_region
+    from chalicelib.intake.validation import InvalidRow, normalise_number
+
+    try:
+        return normalise_number(text, default_region())
+    except InvalidRow as error:
+        raise UsageError(str(error)) from None
+
+
 def suppression_list(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
@@ -22,16 +34,18 @@ def suppression_list(args: argparse.Namespace) -> int:
 def suppression_add(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
-    added = wiring.suppression().add(args.number, args.reason)
-    print(f"{args.number}: {'suppressed' if added else 'already suppressed'}")
+    number = typed_number(args.number)
+    added = wiring.suppression().add(number, args.reason)
+    print(f"{number}: {'suppressed' if added else 'already suppressed'}")
     return EXIT_OK
 
 
 def suppression_remove(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
-    removed = wiring.suppression().remove(args.number)
-    print(f"{args.number}: {'removed' if removed else 'was not suppressed'}")
+    number = typed_number(args.number)
+    removed = wiring.suppression().remove(number)
+    print(f"{number}: {'removed' if removed else 'was not suppressed'}")
     return EXIT_OK
 
 

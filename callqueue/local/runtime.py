@@ -307,6 +307,7 @@ class LocalRuntime:
             "CPS",
             "WINDOW_SECONDS",
             "STATUS_CALLBACK_URL",
+            "DEFAULT_REGION",
             # A user's (or a test's) own read timeout for Twilio, as a deployment may set it.
             "TWILIO_TIMEOUT_SECONDS",
         }

@@ -25,6 +25,38 @@ def test_suppression_add_list_remove(stack: Stack, capsys: pytest.CaptureFixture
     assert wiring.suppression().suppressed({"+14155550100"}) == set()
 
 
+@pytest.mark.parametrize(
+    "typed", ["+1 415 555 0100", "+1 (415) 555-0100", "+1.415.555.0100", " +14155550100 "]
+)
+def test_suppression_stores_a_typed_number_as_the_sender_compares_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str], typed: str
+) -> None:
+    assert main(["suppression", "add", typed]) == 0
+    assert wiring.suppression().suppressed({"+14155550100"}) == {"+14155550100"}
+    assert main(["suppression", "remove", typed]) == 0
+    assert wiring.suppression().suppressed({"+14155550100"}) == set()
+
+
+def test_suppression_reads_national_numbers_in_the_default_region(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEFAULT_REGION", "us")
+    assert main(["suppression", "add", "(415) 555-0100"]) == 0
+    assert wiring.suppression().suppressed({"+14155550100"}) == {"+14155550100"}
+
+
+@pytest.mark.parametrize("typed", ["+1234567", "+4420794609", "415 555 0100", "call me"])
+def test_suppression_refuses_a_number_twilio_would_refuse_in_one_line(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, typed: str
+) -> None:
+    monkeypatch.delenv("DEFAULT_REGION", raising=False)
+    assert main(["suppression", "add", typed]) != 0
+    err = capsys.readouterr().err
+    assert "phone number" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert list(wiring.suppression().list()) == []
+
+
 def test_dlq_list_shows_why_and_redrive_puts_rows_back(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
