@@ -27,7 +27,8 @@ from string import Template
 from typing import Any
 
 from callqueue.deploy.moto_stack import deploy_into_moto
-from callqueue.deploy.stack import PROJECT_DIR, StackError, deploy_stack, failure_reasons
+from callqueue.deploy.stack import StackError, deploy_stack, failure_reasons
+from callqueue.project import PROJECT_DIR
 from chalicelib.errors import CallqueueError
 
 APP_NAME = "callqueue"

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from callqueue.project import PROJECT_DIR
 from chalicelib.errors import CallqueueError
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT_DIR / ".chalice" / "infrastructure.yaml"
 STATE_MACHINE = PROJECT_DIR / ".chalice" / "state-machine.json"
 PLACEHOLDER = "@@STATE_MACHINE_DEFINITION@@"

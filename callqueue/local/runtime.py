@@ -30,7 +30,6 @@ import requests
 from botocore.config import Config
 
 from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
-from callqueue.deploy.stack import PROJECT_DIR
 from callqueue.local import child_process, lambdas
 from callqueue.local.api_server import ApiServer
 from callqueue.local.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
@@ -44,6 +43,7 @@ from callqueue.local.worker_process import (
     Worker,
     relax_garbage_collection,
 )
+from callqueue.project import PROJECT_DIR
 from chalicelib import wiring
 from chalicelib.aws.buckets import rejects_key
 from chalicelib.aws.jobs_table import JobStore

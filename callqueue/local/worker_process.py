@@ -46,9 +46,9 @@ from callqueue.local.lambdas import (
     function_name,
     run_function,
 )
+from callqueue.project import PROJECT_DIR
 from chalicelib.twilio.gateway import CapturingHttpClient
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 WORKER = "callqueue.local.worker_process"
 CRASHED_HEADER = "X-Callqueue-Crashed"
 # A Lambda instance has a share of CPU of its own; here the sender shares two cores with moto,
