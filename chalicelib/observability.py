@@ -55,6 +55,13 @@ HIGH_RESOLUTION = frozenset({"Calls", "Throttled", "ScheduleLag"})
 # through it, and every Twilio call would be traced twice.
 TRACED_MODULES = ("botocore", "requests")
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
+# Each log field of the Lambda context (Powertools' names) and the context attribute it comes from.
+CONTEXT_FIELDS = {
+    "function_name": "function_name",
+    "function_memory_size": "memory_limit_in_mb",
+    "function_arn": "invoked_function_arn",
+    "function_request_id": "aws_request_id",
+}
 
 _fields: ContextVar[Mapping[str, Any]] = ContextVar("callqueue_log_fields", default={})  # noqa: B039 - never mutated
 
@@ -82,6 +89,12 @@ class _Invocation:
 
 
 _invocation = _Invocation()
+# The invocation's fields in the thread handling it. Lambda has one invocation at a time; the
+# local runtime and the tests run handlers side by side in one process, and each thread handling
+# one keeps its own (threads it starts see the latest invocation's).
+_own_invocation: ContextVar[Mapping[str, Any] | None] = ContextVar(
+    "callqueue_invocation", default=None
+)
 
 
 def reset_invocations() -> None:
@@ -108,7 +121,9 @@ class BoundFields(logging.Filter):
     them up."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, value in [*_invocation.fields.items(), *_fields.get().items()]:
+        own = _own_invocation.get()
+        invocation = _invocation.fields if own is None else own
+        for name, value in [*invocation.items(), *_fields.get().items()]:
             if not hasattr(record, name):
                 setattr(record, name, value)
         return True
@@ -124,12 +139,11 @@ def lambda_context_of(event: Any) -> Any:
 
 
 def context_fields(context: Any) -> dict[str, Any]:
-    """The fields Powertools' `inject_lambda_context` logs, from a Lambda context object."""
-    from aws_lambda_powertools.logging.lambda_context import (  # noqa: PLC0415 - in Lambda only
-        build_lambda_context_model,
-    )
-
-    return dict(vars(build_lambda_context_model(context)))
+    """The fields Powertools' `inject_lambda_context` logs, from a Lambda context object; one the
+    context lacks is left out (the local runtime's context has fewer attributes than Lambda's), so
+    a log field never fails a handler."""
+    found = {field: getattr(context, name, None) for field, name in CONTEXT_FIELDS.items()}
+    return {field: value for field, value in found.items() if value is not None}
 
 
 @contextmanager
@@ -141,6 +155,7 @@ def invocation(event: Any, tracer: Tracer | None = None) -> Iterator[None]:
     cold_start = _invocation.cold_start()
     fields = {} if context is None else {**context_fields(context), "cold_start": cold_start}
     _invocation.fields = fields
+    token = _own_invocation.set(fields)
     try:
         if tracer is None:
             yield
@@ -153,8 +168,10 @@ def invocation(event: Any, tracer: Tracer | None = None) -> Iterator[None]:
             _invocation.segment = segment
             yield
     finally:
-        _invocation.fields = {}
-        _invocation.segment = None
+        _own_invocation.reset(token)
+        if _invocation.fields is fields:
+            _invocation.fields = {}
+            _invocation.segment = None
 
 
 def tracing_on(env: Mapping[str, str] | None = None) -> bool:

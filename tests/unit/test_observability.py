@@ -478,6 +478,26 @@ def test_an_invocation_without_a_context_adds_nothing_and_still_runs(
     assert "function_name" not in line
 
 
+def test_a_context_with_fewer_attributes_gives_the_fields_it_has(
+    json_log: tuple[logging.Logger, io.StringIO],
+) -> None:
+    """The local runtime's context has no ARN; Chalice's has no memory without a stage's."""
+    logger, stream = json_log
+
+    class Sparse:
+        function_name = "callqueue-dev-release_chunk"
+        aws_request_id = "req-local"
+        memory_limit_in_mb = None
+
+    with invocation(SQSEvent({"Records": []}, Sparse())):
+        logger.info("released")
+    (line,) = read(stream)
+    assert line["function_name"] == "callqueue-dev-release_chunk"
+    assert line["function_request_id"] == "req-local"
+    assert "function_arn" not in line
+    assert "function_memory_size" not in line
+
+
 def test_an_exception_leaves_no_context_behind(
     json_log: tuple[logging.Logger, io.StringIO],
 ) -> None:
