@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Chalice, Rate, S3Event, SQSEvent
@@ -20,8 +21,17 @@ app = Chalice(app_name="callqueue")
 app.log.setLevel(logging.INFO)
 # In Lambda, one JSON object per log line with the job and row being worked on.
 observability.configure_logging(("chalicelib", "downstream"), level=logging.INFO)
+# Powertools' Tracer where the stage has X-Ray (POWERTOOLS_TRACE_DISABLED, config.json), else None.
+tracer = observability.tracer()
 
 settings = wiring.settings()
+
+
+@app.middleware("all")
+def observe_invocation(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every handler's log lines carry its Lambda context; traced, it is a subsegment."""
+    with observability.invocation(event, tracer):
+        return get_response(event)
 
 
 @app.on_s3_event(bucket=settings.source_bucket, events=["s3:ObjectCreated:*"])

@@ -4,6 +4,7 @@ expiring data, encrypted queues, recoverable tables, alarms), whatever moto make
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from callqueue.deploy.moto_stack import moto_compatible
 from callqueue.deploy.stack import render_template
+from chalicelib.observability import HIGH_RESOLUTION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,3 +131,79 @@ def test_reconciler_stalls_and_failures_each_raise_an_alarm(template: dict[str, 
     for metric in ("JobsStalled", "ReconcileFailures"):
         assert by_metric[metric]["Threshold"] == 1
         assert by_metric[metric]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's JSON, its ${...} references filled with example values."""
+    text = of_type(template, "AWS::CloudWatch::Dashboard")["Dashboard"]["Properties"]
+    body = text["DashboardBody"]["Fn::Sub"][0]
+    return dict(json.loads(re.sub(r"\$\{[^}]+\}", "example", body)))
+
+
+def callqueue_metric_periods(body: dict[str, Any]) -> dict[str, set[int]]:
+    """Each callqueue metric's periods in the dashboard's graphs ("..." repeats the line above's
+    namespace and metric)."""
+    periods: dict[str, set[int]] = {}
+    for widget in body["widgets"]:
+        if widget["type"] != "metric":
+            continue
+        props = widget["properties"]
+        previous: list[Any] = []
+        for given in props["metrics"]:
+            if isinstance(given[0], dict):  # an expression
+                continue
+            line = previous[:2] + given[1:] if given[0] == "..." else given
+            previous = line
+            options = line[-1] if isinstance(line[-1], dict) else {}
+            if line[0] == "callqueue":
+                periods.setdefault(line[1], set()).add(options.get("period", props["period"]))
+    return periods
+
+
+def test_dashboard_shows_calls_429s_and_lag_each_second(template: dict[str, Any]) -> None:
+    body = dashboard_body(template)
+    # Each graph's own period, not one the console derives from the time range.
+    assert body["periodOverride"] == "inherit"
+    periods = callqueue_metric_periods(body)
+    for metric in HIGH_RESOLUTION:
+        # A per-second graph, and a per-minute one for ranges beyond the 3 hours CloudWatch keeps
+        # 1-second data.
+        assert {1, 60} <= periods[metric], metric
+    for metric, seen in periods.items():
+        if metric not in HIGH_RESOLUTION:
+            # Standard-resolution data has nothing under a minute to show.
+            assert all(p % 60 == 0 for p in seen), (metric, seen)
+    assert {"Outcomes", "TwilioRequestDuration", "TwilioConcurrentRequests"} <= set(periods)
+
+
+def test_alarms_on_per_second_metrics_stay_standard_resolution_alarms(
+    template: dict[str, Any],
+) -> None:
+    """An alarm with a period under 60 s is a high-resolution alarm, charged three times over."""
+    for name, alarm in of_type(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        stats = [m["MetricStat"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        for period in [props.get("Period", 60)] + [s["Period"] for s in stats]:
+            assert period % 60 == 0, name
+
+
+def test_each_stage_traces_exactly_where_it_has_xray() -> None:
+    """Powertools' Tracer reads POWERTOOLS_TRACE_DISABLED; Chalice's `xray` turns on X-Ray for
+    the stage's functions. The two must agree, and every function may then send traces."""
+    config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    assert config["environment_variables"]["POWERTOOLS_SERVICE_NAME"] == "callqueue"
+    for name, stage in config["stages"].items():
+        disabled = stage["environment_variables"]["POWERTOOLS_TRACE_DISABLED"]
+        assert disabled == ("false" if stage["xray"] else "true"), name
+    # With autogen_policy false, Chalice adds no X-Ray permission: each policy carries it.
+    for path in (REPO / ".chalice" / "policies").glob("*.json"):
+        actions = {
+            action
+            for statement in json.loads(path.read_text())["Statement"]
+            for action in (
+                [statement["Action"]]
+                if isinstance(statement["Action"], str)
+                else statement["Action"]
+            )
+        }
+        assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= actions, path.name
