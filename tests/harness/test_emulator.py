@@ -1414,9 +1414,11 @@ def test_emulator_serve_forever_cli_answers_with_default_credentials(tmp_path: P
         "serve_forever_cli('127.0.0.1', 0, Path(sys.argv[1]), None)"
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", script, str(log)],
+        # faulthandler: a child that does not end on SIGINT dumps its threads' stacks (SIGABRT).
+        [sys.executable, "-X", "faulthandler", "-c", script, str(log)],
         cwd=REPO,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
@@ -1434,9 +1436,15 @@ def test_emulator_serve_forever_cli_answers_with_default_credentials(tmp_path: P
         assert client.messages.create(to=TO, from_=VALID_FROM, body="Hi").status == "queued"
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(10)
+        try:
+            # Generous: on a loaded machine the interpreter's exit alone can take seconds.
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            _, stderr = process.communicate(timeout=30)
+            pytest.fail(f"the emulator did not end on SIGINT; its threads:\n{stderr}")
 
-    assert process.returncode == 0
+    assert process.returncode == 0, process.communicate()[1]
     assert json.loads(log.read_text(encoding="utf-8"))["status"] == 201
 
 
