@@ -24,6 +24,7 @@ IGNORED = shutil.ignore_patterns(
     "*.egg-info",
     "deployments",
     "deployed",
+    "stacks",
     "report.json",
     "requests.jsonl",
 )

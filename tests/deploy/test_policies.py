@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from callqueue.deploy import infra
+from callqueue.deploy import chalice_stage, infra
 from callqueue.deploy.stack import OUTPUT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,11 +111,27 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
         env = infra.deploy(
             boto3.client("cloudformation"), secrets, "dev", project_dir=project, moto=True, poll=0
         )
-    config = json.loads((project / ".chalice" / "config.json").read_text())
-    assert config["stages"]["dev"]["environment_variables"]["SEND_QUEUE"] == env["SEND_QUEUE"]
-    assert config["stages"]["dev"]["environment_variables"]["TWILIO_CREDENTIALS"] == "test"
-    rendered = sorted((project / ".chalice" / "policies" / "dev").glob("*.json"))
+    # config.json is left as it was; the stage's values are in the git-ignored .chalice/stacks.
+    assert (project / ".chalice" / "config.json").read_bytes() == (
+        CHALICE / "config.json"
+    ).read_bytes()
+    overlay = json.loads(chalice_stage.stage_file(project, "dev").read_text())
+    assert overlay["environment_variables"]["SEND_QUEUE"] == env["SEND_QUEUE"]
+    rendered = sorted(chalice_stage.policy_dir(project, "dev").glob("*.json"))
     assert {p.stem for p in rendered} == set(infra.policy_sources())
+    # Chalice, given the overlay, reads each function's rendered policy and keeps its settings.
+    merged = chalice_stage.overlaid(json.loads((CHALICE / "config.json").read_text()), project)
+    functions = merged["stages"]["dev"]["lambda_functions"]
+    assert functions["handle_source_file"] == {
+        "iam_policy_file": "stacks/dev/handle_source_file.json",
+        "lambda_timeout": 900,
+        "lambda_memory_size": 1024,
+    }
+    assert merged["stages"]["dev"]["environment_variables"]["TWILIO_CREDENTIALS"] == "test"
+    assert (
+        merged["stages"]["prod"]
+        == json.loads((CHALICE / "config.json").read_text())["stages"]["prod"]
+    )
 
     location = infra.Location("aws", "us-east-1", "123456789012")
     stack_arns = set(infra.policy_values(env, location, "dev", secret_arn).values())
@@ -138,7 +154,7 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
             problems += check_statement({**statement, "Comment": "declared"}, own)
         assert problems == [], path.name
     sender = json.loads(
-        (project / ".chalice" / "policies" / "dev" / "handle_send_batch.json").read_text()
+        (chalice_stage.policy_dir(project, "dev") / "handle_send_batch.json").read_text()
     )
     assert any(s["Resource"] == secret_arn for s in sender["Statement"])
 
