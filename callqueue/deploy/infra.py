@@ -146,7 +146,7 @@ def policy_values(
         "ErrorBusArn": f"arn:{p}:events:{r}:{a}:event-bus/{env['ERROR_BUS']}",
         "TwilioSecretArn": twilio_secret_arn,
         # Per function: render_policies fills in the function's name.
-        "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/{APP_NAME}-{stage}-$function",
+        "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/$function",
     }
 
 
@@ -172,15 +172,25 @@ def render_policy(source: Mapping[str, Any], values: Mapping[str, str]) -> dict[
     return rendered
 
 
-def render_policies(project_dir: Path, stage: str, values: Mapping[str, str]) -> list[Path]:
-    """Every function's policy for the stage, in `.chalice/stacks/STAGE/` (git-ignored)."""
-    out = policy_dir(project_dir, stage)
+def function_name(stage: str, function: str) -> str:
+    """The Lambda function Chalice names for one of the app's (the REST API's is the stage's)."""
+    return f"{APP_NAME}-{stage}" if function == "api_handler" else f"{APP_NAME}-{stage}-{function}"
+
+
+def render_policies(
+    project_dir: Path, stage: str, values: Mapping[str, str], *, out: Path | None = None
+) -> list[Path]:
+    """Every function's policy for the stage, in `.chalice/stacks/STAGE/` (git-ignored) unless
+    `out` says where."""
+    out = out or policy_dir(project_dir, stage)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for function, path in policy_sources(project_dir).items():
         own = {
             **values,
-            "LogGroupArn": Template(values["LogGroupArn"]).substitute(function=function),
+            "LogGroupArn": Template(values["LogGroupArn"]).substitute(
+                function=function_name(stage, function)
+            ),
         }
         try:
             policy = render_policy(json.loads(path.read_text()), own)

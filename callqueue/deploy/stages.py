@@ -1,5 +1,6 @@
 """A new stage in `.chalice/config.json`, complete: its own Twilio credentials choice, X-Ray
-setting, `autogen_policy: false` and one IAM policy per function, as `dev` and `prod` have.
+setting, `autogen_policy: false` and one IAM policy per function (`.chalice/policies/STAGE/`,
+callqueue.deploy.stage_policies), as `dev` and `prod` have.
 
 config.json is written in its own layout (two-space JSON, one line per function), so adding a
 stage changes only the lines of that stage.
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from callqueue.deploy.stack import PROJECT_DIR
+from callqueue.deploy.stage_policies import write_stage_policies
 from chalicelib.errors import CallqueueError
 
 # A stage names its stack (callqueue-STAGE), its functions and its buckets: CloudFormation's
@@ -49,6 +51,7 @@ def add_stage(name: str, *, live: bool = False, project_dir: Path = PROJECT_DIR)
     for function, settings in stage["lambda_functions"].items():
         settings["iam_policy_file"] = f"policies/{name}/{function}.json"
     stages[name] = stage
+    write_stage_policies(name, project_dir=project_dir)
     path.write_text(format_config(config))
     return dict(stage)
 
