@@ -108,7 +108,7 @@ def _session() -> boto3.session.Session:
         raise AwsEnvironmentMissing(
             f"no AWS {' or '.join(missing)}: this app reaches a stage's stack. Locally, run "
             "`callqueue up` (the local stack, and this API on it); for a deployed stage, set "
-            "AWS_REGION, credentials and CALLQUEUE_STAGE, or use `callqueue chalice local`"
+            "AWS_DEFAULT_REGION, credentials and CALLQUEUE_STAGE, or use `callqueue chalice local`"
         )
     return session
 

@@ -5,7 +5,9 @@ template, and the lower-level steps `infra deploy|post-deploy|destroy` (callqueu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 
 from callqueue.cli.exits import EXIT_OK, UsageError
 from callqueue.deploy.stack_outputs import stack_name
@@ -18,25 +20,42 @@ def template(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _aws_errors() -> Iterator[None]:
+    """A deployment step's failure, or AWS settings missing or refused, as one message."""
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    from callqueue.deploy import StageNotDeployed, infra
+
+    try:
+        yield
+    except (infra.InfraError, StageNotDeployed) as error:
+        raise UsageError(str(error)) from None
+    except NoRegionError:
+        raise UsageError(
+            "no AWS region: set AWS_DEFAULT_REGION (or AWS_PROFILE with a region)"
+        ) from None
+    except NoCredentialsError:
+        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID...") from None
+    except ClientError as error:
+        raise UsageError(f"AWS refused: {error}") from None
+
+
 def deploy_stage(args: argparse.Namespace) -> int:
-    from callqueue.deploy import infra, sequence
+    from callqueue.deploy import sequence
 
     target = sequence.Target(moto=args.moto)
-    try:
+    with _aws_errors():
         deployed = sequence.deploy(args.stage, parameters=_parameters(args), target=target)
-    except infra.InfraError as error:
-        raise UsageError(str(error)) from None
     print(f"stage {args.stage} deployed: upload files to s3://{deployed.source_bucket}/")
     return EXIT_OK
 
 
 def destroy_stage(args: argparse.Namespace) -> int:
-    from callqueue.deploy import infra, sequence
+    from callqueue.deploy import sequence
 
-    try:
+    with _aws_errors():
         sequence.destroy(args.stage, target=sequence.Target(moto=args.moto))
-    except infra.InfraError as error:
-        raise UsageError(str(error)) from None
     print(f"stage {args.stage} destroyed")
     return EXIT_OK
 
@@ -74,15 +93,13 @@ def infra_deploy(args: argparse.Namespace) -> int:
 
     from callqueue.deploy import infra
 
-    try:
+    with _aws_errors():
         env = infra.deploy(
             boto3.client("cloudformation"),
             boto3.client("secretsmanager"),
             args.stage,
             parameters=_parameters(args),
         )
-    except infra.InfraError as error:
-        raise UsageError(str(error)) from None
     stage = args.stage
     print(f"stack {stack_name(stage)}: {len(env)} outputs and policies in .chalice/stacks/")
     print(f"next: callqueue chalice deploy --stage {stage}; callqueue infra post-deploy ...")
@@ -101,10 +118,8 @@ def infra_post_deploy(args: argparse.Namespace) -> int:
 
     from callqueue.deploy import infra
 
-    try:
+    with _aws_errors():
         changed = infra.post_deploy(boto3.client("lambda"), args.stage)
-    except infra.InfraError as error:
-        raise UsageError(str(error)) from None
     print("ReportBatchItemFailures on: " + ", ".join(changed))
     return EXIT_OK
 
@@ -114,9 +129,7 @@ def infra_destroy(args: argparse.Namespace) -> int:
 
     from callqueue.deploy import infra
 
-    try:
+    with _aws_errors():
         buckets = infra.destroy(boto3.client("cloudformation"), boto3.client("s3"), args.stage)
-    except infra.InfraError as error:
-        raise UsageError(str(error)) from None
     print(f"emptied {len(buckets)} bucket(s); stack {stack_name(args.stage)} deleted")
     return EXIT_OK

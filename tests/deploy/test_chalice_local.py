@@ -54,7 +54,7 @@ def test_plain_chalice_local_without_aws_settings_says_what_it_needs(tmp_path: P
     assert status == 503
     message = json.loads(body)["Message"]
     assert "no AWS region or credentials" in message
-    assert "`callqueue up`" in message and "AWS_REGION" in message
+    assert "`callqueue up`" in message and "AWS_DEFAULT_REGION" in message
 
 
 def _get_when_listening(url: str, process: subprocess.Popen[bytes]) -> tuple[int, bytes]:
