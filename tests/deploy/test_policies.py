@@ -129,6 +129,11 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
         "lambda_memory_size": 1024,
     }
     assert merged["stages"]["dev"]["environment_variables"]["TWILIO_CREDENTIALS"] == "test"
+    # ... as Chalice's own config object sees it.
+    chalice_config = chalice_stage.StageConfigFactory(str(project)).create_config_obj("dev")
+    assert chalice_config.environment_variables["SEND_QUEUE"] == env["SEND_QUEUE"]
+    sender_config = chalice_config.scope("dev", "handle_send_batch")
+    assert sender_config.iam_policy_file == "stacks/dev/handle_send_batch.json"
     assert (
         merged["stages"]["prod"]
         == json.loads((CHALICE / "config.json").read_text())["stages"]["prod"]
