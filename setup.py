@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent
 PROJECT_FILES = ("app.py", "requirements.txt")
 PROJECT_TREES = ("chalicelib", "downstream", ".chalice")
 # Per-stage output of a deployment is never shipped.
-LEFT_OUT = shutil.ignore_patterns("__pycache__", "*.pyc", "deployed", "deployments", "venv")
+LEFT_OUT = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", "deployed", "deployments", "venv", "stacks"
+)
 
 
 class BuildWithProject(build_py):

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from chalice.app import ChaliceViewError
 
 from chalicelib.api.jobs import JobsApi
 from chalicelib.api.status import StatusCallbacks
@@ -25,6 +26,7 @@ from chalicelib.aws.send_queue import SendQueue
 from chalicelib.config import Settings
 from chalicelib.core.metering import SenderLimits
 from chalicelib.core.schedule import visible_early_seconds
+from chalicelib.errors import CallqueueError
 from chalicelib.intake.content import DAY_SECONDS, ContentClaims
 from chalicelib.intake.splitter import Splitter
 from chalicelib.observability import Metrics
@@ -85,12 +87,38 @@ _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
+class AwsEnvironmentMissing(CallqueueError, ChaliceViewError):
+    """No AWS region or credentials: the app runs outside Lambda without a stack to reach (plain
+    `chalice local`). A route answers 503 with this message instead of botocore's 500."""
+
+    STATUS_CODE = 503
+
+
+def _session() -> boto3.session.Session:
+    session = _session_factory()
+    missing = [
+        what
+        for what, absent in (
+            ("region", session.region_name is None),
+            ("credentials", session.get_credentials() is None),
+        )
+        if absent
+    ]
+    if missing:
+        raise AwsEnvironmentMissing(
+            f"no AWS {' or '.join(missing)}: this app reaches a stage's stack. Locally, run "
+            "`callqueue up` (the local stack, and this API on it); for a deployed stage, set "
+            "AWS_DEFAULT_REGION, credentials and CALLQUEUE_STAGE, or use `callqueue chalice local`"
+        )
+    return session
+
+
 def _client(service: str) -> Any:
     # One client per service and container: making one loads its API model, which costs more
     # than many calls. Concurrent first uses (several sender batches at once) share it.
     with _clients_lock:
         if service not in _clients:
-            _clients[service] = _session_factory().client(  # type: ignore[call-overload]
+            _clients[service] = _session().client(  # type: ignore[call-overload]
                 service, config=_CLIENT_CONFIG
             )
         return _clients[service]
@@ -228,7 +256,7 @@ def jobs_api() -> JobsApi:
     store = jobs()
     # Presigned URLs signed with SigV4: it signs the upload's metadata headers by name, and
     # SigV2 is refused by newer regions and for KMS-encrypted objects.
-    s3 = _session_factory().client("s3", config=Config(signature_version="s3v4"))
+    s3 = _session().client("s3", config=Config(signature_version="s3v4"))
     s = settings()
     return JobsApi(
         Bucket(s3, s.source_bucket),

@@ -1,5 +1,5 @@
-"""The `callqueue` command: generate, plan, run, up, emulator, suppression, dlq, resume,
-template, infra.
+"""The `callqueue` command: generate, plan, run, up, emulator, suppression, dlq, resume, deploy,
+destroy, stage, chalice, template, infra.
 
 `parser` builds the arguments; each command is a function of the parsed arguments returning the
 exit status, in a module by what it works on: `files` (generate, plan), `local` (run, up and the

@@ -105,6 +105,33 @@ def _add_operations(sub: Commands) -> None:
 
 
 def _add_deployment(sub: Commands) -> None:
+    deploy_stage = sub.add_parser(
+        "deploy", help="deploy a stage to AWS: secret check, stack, functions, post-deploy"
+    )
+    deploy_stage.set_defaults(command=deploy.deploy_stage)
+    destroy_stage = sub.add_parser(
+        "destroy", help="delete a stage's functions, empty its buckets, delete its stack"
+    )
+    destroy_stage.set_defaults(command=deploy.destroy_stage)
+    for command in (deploy_stage, destroy_stage):
+        command.add_argument("--stage", required=True, help="dev, prod, ...")
+        # A moto server at AWS_ENDPOINT_URL (the tests): without what moto cannot create.
+        command.add_argument("--moto", action="store_true", help=argparse.SUPPRESS)
+    _stack_parameters(deploy_stage)
+
+    stage = sub.add_parser("stage", help="stages of .chalice/config.json")
+    stage_sub = stage.add_subparsers(required=True, metavar="ACTION")
+    stage_add = stage_sub.add_parser("add", help="add a complete stage (policies, credentials)")
+    stage_add.add_argument("name")
+    stage_add.add_argument("--live", action="store_true", help="live Twilio credentials, X-Ray")
+    stage_add.set_defaults(command=deploy.stage_add)
+
+    chalice = sub.add_parser(
+        "chalice", help="a chalice command with the deployed stage's values (package, local, ...)"
+    )
+    chalice.add_argument("chalice_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    chalice.set_defaults(command=deploy.chalice)
+
     template = sub.add_parser(
         "template", help="print the infrastructure template with the state machine inlined"
     )
@@ -113,17 +140,9 @@ def _add_deployment(sub: Commands) -> None:
     infra = sub.add_parser("infra", help="deploy the AWS resources around `chalice deploy`")
     infra_sub = infra.add_subparsers(required=True, metavar="ACTION")
     infra_deploy = infra_sub.add_parser(
-        "deploy", help="create or update the stack; write config.json and the IAM policies"
+        "deploy", help="create or update the stack; write its values into .chalice/stacks/"
     )
-    infra_deploy.add_argument("--twilio-secret", help="the Twilio secret's name (callqueue/twilio)")
-    infra_deploy.add_argument("--alert-email", help="subscribe this address to the alerts")
-    infra_deploy.add_argument(
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another template parameter (e.g. ArchiveRetentionDays=365); repeatable",
-    )
+    _stack_parameters(infra_deploy)
     infra_deploy.set_defaults(command=deploy.infra_deploy)
     post_deploy = infra_sub.add_parser(
         "post-deploy", help="after `chalice deploy`: ReportBatchItemFailures on the SQS triggers"
@@ -133,6 +152,18 @@ def _add_deployment(sub: Commands) -> None:
     destroy.set_defaults(command=deploy.infra_destroy)
     for action in (infra_deploy, post_deploy, destroy):
         action.add_argument("--stage", required=True, help="dev, prod, ...")
+
+
+def _stack_parameters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--twilio-secret", help="the Twilio secret's name (callqueue/twilio)")
+    parser.add_argument("--alert-email", help="subscribe this address to the alerts")
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another template parameter (e.g. ArchiveRetentionDays=365); repeatable",
+    )
 
 
 def _add_emulator(sub: Commands) -> None:

@@ -1,14 +1,15 @@
-"""`callqueue infra`: the AWS side of a deployment, around `chalice deploy`.
+"""`callqueue infra`: the AWS side of a deployment, around Chalice's functions.
 
-`chalice deploy` creates the functions, their roles and their triggers; everything else comes from
-the stack of `.chalice/infrastructure.yaml`. The sequence for a stage S:
+Chalice creates the functions, their roles and their triggers; everything else comes from the
+stack of `.chalice/infrastructure.yaml`. The steps for a stage S (callqueue.deploy.sequence runs
+them all: `callqueue deploy --stage S`):
 
-1. `deploy(S)`: create or update the stack `callqueue-S`, write its outputs into
-   `.chalice/config.json` (`stages.S.environment_variables`, where Chalice reads them both for the
-   functions and for app.py's decorator arguments), and render each function's IAM policy
-   (`.chalice/policies/FUNCTION.json`) with the stack's real ARNs into
-   `.chalice/policies/S/FUNCTION.json`, the file config.json names for that function.
-2. `chalice deploy --stage S`.
+1. `deploy(S)`: check that the Twilio secret exists, create or update the stack `callqueue-S`,
+   and write the stage's values where Chalice's commands run by callqueue find them
+   (callqueue.deploy.chalice_stage): the stack's outputs as the functions' environment, and each
+   function's IAM policy (`.chalice/policies/FUNCTION.json`) rendered with the stack's real ARNs,
+   in the git-ignored `.chalice/stacks/`. The tracked `.chalice/config.json` is never written.
+2. `chalice deploy --stage S`, with those values (chalice_stage.run).
 3. `post_deploy(S)`: what Chalice 1.34 cannot configure: `ReportBatchItemFailures` on every SQS
    event source mapping it created (read from `.chalice/deployed/S.json`).
 
@@ -26,12 +27,14 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from callqueue.deploy.chalice_stage import policy_dir, write_stage_file
 from callqueue.deploy.moto_stack import deploy_into_moto
 from callqueue.deploy.stack import StackError, deploy_stack, failure_reasons
+from callqueue.deploy.stack_outputs import APP_NAME, stack_name
 from callqueue.project import PROJECT_DIR
 from chalicelib.errors import CallqueueError
 
-APP_NAME = "callqueue"
+DEFAULT_SECRET = "callqueue/twilio"  # noqa: S105 - the secret's name, not a credential
 BUCKET_OUTPUTS = (
     "SourceBucket",
     "HoldingBucket",
@@ -46,10 +49,6 @@ COMMENT = "Comment"
 
 class InfraError(CallqueueError):
     """A deployment step failed; the message says which and why."""
-
-
-def stack_name(stage: str) -> str:
-    return f"{APP_NAME}-{stage}"
 
 
 @dataclass(frozen=True)
@@ -76,19 +75,22 @@ def deploy(
     moto: bool = False,
     poll: float = 5.0,
 ) -> dict[str, str]:
-    """Step 1: the stack, config.json and the rendered policies. Returns the stack's outputs as
-    the functions' environment variables. `moto`: the tests' and the local runtime's target."""
+    """Step 1: the stack, and the stage's environment and rendered policies in
+    `.chalice/stacks/`. Returns the stack's outputs as the functions' environment variables.
+    `moto`: the tests' and the local runtime's target."""
+    parameters = {"Stage": stage, **(parameters or {})}
+    # Before the stack: a stack without its secret deploys, then every call fails.
+    secret = secret_arn(secretsmanager, parameters.get("TwilioSecretName", DEFAULT_SECRET))
     name = stack_name(stage)
     try:
         deploy = deploy_into_moto if moto else deploy_stack
-        env = deploy(cloudformation, name, {"Stage": stage, **(parameters or {})}, poll=poll)
+        env = deploy(cloudformation, name, parameters, poll=poll)
     except StackError as error:
         raise InfraError(str(error)) from error
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     location = Location.of_stack(stack["StackId"])
-    secret = secret_arn(secretsmanager, env["TWILIO_SECRET_ID"])
-    write_stage_environment(project_dir, stage, env)
-    render_policies(project_dir, stage, policy_values(env, location, stage, secret))
+    rendered = render_policies(project_dir, stage, policy_values(env, location, stage, secret))
+    write_stage_file(project_dir, stage, env, [p.stem for p in rendered])
     return env
 
 
@@ -98,9 +100,11 @@ def secret_arn(secretsmanager: Any, secret_id: str) -> str:
     try:
         return str(secretsmanager.describe_secret(SecretId=secret_id)["ARN"])
     except secretsmanager.exceptions.ResourceNotFoundException:
+        region = secretsmanager.meta.region_name
         raise InfraError(
-            f"the Twilio secret {secret_id!r} does not exist in this account and region: create "
-            "it first (README, 'Deploying'); the stack only refers to it"
+            f"the Twilio secret {secret_id!r} does not exist in {region}; create it once with "
+            f"`aws secretsmanager create-secret --name {secret_id} --secret-string "
+            "file://twilio-secret.json` (docs/deploy.md, 'Test, then live credentials')"
         ) from None
 
 
@@ -143,7 +147,7 @@ def policy_values(
         "ErrorBusArn": f"arn:{p}:events:{r}:{a}:event-bus/{env['ERROR_BUS']}",
         "TwilioSecretArn": twilio_secret_arn,
         # Per function: render_policies fills in the function's name.
-        "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/{APP_NAME}-{stage}-$function",
+        "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/$function",
     }
 
 
@@ -169,14 +173,25 @@ def render_policy(source: Mapping[str, Any], values: Mapping[str, str]) -> dict[
     return rendered
 
 
-def render_policies(project_dir: Path, stage: str, values: Mapping[str, str]) -> list[Path]:
-    out = project_dir / ".chalice" / "policies" / stage
+def function_name(stage: str, function: str) -> str:
+    """The Lambda function Chalice names for one of the app's (the REST API's is the stage's)."""
+    return f"{APP_NAME}-{stage}" if function == "api_handler" else f"{APP_NAME}-{stage}-{function}"
+
+
+def render_policies(
+    project_dir: Path, stage: str, values: Mapping[str, str], *, out: Path | None = None
+) -> list[Path]:
+    """Every function's policy for the stage, in `.chalice/stacks/STAGE/` (git-ignored) unless
+    `out` says where."""
+    out = out or policy_dir(project_dir, stage)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for function, path in policy_sources(project_dir).items():
         own = {
             **values,
-            "LogGroupArn": Template(values["LogGroupArn"]).substitute(function=function),
+            "LogGroupArn": Template(values["LogGroupArn"]).substitute(
+                function=function_name(stage, function)
+            ),
         }
         try:
             policy = render_policy(json.loads(path.read_text()), own)
@@ -186,15 +201,6 @@ def render_policies(project_dir: Path, stage: str, values: Mapping[str, str]) ->
         target.write_text(json.dumps(policy, indent=2) + "\n")
         written.append(target)
     return written
-
-
-def write_stage_environment(project_dir: Path, stage: str, env: Mapping[str, str]) -> None:
-    """Put the stack's outputs into config.json's stage environment, keeping everything else."""
-    path = project_dir / ".chalice" / "config.json"
-    config = json.loads(path.read_text())
-    stage_config = config.setdefault("stages", {}).setdefault(stage, {})
-    stage_config.setdefault("environment_variables", {}).update(env)
-    path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def post_deploy(lambda_client: Any, stage: str, *, project_dir: Path = PROJECT_DIR) -> list[str]:

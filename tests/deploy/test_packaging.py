@@ -1,8 +1,10 @@
-"""The deployment package: Chalice ships app.py, chalicelib/ and vendor/, so downstream/ must reach
-the zip through the link vendor/downstream -> ../downstream."""
+"""The deployment package, as a CI/CD pipeline builds it: plain `chalice package` on a fresh clone
+(docs/decisions/packaging.md). Chalice ships app.py, chalicelib/ and vendor/, so downstream/ must
+reach the zip through the link vendor/downstream -> ../downstream."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.deployment import project_copy, render_example_policies
+from tests.deploy.deployment import fresh_clone
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,11 +24,10 @@ def test_vendor_link_points_at_downstream() -> None:
     assert link.resolve() == (REPO / "downstream").resolve()
 
 
-def test_deployment_package_contains_app_chalicelib_and_downstream(tmp_path: Path) -> None:
+def test_chalice_package_terraform_on_a_fresh_clone(tmp_path: Path) -> None:
     out = tmp_path / "package"
-    # A copy: the stage's policies (rendered by `callqueue infra deploy`) are an example stack's.
-    project = project_copy(tmp_path / "project")
-    render_example_policies(project, "dev")
+    project = fresh_clone(tmp_path / "clone")
+    assert not (project / ".chalice" / "stacks").exists()
     chalice = Path(sys.executable).parent / "chalice"
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
     result = subprocess.run(
@@ -45,8 +46,15 @@ def test_deployment_package_contains_app_chalicelib_and_downstream(tmp_path: Pat
     assert "chalicelib/intake/splitter.py" in names
     assert "downstream/__init__.py" in names
     assert any(n.startswith("twilio/") for n in names)
-    # Nothing of the local runtime or the tests is deployed.
+    # Nothing of the command, the local runtime or the tests is deployed.
     assert not any(n.startswith(("callqueue/", "tests/")) for n in names)
+    # Each function's role has the stage's committed policy.
+    template = json.loads((out / "chalice.tf.json").read_text())
+    policies = template["resource"]["aws_iam_role_policy"]
+    committed = json.loads(
+        (project / ".chalice" / "policies" / "dev" / "handle_send_batch.json").read_text()
+    )
+    assert json.loads(policies["handle_send_batch_role"]["policy"]) == committed
 
 
 def _wheel(out: Path) -> Path:
@@ -92,6 +100,7 @@ def test_the_wheel_installs_only_the_callqueue_package_and_carries_the_project(
         assert project + needed in names, needed
     assert not any(n.startswith(project) and "__pycache__" in n for n in names)
     assert not any(n.startswith(project + ".chalice/deployed") for n in names)
+    assert not any(n.startswith(project + ".chalice/stacks") for n in names)
     # The Lambda set is declared, not left to whatever the machine has.
     lines = (REPO / "requirements.txt").read_text().splitlines()
     lambda_set = [line.split("==")[0] for line in lines if line and not line.startswith("#")]

@@ -4,6 +4,7 @@ stack's own resources; "*" only where AWS requires it, each such statement decla
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shutil
@@ -15,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from callqueue.deploy import infra
+from callqueue.deploy import chalice_stage, infra, stage_policies
 from callqueue.deploy.stack import OUTPUT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,18 +112,38 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
         env = infra.deploy(
             boto3.client("cloudformation"), secrets, "dev", project_dir=project, moto=True, poll=0
         )
-    config = json.loads((project / ".chalice" / "config.json").read_text())
-    assert config["stages"]["dev"]["environment_variables"]["SEND_QUEUE"] == env["SEND_QUEUE"]
-    assert config["stages"]["dev"]["environment_variables"]["TWILIO_CREDENTIALS"] == "test"
-    rendered = sorted((project / ".chalice" / "policies" / "dev").glob("*.json"))
+    # config.json is left as it was; the stage's values are in the git-ignored .chalice/stacks.
+    assert (project / ".chalice" / "config.json").read_bytes() == (
+        CHALICE / "config.json"
+    ).read_bytes()
+    overlay = json.loads(chalice_stage.stage_file(project, "dev").read_text())
+    assert overlay["environment_variables"]["SEND_QUEUE"] == env["SEND_QUEUE"]
+    rendered = sorted(chalice_stage.policy_dir(project, "dev").glob("*.json"))
     assert {p.stem for p in rendered} == set(infra.policy_sources())
+    # Chalice, given the overlay, reads each function's rendered policy and keeps its settings.
+    merged = chalice_stage.overlaid(json.loads((CHALICE / "config.json").read_text()), project)
+    functions = merged["stages"]["dev"]["lambda_functions"]
+    assert functions["handle_source_file"] == {
+        "iam_policy_file": "stacks/dev/handle_source_file.json",
+        "lambda_timeout": 900,
+        "lambda_memory_size": 1024,
+    }
+    assert merged["stages"]["dev"]["environment_variables"]["TWILIO_CREDENTIALS"] == "test"
+    # ... as Chalice's own config object sees it.
+    chalice_config = chalice_stage.StageConfigFactory(str(project)).create_config_obj("dev")
+    assert chalice_config.environment_variables["SEND_QUEUE"] == env["SEND_QUEUE"]
+    sender_config = chalice_config.scope("dev", "handle_send_batch")
+    assert sender_config.iam_policy_file == "stacks/dev/handle_send_batch.json"
+    assert (
+        merged["stages"]["prod"]
+        == json.loads((CHALICE / "config.json").read_text())["stages"]["prod"]
+    )
 
     location = infra.Location("aws", "us-east-1", "123456789012")
     stack_arns = set(infra.policy_values(env, location, "dev", secret_arn).values())
     for path in rendered:
-        log_group = (
-            f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/callqueue-dev-{path.stem}"
-        )
+        function = infra.function_name("dev", path.stem)  # callqueue-dev for api_handler
+        log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{function}"
         arns = (stack_arns - {infra.policy_values(env, location, "dev", "")["LogGroupArn"]}) | {
             log_group
         }
@@ -138,7 +159,7 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
             problems += check_statement({**statement, "Comment": "declared"}, own)
         assert problems == [], path.name
     sender = json.loads(
-        (project / ".chalice" / "policies" / "dev" / "handle_send_batch.json").read_text()
+        (chalice_stage.policy_dir(project, "dev") / "handle_send_batch.json").read_text()
     )
     assert any(s["Resource"] == secret_arn for s in sender["Statement"])
 
@@ -192,3 +213,46 @@ def test_release_loop_may_continue_as_new_and_be_restarted() -> None:
         "states:ListExecutions",
         "states:StartExecution",
     }
+
+
+def test_committed_stage_policies_are_rendered_from_the_sources() -> None:
+    # After a source changes: `python -c "from callqueue.deploy.stage_policies import
+    # write_stage_policies as w; w('dev'); w('prod')"`.
+    config = json.loads((CHALICE / "config.json").read_text())
+    for stage, stage_config in config["stages"].items():
+        for function, own in stage_config["lambda_functions"].items():
+            committed = json.loads((CHALICE / own["iam_policy_file"]).read_text())
+            source = json.loads(infra.policy_sources()[function].read_text())
+            values = {
+                **stage_policies.pattern_values(stage),
+                "LogGroupArn": stage_policies.pattern_values(stage)["LogGroupArn"].replace(
+                    "$function", infra.function_name(stage, function)
+                ),
+            }
+            assert committed == infra.render_policy(source, values), (stage, function)
+
+
+def test_stage_policy_patterns_match_every_resource_of_a_deployed_stack(project: Path) -> None:
+    with mock_aws():
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(Name="callqueue/twilio", SecretString="{}")
+        infra.deploy(
+            boto3.client("cloudformation"), secrets, "dev", project_dir=project, moto=True, poll=0
+        )
+    for exact_path in sorted(chalice_stage.policy_dir(project, "dev").glob("*.json")):
+        exact = json.loads(exact_path.read_text())["Statement"]
+        committed = json.loads((CHALICE / "policies" / "dev" / exact_path.name).read_text())
+        assert len(exact) == len(committed["Statement"])
+        for mine, pattern in zip(exact, committed["Statement"], strict=True):
+            for arn, glob in zip(
+                as_list(mine["Resource"]), as_list(pattern["Resource"]), strict=True
+            ):
+                assert fnmatch.fnmatchcase(arn, glob), (exact_path.name, arn, glob)
+    # ... and no other stage's.
+    prod = json.loads((CHALICE / "policies" / "prod" / "handle_send_batch.json").read_text())
+    dev_queue = json.loads(chalice_stage.stage_file(project, "dev").read_text())[
+        "environment_variables"
+    ]["SEND_QUEUE"]
+    assert not fnmatch.fnmatchcase(
+        f"arn:aws:sqs:us-east-1:123456789012:{dev_queue}", prod["Statement"][0]["Resource"]
+    )
