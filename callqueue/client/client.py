@@ -12,12 +12,14 @@ same checks, the same 409s. Errors are the client's own (callqueue.client.errors
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, BinaryIO, Literal, overload
 
 import boto3
 import requests
@@ -26,6 +28,7 @@ from callqueue.client.endpoint import (
     API_KEY_VARIABLE,
     Endpoint,
     auth_of,
+    aws_errors,
     cloudformation_outputs,
     resolve,
 )
@@ -38,6 +41,7 @@ from callqueue.client.errors import (
     WaitTimeout,
 )
 from callqueue.client.records import (
+    SUBMITTED,
     JobStatus,
     JobSummary,
     Outcome,
@@ -56,6 +60,7 @@ DOWNLOAD_CHUNK = 1 << 16
 _S3_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.DOTALL)
 
 Progress = Callable[[JobStatus], None]
+Report = Literal["outcomes", "rejects"]
 
 
 class Client:
@@ -160,7 +165,8 @@ class Client:
             return Endpoint(api_url, chosen, key, region_of(api_url))
         if not stage:
             raise StackNotFound(f"name a stage (stage=...) or an API URL ({API_URL_VARIABLE})")
-        cloudformation = self._session().client("cloudformation")
+        with aws_errors("finding the stack"):
+            cloudformation = self._session().client("cloudformation")
         endpoint = resolve(
             stage,
             outputs=cloudformation_outputs(cloudformation),
@@ -173,14 +179,21 @@ class Client:
         return endpoint
 
     def _api_key_value(self, key_id: str) -> str:
-        answer = self._session().client("apigateway").get_api_key(apiKey=key_id, includeValue=True)
-        return str(answer["value"])
+        with aws_errors(f"reading API key {key_id}"):
+            gateway = self._session().client("apigateway")
+            return str(gateway.get_api_key(apiKey=key_id, includeValue=True)["value"])
 
     def _auth(self) -> requests.auth.AuthBase | None:
         if self.endpoint.auth == "iam":
             session = self._session()
             region = self.endpoint.region or session.region_name
-            return SigV4Auth(session.get_credentials(), region)
+            credentials = session.get_credentials()
+            if credentials is None or region is None:
+                raise StackNotFound(
+                    "signing for API_AUTH=iam needs AWS credentials and a region"
+                    " (AWS_DEFAULT_REGION)"
+                )
+            return SigV4Auth(credentials, region)
         if self.endpoint.auth == "api_key" and self.endpoint.api_key:
             return ApiKeyAuth(self.endpoint.api_key)
         return None
@@ -233,7 +246,7 @@ class Job:
             if status.finished:
                 return status
             waited = clock() - started
-            if status.state == "submitted" and waited > APPEAR_SECONDS:
+            if status.state == SUBMITTED and waited > APPEAR_SECONDS:
                 raise JobNotFound(
                     f"job {self.job_id} is not known {APPEAR_SECONDS:.0f} s after its upload:"
                     " is the stack's splitter running?",
@@ -265,16 +278,16 @@ class Job:
     def outcomes(self, path: str | os.PathLike[str] | None = None) -> list[Outcome] | Path:
         """Every row's outcome (outcomes.csv), once the job has them all: the rows, or with
         `path` the file written there as the stack holds it."""
-        status = self.status()
-        if status.outcomes_url is None:
-            raise JobNotFound(
-                f"job {self.job_id} has no outcomes.csv yet: it is {status.state}, and the file"
-                " is written once every row has its outcome",
-                status=404,
-            )
         if path is not None:
-            return self._save(status.outcomes_url, "outcomes.csv", path)
-        return list(parse_outcomes(self._lines(status.outcomes_url, "outcomes.csv")))
+            return self._save("outcomes", path)
+        return list(self.iter_outcomes())
+
+    def iter_outcomes(self) -> Iterator[Outcome]:
+        """outcomes() one row at a time, the file spooled to disk: memory stays flat."""
+        with tempfile.TemporaryFile() as spool:
+            self.download("outcomes", spool)
+            spool.seek(0)
+            yield from parse_outcomes(io.TextIOWrapper(spool, encoding="utf-8", newline=""))
 
     @overload
     def rejects(self, path: None = None) -> list[Reject]: ...
@@ -282,41 +295,53 @@ class Job:
     def rejects(self, path: str | os.PathLike[str]) -> Path: ...
     def rejects(self, path: str | os.PathLike[str] | None = None) -> list[Reject] | Path:
         """The rows the stack refused and why (rejects.csv): the rows, or with `path` the file.
-        A job with no rejected rows has none (and an empty file, header only)."""
-        status = self.status()
-        if status.state in ("submitted", "splitting"):
-            raise JobNotFound(
-                f"job {self.job_id} is {status.state}: its rejects are known once it is split",
-                status=404,
-            )
-        if status.rejects_url is None:
-            if path is None:
-                return []
-            target = Path(path)
-            target.write_text("row,reason\n", encoding="utf-8")
-            return target
+        A job with no rejected rows has none (and a file of the header only)."""
         if path is not None:
-            return self._save(status.rejects_url, "rejects.csv", path)
-        return list(parse_rejects(self._lines(status.rejects_url, "rejects.csv")))
+            return self._save("rejects", path)
+        with tempfile.TemporaryFile() as spool:
+            self.download("rejects", spool)
+            spool.seek(0)
+            return list(parse_rejects(io.TextIOWrapper(spool, encoding="utf-8", newline="")))
 
-    def _save(self, url: str, what: str, path: str | os.PathLike[str]) -> Path:
+    def download(self, report: Report, out: BinaryIO) -> None:
+        """Copy the job's outcomes.csv or rejects.csv, as the stack holds it, to `out`.
+        JobNotFound when the job does not have it yet (outcomes: until every row has its
+        outcome; rejects: until the file is split)."""
+        status = self.status()
+        if report == "outcomes":
+            url = status.outcomes_url
+            if url is None:
+                raise JobNotFound(
+                    f"job {self.job_id} has no outcomes.csv yet: it is {status.state}, and the"
+                    " file is written once every row has its outcome",
+                    status=404,
+                )
+        else:
+            if status.state in (SUBMITTED, "splitting"):
+                raise JobNotFound(
+                    f"job {self.job_id} is {status.state}: its rejects are known once it is split",
+                    status=404,
+                )
+            url = status.rejects_url
+            if url is None:
+                # The splitter writes rejects.csv only when it refused a row.
+                out.write(b"row,reason\r\n")
+                return
+        for piece in self._client._download(url, f"{report}.csv of job {self.job_id}"):
+            out.write(piece)
+
+    def _save(self, report: Report, path: str | os.PathLike[str]) -> Path:
         # Written beside the target and moved onto it whole: a failed download leaves any
         # earlier file as it was, not half of a new one.
         target = Path(path)
         partial = target.with_name(f".{target.name}.partial")
         try:
             with partial.open("wb") as out:
-                for piece in self._client._download(url, f"{what} of job {self.job_id}"):
-                    out.write(piece)
+                self.download(report, out)
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
         return target
-
-    def _lines(self, url: str, what: str) -> list[str]:
-        """The file's lines with their endings: a quoted cell may hold a line break."""
-        pieces = self._client._download(url, f"{what} of job {self.job_id}")
-        return b"".join(pieces).decode("utf-8").splitlines(keepends=True)
 
 
 def _s3_error(response: requests.Response) -> str:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callqueue.client.errors import StackNotFound
+import botocore.exceptions
+
+from callqueue.client.errors import ConnectionFailed, StackNotFound
 from callqueue.client.transport import Auth, region_of
 from callqueue.deploy.infra import stack_name
 
@@ -54,20 +57,41 @@ def cloudformation_outputs(cloudformation: Any) -> StackOutputs:
 
     def outputs(stage: str) -> Mapping[str, str]:
         name = stack_name(stage)
+        region = cloudformation.meta.region_name
         try:
-            stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
-        except cloudformation.exceptions.ClientError as error:
+            with aws_errors(f"reading stack {name} in {region}"):
+                stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        except StackNotFound as error:
             # CloudFormation answers a missing stack with a ValidationError, nothing narrower.
-            if error.response["Error"]["Code"] != "ValidationError":
+            if error.code != "ValidationError":
                 raise
-            region = cloudformation.meta.region_name
             raise StackNotFound(
                 f"no stack {name} in {region}: deploy stage {stage!r} first, or check the"
-                " region (AWS_REGION)"
+                " region (AWS_DEFAULT_REGION)"
             ) from None
         return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
     return outputs
+
+
+@contextmanager
+def aws_errors(doing: str) -> Iterator[None]:
+    """botocore's errors while finding a stack, as one line saying what was being done: no
+    region, no credentials, access denied, no connection."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "")
+        raise StackNotFound(f"{doing}: {code}: {message}", code=code) from None
+    except botocore.exceptions.NoRegionError:
+        raise StackNotFound(
+            f"{doing}: no AWS region; set AWS_DEFAULT_REGION or a profile's region"
+        ) from None
+    except botocore.exceptions.NoCredentialsError:
+        raise StackNotFound(f"{doing}: no AWS credentials (AWS_PROFILE, aws configure)") from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise ConnectionFailed(f"{doing}: {error}") from None
 
 
 def resolve(

@@ -15,7 +15,12 @@ class ClientError(CallqueueError):
 
 
 class StackNotFound(ClientError):
-    """No API was found for the stage (no stack, no deployed REST API, no URL given)."""
+    """No API was found for the stage (no stack, no deployed REST API, no URL given, no AWS
+    region or credentials to look); `code` is AWS's error code when AWS refused."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ConnectionFailed(ClientError):
