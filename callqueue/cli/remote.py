@@ -161,7 +161,9 @@ def _watch(
     while True:
         statuses = [job.status() for job, _ in jobs]
         totals = totals_of(statuses, [str(p) for _, p in jobs])
-        arrivals = rate.observe(time.time(), sum(s.settled for s in statuses))
+        # Rows the intake rejected were never called: not part of the rate.
+        called = sum(s.settled - s.counts.get("rejected", 0) for s in statuses)
+        arrivals = rate.observe(time.time(), called)
         targets = [s.target_cps for s in statuses if s.target_cps]
         if progress is None and (cps or targets):
             # The ETA's rate: known once the stack has read the jobs (a file may set its own).
@@ -233,6 +235,11 @@ def steer_job(action: str, args: argparse.Namespace) -> int:
 def resume_job(args: argparse.Namespace) -> int:
     if args.stage or args.api_url or os.environ.get("CALLQUEUE_API_URL"):
         return steer_job("resume", args)
+    if not os.environ.get("JOBS_TABLE"):
+        raise UsageError(
+            "name the stack: --stage STAGE, --api-url URL, or its environment (JOBS_TABLE and"
+            " the rest, as `callqueue up` prints them)"
+        )
     return operate.resume(args)
 
 

@@ -49,7 +49,13 @@ from callqueue.client.records import (
     parse_outcomes,
     parse_rejects,
 )
-from callqueue.client.transport import ApiKeyAuth, SigV4Auth, Transport, region_of
+from callqueue.client.transport import (
+    ApiKeyAuth,
+    SigV4Auth,
+    Transport,
+    region_of,
+    why_unreachable,
+)
 from callqueue.deploy.stack import PROJECT_DIR
 
 API_URL_VARIABLE = "CALLQUEUE_API_URL"
@@ -119,7 +125,7 @@ class Client:
                     upload["url"], data=data, headers=upload.get("headers", {}), timeout=300
                 )
             except requests.RequestException as error:
-                raise ConnectionFailed(f"uploading {file}: {error}") from None
+                raise ConnectionFailed(f"uploading {file}: {why_unreachable(error)}") from None
         if response.status_code >= 300:
             raise TransferFailed(f"uploading {file}: {_s3_error(response)}")
         return Job(self, str(created["job_id"]), submitted=True)
@@ -147,7 +153,7 @@ class Client:
         try:
             response = self._api.session.get(url, stream=True, timeout=60)
         except requests.RequestException as error:
-            raise ConnectionFailed(f"downloading {what}: {error}") from None
+            raise ConnectionFailed(f"downloading {what}: {why_unreachable(error)}") from None
         with response:
             if response.status_code != 200:
                 raise TransferFailed(f"downloading {what}: {_s3_error(response)}")

@@ -9,6 +9,7 @@ against the stage's usage plans), or a SigV4 signature with the caller's AWS cre
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from callqueue.client.errors import (
 Auth = Literal["api_key", "iam", "none"]
 # Seconds to connect and to wait for an answer: the API answers within API Gateway's 29 s.
 TIMEOUT = (10.0, 35.0)
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 _BY_STATUS: Mapping[int, type[ApiError]] = {
     400: BadRequest,
     401: NotAuthorized,
@@ -76,6 +78,15 @@ def region_of(api_url: str) -> str | None:
     if len(parts) >= 4 and parts[1] == "execute-api":
         return parts[2]
     return None
+
+
+def why_unreachable(error: requests.RequestException) -> str:
+    """The cause a person reads ("[Errno 111] Connection refused", "timed out"), not urllib3's
+    chain of wrappers."""
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    found = _ERRNO.search(str(error))
+    return found.group(0) if found else type(error).__name__
 
 
 def error_for(response: requests.Response) -> ApiError:
@@ -147,7 +158,9 @@ class Transport:
                 timeout=TIMEOUT,
             )
         except requests.RequestException as error:
-            raise ConnectionFailed(f"cannot reach the API at {self.api_url}: {error}") from None
+            raise ConnectionFailed(
+                f"cannot reach the API at {self.api_url}: {why_unreachable(error)}"
+            ) from None
         if response.status_code >= 400:
             raise error_for(response)
         try:
