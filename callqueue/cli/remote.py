@@ -10,6 +10,7 @@ stack's outputs) or given by `--api-url` (e.g. `callqueue up`'s API).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -143,6 +144,9 @@ def submit_files(args: argparse.Namespace) -> int:
     print_summary(statuses, [str(p) for _, p in jobs], [job for job, _ in jobs])
     if any(s.state == "failed" for s in statuses):
         return EXIT_USAGE
+    if any(s.state == "duplicate" for s in statuses):
+        print("callqueue: a duplicate sends nothing; --resend sends it again", file=sys.stderr)
+        return EXIT_UNACCOUNTED
     return EXIT_OK if all(s.finished for s in statuses) else EXIT_UNACCOUNTED
 
 
@@ -192,9 +196,9 @@ def _watch(
 
 
 def _see(jobs: Sequence[tuple[Job, Path]], args: argparse.Namespace) -> str:
-    where = f" --stage {args.stage}" if args.stage else f" --api-url {args.api_url}"
-    if not (args.stage or args.api_url):
-        where = ""
+    """The commands that show the jobs again."""
+    where = f" --stage {args.stage}" if args.stage else ""
+    where += f" --api-url {args.api_url}" if args.api_url else ""
     return "; ".join(f"callqueue status {job.job_id}{where}" for job, _ in jobs)
 
 
@@ -204,7 +208,7 @@ def _see(jobs: Sequence[tuple[Job, Path]], args: argparse.Namespace) -> str:
 def list_jobs(args: argparse.Namespace) -> int:
     summaries = _client(args).jobs(args.limit)
     if args.json:
-        print(json.dumps([s.__dict__ for s in summaries], indent=2))
+        print(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2))
         return EXIT_OK
     print(f"{'job':<46} {'state':<10} {'rows':>8} {'rejected':>8} {'cps':>5}  created")
     for s in summaries:

@@ -93,7 +93,7 @@ def print_summary(statuses: Sequence[JobStatus], files: Sequence[str], jobs: Seq
             + " ".join(f"{counts[c]:>{len(c)}}" for c in columns)
         )
         if total.error:
-            print(f"  failed: {total.error}")
+            print(f"  {total.state}: {total.error}")
     for status, job in zip(statuses, jobs, strict=True):
         _print_details(status, job)
 

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import requests
 from botocore.auth import SigV4Auth as Signer
 from botocore.awsrequest import AWSRequest
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from callqueue.client.errors import (
     ApiError,
@@ -116,6 +118,24 @@ def error_for(response: requests.Response) -> ApiError:
     return kind(message, status=response.status_code, code=code)
 
 
+def retrying_session() -> requests.Session:
+    """A session that retries what is safe to repeat: a GET that met a connection error, a
+    throttle (429) or a gateway's 502, 503 or 504, with backoff, as urllib3's Retry does it.
+    A POST is never repeated: a second POST /jobs would be a second upload URL."""
+    retry = Retry(
+        total=4,
+        backoff_factor=0.5,
+        status_forcelist=(429, 502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class Transport:
     """JSON requests to one API; `auth` says how they are authenticated."""
 
@@ -128,7 +148,7 @@ class Transport:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._auth = auth
-        self.session = session or requests.Session()
+        self.session = session or retrying_session()
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         return self._call("GET", path, params=params)
