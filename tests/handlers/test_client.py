@@ -277,3 +277,73 @@ def test_client_says_what_is_missing_to_find_a_stage(
     monkeypatch.delenv("AWS_REGION")
     with pytest.raises(StackNotFound, match=r"no AWS region"):
         Client(stage="qa")
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(gateway: InProcessApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' client talks to the app in this process (through the key check)."""
+    from callqueue.cli import remote as remote_commands
+
+    monkeypatch.setattr(remote_commands, "_client", lambda args: remote(gateway))
+
+
+def test_cli_status_and_jobs_show_the_job(
+    stack: Stack,
+    app_client: ChaliceClient,
+    gateway: InProcessApi,
+    cli: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from callqueue.cli import main
+
+    path = write_csv(tmp_path / "calls.csv", 2, invalid=1)
+    assert main(["submit", str(path), "--api-url", API, "--detach", "--window", "60"]) == 0
+    captured = capsys.readouterr()
+    job_id = captured.out.strip()
+    assert captured.err == f"{path}: job {job_id}\n"
+    split(stack, app_client, uploaded_key(stack))
+
+    assert main(["status", job_id, "--api-url", API]) == 0
+    shown = capsys.readouterr().out
+    assert f"job       {job_id}\n" in shown
+    assert "rows      3, 2 pending\n" in shown
+    assert "outcomes  rejected 1, suppressed 0, sent 0," in shown
+    assert f"`callqueue rejects {job_id}`" in shown
+    assert main(["status", job_id, "--api-url", API, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["job_id"] == job_id
+    assert main(["jobs", "--api-url", API]) == 0
+    assert re.search(
+        rf"^{job_id}\s+(running|released)\s+3\s+1\s+10\s", capsys.readouterr().out, re.M
+    )
+    assert main(["rejects", job_id, "--api-url", API]) == 0
+    assert capsys.readouterr().out.startswith("row,reason\r\n3,")
+
+
+def test_cli_errors_are_one_line_with_the_apis_message(
+    cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callqueue.cli import main
+
+    monkeypatch.delenv("CALLQUEUE_API_URL", raising=False)
+    assert main(["status", "nope-1", "--api-url", API]) == 2
+    assert capsys.readouterr().err == "callqueue: no job nope-1\n"
+    assert main(["submit", "missing.csv", "--api-url", API]) == 2
+    assert capsys.readouterr().err == "callqueue: missing.csv: no such file\n"
+
+
+def test_cli_without_a_stack_named_says_how_to_name_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callqueue.cli import main
+
+    monkeypatch.delenv("CALLQUEUE_API_URL", raising=False)
+    monkeypatch.delenv("JOBS_TABLE", raising=False)
+    assert main(["cancel", "nope-1"]) == 2
+    assert capsys.readouterr().err == "callqueue: name the stack: --stage STAGE, or --api-url URL\n"
+    # resume keeps its older way (the environment's stack), and says so when there is none.
+    assert main(["resume", "nope-1"]) == 2
+    assert capsys.readouterr().err.startswith("callqueue: name the stack: --stage STAGE, --api-url")
