@@ -194,3 +194,20 @@ def test_settled_rate_spreads_each_polls_rows_over_the_time_since_the_last(
         assert len(added) == new
         assert all(before < t <= now for t in added)
         assert all(t > now - SettledRate.KEEP_SECONDS for t in times)
+
+
+def test_the_command_loads_no_http_or_aws_client_until_a_stack_command_runs() -> None:
+    # `callqueue plan` and `--help` stay light: `from callqueue import Client` loads the client
+    # (requests, boto3) only when asked.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, callqueue\n"
+        "from callqueue.cli.parser import build_parser\n"
+        "build_parser()\n"
+        "assert not {'requests', 'boto3', 'botocore'} & set(sys.modules), sys.modules.keys()\n"
+        "from callqueue import Client, Job\n"
+        "assert Client.__module__ == 'callqueue.client.client' and 'requests' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
