@@ -159,6 +159,10 @@ def _watch(
 ) -> list[JobStatus]:
     """Show the jobs' progress (as `run` does) until each is finished, or every one left is
     paused, or `timeout` seconds have passed; returns their last statuses."""
+    from callqueue.client import JobNotFound
+    from callqueue.client.client import APPEAR_SECONDS
+    from callqueue.client.records import SUBMITTED
+
     progress: Progress | None = None
     rate = SettledRate()
     started = time.monotonic()
@@ -174,6 +178,13 @@ def _watch(
             progress = Progress(sys.stderr, cps or max(targets))
         if progress is not None:
             progress.show(totals, arrivals)
+        unseen = [s.job_id for s in statuses if s.state == SUBMITTED]
+        if unseen and time.monotonic() - started > APPEAR_SECONDS:
+            raise JobNotFound(
+                f"job {unseen[0]} is not known {APPEAR_SECONDS:.0f} s after its upload: is the"
+                " stack's splitter running?",
+                status=404,
+            )
         paused = [s for s in statuses if s.state == "paused"]
         ended = all(s.finished or s.state == "paused" for s in statuses)
         out_of_time = timeout is not None and time.monotonic() - started >= timeout

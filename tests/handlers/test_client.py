@@ -22,6 +22,7 @@ from callqueue.client import (
     JobNotFound,
     NotAuthorized,
     StackNotFound,
+    WaitTimeout,
 )
 from tests.gateway import InProcessApi, KeyCheck, gateway_session
 from tests.handlers.test_pipeline import s3_event
@@ -347,3 +348,44 @@ def test_cli_without_a_stack_named_says_how_to_name_one(
     # resume keeps its older way (the environment's stack), and says so when there is none.
     assert main(["resume", "nope-1"]) == 2
     assert capsys.readouterr().err.startswith("callqueue: name the stack: --stage STAGE, --api-url")
+
+
+class FakeTime:
+    """The client's clock and sleep: waiting moves time on, nothing really waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_wait_gives_up_on_a_job_that_never_appears_and_on_its_timeout(
+    stack: Stack, app_client: ChaliceClient, gateway: InProcessApi, tmp_path: Path
+) -> None:
+    fake = FakeTime()
+    client = Client(
+        api_url=API,
+        api_key=KEY,
+        http=gateway_session(API, gateway),
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    job = client.submit(write_csv(tmp_path / "calls.csv", 2), window=60)
+    seen: list[str] = []
+    # Uploaded, never split (no S3 event here): the API never learns of the job.
+    with pytest.raises(JobNotFound, match=r"not known 120 s after its upload"):
+        job.wait(progress=lambda s: seen.append(s.state), poll=5)
+    # Past 120 s, not at it: the last poll at 125 s still found nothing.
+    assert set(seen) == {"submitted"} and fake.slept == [5] * 25
+
+    split(stack, app_client, uploaded_key(stack))
+    fake.slept.clear()
+    with pytest.raises(WaitTimeout, match=rf"^job {job.job_id} is still (running|released) after"):
+        job.wait(poll=3, timeout=10)
+    assert fake.slept == [3, 3, 3, 3]
