@@ -31,6 +31,7 @@ from callqueue.client.endpoint import (
     aws_errors,
     cloudformation_outputs,
     resolve,
+    ssm_api_url,
 )
 from callqueue.client.errors import (
     BadFile,
@@ -173,9 +174,11 @@ class Client:
             raise StackNotFound(f"name a stage (stage=...) or an API URL ({API_URL_VARIABLE})")
         with aws_errors("finding the stack"):
             cloudformation = self._session().client("cloudformation")
+            ssm = self._session().client("ssm")
         endpoint = resolve(
             stage,
             outputs=cloudformation_outputs(cloudformation),
+            api_url=ssm_api_url(ssm),
             api_key=api_key,
             api_key_value=self._api_key_value,
             project_dirs=(Path.cwd(), PROJECT_DIR),

@@ -2,16 +2,17 @@
 
 Resolution for stage S, first answer wins:
 - the URL: the stack `callqueue-S`'s output `EndpointURL` (the name `chalice package` gives it,
-  for a stack that holds the API) or `ApiUrl`; else `rest_api_url` in Chalice's
-  `.chalice/deployed/S.json`, which `chalice deploy --stage S` writes;
+  for a stack that holds the API) or `ApiUrl`; else the SSM parameter `/callqueue/S/api-url`
+  (which `callqueue deploy` writes once Chalice has made the API); else `rest_api_url` in
+  Chalice's `.chalice/deployed/S.json`, which `chalice deploy --stage S` writes;
 - how requests are authenticated: the stack's output `ApiAuth`, else the stage's `API_AUTH` in
   `.chalice/config.json`, else `api_key` (the app's default);
 - the API key: the one given (`--api-key`, `CALLQUEUE_API_KEY`), else the value of the API key
   whose id is the stack's output `ApiKeyId`. No stack creates a key today (the routes require
   one, so a key and a usage plan are made once per stage by hand, docs/cli.md): it is given.
 
-`StackOutputs` is the one dependency on how a stack's outputs are read, so a deployment module
-that reads them (`callqueue.deploy`) can take its place.
+`OutputsReader` and `ApiUrlReader` are the only dependencies on how a stage's outputs are read,
+so a deployment module that reads them (`callqueue.deploy.outputs`) can take their place.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ URL_OUTPUTS = ("EndpointURL", "ApiUrl")
 AUTHS: tuple[Auth, ...] = ("api_key", "iam", "none")
 
 # A stage's stack outputs by name; StackNotFound when there is no such stack.
-StackOutputs = Callable[[str], Mapping[str, str]]
+OutputsReader = Callable[[str], Mapping[str, str]]
+# A stage's API URL as its deployment recorded it, or None.
+ApiUrlReader = Callable[[str], str | None]
+
+
+def api_url_parameter(stage: str) -> str:
+    """The SSM parameter `callqueue deploy` keeps the stage's REST API URL in."""
+    return f"/callqueue/{stage}/api-url"
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,23 @@ class Endpoint:
         return f"Endpoint(api_url={self.api_url!r}, auth={self.auth!r}, api_key={key})"
 
 
-def cloudformation_outputs(cloudformation: Any) -> StackOutputs:
+def ssm_api_url(ssm: Any) -> ApiUrlReader:
+    """Reads a stage's API URL from its SSM parameter."""
+
+    def api_url(stage: str) -> str | None:
+        name = api_url_parameter(stage)
+        try:
+            with aws_errors(f"reading parameter {name}"):
+                return str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except StackNotFound as error:
+            if error.code == "ParameterNotFound":
+                return None
+            raise
+
+    return api_url
+
+
+def cloudformation_outputs(cloudformation: Any) -> OutputsReader:
     """Reads a stage's stack outputs with `describe_stacks`."""
 
     def outputs(stage: str) -> Mapping[str, str]:
@@ -97,13 +121,15 @@ def aws_errors(doing: str) -> Iterator[None]:
 def resolve(
     stage: str,
     *,
-    outputs: StackOutputs,
+    outputs: OutputsReader,
+    api_url: ApiUrlReader | None = None,
     api_key: str | None = None,
     api_key_value: Callable[[str], str] | None = None,
     project_dirs: Iterable[Path] = (),
     environ: Mapping[str, str] = os.environ,
 ) -> Endpoint:
-    """The endpoint of stage `stage`. `api_key_value(id)` reads an API key's value (API
+    """The endpoint of stage `stage`. `api_url(stage)` reads the URL a deployment recorded;
+    `api_key_value(id)` reads an API key's value (API
     Gateway's get_api_key); `project_dirs` are where `.chalice/` may be (the first wins)."""
     dirs = [d / ".chalice" for d in project_dirs]
     try:
@@ -113,6 +139,8 @@ def resolve(
             raise
         found = {}
     url = next((found[name] for name in URL_OUTPUTS if found.get(name)), None)
+    if url is None and found and api_url is not None:
+        url = api_url(stage)
     url = url or next((u for d in dirs if (u := _deployed_url(d, stage))), None)
     if url is None:
         raise StackNotFound(

@@ -234,6 +234,17 @@ def test_client_takes_the_url_chalice_deploy_recorded_when_the_stack_has_none(
     assert (client.endpoint.api_url, client.endpoint.auth) == (url, "iam")
 
 
+def test_client_takes_the_url_callqueue_deploy_keeps_in_ssm_first(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kept = "https://kept123.execute-api.us-east-1.amazonaws.com/api/"
+    boto3.client("ssm").put_parameter(Name="/callqueue/dev/api-url", Value=kept, Type="String")
+    monkeypatch.chdir(deployed(tmp_path, "dev", "https://older.example/api/"))
+
+    endpoint = Client(stage="dev", api_key="k").endpoint
+    assert (endpoint.api_url, endpoint.region) == (kept, "us-east-1")
+
+
 def test_client_signs_requests_with_sigv4_for_an_iam_stage(app_client: ChaliceClient) -> None:
     signed: list[dict[str, str]] = []
 
