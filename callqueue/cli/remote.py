@@ -93,7 +93,12 @@ def _command(parser: argparse.ArgumentParser, command: Command, *, required: boo
         "--api-url", help="the API's URL instead (e.g. `callqueue up`'s); or CALLQUEUE_API_URL"
     )
     where.add_argument("--api-key", help="the stage's API key; or CALLQUEUE_API_KEY")
-    where.add_argument("--auth", choices=("api_key", "iam", "none"), help=argparse.SUPPRESS)
+    where.add_argument(
+        "--auth",
+        choices=("api_key", "iam", "none"),
+        help="how requests are authenticated (default: the stage's API_AUTH; for --api-url,"
+        " api_key when a key is given, else none)",
+    )
     parser.set_defaults(command=functools.partial(_run, command, required))
 
 
