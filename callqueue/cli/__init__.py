@@ -1,11 +1,12 @@
-"""The `callqueue` command: generate, plan, run, up, emulator, suppression, dlq, resume, deploy,
-destroy, stage, chalice, template, infra.
+"""The `callqueue` command: generate, plan, run, up, emulator, suppression, dlq, submit, jobs,
+status, pause, resume, cancel, outcomes, rejects, deploy, destroy, stage, chalice, template, infra.
 
 `parser` builds the arguments; each command is a function of the parsed arguments returning the
 exit status, in a module by what it works on: `files` (generate, plan), `local` (run, up and the
-emulator, on this machine), `operate` (a deployed stack's suppression list, dead letters and
-paused jobs) and `deploy` (the template and the infrastructure). Commands import what they need
-only when they run, so `callqueue plan` loads neither moto nor boto3.
+emulator, on this machine), `operate` (a stack's suppression list, dead letters and paused jobs,
+through the environment), `remote` (a deployed stack's jobs, through its REST API; it adds its
+own commands to the parser) and `deploy` (the template and the infrastructure). Commands import
+what they need only when they run, so `callqueue plan` loads neither moto nor boto3.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callqueue.cli import arguments, deploy, files, local, operate
+from callqueue.cli import arguments, deploy, files, local, operate, remote
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_file_commands(sub)
     _add_local_commands(sub)
     _add_operations(sub)
+    remote.add_commands(sub)
     _add_deployment(sub)
     _add_emulator(sub)
     return parser
@@ -98,10 +99,6 @@ def _add_operations(sub: Commands) -> None:
     dlq_list.set_defaults(command=operate.dlq_list)
     redrive = dlq_sub.add_parser("redrive", help="put dead-lettered rows back on the send queue")
     redrive.set_defaults(command=operate.dlq_redrive)
-
-    resume = sub.add_parser("resume", help="continue a paused job")
-    resume.add_argument("job_id")
-    resume.set_defaults(command=operate.resume)
 
 
 def _add_deployment(sub: Commands) -> None:
