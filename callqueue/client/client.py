@@ -57,7 +57,7 @@ from callqueue.client.transport import (
     region_of,
     why_unreachable,
 )
-from callqueue.deploy.stack import PROJECT_DIR
+from callqueue.project import PROJECT_DIR
 
 API_URL_VARIABLE = "CALLQUEUE_API_URL"
 # How long a submitted job may stay unknown to the API (its file not yet split) before waiting

@@ -29,7 +29,7 @@ import botocore.exceptions
 
 from callqueue.client.errors import ConnectionFailed, StackNotFound
 from callqueue.client.transport import Auth, region_of
-from callqueue.deploy.infra import stack_name
+from callqueue.deploy.stack_outputs import stack_name
 
 API_KEY_VARIABLE = "CALLQUEUE_API_KEY"
 URL_OUTPUTS = ("EndpointURL", "ApiUrl")
