@@ -1,11 +1,15 @@
 """The `callqueue` command: generate, plan, run, up, emulator, suppression, dlq, resume,
-template, infra.
+template, infra, completion.
 
 `parser` builds the arguments; each command is a function of the parsed arguments returning the
 exit status, in a module by what it works on: `files` (generate, plan), `local` (run, up and the
 emulator, on this machine), `operate` (a deployed stack's suppression list, dead letters and
 paused jobs) and `deploy` (the template and the infrastructure). Commands import what they need
 only when they run, so `callqueue plan` loads neither moto nor boto3.
+
+A person's mistake (arguments, a file, a setting, a missing stack) ends in one line on standard
+error and status 2; Ctrl-C ends quietly with 130 and SIGTERM with 143, once every process the
+command started has stopped. `-v` shows the traceback behind any of them.
 """
 
 from __future__ import annotations
@@ -14,21 +18,56 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from callqueue.cli.exits import EXIT_USAGE, UsageError
+from callqueue.cli.exits import EXIT_USAGE, StopSignals, UsageError
 from callqueue.cli.parser import build_parser
+from chalicelib.config import ConfigError
+
+log = logging.getLogger("callqueue.cli")
+
+# An AWS request that failed (no credentials, no such table): one line, not botocore's trace.
+EXIT_AWS = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+    _logging(args.verbose)
+    with StopSignals() as stop:
+        try:
+            return int(args.command(args))
+        except KeyboardInterrupt:
+            print("callqueue: interrupted", file=sys.stderr)
+            return stop.exit_status
+        except (UsageError, ConfigError) as error:
+            log.debug("the error's traceback", exc_info=True)
+            print(f"callqueue: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except Exception as error:
+            if not _from_aws(error):
+                raise
+            log.debug("the error's traceback", exc_info=True)
+            print(f"callqueue: AWS: {error}", file=sys.stderr)
+            return EXIT_AWS
+
+
+def _from_aws(error: Exception) -> bool:
+    """Whether botocore raised `error` (botocore is imported only by commands that use AWS)."""
+    botocore = sys.modules.get("botocore.exceptions")
+    return botocore is not None and isinstance(
+        error, (botocore.BotoCoreError, botocore.ClientError)
     )
-    try:
-        return int(args.command(args))
-    except UsageError as error:
-        print(f"callqueue: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("callqueue: interrupted", file=sys.stderr)
-        return 130
+
+
+def _logging(verbose: bool) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    # rich's handler writes through the console the progress display draws on, so a warning
+    # goes above the display instead of through it.
+    handler = RichHandler(
+        console=Console(stderr=True), show_time=False, show_path=False, markup=False
+    )
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(name)s: %(message)s",
+        handlers=[handler],
+    )

@@ -1,7 +1,11 @@
 """The local runtime's processes (moto, the Twilio emulator, the sender's workers), both sides of
 one convention: a module run with `python -m`, which prints a line "READY ..." on its standard
 output once it serves, and stops when its standard input closes (so it stops too when the
-runtime dies)."""
+runtime dies).
+
+Each child runs in a session of its own: a Ctrl-C at the terminal (SIGINT to the foreground
+process group) reaches the runtime alone, which then stops its children in order; the children
+never see it, so they print no traceback of their own."""
 
 from __future__ import annotations
 
@@ -14,13 +18,15 @@ STOP_TIMEOUT_SECONDS = 10
 
 
 def spawn(module: str, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-    """Start `python -m module args...` with this interpreter, its standard streams piped."""
+    """Start `python -m module args...` with this interpreter, its standard streams piped, in
+    a session of its own."""
     return subprocess.Popen(  # noqa: S603 - our own module, no shell
         [sys.executable, "-m", module, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=cwd,
+        start_new_session=True,
     )
 
 
