@@ -39,22 +39,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return stop.exit_status
         except (UsageError, ConfigError) as error:
             log.debug("the error's traceback", exc_info=True)
-            print(f"callqueue: {error}", file=sys.stderr)
+            # A settings error lists every bad variable, a line each.
+            for line in str(error).splitlines():
+                print(f"callqueue: {line}", file=sys.stderr)
             return EXIT_USAGE
         except Exception as error:
-            if not _from_aws(error):
+            message = _aws_message(error)
+            if message is None:
                 raise
             log.debug("the error's traceback", exc_info=True)
-            print(f"callqueue: AWS: {error}", file=sys.stderr)
+            print(f"callqueue: {message}", file=sys.stderr)
             return EXIT_AWS
 
 
-def _from_aws(error: Exception) -> bool:
-    """Whether botocore raised `error` (botocore is imported only by commands that use AWS)."""
+def _aws_message(error: Exception) -> str | None:
+    """One line for an error botocore raised, None for any other (botocore is imported only
+    by the commands that use AWS, so it is looked up, not imported)."""
     botocore = sys.modules.get("botocore.exceptions")
-    return botocore is not None and isinstance(
-        error, (botocore.BotoCoreError, botocore.ClientError)
-    )
+    if botocore is None or not isinstance(error, (botocore.BotoCoreError, botocore.ClientError)):
+        return None
+    if isinstance(error, botocore.NoRegionError):
+        return "no AWS region: set AWS_DEFAULT_REGION (or a region in your AWS profile)"
+    if isinstance(error, botocore.NoCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE, or the AWS_ACCESS_KEY_ID pair"
+    return f"AWS: {error}"
 
 
 def _logging(verbose: bool) -> None:

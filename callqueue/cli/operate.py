@@ -5,14 +5,26 @@ and paused jobs."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from callqueue.cli.exits import EXIT_OK, UsageError
 
 
+def _stack(variable: str) -> None:
+    """UsageError unless the environment names a stack: the resource's own variable, or the
+    stage whose resources have the default names (chalicelib.config)."""
+    if not (os.environ.get(variable) or os.environ.get("CALLQUEUE_STAGE")):
+        raise UsageError(
+            f"no stack: {variable} is not set; start one with `callqueue up` and eval the "
+            "`export` lines it prints, or export a deployed stage's outputs"
+        )
+
+
 def suppression_list(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("SUPPRESSION_TABLE")
     for entry in wiring.suppression().list():
         code = "" if entry.error_code is None else f" ({entry.error_code})"
         print(f"{entry.number}\t{entry.reason}{code}\t{entry.job_id or ''}")
@@ -22,6 +34,7 @@ def suppression_list(args: argparse.Namespace) -> int:
 def suppression_add(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("SUPPRESSION_TABLE")
     added = wiring.suppression().add(args.number, args.reason)
     print(f"{args.number}: {'suppressed' if added else 'already suppressed'}")
     return EXIT_OK
@@ -30,6 +43,7 @@ def suppression_add(args: argparse.Namespace) -> int:
 def suppression_remove(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("SUPPRESSION_TABLE")
     removed = wiring.suppression().remove(args.number)
     print(f"{args.number}: {'removed' if removed else 'was not suppressed'}")
     return EXIT_OK
@@ -38,6 +52,7 @@ def suppression_remove(args: argparse.Namespace) -> int:
 def dlq_list(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("DEAD_LETTER_QUEUE")
     for row in wiring.send_queue().dead_letters():
         error = row.get("last_error") or {}
         why = f"HTTP {error.get('status')} code {error.get('code')}" if error else "redriven by SQS"
@@ -48,6 +63,7 @@ def dlq_list(args: argparse.Namespace) -> int:
 def dlq_redrive(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("DEAD_LETTER_QUEUE")
     moved = wiring.send_queue().redrive_dead_letters()
     print(f"{moved} row(s) put back on the send queue")
     return EXIT_OK
@@ -58,6 +74,7 @@ def resume(args: argparse.Namespace) -> int:
     from chalicelib.aws.jobs_table import StateChanged
     from chalicelib.release.resume import resume as resume_job
 
+    _stack("JOBS_TABLE")
     try:
         start = resume_job(wiring.jobs(), args.job_id, now=time.time())
     except StateChanged as error:

@@ -108,7 +108,9 @@ def _rejects(
     if not total:
         return
     if rejects_file is not None:
-        console.print(f"all {total} rejected rows with their reasons: {rejects_file}")
+        console.print(f"all {total} rejected rows with their reasons:", highlight=False)
+        # A path stays whole (the terminal wraps it, if it must), so it can be copied.
+        console.print(f"  {rejects_file}", soft_wrap=True, highlight=False, markup=False)
     else:
         console.print(
             f"all {total} with their reasons: pass --rejects FILE, "
