@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pyte
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 class WrapCountingScreen(pyte.Screen):  # type: ignore[misc]
     """A screen that counts the characters written past the right edge: each one is a line
@@ -45,6 +47,8 @@ class Terminal:
         self._stream = pyte.ByteStream(self.screen)
         self.raw = b""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+        # This checkout's code, wherever the command runs (an installed callqueue may be another).
+        env["PYTHONPATH"] = str(REPO)
         env.update({"CALLQUEUE_TEST_TAG": self.tag, "TERM": "xterm-256color"})
         env.pop("NO_COLOR", None)
         env.pop("COLUMNS", None)
