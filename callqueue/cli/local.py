@@ -29,26 +29,43 @@ POLL_SECONDS = 0.25
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from callqueue.local.runtime import LocalRuntime
-
     for path in args.files:
         readable(path)
     options = _options(args)
-    view = RunView(Console(stderr=True), options.cps)
-    with view, LocalRuntime(options, on_step=view.step) as runtime:
-        _quiet_handlers(args.verbose)
-        for path in args.files:
-            runtime.submit(path)
-        stall_limit = args.timeout or float(args.window + 120)
-        arrivals = _wait_until_settled(runtime, view, stall_limit)
-        # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
-        tally = runtime.tally.snapshot()
-        jobs = _job_totals(runtime, tally)
-        view.finish(Snapshot(jobs, _calls_in_last_second(arrivals), time.time()))
-        if args.outcomes:
-            _write_outcomes(args.outcomes, runtime, tally)
-        rejects = {s.job_id: runtime.rejects(s.job_id) for s in runtime.jobs}
-        report = _report(runtime, tally, jobs, arrivals, options.cps)
+    with RunView(Console(stderr=True), options.cps) as view:
+        # Imported under the display: loading boto3 and the stack's code takes a while.
+        from callqueue.local.runtime import LocalRuntime
+
+        with LocalRuntime(options, on_step=view.step) as runtime:
+            _quiet_handlers(args.verbose)
+            for path in args.files:
+                runtime.submit(path)
+            stall_limit = args.timeout or float(args.window + 120)
+            arrivals = _wait_until_settled(runtime, view, stall_limit)
+            # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
+            tally = runtime.tally.snapshot()
+            jobs = _job_totals(runtime, tally)
+            view.finish(Snapshot(jobs, _calls_in_last_second(arrivals), time.time()))
+            if args.outcomes:
+                _write_outcomes(args.outcomes, runtime, tally)
+            rejects = {s.job_id: runtime.rejects(s.job_id) for s in runtime.jobs}
+            report = _report(runtime, tally, jobs, arrivals, options.cps)
+            # The results now: the stack takes seconds to stop, and nothing is wanted of it.
+            view.close()
+            _print_results(args, report, rejects, jobs)
+    if any(j.state == "failed" for j in jobs):
+        return EXIT_USAGE
+    return EXIT_OK if report["totals"]["unaccounted"] == 0 else EXIT_UNACCOUNTED
+
+
+def _print_results(
+    args: argparse.Namespace,
+    report: dict[str, Any],
+    rejects: dict[str, list[tuple[int, str]]],
+    jobs: list[JobTotals],
+) -> None:
+    from rich.console import Console
+
     if args.rejects:
         _write_rejects(args.rejects, rejects)
     print_summary(Console(), report, rejects, args.rejects)
@@ -62,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
             "continues a deployed job",
             file=sys.stderr,
         )
-    if any(j.state == "failed" for j in jobs):
-        return EXIT_USAGE
-    return EXIT_OK if report["totals"]["unaccounted"] == 0 else EXIT_UNACCOUNTED
+    sys.stdout.flush()
 
 
 def _wait_until_settled(runtime: LocalRuntime, view: RunView, stall_limit: float) -> list[float]:

@@ -149,9 +149,14 @@ class RunView:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close(keep=kind is None)
+
+    def close(self, *, keep: bool = True) -> None:
+        """Stop the live display: its last state stays on the screen if `keep` (an
+        interrupted run's goes, so its last line is why it ended). Later steps show nothing."""
+        self._finished = True
         if self._live is not None:
-            # Interrupted: the display goes, so the last thing on the screen is the summary.
-            self._live.transient = kind is not None
+            self._live.transient = not keep
             self._live.stop()
             self._live = None
         if self._echo is not None:

@@ -12,6 +12,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from callqueue.cli.twilio_codes import name_of
 from callqueue.report import OUTCOMES
@@ -103,8 +104,13 @@ def _rejects(
             f"rejected rows of {PurePath(job['file']).name} (first {shown} of {len(rows)}):",
             highlight=False,
         )
+        # A reason wraps under itself, not under the row numbers.
+        grid = Table.grid(padding=(0, 1), pad_edge=False)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(overflow="fold")
         for row, reason in rows[:REJECTS_SHOWN]:
-            console.print(f"  row {row}: {reason}", highlight=False, markup=False)
+            grid.add_row(f"  row {row}:", Text(reason))
+        console.print(grid)
     if not total:
         return
     if rejects_file is not None:
