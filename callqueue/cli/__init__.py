@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return int(args.command(args))
         except KeyboardInterrupt:
-            print("callqueue: interrupted", file=sys.stderr)
+            print(f"callqueue: {stop.reason}", file=sys.stderr)
             return stop.exit_status
         except (UsageError, ConfigError) as error:
             log.debug("the error's traceback", exc_info=True)

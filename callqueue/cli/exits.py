@@ -61,5 +61,9 @@ class StopSignals:
         raise KeyboardInterrupt
 
     @property
+    def reason(self) -> str:
+        return "terminated (SIGTERM)" if self.received == signal.SIGTERM else "interrupted"
+
+    @property
     def exit_status(self) -> int:
         return EXIT_TERMINATED if self.received == signal.SIGTERM else EXIT_INTERRUPTED
