@@ -1,6 +1,7 @@
 """The command's arguments: a subcommand each, and the options the rate and the local runtime
 share between commands; `-v` and file-name completion on every subcommand; `--version`; and
-`callqueue completion SHELL`, a completion script generated from these parsers by shtab."""
+`callqueue completion SHELL`, a completion script generated from these parsers by shtab (a
+static script, installed once: unlike argcomplete's, a Tab starts no Python interpreter)."""
 
 from __future__ import annotations
 

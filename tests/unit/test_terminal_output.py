@@ -244,6 +244,41 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out == f"callqueue {version('callqueue')}\n"
 
 
+def test_version_says_when_callqueue_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from callqueue.cli.parser import version
+
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert version() == "(not installed: run from a source tree)"
+
+
+def test_the_bash_completion_script_is_valid_bash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    assert main(["completion", "bash"]) == 0
+    script = tmp_path / "callqueue.bash"
+    script.write_text(capsys.readouterr().out)
+    completed = "; ".join(
+        [
+            f"source {script}",
+            "COMP_WORDS=(callqueue sup)",
+            "COMP_CWORD=1",
+            'COMP_LINE="callqueue sup"',
+            "COMP_POINT=${#COMP_LINE}",
+            "_shtab_callqueue",
+            'echo "${COMPREPLY[@]}"',
+        ]
+    )
+    result = subprocess.run(["bash", "-c", completed], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["suppression"]
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
 def test_completion_scripts_know_the_commands_and_their_options(
     shell: str, capsys: pytest.CaptureFixture[str]
