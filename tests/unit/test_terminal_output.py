@@ -360,3 +360,18 @@ def test_a_stop_signal_unwinds_once_and_says_which_it_was(signum: int, status: i
         assert stop.exit_status == status
     assert cleaned == [True]
     assert signal.getsignal(signum) == before
+
+
+def test_the_tally_counts_a_row_retrying_until_its_final_outcome_whatever_the_order() -> None:
+    from callqueue.local.outcomes import Tally
+
+    tally = Tally()
+    for row in (1, 2, 3):
+        tally.envelope({"job_id": "j", "row": row, "attempt": 1, "outcome": "retrying"})
+    tally.envelope({"job_id": "other", "row": 1, "attempt": 1, "outcome": "retrying"})
+    assert tally.retrying_rows("j") == 3
+    tally.envelope({"job_id": "j", "row": 1, "attempt": 2, "outcome": "sent"})
+    # An attempt's "retrying" published after the row's final outcome (SNS keeps no order).
+    tally.envelope({"job_id": "j", "row": 1, "attempt": 1, "outcome": "retrying"})
+    assert tally.retrying_rows("j") == 2
+    assert tally.snapshot().retrying_rows("j") == 2
