@@ -241,7 +241,7 @@ class _EchoOff:
         try:
             fd = sys.stdin.fileno()
             saved = termios.tcgetattr(fd)
-        except (OSError, ValueError, termios.error):  # not a terminal, or no stdin at all
+        except (AttributeError, OSError, ValueError, termios.error):  # no terminal, no stdin
             return None
         quiet = list(saved)
         quiet[3] &= ~termios.ECHO
