@@ -18,6 +18,10 @@ class JobTotals:
     rows: int | None
     counts: Mapping[str, int]
     error: str | None = None
+    # When the job's first row is due (epoch seconds): its chunks are released a lead before.
+    starts_at: float | None = None
+    # Rows whose last attempt failed in a way worth another (a 429, a reset): not yet settled.
+    retrying: int = 0
 
     def totals(self) -> dict[str, int]:
         totals = {"rows": self.rows or 0, **{o: int(self.counts.get(o, 0)) for o in OUTCOMES}}

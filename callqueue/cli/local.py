@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callqueue.cli.exits import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, readable
-from callqueue.cli.progress import Progress, print_summary
+from callqueue.cli.progress import RunView, Snapshot, calls_in_last_second
+from callqueue.cli.summary import print_summary
 from callqueue.report import JobTotals, build_report
 
 if TYPE_CHECKING:
@@ -26,64 +27,88 @@ POLL_SECONDS = 0.25
 
 
 def run(args: argparse.Namespace) -> int:
-    from callqueue.local.runtime import LocalRuntime
+    from rich.console import Console
 
     for path in args.files:
         readable(path)
     options = _options(args)
-    progress = Progress(sys.stderr, options.cps)
-    with LocalRuntime(options) as runtime:
-        _quiet_handlers(args.verbose)
-        for path in args.files:
-            runtime.submit(path)
-        stall_limit = args.timeout or float(args.window + 120)
-        arrivals = _wait_until_settled(runtime, progress, stall_limit)
-        # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
-        tally = runtime.tally.snapshot()
-        jobs = _job_totals(runtime, tally)
-        progress.finish(jobs, arrivals)
-        if args.outcomes:
-            _write_outcomes(args.outcomes, runtime, tally)
-        report = _report(runtime, tally, jobs, arrivals, options.cps)
-    print_summary(report)
-    if args.report:
-        args.report.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"report: {args.report}")
+    with RunView(Console(stderr=True), options.cps) as view:
+        # Imported under the display: loading boto3 and the stack's code takes a while.
+        from callqueue.local.runtime import LocalRuntime
+
+        with LocalRuntime(options, on_step=view.step) as runtime:
+            _quiet_handlers(args.verbose)
+            for path in args.files:
+                runtime.submit(path)
+            stall_limit = args.timeout or float(args.window + 120)
+            arrivals = _wait_until_settled(runtime, view, stall_limit)
+            # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
+            tally = runtime.tally.snapshot()
+            jobs = _job_totals(runtime, tally)
+            view.finish(Snapshot(jobs, calls_in_last_second(arrivals, now := time.time()), now))
+            if args.outcomes:
+                _write_outcomes(args.outcomes, runtime, tally)
+            rejects = {s.job_id: runtime.rejects(s.job_id) for s in runtime.jobs}
+            report = _report(runtime, tally, jobs, arrivals, options.cps)
+            # The results now: the stack takes seconds to stop, and nothing is wanted of it.
+            view.close()
+            _print_results(args, report, rejects, jobs)
     if any(j.state == "failed" for j in jobs):
         return EXIT_USAGE
     return EXIT_OK if report["totals"]["unaccounted"] == 0 else EXIT_UNACCOUNTED
 
 
-def _wait_until_settled(
-    runtime: LocalRuntime, progress: Progress, stall_limit: float
-) -> list[float]:
+def _print_results(
+    args: argparse.Namespace,
+    report: dict[str, Any],
+    rejects: dict[str, list[tuple[int, str]]],
+    jobs: list[JobTotals],
+) -> None:
+    from rich.console import Console
+
+    if args.rejects:
+        _write_rejects(args.rejects, rejects)
+    print_summary(Console(), report, rejects, args.rejects)
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report: {args.report}")
+    for job in (j for j in jobs if j.state == "paused"):
+        print(
+            f"callqueue: job {job.job_id} was paused by systemic Twilio errors "
+            "(see the error codes); fix the setting, then `callqueue resume JOB` "
+            "continues a deployed job",
+            file=sys.stderr,
+        )
+    sys.stdout.flush()
+
+
+def _wait_until_settled(runtime: LocalRuntime, view: RunView, stall_limit: float) -> list[float]:
     """Show progress until every job has settled (or is paused), or no row has settled for
     `stall_limit` seconds; returns the emulator's arrival times seen last."""
     last_settled, last_change = -1, time.monotonic()
     while True:
         jobs = _job_totals(runtime)
         arrivals = _arrivals(runtime)
-        progress.show(jobs, arrivals)
+        view.show(Snapshot(jobs, calls_in_last_second(arrivals, now := time.time()), now))
         settled = sum(j.totals()["rows"] - j.unaccounted for j in jobs)
         if settled != last_settled:
             last_settled, last_change = settled, time.monotonic()
-        if all(j.settled for j in jobs):
-            return arrivals
         if all(j.settled or j.state == "paused" for j in jobs):
-            for job in (j for j in jobs if j.state == "paused"):
-                print(
-                    f"\ncallqueue: job {job.job_id} was paused by systemic Twilio errors "
-                    "(see by_error_code); fix the setting, then `callqueue resume JOB` "
-                    "continues a deployed job",
-                    file=sys.stderr,
-                )
             return arrivals
         if time.monotonic() - last_change > stall_limit:
-            print(
-                f"\ncallqueue: no row settled for {stall_limit:.0f} s; giving up", file=sys.stderr
-            )
+            view.warn(f"callqueue: no row settled for {stall_limit:.0f} s; giving up")
             return arrivals
         time.sleep(POLL_SECONDS)
+
+
+def _write_rejects(path: Path, rejects: dict[str, list[tuple[int, str]]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["job_id", "row", "reason"])
+        for job_id, rows in rejects.items():
+            writer.writerows([job_id, row, reason] for row, reason in rows)
 
 
 def _report(
@@ -111,7 +136,7 @@ def up(args: argparse.Namespace) -> int:
     from callqueue.local.runtime import LocalRuntime
 
     options = replace(_options(args), api_port=args.api_port or free_port())
-    with LocalRuntime(options) as runtime:
+    with LocalRuntime(options, on_step=_say) as runtime:
         print(f"moto (AWS):      {runtime.endpoint}  (aws --endpoint-url {runtime.endpoint} ...)")
         assert runtime.emulator is not None  # noqa: S101
         print(f"Twilio emulator: {runtime.emulator.base_url}")
@@ -123,12 +148,13 @@ def up(args: argparse.Namespace) -> int:
         for name, value in sorted(runtime.handler_environment().items()):
             print(f"  export {name}={value}")
         print(f"drop files into s3://{runtime.env['SOURCE_BUCKET']}/ ; Ctrl-C stops", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopping")
-    return EXIT_OK
+        # Until Ctrl-C or SIGTERM (callqueue.cli.signals): the `with` stops every process.
+        while True:
+            time.sleep(3600)
+
+
+def _say(text: str) -> None:
+    print(f"{text}...", file=sys.stderr, flush=True)
 
 
 def emulator(args: argparse.Namespace) -> int:
@@ -207,7 +233,16 @@ def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTo
         counts["rejected"] = job.rejected
         rows = None if job.state == "splitting" else job.rows
         result.append(
-            JobTotals(job.job_id, str(submitted.file), job.state, rows, counts, job.error)
+            JobTotals(
+                job.job_id,
+                str(submitted.file),
+                job.state,
+                rows,
+                counts,
+                job.error,
+                starts_at=job.started_at,
+                retrying=tally.retrying_rows(job.job_id),
+            )
         )
     return result
 

@@ -5,6 +5,7 @@ and paused jobs."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from callqueue.cli.exits import EXIT_OK, UsageError
@@ -22,9 +23,20 @@ def typed_number(text: str) -> str:
         raise UsageError(str(error)) from None
 
 
+def _stack(variable: str) -> None:
+    """UsageError unless the environment names a stack: the resource's own variable, or the
+    stage whose resources have the default names (chalicelib.config)."""
+    if not (os.environ.get(variable) or os.environ.get("CALLQUEUE_STAGE")):
+        raise UsageError(
+            f"no stack: {variable} is not set; start one with `callqueue up` and eval the "
+            "`export` lines it prints, or export a deployed stage's outputs"
+        )
+
+
 def suppression_list(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("SUPPRESSION_TABLE")
     for entry in wiring.suppression().list():
         code = "" if entry.error_code is None else f" ({entry.error_code})"
         print(f"{entry.number}\t{entry.reason}{code}\t{entry.job_id or ''}")
@@ -34,6 +46,7 @@ def suppression_list(args: argparse.Namespace) -> int:
 def suppression_add(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("SUPPRESSION_TABLE")
     number = typed_number(args.number)
     added = wiring.suppression().add(number, args.reason)
     print(f"{number}: {'suppressed' if added else 'already suppressed'}")
@@ -43,6 +56,7 @@ def suppression_add(args: argparse.Namespace) -> int:
 def suppression_remove(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("SUPPRESSION_TABLE")
     number = typed_number(args.number)
     removed = wiring.suppression().remove(number)
     print(f"{number}: {'removed' if removed else 'was not suppressed'}")
@@ -52,6 +66,7 @@ def suppression_remove(args: argparse.Namespace) -> int:
 def dlq_list(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("DEAD_LETTER_QUEUE")
     for row in wiring.send_queue().dead_letters():
         error = row.get("last_error") or {}
         why = f"HTTP {error.get('status')} code {error.get('code')}" if error else "redriven by SQS"
@@ -62,6 +77,7 @@ def dlq_list(args: argparse.Namespace) -> int:
 def dlq_redrive(args: argparse.Namespace) -> int:
     from chalicelib import wiring
 
+    _stack("DEAD_LETTER_QUEUE")
     moved = wiring.send_queue().redrive_dead_letters()
     print(f"{moved} row(s) put back on the send queue")
     return EXIT_OK
@@ -72,6 +88,7 @@ def resume(args: argparse.Namespace) -> int:
     from chalicelib.aws.jobs_table import StateChanged
     from chalicelib.release.resume import resume as resume_job
 
+    _stack("JOBS_TABLE")
     try:
         start = resume_job(wiring.jobs(), args.job_id, now=time.time())
     except StateChanged as error:

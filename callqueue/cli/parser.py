@@ -1,13 +1,17 @@
 """The command's arguments: a subcommand each, and the options the rate and the local runtime
-share between commands."""
+share between commands; `-v` and file-name completion on every subcommand; `--version`; and
+`callqueue completion SHELL`, a completion script generated from these parsers by shtab (a
+static script, installed once: unlike argcomplete's, a Tab starts no Python interpreter)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callqueue.cli import arguments, deploy, files, local, operate, remote
+from callqueue.cli.exits import EXIT_OK
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
 if TYPE_CHECKING:
@@ -20,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="callqueue", description="Call Twilio's APIs in bulk from a file, at a metered rate."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    parser.add_argument("--version", action="version", version=f"callqueue {version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_file_commands(sub)
     _add_local_commands(sub)
@@ -27,7 +32,62 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_commands(sub)
     _add_deployment(sub)
     _add_emulator(sub)
+    _add_completion(sub)
+    _everywhere(parser)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version; a source tree run without installing has none."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("callqueue")
+    except PackageNotFoundError:
+        return "(not installed: run from a source tree)"
+
+
+# shtab's completion of a file name, per shell (shtab.FILE), without importing shtab until a
+# script is generated.
+_FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+
+
+def _everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand, however deep, takes `-v` (after its name too) and completes file
+    names for its path arguments; also those other modules register."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                _everywhere(command)
+        if action.type is Path:
+            action.complete = _FILE  # type: ignore[attr-defined]
+    if "-v" not in parser._option_string_actions:
+        # SUPPRESS: unless given here, the value `callqueue -v COMMAND` set stays (argparse
+        # would otherwise put this parser's default over it).
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+            help="log debugging detail",
+        )  # fmt: skip
+
+
+def _add_completion(sub: Commands) -> None:
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for SHELL, e.g. "
+        "`callqueue completion bash > ~/.local/share/bash-completion/completions/callqueue` "
+        "or, for zsh, into a file `_callqueue` on $fpath.",
+    )
+    completion.add_argument("shell", choices=["bash", "zsh", "tcsh"])
+    completion.set_defaults(command=completion_script)
+
+
+def completion_script(args: argparse.Namespace) -> int:
+    import shtab
+
+    sys.stdout.write(shtab.complete(build_parser(), args.shell))
+    return EXIT_OK
 
 
 def _add_file_commands(sub: Commands) -> None:
@@ -57,6 +117,9 @@ def _add_local_commands(sub: Commands) -> None:
     _rate_arguments(run)
     _local_arguments(run)
     run.add_argument("--report", type=Path, help="write the JSON report here")
+    run.add_argument(
+        "--rejects", type=Path, help="write every rejected row here (CSV: job_id,row,reason)"
+    )
     run.add_argument(
         "--outcomes",
         type=Path,

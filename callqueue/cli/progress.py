@@ -1,92 +1,272 @@
-"""What the command shows of a run: a progress line while it runs, the summary after it, and
-durations as a person reads them."""
+"""What a person sees while a run goes on, and durations as a person reads them.
+
+On a terminal, one live display (rich's Live) redrawn in place: it is cut to the terminal's
+width, so it never wraps into stale copies, and it says what it waits for (the stack starting,
+the intake reading a file, the first call's time, rows retrying). Elsewhere (a CI log, a pipe),
+plain lines without control codes, at most one every few seconds and only when something
+changed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import termios
 import time
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
 
 from callqueue.report import OUTCOMES, JobTotals
 
-
-class Progress:
-    """A one-line progress bar on a terminal; a line every few seconds otherwise (CI logs)."""
-
-    WIDTH = 28
-
-    def __init__(self, stream: TextIO, cps: int) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._cps = cps
-        self._last_line = 0.0
-
-    def show(self, jobs: Sequence[JobTotals], arrivals: Sequence[float]) -> None:
-        now = time.monotonic()
-        if not self._tty and now - self._last_line < 2.0:
-            return
-        self._last_line = now
-        line = self._line(jobs, arrivals)
-        if self._tty:
-            self._stream.write("\r" + line + "\x1b[K")
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def finish(self, jobs: Sequence[JobTotals], arrivals: Sequence[float]) -> None:
-        line = self._line(jobs, arrivals)
-        self._stream.write(("\r" + line + "\x1b[K\n") if self._tty else line + "\n")
-        self._stream.flush()
-
-    def _line(self, jobs: Sequence[JobTotals], arrivals: Sequence[float]) -> str:
-        rows = sum(j.totals()["rows"] for j in jobs)
-        counts = {o: sum(j.totals()[o] for j in jobs) for o in OUTCOMES}
-        done = sum(counts.values())
-        pending = max(0, rows - done)
-        now = time.time()
-        current = sum(1 for t in arrivals if t > now - 1.0)
-        filled = int(self.WIDTH * done / rows) if rows else 0
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        eta = pending / self._cps if pending else 0.0
-        state = "splitting" if any(j.rows is None for j in jobs) else f"{done}/{rows}"
-        return (
-            f"[{bar}] {state} sent {counts['sent']} failed {counts['failed']} "
-            f"rejected {counts['rejected']} suppressed {counts['suppressed']} "
-            f"other {counts['unknown'] + counts['dead_lettered']} "
-            f"pending {pending} | {current}/s | ETA {duration(eta)}"
-        )
+# A non-terminal gets a line at most this often (seconds).
+PLAIN_INTERVAL = 5.0
 
 
-def print_summary(report: dict[str, object]) -> None:
-    columns = ("rows", *OUTCOMES, "unaccounted")
-    header = f"{'job':<34} " + " ".join(f"{c[:8]:>8}" for c in columns)
-    print(header)
-    jobs = report["jobs"]
-    assert isinstance(jobs, list)  # noqa: S101
+@dataclass(frozen=True)
+class Snapshot:
+    """The run at one moment: its jobs, the calls Twilio got in the last second, the time."""
+
+    jobs: Sequence[JobTotals]
+    calls_last_second: int
+    now: float
+
+    @property
+    def rows(self) -> int:
+        return sum(j.totals()["rows"] for j in self.jobs)
+
+    def count(self, outcome: str) -> int:
+        return sum(j.totals()[outcome] for j in self.jobs)
+
+    @property
+    def settled(self) -> int:
+        return sum(self.count(o) for o in OUTCOMES)
+
+    @property
+    def known(self) -> bool:
+        """Whether every job's rows are counted (each file read and split)."""
+        return all(j.rows is not None or j.state == "failed" for j in self.jobs)
+
+
+def waiting_for(snapshot: Snapshot) -> str:
+    """What the run waits for now, in a few words; "" while calls simply go on."""
+    jobs = [j for j in snapshot.jobs if not j.settled]
     for job in jobs:
-        totals = job["totals"]
-        print(f"{job['job_id'][:34]:<34} " + " ".join(f"{totals[c]:>8}" for c in columns))
-        if job.get("error"):
-            print(f"  failed: {job['error']}")
-    totals = report["totals"]
-    assert isinstance(totals, dict)  # noqa: S101
-    print(f"{'total':<34} " + " ".join(f"{totals[c]:>8}" for c in columns))
-    rate = report["rate"]
-    assert isinstance(rate, dict)  # noqa: S101
-    print(
-        f"rate: target {rate['target_cps']} CPS, achieved {rate['achieved_cps']} CPS, "
-        f"max {rate['max_calls_in_any_1s']} calls in any 1 s, "
-        f"lag p50 {rate['lag_seconds_p50']} s p99 {rate['lag_seconds_p99']} s; "
-        f"{report['duration_seconds']} s in all"
-    )
-    codes = report["by_error_code"]
-    assert isinstance(codes, dict)  # noqa: S101
-    if codes:
-        print("errors: " + ", ".join(f"{code} x{n}" for code, n in codes.items()))
+        if job.state == "pending":
+            return f"waiting for the intake to read {PurePath(job.file).name}"
+    for job in jobs:
+        if job.rows is None:
+            return f"splitting {PurePath(job.file).name} into chunks"
+    starts = [j.starts_at for j in jobs if j.starts_at is not None and j.state != "paused"]
+    if starts and min(starts) > snapshot.now:
+        return f"first call in {duration(min(starts) - snapshot.now)}"
+    retrying = sum(j.retrying for j in jobs)
+    if retrying:
+        return f"{retrying} row{'s' if retrying != 1 else ''} retrying"
+    if any(j.state == "paused" for j in jobs):
+        return "a job is paused"
+    return ""
+
+
+def eta_seconds(snapshot: Snapshot, cps: int) -> float | None:
+    """Seconds until the last row of every job is due; None while a file is still being read.
+    Rows retrying past their time make it 0 until they settle."""
+    if not snapshot.known:
+        return None
+    last = snapshot.now
+    for job in snapshot.jobs:
+        if job.settled or job.starts_at is None:
+            continue
+        valid = job.totals()["rows"] - job.totals()["rejected"]
+        last = max(last, job.starts_at + max(0, valid - 1) / cps)
+    return last - snapshot.now
+
+
+def plain_line(snapshot: Snapshot, cps: int) -> str:
+    """The progress as one line of plain text (a log's)."""
+    if not snapshot.known:
+        return f"reading files ({waiting_for(snapshot)})"
+    counts = ", ".join(f"{_label(o)} {snapshot.count(o)}" for o in OUTCOMES if snapshot.count(o))
+    eta = eta_seconds(snapshot, cps)
+    line = f"{snapshot.settled}/{snapshot.rows} rows settled"
+    line += f" ({counts})" if counts else ""
+    line += f"; {snapshot.calls_last_second} calls/s, ETA {duration(eta or 0.0)}"
+    waiting = waiting_for(snapshot)
+    return line + (f"; {waiting}" if waiting else "")
+
+
+class RunView:
+    """The run's progress on `console` (standard error): live on a terminal, plain lines
+    otherwise. Use as a context manager; `step` while the stack starts, `show` as it runs."""
+
+    def __init__(
+        self,
+        console: Console,
+        cps: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        plain_interval: float = PLAIN_INTERVAL,
+    ) -> None:
+        self._console = console
+        self._cps = cps
+        self._clock = clock
+        self._interval = plain_interval
+        self._spinner = Spinner("dots")
+        self._step = "starting the local stack"
+        self._step_since = clock()
+        self._snapshot: Snapshot | None = None
+        self._finished = False
+        self._last_plain: tuple[float, str] | None = None
+        self._live: Live | None = None
+        self._echo: _EchoOff | None = None
+
+    def __enter__(self) -> RunView:
+        if self._console.is_terminal:
+            self._echo = _EchoOff.start()
+            self._live = Live(
+                console=self._console,
+                get_renderable=self.renderable,
+                refresh_per_second=8,
+                redirect_stdout=False,
+            )
+            self._live.start()
+        else:
+            self._plain(f"{self._step}...", force=True)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(keep=kind is None)
+
+    def close(self, *, keep: bool = True) -> None:
+        """Stop the live display: its last state stays on the screen if `keep` (an
+        interrupted run's goes, so its last line is why it ended). Later steps show nothing."""
+        self._finished = True
+        if self._live is not None:
+            self._live.transient = not keep
+            self._live.stop()
+            self._live = None
+        if self._echo is not None:
+            self._echo.stop()
+            self._echo = None
+
+    def step(self, text: str) -> None:
+        """What the run does before (or after) its rows go: starting the stack, stopping it.
+        Once finished, the final progress stays on the screen."""
+        if self._finished:
+            return
+        self._step, self._step_since, self._snapshot = text, self._clock(), None
+        self._plain(f"{text}...", force=True)
+
+    def warn(self, line: str) -> None:
+        """A line of its own, above the live display."""
+        self._console.print(line, markup=False, highlight=False)
+
+    def target(self, cps: int) -> None:
+        """The rate the ETA counts with, once known (a deployed stack says it per job)."""
+        self._cps = cps
+
+    def show(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._plain(plain_line(snapshot, self._cps))
+
+    def finish(self, snapshot: Snapshot) -> None:
+        self._snapshot, self._finished = snapshot, True
+        self._plain(plain_line(snapshot, self._cps), force=True)
+        if self._live is not None:
+            self._live.refresh()
+
+    def _plain(self, line: str, *, force: bool = False) -> None:
+        if self._live is not None:
+            return
+        now = self._clock()
+        if not force and self._last_plain is not None:
+            at, previous = self._last_plain
+            if line == previous or now - at < self._interval:
+                return
+        self._last_plain = (now, line)
+        self._console.out(line, highlight=False)
+
+    def renderable(self) -> RenderableType:
+        """The live display: at most two lines, each cut to the console's width."""
+        snapshot = self._snapshot
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        if snapshot is None or not snapshot.known:
+            grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+            what = self._step if snapshot is None else waiting_for(snapshot)
+            elapsed = duration(self._clock() - self._step_since)
+            grid.add_row(self._spinner, Text(f"{what} ({elapsed})"))
+            return grid
+        for _ in range(2):
+            grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1)
+        grid.add_column(no_wrap=True, overflow="ellipsis")
+        rows, settled = snapshot.rows, snapshot.settled
+        eta = eta_seconds(snapshot, self._cps)
+        grid.add_row(
+            Text("✓") if self._finished else self._spinner,
+            Text(f"{settled}/{rows}"),
+            Text(f"{int(100 * settled / rows) if rows else 100:>3}%"),
+            ProgressBar(total=max(rows, 1), completed=settled, width=None),
+            Text(f"{snapshot.calls_last_second}/s  ETA {duration(eta or 0.0)}"),
+        )
+        counts = "  ".join(f"{_label(o)} {snapshot.count(o)}" for o in OUTCOMES)
+        waiting = waiting_for(snapshot)
+        # What it waits for first: the end of the line is what the width cuts.
+        second = Text((f"{waiting}  · " if waiting else "") + counts, style="dim")
+        second.no_wrap, second.overflow = True, "ellipsis"
+        return Group(grid, second)
+
+
+class _EchoOff:
+    """The terminal's echo off while the live display runs: a key typed (Enter, or the ^C a
+    terminal echoes for Ctrl-C) would move the cursor under the display, which then redraws
+    one line off and leaves a stale copy. Ctrl-C still interrupts (ISIG is untouched)."""
+
+    def __init__(self, fd: int, saved: list[Any]) -> None:
+        self._fd, self._saved = fd, saved
+
+    @classmethod
+    def start(cls) -> _EchoOff | None:
+        try:
+            fd = sys.stdin.fileno()
+            saved = termios.tcgetattr(fd)
+        except (AttributeError, OSError, ValueError, termios.error):  # no terminal, no stdin
+            return None
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+        return cls(fd, saved)
+
+    def stop(self) -> None:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(self._fd, termios.TCSANOW, self._saved)
+
+
+def calls_in_last_second(arrivals: Sequence[float], now: float) -> int:
+    return sum(1 for t in arrivals if t > now - 1.0)
+
+
+def _label(outcome: str) -> str:
+    return outcome.replace("_", " ")
 
 
 def duration(seconds: float) -> str:
-    seconds = round(seconds)
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)

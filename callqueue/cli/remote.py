@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from callqueue.cli import arguments, operate
 from callqueue.cli.exits import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, UsageError, readable
-from callqueue.cli.progress import Progress, duration
+from callqueue.cli.progress import RunView, Snapshot, calls_in_last_second, duration
 from callqueue.cli.remote_view import (
     SettledRate,
     local_time,
@@ -164,51 +164,54 @@ def _watch(
 ) -> list[JobStatus]:
     """Show the jobs' progress (as `run` does) until each is finished, or every one left is
     paused, or `timeout` seconds have passed; returns their last statuses."""
+    from rich.console import Console
+
     from callqueue.client import JobNotFound
     from callqueue.client.client import APPEAR_SECONDS
     from callqueue.client.records import SUBMITTED
 
-    progress: Progress | None = None
     rate = SettledRate()
     started = time.monotonic()
-    while True:
-        statuses = [job.status() for job, _ in jobs]
-        totals = totals_of(statuses, [str(p) for _, p in jobs])
-        # Rows the intake rejected were never called: not part of the rate.
-        called = sum(s.settled - s.counts.get("rejected", 0) for s in statuses)
-        arrivals = rate.observe(time.time(), called)
-        targets = [s.target_cps for s in statuses if s.target_cps]
-        if progress is None and (cps or targets):
-            # The ETA's rate: known once the stack has read the jobs (a file may set its own).
-            progress = Progress(sys.stderr, cps or max(targets))
-        if progress is not None:
-            progress.show(totals, arrivals)
-        unseen = [s.job_id for s in statuses if s.state == SUBMITTED]
-        if unseen and time.monotonic() - started > APPEAR_SECONDS:
-            raise JobNotFound(
-                f"job {unseen[0]} is not known {APPEAR_SECONDS:.0f} s after its upload: is the"
-                " stack's splitter running?",
-                status=404,
+    # The ETA's rate: the one asked for, else the jobs' own once the stack has read them.
+    with RunView(Console(stderr=True), cps or 1) as view:
+        view.step("waiting for the stack to read the files")
+        while True:
+            statuses = [job.status() for job, _ in jobs]
+            totals = totals_of(statuses, [str(p) for _, p in jobs])
+            # Rows the intake rejected were never called: not part of the rate.
+            called = sum(s.settled - s.counts.get("rejected", 0) for s in statuses)
+            now = time.time()
+            snapshot = Snapshot(totals, calls_in_last_second(rate.observe(now, called), now), now)
+            targets = [s.target_cps for s in statuses if s.target_cps]
+            if not cps and targets:
+                view.target(max(targets))
+            view.show(snapshot)
+            unseen = [s.job_id for s in statuses if s.state == SUBMITTED]
+            if unseen and time.monotonic() - started > APPEAR_SECONDS:
+                raise JobNotFound(
+                    f"job {unseen[0]} is not known {APPEAR_SECONDS:.0f} s after its upload: is"
+                    " the stack's splitter running?",
+                    status=404,
+                )
+            ended = all(s.finished or s.state == "paused" for s in statuses)
+            out_of_time = timeout is not None and time.monotonic() - started >= timeout
+            if ended or out_of_time:
+                view.finish(snapshot)
+                break
+            sleep(POLL_SECONDS)
+    for status in statuses:
+        if status.state == "paused":
+            print(
+                f"callqueue: job {status.job_id} is paused; `callqueue resume"
+                f" {status.job_id}` continues it",
+                file=sys.stderr,
             )
-        paused = [s for s in statuses if s.state == "paused"]
-        ended = all(s.finished or s.state == "paused" for s in statuses)
-        out_of_time = timeout is not None and time.monotonic() - started >= timeout
-        if ended or out_of_time:
-            if progress is not None:
-                progress.finish(totals, arrivals)
-            for status in paused:
-                print(
-                    f"callqueue: job {status.job_id} is paused; `callqueue resume"
-                    f" {status.job_id}` continues it",
-                    file=sys.stderr,
-                )
-            if out_of_time and not ended:
-                print(
-                    f"callqueue: stopped watching after {duration(timeout or 0)}; the jobs go on",
-                    file=sys.stderr,
-                )
-            return statuses
-        sleep(POLL_SECONDS)
+    if out_of_time and not ended:
+        print(
+            f"callqueue: stopped watching after {duration(timeout or 0)}; the jobs go on",
+            file=sys.stderr,
+        )
+    return statuses
 
 
 def _see(jobs: Sequence[tuple[Job, Path]], args: argparse.Namespace) -> str:

@@ -8,7 +8,9 @@ Twilio secret, and Twilio's status callbacks from the emulator arrive here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +70,9 @@ class ApiServer:
             env={**os.environ, **self._env},
             stdout=output,
             stderr=subprocess.STDOUT,
+            # Out of the terminal's process group (see callqueue.local.child_process): stopped
+            # by stop(), never by a Ctrl-C meant for the runtime.
+            start_new_session=True,
         )
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -86,9 +91,15 @@ class ApiServer:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
+        # Its whole process group (its session's, by start()): anything it started goes too.
+        _signal_group(process, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal_group(process, signal.SIGKILL)
             process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(process.pid, signum)

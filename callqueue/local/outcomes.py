@@ -26,6 +26,8 @@ class Tally:
     row_codes: dict[tuple[str, int], int | str] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)
     first_attempts: list[float] = field(default_factory=list)
+    # Rows whose latest attempt was "retrying" and that have no final outcome yet.
+    retrying: set[tuple[str, int]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def envelope(self, data: dict[str, Any]) -> None:
@@ -37,7 +39,10 @@ class Tally:
                 self.lags.append(float(timings["lag_seconds"]))
             if data.get("attempt") == 1 and "started_at" in timings:
                 self.first_attempts.append(float(timings["started_at"]))
+            if outcome == "retrying" and key not in self.outcomes:
+                self.retrying.add(key)
             if outcome in FINAL:
+                self.retrying.discard(key)
                 self.outcomes[key] = str(outcome)
                 code = (data.get("error") or {}).get("code")
                 if code is not None:
@@ -53,6 +58,7 @@ class Tally:
                 dict(self.row_codes),
                 list(self.lags),
                 list(self.first_attempts),
+                set(self.retrying),
             )
 
     def error_codes(self) -> Counter[str]:
@@ -73,6 +79,10 @@ class Tally:
                 for (j, row), outcome in self.outcomes.items()
                 if j == job_id
             )
+
+    def retrying_rows(self, job_id: str) -> int:
+        with self.lock:
+            return sum(1 for j, _ in self.retrying if j == job_id)
 
     def counts(self, job_id: str) -> Counter[str]:
         with self.lock:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -66,7 +67,15 @@ class Submitted:
 
 
 class LocalRuntime:
-    def __init__(self, options: Options, *, project_dir: Path = PROJECT_DIR) -> None:
+    def __init__(
+        self,
+        options: Options,
+        *,
+        project_dir: Path = PROJECT_DIR,
+        on_step: Callable[[str], None] | None = None,
+    ) -> None:
+        # Told what starting is doing now (a progress display): it takes seconds.
+        self._on_step = on_step or (lambda text: None)
         self._saved_environment: dict[str, str] | None = None
         self._gc_threshold = gc.get_threshold()
         self.options = options
@@ -97,13 +106,19 @@ class LocalRuntime:
         # process's own environment back.
         self._saved_environment = dict(os.environ)
         self.started_at = time.time()
+        self._on_step("starting emulated AWS (moto)")
         self._start_aws()
+        self._on_step("deploying the stack into moto")
         self._deploy_stack()
+        self._on_step("starting the Twilio emulator")
         self._start_twilio()
         self._configure_handlers()
+        self._on_step("loading the app and the sender's processes")
         app = self._start_functions()
+        self._on_step("connecting the event sources")
         self._start_triggers(app)
         if self.options.api_port is not None:
+            self._on_step("starting the REST API (chalice local)")
             self._start_api(self.options.api_port)
 
     def _start_aws(self) -> None:
@@ -249,10 +264,17 @@ class LocalRuntime:
         wiring.use_boto3_session(boto3.session.Session)
 
     def __enter__(self) -> LocalRuntime:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            # Interrupted or failed half way: `with` calls no __exit__, so stop what started.
+            self._on_step("stopping the local stack")
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._on_step("stopping the local stack")
         self.stop()
 
     # -- use --------------------------------------------------------------------------------

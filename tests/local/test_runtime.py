@@ -30,8 +30,14 @@ MESSAGE_TO_CODES = {
 MESSAGE_FROM_CODES = {"+15005550001": 21212, "+15005550007": 21606, "+15005550008": 21611}
 
 
-def run_callqueue(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def command_env() -> dict[str, str]:
+    """The environment without AWS's settings, running this checkout's code from any cwd."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    return {**env, "PYTHONPATH": str(REPO)}
+
+
+def run_callqueue(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = command_env()
     return subprocess.run(
         [sys.executable, "-m", "callqueue.cli", *args],
         cwd=cwd,
@@ -78,6 +84,13 @@ def test_run_accounts_for_every_row(sample_run: dict[str, Any]) -> None:
         totals[k] for k in ("rejected", "suppressed", "sent", "failed", "unknown", "dead_lettered")
     )
     assert totals["rejected"] > 0 and totals["sent"] > 0 and totals["failed"] > 0
+
+
+def test_run_off_a_terminal_writes_plain_lines_and_a_summary(sample_run: dict[str, Any]) -> None:
+    result = sample_run["result"]
+    assert "\x1b" not in result.stderr + result.stdout and "\r" not in result.stderr
+    assert "rows settled" in result.stderr
+    assert "dead lettered" in result.stdout and "rejected rows of sample.csv" in result.stdout
 
 
 def test_run_reaches_twilio_once_per_valid_row(sample_run: dict[str, Any]) -> None:
@@ -131,7 +144,7 @@ def test_run_reports_rate_and_aws_requests(sample_run: dict[str, Any]) -> None:
     assert report["sender_scheduling"] == probe_scheduling()[0]
     # 294 valid rows at 50 CPS in 3-second windows: two chunks, so the loop waited once.
     assert requests["s3:CopyObject"] == 2
-    assert "[" in sample_run["result"].stderr  # the progress bar
+    assert "300/300 rows settled" in sample_run["result"].stderr  # the progress, off a terminal
 
 
 PROBE = """
@@ -342,7 +355,7 @@ def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> Non
 
     import boto3
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    env = command_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "callqueue.cli", "up"],
         cwd=tmp_path,
@@ -373,7 +386,8 @@ def test_up_prints_endpoints_and_serves_until_interrupted(tmp_path: Path) -> Non
     )
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 0
+    assert process.wait(timeout=60) == 130
+    assert process.stderr is not None and "Traceback" not in process.stderr.read()
     assert "Twilio emulator: http://127.0.0.1:" in output
     assert variables["SOURCE_BUCKET"] in buckets
 
