@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -169,6 +170,9 @@ def serve_forever_cli(
     seed: int | None = None,
 ) -> None:
     """Run an emulator with the default fake credentials until interrupted (Ctrl-C)."""
+    # A process started in the background by a shell without job control inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt for it: Ctrl-C must still stop this.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     emulator = TwilioEmulator(
         host=host,
         port=port,
