@@ -141,16 +141,23 @@ MIXED_CONTENT: Final = "HX" + "6" * 32
 _MIXED_PADDING: Final = {"large": 40_000, "too-large": 65_350}
 
 
+MIXED_FIRST_NUMBER: Final = 2_000_000
+MIXED_NUMBERS: Final = 10_000_000 - MIXED_FIRST_NUMBER
+
+
 def mixed_rows(count: int, *, seed: int = 1, first_number: int = 0) -> Iterator[dict[str, str]]:
     """``count`` rows of every kind a user sends (MIXED_KINDS), each to a number of its own,
-    +1415NNNNNNN from ``first_number`` on, so Twilio's requests can be counted per row. The
-    ``kind`` column is not a Twilio parameter: the splitter drops it."""
+    +1 415 2000000 + ``first_number`` on (valid numbers: an exchange may not start with 0 or 1),
+    so Twilio's requests can be counted per row. The ``kind`` column is not a Twilio parameter:
+    the splitter drops it."""
+    if first_number + count > MIXED_NUMBERS:
+        raise ValueError(f"mixed_rows numbers at most {MIXED_NUMBERS:,} rows")
     rng = random.Random(seed)
     kinds = [kind for kind, _ in MIXED_KINDS]
     weights = [weight for _, weight in MIXED_KINDS]
     for n in range(first_number, first_number + count):
         kind = rng.choices(kinds, weights)[0]
-        to = f"+1415{n:07d}"
+        to = f"+1415{MIXED_FIRST_NUMBER + n:07d}"
         row = dict.fromkeys(MIXED_COLUMNS, "")
         row |= {"kind": kind, "api": "messages", "To": to, "From": SUCCESS_FROM}
         if kind == "plain":
