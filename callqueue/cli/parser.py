@@ -102,6 +102,14 @@ def _add_file_commands(sub: Commands) -> None:
     plan.add_argument("file", type=Path)
     _rate_arguments(plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object")
+    arguments.add_params(plan)
+    plan.add_argument(
+        "--preview",
+        type=arguments.count,
+        default=3,
+        metavar="N",
+        help="show the first N rows as they are sent (default 3; 0: none)",
+    )
     plan.add_argument(
         "--sender-limits",
         type=arguments.sender_limits,
@@ -116,6 +124,7 @@ def _add_local_commands(sub: Commands) -> None:
     run.add_argument("files", type=Path, nargs="+", metavar="FILE")
     _rate_arguments(run)
     _local_arguments(run)
+    arguments.add_params(run)
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument(
         "--rejects", type=Path, help="write every rejected row here (CSV: job_id,row,reason)"
