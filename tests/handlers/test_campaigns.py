@@ -166,3 +166,28 @@ def test_api_refuses_bad_params(client: Client, body: dict[str, Any], message: s
     response = post(client, "/jobs", body)
     assert response.status_code == 400
     assert message in json.loads(response.body)["Message"]
+
+
+def test_the_python_client_submits_params_the_job_renders(
+    stack: Stack, client: Client, tmp_path: Path
+) -> None:
+    from callqueue.client import Client as CallqueueClient
+    from tests.gateway import InProcessApi, KeyCheck, gateway_session
+
+    api = "http://api.test"
+    gateway = InProcessApi(client.http, KeyCheck(frozenset({"k"})))
+    remote = CallqueueClient(api_url=api, api_key="k", http=gateway_session(api, gateway))
+    path = tmp_path / "list.csv"
+    path.write_text(LIST, encoding="utf-8")
+
+    job = remote.submit(path, params=PARAMS)
+
+    bucket = stack.env["SOURCE_BUCKET"]
+    keys = sorted(o["Key"] for o in stack.s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["list.csv", "list.csv.job.json"]
+    for key in keys:
+        client.lambda_.invoke("handle_source_file", s3_event(bucket, key))
+    assert [r["params"]["Body"] for r in chunk(stack, job.job_id)] == [
+        "Hi Zoë 🚀, code {{code}} ✓",
+        "Hi there, code 7 ✓",
+    ]

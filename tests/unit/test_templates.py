@@ -258,3 +258,33 @@ def test_a_manifest_is_found_beside_its_file_or_by_name_and_read_strictly() -> N
     ]:
         with pytest.raises(ConfigError, match=why):
             read_manifest(data, "k")
+
+
+def test_plan_command_previews_rendered_rows_and_names_an_absent_column(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callqueue.cli import main
+
+    path = tmp_path / "list.csv"
+    path.write_text("phone,name\n+14155550100,Zoë\n+14155550101,Ada\n", encoding="utf-8")
+    common = ["plan", str(path), "--param", f"From={FROM}", "--param", "To={{phone}}"]
+
+    assert main([*common, "--param", "Body=Hi {{name}}\nbye", "--json", "--preview", "1"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["preview"] == [
+        {
+            "row": 1,
+            "api": "messages",
+            "params": {"To": "+14155550100", "From": FROM, "Body": "Hi Zoë\nbye"},
+            "encoding": "UCS-2",
+            "segments": 1,
+        }
+    ]
+    assert main([*common, "--param", "Body=Hi {{name}}\nbye"]) == 0
+    text = capsys.readouterr().out
+    assert "  row 2 (messages, 1 GSM-7 segment(s)):\n" in text
+    assert "    Body: Hi Ada\\nbye\n" in text
+    assert main([*common, "--param", "Body=Hi {{first_name}}"]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"{path}: column first_name is not in the file; it has: phone, name\n"
+    )
