@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callqueue.cli import arguments, deploy, files, local, operate, remote
+from callqueue.cli import arguments, deploy, files, local, operate, remote, test_send
 from callqueue.cli.exits import EXIT_OK
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"callqueue {version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_file_commands(sub)
+    test_send.add_test_send(sub)
     _add_local_commands(sub)
     _add_operations(sub)
     remote.add_commands(sub)

@@ -46,3 +46,28 @@ def test_run_a_recipient_list_with_a_template_sends_the_rendered_bodies(tmp_path
     totals = json.loads(report.read_text())["totals"]
     assert (totals["rows"], totals["sent"], totals["rejected"]) == (4, 3, 1)
     assert "row 4: placeholder {{code}}: column code is empty" in result.stdout
+
+
+def test_test_send_sends_the_first_rendered_rows_to_the_given_number_only(tmp_path: Path) -> None:
+    recipients = tmp_path / "recipients.jsonl"
+    rows = [
+        {"phone": "+14155550100", "name": "Ada"},
+        {"phone": "+14155550101"},  # no name and no default: rejected, so skipped
+        {"phone": "whatsapp:+14155550102", "name": "Zoë"},
+        {"phone": "+14155550103", "name": "Bob"},
+    ]
+    recipients.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    log = tmp_path / "requests.jsonl"
+
+    result = run_callqueue(
+        "test-send", str(recipients), "--to", "+1 (415) 555-0199", "--rows", "2",
+        "--param", "From=+15005550006", "--param", "To={{phone}}",
+        "--param", "Body=Hi {{name}} 👋",
+        "--requests-log", str(log),
+        cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    sent = [(r["params"]["To"], r["params"]["Body"]) for r in read_log(log)]
+    assert sent == [("+14155550199", "Hi Ada 👋"), ("whatsapp:+14155550199", "Hi Zoë 👋")]
+    assert "2 of 2 sent to the local Twilio emulator, as a test" in result.stdout

@@ -288,3 +288,25 @@ def test_plan_command_previews_rendered_rows_and_names_an_absent_column(
     assert capsys.readouterr().err.endswith(
         f"{path}: column first_name is not in the file; it has: phone, name\n"
     )
+
+
+def test_test_send_readdresses_rows_and_refuses_a_bad_number_or_too_many_rows(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callqueue.cli import main
+    from callqueue.cli.test_send import readdressed
+    from chalicelib.core.records import CallRequest
+
+    to = "+14155550199"
+    lookup = CallRequest("lookup", {"PhoneNumber": "+14155550100", "Fields": "caller_name"})
+    call = CallRequest("calls", {"To": "sip:a@example.com", "From": FROM, "Url": "https://x.y"})
+    assert readdressed(lookup, to).params == {"PhoneNumber": to, "Fields": "caller_name"}
+    assert readdressed(call, to).params["To"] == to
+    path = tmp_path / "list.csv"
+    path.write_text("To,From,Body\n+14155550100,+15005550006,hi\n", encoding="utf-8")
+    assert main(["test-send", str(path), "--to", "+1555"]) == 2
+    assert "--to: +1555 is not a valid phone number" in capsys.readouterr().err
+    assert main(["test-send", str(path), "--to", to, "--rows", "11"]) == 2
+    assert "--rows is at most 10" in capsys.readouterr().err
+    assert main(["test-send", str(path), "--to", to, "--param", "Body={{nope}}"]) == 2
+    assert "column nope is not in the file; it has: To, From, Body" in capsys.readouterr().err
