@@ -310,3 +310,10 @@ def test_test_send_readdresses_rows_and_refuses_a_bad_number_or_too_many_rows(
     assert "--rows is at most 10" in capsys.readouterr().err
     assert main(["test-send", str(path), "--to", to, "--param", "Body={{nope}}"]) == 2
     assert "column nope is not in the file; it has: To, From, Body" in capsys.readouterr().err
+
+
+def test_a_row_sets_a_parameter_under_any_of_its_names() -> None:
+    params = JobParams({"api": "lookup", "PhoneNumber": "+14155550100", "fields": "caller_name"})
+    request = validate({"to": "+14155550101"}, None, params)
+    assert request.api == "lookup"
+    assert request.params == {"PhoneNumber": "+14155550101", "Fields": "caller_name"}

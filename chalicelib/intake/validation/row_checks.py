@@ -41,7 +41,11 @@ def validate(
         if _value_depth(value) > MAX_JSON_DEPTH:
             raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
     api = _api(merged)
-    present = _rendered(_collect(api, merged), columns_of(fields))
+    present = _collect(api, fields)
+    if job_params:
+        # By parameter, not by column name: a row's `To` is Lookup's PhoneNumber too.
+        present = {**_collect(api, job_params.values), **present}
+    present = _rendered(present, columns_of(fields))
     for name in REQUIRED[api]:
         if name not in present:
             raise InvalidRow(f"missing {_describe(api, name)}")
