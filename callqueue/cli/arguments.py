@@ -27,6 +27,13 @@ def positive(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    value = _number(text, int, "{text} is not a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
 def window(text: str) -> int:
     value = positive(text)
     if value > 900:
@@ -67,3 +74,25 @@ def sender_limits(text: str) -> str:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
+
+
+def param(text: str) -> tuple[str, str]:
+    """`--param NAME=VALUE`: a job-wide parameter; VALUE may hold {{column}} placeholders."""
+    from chalicelib.intake.validation.templates import BadParams, parse_param
+
+    try:
+        return parse_param(text)
+    except BadParams as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--param",
+        dest="params",
+        type=param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter for every row that has none, e.g. Body='Hi {{name}}' (repeatable)",
+    )

@@ -28,6 +28,7 @@ def plan(args: argparse.Namespace) -> int:
     from chalicelib.core.schedule import Schedule
     from chalicelib.intake.parsing import FileFormatError, detect_format
     from chalicelib.intake.plan import plan as plan_file
+    from chalicelib.intake.validation.templates import JobParams
 
     readable(args.file)
     senders = SenderLimits.parse(args.sender_limits or "auto")
@@ -35,7 +36,13 @@ def plan(args: argparse.Namespace) -> int:
         with args.file.open("rb") as stream:
             fmt = detect_format(args.file.name)
             result = plan_file(
-                stream, fmt, Schedule(args.cps, args.window), senders, default_region()
+                stream,
+                fmt,
+                Schedule(args.cps, args.window),
+                senders,
+                default_region(),
+                JobParams(dict(args.params)),
+                args.preview,
             )
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None
@@ -62,8 +69,27 @@ def plan(args: argparse.Namespace) -> int:
         )
     for warning in result.warnings():
         print(f"  warning: {warning}")
+    _print_preview(result.preview)
     for reject in result.rejects[:20]:
         print(f"  rejected row {reject['row']}: {reject['reason']}")
     if len(result.rejects) > 20:
         print(f"  ... and {len(result.rejects) - 20} more rejected rows")
     return EXIT_OK
+
+
+def _print_preview(preview: list[dict[str, object]]) -> None:
+    """The first rows as they are sent, one parameter a line, each value as one line of text."""
+    for shown in preview:
+        size = ""
+        if "segments" in shown:
+            size = f", {shown['segments']} {shown['encoding']} segment(s)"
+        print(f"  row {shown['row']} ({shown['api']}{size}):")
+        params = shown["params"]
+        assert isinstance(params, dict)  # noqa: S101 - plan.preview_of makes it so
+        for name, value in params.items():
+            print(f"    {name}: {_one_line(value)}")
+
+
+def _one_line(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("\r", "\\r").replace("\n", "\\n")

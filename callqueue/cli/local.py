@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         with LocalRuntime(options, on_step=view.step) as runtime:
             _quiet_handlers(args.verbose)
             for path in args.files:
-                runtime.submit(path)
+                runtime.submit(path, dict(args.params))
             stall_limit = args.timeout or float(args.window + 120)
             arrivals = _wait_until_settled(runtime, view, stall_limit)
             # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callqueue.cli import arguments, deploy, files, local, operate, remote
+from callqueue.cli import arguments, deploy, files, local, operate, remote, test_send
 from callqueue.cli.exits import EXIT_OK
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"callqueue {version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_file_commands(sub)
+    test_send.add_test_send(sub)
     _add_local_commands(sub)
     _add_operations(sub)
     remote.add_commands(sub)
@@ -102,6 +103,14 @@ def _add_file_commands(sub: Commands) -> None:
     plan.add_argument("file", type=Path)
     _rate_arguments(plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object")
+    arguments.add_params(plan)
+    plan.add_argument(
+        "--preview",
+        type=arguments.count,
+        default=3,
+        metavar="N",
+        help="show the first N rows as they are sent (default 3; 0: none)",
+    )
     plan.add_argument(
         "--sender-limits",
         type=arguments.sender_limits,
@@ -116,6 +125,7 @@ def _add_local_commands(sub: Commands) -> None:
     run.add_argument("files", type=Path, nargs="+", metavar="FILE")
     _rate_arguments(run)
     _local_arguments(run)
+    arguments.add_params(run)
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument(
         "--rejects", type=Path, help="write every rejected row here (CSV: job_id,row,reason)"

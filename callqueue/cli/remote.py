@@ -47,6 +47,7 @@ def add_commands(sub: Commands) -> None:
     submit.add_argument("--cps", type=arguments.positive, help="the job's calls per second")
     submit.add_argument("--window", type=arguments.window, help="seconds of calls per chunk")
     submit.add_argument("--name", help="the job's name in its id (default: the file's name)")
+    arguments.add_params(submit)
     submit.add_argument(
         "--resend", action="store_true", help="send content sent before within the retention"
     )
@@ -132,7 +133,14 @@ def submit_files(args: argparse.Namespace) -> int:
     jobs: list[tuple[Job, Path]] = []
     for index, path in enumerate(args.files, 1):
         name = args.name if not args.name or len(args.files) == 1 else f"{args.name}-{index}"
-        job = client.submit(path, cps=args.cps, window=args.window, name=name, resend=args.resend)
+        job = client.submit(
+            path,
+            cps=args.cps,
+            window=args.window,
+            name=name,
+            resend=args.resend,
+            params=dict(args.params) or None,
+        )
         print(f"{path}: job {job.job_id}", file=sys.stderr)
         jobs.append((job, path))
     if args.detach:

@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, overload
 
@@ -104,10 +104,13 @@ class Client:
         window: int | None = None,
         name: str | None = None,
         resend: bool = False,
+        params: Mapping[str, str | int | float | bool] | None = None,
     ) -> Job:
         """Upload a CSV, JSON or JSON Lines file as a new job (POST /jobs, then a PUT of the
         file to the presigned URL it returns). `name` replaces the file's name, without its
-        extension, in the job id. The job appears in `status()` once the stack has split it."""
+        extension, in the job id; `params`: parameters for every row that does not set them,
+        which may hold {{column}} placeholders (docs/campaigns.md). The job appears in
+        `status()` once the stack has split it."""
         file = Path(path)
         if not file.is_file():
             raise BadFile(f"{file}: no such file")
@@ -118,6 +121,8 @@ class Client:
             body["window"] = window
         if resend:
             body["resend"] = True
+        if params:
+            body["params"] = dict(params)
         created = self._api.post("/jobs", body)
         upload = created["upload"]
         with file.open("rb") as data:

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -49,7 +49,9 @@ from chalicelib import wiring
 from chalicelib.aws.buckets import rejects_key
 from chalicelib.aws.jobs_table import JobStore
 from chalicelib.core.jobs import Job
+from chalicelib.intake.manifest import MANIFEST_SUFFIX, manifest_bytes
 from chalicelib.intake.splitter import job_id_for
+from chalicelib.intake.validation.templates import JobParams
 from chalicelib.twilio.gateway import CapturingHttpClient
 from downstream.reconcile import read_rejects_csv
 
@@ -335,9 +337,13 @@ class LocalRuntime:
         }
         return {name: os.environ[name] for name in sorted(names) if name in os.environ}
 
-    def submit(self, path: Path) -> Submitted:
+    def submit(self, path: Path, params: Mapping[str, str] | None = None) -> Submitted:
+        """Upload a file as a job; `params` (job-wide parameters) go first, as its manifest."""
         bucket = self.env["SOURCE_BUCKET"]
         key = f"{len(self.jobs) + 1:03d}-{path.name}"
+        if params:
+            manifest = manifest_bytes(JobParams(dict(params)))
+            self.client("s3").put_object(Bucket=bucket, Key=key + MANIFEST_SUFFIX, Body=manifest)
         with path.open("rb") as body:
             response = self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
         submitted = Submitted(job_id_for(bucket, key, response["ETag"].strip('"')), path)

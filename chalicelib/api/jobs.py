@@ -15,6 +15,9 @@ A job is created in one of two ways (POST /jobs):
   `x-amz-meta-resend: true`: the intake then sends a file whose content it has sent before within
   the retention window, which it otherwise refuses as a duplicate of the earlier job.
 
+Either way `"params"` (job-wide parameters, which may hold placeholders) is written first as
+the job's manifest beside the file's key (chalicelib.intake.manifest), where the splitter reads it.
+
 Pausing, resuming and cancelling answer 409 with a reason a person reads when the job's state
 makes the change meaningless (a finished job, a job still splitting, a second cancel). Resuming
 also restarts a release loop that died (its execution failed, timed out or was aborted), from
@@ -40,13 +43,20 @@ from chalice.app import (
     Response,
 )
 
-from chalicelib.api.request_bodies import PayloadTooLargeError, current, job_name, job_request
+from chalicelib.api.request_bodies import (
+    PayloadTooLargeError,
+    current,
+    job_name,
+    job_request,
+    params_of,
+)
 from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.config import Settings
 from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
 from chalicelib.core.records import FINAL_OUTCOMES
 from chalicelib.core.schedule import Schedule
+from chalicelib.intake.manifest import MANIFEST_SUFFIX, is_manifest, manifest_bytes
 from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.release.releaser import LoopKeeper
@@ -127,11 +137,16 @@ class JobsApi:
                 "upload a file instead"
             )
         name = job_name(body.get("name", "rows"))
+        params = params_of(body)
         content = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
         digest = hashlib.sha256(
-            content + json.dumps(metadata, sort_keys=True).encode()
+            content
+            + json.dumps(metadata, sort_keys=True).encode()
+            + json.dumps(dict(params.values), sort_keys=True).encode()
         ).hexdigest()[:16]
         key = f"api/{name}-{digest}.jsonl"
+        if params:
+            self._source.put(key + MANIFEST_SUFFIX, manifest_bytes(params), "application/json")
         etag = self._source.put(key, content, "application/x-ndjson", metadata)
         job_id = job_id_for(self._source.name, key, etag)
         return {"job_id": job_id, "key": key, "rows": len(rows), "links": _links(job_id)}
@@ -144,9 +159,14 @@ class JobsApi:
             detect_format(filename)
         except FileFormatError as error:
             raise BadRequestError(str(error)) from None
+        if is_manifest(filename):
+            raise BadRequestError(f"{filename} is a job manifest's name; rename the file")
+        params = params_of(body)
         token = self._new_token()
         key = f"uploads/{token}/{filename}"
         job_id = job_id_for(self._source.name, key, token)
+        if params:
+            self._source.put(key + MANIFEST_SUFFIX, manifest_bytes(params), "application/json")
         signed = {"job-id": job_id, **metadata}
         url = self._source.url_to_put(key, signed, URL_EXPIRES_SECONDS)
         headers = {f"x-amz-meta-{name}": value for name, value in signed.items()}

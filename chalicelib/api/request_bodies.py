@@ -11,6 +11,7 @@ from chalice.app import BadRequestError, ChaliceViewError, Request
 
 from chalicelib.config import ConfigError
 from chalicelib.core.schedule import Schedule
+from chalicelib.intake.validation.templates import BadParams, JobParams, job_params
 
 # Lambda refuses a synchronous request larger than 6 MB before the function sees it; a smaller
 # ceiling leaves room for the event's other fields.
@@ -80,3 +81,11 @@ def job_name(value: Any) -> str:
     if not isinstance(value, str) or not value.replace("-", "").replace("_", "").isalnum():
         raise BadRequestError("`name` must be letters, digits, - and _")
     return value[:40]
+
+
+def params_of(body: Mapping[str, Any]) -> JobParams:
+    """POST /jobs's `params`: job-wide parameters, written as the job's manifest."""
+    try:
+        return job_params(body.get("params"), "`params`")
+    except BadParams as error:
+        raise BadRequestError(str(error)) from None

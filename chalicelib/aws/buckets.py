@@ -91,6 +91,20 @@ class Storage:
             last_modified=response["LastModified"].isoformat(),
         )
 
+    def read_small(self, bucket: str, key: str, limit: int) -> bytes | None:
+        """At most `limit` + 1 bytes of an object (enough to tell it is too large); None when
+        there is no such object."""
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key)
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        body = response["Body"]
+        try:
+            data: bytes = body.read(limit + 1)
+        finally:
+            body.close()
+        return data
+
     def put_file(
         self, bucket: str, key: str, spooled: SpooledFile, content_type: str, **metadata: str
     ) -> None:

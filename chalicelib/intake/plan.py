@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
 from chalicelib.intake.parsing import Format
 from chalicelib.intake.rows import Accepted, checked_rows
+from chalicelib.intake.validation.templates import JobParams
+
+DEFAULT_PREVIEW_ROWS: Final = 3
 
 
 @dataclass
@@ -28,6 +31,8 @@ class Plan:
     # Per `From` of messages: how many segments it sends.
     sender_segments: dict[str, int] = field(default_factory=dict)
     senders: SenderLimits = field(default_factory=lambda: SenderLimits.parse("auto"))
+    # The first valid rows as they are sent: placeholders filled, job-wide parameters applied.
+    preview: list[dict[str, object]] = field(default_factory=list)
 
     def sender_seconds(self) -> dict[str, float]:
         """How long each limited sender takes to send its segments at its messages per second."""
@@ -77,6 +82,7 @@ class Plan:
             "sender_segments": self.sender_segments,
             "eta_seconds_with_sender_limits": round(self.eta_with_sender_limits, 3),
             "warnings": self.warnings(),
+            "preview": self.preview,
         }
 
 
@@ -86,21 +92,27 @@ def plan(
     schedule: Schedule,
     senders: SenderLimits | None = None,
     default_region: str | None = None,
+    params: JobParams | None = None,
+    preview_rows: int = DEFAULT_PREVIEW_ROWS,
 ) -> Plan:
     """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
     per-sender limits the ETA is reported under (Twilio's defaults when not given);
     `default_region`: the region national phone numbers are read in, as the splitter's
-    DEFAULT_REGION (None: they are rejected)."""
+    DEFAULT_REGION (None: they are rejected); `params`: the job-wide parameters, as the
+    splitter applies them (templates.MissingColumn when they name a column the file lacks);
+    `preview_rows`: how many of the first valid rows the plan shows as they are sent."""
     result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
     if senders is not None and senders.enabled:
         result.senders = senders
-    for item in checked_rows(stream, fmt, default_region):
+    for item in checked_rows(stream, fmt, default_region, params):
         result.rows += 1
         if not isinstance(item, Accepted):
             result.rejected += 1
             result.rejects.append({"row": item.number, "reason": item.reason})
             continue
         result.valid += 1
+        if len(result.preview) < preview_rows:
+            result.preview.append(preview_of(item))
         api = item.request.api
         result.by_api[api] = result.by_api.get(api, 0) + 1
         body = item.request.params.get("Body")
@@ -115,3 +127,15 @@ def plan(
     result.chunks = schedule.chunk_count(result.valid)
     result.eta_seconds = schedule.eta_seconds(result.valid)
     return result
+
+
+def preview_of(item: Accepted) -> dict[str, object]:
+    """One row as it is sent, with a message's segments and encoding."""
+    shown: dict[str, object] = {"row": item.number, "api": item.request.api}
+    shown["params"] = dict(item.request.params)
+    body = item.request.params.get("Body")
+    if item.request.api == "messages" and isinstance(body, str):
+        encoding, count = sms_segments(body)
+        shown["encoding"] = encoding
+        shown["segments"] = count
+    return shown

@@ -19,6 +19,7 @@ from chalicelib.core.limits import MAX_ROW_BYTES
 from chalicelib.core.records import CallRequest, QueuedRow
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
+from chalicelib.intake.validation.templates import FileColumns, JobParams
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +68,38 @@ def too_large_reason(size: int) -> str:
 
 
 def checked_rows(
-    stream: ByteStream, fmt: Format, default_region: str | None = None
+    stream: ByteStream,
+    fmt: Format,
+    default_region: str | None = None,
+    params: JobParams | None = None,
 ) -> Iterator[Accepted | Rejected]:
-    """Raises parsing.FileFormatError when the file cannot be read at all. `default_region`: the
-    region phone numbers in national format are read in (None: they are rejected)."""
+    """Raises parsing.FileFormatError when the file cannot be read at all, and its subclass
+    templates.MissingColumn when a job-wide parameter names a column the file does not have.
+    `default_region`: the region phone numbers in national format are read in (None: they are
+    rejected); `params`: the job-wide parameters, rendered into each row that takes them.
+
+    A CSV file's columns are its header, known at its first readable record, so a job-wide
+    template naming another column fails there. JSON records each have their own keys: a record
+    without the column is rejected, and the file fails at its end if no record had it."""
+    params = params or JobParams()
+    columns = FileColumns(params, fmt)
     for record in read_records(stream, fmt):
         if record.error is not None or record.fields is None:
             yield Rejected(record.number, record.error or "unreadable record")
             continue
-        yield _checked(record.number, record.fields, default_region)
+        columns.see(record.fields)
+        yield _checked(record.number, record.fields, default_region, params)
+    columns.finish()
 
 
 def _checked(
-    number: int, fields: dict[str, object], default_region: str | None = None
+    number: int,
+    fields: dict[str, object],
+    default_region: str | None = None,
+    params: JobParams | None = None,
 ) -> Accepted | Rejected:
     try:
-        request = validate(fields, default_region)
+        request = validate(fields, default_region, params)
         size = travelling_bytes(number, request)
     except InvalidRow as error:
         return Rejected(number, str(error))

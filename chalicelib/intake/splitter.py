@@ -8,8 +8,9 @@ What an upload can end in, and why nothing is left `splitting` without a trace:
 
 - A delivery of the same upload again (S3 events are at least once) finds the job already
   recorded and resumes it instead of starting a second one.
-- Bad job settings in the object metadata (x-amz-meta-cps, x-amz-meta-window) or an unreadable
-  file: the job is recorded `failed`, with the reason for the user.
+- Bad job settings in the object metadata (x-amz-meta-cps, x-amz-meta-window) or its manifest
+  (chalicelib.intake.manifest), a template naming a column the file lacks, or an unreadable
+  file: the job is recorded `failed`, with the reason for the user. A manifest is no job.
 - The same content as a job still within the retention window (another key, a multipart upload
   of the same bytes): the job ends `duplicate` and nothing is released, unless the upload says
   `x-amz-meta-resend: true` (chalicelib.intake.content).
@@ -37,8 +38,10 @@ from chalicelib.core.jobs import SENDING, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.schedule import Schedule
 from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
+from chalicelib.intake.manifest import MAX_MANIFEST_BYTES, is_manifest, manifest_key, read_manifest
 from chalicelib.intake.parsing import ByteStream, FileFormatError, Format, detect_format
 from chalicelib.intake.rows import Rejected, checked_rows
+from chalicelib.intake.validation.templates import JobParams
 from chalicelib.observability import Metrics, bound
 from chalicelib.release.releaser import LoopState
 from chalicelib.release.state_machine import ReleaseLoop
@@ -101,6 +104,14 @@ def _setting(metadata: dict[str, str], name: str, unit: str, low: int, high: int
     return value
 
 
+def _content_key(sha256: str, params: JobParams) -> str:
+    """What makes two uploads the same content: the file's bytes and its job-wide parameters."""
+    if not params:
+        return sha256
+    text = json.dumps(dict(params.values), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{sha256}\n{text}".encode()).hexdigest()
+
+
 def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -133,7 +144,11 @@ class Splitter:
         self._clock = clock
         self._metrics = metrics
 
-    def split(self, bucket: str, key: str) -> Job:
+    def split(self, bucket: str, key: str) -> Job | None:
+        """The job of an uploaded file; None for a job manifest, which is read with its file."""
+        if is_manifest(key):
+            log.info("%s is a job manifest: it is read when its file is split", key)
+            return None
         source = self._storage.open_source(bucket, key)
         metadata = source.metadata
         job_id = job_id_of(bucket, key, source.etag, metadata, source.last_modified)
@@ -163,8 +178,10 @@ class Splitter:
             created_at=self._clock(),
         )
         invalid: str | None = None
+        params = JobParams()
         try:
             job = self._with_overrides(job, metadata)
+            params = self._manifest(bucket, key, metadata)
         except ConfigError as error:
             invalid = str(error)
         try:
@@ -182,7 +199,7 @@ class Splitter:
             return self._fail(job, invalid)
         attempt = self._jobs.add(job_id, "split_attempts", 1) or 1
         try:
-            return self._split_content(job, key, stream, resend=is_resend(metadata))
+            return self._split_content(job, key, stream, params, resend=is_resend(metadata))
         except Exception as error:
             reason = (
                 f"splitting failed (attempt {attempt} of {MAX_SPLIT_ATTEMPTS}): "
@@ -196,15 +213,19 @@ class Splitter:
             self._jobs.update(job_id, error=reason)
             raise
 
-    def _split_content(self, job: Job, key: str, stream: ByteStream, *, resend: bool) -> Job:
+    def _split_content(
+        self, job: Job, key: str, stream: ByteStream, params: JobParams, *, resend: bool
+    ) -> Job:
         job_id = job.job_id
         hashed = HashingStream(stream)
         try:
             fmt = detect_format(key)
-            counts = self._write_chunks(job, hashed, fmt)
+            counts = self._write_chunks(job, hashed, fmt, params)
         except FileFormatError as error:
             return self._fail(job, str(error))
         sha256 = hashed.hexdigest()
+        # One list sent with another template is another campaign: the claim covers both.
+        claimed = _content_key(sha256, params)
         counted = {
             "rows": counts.rows,
             "valid": counts.valid,
@@ -219,9 +240,9 @@ class Splitter:
             me = Holder(job_id, job.created_at)
             now = self._clock()
             if resend:
-                self._claims.take(sha256, me, now)
+                self._claims.take(claimed, me, now)
             else:
-                holder = self._claims.claim(sha256, me, now)
+                holder = self._claims.claim(claimed, me, now)
                 if holder is not None:
                     return self._duplicate(job, holder, counted)
         # The first chunk is released now; its first row is due once the release lead has passed.
@@ -269,6 +290,16 @@ class Splitter:
         Schedule(cps, window)  # validates
         return replace(job, cps=cps, window_seconds=window)
 
+    def _manifest(self, bucket: str, key: str, metadata: dict[str, str]) -> JobParams:
+        """The job-wide parameters of the file's manifest; none when it has none beside it."""
+        where, named = manifest_key(key, metadata)
+        data = self._storage.read_small(bucket, where, MAX_MANIFEST_BYTES)
+        if data is None:
+            if named:
+                raise ConfigError(f"x-amz-meta-manifest names {where}, which is not in {bucket}")
+            return JobParams()
+        return read_manifest(data, where)
+
     def _resume(self, job: Job) -> None:
         if job.state in SENDING and job.started_at is not None:
             schedule = Schedule(job.cps, job.window_seconds)
@@ -280,7 +311,7 @@ class Splitter:
         self._jobs.update(job.job_id, state="failed", error=reason)
         return self._jobs.get(job.job_id) or job
 
-    def _write_chunks(self, job: Job, stream: ByteStream, fmt: Format) -> Counts:
+    def _write_chunks(self, job: Job, stream: ByteStream, fmt: Format, params: JobParams) -> Counts:
         schedule = Schedule(job.cps, job.window_seconds)
         settings = self._settings
         rows = valid = rejected = chunks = 0
@@ -308,7 +339,7 @@ class Splitter:
             chunks += 1
 
         try:
-            for item in checked_rows(stream, fmt, settings.default_region):
+            for item in checked_rows(stream, fmt, settings.default_region, params):
                 rows += 1
                 if isinstance(item, Rejected):
                     reject(item.number, item.reason)

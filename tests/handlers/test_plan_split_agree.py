@@ -1,6 +1,7 @@
-"""The planner and the splitter read files the same way: for any file, well formed or not, they
-agree on rows, valid and rejected (or on the reason the file cannot be read), and neither raises
-anything else."""
+"""The planner and the splitter read files the same way: for any file, well formed or not, with
+or without job-wide parameters and placeholders, they agree on rows, valid and rejected (or on
+the reason the file cannot be read), the plan's preview is the chunks' first rows as they are
+sent, and neither raises anything else."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import wiring
+from chalicelib.aws.buckets import chunk_key
 from chalicelib.config import Settings
 from chalicelib.core.schedule import Schedule
+from chalicelib.intake.manifest import manifest_bytes
 from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.plan import plan
 from chalicelib.intake.splitter import Splitter
+from chalicelib.intake.validation.templates import JobParams
 from tests.stack import Stack
 
 COLUMNS = ["To", "From", "Body", "api", "MediaUrl", "Url", "PhoneNumber", "note", "to", ""]
@@ -38,7 +42,27 @@ VALUES = [
     "https://example.com/a.png",
     "日本語",
     "=1+2",
+    "{{note}}",
+    "Hi {{To|you}} 🚀",
+    "{{missing}}",
 ]
+# Job-wide parameters: placeholders naming the columns most files have (with defaults), others,
+# none; the first kind mostly ends in rows that are sent.
+PARAMS = st.one_of(
+    st.just({}),
+    st.dictionaries(
+        st.sampled_from(["Body", "From"]),
+        st.sampled_from(["Hi {{to|you}} 🚀", "{{Body|x}} ✓", "{{ from | +15005550006 }}"]),
+        min_size=1,
+    ),
+    st.dictionaries(
+        st.sampled_from(["Body", "From", "To", "note"]),
+        st.sampled_from(
+            ["Hi {{note}}", "{{to}}", "+15005550006", "{{missing}}", "ünï {{note|}}", "{{Body}}"]
+        ),
+        max_size=3,
+    ),
+)
 
 
 class StartedLoops:
@@ -100,17 +124,20 @@ def files(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(file=files())
-def test_plan_and_split_agree_on_any_file(stack: Stack, file: tuple[str, bytes]) -> None:
+@given(file=files(), params=PARAMS)
+def test_plan_and_split_agree_on_any_file(
+    stack: Stack, file: tuple[str, bytes], params: dict[str, str]
+) -> None:
     fmt, data = file
     key = f"upload-{next(KEYS)}.{fmt}"
     schedule = Schedule(3, 2)
+    job_params = JobParams(params)
     try:
-        planned = plan(io.BytesIO(data), detect_format(key), schedule)
+        planned = plan(io.BytesIO(data), detect_format(key), schedule, params=job_params)
         plan_error = None
     except FileFormatError as error:
         plan_error = str(error)
@@ -119,6 +146,8 @@ def test_plan_and_split_agree_on_any_file(stack: Stack, file: tuple[str, bytes])
     # Examples repeat the same bytes; a resend keeps each one a job that sends (one job per
     # content is tested in tests/handlers/test_intake_edges.py).
     metadata = {"cps": "3", "window": "2", "resend": "true"}
+    if params:
+        stack.s3.put_object(Bucket=bucket, Key=f"{key}.job.json", Body=manifest_bytes(job_params))
     stack.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
     loops = StartedLoops()
     splitter = Splitter(
@@ -129,8 +158,14 @@ def test_plan_and_split_agree_on_any_file(stack: Stack, file: tuple[str, bytes])
         claims=wiring.content_claims(),
     )
     job = splitter.split(bucket, key)
+    assert job is not None
 
-    event("unreadable" if plan_error else f"valid rows: {'some' if planned.valid else 'none'}")
+    event(f"with params: {bool(params)}")
+    if plan_error:
+        event("column missing" if "is not in the file" in plan_error else "unreadable")
+    else:
+        event(f"valid rows: {'some' if planned.valid else 'none'}")
+        event(f"previewed: {len(planned.preview)}; params: {bool(params)}")
     if plan_error is not None:
         assert (job.state, job.error) == ("failed", plan_error)
         assert loops.started == []
@@ -139,6 +174,12 @@ def test_plan_and_split_agree_on_any_file(stack: Stack, file: tuple[str, bytes])
     assert (job.rows, job.valid, job.rejected) == (planned.rows, planned.valid, planned.rejected)
     assert job.chunks == planned.chunks
     assert loops.started == ([job.job_id] if planned.valid else [])
+    if planned.preview:
+        body = stack.s3.get_object(Bucket=stack.env["HOLDING_BUCKET"], Key=chunk_key(job.job_id, 0))
+        first = [json.loads(line) for line in body["Body"].read().decode().splitlines()]
+        assert [(r["row"], r["api"], r["params"]) for r in first[: len(planned.preview)]] == [
+            (p["row"], p["api"], p["params"]) for p in planned.preview
+        ]
 
 
 KEYS = count()

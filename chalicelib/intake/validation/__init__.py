@@ -40,10 +40,11 @@ Rules a user of the file format relies on:
 The returned CallRequest holds canonical names only; for lookup, verify and studio it also holds
 the path parameter (PhoneNumber, VerifyServiceSid, FlowSid) the sender puts in the URL.
 
-Each API's parameters are in api_params, each kind of value's checks in value_checks (phone
-numbers' in phone_numbers), what is checked of a record as a whole in row_checks, and the
-errors in exceptions. `normalise_number` is for a number typed anywhere else (a suppression
-added by hand): the same rules, the same messages.
+Placeholders (`{{column}}`) are filled and job-wide parameters applied first, by templates, so
+every rule above applies to what is sent. Each API's parameters are in api_params, each kind
+of value's checks in value_checks (phone numbers' in phone_numbers), what is checked of a
+record as a whole in row_checks, and the errors in exceptions. `normalise_number` is for a
+number typed anywhere else (a suppression added by hand): the same rules, the same messages.
 """
 
 from __future__ import annotations

@@ -18,20 +18,34 @@ from chalicelib.intake.validation.api_params import (
     REQUIRED_ONE_OF,
 )
 from chalicelib.intake.validation.exceptions import InvalidRow
+from chalicelib.intake.validation.templates import JobParams, columns_of, render
 from chalicelib.intake.validation.value_checks import Context, convert, form_text, is_empty
 
 _API_COLUMN: Final = "api"
 
 
-def validate(fields: Mapping[str, Any], default_region: str | None = None) -> CallRequest:
+def validate(
+    fields: Mapping[str, Any],
+    default_region: str | None = None,
+    job_params: JobParams | None = None,
+) -> CallRequest:
     """The request a record asks for; InvalidRow says why there is none. `default_region`: the
-    region phone numbers in national format are read in (None: they are refused)."""
-    for column, value in fields.items():
+    region phone numbers in national format are read in (None: they are refused); `job_params`: the
+    job-wide parameters, for the row to take those it leaves absent.
+
+    Placeholders are filled before anything is checked, so every rule (a phone number, a
+    length, a row's size) applies to what is sent."""
+    merged = job_params.applied_to(fields) if job_params else dict(fields)
+    for column, value in merged.items():
         # Before anything compares or serialises the values: both recurse per level.
         if _value_depth(value) > MAX_JSON_DEPTH:
             raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
-    api = _api(fields)
+    api = _api(merged)
     present = _collect(api, fields)
+    if job_params:
+        # By parameter, not by column name: a row's `To` is Lookup's PhoneNumber too.
+        present = {**_collect(api, job_params.values), **present}
+    present = _rendered(present, columns_of(fields))
     for name in REQUIRED[api]:
         if name not in present:
             raise InvalidRow(f"missing {_describe(api, name)}")
@@ -95,6 +109,13 @@ def _collect(api: Api, fields: Mapping[str, Any]) -> dict[str, Any]:
         present[name] = value
         source[name] = column
     return present
+
+
+def _rendered(present: dict[str, Any], columns: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters with their placeholders filled from the row's own columns (never from
+    job-wide parameters); one that renders empty counts as absent, as an empty column does."""
+    rendered = {name: render(value, columns) for name, value in present.items()}
+    return {name: value for name, value in rendered.items() if not is_empty(value)}
 
 
 def _describe(api: Api, name: str) -> str:
