@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
 from callqueue.cli.exits import EXIT_OK, UsageError, readable
 from callqueue.cli.progress import duration
@@ -24,6 +25,7 @@ def default_region() -> str | None:
 
 
 def plan(args: argparse.Namespace) -> int:
+    from chalicelib.core.costs import InvalidPrices, PriceTable
     from chalicelib.core.metering import SenderLimits
     from chalicelib.core.schedule import Schedule
     from chalicelib.intake.parsing import FileFormatError, detect_format
@@ -32,10 +34,14 @@ def plan(args: argparse.Namespace) -> int:
     readable(args.file)
     senders = SenderLimits.parse(args.sender_limits or "auto")
     try:
+        prices = PriceTable.load(args.prices)
+    except InvalidPrices as error:
+        raise UsageError(str(error)) from None
+    try:
         with args.file.open("rb") as stream:
             fmt = detect_format(args.file.name)
             result = plan_file(
-                stream, fmt, Schedule(args.cps, args.window), senders, default_region()
+                stream, fmt, Schedule(args.cps, args.window), senders, default_region(), prices
             )
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None
@@ -60,6 +66,8 @@ def plan(args: argparse.Namespace) -> int:
             "  under per-sender limits the last message goes after "
             f"{duration(result.eta_with_sender_limits)}"
         )
+    for line in cost_lines(result.cost.to_json()):
+        print(f"  {line}")
     for warning in result.warnings():
         print(f"  warning: {warning}")
     for reject in result.rejects[:20]:
@@ -67,3 +75,25 @@ def plan(args: argparse.Namespace) -> int:
     if len(result.rejects) > 20:
         print(f"  ... and {len(result.rejects) - 20} more rejected rows")
     return EXIT_OK
+
+
+def cost_lines(cost: dict[str, Any]) -> list[str]:
+    """The plan's cost estimate as a person reads it: the total, each line, what is unpriced."""
+    currency = cost["currency"]
+    lines = [
+        f"estimated cost: {cost['total']:,.4f} {currency} (prices as of "
+        f"{cost['prices']['as_of']}, approximate: --prices FILE replaces them)"
+    ]
+    for line in cost["lines"]:
+        where = "" if line["country"] == "*" else f" to {line['country']}"
+        per = "minute(s), assumed" if line["kind"] == "voice_minute" else "unit(s)"
+        lines.append(
+            f"  {line['api']}{where}: {line['rows']} rows, {line['units']:g} {per} "
+            f"{line['kind']} x {line['unit_price']:g} = {line['amount']:,.4f} {currency}"
+        )
+    if cost["unpriced_rows"]:
+        unpriced = ", ".join(
+            f"{u['rows']} {u['api']} ({u['kind']}) to {u['country']}" for u in cost["unpriced"]
+        )
+        lines.append(f"  not in the total: {cost['unpriced_rows']} rows with no price: {unpriced}")
+    return lines

@@ -108,6 +108,11 @@ def _add_file_commands(sub: Commands) -> None:
         default="",
         help='per-sender messages per second for the ETA (default "auto": Twilio\'s defaults)',
     )
+    plan.add_argument(
+        "--prices",
+        type=Path,
+        help="a price table (JSON, as chalicelib/core/prices.json) for the cost estimate",
+    )
     plan.set_defaults(command=files.plan)
 
 

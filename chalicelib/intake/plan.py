@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
@@ -28,6 +29,7 @@ class Plan:
     # Per `From` of messages: how many segments it sends.
     sender_segments: dict[str, int] = field(default_factory=dict)
     senders: SenderLimits = field(default_factory=lambda: SenderLimits.parse("auto"))
+    cost: CostEstimate = field(default_factory=lambda: CostEstimate(PriceTable.load()))
 
     def sender_seconds(self) -> dict[str, float]:
         """How long each limited sender takes to send its segments at its messages per second."""
@@ -77,6 +79,7 @@ class Plan:
             "sender_segments": self.sender_segments,
             "eta_seconds_with_sender_limits": round(self.eta_with_sender_limits, 3),
             "warnings": self.warnings(),
+            "cost": self.cost.to_json(),
         }
 
 
@@ -86,12 +89,16 @@ def plan(
     schedule: Schedule,
     senders: SenderLimits | None = None,
     default_region: str | None = None,
+    prices: PriceTable | None = None,
 ) -> Plan:
     """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
     per-sender limits the ETA is reported under (Twilio's defaults when not given);
     `default_region`: the region national phone numbers are read in, as the splitter's
-    DEFAULT_REGION (None: they are rejected)."""
+    DEFAULT_REGION (None: they are rejected); `prices`: the cost is estimated from them (the
+    shipped table when None)."""
     result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
+    if prices is not None:
+        result.cost = CostEstimate(prices)
     if senders is not None and senders.enabled:
         result.senders = senders
     for item in checked_rows(stream, fmt, default_region):
@@ -103,6 +110,7 @@ def plan(
         result.valid += 1
         api = item.request.api
         result.by_api[api] = result.by_api.get(api, 0) + 1
+        result.cost.add(item.request)
         body = item.request.params.get("Body")
         if api == "messages" and isinstance(body, str):
             encoding, count = sms_segments(body)
