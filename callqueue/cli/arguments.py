@@ -67,3 +67,11 @@ def sender_limits(text: str) -> str:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
+
+
+def column_names(text: str) -> tuple[str, ...]:
+    """Comma-separated column names, e.g. `name,customer_id`."""
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty column name")
+    return names

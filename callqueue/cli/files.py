@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callqueue.cli.exits import EXIT_OK, UsageError, readable
 from callqueue.cli.progress import duration
+
+if TYPE_CHECKING:
+    from chalicelib.intake.carry import Carry
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -25,6 +28,7 @@ def default_region() -> str | None:
 
 
 def plan(args: argparse.Namespace) -> int:
+    from chalicelib.config import ConfigError
     from chalicelib.core.costs import InvalidPrices, PriceTable
     from chalicelib.core.metering import SenderLimits
     from chalicelib.core.schedule import Schedule
@@ -35,13 +39,20 @@ def plan(args: argparse.Namespace) -> int:
     senders = SenderLimits.parse(args.sender_limits or "auto")
     try:
         prices = PriceTable.load(args.prices)
-    except InvalidPrices as error:
+        carry = carry_of(args)
+    except (InvalidPrices, ConfigError) as error:
         raise UsageError(str(error)) from None
     try:
         with args.file.open("rb") as stream:
             fmt = detect_format(args.file.name)
             result = plan_file(
-                stream, fmt, Schedule(args.cps, args.window), senders, default_region(), prices
+                stream,
+                fmt,
+                Schedule(args.cps, args.window),
+                senders,
+                default_region(),
+                prices,
+                carry,
             )
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None
@@ -75,6 +86,14 @@ def plan(args: argparse.Namespace) -> int:
     if len(result.rejects) > 20:
         print(f"  ... and {len(result.rejects) - 20} more rejected rows")
     return EXIT_OK
+
+
+def carry_of(args: argparse.Namespace) -> Carry:
+    """The columns that travel with each row, from --reference-column and --keep-columns.
+    Raises ConfigError."""
+    from chalicelib.intake.carry import Carry
+
+    return Carry.of(args.reference_column.strip() or "reference", tuple(args.keep_columns))
 
 
 def cost_lines(cost: dict[str, Any]) -> list[str]:

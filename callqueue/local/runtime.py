@@ -335,11 +335,14 @@ class LocalRuntime:
         }
         return {name: os.environ[name] for name in sorted(names) if name in os.environ}
 
-    def submit(self, path: Path) -> Submitted:
+    def submit(self, path: Path, metadata: dict[str, str] | None = None) -> Submitted:
+        """Upload the file as a job; `metadata`: its settings, as x-amz-meta-* would give them."""
         bucket = self.env["SOURCE_BUCKET"]
         key = f"{len(self.jobs) + 1:03d}-{path.name}"
         with path.open("rb") as body:
-            response = self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+            response = self.client("s3").put_object(
+                Bucket=bucket, Key=key, Body=body, Metadata=metadata or {}
+            )
         submitted = Submitted(job_id_for(bucket, key, response["ETag"].strip('"')), path)
         self.jobs.append(submitted)
         return submitted

@@ -9,6 +9,7 @@ from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
+from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import Format
 from chalicelib.intake.rows import Accepted, checked_rows
 
@@ -90,6 +91,7 @@ def plan(
     senders: SenderLimits | None = None,
     default_region: str | None = None,
     prices: PriceTable | None = None,
+    carry: Carry = DEFAULT_CARRY,
 ) -> Plan:
     """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
     per-sender limits the ETA is reported under (Twilio's defaults when not given);
@@ -101,7 +103,7 @@ def plan(
         result.cost = CostEstimate(prices)
     if senders is not None and senders.enabled:
         result.senders = senders
-    for item in checked_rows(stream, fmt, default_region):
+    for item in checked_rows(stream, fmt, default_region, carry):
         result.rows += 1
         if not isinstance(item, Accepted):
             result.rejected += 1

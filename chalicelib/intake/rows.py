@@ -17,6 +17,7 @@ from typing import Final
 
 from chalicelib.core.limits import MAX_ROW_BYTES
 from chalicelib.core.records import CallRequest, QueuedRow
+from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 
@@ -55,7 +56,9 @@ def travelling_bytes(number: int, request: CallRequest) -> int:
     """The size of a row as it is sent: a QueuedRow's compact JSON, non-ASCII escaped as the
     send queue writes it (escaping never makes a row smaller than its UTF-8 form, so this is
     the larger of the two)."""
-    queued = replace(_WIDEST, row=number, api=request.api, params=request.params)
+    queued = replace(
+        _WIDEST, row=number, api=request.api, params=request.params, carried=request.carried
+    )
     return len(json.dumps(queued.to_json(), separators=(",", ":")).encode())
 
 
@@ -67,22 +70,26 @@ def too_large_reason(size: int) -> str:
 
 
 def checked_rows(
-    stream: ByteStream, fmt: Format, default_region: str | None = None
+    stream: ByteStream, fmt: Format, default_region: str | None = None, carry: Carry = DEFAULT_CARRY
 ) -> Iterator[Accepted | Rejected]:
     """Raises parsing.FileFormatError when the file cannot be read at all. `default_region`: the
-    region phone numbers in national format are read in (None: they are rejected)."""
+    region phone numbers in national format are read in (None: they are rejected); `carry`: the
+    user's columns that travel with each row (its reference), never sent."""
     for record in read_records(stream, fmt):
         if record.error is not None or record.fields is None:
             yield Rejected(record.number, record.error or "unreadable record")
             continue
-        yield _checked(record.number, record.fields, default_region)
+        yield _checked(record.number, record.fields, default_region, carry)
 
 
 def _checked(
-    number: int, fields: dict[str, object], default_region: str | None = None
+    number: int,
+    fields: dict[str, object],
+    default_region: str | None = None,
+    carry: Carry = DEFAULT_CARRY,
 ) -> Accepted | Rejected:
     try:
-        request = validate(fields, default_region)
+        request = replace(validate(fields, default_region), carried=carry.carried_of(fields))
         size = travelling_bytes(number, request)
     except InvalidRow as error:
         return Rejected(number, str(error))

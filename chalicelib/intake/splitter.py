@@ -36,6 +36,7 @@ from chalicelib.config import MAX_WINDOW_SECONDS, ConfigError, Settings
 from chalicelib.core.jobs import SENDING, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.schedule import Schedule
+from chalicelib.intake.carry import Carry
 from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
 from chalicelib.intake.parsing import ByteStream, FileFormatError, Format, detect_format
 from chalicelib.intake.rows import Rejected, checked_rows
@@ -267,7 +268,7 @@ class Splitter:
         if metadata.get("window", "").strip():
             window = _setting(metadata, "window", "seconds", 1, MAX_WINDOW_SECONDS)
         Schedule(cps, window)  # validates
-        return replace(job, cps=cps, window_seconds=window)
+        return Carry.of_metadata(metadata).on_job(replace(job, cps=cps, window_seconds=window))
 
     def _resume(self, job: Job) -> None:
         if job.state in SENDING and job.started_at is not None:
@@ -308,13 +309,14 @@ class Splitter:
             chunks += 1
 
         try:
-            for item in checked_rows(stream, fmt, settings.default_region):
+            for item in checked_rows(stream, fmt, settings.default_region, Carry.of_job(job)):
                 rows += 1
                 if isinstance(item, Rejected):
                     reject(item.number, item.reason)
                     continue
                 request = item.request
-                row = ChunkRow(item.number, request.api, request.params, schedule.offset(valid))
+                offset = schedule.offset(valid)
+                row = ChunkRow(item.number, request.api, request.params, offset, request.carried)
                 chunk.write_line(json.dumps(row.to_json(), separators=(",", ":")))
                 valid += 1
                 if chunk.lines == schedule.chunk_size:
