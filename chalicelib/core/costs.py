@@ -215,6 +215,15 @@ class CostEstimate:
     def unpriced_rows(self) -> int:
         return sum(self.unpriced.values())
 
+    def summary(self) -> dict[str, Any]:
+        """The estimate in brief, as a job records it: the total, and what it leaves out."""
+        return {
+            "total": float(self.total),
+            "currency": self.prices.currency,
+            "unpriced_rows": self.unpriced_rows,
+            "prices_as_of": self.prices.as_of,
+        }
+
     def to_json(self) -> dict[str, Any]:
         p = self.prices
         lines = [

@@ -33,6 +33,8 @@ from typing import Final
 from chalicelib.aws.buckets import SpooledFile, Storage, chunk_key, rejects_key
 from chalicelib.aws.jobs_table import JobExists, JobStore
 from chalicelib.config import MAX_WINDOW_SECONDS, ConfigError, Settings
+from chalicelib.core.costs import CostEstimate, PriceTable
+from chalicelib.core.job_details import cost_fields
 from chalicelib.core.jobs import SENDING, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.schedule import Schedule
@@ -112,6 +114,8 @@ class Counts:
     valid: int
     rejected: int
     chunks: int
+    # What the valid rows will cost, by the shipped price table.
+    cost: CostEstimate | None = None
 
 
 class Splitter:
@@ -213,6 +217,7 @@ class Splitter:
             "chunks": counts.chunks,
             "rejects_key": rejects_key(job_id) if counts.rejected else None,
             "content_sha256": sha256,
+            **cost_fields(counts.cost),
         }
         # Claimed before the release loop starts, so of two jobs of one content only one ever
         # releases a chunk. A job with nothing to send claims nothing: it cannot send twice.
@@ -285,6 +290,7 @@ class Splitter:
         schedule = Schedule(job.cps, job.window_seconds)
         settings = self._settings
         rows = valid = rejected = chunks = 0
+        cost = CostEstimate(PriceTable.load())
         chunk = SpooledFile()
         rejects = SpooledFile()
         rejects.write_row(["row", "reason"])
@@ -315,6 +321,7 @@ class Splitter:
                     reject(item.number, item.reason)
                     continue
                 request = item.request
+                cost.add(request)
                 offset = schedule.offset(valid)
                 row = ChunkRow(item.number, request.api, request.params, offset, request.carried)
                 chunk.write_line(json.dumps(row.to_json(), separators=(",", ":")))
@@ -330,4 +337,4 @@ class Splitter:
         finally:
             chunk.close()
             rejects.close()
-        return Counts(rows=rows, valid=valid, rejected=rejected, chunks=chunks)
+        return Counts(rows=rows, valid=valid, rejected=rejected, chunks=chunks, cost=cost)

@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
+from chalicelib.core.costs import PriceTable
 from chalicelib.core.records import ResponseEnvelope
 from chalicelib.core.schedule import Schedule
 from chalicelib.intake.carry import Carry
@@ -130,6 +131,16 @@ def test_reference_and_kept_columns_travel_from_the_file_to_outcomes_csv_never_t
     job = job_item(stack, job_id)
     assert (job["rows"], job["valid"], job["rejected"]) == ("10", "8", "2")
     assert job["keep_columns"] == "Customer Name"
+    status = json.loads(client.http.get(f"/jobs/{job_id}").body)
+    assert (status["reference_column"], status["keep_columns"]) == ("reference", ["Customer Name"])
+    # Eight one-segment SMS to the US, by the shipped table; the plan says the same.
+    us_segment = PriceTable.load().countries["US"]["sms_segment"]
+    assert status["estimated_cost"]["total"] == float(8 * us_segment)
+    assert status["estimated_cost"]["total"] == planned.cost.to_json()["total"]
+    assert (status["estimated_cost"]["currency"], status["estimated_cost"]["unpriced_rows"]) == (
+        "USD",
+        0,
+    )
 
     # The release loop (Step Functions on moto) releases the chunk at the job's start; it is
     # released again here as due a minute ago, so its rows are on the queue at once.
