@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, overload
 
@@ -104,10 +104,14 @@ class Client:
         window: int | None = None,
         name: str | None = None,
         resend: bool = False,
+        reference_column: str | None = None,
+        keep_columns: Sequence[str] = (),
     ) -> Job:
         """Upload a CSV, JSON or JSON Lines file as a new job (POST /jobs, then a PUT of the
         file to the presigned URL it returns). `name` replaces the file's name, without its
-        extension, in the job id. The job appears in `status()` once the stack has split it."""
+        extension, in the job id. `reference_column` (default `reference`) and `keep_columns`:
+        the file's columns kept with each row's outcome, never sent to Twilio. The job appears
+        in `status()` once the stack has split it."""
         file = Path(path)
         if not file.is_file():
             raise BadFile(f"{file}: no such file")
@@ -118,6 +122,10 @@ class Client:
             body["window"] = window
         if resend:
             body["resend"] = True
+        if reference_column is not None:
+            body["reference_column"] = reference_column
+        if keep_columns:
+            body["keep_columns"] = list(keep_columns)
         created = self._api.post("/jobs", body)
         upload = created["upload"]
         with file.open("rb") as data:

@@ -45,7 +45,15 @@ class Carry:
 
     @classmethod
     def of(cls, reference_column: str, keep_columns: tuple[str, ...]) -> Carry:
+        """Raises ConfigError for settings that cannot be used."""
         lowered = [c.lower() for c in keep_columns]
+        for name in (reference_column, *keep_columns):
+            # They travel as S3 object metadata, which is ASCII only.
+            if not (name.isascii() and name.isprintable() and name.strip()) or "," in name:
+                raise ConfigError(
+                    f"column {name!r}: a job setting names columns in printable ASCII, "
+                    "without commas; rename the column in the file"
+                )
         if len(keep_columns) > MAX_KEPT_COLUMNS:
             raise ConfigError(f"keep-columns: {len(keep_columns)}; at most {MAX_KEPT_COLUMNS}")
         if len(set(lowered)) != len(lowered) or reference_column.lower() in lowered:

@@ -234,3 +234,34 @@ def test_reference_and_kept_columns_travel_from_the_file_to_outcomes_csv_never_t
     assert {int(r["row"]): r["Customer Name"] for r in rows if r["outcome"] == "sent"} == {
         row: NAMES[row] for row in REFERENCES if row < 9
     }
+
+
+def test_post_jobs_names_the_reference_and_kept_columns_and_the_status_shows_them(
+    stack: Stack, client: Client
+) -> None:
+    from tests.handlers.test_api import create_and_split, get_job, post
+
+    records = [
+        {"To": f"+1415555{i:04d}", "From": VALID_FROM, "Body": "hi", "id": f"c{i}", "plan": "p"}
+        for i in range(3)
+    ]
+    body = {"rows": records, "reference_column": "ID", "keep_columns": ["plan"]}
+    job_id = create_and_split(stack, client, body)
+
+    status = get_job(client, job_id)
+    assert (status["reference_column"], status["keep_columns"]) == ("ID", ["plan"])
+    chunk = stack.s3.get_object(
+        Bucket=stack.env["HOLDING_BUCKET"], Key=f"jobs/{job_id}/chunk-00000.jsonl"
+    )["Body"].read()
+    carried = [json.loads(line)["carried"] for line in chunk.splitlines()]
+    assert carried == [{"reference": f"c{i}", "plan": "p"} for i in range(3)]
+
+    for bad, named in [
+        ({"reference_column": 5}, "`reference_column` must be a column name"),
+        ({"keep_columns": "plan"}, "`keep_columns` must be a list of column names"),
+        ({"keep_columns": ["a", "A"]}, "names a column twice"),
+        ({"keep_columns": ["Prénom"]}, "printable ASCII"),
+    ]:
+        response = post(client, "/jobs", {"rows": records, **bad})
+        assert response.status_code == 400
+        assert named in json.loads(response.body)["Message"]
