@@ -154,3 +154,30 @@ def test_a_price_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(TABLE))
     assert PriceTable.load(path).currency == "EUR"
     assert SHIPPED.exists()
+
+
+def test_plan_command_shows_the_cost_and_refuses_a_bad_table_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callqueue.cli import main
+
+    source = tmp_path / "campaign.csv"
+    source.write_bytes(_csv(ROWS).getvalue())
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps(TABLE))
+
+    assert main(["plan", str(source), "--prices", str(prices)]) == 0
+    out = capsys.readouterr().out
+    # 0.06 + 0.04 + 0.02 + 0.07 + 0.25 + 0.5 + 0.01, the hand computation less Verify.
+    assert "estimated cost: 0.9500 EUR (prices as of 2000-01" in out
+    assert "calls to DE: 1 rows, 2.5 minute(s), assumed voice_minute x 0.2 = 0.5000 EUR" in out
+    assert "not in the total: 3 rows with no price:" in out and "to JP" in out
+
+    assert main(["plan", str(source), "--json", "--prices", str(prices)]) == 0
+    assert json.loads(capsys.readouterr().out)["cost"]["total"] == 0.95
+
+    prices.write_text(json.dumps({"countries": {"US": {"sms_segment": "lots"}}}))
+    assert main(["plan", str(source), "--prices", str(prices)]) == 2
+    err = capsys.readouterr().err
+    assert "countries.US.sms_segment: 'lots' is not a number" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
