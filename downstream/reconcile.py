@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import IO
 
@@ -32,7 +32,7 @@ from chalicelib.core.schedule import Schedule
 
 __all__ = ["job_settled"]
 
-HEADER = ("row", "to", "api", "outcome", "error_code", "sid", "reason")
+HEADER = ("row", "to", "api", "outcome", "error_code", "sid", "reason", "reference")
 REJECTS_HEADER = ["row", "reason"]
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -52,6 +52,8 @@ class RowOutcome:
     sid: str | None
     # Why the splitter rejected the row; None for every other outcome.
     reason: str | None
+    # The row's own columns that travelled with it: `reference` and the kept ones.
+    carried: Mapping[str, str] = field(default_factory=dict)
 
 
 def merge_outcomes(
@@ -84,15 +86,30 @@ def _cell(value: str) -> str:
     return value
 
 
-def write_outcomes_csv(out: IO[str], outcomes: Iterable[RowOutcome]) -> int:
+def outcome_header(kept: Sequence[str] = (), job_id: bool = False) -> list[str]:
+    """The outcome CSV's columns: the job's (with `job_id` first for a file of several jobs, as
+    `callqueue run --outcomes` writes), then the columns the job kept, by their names."""
+    return [*(["job_id"] if job_id else []), *HEADER, *kept]
+
+
+def outcome_cells(o: RowOutcome, kept: Sequence[str] = ()) -> list[str]:
+    """One row of the outcome CSV under outcome_header(kept), each cell made inert."""
+    values = (o.row, o.to, o.api, o.outcome, o.error_code, o.sid, o.reason)
+    carried = [o.carried.get(name) for name in ("reference", *kept)]
+    return [_cell("" if v is None else str(v)) for v in (*values, *carried)]
+
+
+def write_outcomes_csv(
+    out: IO[str], outcomes: Iterable[RowOutcome], kept: Sequence[str] = ()
+) -> int:
     """Write the outcome CSV (header, then one line per outcome) to `out`, which, if a file, is
-    opened with newline=""; returns the rows written, not counting the header."""
+    opened with newline=""; returns the rows written, not counting the header. `kept`: the
+    user's columns the job kept, after `reference`."""
     writer = csv.writer(out)
-    writer.writerow(HEADER)
+    writer.writerow(outcome_header(kept))
     written = 0
     for o in outcomes:
-        values = (o.row, o.to, o.api, o.outcome, o.error_code, o.sid, o.reason)
-        writer.writerow([_cell("" if v is None else str(v)) for v in values])
+        writer.writerow(outcome_cells(o, kept))
         written += 1
     return written
 

@@ -23,6 +23,7 @@ from chalicelib.aws.event_bus import JOB_COMPLETED, EventPublisher
 from chalicelib.aws.jobs_table import JobStore, MalformedJob, StateChanged
 from chalicelib.aws.results_table import ResultsTable
 from chalicelib.core.jobs import SETTLING, Job
+from chalicelib.intake.carry import Carry
 from chalicelib.observability import Metrics
 from downstream.reconcile import (
     RowOutcome,
@@ -120,7 +121,8 @@ class Reconciler:
         between (another run got there first, or it was paused or cancelled meanwhile)."""
         key = outcomes_key(job.job_id)
         text = io.StringIO()
-        write_outcomes_csv(text, merge_outcomes(self._rejects(job), self._rows(job)))
+        kept = Carry.of_job(job).keep_columns
+        write_outcomes_csv(text, merge_outcomes(self._rejects(job), self._rows(job)), kept)
         self._reports.put(key, text.getvalue().encode(), "text/csv")
         # A cancelled job stays cancelled; its outcome CSV is written once its rows have ended.
         finished = {"state": "completed"} if job.state != "cancelled" else {}
@@ -163,6 +165,7 @@ class Reconciler:
                 error_code=r.error_code if r.error_name is None else r.error_name,
                 sid=r.sid,
                 reason=None,
+                carried=r.carried,
             )
             for r in self._results.outcomes(job.job_id)
             if r.outcome != "retrying"

@@ -96,3 +96,11 @@ def add_params(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="a parameter for every row that has none, e.g. Body='Hi {{name}}' (repeatable)",
     )
+
+
+def column_names(text: str) -> tuple[str, ...]:
+    """Comma-separated column names, e.g. `name,customer_id`."""
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty column name")
+    return names

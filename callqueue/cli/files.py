@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import TYPE_CHECKING, Any
 
 from callqueue.cli.exits import EXIT_OK, UsageError, readable
 from callqueue.cli.progress import duration
+
+if TYPE_CHECKING:
+    from chalicelib.intake.carry import Carry
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -24,6 +28,8 @@ def default_region() -> str | None:
 
 
 def plan(args: argparse.Namespace) -> int:
+    from chalicelib.config import ConfigError
+    from chalicelib.core.costs import InvalidPrices, PriceTable
     from chalicelib.core.metering import SenderLimits
     from chalicelib.core.schedule import Schedule
     from chalicelib.intake.parsing import FileFormatError, detect_format
@@ -32,6 +38,11 @@ def plan(args: argparse.Namespace) -> int:
 
     readable(args.file)
     senders = SenderLimits.parse(args.sender_limits or "auto")
+    try:
+        prices = PriceTable.load(args.prices)
+        carry = carry_of(args)
+    except (InvalidPrices, ConfigError) as error:
+        raise UsageError(str(error)) from None
     try:
         with args.file.open("rb") as stream:
             fmt = detect_format(args.file.name)
@@ -43,6 +54,8 @@ def plan(args: argparse.Namespace) -> int:
                 default_region(),
                 JobParams(dict(args.params)),
                 args.preview,
+                prices,
+                carry,
             )
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None
@@ -67,6 +80,8 @@ def plan(args: argparse.Namespace) -> int:
             "  under per-sender limits the last message goes after "
             f"{duration(result.eta_with_sender_limits)}"
         )
+    for line in cost_lines(result.cost.to_json()):
+        print(f"  {line}")
     for warning in result.warnings():
         print(f"  warning: {warning}")
     _print_preview(result.preview)
@@ -93,3 +108,33 @@ def _print_preview(preview: list[dict[str, object]]) -> None:
 def _one_line(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def carry_of(args: argparse.Namespace) -> Carry:
+    """The columns that travel with each row, from --reference-column and --keep-columns.
+    Raises ConfigError."""
+    from chalicelib.intake.carry import Carry
+
+    return Carry.of(args.reference_column.strip() or "reference", tuple(args.keep_columns))
+
+
+def cost_lines(cost: dict[str, Any]) -> list[str]:
+    """The plan's cost estimate as a person reads it: the total, each line, what is unpriced."""
+    currency = cost["currency"]
+    lines = [
+        f"estimated cost: {cost['total']:,.4f} {currency} (prices as of "
+        f"{cost['prices']['as_of']}, approximate: --prices FILE replaces them)"
+    ]
+    for line in cost["lines"]:
+        where = "" if line["country"] == "*" else f" to {line['country']}"
+        per = "minute(s), assumed" if line["kind"] == "voice_minute" else "unit(s)"
+        lines.append(
+            f"  {line['api']}{where}: {line['rows']} rows, {line['units']:g} {per} "
+            f"{line['kind']} x {line['unit_price']:g} = {line['amount']:,.4f} {currency}"
+        )
+    if cost["unpriced_rows"]:
+        unpriced = ", ".join(
+            f"{u['rows']} {u['api']} ({u['kind']}) to {u['country']}" for u in cost["unpriced"]
+        )
+        lines.append(f"  not in the total: {cost['unpriced_rows']} rows with no price: {unpriced}")
+    return lines

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callqueue.cli.exits import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, readable
+from callqueue.cli import files
+from callqueue.cli.exits import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, UsageError, readable
 from callqueue.cli.progress import RunView, Snapshot, calls_in_last_second
 from callqueue.cli.summary import print_summary
 from callqueue.report import JobTotals, build_report
@@ -31,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
 
     for path in args.files:
         readable(path)
+    from chalicelib.config import ConfigError
+
+    try:
+        carry = files.carry_of(args)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
     options = _options(args)
     with RunView(Console(stderr=True), options.cps) as view:
         # Imported under the display: loading boto3 and the stack's code takes a while.
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         with LocalRuntime(options, on_step=view.step) as runtime:
             _quiet_handlers(args.verbose)
             for path in args.files:
-                runtime.submit(path, dict(args.params))
+                runtime.submit(path, dict(args.params), carry.metadata())
             stall_limit = args.timeout or float(args.window + 120)
             arrivals = _wait_until_settled(runtime, view, stall_limit)
             # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
@@ -207,18 +214,19 @@ def _quiet_handlers(verbose: bool) -> None:
 
 
 def _write_outcomes(path: Path, runtime: LocalRuntime, tally: Tally) -> None:
+    """Every row's outcome, in the columns of a deployed job's outcomes.csv after `job_id`."""
     import csv
 
+    from callqueue.local.outcome_rows import job_outcomes, kept_columns
+    from downstream.reconcile import outcome_cells, outcome_header
+
+    kept = kept_columns(runtime)
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["job_id", "row", "outcome", "error_code"])
+        writer.writerow(outcome_header(kept, job_id=True))
         for submitted in runtime.jobs:
-            rows: list[tuple[int, str, int | str | None]] = [
-                (row, "rejected", None) for row, _ in runtime.rejects(submitted.job_id)
-            ]
-            rows += tally.rows(submitted.job_id)
-            for row, outcome, code in sorted(rows):
-                writer.writerow([submitted.job_id, row, outcome, "" if code is None else code])
+            for outcome in job_outcomes(runtime, tally, submitted.job_id):
+                writer.writerow([submitted.job_id, *outcome_cells(outcome, kept)])
 
 
 def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTotals]:

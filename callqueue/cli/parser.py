@@ -117,6 +117,12 @@ def _add_file_commands(sub: Commands) -> None:
         default="",
         help='per-sender messages per second for the ETA (default "auto": Twilio\'s defaults)',
     )
+    plan.add_argument(
+        "--prices",
+        type=Path,
+        help="a price table (JSON, as chalicelib/core/prices.json) for the cost estimate",
+    )
+    _carry_arguments(plan)
     plan.set_defaults(command=files.plan)
 
 
@@ -126,6 +132,7 @@ def _add_local_commands(sub: Commands) -> None:
     _rate_arguments(run)
     _local_arguments(run)
     arguments.add_params(run)
+    _carry_arguments(run)
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument(
         "--rejects", type=Path, help="write every rejected row here (CSV: job_id,row,reason)"
@@ -133,7 +140,7 @@ def _add_local_commands(sub: Commands) -> None:
     run.add_argument(
         "--outcomes",
         type=Path,
-        help="write every row's outcome here (CSV: job_id,row,outcome,error_code)",
+        help="write every row's outcome here (CSV: job_id, then outcomes.csv's columns)",
     )
     run.add_argument(
         "--timeout",
@@ -257,6 +264,23 @@ def _rate_arguments(parser: argparse.ArgumentParser) -> None:
         type=arguments.window,
         default=900,
         help="seconds of calls per chunk, 1..900 (default 900, SQS's delay ceiling)",
+    )
+
+
+def _carry_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reference-column",
+        default="reference",
+        metavar="NAME",
+        help="the column of your own id for each row, kept in the outcomes, never sent "
+        "(default: reference)",
+    )
+    parser.add_argument(
+        "--keep-columns",
+        type=arguments.column_names,
+        default=(),
+        metavar="A,B",
+        help="more of your columns to keep in the outcomes, never sent to Twilio",
     )
 
 

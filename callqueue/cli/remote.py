@@ -55,6 +55,16 @@ def add_commands(sub: Commands) -> None:
     submit.add_argument(
         "--timeout", type=arguments.non_negative, help="stop watching after this many seconds"
     )
+    submit.add_argument(
+        "--reference-column", metavar="NAME", help="the column of your own id for each row"
+    )
+    submit.add_argument(
+        "--keep-columns",
+        type=arguments.column_names,
+        default=(),
+        metavar="A,B",
+        help="more of your columns to keep in outcomes.csv, never sent to Twilio",
+    )
     _command(submit, submit_files)
 
     jobs = sub.add_parser("jobs", help="a deployed stack's most recent jobs")
@@ -140,6 +150,8 @@ def submit_files(args: argparse.Namespace) -> int:
             name=name,
             resend=args.resend,
             params=dict(args.params) or None,
+            reference_column=args.reference_column,
+            keep_columns=args.keep_columns,
         )
         print(f"{path}: job {job.job_id}", file=sys.stderr)
         jobs.append((job, path))

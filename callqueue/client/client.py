@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, overload
 
@@ -105,12 +105,15 @@ class Client:
         name: str | None = None,
         resend: bool = False,
         params: Mapping[str, str | int | float | bool] | None = None,
+        reference_column: str | None = None,
+        keep_columns: Sequence[str] = (),
     ) -> Job:
         """Upload a CSV, JSON or JSON Lines file as a new job (POST /jobs, then a PUT of the
         file to the presigned URL it returns). `name` replaces the file's name, without its
         extension, in the job id; `params`: parameters for every row that does not set them,
-        which may hold {{column}} placeholders (docs/campaigns.md). The job appears in
-        `status()` once the stack has split it."""
+        which may hold {{column}} placeholders (docs/campaigns.md). `reference_column` (default
+        `reference`) and `keep_columns`: the file's columns kept with each row's outcome, never
+        sent to Twilio. The job appears in `status()` once the stack has split it."""
         file = Path(path)
         if not file.is_file():
             raise BadFile(f"{file}: no such file")
@@ -123,6 +126,10 @@ class Client:
             body["resend"] = True
         if params:
             body["params"] = dict(params)
+        if reference_column is not None:
+            body["reference_column"] = reference_column
+        if keep_columns:
+            body["keep_columns"] = list(keep_columns)
         created = self._api.post("/jobs", body)
         upload = created["upload"]
         with file.open("rb") as data:

@@ -123,6 +123,9 @@ class Outcome:
     error_code: str | None
     sid: str | None
     reason: str | None
+    # The user's own id for the row (its `reference` column), and the columns the job kept.
+    reference: str | None = None
+    kept: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,10 @@ def _value(cell: str) -> str | None:
 
 def parse_outcomes(lines: Iterable[str]) -> Iterator[Outcome]:
     reader = csv.DictReader(lines)
+    # The columns after `reference` are the job's kept ones; a file written before references
+    # existed has neither.
+    names = list(reader.fieldnames or [])
+    kept = names[names.index("reference") + 1 :] if "reference" in names else []
     for record in reader:
         yield Outcome(
             row=int(record["row"]),
@@ -150,6 +157,8 @@ def parse_outcomes(lines: Iterable[str]) -> Iterator[Outcome]:
             error_code=_value(record["error_code"]),
             sid=_value(record["sid"]),
             reason=record["reason"] or None,
+            reference=_value(record.get("reference") or ""),
+            kept={name: v for name in kept if (v := _value(record[name] or "")) is not None},
         )
 
 

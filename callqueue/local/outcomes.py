@@ -29,6 +29,9 @@ class Tally:
     # Rows whose latest attempt was "retrying" and that have no final outcome yet.
     retrying: set[tuple[str, int]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # What the outcome file shows of a settled row beside its outcome: to, api, sid and the
+    # user's columns that travelled with it (`carried`), from its final envelope or queued row.
+    details: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
     def envelope(self, data: dict[str, Any]) -> None:
         outcome = data.get("outcome")
@@ -44,6 +47,7 @@ class Tally:
             if outcome in FINAL:
                 self.retrying.discard(key)
                 self.outcomes[key] = str(outcome)
+                self.details[key] = _details(data, data.get("request") or {}, data.get("sid"))
                 code = (data.get("error") or {}).get("code")
                 if code is not None:
                     self.row_codes[key] = code if isinstance(code, str) else int(code)
@@ -59,6 +63,7 @@ class Tally:
                 list(self.lags),
                 list(self.first_attempts),
                 set(self.retrying),
+                details=dict(self.details),
             )
 
     def error_codes(self) -> Counter[str]:
@@ -67,9 +72,12 @@ class Tally:
         with self.lock:
             return Counter(str(code) for code in self.row_codes.values())
 
-    def dead_lettered(self, job_id: str, row: int) -> None:
+    def dead_lettered(self, job_id: str, row: int, queued: Mapping[str, Any] | None = None) -> None:
+        """A row the dead-letter queue holds; `queued`: its QueuedRow JSON, for its details."""
         with self.lock:
             self.outcomes.setdefault((job_id, row), "dead_lettered")
+            if queued is not None:
+                self.details.setdefault((job_id, row), _details(queued, queued.get("params"), None))
 
     def rows(self, job_id: str) -> list[tuple[int, str, int | str | None]]:
         """(row, outcome, error code) of every settled row of a job, by row."""
@@ -159,4 +167,16 @@ class Observer:
 
     def _on_dead_letter(self, body: str) -> None:
         data = json.loads(body)
-        self._tally.dead_lettered(str(data["job_id"]), int(data["row"]))
+        self._tally.dead_lettered(str(data["job_id"]), int(data["row"]), data)
+
+
+def _details(data: Mapping[str, Any], params: Any, sid: Any) -> dict[str, Any]:
+    params = params if isinstance(params, Mapping) else {}
+    to = params.get("To", params.get("PhoneNumber"))
+    carried = data.get("carried")
+    return {
+        "to": to if isinstance(to, str) else None,
+        "api": data.get("api"),
+        "sid": sid if isinstance(sid, str) else None,
+        "carried": dict(carried) if isinstance(carried, Mapping) else {},
+    }

@@ -337,15 +337,23 @@ class LocalRuntime:
         }
         return {name: os.environ[name] for name in sorted(names) if name in os.environ}
 
-    def submit(self, path: Path, params: Mapping[str, str] | None = None) -> Submitted:
-        """Upload a file as a job; `params` (job-wide parameters) go first, as its manifest."""
+    def submit(
+        self,
+        path: Path,
+        params: Mapping[str, str] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Submitted:
+        """Upload a file as a job; `params` (job-wide parameters) go first, as its manifest;
+        `metadata`: its settings, as x-amz-meta-* would give them."""
         bucket = self.env["SOURCE_BUCKET"]
         key = f"{len(self.jobs) + 1:03d}-{path.name}"
         if params:
             manifest = manifest_bytes(JobParams(dict(params)))
             self.client("s3").put_object(Bucket=bucket, Key=key + MANIFEST_SUFFIX, Body=manifest)
         with path.open("rb") as body:
-            response = self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+            response = self.client("s3").put_object(
+                Bucket=bucket, Key=key, Body=body, Metadata=metadata or {}
+            )
         submitted = Submitted(job_id_for(bucket, key, response["ETag"].strip('"')), path)
         self.jobs.append(submitted)
         return submitted

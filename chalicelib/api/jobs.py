@@ -53,6 +53,7 @@ from chalicelib.api.request_bodies import (
 from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.config import Settings
+from chalicelib.core.job_details import job_extras
 from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
 from chalicelib.core.records import FINAL_OUTCOMES
 from chalicelib.core.schedule import Schedule
@@ -217,6 +218,7 @@ class JobsApi:
                 "current_cps": round(recent / RATE_WINDOW_SECONDS, 3),
             },
             "eta_seconds": _eta(job, now),
+            **job_extras(job),
             "links": {
                 **_links(job_id),
                 "rejects_csv": self._report_url(job.rejects_key),

@@ -11,6 +11,7 @@ from chalice.app import BadRequestError, ChaliceViewError, Request
 
 from chalicelib.config import ConfigError
 from chalicelib.core.schedule import Schedule
+from chalicelib.intake.carry import REFERENCE, Carry
 from chalicelib.intake.validation.templates import BadParams, JobParams, job_params
 
 # Lambda refuses a synchronous request larger than 6 MB before the function sees it; a smaller
@@ -45,7 +46,7 @@ def job_request(request: Request | None) -> tuple[dict[str, Any], dict[str, str]
         raise BadRequestError("the body is not JSON") from None
     if not isinstance(body, dict):
         raise BadRequestError("the body must be a JSON object with `rows` or `filename`")
-    metadata = _rate_metadata(body)
+    metadata = {**_rate_metadata(body), **_carry_metadata(body)}
     resend = body.get("resend", False)
     if not isinstance(resend, bool):
         raise BadRequestError("`resend` must be true or false")
@@ -56,6 +57,21 @@ def job_request(request: Request | None) -> tuple[dict[str, Any], dict[str, str]
     if ("rows" in body) == ("filename" in body):
         raise BadRequestError("give either `rows` (the rows themselves) or `filename`")
     return body, metadata
+
+
+def _carry_metadata(body: Mapping[str, Any]) -> dict[str, str]:
+    """The columns that travel with each row (`reference_column`, `keep_columns`), as the
+    splitter reads them from object metadata (chalicelib.intake.carry)."""
+    reference = body.get("reference_column", REFERENCE)
+    keep = body.get("keep_columns", [])
+    if not isinstance(reference, str) or not reference.strip():
+        raise BadRequestError("`reference_column` must be a column name")
+    if not isinstance(keep, list) or not all(isinstance(c, str) and c.strip() for c in keep):
+        raise BadRequestError("`keep_columns` must be a list of column names")
+    try:
+        return Carry.of(reference.strip(), tuple(c.strip() for c in keep)).metadata()
+    except ConfigError as error:
+        raise BadRequestError(str(error)) from None
 
 
 def _rate_metadata(body: Mapping[str, Any]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.core.batching import SIZE_MARGIN_BYTES, compact_json, item_size, trimmed
@@ -38,6 +38,8 @@ _RESPONSE_ATTRIBUTES = (
     "error_name",
     "sid",
     "to",
+    "reference",
+    "kept",
     "request",
     "headers",
     "attempt",
@@ -69,6 +71,8 @@ class RowResult:
     error_name: str | None = None
     delivery_status: str | None = None
     delivery_error_code: int | None = None
+    # The row's own columns (chalicelib.intake.carry): its `reference` and any kept ones.
+    carried: dict[str, str] = field(default_factory=dict)
 
 
 def outcome_row(outcome: str, row: int) -> str:
@@ -100,6 +104,9 @@ def item_of(envelope: ResponseEnvelope, *, now: float, retention_days: int) -> d
         "error_name": code if isinstance(code, str) else None,
         "sid": result.sid,
         "to": envelope.number,
+        # The user's reference stands alone, to be read in the table; kept columns as JSON.
+        "reference": envelope.carried.get("reference"),
+        "kept": _kept_json(envelope.carried),
         "request": json.dumps(envelope.request, separators=(",", ":")),
         "headers": json.dumps(result.headers, separators=(",", ":")),
     }
@@ -137,6 +144,18 @@ def _fitted(
     return item
 
 
+def _kept_json(carried: Mapping[str, str]) -> str | None:
+    kept = {k: v for k, v in carried.items() if k != "reference"}
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False) if kept else None
+
+
+def _carried_of(item: Mapping[str, Any]) -> dict[str, str]:
+    carried: dict[str, str] = json.loads(item["kept"]["S"]) if "kept" in item else {}
+    if "reference" in item:
+        carried["reference"] = str(item["reference"]["S"])
+    return carried
+
+
 def _optional_int(item: Mapping[str, Any], name: str) -> int | None:
     return int(item[name]["N"]) if name in item else None
 
@@ -160,6 +179,7 @@ def row_result_of(item: Mapping[str, Any]) -> RowResult:
         error_name=_optional_str(item, "error_name"),
         delivery_status=_optional_str(item, "delivery_status"),
         delivery_error_code=_optional_int(item, "delivery_error_code"),
+        carried=_carried_of(item),
     )
 
 

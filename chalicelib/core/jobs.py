@@ -102,6 +102,12 @@ class Job:
     stalled_since: float | None = None
     stalled_reason: str | None = None
     split_attempts: int = 0
+    # The user's columns that travel with each row (chalicelib.intake.carry): the column its
+    # reference is read from (None: `reference`) and the kept ones, comma-separated.
+    reference_column: str | None = None
+    keep_columns: str | None = None
+    # The splitter's estimate of what the valid rows cost (CostEstimate.summary, as JSON).
+    estimated_cost: str | None = None
 
 
 def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:

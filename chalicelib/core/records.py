@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypeVar, get_args
 
 from chalicelib.errors import CallqueueError
@@ -24,6 +24,9 @@ class CallRequest:
     # The row the call is made for, when it is made from the queue: a status callback names it.
     job_id: str | None = None
     row: int | None = None
+    # The user's own columns that travel with the row (its reference, kept columns): never
+    # sent to Twilio (chalicelib.intake.carry).
+    carried: dict[str, str] = field(default_factory=dict)
 
 
 def number_in(params: Mapping[str, Any]) -> str | None:
@@ -52,9 +55,16 @@ class ChunkRow:
     api: Api
     params: dict[str, ParamValue]
     offset: float
+    carried: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"row": self.row, "api": self.api, "params": self.params, "offset": self.offset}
+        return {
+            "row": self.row,
+            "api": self.api,
+            "params": self.params,
+            "offset": self.offset,
+            **_carried_json(self.carried),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChunkRow:
@@ -63,6 +73,7 @@ class ChunkRow:
             api=data["api"],
             params=dict(data["params"]),
             offset=float(data["offset"]),
+            carried=dict(data.get("carried", {})),
         )
 
 
@@ -82,6 +93,7 @@ class QueuedRow:
     # How many times this attempt's call was found in doubt and could not be settled yet
     # (Twilio did not answer the look-up): bounded, then the row ends `unknown`.
     doubts: int = 0
+    carried: dict[str, str] = field(default_factory=dict)
 
     @property
     def number(self) -> str | None:
@@ -106,6 +118,7 @@ class QueuedRow:
             "attempt": self.attempt,
             "job_start": self.job_start,
             **({"doubts": self.doubts} if self.doubts else {}),
+            **_carried_json(self.carried),
         }
 
     @classmethod
@@ -119,6 +132,7 @@ class QueuedRow:
             attempt=int(data.get("attempt", 1)),
             job_start=float(data.get("job_start", 0.0)),
             doubts=int(data.get("doubts", 0)),
+            carried=dict(data.get("carried", {})),
         )
 
 
@@ -175,6 +189,8 @@ class ResponseEnvelope:
     # A code that is not Twilio's (`cancelled`), for a row that ended without a call: it is
     # published as the error's code.
     error_name: str | None = None
+    # The row's own columns (its reference, kept columns), as the splitter read them.
+    carried: dict[str, str] = field(default_factory=dict)
 
     @property
     def number(self) -> str | None:
@@ -212,6 +228,7 @@ class ResponseEnvelope:
                 "lag_seconds": round(r.started_at - self.due_at, 6),
                 "duration_seconds": round(r.finished_at - r.started_at, 6),
             },
+            **_carried_json(self.carried),
         }
 
     @classmethod
@@ -223,7 +240,7 @@ class ResponseEnvelope:
         (its error's code a name, not Twilio's number) and one trimmed to fit a message
         (chalicelib.core.batching.fit_envelope: a trimmed request keeps scalars and is marked
         `"truncated": true`). Raises MalformedEnvelope, naming the field, for anything else."""
-        top = _exact_keys(data, _ENVELOPE_KEYS, "the envelope")
+        top = _exact_keys(data, _ENVELOPE_KEYS, "the envelope", optional=("carried",))
         timings = _exact_keys(top["timings"], _TIMING_KEYS, "timings")
         error = _error_of(top["error"])
         code = None if error is None else error.code
@@ -250,6 +267,7 @@ class ResponseEnvelope:
             result=result,
             due_at=_field(timings, "due_at", _is_number, "a number"),
             error_name=code if isinstance(code, str) else None,
+            carried=_carried_of(top),
         )
         # What to_json derives (the SID from the body, the lag and duration from the times)
         # must be what it would derive: otherwise the envelope would not be written again.
@@ -298,11 +316,13 @@ def _is_str(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def _exact_keys(value: Any, keys: tuple[str, ...], what: str) -> Mapping[str, Any]:
+def _exact_keys(
+    value: Any, keys: tuple[str, ...], what: str, optional: tuple[str, ...] = ()
+) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise MalformedEnvelope(f"{what} is {type(value).__name__}, not an object")
     missing = [key for key in keys if key not in value]
-    unknown = sorted(str(key) for key in value if key not in keys)
+    unknown = sorted(str(key) for key in value if key not in keys + optional)
     problems = [f"no {', '.join(missing)}"] if missing else []
     problems += [f"unknown {', '.join(unknown)}"] if unknown else []
     if problems:
@@ -367,4 +387,25 @@ def _request_of(value: Any) -> dict[str, ParamValue]:
         if trimmed and (param is None or isinstance(param, bool | int | float)):
             continue
         raise MalformedEnvelope(f"request parameter {name} is {param!r:.80}, not a string")
+    return dict(value)
+
+
+def _carried_json(carried: Mapping[str, str]) -> dict[str, Any]:
+    # Written only when there is something: a row without a reference travels as it did before
+    # references existed, and a message written then is read the same.
+    return {"carried": dict(carried)} if carried else {}
+
+
+def _carried_of(top: Mapping[str, Any]) -> dict[str, str]:
+    """An envelope's carried columns: absent, or a non-empty object of strings (to_json writes
+    no empty one)."""
+    if "carried" not in top:
+        return {}
+    value = top["carried"]
+    if (
+        not isinstance(value, dict)
+        or not value
+        or not all(isinstance(v, str) for v in value.values())
+    ):
+        raise MalformedEnvelope(f"carried is {value!r:.80}, not an object of strings")
     return dict(value)

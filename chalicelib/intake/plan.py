@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
+from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
+from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import Format
 from chalicelib.intake.rows import Accepted, checked_rows
 from chalicelib.intake.validation.templates import JobParams
@@ -33,6 +35,7 @@ class Plan:
     senders: SenderLimits = field(default_factory=lambda: SenderLimits.parse("auto"))
     # The first valid rows as they are sent: placeholders filled, job-wide parameters applied.
     preview: list[dict[str, object]] = field(default_factory=list)
+    cost: CostEstimate = field(default_factory=lambda: CostEstimate(PriceTable.load()))
 
     def sender_seconds(self) -> dict[str, float]:
         """How long each limited sender takes to send its segments at its messages per second."""
@@ -83,6 +86,7 @@ class Plan:
             "eta_seconds_with_sender_limits": round(self.eta_with_sender_limits, 3),
             "warnings": self.warnings(),
             "preview": self.preview,
+            "cost": self.cost.to_json(),
         }
 
 
@@ -94,17 +98,23 @@ def plan(
     default_region: str | None = None,
     params: JobParams | None = None,
     preview_rows: int = DEFAULT_PREVIEW_ROWS,
+    prices: PriceTable | None = None,
+    carry: Carry = DEFAULT_CARRY,
 ) -> Plan:
     """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
     per-sender limits the ETA is reported under (Twilio's defaults when not given);
     `default_region`: the region national phone numbers are read in, as the splitter's
     DEFAULT_REGION (None: they are rejected); `params`: the job-wide parameters, as the
     splitter applies them (templates.MissingColumn when they name a column the file lacks);
-    `preview_rows`: how many of the first valid rows the plan shows as they are sent."""
+    `preview_rows`: how many of the first valid rows the plan shows as they are sent; `prices`:
+    the cost is estimated from them (the shipped table when None); `carry`: the user's columns
+    that travel with each row."""
     result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
+    if prices is not None:
+        result.cost = CostEstimate(prices)
     if senders is not None and senders.enabled:
         result.senders = senders
-    for item in checked_rows(stream, fmt, default_region, params):
+    for item in checked_rows(stream, fmt, default_region, params, carry):
         result.rows += 1
         if not isinstance(item, Accepted):
             result.rejected += 1
@@ -115,6 +125,7 @@ def plan(
             result.preview.append(preview_of(item))
         api = item.request.api
         result.by_api[api] = result.by_api.get(api, 0) + 1
+        result.cost.add(item.request)
         body = item.request.params.get("Body")
         if api == "messages" and isinstance(body, str):
             encoding, count = sms_segments(body)

@@ -17,6 +17,7 @@ from typing import Final
 
 from chalicelib.core.limits import MAX_ROW_BYTES
 from chalicelib.core.records import CallRequest, QueuedRow
+from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 from chalicelib.intake.validation.templates import FileColumns, JobParams
@@ -56,7 +57,9 @@ def travelling_bytes(number: int, request: CallRequest) -> int:
     """The size of a row as it is sent: a QueuedRow's compact JSON, non-ASCII escaped as the
     send queue writes it (escaping never makes a row smaller than its UTF-8 form, so this is
     the larger of the two)."""
-    queued = replace(_WIDEST, row=number, api=request.api, params=request.params)
+    queued = replace(
+        _WIDEST, row=number, api=request.api, params=request.params, carried=request.carried
+    )
     return len(json.dumps(queued.to_json(), separators=(",", ":")).encode())
 
 
@@ -72,11 +75,13 @@ def checked_rows(
     fmt: Format,
     default_region: str | None = None,
     params: JobParams | None = None,
+    carry: Carry = DEFAULT_CARRY,
 ) -> Iterator[Accepted | Rejected]:
     """Raises parsing.FileFormatError when the file cannot be read at all, and its subclass
     templates.MissingColumn when a job-wide parameter names a column the file does not have.
     `default_region`: the region phone numbers in national format are read in (None: they are
-    rejected); `params`: the job-wide parameters, rendered into each row that takes them.
+    rejected); `params`: the job-wide parameters, rendered into each row that takes them;
+    `carry`: the user's columns that travel with each row (its reference), never sent.
 
     A CSV file's columns are its header, known at its first readable record, so a job-wide
     template naming another column fails there. JSON records each have their own keys: a record
@@ -88,7 +93,7 @@ def checked_rows(
             yield Rejected(record.number, record.error or "unreadable record")
             continue
         columns.see(record.fields)
-        yield _checked(record.number, record.fields, default_region, params)
+        yield _checked(record.number, record.fields, default_region, params, carry)
     columns.finish()
 
 
@@ -97,9 +102,12 @@ def _checked(
     fields: dict[str, object],
     default_region: str | None = None,
     params: JobParams | None = None,
+    carry: Carry = DEFAULT_CARRY,
 ) -> Accepted | Rejected:
     try:
-        request = validate(fields, default_region, params)
+        request = replace(
+            validate(fields, default_region, params), carried=carry.carried_of(fields)
+        )
         size = travelling_bytes(number, request)
     except InvalidRow as error:
         return Rejected(number, str(error))

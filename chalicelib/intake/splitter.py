@@ -34,9 +34,12 @@ from typing import Final
 from chalicelib.aws.buckets import SpooledFile, Storage, chunk_key, rejects_key
 from chalicelib.aws.jobs_table import JobExists, JobStore
 from chalicelib.config import MAX_WINDOW_SECONDS, ConfigError, Settings
+from chalicelib.core.costs import CostEstimate, PriceTable
+from chalicelib.core.job_details import cost_fields
 from chalicelib.core.jobs import SENDING, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.schedule import Schedule
+from chalicelib.intake.carry import Carry
 from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
 from chalicelib.intake.manifest import MAX_MANIFEST_BYTES, is_manifest, manifest_key, read_manifest
 from chalicelib.intake.parsing import ByteStream, FileFormatError, Format, detect_format
@@ -122,6 +125,8 @@ class Counts:
     valid: int
     rejected: int
     chunks: int
+    # What the valid rows will cost, by the shipped price table.
+    cost: CostEstimate | None = None
 
 
 class Splitter:
@@ -233,6 +238,7 @@ class Splitter:
             "chunks": counts.chunks,
             "rejects_key": rejects_key(job_id) if counts.rejected else None,
             "content_sha256": sha256,
+            **cost_fields(counts.cost),
         }
         # Claimed before the release loop starts, so of two jobs of one content only one ever
         # releases a chunk. A job with nothing to send claims nothing: it cannot send twice.
@@ -288,7 +294,7 @@ class Splitter:
         if metadata.get("window", "").strip():
             window = _setting(metadata, "window", "seconds", 1, MAX_WINDOW_SECONDS)
         Schedule(cps, window)  # validates
-        return replace(job, cps=cps, window_seconds=window)
+        return Carry.of_metadata(metadata).on_job(replace(job, cps=cps, window_seconds=window))
 
     def _manifest(self, bucket: str, key: str, metadata: dict[str, str]) -> JobParams:
         """The job-wide parameters of the file's manifest; none when it has none beside it."""
@@ -315,6 +321,7 @@ class Splitter:
         schedule = Schedule(job.cps, job.window_seconds)
         settings = self._settings
         rows = valid = rejected = chunks = 0
+        cost = CostEstimate(PriceTable.load())
         chunk = SpooledFile()
         rejects = SpooledFile()
         rejects.write_row(["row", "reason"])
@@ -339,13 +346,17 @@ class Splitter:
             chunks += 1
 
         try:
-            for item in checked_rows(stream, fmt, settings.default_region, params):
+            for item in checked_rows(
+                stream, fmt, settings.default_region, params, Carry.of_job(job)
+            ):
                 rows += 1
                 if isinstance(item, Rejected):
                     reject(item.number, item.reason)
                     continue
                 request = item.request
-                row = ChunkRow(item.number, request.api, request.params, schedule.offset(valid))
+                cost.add(request)
+                offset = schedule.offset(valid)
+                row = ChunkRow(item.number, request.api, request.params, offset, request.carried)
                 chunk.write_line(json.dumps(row.to_json(), separators=(",", ":")))
                 valid += 1
                 if chunk.lines == schedule.chunk_size:
@@ -359,4 +370,4 @@ class Splitter:
         finally:
             chunk.close()
             rejects.close()
-        return Counts(rows=rows, valid=valid, rejected=rejected, chunks=chunks)
+        return Counts(rows=rows, valid=valid, rejected=rejected, chunks=chunks, cost=cost)

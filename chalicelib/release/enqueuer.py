@@ -36,6 +36,7 @@ class Enqueuer:
                 params=r.params,
                 due_at=start + r.offset,
                 job_start=start,
+                carried=r.carried,
             )
             for r in rows
         )

@@ -30,6 +30,7 @@ def cancelled_envelope(row: QueuedRow, now: float) -> dict[str, Any]:
         attempt=row.attempt,
         outcome="failed",
         request=row.params,
+        carried=row.carried,
         result=no_call,
         due_at=row.due_at,
         error_name=CANCELLED,

@@ -124,6 +124,7 @@ def _envelope(
         attempt=row.attempt,
         outcome=outcome,
         request=row.params,
+        carried=row.carried,
         result=result,
         due_at=due_at,
     )

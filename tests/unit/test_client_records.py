@@ -118,17 +118,31 @@ cells = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_siz
             st.sampled_from(["sent", "failed", "rejected"]),
             st.one_of(st.none(), st.integers(20000, 99999), st.just("cancelled")),
             cells,
+            st.none() | cells,
+            st.none() | cells,
         ),
         max_size=8,
     )
 )
 def test_parse_outcomes_reads_back_what_the_reconciler_writes(rows: list[tuple]) -> None:  # type: ignore[type-arg]
     written = [
-        RowOutcome(row=n, to=to, api=api, outcome=outcome, error_code=code, sid=sid, reason=None)
-        for n, (to, api, outcome, code, sid) in enumerate(rows, 1)
+        RowOutcome(
+            row=n,
+            to=to,
+            api=api,
+            outcome=outcome,
+            error_code=code,
+            sid=sid,
+            reason=None,
+            carried={
+                **({"reference": ref} if ref is not None else {}),
+                **({"Name, kept": kept} if kept is not None else {}),
+            },
+        )
+        for n, (to, api, outcome, code, sid, ref, kept) in enumerate(rows, 1)
     ]
     text = io.StringIO(newline="")
-    write_outcomes_csv(text, written)
+    write_outcomes_csv(text, written, ["Name, kept"])
     read = list(parse_outcomes(io.StringIO(text.getvalue(), newline="")))
     assert read == [
         Outcome(
@@ -139,9 +153,17 @@ def test_parse_outcomes_reads_back_what_the_reconciler_writes(rows: list[tuple])
             None if o.error_code is None else str(o.error_code),
             o.sid,
             None,
+            o.carried.get("reference"),
+            {k: v for k, v in o.carried.items() if k != "reference"},
         )
         for o in written
     ]
+
+
+def test_parse_outcomes_reads_a_file_written_before_references() -> None:
+    old = "row,to,api,outcome,error_code,sid,reason\r\n1,+14155550100,messages,sent,,SM1,\r\n"
+    (read,) = parse_outcomes(io.StringIO(old, newline=""))
+    assert (read.row, read.reference, read.kept) == (1, None, {})
 
 
 def test_parse_rejects_reads_the_splitters_file_with_its_reasons_as_held() -> None:

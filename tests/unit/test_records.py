@@ -48,6 +48,10 @@ errors = st.one_of(
 )
 
 
+# The user's columns that travel with a row: any text, none at all most often.
+carried = st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=40), max_size=3)
+
+
 @st.composite
 def envelopes(draw: st.DrawFn, error: st.SearchStrategy[tuple[Any, ...]] = errors) -> Any:
     code, message, more_info, network_error, name = draw(error)
@@ -72,6 +76,7 @@ def envelopes(draw: st.DrawFn, error: st.SearchStrategy[tuple[Any, ...]] = error
         result=result,
         due_at=draw(times),
         error_name=name,
+        carried=draw(carried),
     )
 
 
@@ -192,6 +197,9 @@ def _timings(**changes: Any) -> dict[str, Any]:
         (_published(sid="SM1"), "sid disagree with the rest of the envelope .job job-1 row 4"),
         (_published(timings=_timings(lag_seconds=2.0)), "timings disagree"),
         (_published(error={"code": None, "message": None, "more_info": None}), "error disagree"),
+        (_published(carried={}), "carried is {}, not an object of strings"),
+        (_published(carried={"reference": 7}), "carried is .*, not an object of strings"),
+        (_published(carried=["x"]), "carried is .*, not an object of strings"),
     ],
 )
 def test_records_envelope_from_json_refuses_what_to_json_never_writes(
@@ -208,3 +216,26 @@ def test_records_envelope_from_json_reads_a_trimmed_request_only_when_marked() -
     assert ResponseEnvelope.from_json(_published(request=trimmed)).request == trimmed
     with pytest.raises(MalformedEnvelope, match="truncated_bytes is 70000"):
         ResponseEnvelope.from_json(_published(request={**trimmed, "truncated": "yes"}))
+
+
+def test_records_an_envelope_written_before_references_is_read_without_one() -> None:
+    old = _published()
+    assert "carried" not in old
+    assert ResponseEnvelope.from_json(old).carried == {}
+    assert ResponseEnvelope.from_json(old).to_json() == old
+
+
+@given(carried)
+def test_records_rows_carry_their_columns_through_chunk_queue_and_envelope(
+    columns: dict[str, str],
+) -> None:
+    from chalicelib.core.records import ChunkRow, QueuedRow
+
+    chunk = ChunkRow(3, "messages", {"To": "+14155550100"}, 1.5, columns)
+    assert ChunkRow.from_json(json.loads(json.dumps(chunk.to_json()))) == chunk
+    queued = QueuedRow("j", 3, "messages", chunk.params, 2.0, carried=columns)
+    assert QueuedRow.from_json(json.loads(json.dumps(queued.to_json()))) == queued
+    assert queued.retry(5.0, 1.0).carried == columns
+    # Never among the request's parameters: what is sent to Twilio.
+    assert queued.request.params == {"To": "+14155550100"}
+    assert ("carried" in queued.to_json()) == bool(columns)
