@@ -52,10 +52,10 @@ def plan(args: argparse.Namespace) -> int:
                 Schedule(args.cps, args.window),
                 senders,
                 default_region(),
-                JobParams(dict(args.params)),
-                args.preview,
-                prices,
-                carry,
+                params=JobParams(dict(args.params)),
+                preview_rows=args.preview,
+                prices=prices,
+                carry=carry,
             )
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None

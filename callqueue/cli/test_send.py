@@ -53,7 +53,7 @@ def test_requests(
     from chalicelib.intake.rows import Accepted, checked_rows
 
     found: list[tuple[int, CallRequest]] = []
-    for item in checked_rows(stream, fmt, default_region, params):
+    for item in checked_rows(stream, fmt, default_region, params=params):
         if isinstance(item, Accepted):
             found.append((item.number, readdressed(item.request, to)))
             if len(found) == rows:

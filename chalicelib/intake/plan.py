@@ -96,6 +96,7 @@ def plan(
     schedule: Schedule,
     senders: SenderLimits | None = None,
     default_region: str | None = None,
+    *,
     params: JobParams | None = None,
     preview_rows: int = DEFAULT_PREVIEW_ROWS,
     prices: PriceTable | None = None,
@@ -114,7 +115,7 @@ def plan(
         result.cost = CostEstimate(prices)
     if senders is not None and senders.enabled:
         result.senders = senders
-    for item in checked_rows(stream, fmt, default_region, params, carry):
+    for item in checked_rows(stream, fmt, default_region, params=params, carry=carry):
         result.rows += 1
         if not isinstance(item, Accepted):
             result.rejected += 1

@@ -74,6 +74,7 @@ def checked_rows(
     stream: ByteStream,
     fmt: Format,
     default_region: str | None = None,
+    *,
     params: JobParams | None = None,
     carry: Carry = DEFAULT_CARRY,
 ) -> Iterator[Accepted | Rejected]:

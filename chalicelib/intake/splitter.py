@@ -347,7 +347,7 @@ class Splitter:
 
         try:
             for item in checked_rows(
-                stream, fmt, settings.default_region, params, Carry.of_job(job)
+                stream, fmt, settings.default_region, params=params, carry=Carry.of_job(job)
             ):
                 rows += 1
                 if isinstance(item, Rejected):

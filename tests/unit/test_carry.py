@@ -24,7 +24,7 @@ def checked(
     records: list[dict[str, Any]], carry: Carry = DEFAULT_CARRY
 ) -> list[Accepted | Rejected]:
     body = "".join(json.dumps(r) + "\n" for r in records).encode()
-    return list(checked_rows(io.BytesIO(body), "jsonl", None, carry))
+    return list(checked_rows(io.BytesIO(body), "jsonl", None, carry=carry))
 
 
 @given(st.text(min_size=1, max_size=MAX_REFERENCE_CHARS))

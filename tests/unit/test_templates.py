@@ -205,13 +205,13 @@ def test_segments_are_counted_on_the_rendered_body(name: str) -> None:
 
 
 def rows_of(data: bytes, fmt: Any, params: JobParams) -> list[Accepted | Rejected]:
-    return list(checked_rows(io.BytesIO(data), fmt, None, params))
+    return list(checked_rows(io.BytesIO(data), fmt, None, params=params))
 
 
 def test_a_template_naming_a_column_a_csv_file_lacks_fails_at_its_first_row() -> None:
     params = JobParams({"From": FROM, "To": "{{phone}}", "Body": "Hi {{first_name}}"})
     data = b"phone,name,code\n+14155550100,Ada,1\n"
-    read = checked_rows(io.BytesIO(data * 1), "csv", None, params)
+    read = checked_rows(io.BytesIO(data * 1), "csv", None, params=params)
     with pytest.raises(
         MissingColumn, match=r"^column first_name is not in the file; it has: phone, name, code$"
     ):
