@@ -44,6 +44,8 @@ def test_stage_add_makes_a_complete_stage_and_changes_only_its_lines(
     assert stage["environment_variables"] == {
         "CALLQUEUE_STAGE": "eu-2",
         "TWILIO_CREDENTIALS": credentials,
+        # Powertools' Tracer runs where X-Ray is on, as in the stage it is modelled on.
+        "POWERTOOLS_TRACE_DISABLED": "false" if xray else "true",
     }
     assert set(stage["lambda_functions"]) == set(infra.policy_sources(project))
     for function, own in stage["lambda_functions"].items():
