@@ -65,37 +65,39 @@ def add_commands(sub: Commands) -> None:
         metavar="A,B",
         help="more of your columns to keep in outcomes.csv, never sent to Twilio",
     )
-    _command(submit, submit_files)
+    stack_options(submit, submit_files)
 
     jobs = sub.add_parser("jobs", help="a deployed stack's most recent jobs")
     jobs.add_argument("--limit", type=arguments.positive, default=20, help="1..100 (default 20)")
     jobs.add_argument("--json", action="store_true", help="print the API's JSON")
-    _command(jobs, list_jobs)
+    stack_options(jobs, list_jobs)
 
     status = sub.add_parser("status", help="a job's state, counts, rate and ETA")
     status.add_argument("job_id", metavar="JOB")
     status.add_argument("--json", action="store_true", help="print the API's JSON")
-    _command(status, job_status)
+    stack_options(status, job_status)
 
     for action, what in (("pause", "stop calling a job's rows"), ("cancel", "end a job")):
         steer = sub.add_parser(action, help=what)
         steer.add_argument("job_id", metavar="JOB")
-        _command(steer, functools.partial(steer_job, action))
+        stack_options(steer, functools.partial(steer_job, action))
 
     resume = sub.add_parser(
         "resume", help="continue a paused job (the environment's stack without --stage/--api-url)"
     )
     resume.add_argument("job_id", metavar="JOB")
-    _command(resume, resume_job, required=False)
+    stack_options(resume, resume_job, required=False)
 
     for report in ("outcomes", "rejects"):
         fetch = sub.add_parser(report, help=f"a job's {report}.csv (to stdout, or -o FILE)")
         fetch.add_argument("job_id", metavar="JOB")
         fetch.add_argument("-o", "--output", type=Path, help="write it here")
-        _command(fetch, functools.partial(fetch_report, report))
+        stack_options(fetch, functools.partial(fetch_report, report))
 
 
-def _command(parser: argparse.ArgumentParser, command: Command, *, required: bool = True) -> None:
+def stack_options(
+    parser: argparse.ArgumentParser, command: Command, *, required: bool = True
+) -> None:
     """The options that name the stack, and the command run with the client's errors as one
     line each."""
     where = parser.add_argument_group("the stack")
@@ -127,7 +129,7 @@ def _run(command: Command, required: bool, args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
 
 
-def _client(args: argparse.Namespace) -> Client:
+def client_of(args: argparse.Namespace) -> Client:
     from callqueue.client import Client
 
     return Client(args.stage, api_url=args.api_url, api_key=args.api_key, auth=args.auth)
@@ -139,7 +141,7 @@ def _client(args: argparse.Namespace) -> Client:
 def submit_files(args: argparse.Namespace) -> int:
     for path in args.files:
         readable(path)
-    client = _client(args)
+    client = client_of(args)
     jobs: list[tuple[Job, Path]] = []
     for index, path in enumerate(args.files, 1):
         name = args.name if not args.name or len(args.files) == 1 else f"{args.name}-{index}"
@@ -245,7 +247,7 @@ def _see(jobs: Sequence[tuple[Job, Path]], args: argparse.Namespace) -> str:
 
 
 def list_jobs(args: argparse.Namespace) -> int:
-    summaries = _client(args).jobs(args.limit)
+    summaries = client_of(args).jobs(args.limit)
     if args.json:
         print(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2))
         return EXIT_OK
@@ -260,7 +262,7 @@ def list_jobs(args: argparse.Namespace) -> int:
 
 
 def job_status(args: argparse.Namespace) -> int:
-    status = _client(args).job(args.job_id).status()
+    status = client_of(args).job(args.job_id).status()
     if args.json:
         print(json.dumps(dict(status.raw), indent=2))
     else:
@@ -269,7 +271,7 @@ def job_status(args: argparse.Namespace) -> int:
 
 
 def steer_job(action: str, args: argparse.Namespace) -> int:
-    job = _client(args).job(args.job_id)
+    job = client_of(args).job(args.job_id)
     state = {"pause": job.pause, "cancel": job.cancel, "resume": job.resume}[action]()
     print(f"{args.job_id}: {state}")
     return EXIT_OK
@@ -287,7 +289,7 @@ def resume_job(args: argparse.Namespace) -> int:
 
 
 def fetch_report(report: str, args: argparse.Namespace) -> int:
-    job = _client(args).job(args.job_id)
+    job = client_of(args).job(args.job_id)
     if args.output is None:
         job.download("outcomes" if report == "outcomes" else "rejects", sys.stdout.buffer)
         sys.stdout.buffer.flush()

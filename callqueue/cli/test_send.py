@@ -1,15 +1,20 @@
 """`callqueue test-send FILE --to NUMBER`: the first rows of a campaign, rendered as they would
-be sent, sent to the user's own number only, through the Twilio emulator on this machine.
+be sent, sent to the user's own number only: through the Twilio emulator on this machine, or,
+with `--stage`/`--api-url`, through a deployed stack as a job of its own.
 
-A test send is no job: nothing is written to a stack, so it is never counted as the campaign,
-and the same file still sends in full later (no content is claimed). Each row keeps every
-parameter but its recipient: `To` (a WhatsApp address stays one), or Lookup's `PhoneNumber`,
-becomes the number given.
+Locally a test send is no job: nothing is written to a stack. On a stack it is a separate job
+named `test-<file>` holding only the rendered test rows (each already addressed to NUMBER),
+sent with `resend`, so it is never counted as the campaign and claims nothing of the campaign's
+content: the file still sends in full later. Each row keeps every parameter but its recipient:
+`To` (a WhatsApp address stays one), or Lookup's `PhoneNumber`, becomes the number given.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -38,7 +43,10 @@ def add_test_send(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--rows", type=arguments.positive, default=1, help=f"how many rows, 1..{MAX_TEST_ROWS}"
     )
     test.add_argument("--requests-log", type=Path, help="JSON Lines log of emulator requests")
-    test.set_defaults(command=test_send)
+    from callqueue.cli import remote
+
+    # --stage/--api-url send through a deployed stack; without them, the local emulator.
+    remote.stack_options(test, test_send, required=False)
 
 
 def test_requests(
@@ -93,7 +101,26 @@ def test_send(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.file}: {error}") from None
     if not chosen:
         raise UsageError(f"{args.file}: no valid row to send (`callqueue plan` says why)")
+    if args.stage or args.api_url or os.environ.get("CALLQUEUE_API_URL"):
+        return _send_to_stack(args, chosen)
     return _send(chosen, args.requests_log)
+
+
+def _send_to_stack(args: argparse.Namespace, chosen: list[tuple[int, CallRequest]]) -> int:
+    """The rendered rows as a job of their own on the stack, named for a test."""
+    from callqueue.cli import remote
+
+    stem = args.file.stem
+    with tempfile.TemporaryDirectory() as work:
+        rows = Path(work) / f"{stem}.jsonl"
+        with rows.open("w", encoding="utf-8") as out:
+            for _, request in chosen:
+                out.write(json.dumps({"api": request.api, **request.params}) + "\n")
+        job = remote.client_of(args).submit(rows, name=f"test-{stem}", resend=True)
+    for position, (number, request) in enumerate(chosen, start=1):
+        print(f"test row {number} ({request.api}) to {_recipient(request)}: job row {position}")
+    print(f"test job {job.job_id}: `callqueue status {job.job_id}` follows it")
+    return EXIT_OK
 
 
 def _send(chosen: list[tuple[int, CallRequest]], requests_log: Path | None) -> int:

@@ -299,7 +299,7 @@ def cli(gateway: InProcessApi, monkeypatch: pytest.MonkeyPatch) -> None:
     """The commands' client talks to the app in this process (through the key check)."""
     from callqueue.cli import remote as remote_commands
 
-    monkeypatch.setattr(remote_commands, "_client", lambda args: remote(gateway))
+    monkeypatch.setattr(remote_commands, "client_of", lambda args: remote(gateway))
 
 
 def test_cli_status_and_jobs_show_the_job(
@@ -400,3 +400,29 @@ def test_wait_gives_up_on_a_job_that_never_appears_and_on_its_timeout(
     with pytest.raises(WaitTimeout, match=rf"^job {job.job_id} is still (running|released) after"):
         job.wait(poll=3, timeout=10)
     assert fake.slept == [3, 3, 3, 3]
+
+
+def test_cli_test_send_to_a_stack_is_a_job_of_its_own_with_only_the_rendered_rows(
+    stack: Stack, cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A campaign's first rows, rendered and readdressed to the user's number, travel as their
+    own `test-` job: the campaign file is not uploaded and can still be sent in full."""
+    from callqueue.cli import main
+
+    campaign = tmp_path / "customers.csv"
+    campaign.write_text("phone,name\n+14155550101,Ada\n+14155550102,Émile 🚀\n+14155550103,Bo\n")
+    argv = ["test-send", str(campaign), "--to", "+1 (415) 555-0199", "--rows", "2"]
+    argv += ["--param", f"From={VALID_FROM}", "--param", "To={{phone}}"]
+    argv += ["--param", "Body=Hi {{name}}", "--api-url", API]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "test row 1 (messages) to +14155550199: job row 1" in out
+    assert "test row 2 (messages) to +14155550199: job row 2" in out
+    key = uploaded_key(stack)
+    assert key.rsplit("/", 1)[-1].startswith("test-customers")
+    body = stack.s3.get_object(Bucket=stack.env["SOURCE_BUCKET"], Key=key)["Body"].read()
+    sent = [json.loads(line) for line in body.decode().splitlines()]
+    assert sent == [
+        {"api": "messages", "From": VALID_FROM, "To": "+14155550199", "Body": "Hi Ada"},
+        {"api": "messages", "From": VALID_FROM, "To": "+14155550199", "Body": "Hi Émile 🚀"},
+    ]
