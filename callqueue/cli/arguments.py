@@ -104,3 +104,22 @@ def column_names(text: str) -> tuple[str, ...]:
     if not all(names):
         raise argparse.ArgumentTypeError(f"{text!r} has an empty column name")
     return names
+
+
+def add_carry(parser: argparse.ArgumentParser, *, reference: str | None = "reference") -> None:
+    """--reference-column and --keep-columns: the user's columns kept with each row's outcome,
+    never sent. `reference`: the default column (None: the stack's own default applies)."""
+    parser.add_argument(
+        "--reference-column",
+        default=reference,
+        metavar="NAME",
+        help="the column of your own id for each row, kept in the outcomes, never sent "
+        "(default: reference)",
+    )
+    parser.add_argument(
+        "--keep-columns",
+        type=column_names,
+        default=(),
+        metavar="A,B",
+        help="more of your columns to keep in the outcomes, never sent to Twilio",
+    )

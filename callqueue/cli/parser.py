@@ -122,7 +122,7 @@ def _add_file_commands(sub: Commands) -> None:
         type=Path,
         help="a price table (JSON, as chalicelib/core/prices.json) for the cost estimate",
     )
-    _carry_arguments(plan)
+    arguments.add_carry(plan)
     plan.set_defaults(command=files.plan)
 
 
@@ -132,7 +132,7 @@ def _add_local_commands(sub: Commands) -> None:
     _rate_arguments(run)
     _local_arguments(run)
     arguments.add_params(run)
-    _carry_arguments(run)
+    arguments.add_carry(run)
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument(
         "--rejects", type=Path, help="write every rejected row here (CSV: job_id,row,reason)"
@@ -264,23 +264,6 @@ def _rate_arguments(parser: argparse.ArgumentParser) -> None:
         type=arguments.window,
         default=900,
         help="seconds of calls per chunk, 1..900 (default 900, SQS's delay ceiling)",
-    )
-
-
-def _carry_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--reference-column",
-        default="reference",
-        metavar="NAME",
-        help="the column of your own id for each row, kept in the outcomes, never sent "
-        "(default: reference)",
-    )
-    parser.add_argument(
-        "--keep-columns",
-        type=arguments.column_names,
-        default=(),
-        metavar="A,B",
-        help="more of your columns to keep in the outcomes, never sent to Twilio",
     )
 
 

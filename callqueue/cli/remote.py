@@ -55,16 +55,7 @@ def add_commands(sub: Commands) -> None:
     submit.add_argument(
         "--timeout", type=arguments.non_negative, help="stop watching after this many seconds"
     )
-    submit.add_argument(
-        "--reference-column", metavar="NAME", help="the column of your own id for each row"
-    )
-    submit.add_argument(
-        "--keep-columns",
-        type=arguments.column_names,
-        default=(),
-        metavar="A,B",
-        help="more of your columns to keep in outcomes.csv, never sent to Twilio",
-    )
+    arguments.add_carry(submit, reference=None)
     stack_options(submit, submit_files)
 
     jobs = sub.add_parser("jobs", help="a deployed stack's most recent jobs")

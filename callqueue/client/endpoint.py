@@ -29,7 +29,7 @@ import botocore.exceptions
 
 from callqueue.client.errors import ConnectionFailed, StackNotFound
 from callqueue.client.transport import Auth, region_of
-from callqueue.deploy.stack_outputs import stack_name
+from callqueue.deploy.stack_outputs import api_url_parameter, stack_name
 
 API_KEY_VARIABLE = "CALLQUEUE_API_KEY"
 URL_OUTPUTS = ("EndpointURL", "ApiUrl")
@@ -39,11 +39,6 @@ AUTHS: tuple[Auth, ...] = ("api_key", "iam", "none")
 OutputsReader = Callable[[str], Mapping[str, str]]
 # A stage's API URL as its deployment recorded it, or None.
 ApiUrlReader = Callable[[str], str | None]
-
-
-def api_url_parameter(stage: str) -> str:
-    """The SSM parameter `callqueue deploy` keeps the stage's REST API URL in."""
-    return f"/callqueue/{stage}/api-url"
 
 
 @dataclass(frozen=True)
