@@ -67,6 +67,8 @@ class SendWindow:
     days: frozenset[int] = field(default=ALL_DAYS)
 
     def __post_init__(self) -> None:
+        # A set given for days would make the frozen window unhashable.
+        object.__setattr__(self, "days", frozenset(self.days))
         whole = [
             t.second == t.microsecond == 0 and t.tzinfo is None for t in (self.start, self.end)
         ]

@@ -236,6 +236,12 @@ def test_send_window_refuses_impossible_values(
         SendWindow(start, end, days)
 
 
+def test_send_window_keeps_days_frozen() -> None:
+    send = SendWindow(datetime.time(8), datetime.time(9), {0, 1})  # type: ignore[arg-type]
+    assert send.days == frozenset({0, 1})
+    assert hash(send) == hash(window("08:00", "09:00", frozenset({0, 1})))
+
+
 # Zones
 
 
