@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.core.metering import SenderLimits
 from chalicelib.errors import CallqueueError
@@ -128,6 +129,10 @@ class Settings:
     # The region phone numbers typed in national format are read in ("US": "(415) 555-0100" is
     # +14155550100); None: such numbers are rejected, with a reason that says to set it.
     default_region: str | None = None
+    # Rows all jobs together may release in one day (None: no limit), and the zone whose
+    # midnight starts a day for it and for a job's max_per_day.
+    account_daily_limit: int | None = None
+    account_time_zone: str = "UTC"
 
     def __post_init__(self) -> None:
         problems = self._out_of_range()
@@ -139,6 +144,15 @@ class Settings:
         problems = []
         if self.cps < 1:
             problems.append(f"CPS must be at least 1, got {self.cps}")
+        if self.account_daily_limit is not None and self.account_daily_limit < 0:
+            problems.append(
+                f"ACCOUNT_DAILY_LIMIT must be 0 (none) or more, got {self.account_daily_limit}"
+            )
+        if not _is_zone(self.account_time_zone):
+            problems.append(
+                f"ACCOUNT_TIME_ZONE must be an IANA time zone such as America/New_York, "
+                f"got {self.account_time_zone!r}"
+            )
         if not 1 <= self.window_seconds <= MAX_WINDOW_SECONDS:
             problems.append(
                 f"WINDOW_SECONDS must be 1..{MAX_WINDOW_SECONDS} (SQS's delay ceiling), "
@@ -308,6 +322,9 @@ class _Reader:
             "twilio_concurrency_limit": self.integer("TWILIO_CONCURRENCY_LIMIT", 0) or None,
             "results_page_size": self.integer("RESULTS_PAGE_SIZE", 0) or None,
             "default_region": env.get("DEFAULT_REGION", "").strip().upper() or None,
+            # 0 or unset: no daily limit.
+            "account_daily_limit": self.integer("ACCOUNT_DAILY_LIMIT", 0) or None,
+            "account_time_zone": env.get("ACCOUNT_TIME_ZONE", "").strip() or "UTC",
         }
 
     def integer(self, name: str, default: int) -> int:
@@ -337,3 +354,11 @@ class _Reader:
                 return choice
         self.problems.append(f"{name} must be {' or '.join(map(repr, choices))}, got {raw!r}")
         return choices[0]
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return True

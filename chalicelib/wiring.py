@@ -19,6 +19,7 @@ from chalice.app import ChaliceViewError
 from chalicelib.api.jobs import JobsApi
 from chalicelib.api.status import StatusCallbacks
 from chalicelib.aws.buckets import Bucket, Storage
+from chalicelib.aws.daily_counts import DailyCounts
 from chalicelib.aws.event_bus import EventPublisher
 from chalicelib.aws.jobs_table import JobStore
 from chalicelib.aws.results_table import ResultsTable
@@ -163,7 +164,16 @@ def release_loop() -> ReleaseLoop:
 @cache
 def releaser() -> Releaser:
     s = settings()
-    return Releaser(storage(), jobs(), s.holding_bucket, s.process_bucket, loop=release_loop())
+    return Releaser(
+        storage(),
+        jobs(),
+        s.holding_bucket,
+        s.process_bucket,
+        loop=release_loop(),
+        daily=DailyCounts(_client("dynamodb"), s.jobs_table),
+        daily_limit=s.account_daily_limit,
+        account_zone=s.account_time_zone,
+    )
 
 
 @cache

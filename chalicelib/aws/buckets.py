@@ -116,9 +116,16 @@ class Storage:
         )
 
     def release_chunk(
-        self, holding_bucket: str, process_bucket: str, key: str, **metadata: str
+        self,
+        holding_bucket: str,
+        process_bucket: str,
+        key: str,
+        *,
+        target: str | None = None,
+        **metadata: str,
     ) -> None:
-        """Copy a chunk into PROCESS, stamping the job's start time on it for the enqueuer.
+        """Copy a chunk into PROCESS (as `target`, else its own key), stamping on it what the
+        enqueuer needs: the job's start, and which of its rows go when.
 
         The copy asks for a CRC32 of its own: a chunk over 8 MB was uploaded in parts, and the
         enqueuer's read checks the whole object against the checksum it is served (moto served
@@ -126,7 +133,7 @@ class Storage:
         read of it failed at its end: docs/emulator-fidelity.md)."""
         self._s3.copy_object(
             Bucket=process_bucket,
-            Key=key,
+            Key=target or key,
             CopySource={"Bucket": holding_bucket, "Key": key},
             MetadataDirective="REPLACE",
             ContentType="application/x-ndjson",

@@ -31,6 +31,10 @@ _INTEGERS = {
     "responses",
     "loop_generation",
     "split_attempts",
+    "max_per_day",
+    "releases",
+    "chunk_rows",
+    "released_rows",
 }
 _TIMES = {
     "created_at",
@@ -41,6 +45,9 @@ _TIMES = {
     "progress_at",
     "cancelled_at",
     "stalled_since",
+    "start_at",
+    "next_slot_at",
+    "next_release_at",
 }
 _NUMBERS = _INTEGERS | _TIMES
 
@@ -196,6 +203,20 @@ class JobStore:
 
     def update_if(self, job_id: str, states: tuple[str, ...] | None, **changes: Any) -> None:
         """Set the given attributes (None removes one), if the job is in one of `states`."""
+        self._update(job_id, states, None, changes)
+
+    def record_release(self, job_id: str, made: int, **changes: Any) -> None:
+        """Set the given attributes if the job has made exactly `made` releases (the release
+        step's cursor moves once per release); StateChanged otherwise."""
+        self._update(job_id, None, made, changes)
+
+    def _update(
+        self,
+        job_id: str,
+        states: tuple[str, ...] | None,
+        releases: int | None,
+        changes: dict[str, Any],
+    ) -> None:
         sets: list[str] = []
         removes: list[str] = []
         names: dict[str, str] = {}
@@ -220,6 +241,14 @@ class JobStore:
                 values[f":s{j}"] = {"S": state}
                 allowed.append(f":s{j}")
             condition += f" AND #state IN ({', '.join(allowed)})"
+        if releases is not None:
+            names["#releases"] = "releases"
+            values[":releases"] = {"N": str(releases)}
+            condition += " AND " + (
+                "(attribute_not_exists(#releases) OR #releases = :releases)"
+                if releases == 0
+                else "#releases = :releases"
+            )
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"job_id": {"S": job_id}},
@@ -232,9 +261,12 @@ class JobStore:
         try:
             self._db.update_item(**kwargs)
         except self._db.exceptions.ConditionalCheckFailedException:
-            if states is None:
+            if states is None and releases is None:
                 raise
-            raise StateChanged(f"job {job_id} is not {' or '.join(states)}") from None
+            expected = " or ".join(states or ())
+            if releases is not None:
+                expected += f"{' with ' if expected else ''}{releases} releases made"
+            raise StateChanged(f"job {job_id} is not {expected}") from None
 
 
 class StateChanged(CallqueueError):

@@ -1,9 +1,12 @@
 """A job's record, its states and the moves between them: the one place they are written down.
 
-    splitting -> running | completed (nothing to send) | failed | duplicate
+    splitting -> scheduled (its start is later) | running | completed (nothing to send)
+                 | failed | duplicate
+    scheduled -> running (its start came) | paused | cancelled | failed
     running   -> released (every chunk out) | paused | cancelled | failed
     released  -> completed (every row has its outcome) | paused | cancelled
-    paused    -> running | released (resumed) | cancelled | completed (every row ended anyway)
+    paused    -> scheduled | running | released (resumed) | cancelled
+                 | completed (every row ended anyway)
     cancelled, completed, failed, duplicate: final (a cancelled job still gets its outcomes.csv)
 
 The groups other modules use (SENDING for what a pause stops, CANCELLABLE, FINAL, ...) are
@@ -22,6 +25,8 @@ from chalicelib.core.records import FINAL_OUTCOMES
 
 JobState = Literal[
     "splitting",
+    # Split and planned; nothing is released before its start (start_at).
+    "scheduled",
     "running",
     "released",
     "paused",
@@ -33,10 +38,11 @@ JobState = Literal[
 ]
 
 TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
-    "splitting": frozenset({"running", "completed", "failed", "duplicate"}),
+    "splitting": frozenset({"scheduled", "running", "completed", "failed", "duplicate"}),
+    "scheduled": frozenset({"running", "paused", "cancelled", "failed"}),
     "running": frozenset({"released", "paused", "cancelled", "failed"}),
     "released": frozenset({"completed", "paused", "cancelled"}),
-    "paused": frozenset({"running", "released", "cancelled", "completed"}),
+    "paused": frozenset({"scheduled", "running", "released", "cancelled", "completed"}),
     "cancelled": frozenset(),
     "completed": frozenset(),
     "failed": frozenset(),
@@ -58,11 +64,13 @@ FINAL: Final = tuple(state for state, targets in TRANSITIONS.items() if not targ
 # The sender calls none of these jobs' rows (a paused job's wait; a cancelled job's end).
 HELD: Final[tuple[JobState, ...]] = ("paused", "cancelled")
 # Jobs whose release loop has chunks to release (a cancelled job's are released at once).
-LOOPING: Final[tuple[JobState, ...]] = ("running", "paused", "cancelled")
+LOOPING: Final[tuple[JobState, ...]] = ("scheduled", "running", "paused", "cancelled")
 # Jobs whose rows are expected to keep settling: the reconciler flags one whose count stops.
 SETTLING: Final[tuple[JobState, ...]] = ("running", "released", "cancelled")
 # Jobs the reconciler looks at: not final, and a cancelled job until its outcomes are written.
-ACTIVE: Final[tuple[JobState, ...]] = ("splitting", "running", "released", "paused")
+ACTIVE: Final[tuple[JobState, ...]] = ("splitting", "scheduled", "running", "released", "paused")
+# Jobs whose release loop releases rows when their time comes.
+RELEASING: Final[tuple[JobState, ...]] = ("scheduled", "running")
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,29 @@ class Job:
     keep_columns: str | None = None
     # The splitter's estimate of what the valid rows cost (CostEstimate.summary, as JSON).
     estimated_cost: str | None = None
+    # When the job was asked to start (None: as soon as it is split); the release loop releases
+    # nothing before it.
+    start_at: float | None = None
+    # The send window in each recipient's local time (chalicelib.core.windows.SendWindow.spec),
+    # and how many rows it may release in one day of the account's time zone.
+    send_window: str | None = None
+    send_days: str | None = None
+    max_per_day: int | None = None
+    # The release cursor (chalicelib.core.slices): the row groups with their chunks and how many
+    # rows of each are out (JSON), how many releases were made, when the next released row is
+    # due at the earliest, and when the loop next releases (for the status's next window).
+    groups: str | None = None
+    # Rows in a full chunk (the window's rows at the rate the job was split at).
+    chunk_rows: int = 0
+    releases: int = 0
+    released_rows: int = 0
+    next_slot_at: float | None = None
+    next_release_at: float | None = None
+    # Rows released per day of the account's time zone (JSON, the last few days).
+    day_counts: str | None = None
+    # Rate changes of a running job (JSON [[at, old cps, new cps], ...]): the sender re-times
+    # rows released before a change by them (chalicelib.core.pace).
+    rate_changes: str | None = None
 
 
 def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:

@@ -180,12 +180,24 @@ def _days_text(days: frozenset[int]) -> str:
 
 
 def zones_of_number(e164: str) -> tuple[str, ...]:
-    """IANA zones a number may be in, sorted; () when phonenumbers knows none or cannot parse it."""
+    """IANA zones a number may be in, sorted: its own, else its country's (a number outside the
+    ranges libphonenumber maps, such as a test range, is somewhere in its country); () when
+    phonenumbers knows none or cannot parse it."""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return ()
-    zones = phone_timezones.time_zones_for_number(number)
+    zones = _known(phone_timezones.time_zones_for_number(number))
+    if not zones:
+        # time_zones_for_number answers Unknown for a number that is not valid (a test or
+        # drama range); the country's zones are libphonenumber's own fallback for numbers it
+        # cannot place, kept in this module-private function of its timezone module.
+        country = phone_timezones._country_level_time_zones_for_number(number)
+        zones = _known(country)
+    return zones
+
+
+def _known(zones: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted({z for z in zones if z != phone_timezones.UNKNOWN_TIMEZONE}))
 
 

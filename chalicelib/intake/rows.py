@@ -21,6 +21,7 @@ from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 from chalicelib.intake.validation.templates import FileColumns, JobParams
+from chalicelib.intake.zoning import time_zone_of
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 class Accepted:
     number: int
     request: CallRequest
+    # The row's `time_zone` column as given (checked only when the job has a send window).
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,4 +122,4 @@ def _checked(
         return Rejected(number, f"could not be read: {type(error).__name__}")
     if size > MAX_ROW_BYTES:
         return Rejected(number, too_large_reason(size))
-    return Accepted(number, request)
+    return Accepted(number, request, time_zone_of(fields))

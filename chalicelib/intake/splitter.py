@@ -39,12 +39,17 @@ from chalicelib.core.job_details import cost_fields
 from chalicelib.core.jobs import SENDING, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.schedule import Schedule
+from chalicelib.core.slices import Group, groups_json
+from chalicelib.core.windows import SendWindow
 from chalicelib.intake.carry import Carry
+from chalicelib.intake.chunking import ChunkWriter
 from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
 from chalicelib.intake.manifest import MAX_MANIFEST_BYTES, is_manifest, manifest_key, read_manifest
 from chalicelib.intake.parsing import ByteStream, FileFormatError, Format, detect_format
-from chalicelib.intake.rows import Rejected, checked_rows
+from chalicelib.intake.rows import Accepted, Rejected, checked_rows
+from chalicelib.intake.timing import JobTiming
 from chalicelib.intake.validation.templates import JobParams
+from chalicelib.intake.zoning import ZoneRejected, checked_zones
 from chalicelib.observability import Metrics, bound
 from chalicelib.release.releaser import LoopState
 from chalicelib.release.state_machine import ReleaseLoop
@@ -127,6 +132,8 @@ class Counts:
     chunks: int
     # What the valid rows will cost, by the shipped price table.
     cost: CostEstimate | None = None
+    # The valid rows' groups by time zones, with their chunks (chalicelib.core.slices).
+    groups: tuple[Group, ...] = ()
 
 
 class Splitter:
@@ -186,7 +193,12 @@ class Splitter:
         params = JobParams()
         try:
             job = self._with_overrides(job, metadata)
-            params = self._manifest(bucket, key, metadata)
+            params, timing = self._manifest(bucket, key, metadata)
+            job = (
+                JobTiming.of(metadata, job.created_at)
+                .merged(timing, "metadata and manifest")
+                .on_job(job)
+            )
         except ConfigError as error:
             invalid = str(error)
         try:
@@ -251,10 +263,24 @@ class Splitter:
                 holder = self._claims.claim(claimed, me, now)
                 if holder is not None:
                     return self._duplicate(job, holder, counted)
-        # The first chunk is released now; its first row is due once the release lead has passed.
-        started = self._clock() + Schedule(job.cps, job.window_seconds).lead_seconds
-        state = "running" if counts.chunks else "completed"
-        self._jobs.update(job_id, **counted, started_at=started, state=state, error=None)
+        # The first chunk is released now (or before the job's start, when that is later); its
+        # first row is due once the release lead has passed.
+        lead = Schedule(job.cps, job.window_seconds).lead_seconds
+        started = max(self._clock() + lead, job.start_at or 0.0)
+        state = "completed"
+        if counts.chunks:
+            state = "scheduled" if started > self._clock() + lead else "running"
+        self._jobs.update(
+            job_id,
+            **counted,
+            groups=groups_json(counts.groups),
+            chunk_rows=Schedule(job.cps, job.window_seconds).chunk_size,
+            started_at=started,
+            next_slot_at=started,
+            next_release_at=started - lead,
+            state=state,
+            error=None,
+        )
         job = self._jobs.get(job_id) or job
         self._resume(job)
         log.info(
@@ -296,20 +322,22 @@ class Splitter:
         Schedule(cps, window)  # validates
         return Carry.of_metadata(metadata).on_job(replace(job, cps=cps, window_seconds=window))
 
-    def _manifest(self, bucket: str, key: str, metadata: dict[str, str]) -> JobParams:
-        """The job-wide parameters of the file's manifest; none when it has none beside it."""
+    def _manifest(
+        self, bucket: str, key: str, metadata: dict[str, str]
+    ) -> tuple[JobParams, JobTiming]:
+        """The job-wide parameters and timing of the file's manifest; none when it has none."""
         where, named = manifest_key(key, metadata)
         data = self._storage.read_small(bucket, where, MAX_MANIFEST_BYTES)
         if data is None:
             if named:
                 raise ConfigError(f"x-amz-meta-manifest names {where}, which is not in {bucket}")
-            return JobParams()
-        return read_manifest(data, where)
+            return JobParams(), JobTiming()
+        return read_manifest(data, where, self._clock())
 
     def _resume(self, job: Job) -> None:
         if job.state in SENDING and job.started_at is not None:
-            schedule = Schedule(job.cps, job.window_seconds)
-            first = LoopState.first(job.job_id, job.chunks, job.started_at, schedule)
+            lead = Schedule(job.cps, job.window_seconds).lead_seconds
+            first = LoopState.first(job, now=self._clock(), lead=lead)
             self._loop.start(job.job_id, first.to_json())
 
     def _fail(self, job: Job, reason: str) -> Job:
@@ -320,54 +348,58 @@ class Splitter:
     def _write_chunks(self, job: Job, stream: ByteStream, fmt: Format, params: JobParams) -> Counts:
         schedule = Schedule(job.cps, job.window_seconds)
         settings = self._settings
-        rows = valid = rejected = chunks = 0
+        window = SendWindow.parse(job.send_window, job.send_days)
+        rows = valid = rejected = 0
         cost = CostEstimate(PriceTable.load())
-        chunk = SpooledFile()
         rejects = SpooledFile()
         rejects.write_row(["row", "reason"])
 
-        def reject(number: int, reason: str) -> None:
-            nonlocal rejected
-            rejected += 1
-            rejects.write_row([str(number), reason])
-
-        def flush_chunk() -> None:
-            nonlocal chunk, chunks
+        def put(number: int, chunk: SpooledFile) -> None:
+            key = chunk_key(job.job_id, number)
             self._storage.put_file(
                 settings.holding_bucket,
-                chunk_key(job.job_id, chunks),
+                key,
                 chunk,
                 "application/x-ndjson",
                 job_id=job.job_id,
-                chunk=str(chunks),
+                chunk=str(number),
             )
-            chunk.close()
-            chunk = SpooledFile()
-            chunks += 1
 
+        writer = ChunkWriter(put, schedule.chunk_size, job.cps)
         try:
-            for item in checked_rows(
+            for read in checked_rows(
                 stream, fmt, settings.default_region, params=params, carry=Carry.of_job(job)
             ):
                 rows += 1
+                item = read
+                zones: tuple[str, ...] = ()
+                if isinstance(item, Accepted) and window is not None:
+                    try:
+                        zones = checked_zones(item.request, item.time_zone, window)
+                    except ZoneRejected as error:
+                        item = Rejected(item.number, str(error))
                 if isinstance(item, Rejected):
-                    reject(item.number, item.reason)
+                    rejected += 1
+                    rejects.write_row([str(item.number), item.reason])
                     continue
                 request = item.request
                 cost.add(request)
-                offset = schedule.offset(valid)
-                row = ChunkRow(item.number, request.api, request.params, offset, request.carried)
-                chunk.write_line(json.dumps(row.to_json(), separators=(",", ":")))
+                row = ChunkRow(item.number, request.api, request.params, 0.0, request.carried)
+                writer.add(zones, item.number, row)
                 valid += 1
-                if chunk.lines == schedule.chunk_size:
-                    flush_chunk()
-            if chunk.lines:
-                flush_chunk()
+            groups = writer.finish()
             if rejected:
                 self._storage.put_file(
                     settings.reports_bucket, rejects_key(job.job_id), rejects, "text/csv"
                 )
         finally:
-            chunk.close()
+            writer.close()
             rejects.close()
-        return Counts(rows=rows, valid=valid, rejected=rejected, chunks=chunks, cost=cost)
+        return Counts(
+            rows=rows,
+            valid=valid,
+            rejected=rejected,
+            chunks=writer.chunks,
+            cost=cost,
+            groups=groups,
+        )

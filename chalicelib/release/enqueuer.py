@@ -5,11 +5,13 @@ A chunk is enqueued whole or the invocation fails: never half enqueued silently.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 
 from chalicelib.aws.buckets import Storage
 from chalicelib.aws.send_queue import SendQueue
-from chalicelib.core.records import QueuedRow
+from chalicelib.core.records import ChunkRow, QueuedRow
 from chalicelib.observability import Metrics, bound
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,11 @@ class Enqueuer:
                 row=r.row,
                 api=r.api,
                 params=r.params,
-                due_at=start + r.offset,
+                due_at=due_at,
                 job_start=start,
                 carried=r.carried,
             )
-            for r in rows
+            for r, due_at in _timed(rows, metadata, start)
         )
         with bound(job_id=job_id):
             try:
@@ -54,3 +56,18 @@ class Enqueuer:
             self._metrics.count("RowsEnqueued", count)
             self._metrics.flush()
         return count
+
+
+def _timed(
+    rows: Iterator[ChunkRow], metadata: dict[str, str], start: float
+) -> Iterator[tuple[ChunkRow, float]]:
+    """The run's rows with their times: `count` rows from row `first` of the chunk, the first
+    due `at`, one every 1/cps seconds (chalicelib.core.slices). A chunk released whole by an
+    earlier version carries no run: each row at the job's start plus its offset."""
+    if "at" not in metadata:
+        yield from ((r, start + r.offset) for r in rows)
+        return
+    first, count = int(metadata["first"]), int(metadata["count"])
+    at, cps = float(metadata["at"]), int(metadata["cps"])
+    for k, row in enumerate(itertools.islice(rows, first, first + count)):
+        yield row, at + k / cps

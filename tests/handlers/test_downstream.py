@@ -276,7 +276,7 @@ def test_release_of_a_paused_job_waits_and_releases_nothing(stack: Stack, client
 
     result = client.lambda_.invoke("release_chunk", state).payload
 
-    assert (result["chunk"], result["done"]) == (0, False)
+    assert (result["seq"], result["done"]) == (0, False)
     assert stack.s3.list_objects_v2(Bucket=stack.env["PROCESS_BUCKET"]).get("KeyCount") == 0
 
 

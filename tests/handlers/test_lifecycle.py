@@ -18,6 +18,7 @@ from chalicelib.aws.buckets import chunk_key
 from chalicelib.core.jobs import Job
 from chalicelib.core.records import ResponseEnvelope
 from chalicelib.core.schedule import iso_timestamp
+from chalicelib.core.slices import Group, groups_json
 from chalicelib.release.releaser import STEPS_PER_EXECUTION, LoopState
 from chalicelib.release.state_machine import execution_name, generation_of
 from downstream import wiring as sinks
@@ -42,8 +43,14 @@ def client(stack: Stack, tmp_path: Path) -> Iterator[Client]:
 
 
 def make_job(job_id: str = "calls-0123456789ab", state: str = "running", **fields: Any) -> Job:
-    """A job stored in the jobs table: 2 rows, created and started now."""
+    """A job stored in the jobs table: 2 rows, created and started now. Given `chunks`, its
+    release cursor is one group of that many one-row chunks, `released_chunks` of them out in
+    as many releases."""
     now = {"created_at": time.time(), "rows": 2, "valid": 2, "started_at": time.time()}
+    if "chunks" in fields:
+        chunks, out = fields["chunks"], fields.get("released_chunks", 0)
+        group = Group((), tuple(range(chunks)), chunks, out)
+        now.update(groups=groups_json([group]), chunk_rows=1, releases=out)
     return stored_job(state, job_id=job_id, **{**now, **fields})
 
 
@@ -75,9 +82,7 @@ def executions(stack: Stack, job_id: str) -> dict[str, dict[str, Any]]:
 
 def waiting_loop(job_id: str, chunk: int, *, generation: int = 0) -> None:
     """A running loop execution for the job, waiting (an hour) to release `chunk`."""
-    state = LoopState(
-        job_id, chunk, 10, time.time(), 60, 10, next_at=iso_timestamp(time.time() + 3600)
-    )
+    state = LoopState(job_id, next_at=iso_timestamp(time.time() + 3600), seq=chunk)
     assert wiring.release_loop().start(
         job_id, {**state.to_json(), "generation": generation}, generation
     )
@@ -192,7 +197,7 @@ def test_lifecycle_resume_a_running_job_whose_loop_died_restarts_it_at_the_next_
     restarted = loops[execution_name("calls-0123456789ab", 1)]
     assert restarted["status"] == "RUNNING"
     # From the first chunk not recorded released: chunks 0-3 are never released again.
-    assert (restarted["input"]["chunk"], restarted["input"]["generation"]) == (4, 1)
+    assert (restarted["input"]["seq"], restarted["input"]["generation"]) == (4, 1)
     assert restarted["input"]["next_at"] != ""
     assert job().loop_generation == 1
     # A second resume finds the restarted loop alive.
@@ -228,7 +233,7 @@ def test_lifecycle_cancel_with_a_dead_loop_restarts_it_to_end_the_unreleased_row
 
     assert (status, body["state"], body["loop_restarted"]) == (200, "cancelled", True)
     restarted = executions(stack, "calls-0123456789ab")[execution_name("calls-0123456789ab", 1)]
-    assert restarted["input"]["chunk"] == 1
+    assert restarted["input"]["seq"] == 1
 
 
 # -- the loop continues as new before its history fills --------------------------------------
@@ -244,17 +249,17 @@ def test_lifecycle_a_6000_chunk_job_continues_as_new_within_the_history_limit(
         stack.s3.put_object(
             Bucket=stack.env["HOLDING_BUCKET"], Key=chunk_key(job_id, chunk), Body=b"{}\n"
         )
-    state = LoopState(job_id, 2998, 6000, start, 60, 10, steps=STEPS_PER_EXECUTION - 2)
+    state = LoopState(job_id, seq=2998, steps=STEPS_PER_EXECUTION - 2)
 
     after = wiring.releaser().release(state)
-    assert (after.chunk, after.steps, after.done) == (2999, STEPS_PER_EXECUTION - 1, False)
+    assert (after.seq, after.steps, after.done) == (2999, STEPS_PER_EXECUTION - 1, False)
     last = wiring.releaser().release(after)
 
-    assert (last.chunk, last.done, last.stopped) == (3000, True, "continued")
+    assert (last.seq, last.done, last.stopped) == (3000, True, "continued")
     loops = executions(stack, job_id)
     following = loops[execution_name(job_id, 1)]
     assert following["status"] == "RUNNING"
-    assert following["input"]["chunk"] == 3000
+    assert following["input"]["seq"] == 3000
     assert (following["input"]["steps"], following["input"]["generation"]) == (0, 1)
     assert following["input"]["next_at"] == last.next_at
     assert job(job_id).loop_generation == 1 and job(job_id).released_chunks == 3000
@@ -271,13 +276,13 @@ def test_lifecycle_a_paused_loop_continues_as_new_too(stack: Stack) -> None:
     # A day paused is 2,880 looks at 30 s: the same count of steps moves it on.
     job_id = "held-0123456789ab"
     make_job(job_id, state="paused", paused_at=time.time(), chunks=5, released_chunks=2)
-    state = LoopState(job_id, 2, 5, time.time(), 60, 10, steps=STEPS_PER_EXECUTION - 1)
+    state = LoopState(job_id, seq=2, steps=STEPS_PER_EXECUTION - 1)
 
     last = wiring.releaser().release(state)
 
-    assert (last.chunk, last.stopped) == (2, "continued")
+    assert (last.seq, last.stopped) == (2, "continued")
     following = executions(stack, job_id)[execution_name(job_id, 1)]
-    assert (following["input"]["chunk"], following["input"]["steps"]) == (2, 0)
+    assert (following["input"]["seq"], following["input"]["steps"]) == (2, 0)
 
 
 def test_lifecycle_loop_state_written_before_generations_reads_as_generation_zero() -> None:

@@ -213,7 +213,7 @@ def test_release_loop_releases_every_chunk_at_its_time(stack: Stack, client: Cli
 
     assert execution["status"] == "SUCCEEDED"
     output = json.loads(execution["output"])
-    assert (output["chunk"], output["chunks"], output["done"]) == (3, 3, True)
+    assert (output["seq"], output["done"]) == (3, True)
     listed = stack.s3.list_objects_v2(Bucket=stack.env["PROCESS_BUCKET"])["Contents"]
     assert sorted(o["Key"] for o in listed) == [
         f"jobs/{job_id}/chunk-0000{i}.jsonl" for i in range(3)

@@ -48,8 +48,9 @@ def test_every_state_is_reachable_from_splitting_and_every_job_can_end() -> None
 
 def test_the_groups_are_the_tables() -> None:
     assert set(FINAL) == {"completed", "failed", "cancelled", "duplicate"}
-    assert SENDING == sources_of("paused") == ("running", "released")
-    assert set(CANCELLABLE) == {"running", "released", "paused"}
+    assert SENDING == sources_of("paused") == ("scheduled", "running", "released")
+    # A scheduled job can be cancelled before its start: it then sends nothing.
+    assert set(CANCELLABLE) == {"scheduled", "running", "released", "paused"}
     assert set(ACTIVE) == STATES - set(FINAL) and not set(ACTIVE) & set(FINAL)
     assert set(HELD) | set(LOOPING) | set(SETTLING) <= STATES
     # Resuming goes back to sending; a paused job is never final.

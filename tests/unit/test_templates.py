@@ -248,7 +248,7 @@ def test_a_manifest_is_found_beside_its_file_or_by_name_and_read_strictly() -> N
     assert manifest_key("calls.csv", {"manifest": "m/one.json"}) == ("m/one.json", True)
     assert is_manifest("in/calls.csv.JOB.json") and not is_manifest("in/calls.json")
     params = JobParams({"Body": "Grüße {{name}} 🚀"})
-    assert read_manifest(manifest_bytes(params), "k").values == params.values
+    assert read_manifest(manifest_bytes(params), "k")[0].values == params.values
     for data, why in [
         (b"\xff", "not UTF-8 JSON"),
         (b"[]", "must be a JSON object"),

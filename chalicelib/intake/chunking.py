@@ -1,0 +1,64 @@
+"""A job's valid rows cut into chunks: one sequence of chunks per group of time zones (one group
+for a job without a send window), each in file order, numbered across groups in the order they
+fill. The release loop (chalicelib.core.slices) releases runs of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from chalicelib.aws.buckets import SpooledFile
+from chalicelib.core.records import ChunkRow
+from chalicelib.core.slices import Group
+
+
+class _Open:
+    def __init__(self) -> None:
+        self.file = SpooledFile()
+        self.rows = 0
+        self.chunks: list[int] = []
+
+
+class ChunkWriter:
+    """`put(number, file)` stores a full chunk; `size` rows make one."""
+
+    def __init__(self, put: Callable[[int, SpooledFile], None], size: int, cps: int) -> None:
+        self._put = put
+        self._size = size
+        self._cps = cps
+        self._groups: dict[tuple[str, ...], _Open] = {}
+        self.chunks = 0
+
+    def add(self, zones: tuple[str, ...], number: int, row: ChunkRow) -> None:
+        group = self._groups.get(zones)
+        if group is None:
+            group = self._groups[zones] = _Open()
+        # The offset is the row's place in its group at the job's rate when it was split; the
+        # release step gives each run its own times (chalicelib.release.releaser).
+        placed = ChunkRow(number, row.api, row.params, group.rows / self._cps, row.carried)
+        group.file.write_line(json.dumps(placed.to_json(), separators=(",", ":")))
+        group.rows += 1
+        if group.file.lines == self._size:
+            self._flush(group)
+
+    def _flush(self, group: _Open) -> None:
+        self._put(self.chunks, group.file)
+        group.file.close()
+        group.file = SpooledFile()
+        group.chunks.append(self.chunks)
+        self.chunks += 1
+
+    def finish(self) -> tuple[Group, ...]:
+        """Stores every partial chunk; the groups, in the order their first rows came."""
+        for group in self._groups.values():
+            if group.file.lines:
+                self._flush(group)
+        return tuple(
+            Group(zones=zones, chunks=tuple(g.chunks), rows=g.rows)
+            for zones, g in self._groups.items()
+        )
+
+    def close(self) -> None:
+        for group in self._groups.values():
+            group.file.close()
