@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from callqueue.local.faults import READ_KINDS, FaultSpec
+from chalicelib.intake.timing import JobTiming
 
 N = TypeVar("N", int, float)
 
@@ -122,4 +123,42 @@ def add_carry(parser: argparse.ArgumentParser, *, reference: str | None = "refer
         default=(),
         metavar="A,B",
         help="more of your columns to keep in the outcomes, never sent to Twilio",
+    )
+
+
+def add_timing(parser: argparse.ArgumentParser) -> None:
+    """--start-at, --send-window, --send-days and --max-per-day: when the job may send
+    (chalicelib.intake.timing). Kept as text here; `timing_of` reads them, so a bad value is
+    one line that names it."""
+    parser.add_argument(
+        "--start-at",
+        metavar="TIME",
+        help="start later: ISO 8601 with an offset (2026-12-07T09:00:00-05:00) or 'in 2h'; "
+        "nothing is sent before it",
+    )
+    parser.add_argument(
+        "--send-window",
+        metavar="HH:MM-HH:MM",
+        help="send only between these hours of each recipient's local time (08:00-21:00)",
+    )
+    parser.add_argument(
+        "--send-days",
+        metavar="DAYS",
+        help="send only on these local days (mon-fri, sat,sun)",
+    )
+    parser.add_argument(
+        "--max-per-day",
+        metavar="N",
+        help="at most N rows a day (a day of ACCOUNT_TIME_ZONE); the rest wait for the next",
+    )
+
+
+def timing_of(args: argparse.Namespace, now: float) -> JobTiming:
+    """The job's timing from the options (JobTiming.of's errors name the bad value)."""
+    return JobTiming.of(
+        {
+            name: getattr(args, name, None)
+            for name in ("start_at", "send_window", "send_days", "max_per_day")
+        },
+        now,
     )
