@@ -174,7 +174,7 @@ class Reconciler:
     def _check_stalled(self, job: Job, responses: int) -> bool:
         """A job whose count of responses has not moved for a while is flagged once."""
         now = self._clock()
-        if responses != job.progress or job.progress_at is None:
+        if responses != job.progress or job.progress_at is None or _waiting(job, now):
             self._jobs.update(job.job_id, progress=responses, progress_at=now)
             return False
         if job.stalled_at is not None or not is_stalled(
@@ -199,3 +199,14 @@ class Reconciler:
         )
         log.error("job %s stalled at %d responses, %d rows", job.job_id, responses, job.rows)
         return True
+
+
+def _waiting(job: Job, now: float) -> bool:
+    """Whether the job has answers for every row it released and its loop is waiting for a
+    later release (a send window that opens later, tomorrow's cap, a scheduled start): no
+    progress is expected until then, and the wait counts as progress."""
+    return (
+        job.next_release_at is not None
+        and job.next_release_at > now
+        and job.responses >= job.released_rows
+    )

@@ -402,3 +402,29 @@ def test_lifecycle_reconciler_flags_a_released_job_long_past_its_last_due_row(
 
     assert sinks.reconciler().run() == {"calls-0123456789ab": "stalled"}
     assert "no outcome yet" in (job().stalled_reason or "")
+
+
+def test_lifecycle_reconciler_leaves_a_job_waiting_for_its_send_window_and_flags_it_after(
+    stack: Stack,
+) -> None:
+    # Every released row answered, the loop waiting for tomorrow's window: hours without a
+    # response are not a stall.
+    quiet = time.time() - 4 * 3600
+    fields = {"rows": 5, "valid": 5, "responses": 2, "released_rows": 2, "progress": 2}
+    make_job(progress_at=quiet, next_release_at=time.time() + 6 * 3600, **fields)
+
+    assert sinks.reconciler().run() == {}
+    assert job().stalled_at is None and job().progress_at is not None
+    assert job().progress_at > quiet
+
+    # The same quiet with the loop due to have released already is a stall.
+    make_job("late-0123456789ab", progress_at=quiet, next_release_at=time.time() - 3600, **fields)
+    assert sinks.reconciler().run() == {"late-0123456789ab": "stalled"}
+    # And so is a row released and never answered, whatever the loop waits for.
+    make_job(
+        "lost-0123456789ab",
+        progress_at=quiet,
+        next_release_at=time.time() + 3600,
+        **{**fields, "released_rows": 3},
+    )
+    assert sinks.reconciler().run() == {"lost-0123456789ab": "stalled"}
