@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean bench-faults bench-rate
+.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows
 
 venv: $(STAMP)
 
@@ -38,6 +38,9 @@ bench-faults: venv
 
 bench-rate: venv
 	$(BIN)/python bench/rate.py
+
+bench-windows: venv
+	$(BIN)/python bench/windows.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
