@@ -23,8 +23,11 @@ def resume(jobs: JobStore, job_id: str, *, now: float) -> float:
     else:
         shift = now - job.paused_at
         state = "released" if job.released_chunks >= job.chunks else "running"
+    # The next slice follows the rows already out, which the pause moved; when every row out
+    # was due before the pause, the loop was waiting (a window, a cap) and nothing moves.
+    in_flight = job.next_slot_at is not None and job.next_slot_at > job.paused_at
     moved = {
-        name: value + shift
+        name: value + (shift if in_flight or job.releases == 0 else 0.0)
         for name in ("next_slot_at", "next_release_at")
         if (value := getattr(job, name)) is not None
     }

@@ -26,6 +26,7 @@ from chalicelib.core.jobs import Job
 from chalicelib.core.schedule import Schedule
 from chalicelib.intake.splitter import Splitter
 from chalicelib.release.releaser import LoopState, Releaser
+from chalicelib.release.resume import resume
 from tests.stack import Stack
 
 FROM = "+15005550006"
@@ -352,3 +353,75 @@ def test_a_time_zone_column_overrides_the_numbers_zones(stack: Stack) -> None:
 
     [row] = released(stack, job.job_id)
     assert local(row.due, "America/Chicago").hour == 9
+
+
+@pytest.mark.parametrize(
+    ("next_slot_at", "moved"),
+    [
+        # Rows out until 1,300 when paused at 1,000: the next slice follows them, 500 later.
+        (1_300.0, 1_800.0),
+        # Every row out was due before the pause: the loop waits for a window opening at 900
+        # (past) and starts from now; nothing moves.
+        (900.0, 900.0),
+    ],
+)
+def test_resume_moves_the_next_slice_only_behind_rows_the_pause_held(
+    stack: Stack, next_slot_at: float, moved: float
+) -> None:
+    wiring.jobs().create(
+        Job(
+            "held-1",
+            "b",
+            "k",
+            "e",
+            "paused",
+            10,
+            60,
+            1.0,
+            rows=9,
+            valid=9,
+            chunks=3,
+            released_chunks=1,
+            releases=1,
+            started_at=500.0,
+            paused_at=1_000.0,
+            next_slot_at=next_slot_at,
+            next_release_at=next_slot_at - 10,
+        )
+    )
+
+    resume(wiring.jobs(), "held-1", now=1_500.0)
+
+    job = wiring.jobs().get("held-1")
+    assert job is not None and (job.state, job.next_slot_at) == ("running", moved)
+    assert job.next_release_at == moved - 10 and job.started_at == 1_000.0
+
+
+def test_a_job_paused_before_its_start_keeps_it_or_starts_now_if_it_passed(stack: Stack) -> None:
+    for job_id, now, expected in (
+        ("early-1", 1_200.0, ("scheduled", 2_000.0)),
+        ("late-1", 2_600.0, ("running", 2_600.0)),
+    ):
+        wiring.jobs().create(
+            Job(
+                job_id,
+                "b",
+                "k",
+                "e",
+                "paused",
+                10,
+                60,
+                1.0,
+                rows=1,
+                valid=1,
+                chunks=1,
+                started_at=2_000.0,
+                start_at=2_000.0,
+                paused_at=1_100.0,
+                next_slot_at=2_000.0,
+                next_release_at=1_990.0,
+            )
+        )
+        resume(wiring.jobs(), job_id, now=now)
+        job = wiring.jobs().get(job_id)
+        assert job is not None and (job.state, job.next_slot_at) == expected
