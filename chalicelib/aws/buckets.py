@@ -26,6 +26,14 @@ def chunk_key(job_id: str, chunk: int) -> str:
     return f"jobs/{job_id}/chunk-{chunk:05d}.jsonl"
 
 
+def group_chunk_key(job_id: str, group: int, chunk: int) -> str:
+    """Chunk `chunk` of a job's row group `group` (chalicelib.core.slices): the first group's
+    are the job's chunks as a job without send windows has them."""
+    if group == 0:
+        return chunk_key(job_id, chunk)
+    return f"jobs/{job_id}/group-{group:03d}-chunk-{chunk:05d}.jsonl"
+
+
 def rejects_key(job_id: str) -> str:
     return f"jobs/{job_id}/rejects.csv"
 

@@ -39,10 +39,12 @@ class Window(Protocol):
 
 @dataclass(frozen=True)
 class Group:
-    """Rows of one set of possible time zones: their chunks in order and how many are out."""
+    """Rows of one set of possible time zones, in chunks 0, 1, ... of the group's own
+    (chalicelib.aws.buckets.group_chunk_key), and how many of them are out. A count, not a
+    list of chunk numbers, so a job's record stays small whatever its number of chunks."""
 
     zones: tuple[str, ...]
-    chunks: tuple[int, ...]
+    chunks: int
     rows: int
     taken: int = 0
 
@@ -51,15 +53,15 @@ class Group:
         return self.rows - self.taken
 
     def position(self, chunk_size: int) -> tuple[int, int, int]:
-        """(chunk number, first row in it, rows left in it) of the group's next row."""
+        """(the group's chunk, first row in it, rows left in it) of the group's next row."""
         index, first = divmod(self.taken, chunk_size)
         in_chunk = min(chunk_size, self.rows - index * chunk_size)
-        return self.chunks[index], first, in_chunk - first
+        return index, first, in_chunk - first
 
     def to_json(self) -> dict[str, Any]:
         return {
             "zones": list(self.zones),
-            "chunks": list(self.chunks),
+            "chunks": self.chunks,
             "rows": self.rows,
             "taken": self.taken,
         }
@@ -68,7 +70,7 @@ class Group:
     def from_json(cls, data: dict[str, Any]) -> Group:
         return cls(
             zones=tuple(str(z) for z in data["zones"]),
-            chunks=tuple(int(c) for c in data["chunks"]),
+            chunks=int(data["chunks"]),
             rows=int(data["rows"]),
             taken=int(data.get("taken", 0)),
         )
@@ -84,8 +86,8 @@ def groups_of(text: str | None) -> list[Group]:
 
 @dataclass(frozen=True)
 class Run:
-    """`count` rows of chunk `chunk` from its row `first`, the first due at `at`, one every
-    1/cps seconds."""
+    """`count` rows of the group's chunk `chunk` from its row `first`, the first due at `at`,
+    one every 1/cps seconds."""
 
     group: int
     chunk: int

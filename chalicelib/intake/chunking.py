@@ -1,6 +1,7 @@
 """A job's valid rows cut into chunks: one sequence of chunks per group of time zones (one group
-for a job without a send window), each in file order, numbered across groups in the order they
-fill. The release loop (chalicelib.core.slices) releases runs of them.
+for a job without a send window), each in file order and numbered from 0 within its group
+(chalicelib.aws.buckets.group_chunk_key). The release loop (chalicelib.core.slices) releases runs
+of them.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from chalicelib.core.slices import Group
 
 
 class _Open:
-    def __init__(self) -> None:
+    def __init__(self, index: int) -> None:
+        self.index = index
         self.file = SpooledFile()
         self.rows = 0
-        self.chunks: list[int] = []
+        self.chunks = 0
 
 
 class ChunkWriter:
-    """`put(number, file)` stores a full chunk; `size` rows make one."""
+    """`put(group, number, file)` stores a full chunk; `size` rows make one."""
 
-    def __init__(self, put: Callable[[int, SpooledFile], None], size: int, cps: int) -> None:
+    def __init__(self, put: Callable[[int, int, SpooledFile], None], size: int, cps: int) -> None:
         self._put = put
         self._size = size
         self._cps = cps
@@ -33,7 +35,7 @@ class ChunkWriter:
     def add(self, zones: tuple[str, ...], number: int, row: ChunkRow) -> None:
         group = self._groups.get(zones)
         if group is None:
-            group = self._groups[zones] = _Open()
+            group = self._groups[zones] = _Open(len(self._groups))
         # The offset is the row's place in its group at the job's rate when it was split; the
         # release step gives each run its own times (chalicelib.release.releaser).
         placed = ChunkRow(number, row.api, row.params, group.rows / self._cps, row.carried)
@@ -43,10 +45,10 @@ class ChunkWriter:
             self._flush(group)
 
     def _flush(self, group: _Open) -> None:
-        self._put(self.chunks, group.file)
+        self._put(group.index, group.chunks, group.file)
         group.file.close()
         group.file = SpooledFile()
-        group.chunks.append(self.chunks)
+        group.chunks += 1
         self.chunks += 1
 
     def finish(self) -> tuple[Group, ...]:
@@ -55,8 +57,7 @@ class ChunkWriter:
             if group.file.lines:
                 self._flush(group)
         return tuple(
-            Group(zones=zones, chunks=tuple(g.chunks), rows=g.rows)
-            for zones, g in self._groups.items()
+            Group(zones=zones, chunks=g.chunks, rows=g.rows) for zones, g in self._groups.items()
         )
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
-from chalicelib.aws.buckets import SpooledFile, Storage, chunk_key, rejects_key
+from chalicelib.aws.buckets import SpooledFile, Storage, group_chunk_key, rejects_key
 from chalicelib.aws.jobs_table import JobExists, JobStore
 from chalicelib.config import MAX_WINDOW_SECONDS, ConfigError, Settings
 from chalicelib.core.costs import CostEstimate, PriceTable
@@ -354,14 +354,15 @@ class Splitter:
         rejects = SpooledFile()
         rejects.write_row(["row", "reason"])
 
-        def put(number: int, chunk: SpooledFile) -> None:
-            key = chunk_key(job.job_id, number)
+        def put(group: int, number: int, chunk: SpooledFile) -> None:
+            key = group_chunk_key(job.job_id, group, number)
             self._storage.put_file(
                 settings.holding_bucket,
                 key,
                 chunk,
                 "application/x-ndjson",
                 job_id=job.job_id,
+                group=str(group),
                 chunk=str(number),
             )
 

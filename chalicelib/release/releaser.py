@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chalicelib.aws.buckets import Storage, chunk_key
+from chalicelib.aws.buckets import Storage, group_chunk_key
 from chalicelib.aws.daily_counts import DailyCounts
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.core.jobs import FINAL, LOOPING, RELEASING, Job
@@ -266,14 +266,15 @@ class Releaser:
         return Caps(left_today=max(0, left or 0), day_ends=ends), day
 
     def _copy(self, job: Job, run: Run, now: float) -> None:
-        key = chunk_key(job.job_id, run.chunk)
+        key = group_chunk_key(job.job_id, run.group, run.chunk)
         self._storage.release_chunk(
             self._holding,
             self._process,
             key,
-            target=run_key(job.job_id, run.chunk, run.first),
+            target=run_key(key, run.first),
             job_id=job.job_id,
             job_start=repr(job.started_at or now),
+            group=str(run.group),
             chunk=str(run.chunk),
             first=str(run.first),
             count=str(run.count),
@@ -315,10 +316,9 @@ class Releaser:
         )
 
 
-def run_key(job_id: str, chunk: int, first: int) -> str:
+def run_key(chunk: str, first: int) -> str:
     """Where a run is released in PROCESS: the chunk's own key for a run from its first row."""
-    key = chunk_key(job_id, chunk)
-    return key if first == 0 else key.replace(".jsonl", f"-from-{first:06d}.jsonl")
+    return chunk if first == 0 else chunk.replace(".jsonl", f"-from-{first:06d}.jsonl")
 
 
 def _chunk_rows(job: Job) -> int:

@@ -49,7 +49,7 @@ def make_job(job_id: str = "calls-0123456789ab", state: str = "running", **field
     now = {"created_at": time.time(), "rows": 2, "valid": 2, "started_at": time.time()}
     if "chunks" in fields:
         chunks, out = fields["chunks"], fields.get("released_chunks", 0)
-        group = Group((), tuple(range(chunks)), chunks, out)
+        group = Group((), chunks, chunks, out)
         now.update(groups=groups_json([group]), chunk_rows=1, releases=out)
     return stored_job(state, job_id=job_id, **{**now, **fields})
 
