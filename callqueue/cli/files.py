@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
+from callqueue.cli import arguments
 from callqueue.cli.exits import EXIT_OK, UsageError, readable
 from callqueue.cli.progress import duration
 
 if TYPE_CHECKING:
     from chalicelib.intake.carry import Carry
+    from chalicelib.intake.plan import Plan
+    from chalicelib.intake.timed_plan import Timeline
+    from chalicelib.intake.timing import JobTiming
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -28,6 +36,36 @@ def default_region() -> str | None:
 
 
 def plan(args: argparse.Namespace) -> int:
+    from chalicelib.intake.timed_plan import timed_plan
+
+    result, timing = _planned(args)
+    timeline = timed_plan(
+        result.groups,
+        start=max(timing.start, timing.job.start_at or timing.start),
+        cps=args.cps,
+        window_seconds=args.window,
+        window=timing.job.window,
+        max_per_day=timing.job.max_per_day,
+        daily_limit=timing.daily_limit,
+        account_zone=timing.account_zone,
+    )
+    if args.json:
+        print(json.dumps({**result.to_json(), "timeline": timeline.to_json()}, indent=2))
+        return EXIT_OK
+    _print_plan(args, result, timeline)
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class _Timing:
+    # When the plan starts (--at, else now), the job's timing, the account's caps and zone.
+    start: float
+    job: JobTiming
+    daily_limit: int | None
+    account_zone: str
+
+
+def _planned(args: argparse.Namespace) -> tuple[Plan, _Timing]:
     from chalicelib.config import ConfigError
     from chalicelib.core.costs import InvalidPrices, PriceTable
     from chalicelib.core.metering import SenderLimits
@@ -41,6 +79,7 @@ def plan(args: argparse.Namespace) -> int:
     try:
         prices = PriceTable.load(args.prices)
         carry = carry_of(args)
+        timing = _timing_of(args)
     except (InvalidPrices, ConfigError) as error:
         raise UsageError(str(error)) from None
     try:
@@ -56,12 +95,39 @@ def plan(args: argparse.Namespace) -> int:
                 preview_rows=args.preview,
                 prices=prices,
                 carry=carry,
+                timing=timing.job,
             )
     except FileFormatError as error:
         raise UsageError(f"{args.file}: {error}") from None
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2))
-        return EXIT_OK
+    return result, timing
+
+
+def _timing_of(args: argparse.Namespace) -> _Timing:
+    """--at, the job's timing options and the account's day; ConfigError names a bad one."""
+    from chalicelib.config import ConfigError
+    from chalicelib.core.windows import BadSchedule, check_zone
+    from chalicelib.intake.timing import parse_start
+
+    now = time.time()
+    try:
+        start = now if args.at is None else parse_start(args.at, now)
+    except BadSchedule as error:
+        raise BadSchedule(f"--at: {error}") from None
+    zone = args.account_time_zone or os.environ.get("ACCOUNT_TIME_ZONE", "").strip() or "UTC"
+    try:
+        zone = check_zone(zone)
+    except BadSchedule as error:
+        raise BadSchedule(f"--account-time-zone: {error}") from None
+    limit = os.environ.get("ACCOUNT_DAILY_LIMIT", "").strip()
+    if limit and not limit.isdigit():
+        raise ConfigError(f"ACCOUNT_DAILY_LIMIT must be a whole number, got {limit!r}")
+    # Relative times (--start-at 'in 2h') count from the planned start.
+    job = arguments.timing_of(args, start)
+    daily = int(limit) if limit else 0
+    return _Timing(start, job, daily or None, zone)
+
+
+def _print_plan(args: argparse.Namespace, result: Plan, timeline: Timeline) -> None:
     print(f"{args.file}: {result.rows} rows, {result.valid} valid, {result.rejected} rejected")
     print(
         f"  {result.chunks} chunk(s) of up to {args.window * args.cps} rows at {args.cps} CPS, "
@@ -84,12 +150,43 @@ def plan(args: argparse.Namespace) -> int:
         print(f"  {line}")
     for warning in result.warnings():
         print(f"  warning: {warning}")
+    _print_timeline(timeline)
     _print_preview(result.preview)
     for reject in result.rejects[:20]:
         print(f"  rejected row {reject['row']}: {reject['reason']}")
     if len(result.rejects) > 20:
         print(f"  ... and {len(result.rejects) - 20} more rejected rows")
-    return EXIT_OK
+
+
+def _print_timeline(timeline: Timeline) -> None:
+    """When: each zone's rows, first and last due (in UTC, and in the zone's own time when it
+    is one zone), and the whole job's end with its waits."""
+    print(f"  when, starting {_utc(timeline.start)}:")
+    for zone in timeline.by_zone:
+        if zone.first is None or zone.last is None:
+            print(f"    {zone.label}: {zone.never} rows that can never be sent")
+            continue
+        first, last = _moment(zone.first, zone.zones), _moment(zone.last, zone.zones)
+        print(f"    {zone.label}: {zone.rows} rows, {first} to {last}")
+    waits = f" ({timeline.waits} wait(s) for a send window or a new day)" if timeline.waits else ""
+    print(
+        f"  last row due {_utc(timeline.finish)}, {duration(timeline.eta_seconds)} after the "
+        f"start{waits}"
+    )
+    if timeline.never:
+        print(f"  warning: {timeline.never} rows can never be sent: their send window never opens")
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _moment(at: float, zones: tuple[str, ...]) -> str:
+    """The time in UTC, and in the zone's own clock when there is one zone."""
+    if len(zones) != 1:
+        return _utc(at)
+    there = datetime.fromtimestamp(at, ZoneInfo(zones[0]))
+    return f"{_utc(at)} ({there:%a %H:%M:%S %Z})"
 
 
 def _print_preview(preview: list[dict[str, object]]) -> None:

@@ -123,6 +123,19 @@ def _add_file_commands(sub: Commands) -> None:
         help="a price table (JSON, as chalicelib/core/prices.json) for the cost estimate",
     )
     arguments.add_carry(plan)
+    arguments.add_timing(plan)
+    plan.add_argument(
+        "--at",
+        metavar="TIME",
+        help="plan as if the job were uploaded then (ISO 8601 with an offset, or 'in 2h'; "
+        "default: now)",
+    )
+    plan.add_argument(
+        "--account-time-zone",
+        metavar="ZONE",
+        help="the zone whose midnight starts a day for --max-per-day and ACCOUNT_DAILY_LIMIT "
+        "(default: $ACCOUNT_TIME_ZONE, else UTC)",
+    )
     plan.set_defaults(command=files.plan)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
@@ -9,10 +10,13 @@ from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
+from chalicelib.core.windows import SendWindow
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import Format
-from chalicelib.intake.rows import Accepted, checked_rows
+from chalicelib.intake.rows import Accepted, Rejected, checked_rows
+from chalicelib.intake.timing import JobTiming
 from chalicelib.intake.validation.templates import JobParams
+from chalicelib.intake.zoning import ZoneRejected, checked_zones
 
 DEFAULT_PREVIEW_ROWS: Final = 3
 
@@ -36,6 +40,9 @@ class Plan:
     # The first valid rows as they are sent: placeholders filled, job-wide parameters applied.
     preview: list[dict[str, object]] = field(default_factory=list)
     cost: CostEstimate = field(default_factory=lambda: CostEstimate(PriceTable.load()))
+    # Valid rows per set of possible time zones, in the order their first rows came, as the
+    # splitter groups them (one group () without a send window).
+    groups: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def sender_seconds(self) -> dict[str, float]:
         """How long each limited sender takes to send its segments at its messages per second."""
@@ -75,6 +82,7 @@ class Plan:
             "valid": self.valid,
             "rejected": self.rejected,
             "chunks": self.chunks,
+            "groups": [{"zones": list(z), "rows": n} for z, n in self.groups.items()],
             "cps": self.cps,
             "window_seconds": self.window_seconds,
             "eta_seconds": round(self.eta_seconds, 3),
@@ -101,6 +109,7 @@ def plan(
     preview_rows: int = DEFAULT_PREVIEW_ROWS,
     prices: PriceTable | None = None,
     carry: Carry = DEFAULT_CARRY,
+    timing: JobTiming | None = None,
 ) -> Plan:
     """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
     per-sender limits the ETA is reported under (Twilio's defaults when not given);
@@ -109,19 +118,23 @@ def plan(
     splitter applies them (templates.MissingColumn when they name a column the file lacks);
     `preview_rows`: how many of the first valid rows the plan shows as they are sent; `prices`:
     the cost is estimated from them (the shipped table when None); `carry`: the user's columns
-    that travel with each row."""
+    that travel with each row; `timing`: the job's timing, whose send window groups the rows
+    by their time zones and rejects those it never opens for, as the splitter does."""
     result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
     if prices is not None:
         result.cost = CostEstimate(prices)
     if senders is not None and senders.enabled:
         result.senders = senders
-    for item in checked_rows(stream, fmt, default_region, params=params, carry=carry):
+    window = timing.window if timing is not None else None
+    for read in checked_rows(stream, fmt, default_region, params=params, carry=carry):
         result.rows += 1
+        item, zones = zoned(read, window)
         if not isinstance(item, Accepted):
             result.rejected += 1
             result.rejects.append({"row": item.number, "reason": item.reason})
             continue
         result.valid += 1
+        result.groups[zones] = result.groups.get(zones, 0) + 1
         if len(result.preview) < preview_rows:
             result.preview.append(preview_of(item))
         api = item.request.api
@@ -136,9 +149,24 @@ def plan(
         if api == "messages" and isinstance(sender, str):
             cost = message_cost(item.request.params)
             result.sender_segments[sender] = result.sender_segments.get(sender, 0) + cost
-    result.chunks = schedule.chunk_count(result.valid)
+    # Each group's rows fill chunks of their own (chalicelib.intake.chunking).
+    size = schedule.chunk_size
+    result.chunks = sum(math.ceil(rows / size) for rows in result.groups.values())
     result.eta_seconds = schedule.eta_seconds(result.valid)
     return result
+
+
+def zoned(
+    item: Accepted | Rejected, window: SendWindow | None
+) -> tuple[Accepted | Rejected, tuple[str, ...]]:
+    """The row and its zones under `window` (() without one); a row whose zones share no time
+    of the window is rejected with the splitter's reason."""
+    if not isinstance(item, Accepted) or window is None:
+        return item, ()
+    try:
+        return item, checked_zones(item.request, item.time_zone, window)
+    except ZoneRejected as error:
+        return Rejected(item.number, str(error)), ()
 
 
 def preview_of(item: Accepted) -> dict[str, object]:

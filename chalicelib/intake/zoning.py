@@ -51,20 +51,22 @@ def openings(window: SendWindow, zones: tuple[str, ...]) -> Openings:
     return Openings(window, zones)
 
 
+def zones_text(zones: tuple[str, ...]) -> str:
+    """A set of zones as a person reads it: up to four named, more as first ... last (n zones)."""
+    if len(zones) <= 4:
+        return ", ".join(zones)
+    return f"{zones[0]} ... {zones[-1]} ({len(zones)} zones)"
+
+
 def checked_zones(
     request: CallRequest, time_zone: str | None, window: SendWindow
 ) -> tuple[str, ...]:
     """The row's zones under `window`; ZoneRejected when they share no hour of it."""
     zones = row_zones(request, time_zone)
     if zones and openings(window, zones).never_opens:
-        shown = (
-            ", ".join(zones)
-            if len(zones) <= 4
-            else f"{zones[0]} ... {zones[-1]} ({len(zones)} zones)"
-        )
         hours, days = window.spec()
         raise ZoneRejected(
-            f"its possible time zones ({shown}) share no time of the send window "
+            f"its possible time zones ({zones_text(zones)}) share no time of the send window "
             f"{hours} {days}; give the row a {TIME_ZONE_COLUMN} column"
         )
     return zones

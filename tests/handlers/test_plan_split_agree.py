@@ -15,13 +15,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import wiring
-from chalicelib.aws.buckets import chunk_key
+from chalicelib.aws.buckets import chunk_key, rejects_key
 from chalicelib.config import Settings
 from chalicelib.core.schedule import Schedule
+from chalicelib.core.slices import groups_of
 from chalicelib.intake.manifest import manifest_bytes
 from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.plan import plan
 from chalicelib.intake.splitter import Splitter
+from chalicelib.intake.timing import JobTiming
 from chalicelib.intake.validation.templates import JobParams
 from tests.stack import Stack
 
@@ -180,6 +182,98 @@ def test_plan_and_split_agree_on_any_file(
         assert [(r["row"], r["api"], r["params"]) for r in first[: len(planned.preview)]] == [
             (p["row"], p["api"], p["params"]) for p in planned.preview
         ]
+
+
+# Numbers of one zone each, of several (+1 800 is toll-free, any +1 zone: no common window
+# but for hours all of them share), none (a lookup's, a SIP address), and zones a row may name.
+ZONED_NUMBERS = [
+    "+442071234567",
+    "+12125550100",
+    "+14155550100",
+    "+61291234567",
+    "+81312345678",
+    "+18005550100",
+    "+15005550006",
+    "+7 495 123 4567",
+    "sip:alice@example.com",
+]
+ZONE_COLUMN = ["", "", "Asia/Kolkata", "America/New_York", "Mars/Olympus_Mons", " utc "]
+WINDOWS = [
+    ("09:00-17:00", ""),
+    ("08:00-21:00", "mon-fri"),
+    ("00:00-24:00", "sat,sun"),
+    ("03:00-04:00", ""),
+]
+
+
+@st.composite
+def zoned_files(draw: st.DrawFn) -> bytes:
+    row = st.tuples(
+        st.sampled_from(ZONED_NUMBERS),
+        st.sampled_from(ZONE_COLUMN),
+        st.sampled_from(["messages", "messages", "calls", "lookup"]),
+    )
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["api", "To", "PhoneNumber", "From", "Body", "Url", "time_zone"])
+    for to, zone, api in draw(st.lists(row, min_size=1, max_size=14)):
+        writer.writerow([api, to, to, "+15005550006", "hi", "https://example.com/t.xml", zone])
+    return text.getvalue().encode()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=zoned_files(), window=st.sampled_from(WINDOWS))
+def test_plan_and_split_agree_on_zones_under_a_send_window(
+    stack: Stack, data: bytes, window: tuple[str, str]
+) -> None:
+    hours, days = window
+    key = f"zoned-{next(KEYS)}.csv"
+    fields = {"send_window": hours, "send_days": days}
+    planned = plan(
+        io.BytesIO(data),
+        detect_format(key),
+        Schedule(3, 2),
+        timing=JobTiming.of(fields, 0.0),
+    )
+
+    bucket = stack.env["SOURCE_BUCKET"]
+    metadata = {"cps": "3", "window": "2", "resend": "true", "send-window": hours}
+    if days:
+        metadata["send-days"] = days
+    stack.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
+    splitter = Splitter(
+        wiring.storage(),
+        wiring.jobs(),
+        StartedLoops(),  # type: ignore[arg-type]
+        Settings.from_env(),
+        claims=wiring.content_claims(),
+    )
+    job = splitter.split(bucket, key)
+    assert job is not None and job.error is None
+
+    event(f"groups: {len(planned.groups)}")
+    for reject in planned.rejects:
+        reason = str(reject["reason"])
+        event(
+            "zones share no window"
+            if "share no time" in reason
+            else reason.split(":", maxsplit=1)[0]
+        )
+    assert (job.rows, job.valid, job.rejected) == (planned.rows, planned.valid, planned.rejected)
+    assert job.chunks == planned.chunks
+    assert [(g.zones, g.rows) for g in groups_of(job.groups)] == list(planned.groups.items())
+    rejected: list[dict[str, int | str]] = []
+    if job.rejected:
+        report = stack.s3.get_object(
+            Bucket=stack.env["REPORTS_BUCKET"], Key=rejects_key(job.job_id)
+        )
+        lines = csv.DictReader(io.StringIO(report["Body"].read().decode()))
+        rejected = [{"row": int(r["row"]), "reason": r["reason"]} for r in lines]
+    assert rejected == planned.rejects
 
 
 KEYS = count()
