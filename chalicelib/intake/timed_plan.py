@@ -103,7 +103,7 @@ def timed_plan(
     `account_zone` (an IANA zone) from its midnight."""
     size = window_seconds * cps
     pending = [
-        Group(zones, tuple(range(math.ceil(rows / size))), rows)
+        Group(zones, math.ceil(rows / size), rows)
         for zones, rows in groups.items()
         if rows > 0
     ]
