@@ -94,6 +94,11 @@ class QueuedRow:
     # (Twilio did not answer the look-up): bounded, then the row ends `unknown`.
     doubts: int = 0
     carried: dict[str, str] = field(default_factory=dict)
+    # When the send window the row was released in closes (0: it has none), and the row's
+    # group of time zones in its job (chalicelib.core.slices): a row the job's pause moved
+    # past that close waits for the window to open again.
+    until: float = 0.0
+    group: int = 0
 
     @property
     def number(self) -> str | None:
@@ -118,6 +123,7 @@ class QueuedRow:
             "attempt": self.attempt,
             "job_start": self.job_start,
             **({"doubts": self.doubts} if self.doubts else {}),
+            **({"until": self.until, "group": self.group} if self.until else {}),
             **_carried_json(self.carried),
         }
 
@@ -133,6 +139,8 @@ class QueuedRow:
             job_start=float(data.get("job_start", 0.0)),
             doubts=int(data.get("doubts", 0)),
             carried=dict(data.get("carried", {})),
+            until=float(data.get("until", 0.0)),
+            group=int(data.get("group", 0)),
         )
 
 

@@ -53,6 +53,8 @@ _WIDEST: Final = QueuedRow(
     attempt=999,
     job_start=9_999_999_999.999_999,
     doubts=999,
+    until=9_999_999_999.999_999,
+    group=999_999,
 )
 
 

@@ -103,9 +103,7 @@ def timed_plan(
     `account_zone` (an IANA zone) from its midnight."""
     size = window_seconds * cps
     pending = [
-        Group(zones, math.ceil(rows / size), rows)
-        for zones, rows in groups.items()
-        if rows > 0
+        Group(zones, math.ceil(rows / size), rows) for zones, rows in groups.items() if rows > 0
     ]
     windows: list[Window | None] = [
         None if window is None or not g.zones else openings(window, g.zones) for g in pending

@@ -30,6 +30,8 @@ class Enqueuer:
         # The release step stamps these on the object; without them the row times are unknown.
         job_id = metadata["job_id"]
         start = float(metadata["job_start"])
+        until = float(metadata.get("until") or 0.0)
+        group = int(metadata.get("group") or 0)
         queued = (
             QueuedRow(
                 job_id=job_id,
@@ -39,6 +41,8 @@ class Enqueuer:
                 due_at=due_at,
                 job_start=start,
                 carried=r.carried,
+                until=until,
+                group=group,
             )
             for r, due_at in _timed(rows, metadata, start)
         )

@@ -186,8 +186,11 @@ class Releaser:
         lead = Schedule(job.cps, job.window_seconds).lead_seconds
         start = max(job.next_slot_at or job.started_at or now, now)
         planned, day = self._slice(job, start, state.seq)
+        window = SendWindow.parse(job.send_window, job.send_days)
         for run in planned.runs:
-            self._copy(job, run, now)
+            zones = planned.groups[run.group].zones
+            until = openings(window, zones).closes_at(run.at) if window and zones else None
+            self._copy(job, run, now, until=until)
         done = all(group.remaining == 0 for group in planned.groups)
         changes: dict[str, Any] = {
             "groups": groups_json(planned.groups),
@@ -265,8 +268,11 @@ class Releaser:
             left = account if left is None else min(left, account)
         return Caps(left_today=max(0, left or 0), day_ends=ends), day
 
-    def _copy(self, job: Job, run: Run, now: float) -> None:
+    def _copy(self, job: Job, run: Run, now: float, *, until: float | None = None) -> None:
+        """Copy the run's chunk into PROCESS with the run's timing (and when its send window
+        closes, for the sender) stamped on it."""
         key = group_chunk_key(job.job_id, run.group, run.chunk)
+        window = {"until": repr(until)} if until is not None else {}
         self._storage.release_chunk(
             self._holding,
             self._process,
@@ -281,6 +287,7 @@ class Releaser:
             at=repr(run.at),
             cps=str(job.cps),
             released_at=repr(now),
+            **window,
         )
 
     def _move_state(self, job: Job, *, released: bool, done: bool) -> None:

@@ -32,6 +32,7 @@ from chalicelib.sending.pacing import MAX_HOLD_SECONDS, Metered, Pacer
 from chalicelib.sending.parts import SenderParts, SenderSettings
 from chalicelib.sending.recording import Done, Outcomes, republish_or_wait
 from chalicelib.sending.settlement import Settlement
+from chalicelib.sending.window_hold import held_for_window
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,12 @@ class Sender:
                 continue
             shift = _pause_shift(row, job)
             at = row.due_at + shift
+            held = held_for_window(row, job, at)
+            if held is not None:
+                # Measured from the job's current start from here on, like a due row.
+                held = replace(held, job_start=row.job_start + shift)
+                batch.later.append((held, held.due_at - now - self._visible_early))
+                continue
             if at - now > self._max_hold:
                 batch.later.append((row, at - now - self._visible_early))
             else:

@@ -11,6 +11,7 @@ import csv
 import io
 import itertools
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,15 +19,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from chalice.test import Client
 
+from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
 from chalicelib.aws.daily_counts import DailyCounts
 from chalicelib.config import Settings
 from chalicelib.core.jobs import Job
 from chalicelib.core.schedule import Schedule
+from chalicelib.core.slices import Group, groups_json
+from chalicelib.core.windows import DAY_NAMES
 from chalicelib.intake.splitter import Splitter
 from chalicelib.release.releaser import LoopState, Releaser
 from chalicelib.release.resume import resume
+from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
 from tests.stack import Stack
 
 FROM = "+15005550006"
@@ -425,3 +431,52 @@ def test_a_job_paused_before_its_start_keeps_it_or_starts_now_if_it_passed(stack
         resume(wiring.jobs(), job_id, now=now)
         job = wiring.jobs().get(job_id)
         assert job is not None and (job.state, job.next_slot_at) == expected
+
+
+def test_the_sender_holds_a_row_a_pause_moved_past_its_window(
+    stack: Stack, emulator: TwilioEmulator
+) -> None:
+    """A row released before a pause, moved by it past its window's close, goes back on the
+    queue without a call (the window, today, is closed: every day but today is allowed)."""
+    import app as app_module
+
+    today = datetime.now(ZoneInfo("America/New_York")).weekday()
+    days = ",".join(name for i, name in enumerate(DAY_NAMES) if i != today)
+    now = time.time()
+    wiring.jobs().create(
+        Job(
+            "job-1",
+            "b",
+            "k",
+            "e",
+            "running",
+            10,
+            60,
+            1.0,
+            rows=1,
+            valid=1,
+            chunks=1,
+            started_at=now - 1000.0,
+            send_window="00:00-24:00",
+            send_days=days,
+            groups=groups_json([Group(("America/New_York",), 1, 1)]),
+        )
+    )
+    # Released when the job started 1,800 s earlier: the pause moved it by 800 s, past `until`.
+    row = {
+        **queued(1, {"To": "+12125550100", "From": FROM, "Body": "held"}),
+        "due_at": now - 801.0,
+        "job_start": now - 1800.0,
+        "until": now - 100.0,
+        "group": 0,
+    }
+    observer = subscribe_responses(stack)
+    with Client(app_module.app, stage_name="dev") as client:
+        client.lambda_.invoke("handle_send_batch", sqs_event([row]))
+
+    assert drain(stack, observer) == []
+    assert emulator.requests == []
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.send_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
