@@ -147,7 +147,7 @@ def lifecycle_stall(job: Job, now: float) -> str | None:
             reason += f", last: {job.error})" if job.error else ")"
         return reason
     if job.state == "released" and job.started_at is not None:
-        last_due = job.started_at + Schedule(job.cps, job.window_seconds).eta_seconds(job.valid)
+        last_due = _last_due(job, job.started_at)
         if now - last_due < RELEASED_OVERDUE_AFTER:
             return None
         return (
@@ -162,6 +162,15 @@ def lifecycle_stall(job: Job, now: float) -> str | None:
             f" (POST /jobs/{job.job_id}/resume) or cancel it"
         )
     return None
+
+
+def _last_due(job: Job, started_at: float) -> float:
+    """When a released job's last row was due: the release cursor's next slot is one slot past
+    it (rows that waited for send windows or a daily cap were due later than the job's start
+    plus its rows at its rate); a record without a cursor counts from the start."""
+    if job.next_slot_at is not None and job.released_rows:
+        return job.next_slot_at - 1 / job.cps
+    return started_at + Schedule(job.cps, job.window_seconds).eta_seconds(job.valid)
 
 
 def read_rejects_csv(lines: Iterable[str]) -> Iterator[tuple[int, str]]:

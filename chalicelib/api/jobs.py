@@ -33,6 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from chalice.app import (
     BadRequestError,
@@ -49,14 +50,14 @@ from chalicelib.api.request_bodies import (
     job_name,
     job_request,
     params_of,
+    request_identity,
 )
 from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.config import Settings
-from chalicelib.core.job_details import job_extras
+from chalicelib.core.job_details import eta_seconds, job_extras, timing_view
 from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
 from chalicelib.core.records import FINAL_OUTCOMES
-from chalicelib.core.schedule import Schedule
 from chalicelib.intake.manifest import MANIFEST_SUFFIX, is_manifest, manifest_bytes
 from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.splitter import job_id_for
@@ -121,7 +122,7 @@ class JobsApi:
     def create(self, request: Request | None) -> Response:
         """202: the job is made once the splitter has read its file (moments later), so
         GET /jobs/{id} answers 404 until then."""
-        body, metadata = job_request(request)
+        body, metadata = job_request(request, self._clock())
         if "rows" in body:
             created = self._create_from_rows(body, metadata)
         else:
@@ -142,7 +143,7 @@ class JobsApi:
         content = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
         digest = hashlib.sha256(
             content
-            + json.dumps(metadata, sort_keys=True).encode()
+            + json.dumps(request_identity(body, metadata), sort_keys=True).encode()
             + json.dumps(dict(params.values), sort_keys=True).encode()
         ).hexdigest()[:16]
         key = f"api/{name}-{digest}.jsonl"
@@ -190,7 +191,8 @@ class JobsApi:
         raw = query.get("limit", str(DEFAULT_LIST_LIMIT))
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
             raise BadRequestError(f"`limit` must be 1..{MAX_LIST_LIMIT}")
-        return {"jobs": [_summary(job) for job in self._jobs.recent(int(raw))]}
+        now = self._clock()
+        return {"jobs": [self._summary(job, now) for job in self._jobs.recent(int(raw))]}
 
     def status(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
@@ -200,7 +202,7 @@ class JobsApi:
         outcomes["rejected"] = job.rejected
         settled = sum(outcomes.values())
         return {
-            **_summary(job),
+            **self._summary(job, now),
             "started_at": job.started_at,
             "paused_at": job.paused_at,
             "cancelled_at": job.cancelled_at,
@@ -217,7 +219,9 @@ class JobsApi:
                 "target_cps": job.cps,
                 "current_cps": round(recent / RATE_WINDOW_SECONDS, 3),
             },
-            "eta_seconds": _eta(job, now),
+            "eta_seconds": eta_seconds(
+                job, now, account_capped=self._settings.account_daily_limit is not None
+            ),
             **job_extras(job),
             "links": {
                 **_links(job_id),
@@ -289,6 +293,10 @@ class JobsApi:
             "links": _links(job_id),
         }
 
+    def _summary(self, job: Job, now: float) -> dict[str, Any]:
+        zone = ZoneInfo(self._settings.account_time_zone)
+        return {**_summary(job), **timing_view(job, now, zone)}
+
     def _job(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
@@ -333,12 +341,3 @@ def _summary(job: Job) -> dict[str, Any]:
         "cps": job.cps,
         "window_seconds": job.window_seconds,
     }
-
-
-def _eta(job: Job, now: float) -> float | None:
-    """Seconds until the job's last row is due; None while it is not sending (splitting,
-    paused) or is finished."""
-    if job.state not in SENDING or job.started_at is None:
-        return None
-    last_due = job.started_at + Schedule(job.cps, job.window_seconds).eta_seconds(job.valid)
-    return round(max(0.0, last_due - now), 3)

@@ -12,6 +12,7 @@ from chalice.app import BadRequestError, ChaliceViewError, Request
 from chalicelib.config import ConfigError
 from chalicelib.core.schedule import Schedule
 from chalicelib.intake.carry import REFERENCE, Carry
+from chalicelib.intake.timing import NAMES, JobTiming
 from chalicelib.intake.validation.templates import BadParams, JobParams, job_params
 
 # Lambda refuses a synchronous request larger than 6 MB before the function sees it; a smaller
@@ -34,9 +35,10 @@ def raw_body_of(request: Request) -> bytes:
     return body if isinstance(body, bytes) else str(body).encode()
 
 
-def job_request(request: Request | None) -> tuple[dict[str, Any], dict[str, str]]:
+def job_request(request: Request | None, now: float) -> tuple[dict[str, Any], dict[str, str]]:
     """POST /jobs's body, a JSON object with either `rows` or `filename`, and the object
-    metadata the intake reads for the job (its rate, its window, whether to send again)."""
+    metadata the intake reads for the job (its rate, its window, its timing, whether to send
+    again). A relative start ("in 2h") counts from `now`."""
     raw_body = raw_body_of(current(request))
     if len(raw_body) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"the body is over {MAX_BODY_BYTES} bytes; upload a file")
@@ -46,7 +48,7 @@ def job_request(request: Request | None) -> tuple[dict[str, Any], dict[str, str]
         raise BadRequestError("the body is not JSON") from None
     if not isinstance(body, dict):
         raise BadRequestError("the body must be a JSON object with `rows` or `filename`")
-    metadata = {**_rate_metadata(body), **_carry_metadata(body)}
+    metadata = {**_rate_metadata(body), **_carry_metadata(body), **_timing_metadata(body, now)}
     resend = body.get("resend", False)
     if not isinstance(resend, bool):
         raise BadRequestError("`resend` must be true or false")
@@ -72,6 +74,30 @@ def _carry_metadata(body: Mapping[str, Any]) -> dict[str, str]:
         return Carry.of(reference.strip(), tuple(c.strip() for c in keep)).metadata()
     except ConfigError as error:
         raise BadRequestError(str(error)) from None
+
+
+def _timing_metadata(body: Mapping[str, Any], now: float) -> dict[str, str]:
+    """The job's start, send window and daily cap (chalicelib.intake.timing), a start made
+    absolute (UTC) now, so the splitter reads the time the request meant."""
+    maximum = body.get("max_per_day")
+    if maximum is not None and (not isinstance(maximum, int) or isinstance(maximum, bool)):
+        raise BadRequestError(f"`max_per_day` must be an integer, got {maximum!r}")
+    given = {name: body.get(name) for name in NAMES}
+    # One setting at a time, so the 400 names the bad one (each is read on its own: days
+    # without hours mean whole days).
+    for name, value in given.items():
+        try:
+            JobTiming.of({name: value}, now)
+        except ConfigError as error:
+            raise BadRequestError(f"`{name}`: {error}") from None
+    return JobTiming.of(given, now).metadata()
+
+
+def request_identity(body: Mapping[str, Any], metadata: Mapping[str, str]) -> dict[str, Any]:
+    """What makes two POST /jobs of the same rows the same job: the metadata, with the timing
+    as it was asked ("in 2h"), so a client's retry a moment later is the same request."""
+    settings = {k: v for k, v in metadata.items() if k.replace("-", "_") not in NAMES}
+    return {**settings, **{name: body[name] for name in NAMES if body.get(name) is not None}}
 
 
 def _rate_metadata(body: Mapping[str, Any]) -> dict[str, str]:
