@@ -22,6 +22,10 @@ class JobTotals:
     starts_at: float | None = None
     # Rows whose last attempt failed in a way worth another (a 429, a reset): not yet settled.
     retrying: int = 0
+    # What the job's rows wait for ("start", "send window", "daily cap"; None: nothing), and
+    # when its release loop next releases.
+    waiting_for: str | None = None
+    next_release_at: float | None = None
 
     def totals(self) -> dict[str, int]:
         totals = {"rows": self.rows or 0, **{o: int(self.counts.get(o, 0)) for o in OUTCOMES}}

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callqueue.cli import files
+from callqueue.cli import arguments, files
 from callqueue.cli.exits import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, UsageError, readable
 from callqueue.cli.progress import RunView, Snapshot, calls_in_last_second
 from callqueue.cli.summary import print_summary
@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         carry = files.carry_of(args)
+        # A relative start ("in 2h") counts from now, before the stack takes its time starting.
+        timing = arguments.timing_of(args, time.time())
     except ConfigError as error:
         raise UsageError(str(error)) from None
     options = _options(args)
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         with LocalRuntime(options, on_step=view.step) as runtime:
             _quiet_handlers(args.verbose)
             for path in args.files:
-                runtime.submit(path, dict(args.params), carry.metadata())
+                runtime.submit(path, dict(args.params), {**carry.metadata(), **timing.metadata()})
             stall_limit = args.timeout or float(args.window + 120)
             arrivals = _wait_until_settled(runtime, view, stall_limit)
             # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
@@ -98,7 +100,8 @@ def _wait_until_settled(runtime: LocalRuntime, view: RunView, stall_limit: float
         arrivals = _arrivals(runtime)
         view.show(Snapshot(jobs, calls_in_last_second(arrivals, now := time.time()), now))
         settled = sum(j.totals()["rows"] - j.unaccounted for j in jobs)
-        if settled != last_settled:
+        # Rows that wait for their start, window or the next day are not stuck.
+        if settled != last_settled or any(j.waiting_for for j in jobs if not j.settled):
             last_settled, last_change = settled, time.monotonic()
         if all(j.settled or j.state == "paused" for j in jobs):
             return arrivals
@@ -230,6 +233,8 @@ def _write_outcomes(path: Path, runtime: LocalRuntime, tally: Tally) -> None:
 
 
 def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTotals]:
+    from chalicelib.core.job_details import waiting_for
+
     tally = tally or runtime.tally
     result = []
     for submitted in runtime.jobs:
@@ -250,6 +255,8 @@ def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTo
                 job.error,
                 starts_at=job.started_at,
                 retrying=tally.retrying_rows(job.job_id),
+                waiting_for=waiting_for(job, time.time()),
+                next_release_at=job.next_release_at,
             )
         )
     return result

@@ -146,6 +146,7 @@ def _add_local_commands(sub: Commands) -> None:
     _local_arguments(run)
     arguments.add_params(run)
     arguments.add_carry(run)
+    arguments.add_timing(run)
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument(
         "--rejects", type=Path, help="write every rejected row here (CSV: job_id,row,reason)"

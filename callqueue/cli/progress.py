@@ -10,11 +10,13 @@ changed.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import termios
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import PurePath
 from types import TracebackType
 from typing import Any
@@ -66,6 +68,11 @@ def waiting_for(snapshot: Snapshot) -> str:
     for job in jobs:
         if job.rows is None:
             return f"splitting {PurePath(job.file).name} into chunks"
+    waits = [j for j in jobs if j.waiting_for is not None and j.state != "paused"]
+    if waits and len(waits) == len([j for j in jobs if j.state != "paused"]):
+        # Every job waits: say for what, the soonest first.
+        job = min(waits, key=lambda j: j.next_release_at or j.starts_at or math.inf)
+        return wait_text(job.waiting_for, job.starts_at, job.next_release_at, snapshot.now)
     starts = [j.starts_at for j in jobs if j.starts_at is not None and j.state != "paused"]
     if starts and min(starts) > snapshot.now:
         return f"first call in {duration(min(starts) - snapshot.now)}"
@@ -77,10 +84,33 @@ def waiting_for(snapshot: Snapshot) -> str:
     return ""
 
 
+def wait_text(
+    waiting_for: str | None, start_at: float | None, next_release_at: float | None, now: float
+) -> str:
+    """What a job's rows wait for, as a person reads it: `scheduled, starts 2026-12-07 14:00
+    UTC (in 2h00m)` or `waiting for send window, next release ...`; "" when nothing."""
+    if waiting_for == "start" and start_at is not None:
+        return f"scheduled, starts {_utc_minute(start_at)} (in {duration(start_at - now)})"
+    if waiting_for is None:
+        return ""
+    text = f"waiting for {waiting_for}"
+    if next_release_at is not None:
+        text += f", next release {_utc_minute(next_release_at)}"
+        text += f" (in {duration(next_release_at - now)})"
+    return text
+
+
+def _utc_minute(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def eta_seconds(snapshot: Snapshot, cps: int) -> float | None:
-    """Seconds until the last row of every job is due; None while a file is still being read.
-    Rows retrying past their time make it 0 until they settle."""
+    """Seconds until the last row of every job is due; None while a file is still being read,
+    or when a job's rows wait for a send window or a daily cap (only a plan tells). Rows
+    retrying past their time make it 0 until they settle."""
     if not snapshot.known:
+        return None
+    if any(j.waiting_for not in (None, "start") for j in snapshot.jobs if not j.settled):
         return None
     last = snapshot.now
     for job in snapshot.jobs:
@@ -99,7 +129,7 @@ def plain_line(snapshot: Snapshot, cps: int) -> str:
     eta = eta_seconds(snapshot, cps)
     line = f"{snapshot.settled}/{snapshot.rows} rows settled"
     line += f" ({counts})" if counts else ""
-    line += f"; {snapshot.calls_last_second} calls/s, ETA {duration(eta or 0.0)}"
+    line += f"; {snapshot.calls_last_second} calls/s, ETA {_eta_text(eta)}"
     waiting = waiting_for(snapshot)
     return line + (f"; {waiting}" if waiting else "")
 
@@ -222,7 +252,7 @@ class RunView:
             Text(f"{settled}/{rows}"),
             Text(f"{int(100 * settled / rows) if rows else 100:>3}%"),
             ProgressBar(total=max(rows, 1), completed=settled, width=None),
-            Text(f"{snapshot.calls_last_second}/s  ETA {duration(eta or 0.0)}"),
+            Text(f"{snapshot.calls_last_second}/s  ETA {_eta_text(eta)}"),
         )
         counts = "  ".join(f"{_label(o)} {snapshot.count(o)}" for o in OUTCOMES)
         waiting = waiting_for(snapshot)
@@ -259,6 +289,10 @@ class _EchoOff:
 
 def calls_in_last_second(arrivals: Sequence[float], now: float) -> int:
     return sum(1 for t in arrivals if t > now - 1.0)
+
+
+def _eta_text(eta: float | None) -> str:
+    return "unknown" if eta is None else duration(eta)
 
 
 def _label(outcome: str) -> str:

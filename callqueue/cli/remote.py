@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 
 from callqueue.cli import arguments, operate
 from callqueue.cli.exits import EXIT_OK, EXIT_UNACCOUNTED, EXIT_USAGE, UsageError, readable
-from callqueue.cli.progress import RunView, Snapshot, calls_in_last_second, duration
+from callqueue.cli.progress import (
+    RunView,
+    Snapshot,
+    calls_in_last_second,
+    duration,
+    wait_text,
+)
 from callqueue.cli.remote_view import (
     SettledRate,
     local_time,
@@ -56,6 +62,7 @@ def add_commands(sub: Commands) -> None:
         "--timeout", type=arguments.non_negative, help="stop watching after this many seconds"
     )
     arguments.add_carry(submit, reference=None)
+    arguments.add_timing(submit)
     stack_options(submit, submit_files)
 
     jobs = sub.add_parser("jobs", help="a deployed stack's most recent jobs")
@@ -132,6 +139,10 @@ def client_of(args: argparse.Namespace) -> Client:
 def submit_files(args: argparse.Namespace) -> int:
     for path in args.files:
         readable(path)
+    # Read here, so a bad value is one line before anything is sent, and every file starts
+    # at the same time however long the uploads take.
+    timing = arguments.timing_of(args, time.time())
+    hours, days = timing.window.spec() if timing.window is not None else (None, None)
     client = client_of(args)
     jobs: list[tuple[Job, Path]] = []
     for index, path in enumerate(args.files, 1):
@@ -145,6 +156,10 @@ def submit_files(args: argparse.Namespace) -> int:
             params=dict(args.params) or None,
             reference_column=args.reference_column,
             keep_columns=args.keep_columns,
+            start_at=timing.fields().get("start_at"),
+            send_window=hours,
+            send_days=days,
+            max_per_day=timing.max_per_day,
         )
         print(f"{path}: job {job.job_id}", file=sys.stderr)
         jobs.append((job, path))
@@ -243,11 +258,13 @@ def list_jobs(args: argparse.Namespace) -> int:
         print(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2))
         return EXIT_OK
     print(f"{'job':<46} {'state':<10} {'rows':>8} {'rejected':>8} {'cps':>5}  created")
+    now = time.time()
     for s in summaries:
         created = local_time(s.created_at)
+        waits = wait_text(s.waiting_for, s.start_at, s.next_release_at, now)
         print(
             f"{s.job_id:<46} {s.state:<10} {_n(s.rows):>8} {_n(s.rejected):>8} {_n(s.cps):>5}"
-            f"  {created}"
+            f"  {created}" + (f"  {waits}" if waits else "")
         )
     return EXIT_OK
 

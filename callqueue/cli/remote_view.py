@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from callqueue.cli.progress import duration
+from callqueue.cli.progress import duration, wait_text
 from callqueue.report import OUTCOMES, JobTotals
 
 if TYPE_CHECKING:
@@ -44,7 +44,18 @@ class SettledRate:
 def totals_of(statuses: Sequence[JobStatus], files: Sequence[str]) -> list[JobTotals]:
     """The jobs as `run`'s progress line and summary count them."""
     return [
-        JobTotals(s.job_id, file, s.state, s.rows, dict(s.counts), s.error)
+        JobTotals(
+            s.job_id,
+            file,
+            s.state,
+            s.rows,
+            dict(s.counts),
+            s.error,
+            # Its first row is due at its start (the ETA counts from there).
+            starts_at=s.start_at if s.waiting_for == "start" else None,
+            waiting_for=s.waiting_for,
+            next_release_at=s.next_release_at,
+        )
         for s, file in zip(statuses, files, strict=True)
     ]
 
@@ -53,9 +64,18 @@ def print_status(status: JobStatus) -> None:
     raw = status.raw
     print(f"job       {status.job_id}")
     state = status.state
-    if raw.get("chunks"):
+    if raw.get("chunks") and state != "scheduled":
         state += f" (chunks released {raw.get('released_chunks', 0)}/{raw['chunks']})"
+    note = wait_text(status.waiting_for, status.start_at, status.next_release_at, time.time())
+    if note:
+        state = note if state == "scheduled" else f"{state}, {note}"
     print(f"state     {state}")
+    if raw.get("send_window"):
+        print(
+            f"window    {raw['send_window']} {raw.get('send_days') or ''} (recipients' local time)"
+        )
+    if raw.get("max_per_day"):
+        print(f"per day   at most {raw['max_per_day']} rows")
     if status.error:
         print(f"error     {status.error}")
     stalled = raw.get("stalled")

@@ -18,6 +18,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, overload
 
@@ -35,6 +36,7 @@ from callqueue.client.endpoint import (
 )
 from callqueue.client.errors import (
     BadFile,
+    ClientError,
     ConnectionFailed,
     JobNotFound,
     StackNotFound,
@@ -107,13 +109,20 @@ class Client:
         params: Mapping[str, str | int | float | bool] | None = None,
         reference_column: str | None = None,
         keep_columns: Sequence[str] = (),
+        start_at: str | datetime | None = None,
+        send_window: str | None = None,
+        send_days: str | None = None,
+        max_per_day: int | None = None,
     ) -> Job:
         """Upload a CSV, JSON or JSON Lines file as a new job (POST /jobs, then a PUT of the
         file to the presigned URL it returns). `name` replaces the file's name, without its
         extension, in the job id; `params`: parameters for every row that does not set them,
         which may hold {{column}} placeholders (docs/campaigns.md). `reference_column` (default
         `reference`) and `keep_columns`: the file's columns kept with each row's outcome, never
-        sent to Twilio. The job appears in `status()` once the stack has split it."""
+        sent to Twilio. `start_at` (an aware datetime, ISO 8601 with an offset, or "in 2h"),
+        `send_window` ("08:00-21:00" in each recipient's local time), `send_days` ("mon-fri")
+        and `max_per_day`: when the job may send (docs/rest-api.md); the API refuses a bad one
+        (ClientError). The job appears in `status()` once the stack has split it."""
         file = Path(path)
         if not file.is_file():
             raise BadFile(f"{file}: no such file")
@@ -130,6 +139,7 @@ class Client:
             body["reference_column"] = reference_column
         if keep_columns:
             body["keep_columns"] = list(keep_columns)
+        body.update(_timing(start_at, send_window, send_days, max_per_day))
         created = self._api.post("/jobs", body)
         upload = created["upload"]
         with file.open("rb") as data:
@@ -370,3 +380,19 @@ def _s3_error(response: requests.Response) -> str:
     found = _S3_MESSAGE.search(response.text or "")
     reason = found.group(1).strip() if found else (response.reason or "")
     return f"HTTP {response.status_code} {reason}".strip()
+
+
+def _timing(
+    start_at: str | datetime | None,
+    send_window: str | None,
+    send_days: str | None,
+    max_per_day: int | None,
+) -> dict[str, Any]:
+    """POST /jobs's timing fields of those given."""
+    if isinstance(start_at, datetime):
+        if start_at.tzinfo is None:
+            raise ClientError(f"start_at {start_at.isoformat()} has no time zone; give one")
+        start_at = start_at.isoformat()
+    values = (start_at, send_window, send_days, max_per_day)
+    names = ("start_at", "send_window", "send_days", "max_per_day")
+    return {name: value for name, value in zip(names, values, strict=True) if value is not None}

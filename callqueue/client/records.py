@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from callqueue.report import OUTCOMES
@@ -23,6 +24,21 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds of the API's ISO 8601 time (None for none, or one it cannot read)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class JobSummary:
     """A job as GET /jobs lists it."""
@@ -35,6 +51,11 @@ class JobSummary:
     rejected: int | None
     cps: int | None
     window_seconds: int | None
+    # When it starts (asked for), what its rows wait for ("start", "send window", "daily cap")
+    # and when its release loop next releases.
+    start_at: float | None = None
+    waiting_for: str | None = None
+    next_release_at: float | None = None
 
     @classmethod
     def from_api(cls, body: Mapping[str, Any]) -> JobSummary:
@@ -48,6 +69,9 @@ class JobSummary:
             rejected=_int(body.get("rejected")),
             cps=_int(body.get("cps")),
             window_seconds=_int(body.get("window_seconds")),
+            start_at=_epoch(body.get("start_at")),
+            waiting_for=_text(body.get("waiting_for")),
+            next_release_at=_epoch(body.get("next_release_at")),
         )
 
 
@@ -65,6 +89,9 @@ class JobStatus:
     current_cps: float | None = None
     eta_seconds: float | None = None
     error: str | None = None
+    start_at: float | None = None
+    waiting_for: str | None = None
+    next_release_at: float | None = None
     outcomes_url: str | None = field(default=None, repr=False)
     rejects_url: str | None = field(default=None, repr=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -87,6 +114,9 @@ class JobStatus:
             current_cps=float(current) if isinstance(current, int | float) else None,
             eta_seconds=float(eta) if isinstance(eta, int | float) else None,
             error=body.get("error"),
+            start_at=_epoch(body.get("start_at")),
+            waiting_for=_text(body.get("waiting_for")),
+            next_release_at=_epoch(body.get("next_release_at")),
             outcomes_url=links.get("outcomes_csv"),
             rejects_url=links.get("rejects_csv"),
             raw=dict(body),
