@@ -100,8 +100,7 @@ def _wait_until_settled(runtime: LocalRuntime, view: RunView, stall_limit: float
         arrivals = _arrivals(runtime)
         view.show(Snapshot(jobs, calls_in_last_second(arrivals, now := time.time()), now))
         settled = sum(j.totals()["rows"] - j.unaccounted for j in jobs)
-        # Rows that wait for their start, window or the next day are not stuck.
-        if settled != last_settled or any(j.waiting_for for j in jobs if not j.settled):
+        if settled != last_settled or _waiting(jobs, now):
             last_settled, last_change = settled, time.monotonic()
         if all(j.settled or j.state == "paused" for j in jobs):
             return arrivals
@@ -109,6 +108,13 @@ def _wait_until_settled(runtime: LocalRuntime, view: RunView, stall_limit: float
             view.warn(f"callqueue: no row settled for {stall_limit:.0f} s; giving up")
             return arrivals
         time.sleep(POLL_SECONDS)
+
+
+def _waiting(jobs: list[JobTotals], now: float) -> bool:
+    """Whether a job's rows are not due yet (its start is later, or they wait for a send
+    window or the next day): no row settling then is no stall."""
+    unsettled = [j for j in jobs if not j.settled]
+    return any(j.waiting_for or (j.starts_at or 0.0) > now for j in unsettled)
 
 
 def _write_rejects(path: Path, rejects: dict[str, list[tuple[int, str]]]) -> None:
