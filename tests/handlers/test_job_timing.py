@@ -312,3 +312,24 @@ def test_timing_a_released_job_whose_rows_waited_is_due_by_its_cursor(stack: Sta
     )
 
     assert sinks.reconciler().run() == {"over-0123456789ab": "stalled"}
+
+
+def test_timing_a_scheduled_job_paused_and_resumed_before_its_start_keeps_it(
+    stack: Stack, client: Client
+) -> None:
+    job_id = create_and_split(stack, client, {"rows": rows(2), "start_at": "in 3h"})
+    start = get_job(client, job_id)["start_at"]
+
+    paused = client.http.post(f"/jobs/{job_id}/pause")
+    assert (paused.status_code, json.loads(paused.body)["state"]) == (200, "paused")
+    shown = get_job(client, job_id)
+    assert (shown["waiting_for"], shown["next_release_at"], shown["eta_seconds"]) == (
+        None,
+        None,
+        None,
+    )
+    resumed = client.http.post(f"/jobs/{job_id}/resume")
+    assert (resumed.status_code, json.loads(resumed.body)["state"]) == (200, "scheduled")
+    again = get_job(client, job_id)
+    assert (again["start_at"], again["waiting_for"]) == (start, "start")
+    assert process_keys(stack) == []
