@@ -22,7 +22,6 @@ from chalicelib.aws.buckets import Bucket, outcomes_key, rejects_key
 from chalicelib.aws.event_bus import JOB_COMPLETED, EventPublisher
 from chalicelib.aws.jobs_table import JobStore, MalformedJob, StateChanged
 from chalicelib.aws.results_table import ResultsTable
-from chalicelib.core.job_details import waiting_for
 from chalicelib.core.jobs import SETTLING, Job
 from chalicelib.intake.carry import Carry
 from chalicelib.observability import Metrics
@@ -177,12 +176,6 @@ class Reconciler:
         now = self._clock()
         if responses != job.progress or job.progress_at is None or _waiting(job, now):
             self._jobs.update(job.job_id, progress=responses, progress_at=now)
-            return False
-        if waiting_for(job, now) is not None and job.next_slot_at is not None:
-            # Its rows wait for their send window or the next day: none is due before the next
-            # slot, so the quiet time is counted from there (one write a wait).
-            if job.progress_at < job.next_slot_at:
-                self._jobs.update(job.job_id, progress_at=job.next_slot_at)
             return False
         if job.stalled_at is not None or not is_stalled(
             job.progress_at, now, after_seconds=self._stalled_after

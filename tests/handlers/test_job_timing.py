@@ -276,17 +276,18 @@ def test_timing_the_reconciler_leaves_a_job_waiting_for_its_window(stack: Stack)
         "send_window": "08:00-21:00",
         "send_days": "mon-sun",
         "released_rows": 5,
+        "responses": 5,
+        "progress": 5,
         "next_slot_at": now + 6 * 3600,
+        "next_release_at": now + 6 * 3600 - 10,
     }
     make_job(job_id="waits-0123456789ab", **waiting)
-    # The same job with its next row due now has stopped.
-    make_job(job_id="stuck-0123456789ab", **{**waiting, "next_slot_at": now})
+    # The same job whose loop should have released by now has stopped.
+    make_job(job_id="stuck-0123456789ab", **{**waiting, "next_release_at": now - 60})
 
     assert sinks.reconciler().run() == {"stuck-0123456789ab": "stalled"}
     held = wiring.jobs().get("waits-0123456789ab")
     assert held is not None and held.stalled_since is None
-    # Quiet time is counted from when its rows are due again.
-    assert held.progress_at == waiting["next_slot_at"]
     assert sinks.reconciler().run() == {}
 
 
