@@ -48,6 +48,7 @@ _TIMES = {
     "start_at",
     "next_slot_at",
     "next_release_at",
+    "queued_until",
 }
 _NUMBERS = _INTEGERS | _TIMES
 
@@ -209,6 +210,11 @@ class JobStore:
         """Set the given attributes if the job has made exactly `made` releases (the release
         step's cursor moves once per release); StateChanged otherwise."""
         self._update(job_id, None, made, changes)
+
+    def update_if_at(self, job_id: str, states: tuple[str, ...], made: int, **changes: Any) -> None:
+        """Set the given attributes if the job is in one of `states` and has made exactly
+        `made` releases (nothing moved since it was read); StateChanged otherwise."""
+        self._update(job_id, states, made, changes)
 
     def _update(
         self,

@@ -71,6 +71,8 @@ SETTLING: Final[tuple[JobState, ...]] = ("running", "released", "cancelled")
 ACTIVE: Final[tuple[JobState, ...]] = ("splitting", "scheduled", "running", "released", "paused")
 # Jobs whose release loop releases rows when their time comes.
 RELEASING: Final[tuple[JobState, ...]] = ("scheduled", "running")
+# Jobs whose rate may change: rows are still to be released (chalicelib.release.rate).
+RATE_CHANGEABLE: Final[tuple[JobState, ...]] = ("scheduled", "running", "paused")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class Job:
     released_rows: int = 0
     next_slot_at: float | None = None
     next_release_at: float | None = None
+    # When the last released row is due (the end of the last slice that released rows).
+    queued_until: float | None = None
     # Rows released per day of the account's time zone (JSON, the last few days).
     day_counts: str | None = None
     # Rate changes of a running job (JSON [[at, old cps, new cps], ...]): the sender re-times

@@ -94,6 +94,9 @@ class QueuedRow:
     # (Twilio did not answer the look-up): bounded, then the row ends `unknown`.
     doubts: int = 0
     carried: dict[str, str] = field(default_factory=dict)
+    # When the row was released, measured as `due_at` is (0.0: unknown): a rate change after it
+    # re-times the row (chalicelib.core.pace).
+    released_at: float = 0.0
 
     @property
     def number(self) -> str | None:
@@ -105,8 +108,16 @@ class QueuedRow:
         return CallRequest(api=self.api, params=self.params, job_id=self.job_id, row=self.row)
 
     def retry(self, due_at: float, job_start: float) -> QueuedRow:
-        """The next attempt, due at `due_at` as measured from the job's start `job_start`."""
-        return replace(self, due_at=due_at, attempt=self.attempt + 1, job_start=job_start, doubts=0)
+        """The next attempt, due at `due_at` as measured from the job's start `job_start`. Its
+        time is a backoff's, not the job's rate's: a rate change does not re-time it."""
+        return replace(
+            self,
+            due_at=due_at,
+            attempt=self.attempt + 1,
+            job_start=job_start,
+            doubts=0,
+            released_at=0.0,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +130,7 @@ class QueuedRow:
             "job_start": self.job_start,
             **({"doubts": self.doubts} if self.doubts else {}),
             **_carried_json(self.carried),
+            **({"released_at": self.released_at} if self.released_at else {}),
         }
 
     @classmethod
@@ -133,6 +145,7 @@ class QueuedRow:
             job_start=float(data.get("job_start", 0.0)),
             doubts=int(data.get("doubts", 0)),
             carried=dict(data.get("carried", {})),
+            released_at=float(data.get("released_at", 0.0)),
         )
 
 

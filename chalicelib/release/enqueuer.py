@@ -30,6 +30,8 @@ class Enqueuer:
         # The release step stamps these on the object; without them the row times are unknown.
         job_id = metadata["job_id"]
         start = float(metadata["job_start"])
+        # Absent from a chunk released before rate changes existed: never re-timed.
+        released_at = float(metadata.get("released_at", 0.0))
         queued = (
             QueuedRow(
                 job_id=job_id,
@@ -39,6 +41,7 @@ class Enqueuer:
                 due_at=due_at,
                 job_start=start,
                 carried=r.carried,
+                released_at=released_at,
             )
             for r, due_at in _timed(rows, metadata, start)
         )

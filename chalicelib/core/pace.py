@@ -1,0 +1,86 @@
+"""Changing a running job's rate: how rows already released at the old rate are re-timed.
+
+A job's rows are released up to one window (at most 900 s) plus the release lead ahead of
+their time, each due at a time the rate gave when it was released. A rate change at time t
+re-times every such row still due after t around t: its distance from t is scaled by
+old / new, so the rows keep their order and their spacing becomes the new rate's. Rows due
+before t, and rows released after t (their times already come from the new rate), are left as
+they are. The account's own limits are kept by the sender's limiter whatever the job's rate.
+
+Times here are on the job's clock: seconds after the job's start (Job.started_at), which a
+resume moves by the pause, so a change made while the job is paused, and pauses before or
+after a change, need no other adjustment. The change a pause interrupted is placed where the
+job's clock stopped (its pause).
+
+Nothing here reads a clock or AWS: the REST API records changes (chalicelib.api.rate), the
+sender re-times its rows (chalicelib.sending.sender).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chalicelib.config import MAX_WINDOW_SECONDS
+from chalicelib.core.schedule import RELEASE_LEAD_SECONDS
+
+# A row is released at most a window plus the lead before it is due: a change older than this
+# cannot affect a row still queued, so the job keeps only the changes within it.
+CHANGES_KEPT_SECONDS = MAX_WINDOW_SECONDS + RELEASE_LEAD_SECONDS + 90
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """At `at` (seconds after the job's start) the job's rate went from `old` to `new` CPS."""
+
+    at: float
+    old: int
+    new: int
+
+
+def retimed(due: float, released_at: float, changes: Sequence[RateChange]) -> float:
+    """When a row released at `released_at` and due at `due` (at the rate of its release) is
+    due after `changes`, in the order they were made."""
+    for change in changes:
+        if change.at > released_at:
+            due = _scaled(due, change)
+    return due
+
+
+def _scaled(due: float, change: RateChange) -> float:
+    if due <= change.at:
+        return due
+    return change.at + (due - change.at) * change.old / change.new
+
+
+def applied_through(released_at: float, changes: Sequence[RateChange]) -> float:
+    """The release time a row re-timed by `changes` is given, so no change applies twice."""
+    return max([released_at, *(c.at for c in changes)])
+
+
+def changes_of(text: str | None) -> list[RateChange]:
+    """A job record's `rate_changes` (JSON [[at, old, new], ...]; None: none)."""
+    return [RateChange(float(at), int(old), int(new)) for at, old, new in json.loads(text or "[]")]
+
+
+def changes_json(changes: Sequence[RateChange]) -> str:
+    return json.dumps([[c.at, c.old, c.new] for c in changes], separators=(",", ":"))
+
+
+def with_change(text: str | None, change: RateChange) -> str:
+    """The record's changes with `change` added and those too old to matter dropped."""
+    kept = [c for c in changes_of(text) if c.at > change.at - CHANGES_KEPT_SECONDS]
+    return changes_json([*kept, change])
+
+
+def next_slot(slot: float, queued_until: float | None, change: RateChange) -> float:
+    """When the job's next slice may start after `change` (all times measured alike). `slot`
+    is the recorded start; `queued_until` when its last released row was due at the old rate
+    (None: nothing released yet). The slice follows the re-timed rows; a slice that waits for
+    a send window to open or a day's cap to reset (its start later than the rows' end) still
+    waits for that, and no longer than the rows it follows."""
+    if queued_until is None:
+        return slot
+    end = _scaled(queued_until, change)
+    return end if slot <= queued_until else max(slot, end)
