@@ -48,6 +48,7 @@ _TIMES = {
     "start_at",
     "next_slot_at",
     "next_release_at",
+    "last_run_at",
     "queued_until",
 }
 _NUMBERS = _INTEGERS | _TIMES

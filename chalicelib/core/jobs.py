@@ -136,7 +136,8 @@ class Job:
     released_rows: int = 0
     next_slot_at: float | None = None
     next_release_at: float | None = None
-    # When the last released row is due (the end of the last slice that released rows).
+    # The last run released: when its first row is due, and its last row's next slot.
+    last_run_at: float | None = None
     queued_until: float | None = None
     # Rows released per day of the account's time zone (JSON, the last few days).
     day_counts: str | None = None

@@ -1,11 +1,16 @@
 """Changing a running job's rate: how rows already released at the old rate are re-timed.
 
 A job's rows are released up to one window (at most 900 s) plus the release lead ahead of
-their time, each due at a time the rate gave when it was released. A rate change at time t
-re-times every such row still due after t around t: its distance from t is scaled by
-old / new, so the rows keep their order and their spacing becomes the new rate's. Rows due
-before t, and rows released after t (their times already come from the new rate), are left as
-they are. The account's own limits are kept by the sender's limiter whatever the job's rate.
+their time, each due at a time the rate gave when it was released, in runs of one slot after
+another. A rate change at time t re-times every such row still due after t: its distance from
+an anchor is scaled by old / new, so the rows keep their order and take the new rate's
+spacing. Slower, the anchor is t, so rows only move later and runs queued one after another
+stay so; faster, it is the later of t and the row's run's first slot, so no row moves before
+its run began (the job's start, a send window's opening, a day's reset all hold). A job with a
+send window keeps its queued rows' times when it slows down: stretched, a run could pass its
+window's closing; its next release is at the new rate. Rows due before t, and rows released
+after it, are left as they are. The account's own limits are kept by the sender's limiter
+whatever the job's rate.
 
 Times here are on the job's clock: seconds after the job's start (Job.started_at), which a
 resume moves by the pause, so a change made while the job is paused, and pauses before or
@@ -19,6 +24,7 @@ sender re-times its rows (chalicelib.sending.sender).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,19 +45,31 @@ class RateChange:
     new: int
 
 
-def retimed(due: float, released_at: float, changes: Sequence[RateChange]) -> float:
+def retimed(
+    due: float,
+    released_at: float,
+    changes: Sequence[RateChange],
+    *,
+    run_at: float = -math.inf,
+    stretch: bool = True,
+) -> float:
     """When a row released at `released_at` and due at `due` (at the rate of its release) is
-    due after `changes`, in the order they were made."""
+    due after `changes`, in the order they were made. `run_at` is when the first row of its
+    run was due: a faster rate never moves a row before it (a run starts at the job's start,
+    a window's opening or a day's reset, which must hold). Without `stretch` (a job with a
+    send window, whose runs end by their window's closing) a slower rate leaves it alone."""
     for change in changes:
-        if change.at > released_at:
-            due = _scaled(due, change)
+        if change.at > released_at and (stretch or change.new >= change.old):
+            due = _scaled(due, change, run_at)
     return due
 
 
-def _scaled(due: float, change: RateChange) -> float:
-    if due <= change.at:
+def _scaled(due: float, change: RateChange, run_at: float) -> float:
+    # Slower: rows only move later, and the runs queued one after another stay so.
+    anchor = max(change.at, run_at) if change.new > change.old else change.at
+    if due <= anchor:
         return due
-    return change.at + (due - change.at) * change.old / change.new
+    return anchor + (due - anchor) * change.old / change.new
 
 
 def applied_through(released_at: float, changes: Sequence[RateChange]) -> float:
@@ -74,13 +92,22 @@ def with_change(text: str | None, change: RateChange) -> str:
     return changes_json([*kept, change])
 
 
-def next_slot(slot: float, queued_until: float | None, change: RateChange) -> float:
+def next_slot(
+    slot: float,
+    queued: tuple[float, float] | None,
+    change: RateChange,
+    *,
+    stretch: bool = True,
+) -> float:
     """When the job's next slice may start after `change` (all times measured alike). `slot`
-    is the recorded start; `queued_until` when its last released row was due at the old rate
-    (None: nothing released yet). The slice follows the re-timed rows; a slice that waits for
-    a send window to open or a day's cap to reset (its start later than the rows' end) still
-    waits for that, and no longer than the rows it follows."""
-    if queued_until is None:
+    is the recorded start; `queued` the last released run's first and last-plus-one slots at
+    the old rate (None: nothing released yet). The slice follows that run as re-timed; a slice
+    that waits for a send window to open or a day's cap to reset (its start later than the
+    run's end) still waits for that, and no longer than the rows it follows."""
+    if queued is None:
         return slot
-    end = _scaled(queued_until, change)
-    return end if slot <= queued_until else max(slot, end)
+    run_at, until = queued
+    end = until
+    if stretch or change.new >= change.old:
+        end = _scaled(until, change, run_at)
+    return end if slot <= until else max(slot, end)

@@ -94,9 +94,10 @@ class QueuedRow:
     # (Twilio did not answer the look-up): bounded, then the row ends `unknown`.
     doubts: int = 0
     carried: dict[str, str] = field(default_factory=dict)
-    # When the row was released, measured as `due_at` is (0.0: unknown): a rate change after it
-    # re-times the row (chalicelib.core.pace).
+    # When the row was released and when its run's first row was due, measured as `due_at` is
+    # (0.0: unknown): a rate change after its release re-times the row (chalicelib.core.pace).
     released_at: float = 0.0
+    run_at: float = 0.0
 
     @property
     def number(self) -> str | None:
@@ -130,7 +131,9 @@ class QueuedRow:
             "job_start": self.job_start,
             **({"doubts": self.doubts} if self.doubts else {}),
             **_carried_json(self.carried),
-            **({"released_at": self.released_at} if self.released_at else {}),
+            **(
+                {"released_at": self.released_at, "run_at": self.run_at} if self.released_at else {}
+            ),
         }
 
     @classmethod
@@ -146,6 +149,7 @@ class QueuedRow:
             doubts=int(data.get("doubts", 0)),
             carried=dict(data.get("carried", {})),
             released_at=float(data.get("released_at", 0.0)),
+            run_at=float(data.get("run_at", 0.0)),
         )
 
 

@@ -32,6 +32,7 @@ class Enqueuer:
         start = float(metadata["job_start"])
         # Absent from a chunk released before rate changes existed: never re-timed.
         released_at = float(metadata.get("released_at", 0.0))
+        run_at = float(metadata.get("at", 0.0))
         queued = (
             QueuedRow(
                 job_id=job_id,
@@ -42,6 +43,7 @@ class Enqueuer:
                 job_start=start,
                 carried=r.carried,
                 released_at=released_at,
+                run_at=run_at,
             )
             for r, due_at in _timed(rows, metadata, start)
         )

@@ -25,7 +25,7 @@ def resume(jobs: JobStore, job_id: str, *, now: float) -> float:
         state = "released" if job.released_chunks >= job.chunks else "running"
     moved = {
         name: value + shift
-        for name in ("next_slot_at", "next_release_at", "queued_until")
+        for name in ("next_slot_at", "next_release_at", "last_run_at", "queued_until")
         if (value := getattr(job, name)) is not None
     }
     # A pause flagged as forgotten (downstream/reconcile.lifecycle_stall) is over.

@@ -17,6 +17,7 @@ What a sender is built from is in parts.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -215,7 +216,11 @@ def _timed(row: QueuedRow, job: Job | None) -> QueuedRow:
     start = moved.job_start
     released = row.released_at + shift - start
     changes = pace.changes_of(job.rate_changes)
-    due = start + pace.retimed(moved.due_at - start, released, changes)
+    run_at = row.run_at + shift - start if row.run_at else -math.inf
+    stretch = job.send_window is None
+    due = start + pace.retimed(
+        moved.due_at - start, released, changes, run_at=run_at, stretch=stretch
+    )
     return replace(moved, due_at=due, released_at=start + pace.applied_through(released, changes))
 
 

@@ -126,38 +126,69 @@ def test_changes_round_trip_and_only_recent_ones_are_kept() -> None:
 
 
 def test_next_slot_follows_the_retimed_rows() -> None:
-    # Rows queued until 200 at 10 CPS; at 100 the rate doubles: they end at 150.
-    assert next_slot(200.0, 200.0, RateChange(100.0, 10, 20)) == 150.0
-    # Halved: they end at 300, and so the next slice starts there.
-    assert next_slot(200.0, 200.0, RateChange(100.0, 10, 5)) == 300.0
+    # The last run, from 150 to 200 at 10 CPS; at 100 the rate doubles: it ends at 175, as
+    # it keeps its start (it may be a window's opening).
+    assert next_slot(200.0, (150.0, 200.0), RateChange(100.0, 10, 20)) == 175.0
+    # Begun before the change: compressed from the change on.
+    assert next_slot(200.0, (50.0, 200.0), RateChange(100.0, 10, 20)) == 150.0
+    # Halved: stretched from the change, it ends at 300, and the next slice starts there.
+    assert next_slot(200.0, (150.0, 200.0), RateChange(100.0, 10, 5)) == 300.0
+    # ... unless the job has a send window: its queued rows keep their times.
+    assert next_slot(200.0, (150.0, 200.0), RateChange(100.0, 10, 5), stretch=False) == 200.0
     # Nothing released yet (a scheduled job): its start stands.
     assert next_slot(5000.0, None, RateChange(100.0, 10, 5)) == 5000.0
 
 
 def test_a_slice_waiting_for_a_window_keeps_its_opening() -> None:
     # Rows end at 120; the next slice waits for a window opening at 4000.
-    assert next_slot(4000.0, 120.0, RateChange(100.0, 10, 20)) == 4000.0
-    assert next_slot(4000.0, 120.0, RateChange(100.0, 10, 1)) == 4000.0
+    assert next_slot(4000.0, (110.0, 120.0), RateChange(100.0, 10, 20)) == 4000.0
+    assert next_slot(4000.0, (110.0, 120.0), RateChange(100.0, 10, 1)) == 4000.0
     # Much slower: the re-timed rows end after the opening, and the slice follows them.
-    assert next_slot(150.0, 120.0, RateChange(100.0, 10, 1)) == 300.0
+    assert next_slot(150.0, (110.0, 120.0), RateChange(100.0, 10, 1)) == 300.0
 
 
-@given(slot=times, queued=times, at=times, old=rates, new=rates)
+@given(slot=times, run=times, length=times, at=times, old=rates, new=rates, stretch=st.booleans())
 def test_the_next_slot_never_overlaps_the_retimed_rows(
-    slot: float, queued: float, at: float, old: int, new: int
+    slot: float, run: float, length: float, at: float, old: int, new: int, stretch: bool
 ) -> None:
-    assume(queued <= slot)
+    until = run + length
+    assume(until <= slot)
     change = RateChange(at, old, new)
-    moved = next_slot(slot, queued, change)
-    assert moved >= retimed(queued, at - 1, [change]) - 1e-9
-    if slot > queued:  # a wait: never later than the opening unless the rows run past it
-        assert moved == max(slot, retimed(queued, at - 1, [change]))
+    moved = next_slot(slot, (run, until), change, stretch=stretch)
+    last = retimed(until, at - 1, [change], run_at=run, stretch=stretch)
+    assert moved >= last - 1e-9
+    if slot > until:  # a wait: never later than the opening unless the rows run past it
+        assert moved == max(slot, last)
+    else:
+        assert moved == last
+
+
+@given(
+    run_at=times,
+    offset=st.floats(min_value=0, max_value=900),
+    at=times,
+    old=rates,
+    new=rates,
+    stretch=st.booleans(),
+)
+def test_no_row_moves_before_its_run_began_or_past_its_window(
+    run_at: float, offset: float, at: float, old: int, new: int, stretch: bool
+) -> None:
+    due = run_at + offset
+    moved = retimed(due, -1.0, [RateChange(at, old, new)], run_at=run_at, stretch=stretch)
+    assert moved >= min(due, run_at) - 1e-9
+    if new < old:  # slower: only later, and not at all for a job with a send window
+        assert moved >= due - 1e-9
+        if not stretch:
+            assert moved == due
+    if new > old:  # faster: no later, and within the run as it was
+        assert run_at - 1e-9 <= moved <= due + 1e-9
 
 
 def test_queued_row_carries_its_release_time_and_old_messages_read() -> None:
-    row = QueuedRow("j", 1, "messages", {"To": "+14155550100"}, 5.0, released_at=2.5)
+    row = QueuedRow("j", 1, "messages", {"To": "+14155550100"}, 5.0, released_at=2.5, run_at=4.0)
     assert QueuedRow.from_json(json.loads(json.dumps(row.to_json()))) == row
-    old = {k: v for k, v in row.to_json().items() if k != "released_at"}
-    assert QueuedRow.from_json(old).released_at == 0.0
+    old = {k: v for k, v in row.to_json().items() if k not in ("released_at", "run_at")}
+    assert (QueuedRow.from_json(old).released_at, QueuedRow.from_json(old).run_at) == (0.0, 0.0)
     # A retry's time is its backoff's: never re-timed by the rate.
     assert row.retry(9.0, 1.0).released_at == 0.0
