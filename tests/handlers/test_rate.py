@@ -18,6 +18,7 @@ from chalicelib.api.rate import RateApi
 from chalicelib.aws.buckets import chunk_key
 from chalicelib.core.jobs import Job
 from chalicelib.core.pace import RateChange, changes_of
+from chalicelib.core.records import QueuedRow
 from chalicelib.core.schedule import iso_timestamp
 from chalicelib.core.slices import Group, groups_json
 from chalicelib.release.releaser import LoopState, Releaser
@@ -311,3 +312,39 @@ def test_rate_the_release_after_a_change_times_its_run_at_the_new_rate(
     assert float(head["at"]) == NOW + 11
     assert float(head["released_at"]) == NOW + 1
     assert (job().last_run_at, job().queued_until) == (NOW + 11, NOW + 13)
+
+
+def test_rate_queued_rows_carry_their_release_and_run_times(stack: Stack) -> None:
+    rows = [
+        {"row": i + 1, "api": "messages", "params": {"To": f"+1415555{i:04d}"}, "offset": 0}
+        for i in range(3)
+    ]
+    key = chunk_key(JOB, 0)
+    stack.s3.put_object(
+        Bucket=stack.env["PROCESS_BUCKET"],
+        Key=key,
+        Body="\n".join(json.dumps(r) for r in rows).encode(),
+        Metadata={
+            "job_id": JOB,
+            "job_start": repr(NOW - 7200),
+            "chunk": "0",
+            "first": "1",
+            "count": "2",
+            "at": repr(NOW - 7000),
+            "cps": "4",
+            "released_at": repr(NOW - 7010),
+        },
+    )
+
+    assert wiring.enqueuer().enqueue_chunk(stack.env["PROCESS_BUCKET"], key) == 2
+
+    queued = [
+        QueuedRow.from_json(json.loads(m["Body"]))
+        for m in stack.sqs.receive_message(QueueUrl=stack.send_queue_url, MaxNumberOfMessages=10)[
+            "Messages"
+        ]
+    ]
+    assert sorted((r.row, r.due_at, r.run_at, r.released_at) for r in queued) == [
+        (2, NOW - 7000, NOW - 7000, NOW - 7010),
+        (3, NOW - 7000 + 0.25, NOW - 7000, NOW - 7010),
+    ]
