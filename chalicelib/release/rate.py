@@ -50,9 +50,10 @@ class RateChanged:
 
 
 def change_rate(jobs: JobStore, job_id: str, cps: int, *, now: float) -> RateChanged:
-    """Set a job's rate to `cps`. Conditional on the job's state and on its release count, so a
-    release recorded meanwhile is read again rather than overwritten. StateChanged when the job
-    is missing or not in a state whose rate may change."""
+    """Set a job's rate to `cps`. Conditional on the job's state, release count and rate as
+    read, so a release, a pause or resume, or another change made meanwhile is read again
+    rather than overwritten. StateChanged when the job is missing or not in a state whose rate
+    may change."""
     Schedule(cps, 1)  # the same check as any job's rate: ConfigError when below 1
     for _ in range(UPDATE_ATTEMPTS):
         job = jobs.get(job_id)
@@ -63,7 +64,8 @@ def change_rate(jobs: JobStore, job_id: str, cps: int, *, now: float) -> RateCha
         if job.cps == cps:
             return RateChanged(job, job)
         try:
-            jobs.update_if_at(job_id, RATE_CHANGEABLE, job.releases, **_changes(job, cps, now))
+            changes = _changes(job, cps, now)
+            jobs.update_if_at(job_id, (job.state,), job.releases, job.cps, **changes)
         except StateChanged:
             continue
         log.info("job %s: rate %d -> %d CPS", job_id, job.cps, cps)

@@ -21,6 +21,7 @@ from chalicelib.core.pace import RateChange, changes_of
 from chalicelib.core.records import QueuedRow
 from chalicelib.core.schedule import iso_timestamp
 from chalicelib.core.slices import Group, groups_json
+from chalicelib.release.rate import change_rate
 from chalicelib.release.releaser import LoopState, Releaser
 from chalicelib.release.state_machine import execution_name
 from tests.handlers.test_lifecycle import client, executions, job, make_job, waiting_loop
@@ -348,3 +349,49 @@ def test_rate_queued_rows_carry_their_release_and_run_times(stack: Stack) -> Non
         (2, NOW - 7000, NOW - 7000, NOW - 7010),
         (3, NOW - 7000 + 0.25, NOW - 7000, NOW - 7010),
     ]
+
+
+class Racing:
+    """The jobs table, with `race` done to the record just before the change's first write."""
+
+    def __init__(self, race: Any) -> None:
+        self._store = wiring.jobs()
+        self._race = race
+
+    def get(self, job_id: str) -> Job | None:
+        return self._store.get(job_id)
+
+    def update_if_at(self, *args: Any, **changes: Any) -> None:
+        race, self._race = self._race, None
+        if race is not None:
+            race(self._store)
+        self._store.update_if_at(*args, **changes)
+
+
+def test_rate_a_change_racing_another_is_made_on_the_record_as_it_became() -> None:
+    running_job()
+    racing = Racing(lambda store: change_rate(store, JOB, 20, now=NOW - 10))
+
+    changed = change_rate(racing, JOB, 5, now=NOW)  # type: ignore[arg-type]
+
+    assert (changed.old, changed.new, job().cps) == (20, 5, 5)
+    assert changes_of(job().rate_changes) == [RateChange(90, 10, 20), RateChange(100, 20, 5)]
+
+
+def test_rate_a_change_racing_a_release_moves_the_released_run() -> None:
+    running_job()
+
+    def release(store: Any) -> None:  # the loop records its next run: NOW + 200 to NOW + 260
+        store.record_release(
+            JOB,
+            4,
+            releases=5,
+            last_run_at=NOW + 200,
+            queued_until=NOW + 260,
+            next_slot_at=NOW + 260,
+        )
+
+    change_rate(Racing(release), JOB, 20, now=NOW)  # type: ignore[arg-type]
+
+    # The run from NOW + 200 keeps its start and closes up: 60 s of rows in 30.
+    assert (job().releases, job().next_slot_at, job().next_release_at) == (5, NOW + 230, NOW + 220)
