@@ -129,3 +129,23 @@ def test_rows_released_after_the_change_or_retried_are_not_retimed(
     twilio, _ = send(dynamodb, job(10, 20), batch)
 
     on_time(twilio, {k + 1: T0 + 1 + k / 10 for k in range(5)})
+
+
+@pytest.mark.parametrize(("new", "due"), [(20, T0 + 45), (5, T0 + 80)])
+def test_a_change_made_while_paused_counts_from_the_pause(
+    dynamodb: Any, new: int, due: float
+) -> None:
+    # Released at T0 - 15 to be due at T0 + 20, its run from T0 + 10; paused at T0 - 10 (90 s
+    # on the job's clock), the rate changed then, resumed 30 s later: the row, due at T0 + 50
+    # unchanged, is re-timed from the job's clock at its pause, now T0 + 20.
+    row = replace(rows(1)[0], due_at=T0 + 20, run_at=T0 + 10, released_at=T0 - 15)
+    resumed = replace(
+        job(10, new), started_at=START + 30, rate_changes=json.dumps([[90.0, 10, new]])
+    )
+
+    twilio, recorder = send(dynamodb, resumed, [row])
+
+    # Faster, from its run's start (T0 + 40): 10 s to go become 5; slower, from the change:
+    # 30 s become 60. Past the sender's hold, it goes back as it was, visible 2 s early.
+    assert twilio.calls == []
+    assert recorder.later == [(row, pytest.approx(due - T0 - 2.0))]
