@@ -141,8 +141,9 @@ class Job:
     queued_until: float | None = None
     # Rows released per day of the account's time zone (JSON, the last few days).
     day_counts: str | None = None
-    # Rate changes of a running job (JSON [[at, old cps, new cps], ...]): the sender re-times
-    # rows released before a change by them (chalicelib.core.pace).
+    # Rate changes of a running job (JSON [[at, old cps, new cps, until], ...], times on the
+    # job's clock): the sender re-times rows released before a change by them, until the last
+    # of those rows is due (chalicelib.core.pace).
     rate_changes: str | None = None
 
 

@@ -26,23 +26,29 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from chalicelib.config import MAX_WINDOW_SECONDS
 from chalicelib.core.schedule import RELEASE_LEAD_SECONDS
 
-# A row is released at most a window plus the lead before it is due: a change older than this
-# cannot affect a row still queued, so the job keeps only the changes within it.
-CHANGES_KEPT_SECONDS = MAX_WINDOW_SECONDS + RELEASE_LEAD_SECONDS + 90
+# A row is released at most a window plus the lead before it is due (at the rate it was
+# released at): how long a change re-times rows when its last one is not known.
+ROWS_AHEAD_SECONDS = MAX_WINDOW_SECONDS + RELEASE_LEAD_SECONDS
+# A change is kept this long after the last row it re-times is due, for a row delivered late.
+KEPT_AFTER_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
 class RateChange:
-    """At `at` (seconds after the job's start) the job's rate went from `old` to `new` CPS."""
+    """At `at` (seconds after the job's start) the job's rate went from `old` to `new` CPS.
+    `until`: when the last row released before it is due, re-timed by it and by the slower
+    changes after it (a faster one brings no row later). Once that is past the change re-times
+    nothing still queued, and is dropped; a slower rate can push that far beyond a window."""
 
     at: float
     old: int
     new: int
+    until: float = field(default=-math.inf, compare=False)
 
 
 def retimed(
@@ -78,18 +84,43 @@ def applied_through(released_at: float, changes: Sequence[RateChange]) -> float:
 
 
 def changes_of(text: str | None) -> list[RateChange]:
-    """A job record's `rate_changes` (JSON [[at, old, new], ...]; None: none)."""
-    return [RateChange(float(at), int(old), int(new)) for at, old, new in json.loads(text or "[]")]
+    """A job record's `rate_changes` (JSON [[at, old, new, until], ...]; None: none)."""
+    changes = []
+    for item in json.loads(text or "[]"):
+        at = float(item[0])
+        until = float(item[3]) if len(item) > 3 else at + ROWS_AHEAD_SECONDS
+        changes.append(RateChange(at, int(item[1]), int(item[2]), until))
+    return changes
 
 
 def changes_json(changes: Sequence[RateChange]) -> str:
-    return json.dumps([[c.at, c.old, c.new] for c in changes], separators=(",", ":"))
+    return json.dumps([[c.at, c.old, c.new, c.until] for c in changes], separators=(",", ":"))
 
 
-def with_change(text: str | None, change: RateChange) -> str:
-    """The record's changes with `change` added and those too old to matter dropped."""
-    kept = [c for c in changes_of(text) if c.at > change.at - CHANGES_KEPT_SECONDS]
+def with_change(text: str | None, change: RateChange, *, stretch: bool = True) -> str:
+    """The record's changes with `change` added, and those whose rows are all due dropped.
+    `stretch` as for retimed."""
+    kept = []
+    for earlier in changes_of(text):
+        until = earlier.until
+        if stretch and change.new < change.old:
+            until = _scaled(until, change, -math.inf)
+        if until >= change.at - KEPT_AFTER_SECONDS:
+            kept.append(replace(earlier, until=until))
     return changes_json([*kept, change])
+
+
+def queued_end(
+    queued: tuple[float, float] | None, change: RateChange, *, stretch: bool = True
+) -> float:
+    """When the rows queued at `change` end after it: `queued` is the last released run's
+    first and last-plus-one slots at the old rate (None: nothing released yet)."""
+    if queued is None:
+        return change.at
+    run_at, until = queued
+    if stretch or change.new >= change.old:
+        return _scaled(until, change, run_at)
+    return until
 
 
 def next_slot(
@@ -106,8 +137,5 @@ def next_slot(
     run's end) still waits for that, and no longer than the rows it follows."""
     if queued is None:
         return slot
-    run_at, until = queued
-    end = until
-    if stretch or change.new >= change.old:
-        end = _scaled(until, change, run_at)
-    return end if slot <= until else max(slot, end)
+    end = queued_end(queued, change, stretch=stretch)
+    return end if slot <= queued[1] else max(slot, end)

@@ -79,18 +79,23 @@ def _changes(job: Job, cps: int, now: float) -> dict[str, Any]:
     # moves the job's start, its cursor and so its rows by the pause.
     at = job.paused_at if job.state == "paused" and job.paused_at is not None else now
     start = job.started_at if job.started_at is not None else at
+    change = pace.RateChange(at, job.cps, cps)
+    stretch = job.send_window is None
+    queued = None
+    if job.queued_until is not None:
+        queued = (job.last_run_at or job.queued_until, job.queued_until)
+    end = pace.queued_end(queued, change, stretch=stretch)
+    # On the job's clock, as the sender reads it.
+    own = pace.RateChange(at - start, job.cps, cps, end - start)
     changes: dict[str, Any] = {
         "cps": cps,
-        "rate_changes": pace.with_change(
-            job.rate_changes, pace.RateChange(at - start, job.cps, cps)
-        ),
+        "rate_changes": pace.with_change(job.rate_changes, own, stretch=stretch),
     }
+    if queued is not None:
+        # Where the last run now ends, as the sender times its rows (its first slot stays:
+        # no later change moves a row before it).
+        changes["queued_until"] = end
     if job.next_slot_at is not None:
-        queued = None
-        if job.queued_until is not None:
-            queued = (job.last_run_at or job.queued_until, job.queued_until)
-        change = pace.RateChange(at, job.cps, cps)
-        stretch = job.send_window is None
         slot = pace.next_slot(job.next_slot_at, queued, change, stretch=stretch)
         changes["next_slot_at"] = slot
         if job.next_release_at is not None:

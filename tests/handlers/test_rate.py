@@ -150,8 +150,10 @@ def test_rate_of_a_running_job_moves_its_next_release_and_restarts_its_loop(
     # The rows queued until now + 200 at 10 CPS end at now + 100 at 20: the next slice follows.
     assert (stored.cps, stored.next_slot_at, stored.next_release_at) == (20, NOW + 100, NOW + 90)
     assert body["next_release_at"] == NOW + 90
-    # On the job's clock: 100 s after its start.
-    assert changes_of(stored.rate_changes) == [RateChange(100.0, 10, 20)]
+    # On the job's clock: 100 s after its start, its rows ending 200 s after it.
+    [change] = changes_of(stored.rate_changes)
+    assert (change, change.until) == (RateChange(100.0, 10, 20), 200.0)
+    assert (stored.last_run_at, stored.queued_until) == (NOW - 60, NOW + 100)
     loops = executions(stack, JOB)
     assert loops[JOB]["status"] == "ABORTED" and waiting["arn"] == loops[JOB]["arn"]
     restarted = loops[execution_name(JOB, 1)]
@@ -173,8 +175,11 @@ def test_rate_slower_moves_the_next_release_later(stack: Stack, client: Client) 
     assert restarted["input"]["next_at"] == iso_timestamp(NOW + 490)
 
 
-def test_rate_changes_compose_and_only_recent_ones_are_kept(client: Client) -> None:
-    running_job(rate_changes=json.dumps([[-2000.0, 5, 10], [50.0, 5, 10]]))
+def test_rate_changes_compose_and_those_whose_rows_are_all_due_are_dropped(
+    client: Client,
+) -> None:
+    # The first change's rows were all due 1,000 s ago; the second's are still queued.
+    running_job(rate_changes=json.dumps([[-2000.0, 5, 10, -1000.0], [50.0, 5, 10, 400.0]]))
 
     assert set_rate(client, {"cps": 20})[0] == 200
 

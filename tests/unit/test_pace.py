@@ -9,16 +9,18 @@ import json
 from itertools import pairwise
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from chalicelib.core.pace import (
-    CHANGES_KEPT_SECONDS,
+    KEPT_AFTER_SECONDS,
+    ROWS_AHEAD_SECONDS,
     RateChange,
     applied_through,
     changes_json,
     changes_of,
     next_slot,
+    queued_end,
     retimed,
     with_change,
 )
@@ -115,14 +117,64 @@ def test_a_row_retimed_once_is_not_moved_again(
     assert retimed(once, applied_through(released, changes), changes) == once
 
 
-def test_changes_round_trip_and_only_recent_ones_are_kept() -> None:
-    changes = [RateChange(1.5, 10, 20), RateChange(30.0, 20, 5)]
-    assert changes_of(changes_json(changes)) == changes
+def test_changes_round_trip_and_are_dropped_once_their_rows_are_due() -> None:
+    changes = [RateChange(1.5, 10, 20, 500.0), RateChange(30.0, 20, 5, 800.0)]
+    read = changes_of(changes_json(changes))
+    assert read == changes and [c.until for c in read] == [500.0, 800.0]
     assert changes_of(None) == []
-    text = with_change(changes_json(changes), RateChange(1.5 + CHANGES_KEPT_SECONDS, 5, 7))
-    assert json.loads(text) == [[30.0, 20, 5], [1.5 + CHANGES_KEPT_SECONDS, 5, 7]]
-    # A change can affect a row for at most a window (900 s) plus the lead (10 s).
-    assert CHANGES_KEPT_SECONDS >= 910
+    # Written without its last row's time: at most a window plus the lead after it.
+    assert changes_of("[[1.5,10,20]]")[0].until == 1.5 + ROWS_AHEAD_SECONDS == 911.5
+    text = changes_json(changes)
+    # At 600: the first change's rows were all due by 500 (over a minute ago): dropped.
+    assert json.loads(with_change(text, RateChange(600.0, 5, 8, 600.0))) == [
+        [30.0, 20, 5, 800.0],
+        [600.0, 5, 8, 600.0],
+    ]
+    # Slower, the second's rows spread out again: they now end at 600 + 200 * 5.
+    assert json.loads(with_change(text, RateChange(600.0, 5, 1, 600.0)))[0] == [30.0, 20, 5, 1600.0]
+    # ... unless the job has a send window (its queued rows keep their times when it slows).
+    assert json.loads(with_change(text, RateChange(600.0, 5, 1), stretch=False))[0][3] == 800.0
+    # A minute's grace for a row delivered late.
+    assert len(changes_of(with_change(text, RateChange(860.0, 5, 8)))) == 2
+    assert len(changes_of(with_change(text, RateChange(860.1, 5, 8)))) == 1
+
+
+@given(
+    first=st.floats(min_value=0, max_value=900),
+    rows=st.integers(min_value=1, max_value=500),
+    cps=rates,
+    steps=st.lists(st.tuples(st.floats(min_value=1, max_value=2000), rates), max_size=6),
+    stretch=st.booleans(),
+)
+# Slower twice, then a change when the first change's rows would all be due but for the second.
+@example(first=0.0, rows=501, cps=50, steps=[(5.0, 5), (45.0, 1), (70.0, 5)], stretch=True)
+def test_the_record_follows_the_last_row_and_keeps_every_change_it_needs(
+    first: float,
+    rows: int,
+    cps: int,
+    steps: list[tuple[float, int]],
+    stretch: bool,
+) -> None:
+    # A run released at 0, its first row at `first`, and rate changes made one after another,
+    # as the API makes them. The record's end of the run is where the sender times its last
+    # row, and while that row may still be queued the changes kept time it as all of them do.
+    original = first + (rows - 1) / cps
+    end, at = original, 0.0
+    text: str | None = None
+    applied: list[RateChange] = []
+    for gap, new in steps:
+        at += gap
+        end = queued_end((first, end), RateChange(at, cps, new), stretch=stretch)
+        applied.append(RateChange(at, cps, new, end))
+        text = with_change(text, applied[-1], stretch=stretch)
+        cps = new
+        timed = retimed(original, 0.0, applied, run_at=first, stretch=stretch)
+        assert timed == pytest.approx(end)
+        if timed >= at - KEPT_AFTER_SECONDS:
+            kept = changes_of(text)
+            assert retimed(original, 0.0, kept, run_at=first, stretch=stretch) == pytest.approx(
+                timed
+            )
 
 
 def test_next_slot_follows_the_retimed_rows() -> None:
