@@ -63,6 +63,17 @@ def until_waiting(stack: Stack, arn: str) -> None:
     raise AssertionError(f"{arn} never waited")
 
 
+def status_after_stop(stack: Stack, arn: str) -> str:
+    """The execution's status once moto has acted on a stop (its interpreter stops a waiting
+    execution a moment later, where Step Functions answers StopExecution once stopped)."""
+    deadline = time.monotonic() + 10
+    while (status := stack.sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return str(status)
+
+
 def running_job(**fields: Any) -> None:
     """A job at 10 CPS started 100 s ago, 4 of its 10 chunks out, the run released last due
     from 60 s ago until 200 s from now, its loop to release next 10 s before that."""
@@ -154,8 +165,8 @@ def test_rate_of_a_running_job_moves_its_next_release_and_restarts_its_loop(
     [change] = changes_of(stored.rate_changes)
     assert (change, change.until) == (RateChange(100.0, 10, 20), 200.0)
     assert (stored.last_run_at, stored.queued_until) == (NOW - 60, NOW + 100)
+    assert status_after_stop(stack, waiting["arn"]) == "ABORTED"
     loops = executions(stack, JOB)
-    assert loops[JOB]["status"] == "ABORTED" and waiting["arn"] == loops[JOB]["arn"]
     restarted = loops[execution_name(JOB, 1)]
     assert restarted["status"] == "RUNNING"
     assert restarted["input"]["next_at"] == iso_timestamp(NOW + 90)
@@ -166,11 +177,13 @@ def test_rate_of_a_running_job_moves_its_next_release_and_restarts_its_loop(
 def test_rate_slower_moves_the_next_release_later(stack: Stack, client: Client) -> None:
     running_job()
     waiting_loop(JOB, 4)
+    until_waiting(stack, executions(stack, JOB)[JOB]["arn"])
 
     status, body = set_rate(client, {"cps": 4})
 
     assert (status, body["loop_restarted"]) == (200, True)
     assert (job().next_slot_at, job().next_release_at) == (NOW + 500, NOW + 490)
+    assert status_after_stop(stack, executions(stack, JOB)[JOB]["arn"]) == "ABORTED"
     restarted = executions(stack, JOB)[execution_name(JOB, 1)]
     assert restarted["input"]["next_at"] == iso_timestamp(NOW + 490)
 
@@ -400,3 +413,22 @@ def test_rate_a_change_racing_a_release_moves_the_released_run() -> None:
 
     # The run from NOW + 200 keeps its start and closes up: 60 s of rows in 30.
     assert (job().releases, job().next_slot_at, job().next_release_at) == (5, NOW + 230, NOW + 220)
+
+
+def test_rate_stop_ends_the_jobs_other_executions_only(stack: Stack) -> None:
+    other = "other-0123456789ab"
+    waiting_loop(JOB, 4)
+    waiting_loop(JOB, 4, generation=2)
+    waiting_loop(other, 1)
+    for found in [*executions(stack, JOB).values(), *executions(stack, other).values()]:
+        until_waiting(stack, found["arn"])
+
+    assert wiring.release_loop().stop(JOB, keep=2) == 1
+
+    loops = executions(stack, JOB)
+    assert status_after_stop(stack, loops[JOB]["arn"]) == "ABORTED"
+    assert executions(stack, JOB)[execution_name(JOB, 2)]["status"] == "RUNNING"
+    assert executions(stack, other)[other]["status"] == "RUNNING"
+    assert wiring.release_loop().stop(JOB) == 1
+    assert status_after_stop(stack, loops[execution_name(JOB, 2)]["arn"]) == "ABORTED"
+    assert not wiring.release_loop().running(JOB)
