@@ -132,6 +132,11 @@ def handle_resume_job(job_id: str) -> Any:
     return wiring.jobs_api().resume(job_id)
 
 
+@app.route("/jobs/{job_id}/rate", methods=["POST"], **job_auth)
+def handle_set_job_rate(job_id: str) -> Any:
+    return wiring.rate_api().set_rate(job_id, app.current_request)
+
+
 @app.route("/twilio/status", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_status_callback() -> Any:
     return wiring.status_callbacks().respond(app.current_request)

@@ -17,6 +17,7 @@ from botocore.config import Config
 from chalice.app import ChaliceViewError
 
 from chalicelib.api.jobs import JobsApi
+from chalicelib.api.rate import RateApi
 from chalicelib.api.status import StatusCallbacks
 from chalicelib.aws.buckets import Bucket, Storage
 from chalicelib.aws.daily_counts import DailyCounts
@@ -280,6 +281,11 @@ def jobs_api() -> JobsApi:
 
 
 @cache
+def rate_api() -> RateApi:
+    return RateApi(jobs(), release_loop())
+
+
+@cache
 def status_callbacks() -> StatusCallbacks:
     s = settings()
     return StatusCallbacks(
@@ -330,6 +336,7 @@ def reset() -> None:
         suppression,
         results,
         jobs_api,
+        rate_api,
         status_callbacks,
     ):
         cached.cache_clear()

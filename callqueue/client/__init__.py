@@ -19,6 +19,7 @@ from callqueue.client.errors import (
     TransferFailed,
     WaitTimeout,
 )
+from callqueue.client.rate import RateChanged
 from callqueue.client.records import JobStatus, JobSummary, Outcome, Reject
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "JobSummary",
     "NotAuthorized",
     "Outcome",
+    "RateChanged",
     "Reject",
     "ServerError",
     "StackNotFound",

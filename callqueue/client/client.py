@@ -43,6 +43,7 @@ from callqueue.client.errors import (
     TransferFailed,
     WaitTimeout,
 )
+from callqueue.client.rate import RateChanged
 from callqueue.client.records import (
     SUBMITTED,
     JobStatus,
@@ -161,6 +162,12 @@ class Client:
     def job(self, job_id: str) -> Job:
         """A handle on an existing job; nothing is asked of the API until it is used."""
         return Job(self, job_id)
+
+    def set_rate(self, job_id: str, cps: int) -> RateChanged:
+        """Change the rate of a scheduled, running or paused job; its rows already queued are
+        re-timed. Conflict when every row is released or the job is finished; BadRequest for a
+        `cps` below 1."""
+        return RateChanged.from_api(self._api.post(f"/jobs/{job_id}/rate", {"cps": cps}))
 
     # -- used by Job ------------------------------------------------------------------------
 

@@ -144,6 +144,8 @@ def policy_values(
         "ResponseTopicArn": env["RESPONSE_TOPIC_ARN"],
         "AlertTopicArn": env["ALERT_TOPIC_ARN"],
         "StateMachineArn": env["STATE_MACHINE_ARN"],
+        # Its executions' ARNs are `...:execution:MACHINE:NAME` (policies add ":*").
+        "ReleaseExecutionsArn": env["STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:"),
         "ErrorBusArn": f"arn:{p}:events:{r}:{a}:event-bus/{env['ERROR_BUS']}",
         "TwilioSecretArn": twilio_secret_arn,
         # Per function: render_policies fills in the function's name.

@@ -48,6 +48,8 @@ _TIMES = {
     "start_at",
     "next_slot_at",
     "next_release_at",
+    "last_run_at",
+    "queued_until",
 }
 _NUMBERS = _INTEGERS | _TIMES
 
@@ -210,12 +212,22 @@ class JobStore:
         step's cursor moves once per release); StateChanged otherwise."""
         self._update(job_id, None, made, changes)
 
+    def update_if_at(
+        self, job_id: str, states: tuple[str, ...], made: int, rate: int, **changes: Any
+    ) -> None:
+        """Set the given attributes if the job is in one of `states`, has made exactly `made`
+        releases and has the rate `rate` (nothing moved since it was read); StateChanged
+        otherwise."""
+        self._update(job_id, states, made, changes, cps=rate)
+
     def _update(
         self,
         job_id: str,
         states: tuple[str, ...] | None,
         releases: int | None,
         changes: dict[str, Any],
+        *,
+        cps: int | None = None,
     ) -> None:
         sets: list[str] = []
         removes: list[str] = []
@@ -249,6 +261,10 @@ class JobStore:
                 if releases == 0
                 else "#releases = :releases"
             )
+        if cps is not None:
+            names["#cps"] = "cps"
+            values[":cps"] = {"N": str(cps)}
+            condition += " AND #cps = :cps"
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"job_id": {"S": job_id}},
@@ -266,6 +282,8 @@ class JobStore:
             expected = " or ".join(states or ())
             if releases is not None:
                 expected += f"{' with ' if expected else ''}{releases} releases made"
+            if cps is not None:
+                expected += f" at {cps} CPS"
             raise StateChanged(f"job {job_id} is not {expected}") from None
 
 

@@ -71,6 +71,8 @@ SETTLING: Final[tuple[JobState, ...]] = ("running", "released", "cancelled")
 ACTIVE: Final[tuple[JobState, ...]] = ("splitting", "scheduled", "running", "released", "paused")
 # Jobs whose release loop releases rows when their time comes.
 RELEASING: Final[tuple[JobState, ...]] = ("scheduled", "running")
+# Jobs whose rate may change: rows are still to be released (chalicelib.release.rate).
+RATE_CHANGEABLE: Final[tuple[JobState, ...]] = ("scheduled", "running", "paused")
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,14 @@ class Job:
     released_rows: int = 0
     next_slot_at: float | None = None
     next_release_at: float | None = None
+    # The last run released: when its first row is due, and its last row's next slot.
+    last_run_at: float | None = None
+    queued_until: float | None = None
     # Rows released per day of the account's time zone (JSON, the last few days).
     day_counts: str | None = None
-    # Rate changes of a running job (JSON [[at, old cps, new cps], ...]): the sender re-times
-    # rows released before a change by them (chalicelib.core.pace).
+    # Rate changes of a running job (JSON [[at, old cps, new cps, until], ...], times on the
+    # job's clock): the sender re-times rows released before a change by them, until the last
+    # of those rows is due (chalicelib.core.pace).
     rate_changes: str | None = None
 
 

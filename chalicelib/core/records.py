@@ -99,6 +99,10 @@ class QueuedRow:
     # past that close waits for the window to open again.
     until: float = 0.0
     group: int = 0
+    # When the row was released and when its run's first row was due, measured as `due_at` is
+    # (0.0: unknown): a rate change after its release re-times the row (chalicelib.core.pace).
+    released_at: float = 0.0
+    run_at: float = 0.0
 
     @property
     def number(self) -> str | None:
@@ -110,8 +114,16 @@ class QueuedRow:
         return CallRequest(api=self.api, params=self.params, job_id=self.job_id, row=self.row)
 
     def retry(self, due_at: float, job_start: float) -> QueuedRow:
-        """The next attempt, due at `due_at` as measured from the job's start `job_start`."""
-        return replace(self, due_at=due_at, attempt=self.attempt + 1, job_start=job_start, doubts=0)
+        """The next attempt, due at `due_at` as measured from the job's start `job_start`. Its
+        time is a backoff's, not the job's rate's: a rate change does not re-time it."""
+        return replace(
+            self,
+            due_at=due_at,
+            attempt=self.attempt + 1,
+            job_start=job_start,
+            doubts=0,
+            released_at=0.0,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +137,9 @@ class QueuedRow:
             **({"doubts": self.doubts} if self.doubts else {}),
             **({"until": self.until, "group": self.group} if self.until else {}),
             **_carried_json(self.carried),
+            **(
+                {"released_at": self.released_at, "run_at": self.run_at} if self.released_at else {}
+            ),
         }
 
     @classmethod
@@ -141,6 +156,8 @@ class QueuedRow:
             carried=dict(data.get("carried", {})),
             until=float(data.get("until", 0.0)),
             group=int(data.get("group", 0)),
+            released_at=float(data.get("released_at", 0.0)),
+            run_at=float(data.get("run_at", 0.0)),
         )
 
 

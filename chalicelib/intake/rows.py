@@ -55,6 +55,8 @@ _WIDEST: Final = QueuedRow(
     doubts=999,
     until=9_999_999_999.999_999,
     group=999_999,
+    released_at=9_999_999_999.999_999,
+    run_at=9_999_999_999.999_999,
 )
 
 

@@ -32,6 +32,9 @@ class Enqueuer:
         start = float(metadata["job_start"])
         until = float(metadata.get("until") or 0.0)
         group = int(metadata.get("group") or 0)
+        # Absent from a chunk released before rate changes existed: never re-timed.
+        released_at = float(metadata.get("released_at", 0.0))
+        run_at = float(metadata.get("at", 0.0))
         queued = (
             QueuedRow(
                 job_id=job_id,
@@ -43,6 +46,8 @@ class Enqueuer:
                 carried=r.carried,
                 until=until,
                 group=group,
+                released_at=released_at,
+                run_at=run_at,
             )
             for r, due_at in _timed(rows, metadata, start)
         )

@@ -200,6 +200,8 @@ class Releaser:
             "next_slot_at": planned.next_at,
             "next_release_at": None if done or planned.next_at is None else planned.next_at - lead,
         }
+        if planned.runs:
+            changes.update(last_run_at=planned.runs[-1].at, queued_until=planned.next_at)
         if day and planned.rows:
             changes["day_counts"] = _counted(job.day_counts, day, planned.rows)
         try:

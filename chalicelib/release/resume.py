@@ -28,7 +28,7 @@ def resume(jobs: JobStore, job_id: str, *, now: float) -> float:
     in_flight = job.next_slot_at is not None and job.next_slot_at > job.paused_at
     moved = {
         name: value + (shift if in_flight or job.releases == 0 else 0.0)
-        for name in ("next_slot_at", "next_release_at")
+        for name in ("next_slot_at", "next_release_at", "last_run_at", "queued_until")
         if (value := getattr(job, name)) is not None
     }
     # A pause flagged as forgotten (downstream/reconcile.lifecycle_stall) is over.

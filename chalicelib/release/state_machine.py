@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import CallqueueError
@@ -64,10 +65,28 @@ class ReleaseLoop:
     def running(self, job_id: str) -> bool:
         """Whether an execution of the job's loop, of any generation, is running. Running
         executions are the active jobs' loops, a page or two of names."""
+        return any(True for _ in self._running(job_id))
+
+    def stop(self, job_id: str, *, keep: int | None = None) -> int:
+        """Stop the running executions of the job's loop but generation `keep`; how many were
+        stopped. A release step running in one still finishes (Lambda is not interrupted):
+        the step is idempotent on the job's release count."""
+        stopped = 0
+        for arn, generation in self._running(job_id):
+            if generation == keep:
+                continue
+            try:
+                self._sfn.stop_execution(executionArn=arn, cause="release loop restarted")
+            except self._sfn.exceptions.ExecutionDoesNotExist:
+                continue
+            stopped += 1
+        return stopped
+
+    def _running(self, job_id: str) -> Iterator[tuple[str, int]]:
         for page in self._sfn.get_paginator("list_executions").paginate(
             stateMachineArn=self._arn, statusFilter="RUNNING"
         ):
             for execution in page["executions"]:
-                if generation_of(job_id, execution["name"]) is not None:
-                    return True
-        return False
+                generation = generation_of(job_id, execution["name"])
+                if generation is not None:
+                    yield execution["executionArn"], generation

@@ -17,10 +17,12 @@ What a sender is built from is in parts.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib.core import pace
 from chalicelib.core.jobs import Job
 from chalicelib.core.records import QueuedRow
 from chalicelib.sending.calls import Caller
@@ -116,8 +118,8 @@ class Sender:
         self, rows: list[QueuedRow], batch: _Batch
     ) -> tuple[list[tuple[float, QueuedRow]], list[QueuedRow]]:
         """The rows due within the hold horizon, with their times (moved on by the time their
-        job spent paused), and the rows of cancelled jobs (ended without a Twilio call). A
-        paused job's rows, and rows due later, go back on the queue."""
+        job spent paused, re-timed by its rate changes), and the rows of cancelled jobs (ended
+        without a Twilio call). A paused job's rows, and rows due later, go back on the queue."""
         jobs = {job_id: self._parts.jobs(job_id) for job_id in {r.job_id for r in rows}}
         cancelled: list[QueuedRow] = []
         due: list[tuple[float, QueuedRow]] = []
@@ -130,19 +132,16 @@ class Sender:
             if job is not None and job.state == "paused":
                 batch.later.append((row, PAUSED_RECHECK_SECONDS))
                 continue
-            shift = _pause_shift(row, job)
-            at = row.due_at + shift
-            held = held_for_window(row, job, at)
+            timed = _timed(row, job)
+            at = timed.due_at
+            held = held_for_window(timed, job, at)
             if held is not None:
-                # Measured from the job's current start from here on, like a due row.
-                held = replace(held, job_start=row.job_start + shift)
                 batch.later.append((held, held.due_at - now - self._visible_early))
                 continue
             if at - now > self._max_hold:
                 batch.later.append((row, at - now - self._visible_early))
             else:
-                # From here on the row's times are measured from the job's current start.
-                due.append((at, replace(row, due_at=at, job_start=row.job_start + shift)))
+                due.append((at, timed))
         return due, cancelled
 
     def _claim(
@@ -206,6 +205,28 @@ class Sender:
             # The other rows' outcomes are recorded and published; this batch fails so SQS
             # delivers it again, and the ledger settles the rows that failed.
             raise batch.failures[0]
+
+
+def _timed(row: QueuedRow, job: Job | None) -> QueuedRow:
+    """The row as due now: moved on by the time its job spent paused, then re-timed by the
+    job's rate changes since its release (chalicelib.core.pace). Its times are then measured
+    from the job's current start, with every change applied, so a row put back on the queue
+    as it is is never moved twice."""
+    shift = _pause_shift(row, job)
+    moved = replace(row, due_at=row.due_at + shift, job_start=row.job_start + shift)
+    if job is None or not job.rate_changes or not row.released_at or not row.job_start:
+        return moved
+    # The job's changes are on its clock (seconds after its start), as the row's times are
+    # once measured from the start it now has.
+    start = moved.job_start
+    released = row.released_at + shift - start
+    changes = pace.changes_of(job.rate_changes)
+    run_at = row.run_at + shift - start if row.run_at else -math.inf
+    stretch = job.send_window is None
+    due = start + pace.retimed(
+        moved.due_at - start, released, changes, run_at=run_at, stretch=stretch
+    )
+    return replace(moved, due_at=due, released_at=start + pace.applied_through(released, changes))
 
 
 def _pause_shift(row: QueuedRow, job: Job | None) -> float:

@@ -213,6 +213,14 @@ def test_release_loop_may_continue_as_new_and_be_restarted() -> None:
         "states:ListExecutions",
         "states:StartExecution",
     }
+    # A rate change stops the job's waiting execution; nothing else stops one.
+    assert grants("api_handler")["${ReleaseExecutionsArn}:*"] == {"states:StopExecution"}
+    assert all(
+        "states:StopExecution" not in actions
+        for function in infra.policy_sources()
+        if function != "api_handler"
+        for actions in grants(function).values()
+    )
 
 
 def test_committed_stage_policies_are_rendered_from_the_sources() -> None:
