@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from chalicelib.aws.buckets import Bucket
-from chalicelib.core.records import ResponseEnvelope
+from chalicelib.core.envelope import ResponseEnvelope
 
 CONTENT_TYPE = "application/x-ndjson"
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.core.records import MalformedEnvelope, ResponseEnvelope
+from chalicelib.core.envelope import MalformedEnvelope, ResponseEnvelope
 
 
 def envelope_of(body: str) -> ResponseEnvelope:

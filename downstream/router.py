@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chalicelib.aws.event_bus import LOOKUP_FINDING, TWILIO_ERROR, EventPublisher
-from chalicelib.core.records import ResponseEnvelope
+from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.sending.cancel import CANCELLED
 from chalicelib.sending.suppression import suppression_reason
 

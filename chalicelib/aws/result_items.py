@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.core.batching import SIZE_MARGIN_BYTES, compact_json, item_size, trimmed
+from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.limits import DYNAMODB_MAX_ITEM_BYTES
-from chalicelib.core.records import ResponseEnvelope
 
 BY_OUTCOME = "by_outcome"
 BY_ERROR_CODE = "by_error_code"

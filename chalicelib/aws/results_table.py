@@ -25,8 +25,8 @@ from chalicelib.aws.result_items import (
     update_of,
 )
 from chalicelib.core.batching import SIZE_MARGIN_BYTES, chunked_by_size, item_size
+from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.limits import DYNAMODB_MAX_TRANSACTION_BYTES
-from chalicelib.core.records import ResponseEnvelope
 from chalicelib.observability import Metrics, record_responses
 
 if TYPE_CHECKING:

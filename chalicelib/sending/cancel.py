@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chalicelib.core.records import QueuedRow, ResponseEnvelope, TwilioResult
+from chalicelib.core.envelope import ResponseEnvelope
+from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.recording import republish_or_wait
 

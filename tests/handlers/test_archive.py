@@ -14,7 +14,8 @@ from moto import mock_aws
 
 from chalicelib.aws.buckets import Bucket
 from chalicelib.core.batching import compact_json
-from chalicelib.core.records import QueuedRow, ResponseEnvelope, TwilioResult
+from chalicelib.core.envelope import ResponseEnvelope
+from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.sending.cancel import cancelled_envelope
 from downstream.archive import ResponseArchive, archive_key
 from downstream.messages import envelopes_of

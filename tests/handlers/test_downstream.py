@@ -15,8 +15,8 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import wiring
+from chalicelib.core.envelope import MalformedEnvelope, ResponseEnvelope
 from chalicelib.core.jobs import Job
-from chalicelib.core.records import MalformedEnvelope, ResponseEnvelope
 from chalicelib.release.resume import resume
 from chalicelib.sending.publisher import ResponsePublisher
 from downstream import wiring as sinks

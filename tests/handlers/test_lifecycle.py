@@ -15,8 +15,8 @@ from chalice.test import Client
 
 from chalicelib import wiring
 from chalicelib.aws.buckets import chunk_key
+from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.jobs import Job
-from chalicelib.core.records import ResponseEnvelope
 from chalicelib.core.schedule import iso_timestamp
 from chalicelib.core.slices import Group, groups_json
 from chalicelib.release.releaser import STEPS_PER_EXECUTION, LoopState

@@ -66,7 +66,7 @@ def test_rate_the_release_after_a_change_times_its_run_at_the_new_rate(
             valid=100,
             chunks=1,
             started_at=NOW + 10,
-            groups=groups_json([Group((), (0,), 100)]),
+            groups=groups_json([Group((), 1, 100)]),
             chunk_rows=100,
             next_slot_at=NOW + 10,
             next_release_at=NOW,

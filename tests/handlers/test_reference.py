@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
 from chalicelib.core.costs import PriceTable
-from chalicelib.core.records import ResponseEnvelope
+from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.schedule import Schedule
 from chalicelib.intake.carry import Carry
 from chalicelib.intake.plan import plan

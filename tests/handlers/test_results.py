@@ -16,7 +16,8 @@ from moto import mock_aws
 from callqueue.deploy.stack import TEMPLATE
 from chalicelib.aws.result_items import RowResult
 from chalicelib.aws.results_table import ResultsTable
-from chalicelib.core.records import ResponseEnvelope, TwilioResult
+from chalicelib.core.envelope import ResponseEnvelope
+from chalicelib.core.records import TwilioResult
 
 TABLE = "results"
 NOW = 1_700_000_000.0

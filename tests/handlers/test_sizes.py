@@ -33,6 +33,7 @@ from chalicelib.core.batching import (
     item_size,
     message_size,
 )
+from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.limits import (
     DYNAMODB_MAX_ITEM_BYTES,
     DYNAMODB_MAX_TRANSACTION_BYTES,
@@ -41,7 +42,7 @@ from chalicelib.core.limits import (
     SNS_MAX_BATCH_BYTES,
     SQS_MAX_BATCH_BYTES,
 )
-from chalicelib.core.records import ChunkRow, QueuedRow, ResponseEnvelope
+from chalicelib.core.records import ChunkRow, QueuedRow
 from chalicelib.release.enqueuer import Enqueuer
 from chalicelib.sending.publisher import ResponsePublisher
 from tests.handlers.test_results import TABLE, create_results_table

@@ -17,7 +17,8 @@ from twilio.request_validator import RequestValidator
 
 from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
-from chalicelib.core.records import ResponseEnvelope, TwilioResult
+from chalicelib.core.envelope import ResponseEnvelope
+from chalicelib.core.records import TwilioResult
 from chalicelib.twilio.callbacks import status_callback_url
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 

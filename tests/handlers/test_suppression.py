@@ -12,7 +12,8 @@ import yaml
 from moto import mock_aws
 
 from callqueue.deploy.stack import TEMPLATE
-from chalicelib.core.records import ResponseEnvelope, TwilioResult
+from chalicelib.core.envelope import ResponseEnvelope
+from chalicelib.core.records import TwilioResult
 from chalicelib.errors import RetryableError
 from chalicelib.sending.suppression import (
     Suppression,

@@ -11,14 +11,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from chalicelib.core.batching import EnvelopeTooLargeError, fit_envelope
-from chalicelib.core.records import (
-    APIS,
-    OUTCOMES,
-    MalformedEnvelope,
-    QueuedRow,
-    ResponseEnvelope,
-    TwilioResult,
-)
+from chalicelib.core.envelope import OUTCOMES, MalformedEnvelope, ResponseEnvelope
+from chalicelib.core.records import APIS, QueuedRow, TwilioResult
 from chalicelib.errors import CallqueueError
 from chalicelib.sending.cancel import CANCELLED, cancelled_envelope
 
