@@ -240,9 +240,10 @@ class JobsApi:
             self._jobs.update_if(job_id, CANCELLABLE, state="cancelled", cancelled_at=self._clock())
         except StateChanged as error:
             raise ConflictError(f"cannot cancel: {error} any more") from None
-        # A cancelled job's unreleased chunks are released at once so their rows end
-        # `cancelled`: that needs a loop, so one that died is restarted.
-        restarted = self._loops.ensure_running(job_id)
+        # A cancelled job's unreleased rows are released at once so they end `cancelled`:
+        # that needs a loop releasing now, not one waiting for a start or a window, nor one
+        # that died.
+        restarted = self._loops.end_now(job_id)
         return self._state(job_id, loop_restarted=restarted)
 
     def pause(self, job_id: str) -> dict[str, Any]:

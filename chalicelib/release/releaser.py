@@ -395,3 +395,23 @@ class LoopKeeper:
         raise LoopNotStarted(
             f"job {job.job_id}: no release loop could be started after {RESTART_ATTEMPTS} tries"
         )
+
+    def end_now(self, job_id: str) -> bool:
+        """For a cancelled job with rows not yet released: a loop that releases them at once
+        (the sender ends them `cancelled`), in place of one waiting for a later release (a
+        scheduled start, a send window, tomorrow's cap) or one that died. True if started."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state != "cancelled" or not self.needs_loop(job):
+            return False
+        generation = job.loop_generation
+        for _ in range(RESTART_ATTEMPTS):
+            generation += 1
+            state = replace(LoopState.resumed(job, generation), next_at="")
+            if self._loop.start(job.job_id, state.to_json(), generation):
+                self._jobs.raise_to(job.job_id, "loop_generation", generation)
+                self._loop.stop(job.job_id, keep=generation)
+                log.info("job %s cancelled: its rows not released end now", job.job_id)
+                return True
+        raise LoopNotStarted(
+            f"job {job.job_id}: no release loop could be started after {RESTART_ATTEMPTS} tries"
+        )

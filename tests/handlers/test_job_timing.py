@@ -20,9 +20,11 @@ from chalice.test import Client
 from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
 from chalicelib.intake.manifest import MANIFEST_SUFFIX
+from chalicelib.release.state_machine import execution_name
 from downstream import wiring as sinks
 from tests.handlers.test_api import create_and_split, drain, get_job, post, queued_rows, rows
 from tests.handlers.test_downstream import make_job
+from tests.handlers.test_lifecycle import executions
 from tests.handlers.test_pipeline import s3_event, sqs_event
 from tests.stack import Stack, subscribe_queue
 
@@ -237,6 +239,12 @@ def test_timing_a_scheduled_job_cancelled_before_its_start_sends_nothing(
 
     cancelled = client.http.post(f"/jobs/{job_id}/cancel")
     assert (cancelled.status_code, json.loads(cancelled.body)["state"]) == (200, "cancelled")
+    assert json.loads(cancelled.body)["loop_restarted"] is True
+    # The loop waiting for the start (3 hours) is replaced by one that releases now.
+    loops = executions(stack, job_id)
+    now = loops[execution_name(job_id, 1)]
+    assert now["input"]["next_at"] == ""
+    assert wait_until_stopped(stack, loops[job_id]["arn"]) in ("ABORTED", "SUCCEEDED")
     # The loop's next step releases every row at once, and stops.
     result = client.lambda_.invoke("release_chunk", {"job_id": job_id}).payload
     assert (result["done"], result["stopped"]) == (True, "cancelled")
@@ -334,3 +342,12 @@ def test_timing_a_scheduled_job_paused_and_resumed_before_its_start_keeps_it(
     again = get_job(client, job_id)
     assert (again["start_at"], again["waiting_for"]) == (start, "start")
     assert process_keys(stack) == []
+
+
+def wait_until_stopped(stack: Stack, arn: str) -> str:
+    """The execution's status once it is no longer running (moto shows a stop a moment late)."""
+    deadline = time.monotonic() + 10
+    while (status := stack.sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+        assert time.monotonic() < deadline, f"{arn} still running"
+        time.sleep(0.05)
+    return status
