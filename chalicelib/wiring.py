@@ -33,7 +33,8 @@ from chalicelib.intake.content import DAY_SECONDS, ContentClaims
 from chalicelib.intake.splitter import Splitter
 from chalicelib.observability import Metrics
 from chalicelib.release.enqueuer import Enqueuer
-from chalicelib.release.releaser import LoopKeeper, Releaser
+from chalicelib.release.keeper import LoopKeeper
+from chalicelib.release.releaser import Releaser
 from chalicelib.release.resume import resume
 from chalicelib.release.state_machine import ReleaseLoop
 from chalicelib.sending.ledger import CallLedger

@@ -61,7 +61,7 @@ from chalicelib.core.records import FINAL_OUTCOMES
 from chalicelib.intake.manifest import MANIFEST_SUFFIX, is_manifest, manifest_bytes
 from chalicelib.intake.parsing import FileFormatError, detect_format
 from chalicelib.intake.splitter import job_id_for
-from chalicelib.release.releaser import LoopKeeper
+from chalicelib.release.keeper import LoopKeeper
 
 URL_EXPIRES_SECONDS = 900
 # The current rate is the rows that ended over this many seconds before the request.

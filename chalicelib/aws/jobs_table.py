@@ -229,42 +229,10 @@ class JobStore:
         *,
         cps: int | None = None,
     ) -> None:
-        sets: list[str] = []
-        removes: list[str] = []
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
-        for i, (name, value) in enumerate(sorted(changes.items())):
-            names[f"#a{i}"] = name
-            if value is None:
-                removes.append(f"#a{i}")
-            else:
-                sets.append(f"#a{i} = :v{i}")
-                values[f":v{i}"] = {"N": str(value)} if name in _NUMBERS else {"S": str(value)}
-        expression = ""
-        if sets:
-            expression += "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
-        condition = "attribute_exists(job_id)"
-        if states:
-            names["#state"] = "state"
-            allowed = []
-            for j, state in enumerate(states):
-                values[f":s{j}"] = {"S": state}
-                allowed.append(f":s{j}")
-            condition += f" AND #state IN ({', '.join(allowed)})"
-        if releases is not None:
-            names["#releases"] = "releases"
-            values[":releases"] = {"N": str(releases)}
-            condition += " AND " + (
-                "(attribute_not_exists(#releases) OR #releases = :releases)"
-                if releases == 0
-                else "#releases = :releases"
-            )
-        if cps is not None:
-            names["#cps"] = "cps"
-            values[":cps"] = {"N": str(cps)}
-            condition += " AND #cps = :cps"
+        expression = _update_expression(changes, names, values)
+        condition = _condition(states, releases, cps, names, values)
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"job_id": {"S": job_id}},
@@ -285,6 +253,58 @@ class JobStore:
             if cps is not None:
                 expected += f" at {cps} CPS"
             raise StateChanged(f"job {job_id} is not {expected}") from None
+
+
+def _update_expression(
+    changes: dict[str, Any], names: dict[str, str], values: dict[str, Any]
+) -> str:
+    """SET the changes' values, REMOVE those set to None; their names and values added."""
+    sets: list[str] = []
+    removes: list[str] = []
+    for i, (name, value) in enumerate(sorted(changes.items())):
+        names[f"#a{i}"] = name
+        if value is None:
+            removes.append(f"#a{i}")
+        else:
+            sets.append(f"#a{i} = :v{i}")
+            values[f":v{i}"] = {"N": str(value)} if name in _NUMBERS else {"S": str(value)}
+    expression = ""
+    if sets:
+        expression += "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return expression
+
+
+def _condition(
+    states: tuple[str, ...] | None,
+    releases: int | None,
+    cps: int | None,
+    names: dict[str, str],
+    values: dict[str, Any],
+) -> str:
+    """The job exists (and is in one of `states`, has made `releases` releases, runs at `cps`)."""
+    condition = "attribute_exists(job_id)"
+    if states:
+        names["#state"] = "state"
+        allowed = []
+        for j, state in enumerate(states):
+            values[f":s{j}"] = {"S": state}
+            allowed.append(f":s{j}")
+        condition += f" AND #state IN ({', '.join(allowed)})"
+    if releases is not None:
+        names["#releases"] = "releases"
+        values[":releases"] = {"N": str(releases)}
+        condition += " AND " + (
+            "(attribute_not_exists(#releases) OR #releases = :releases)"
+            if releases == 0
+            else "#releases = :releases"
+        )
+    if cps is not None:
+        names["#cps"] = "cps"
+        values[":cps"] = {"N": str(cps)}
+        condition += " AND #cps = :cps"
+    return condition
 
 
 class StateChanged(CallqueueError):

@@ -263,26 +263,7 @@ class Splitter:
                 holder = self._claims.claim(claimed, me, now)
                 if holder is not None:
                     return self._duplicate(job, holder, counted)
-        # The first chunk is released now (or before the job's start, when that is later); its
-        # first row is due once the release lead has passed.
-        lead = Schedule(job.cps, job.window_seconds).lead_seconds
-        started = max(self._clock() + lead, job.start_at or 0.0)
-        state = "completed"
-        if counts.chunks:
-            state = "scheduled" if started > self._clock() + lead else "running"
-        self._jobs.update(
-            job_id,
-            **counted,
-            groups=groups_json(counts.groups),
-            chunk_rows=Schedule(job.cps, job.window_seconds).chunk_size,
-            started_at=started,
-            next_slot_at=started,
-            next_release_at=started - lead,
-            state=state,
-            error=None,
-        )
-        job = self._jobs.get(job_id) or job
-        self._resume(job)
+        job = self._start(job, counts, counted)
         log.info(
             "job %s split: %d rows, %d valid, %d rejected, %d chunks",
             job_id,
@@ -296,6 +277,31 @@ class Splitter:
             self._metrics.count("RowsRejected", counts.rejected)
             self._metrics.count("Chunks", counts.chunks)
             self._metrics.flush()
+        return job
+
+    def _start(self, job: Job, counts: Counts, counted: Mapping[str, object]) -> Job:
+        """Record the split and start the release loop. The first chunk is released now (or
+        before the job's start, when that is later); its first row is due once the release
+        lead has passed."""
+        schedule = Schedule(job.cps, job.window_seconds)
+        lead = schedule.lead_seconds
+        started = max(self._clock() + lead, job.start_at or 0.0)
+        state = "completed"
+        if counts.chunks:
+            state = "scheduled" if started > self._clock() + lead else "running"
+        self._jobs.update(
+            job.job_id,
+            **counted,
+            groups=groups_json(counts.groups),
+            chunk_rows=schedule.chunk_size,
+            started_at=started,
+            next_slot_at=started,
+            next_release_at=started - lead,
+            state=state,
+            error=None,
+        )
+        job = self._jobs.get(job.job_id) or job
+        self._resume(job)
         return job
 
     def _duplicate(self, job: Job, holder: Holder, counted: Mapping[str, object]) -> Job:
