@@ -112,7 +112,8 @@ def _entry(
 def export_csv(entries: Iterable[Suppression]) -> str:
     """The list as CSV, sorted by number; formulas neutralised as the reports' CSVs are."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # The default \r\n line ends (RFC 4180) also make csv quote a cell with a lone \r in it.
+    writer = csv.writer(out)
     writer.writerow(EXPORT_HEADER)
     for entry in sorted(entries, key=lambda e: e.number):
         when = "" if entry.added_at is None else iso_utc(entry.added_at)
