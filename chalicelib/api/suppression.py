@@ -53,8 +53,12 @@ class SuppressionApi:
         try:
             entries = read_import(text, self._region)
         except BadLines as error:
-            lines = [{"line": n, "error": why} for n, why in error.lines]
-            body = {"message": "nothing imported: bad lines", "bad_lines": lines}
+            # Chalice's error body (Code, Message), with every bad line beside it.
+            body = {
+                "Code": "BadRequestError",
+                "Message": f"{len(error.lines)} bad line(s); nothing imported",
+                "bad_lines": [{"line": n, "error": why} for n, why in error.lines],
+            }
             return Response(body=body, status_code=400)
         added = self._list.add_many(entries, source="import")
         return Response(body={"read": len(entries), "added": added}, status_code=200)

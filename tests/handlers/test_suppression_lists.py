@@ -172,6 +172,7 @@ def test_api_import_suppression_with_bad_lines_is_400_and_imports_nothing(
 
     assert response.status_code == 400
     answer = json.loads(response.body)
+    assert answer["Message"] == "1 bad line(s); nothing imported"
     assert [b["line"] for b in answer["bad_lines"]] == [3]
     assert "12" in answer["bad_lines"][0]["error"]
     assert items(stack) == {}
