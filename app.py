@@ -137,6 +137,16 @@ def handle_set_job_rate(job_id: str) -> Any:
     return wiring.rate_api().set_rate(job_id, app.current_request)
 
 
+@app.route("/suppression", methods=["GET"], **job_auth)
+def handle_export_suppression() -> Any:
+    return wiring.suppression_api().export(app.current_request)
+
+
+@app.route("/suppression/import", methods=["POST"], content_types=["text/csv"], **job_auth)
+def handle_import_suppression() -> Any:
+    return wiring.suppression_api().import_csv(app.current_request)
+
+
 @app.route("/twilio/status", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_status_callback() -> Any:
     return wiring.status_callbacks().respond(app.current_request)

@@ -19,6 +19,7 @@ from chalice.app import ChaliceViewError
 from chalicelib.api.jobs import JobsApi
 from chalicelib.api.rate import RateApi
 from chalicelib.api.status import StatusCallbacks
+from chalicelib.api.suppression import SuppressionApi
 from chalicelib.aws.buckets import Bucket, Storage
 from chalicelib.aws.daily_counts import DailyCounts
 from chalicelib.aws.event_bus import EventPublisher
@@ -284,6 +285,10 @@ def jobs_api() -> JobsApi:
 @cache
 def rate_api() -> RateApi:
     return RateApi(jobs(), release_loop())
+
+
+def suppression_api() -> SuppressionApi:
+    return SuppressionApi(suppression(), settings().default_region)
 
 
 @cache

@@ -9,6 +9,12 @@ from typing import Any
 from chalicelib.sending.suppression import SuppressionList
 
 
+def source_of(detail: Mapping[str, Any]) -> str:
+    """A status callback's event (chalicelib.api.status.delivery_event) carries the message's
+    status; the router's events of a send's response do not."""
+    return "callback" if detail.get("MessageStatus") else "send_error"
+
+
 def suppress(suppressions: SuppressionList, events: Sequence[Mapping[str, Any]]) -> int:
     """Apply the events the suppression rules matched: each event's number is never called again
     (the reason was decided when the event was made). Returns numbers newly suppressed."""
@@ -21,5 +27,6 @@ def suppress(suppressions: SuppressionList, events: Sequence[Mapping[str, Any]])
                 str(detail["Reason"]),
                 error_code=detail.get("ErrorCode"),
                 job_id=detail.get("job_id"),
+                source=source_of(detail),
             )
     return added

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
-from callqueue.cli.exits import EXIT_OK, UsageError
+from callqueue.cli.exits import EXIT_OK, EXIT_USAGE, UsageError
 
 
 def typed_number(text: str) -> str:
@@ -48,8 +50,42 @@ def suppression_add(args: argparse.Namespace) -> int:
 
     _stack("SUPPRESSION_TABLE")
     number = typed_number(args.number)
-    added = wiring.suppression().add(number, args.reason)
+    added = wiring.suppression().add(number, args.reason, source="manual")
     print(f"{number}: {'suppressed' if added else 'already suppressed'}")
+    return EXIT_OK
+
+
+def suppression_import(args: argparse.Namespace) -> int:
+    """Every number of a CSV file, or nothing: each bad line is shown with its line number."""
+    from callqueue.cli.files import default_region
+    from chalicelib import wiring
+    from chalicelib.sending.suppression_csv import BadLines, read_import
+
+    _stack("SUPPRESSION_TABLE")
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{args.file}: cannot read it ({error})") from None
+    try:
+        entries = read_import(text, default_region(), reason=args.reason)
+    except BadLines as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    added = wiring.suppression().add_many(entries, source="import")
+    print(f"{len(entries)} number(s) read, {added} newly suppressed")
+    return EXIT_OK
+
+
+def suppression_export(args: argparse.Namespace) -> int:
+    from chalicelib import wiring
+    from chalicelib.sending.suppression_csv import export_csv
+
+    _stack("SUPPRESSION_TABLE")
+    text = export_csv(wiring.suppression().list())
+    if args.file in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.file).write_text(text, encoding="utf-8", newline="")
     return EXIT_OK
 
 

@@ -187,6 +187,15 @@ def _add_operations(sub: Commands) -> None:
     remove = suppression_sub.add_parser("remove", help="stop suppressing a number")
     remove.add_argument("number")
     remove.set_defaults(command=operate.suppression_remove)
+    imports = suppression_sub.add_parser(
+        "import", help="suppress every number of a CSV file (nothing if a line is bad)"
+    )
+    imports.add_argument("file", help="CSV: a number (or phone, To) column, optional reason")
+    imports.add_argument("--reason", default="imported", help="for lines without a reason")
+    imports.set_defaults(command=operate.suppression_import)
+    export = suppression_sub.add_parser("export", help="write the list as CSV")
+    export.add_argument("file", nargs="?", help="a file to write, or - (default) for stdout")
+    export.set_defaults(command=operate.suppression_export)
 
     dlq = sub.add_parser("dlq", help="rows in the send queue's dead-letter queue")
     dlq_sub = dlq.add_subparsers(required=True, metavar="ACTION")

@@ -7,8 +7,9 @@ callbacks and other sources), and checks the list for each row just before its c
 suppressed number ends `suppressed` without a call.
 
 The table (SuppressionTable in .chalice/infrastructure.yaml) has one item per number, keyed by
-`number` exactly as the rows give it (E.164); `reason`, `error_code`, `job_id` and `added_at`
-record why and when it was first suppressed.
+`number` exactly as the rows give it (E.164); `reason`, `error_code`, `job_id`, `source` (one of
+SOURCES) and `added_at` record why, how and when it was first suppressed. Items written before
+`source` was recorded read with source None.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ SUPPRESSING_CODES: Mapping[int, str] = {
 INVALID_LOOKUP = "invalid number (lookup)"
 LANDLINE_LOOKUP = "landline (lookup)"
 
+# Where a suppression came from: a send's error (the sender, the router's events), a reply
+# (STOP), a file imported, a status callback, a person's `suppression add`.
+SOURCES = ("send_error", "reply", "import", "callback", "manual")
+# BatchWriteItem takes at most 25 puts per request.
+MAX_BATCH_WRITE = 25
+
 # `number` is a DynamoDB reserved word, so expressions name it through a placeholder.
 _NAMES = {"#n": "number"}
 
@@ -48,7 +55,8 @@ class Suppression:
     reason: str
     error_code: int | None
     job_id: str | None
-    added_at: float
+    added_at: float | None
+    source: str | None = None
 
 
 def number_of(envelope: Mapping[str, Any]) -> str | None:
@@ -86,7 +94,8 @@ def _suppression_of(item: Mapping[str, Any]) -> Suppression:
         reason=item["reason"]["S"],
         error_code=int(Decimal(item["error_code"]["N"])) if "error_code" in item else None,
         job_id=item["job_id"]["S"] if "job_id" in item else None,
-        added_at=float(item["added_at"]["N"]),
+        added_at=float(item["added_at"]["N"]) if "added_at" in item else None,
+        source=item["source"]["S"] if "source" in item else None,
     )
 
 
@@ -113,7 +122,13 @@ class SuppressionList:
         self._page_size = page_size
 
     def add(
-        self, number: str, reason: str, *, error_code: int | None = None, job_id: str | None = None
+        self,
+        number: str,
+        reason: str,
+        *,
+        error_code: int | None = None,
+        job_id: str | None = None,
+        source: str = "send_error",
     ) -> bool:
         """Suppress a number; True if it was not suppressed before.
 
@@ -122,11 +137,7 @@ class SuppressionList:
         """
         if not number:
             raise ValueError("an empty number cannot be suppressed")
-        item: dict[str, Any] = {
-            "number": {"S": number},
-            "reason": {"S": reason},
-            "added_at": {"N": str(self._clock())},
-        }
+        item = self._item(number, reason, source)
         if error_code is not None:
             item["error_code"] = {"N": str(error_code)}
         if job_id is not None:
@@ -156,6 +167,18 @@ class SuppressionList:
             job_id=job_id if isinstance(job_id, str) else None,
         )
 
+    def add_many(self, entries: Mapping[str, str], *, source: str = "import") -> int:
+        """Suppress each number of `entries` (number: reason); returns how many were new.
+
+        Numbers already suppressed keep their first reason: they are left out of the writes,
+        which BatchWriteItem cannot make conditional. A number suppressed by another path between
+        the check and the write is recorded with this reason instead, which changes no call."""
+        new = sorted(set(entries) - self.suppressed(entries))
+        for start in range(0, len(new), MAX_BATCH_WRITE):
+            chunk = new[start : start + MAX_BATCH_WRITE]
+            self._batch_write([self._item(n, entries[n], source) for n in chunk])
+        return len(new)
+
     def remove(self, number: str) -> bool:
         """Stop suppressing a number; True if it was suppressed."""
         response = self._db.delete_item(
@@ -184,6 +207,31 @@ class SuppressionList:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _item(self, number: str, reason: str, source: str) -> dict[str, Any]:
+        if source not in SOURCES:
+            raise ValueError(f"unknown suppression source {source!r}")
+        return {
+            "number": {"S": number},
+            "reason": {"S": reason},
+            "source": {"S": source},
+            "added_at": {"N": str(self._clock())},
+        }
+
+    def _batch_write(self, items: Sequence[Mapping[str, Any]]) -> None:
+        requests: Sequence[Mapping[str, Any]] = [{"PutRequest": {"Item": i}} for i in items]
+        for attempt in range(1, self._attempts + 1):
+            response = self._db.batch_write_item(RequestItems={self._table: requests})  # type: ignore[dict-item]
+            # Unprocessed puts (throttling) are sent again after a pause, as AWS recommends.
+            requests = (response.get("UnprocessedItems") or {}).get(self._table) or []
+            if not requests:
+                return
+            if attempt < self._attempts:
+                self._sleep(self._base_delay * 2 ** (attempt - 1))
+        raise RetryableError(
+            f"BatchWriteItem on {self._table}: {len(requests)} puts still unprocessed "
+            f"after {self._attempts} attempts"
+        )
 
     def _batch_get(self, numbers: Iterable[str]) -> set[str]:
         keys: Sequence[Mapping[str, Any]] = [{"number": {"S": n}} for n in numbers]

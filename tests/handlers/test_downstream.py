@@ -150,6 +150,7 @@ def test_suppression_events_add_numbers_and_sender_skips_them(stack: Stack, clie
     events = queue_events(stack, "SUPPRESSION_QUEUE")
     client.lambda_.invoke("handle_suppression_events", sqs_event(events))
     assert wiring.suppression().suppressed({"+14155550100", "+14155550101"}) == {"+14155550100"}
+    assert [e.source for e in wiring.suppression().list()] == ["send_error"]
 
     rows = [
         queued(7, {"To": "+14155550100", "From": VALID_FROM, "Body": "again"}),

@@ -210,6 +210,8 @@ def test_status_callback_delivery_errors_feed_error_routing(stack: Stack, client
         },
     )
     assert wiring.suppression().suppressed({"+14155550166"}) == {"+14155550166"}
+    [entry] = wiring.suppression().list()
+    assert entry.source == "callback"
 
 
 def test_status_callback_malformed_but_signed_is_400(stack: Stack, client: Client) -> None:

@@ -92,6 +92,7 @@ def test_suppression_add_stores_the_number_with_why_and_when(
         "reason": {"S": "unsubscribed"},
         "error_code": {"N": "21610"},
         "job_id": {"S": "job-1"},
+        "source": {"S": "send_error"},
         "added_at": {"N": str(NOW)},
     }
 
@@ -99,10 +100,11 @@ def test_suppression_add_stores_the_number_with_why_and_when(
 def test_suppression_add_leaves_out_what_is_not_known(
     dynamodb: Any, suppressions: SuppressionList
 ) -> None:
-    suppressions.add(NUMBER, "asked by phone")
+    suppressions.add(NUMBER, "asked by phone", source="manual")
 
     item = dynamodb.get_item(TableName=TABLE, Key={"number": {"S": NUMBER}})["Item"]
-    assert set(item) == {"number", "reason", "added_at"}
+    assert set(item) == {"number", "reason", "source", "added_at"}
+    assert item["source"] == {"S": "manual"}
 
 
 def test_suppression_add_is_idempotent_and_keeps_the_first_reason(dynamodb: Any) -> None:
@@ -115,7 +117,12 @@ def test_suppression_add_is_idempotent_and_keeps_the_first_reason(dynamodb: Any)
     assert (first, second) == (True, False)
     assert list(suppressions.list()) == [
         Suppression(
-            number=NUMBER, reason="unsubscribed", error_code=21610, job_id="job-1", added_at=NOW
+            number=NUMBER,
+            reason="unsubscribed",
+            error_code=21610,
+            job_id="job-1",
+            added_at=NOW,
+            source="send_error",
         )
     ]
 
