@@ -145,6 +145,9 @@ class Job:
     # job's clock): the sender re-times rows released before a change by them, until the last
     # of those rows is due (chalicelib.core.pace).
     rate_changes: str | None = None
+    # The job this one retries the failed rows of (chalicelib.api.retry), from the upload's
+    # `x-amz-meta-retry-of`.
+    retry_of: str | None = None
 
 
 def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:
