@@ -30,7 +30,7 @@ from chalicelib.api.request_bodies import current, raw_body_of
 from chalicelib.aws.buckets import Bucket, group_chunk_key
 from chalicelib.aws.jobs_table import JobStore
 from chalicelib.config import ConfigError
-from chalicelib.core.jobs import Job
+from chalicelib.core.jobs import RETRIABLE, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.slices import groups_of
 from chalicelib.intake.carry import Carry
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 RETRYABLE: Final = ("failed", "dead_lettered", "unknown")
 DEFAULT_OUTCOMES: Final = ("failed", "dead_lettered")
 NEVER: Final = ("sent", "suppressed", "rejected", "retrying")
-# A job whose every row has its end: what may be retried.
-RETRY_FROM: Final = ("completed", "cancelled")
 ORIGINAL_ROW: Final = "original_row"
 
 
@@ -116,7 +114,7 @@ class RetryApi:
         job = self._jobs.get(job_id)
         if job is None:
             raise NotFoundError(f"no job {job_id}")
-        if job.state not in RETRY_FROM:
+        if job.state not in RETRIABLE:
             raise ConflictError(
                 f"cannot retry: job {job_id} is {job.state}; retry a completed or cancelled job"
             )

@@ -73,6 +73,8 @@ ACTIVE: Final[tuple[JobState, ...]] = ("splitting", "scheduled", "running", "rel
 RELEASING: Final[tuple[JobState, ...]] = ("scheduled", "running")
 # Jobs whose rate may change: rows are still to be released (chalicelib.release.rate).
 RATE_CHANGEABLE: Final[tuple[JobState, ...]] = ("scheduled", "running", "paused")
+# Jobs whose failed rows may be sent again as a new job (chalicelib.api.retry).
+RETRIABLE: Final[tuple[JobState, ...]] = ("completed", "cancelled")
 
 
 @dataclass(frozen=True)
