@@ -168,7 +168,8 @@ def _carry_of(job: Job) -> Carry:
 def _line(row: ChunkRow) -> bytes:
     # The original row number of a retry of a retry is its first job's.
     carried = {**row.carried, ORIGINAL_ROW: row.carried.get(ORIGINAL_ROW, str(row.row))}
-    record = {"api": row.api, **row.params, **carried}
+    # The parameters win over a kept column of the same name: they are what was sent.
+    record = {**carried, "api": row.api, **row.params}
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
