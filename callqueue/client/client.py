@@ -174,8 +174,7 @@ class Client:
         self, job_id: str, outcomes: Sequence[str] = (), errors: Sequence[int] = ()
     ) -> Retried:
         """A new job of a finished job's rows that ended in `outcomes` (default failed and
-        dead_lettered) with one of `errors` (default any). Conflict for a job not finished or
-        no row matching; BadRequest for an outcome never retried (sent, suppressed, rejected)."""
+        dead_lettered) with one of `errors` (default any): docs/python-api.md."""
         body = {"outcomes": list(outcomes), **({"errors": list(errors)} if errors else {})}
         return Retried.from_api(self._api.post(f"/jobs/{job_id}/retry", body))
 
