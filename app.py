@@ -147,6 +147,11 @@ def handle_import_suppression() -> Any:
     return wiring.suppression_api().import_csv(app.current_request)
 
 
+@app.route("/jobs/{job_id}/retry", methods=["POST"], **job_auth)
+def handle_retry_job(job_id: str) -> Any:
+    return wiring.retry_api().retry(job_id, app.current_request)
+
+
 @app.route("/twilio/status", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_status_callback() -> Any:
     return wiring.status_callbacks().respond(app.current_request)

@@ -18,6 +18,7 @@ from chalice.app import ChaliceViewError
 
 from chalicelib.api.jobs import JobsApi
 from chalicelib.api.rate import RateApi
+from chalicelib.api.retry import RetryApi
 from chalicelib.api.status import StatusCallbacks
 from chalicelib.api.suppression import SuppressionApi
 from chalicelib.aws.buckets import Bucket, Storage
@@ -292,6 +293,13 @@ def suppression_api() -> SuppressionApi:
 
 
 @cache
+def retry_api() -> RetryApi:
+    s3, s = _client("s3"), settings()
+    holding, source = Bucket(s3, s.holding_bucket), Bucket(s3, s.source_bucket)
+    return RetryApi(jobs(), holding, source, results().outcomes)
+
+
+@cache
 def status_callbacks() -> StatusCallbacks:
     s = settings()
     return StatusCallbacks(
@@ -343,6 +351,7 @@ def reset() -> None:
         results,
         jobs_api,
         rate_api,
+        retry_api,
         status_callbacks,
     ):
         cached.cache_clear()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callqueue.cli import arguments, deploy, files, local, operate, rate, remote, test_send
+from callqueue.cli import arguments, deploy, files, local, operate, rate, remote, retry, test_send
 from callqueue.cli.exits import EXIT_OK
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operations(sub)
     remote.add_commands(sub)
     rate.add_command(sub)
+    retry.add_command(sub)
     _add_deployment(sub)
     _add_emulator(sub)
     _add_completion(sub)

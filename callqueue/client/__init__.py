@@ -21,6 +21,7 @@ from callqueue.client.errors import (
 )
 from callqueue.client.rate import RateChanged
 from callqueue.client.records import JobStatus, JobSummary, Outcome, Reject
+from callqueue.client.retry import Retried
 
 __all__ = [
     "ApiError",
@@ -38,6 +39,7 @@ __all__ = [
     "Outcome",
     "RateChanged",
     "Reject",
+    "Retried",
     "ServerError",
     "StackNotFound",
     "TransferFailed",

@@ -53,6 +53,7 @@ from callqueue.client.records import (
     parse_outcomes,
     parse_rejects,
 )
+from callqueue.client.retry import Retried
 from callqueue.client.transport import (
     ApiKeyAuth,
     SigV4Auth,
@@ -168,6 +169,14 @@ class Client:
         re-timed. Conflict when every row is released or the job is finished; BadRequest for a
         `cps` below 1."""
         return RateChanged.from_api(self._api.post(f"/jobs/{job_id}/rate", {"cps": cps}))
+
+    def retry(
+        self, job_id: str, outcomes: Sequence[str] = (), errors: Sequence[int] = ()
+    ) -> Retried:
+        """A new job of a finished job's rows that ended in `outcomes` (default failed and
+        dead_lettered) with one of `errors` (default any): docs/python-api.md."""
+        body = {"outcomes": list(outcomes), **({"errors": list(errors)} if errors else {})}
+        return Retried.from_api(self._api.post(f"/jobs/{job_id}/retry", body))
 
     # -- used by Job ------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def cost_fields(cost: CostEstimate | None) -> dict[str, str]:
 
 def job_extras(job: Job) -> dict[str, Any]:
     """GET /jobs/{id}'s `estimated_cost` (None until split, or for a job split before costs
-    were estimated), `reference_column` and `keep_columns`."""
+    were estimated), `reference_column`, `keep_columns` and `retry_of`."""
     # Only the splitter writes it, as JSON (cost_fields).
     cost = json.loads(job.estimated_cost) if job.estimated_cost else None
     keep = [c for c in (job.keep_columns or "").split(",") if c]
@@ -32,6 +32,7 @@ def job_extras(job: Job) -> dict[str, Any]:
         "estimated_cost": cost,
         "reference_column": job.reference_column or "reference",
         "keep_columns": keep,
+        "retry_of": job.retry_of,
     }
 
 

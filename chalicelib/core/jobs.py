@@ -73,6 +73,8 @@ ACTIVE: Final[tuple[JobState, ...]] = ("splitting", "scheduled", "running", "rel
 RELEASING: Final[tuple[JobState, ...]] = ("scheduled", "running")
 # Jobs whose rate may change: rows are still to be released (chalicelib.release.rate).
 RATE_CHANGEABLE: Final[tuple[JobState, ...]] = ("scheduled", "running", "paused")
+# Jobs whose failed rows may be sent again as a new job (chalicelib.api.retry).
+RETRIABLE: Final[tuple[JobState, ...]] = ("completed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ class Job:
     # job's clock): the sender re-times rows released before a change by them, until the last
     # of those rows is due (chalicelib.core.pace).
     rate_changes: str | None = None
+    # The job this one retries the failed rows of (chalicelib.api.retry), from the upload's
+    # `x-amz-meta-retry-of`.
+    retry_of: str | None = None
 
 
 def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:

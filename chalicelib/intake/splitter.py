@@ -319,14 +319,17 @@ class Splitter:
         return self._jobs.get(job.job_id) or job
 
     def _with_overrides(self, job: Job, metadata: dict[str, str]) -> Job:
-        """A file may carry its own rate and window as S3 object metadata (x-amz-meta-cps)."""
+        """A file may carry its own rate and window as S3 object metadata (x-amz-meta-cps), and
+        the job it retries (x-amz-meta-retry-of, chalicelib.api.retry)."""
         cps, window = job.cps, job.window_seconds
         if metadata.get("cps", "").strip():
             cps = _setting(metadata, "cps", "calls per second", 1, None)
         if metadata.get("window", "").strip():
             window = _setting(metadata, "window", "seconds", 1, MAX_WINDOW_SECONDS)
         Schedule(cps, window)  # validates
-        return Carry.of_metadata(metadata).on_job(replace(job, cps=cps, window_seconds=window))
+        retry_of = _CHOSEN_JOB_ID.fullmatch(metadata.get("retry-of", "")) and metadata["retry-of"]
+        job = replace(job, cps=cps, window_seconds=window, retry_of=retry_of or None)
+        return Carry.of_metadata(metadata).on_job(job)
 
     def _manifest(
         self, bucket: str, key: str, metadata: dict[str, str]
