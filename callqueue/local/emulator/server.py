@@ -24,6 +24,7 @@ from callqueue.local.emulator.core import (
     DEFAULT_AUTH_TOKEN,
     Json,
 )
+from callqueue.local.emulator.inbound import send_reply
 from callqueue.local.emulator.transport import _Server
 from callqueue.local.faults import READ_KINDS, FaultSpec
 
@@ -55,13 +56,14 @@ class TwilioEmulator(_Answering):
         slow_seconds: float = DEFAULT_SLOW_SECONDS,
         trial_account: bool = False,
         test_credentials: bool = False,
+        inbound_url: str | None = None,
     ) -> None:
         """`callback_delay`: seconds between a message's (or call's) status changes, and so
         between its status callbacks. `faults` apply to the operations, `lookup_faults` (429,
         500, reset and slow only) to the lists and fetches. `slow_seconds`: how late a ``slow``
         fault answers. `trial_account`: bodies get Twilio's trial prefix. `test_credentials`: the
         account SID and auth token are the account's test credentials (see the package
-        docstring)."""
+        docstring). `inbound_url`: the account's incoming-message webhook (`reply`)."""
         if not _ACCOUNT_SID.fullmatch(account_sid):
             raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
         if concurrency_limit is not None and concurrency_limit < 1:
@@ -94,6 +96,9 @@ class TwilioEmulator(_Answering):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._callbacks = _CallbackSender(auth_token, clock)
+        self._account_sid = account_sid
+        self._auth_token = auth_token
+        self._inbound_url = inbound_url
 
     @property
     def base_url(self) -> str:
@@ -105,6 +110,15 @@ class TwilioEmulator(_Answering):
     def callbacks(self) -> list[Json]:
         """A snapshot of every status callback posted so far, in order."""
         return self._callbacks.sent
+
+    def reply(self, from_number: str, to_number: str, body: str) -> int | None:
+        """A recipient's reply to the account's number, posted now to the incoming-message
+        webhook as Twilio signs it; the HTTP status it got (None: unreachable)."""
+        if self._inbound_url is None:
+            raise RuntimeError("the emulator has no incoming-message webhook (inbound_url)")
+        return send_reply(
+            self._inbound_url, self._account_sid, self._auth_token, from_number, to_number, body
+        )
 
     @property
     def requests(self) -> list[Json]:
