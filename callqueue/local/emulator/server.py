@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO
@@ -31,6 +32,23 @@ from callqueue.local.faults import READ_KINDS, FaultSpec
 DEFAULT_SLOW_SECONDS = 12.0
 
 _NO_API_KEYS: Mapping[str, str] = MappingProxyType({})
+
+
+def _check_settings(
+    account_sid: str,
+    concurrency_limit: int | None,
+    lookup_faults: FaultSpec | None,
+    slow_seconds: float,
+) -> None:
+    if not _ACCOUNT_SID.fullmatch(account_sid):
+        raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
+    if concurrency_limit is not None and concurrency_limit < 1:
+        raise ValueError(f"concurrency limit must be at least 1, got {concurrency_limit}")
+    if lookup_faults is not None and not lookup_faults.kinds() <= READ_KINDS:
+        unfit = ", ".join(sorted(k.value for k in lookup_faults.kinds() - READ_KINDS))
+        raise ValueError(f"look-ups change nothing, so these faults cannot apply: {unfit}")
+    if slow_seconds < 0:
+        raise ValueError(f"slow_seconds must not be negative, got {slow_seconds}")
 
 
 class TwilioEmulator(_Answering):
@@ -64,15 +82,7 @@ class TwilioEmulator(_Answering):
         fault answers. `trial_account`: bodies get Twilio's trial prefix. `test_credentials`: the
         account SID and auth token are the account's test credentials (see the package
         docstring). `inbound_url`: the account's incoming-message webhook (`reply`)."""
-        if not _ACCOUNT_SID.fullmatch(account_sid):
-            raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
-        if concurrency_limit is not None and concurrency_limit < 1:
-            raise ValueError(f"concurrency limit must be at least 1, got {concurrency_limit}")
-        if lookup_faults is not None and not lookup_faults.kinds() <= READ_KINDS:
-            unfit = ", ".join(sorted(k.value for k in lookup_faults.kinds() - READ_KINDS))
-            raise ValueError(f"look-ups change nothing, so these faults cannot apply: {unfit}")
-        if slow_seconds < 0:
-            raise ValueError(f"slow_seconds must not be negative, got {slow_seconds}")
+        _check_settings(account_sid, concurrency_limit, lookup_faults, slow_seconds)
         self._host = host
         self._port = port
         self._account = _Account(
@@ -96,9 +106,9 @@ class TwilioEmulator(_Answering):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._callbacks = _CallbackSender(auth_token, clock)
-        self._account_sid = account_sid
-        self._auth_token = auth_token
-        self._inbound_url = inbound_url
+        self._reply = (
+            partial(send_reply, inbound_url, account_sid, auth_token) if inbound_url else None
+        )
 
     @property
     def base_url(self) -> str:
@@ -114,11 +124,9 @@ class TwilioEmulator(_Answering):
     def reply(self, from_number: str, to_number: str, body: str) -> int | None:
         """A recipient's reply to the account's number, posted now to the incoming-message
         webhook as Twilio signs it; the HTTP status it got (None: unreachable)."""
-        if self._inbound_url is None:
+        if self._reply is None:
             raise RuntimeError("the emulator has no incoming-message webhook (inbound_url)")
-        return send_reply(
-            self._inbound_url, self._account_sid, self._auth_token, from_number, to_number, body
-        )
+        return self._reply(from_number, to_number, body)
 
     @property
     def requests(self) -> list[Json]:
