@@ -155,3 +155,8 @@ def handle_retry_job(job_id: str) -> Any:
 @app.route("/twilio/status", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_status_callback() -> Any:
     return wiring.status_callbacks().respond(app.current_request)
+
+
+@app.route("/twilio/inbound", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def handle_inbound_message() -> Any:
+    return wiring.inbound_messages().respond(app.current_request)

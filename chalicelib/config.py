@@ -133,6 +133,9 @@ class Settings:
     # midnight starts a day for it and for a job's max_per_day.
     account_daily_limit: int | None = None
     account_time_zone: str = "UTC"
+    # The public URL of POST /twilio/inbound as Twilio calls it (set as the number's or Messaging
+    # Service's incoming webhook); None: incoming messages are refused.
+    inbound_webhook_url: str | None = None
 
     def __post_init__(self) -> None:
         problems = self._out_of_range()
@@ -287,6 +290,22 @@ _DECIMALS: Final[tuple[tuple[str, str, float], ...]] = (
 )
 
 
+STATUS_PATH = "/twilio/status"
+INBOUND_PATH = "/twilio/inbound"
+
+
+def inbound_url(env: Mapping[str, str]) -> str | None:
+    """INBOUND_WEBHOOK_URL, or else the status callback URL's with the inbound route's path: both
+    routes are on the same API."""
+    explicit = env.get("INBOUND_WEBHOOK_URL")
+    if explicit:
+        return explicit
+    status = env.get("STATUS_CALLBACK_URL") or ""
+    if status.endswith(STATUS_PATH):
+        return status[: -len(STATUS_PATH)] + INBOUND_PATH
+    return None
+
+
 class _Reader:
     """Reads the settings' variables from `env`. A malformed variable is noted in `problems`,
     naming it, and read as its default, so that reading goes on and finds every problem."""
@@ -316,6 +335,7 @@ class _Reader:
             "api_auth": self.one_of("API_AUTH", API_AUTHS),
             "twilio_base_url": env.get("TWILIO_BASE_URL") or None,
             "status_callback_url": env.get("STATUS_CALLBACK_URL") or None,
+            "inbound_webhook_url": inbound_url(env),
             "sender_limits": env.get("SENDER_LIMITS", ""),
             "account_cps": self.decimal("ACCOUNT_CPS", float(cps)),
             # 0 or unset: no known limit, and DynamoDB's own 1 MB pages.

@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 from chalice.app import ChaliceViewError
 
+from chalicelib.api.inbound import InboundMessages
 from chalicelib.api.jobs import JobsApi
 from chalicelib.api.rate import RateApi
 from chalicelib.api.retry import RetryApi
@@ -315,6 +316,21 @@ def status_callbacks() -> StatusCallbacks:
     )
 
 
+@cache
+def inbound_messages() -> InboundMessages:
+    s = settings()
+    secrets = _client("secretsmanager")
+    return InboundMessages(
+        s.inbound_webhook_url,
+        cache(lambda: load_auth_token(secrets, s.twilio_secret_id, s.twilio_credentials)),
+        cache(
+            lambda: load_credentials(secrets, s.twilio_secret_id, s.twilio_credentials).account_sid
+        ),
+        suppression(),
+        metrics(),
+    )
+
+
 # What else keeps objects built from these clients (downstream.wiring) registers here.
 _on_reset: list[Callable[[], None]] = []
 
@@ -353,5 +369,6 @@ def reset() -> None:
         rate_api,
         retry_api,
         status_callbacks,
+        inbound_messages,
     ):
         cached.cache_clear()

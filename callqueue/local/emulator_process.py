@@ -26,6 +26,7 @@ from typing import Any
 
 from callqueue.local import child_process
 from callqueue.local.emulator import DEFAULT_SLOW_SECONDS, TwilioEmulator
+from callqueue.local.emulator.inbound import send_reply
 from callqueue.local.faults import FaultSpec
 
 Json = dict[str, Any]
@@ -48,8 +49,10 @@ class EmulatorProcess:
         slow_seconds: float = DEFAULT_SLOW_SECONDS,
         trial_account: bool = False,
         test_credentials: bool = False,
+        inbound_url: str | None = None,
     ) -> None:
         """As `TwilioEmulator`'s arguments; the defaults are the local runtime's."""
+        self._inbound_url = inbound_url
         # A temporary log lasts as long as this object: its requests stay readable after stop().
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if requests_log is None:
@@ -96,6 +99,21 @@ class EmulatorProcess:
                 self._seen.extend(json.loads(line) for line in data[:complete].splitlines())
                 self._offset += complete
             return list(self._seen)
+
+    def reply(self, from_number: str, to_number: str, body: str) -> int | None:
+        """As `TwilioEmulator.reply`. Posted from this process: the child takes no commands, and
+        a reply depends on nothing the child holds but the account's credentials."""
+        if self._inbound_url is None:
+            raise RuntimeError("the emulator has no incoming-message webhook (inbound_url)")
+        config = self._config
+        return send_reply(
+            self._inbound_url,
+            config["account_sid"],
+            config["auth_token"],
+            from_number,
+            to_number,
+            body,
+        )
 
     def start(self) -> None:
         self._process = child_process.spawn(

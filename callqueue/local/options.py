@@ -92,6 +92,11 @@ class Options:
             "SinkVisibilityTimeout": str(self.visibility_timeout),
         }
 
+    def inbound_url(self) -> str | None:
+        """Where the emulator posts replies (`EmulatorProcess.reply`): the runtime's API, when it
+        runs."""
+        return None if self.api_port is None else f"http://127.0.0.1:{self.api_port}/twilio/inbound"
+
     def handler_settings(self, twilio_base_url: str, twilio_secret_id: str) -> dict[str, str]:
         """The handlers' settings besides the stack's outputs, as their environment variables."""
         return {
@@ -121,4 +126,5 @@ class Options:
                 if self.api_port is not None
                 else ""
             ),
+            "INBOUND_WEBHOOK_URL": self.inbound_url() or "",
         }

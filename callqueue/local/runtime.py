@@ -176,6 +176,7 @@ class LocalRuntime:
             slow_seconds=self.options.slow_seconds,
             requests_log=self.options.requests_log,
             seed=self.options.seed,
+            inbound_url=self.options.inbound_url(),
         )
         self.emulator.start()
         self.client("secretsmanager").create_secret(
@@ -331,6 +332,7 @@ class LocalRuntime:
             "CPS",
             "WINDOW_SECONDS",
             "STATUS_CALLBACK_URL",
+            "INBOUND_WEBHOOK_URL",
             "DEFAULT_REGION",
             # A user's (or a test's) own read timeout for Twilio, as a deployment may set it.
             "TWILIO_TIMEOUT_SECONDS",

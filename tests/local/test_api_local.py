@@ -189,3 +189,19 @@ def test_local_send_queue_hides_a_batch_for_longer_than_it_can_run(runtime: Loca
     deadline = runtime.options.in_doubt_after_seconds / 2
     assert visibility(runtime.env["SEND_QUEUE"]) >= deadline + 15
     assert visibility(runtime.env["RESULTS_QUEUE"]) == runtime.options.visibility_timeout
+
+
+def test_local_inbound_stop_from_the_emulator_suppresses_later_rows(
+    runtime: LocalRuntime, api: str
+) -> None:
+    assert runtime.emulator is not None
+    assert runtime.emulator.reply("+14155580000", VALID_FROM, " stop") == 200
+
+    job_id = create(api, {"rows": rows(2, "558")})
+    final = wait_for(
+        lambda: (status := job(api, job_id)) and status["state"] == "completed" and status
+    )
+
+    assert (final["counts"]["suppressed"], final["counts"]["sent"]) == (1, 1)
+    called = {r["params"].get("To") for r in runtime.emulator.requests if r["method"] == "POST"}
+    assert "+14155580001" in called and "+14155580000" not in called

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import ConfigError, Settings, inbound_url
 
 
 def test_slots_leave_one_percent_of_the_account_rate_and_a_call_may_be_5ms_late() -> None:
@@ -150,3 +150,12 @@ def test_national_numbers_are_read_in_the_default_region_when_one_is_set() -> No
     assert Settings.from_env({"DEFAULT_REGION": "GB"}).default_region == "GB"
     with pytest.raises(ConfigError, match=r"^DEFAULT_REGION must be a region code"):
         Settings.from_env({"DEFAULT_REGION": "XX"})
+
+
+def test_inbound_url_defaults_to_the_status_callback_url_of_the_same_api() -> None:
+    status = {"STATUS_CALLBACK_URL": "https://x.example/api/twilio/status"}
+
+    assert inbound_url(status) == "https://x.example/api/twilio/inbound"
+    assert inbound_url({**status, "INBOUND_WEBHOOK_URL": "https://y/in"}) == "https://y/in"
+    assert inbound_url({"STATUS_CALLBACK_URL": "https://x.example/other"}) is None
+    assert inbound_url({}) is None

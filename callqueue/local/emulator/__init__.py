@@ -107,14 +107,18 @@ its timeline, each when the clock reaches it, signed with the account's auth tok
 with the HTTP status it got (null if the URL could not be reached); at stop, callbacks not yet due
 are dropped.
 
+Incoming messages: `TwilioEmulator.reply(from_number, to_number, body)` posts a recipient's reply
+at once to the ``inbound_url`` the emulator was given (the account's incoming-message webhook),
+with Twilio's form (From, To, Body, AccountSid, MessageSid, ...) and signed as callbacks are.
+
 The default credentials (``DEFAULT_*``) are fixed fakes for local use, not secrets.
 
 The package's modules, each importing only modules listed before it: `core` (shared types,
 errors and helpers), `store` (resources, their timelines and the account's store), `lists`
 (paging and filters), one module per API (`messages`, `calls`, `lookup`, `verify`, `studio`),
 `account` (the account with every API's operations), `routes`, `callbacks` (status callbacks),
-`answer` (how one request is answered and logged), `transport` (the HTTP server and handler) and
-`server` (`TwilioEmulator` itself).
+`inbound` (replies to the incoming-message webhook), `answer` (how one request is answered and
+logged), `transport` (the HTTP server and handler) and `server` (`TwilioEmulator` itself).
 """
 
 from __future__ import annotations

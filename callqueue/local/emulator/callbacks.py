@@ -1,5 +1,6 @@
 """Status callbacks: one signed POST per status of a message's timeline, each when the
-emulator's clock reaches it, sent on a background thread and logged with the HTTP status it got."""
+emulator's clock reaches it, sent on a background thread and logged with the HTTP status it got;
+`post_signed`, how every webhook the emulator sends is signed and posted."""
 
 from __future__ import annotations
 
@@ -93,24 +94,7 @@ class _CallbackSender:
             self._post(*item)
 
     def _post(self, url: str, form: dict[str, str]) -> None:
-        request = urllib.request.Request(  # noqa: S310 - the URL the message asked for
-            url,
-            data=urlencode(form).encode(),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": self._validator.compute_signature(url, form),
-                "User-Agent": "TwilioProxy/1.1",
-            },
-            method="POST",
-        )
-        status: int | None
-        try:
-            with self._opener.open(request, timeout=10) as response:
-                status = response.status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except (urllib.error.URLError, OSError):
-            status = None  # unreachable: logged as such, as Twilio's debugger would show
+        status = post_signed(self._opener, self._validator, url, form)
         with self._lock:
             self._sent.append(
                 {
@@ -120,3 +104,30 @@ class _CallbackSender:
                     "http_status": status,
                 }
             )
+
+
+def post_signed(
+    opener: urllib.request.OpenerDirector,
+    validator: RequestValidator,
+    url: str,
+    form: dict[str, str],
+) -> int | None:
+    """POST `form` to `url` signed as Twilio signs its webhooks; the HTTP status, or None if the
+    URL could not be reached (as Twilio's debugger would show it)."""
+    request = urllib.request.Request(  # noqa: S310 - the URL the account configured
+        url,
+        data=urlencode(form).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": validator.compute_signature(url, form),
+            "User-Agent": "TwilioProxy/1.1",
+        },
+        method="POST",
+    )
+    try:
+        with opener.open(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, OSError):
+        return None

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO
@@ -24,12 +25,30 @@ from callqueue.local.emulator.core import (
     DEFAULT_AUTH_TOKEN,
     Json,
 )
+from callqueue.local.emulator.inbound import send_reply
 from callqueue.local.emulator.transport import _Server
 from callqueue.local.faults import READ_KINDS, FaultSpec
 
 DEFAULT_SLOW_SECONDS = 12.0
 
 _NO_API_KEYS: Mapping[str, str] = MappingProxyType({})
+
+
+def _check_settings(
+    account_sid: str,
+    concurrency_limit: int | None,
+    lookup_faults: FaultSpec | None,
+    slow_seconds: float,
+) -> None:
+    if not _ACCOUNT_SID.fullmatch(account_sid):
+        raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
+    if concurrency_limit is not None and concurrency_limit < 1:
+        raise ValueError(f"concurrency limit must be at least 1, got {concurrency_limit}")
+    if lookup_faults is not None and not lookup_faults.kinds() <= READ_KINDS:
+        unfit = ", ".join(sorted(k.value for k in lookup_faults.kinds() - READ_KINDS))
+        raise ValueError(f"look-ups change nothing, so these faults cannot apply: {unfit}")
+    if slow_seconds < 0:
+        raise ValueError(f"slow_seconds must not be negative, got {slow_seconds}")
 
 
 class TwilioEmulator(_Answering):
@@ -55,22 +74,15 @@ class TwilioEmulator(_Answering):
         slow_seconds: float = DEFAULT_SLOW_SECONDS,
         trial_account: bool = False,
         test_credentials: bool = False,
+        inbound_url: str | None = None,
     ) -> None:
         """`callback_delay`: seconds between a message's (or call's) status changes, and so
         between its status callbacks. `faults` apply to the operations, `lookup_faults` (429,
         500, reset and slow only) to the lists and fetches. `slow_seconds`: how late a ``slow``
         fault answers. `trial_account`: bodies get Twilio's trial prefix. `test_credentials`: the
         account SID and auth token are the account's test credentials (see the package
-        docstring)."""
-        if not _ACCOUNT_SID.fullmatch(account_sid):
-            raise ValueError(f"account SID must be AC followed by 32 hex digits: {account_sid!r}")
-        if concurrency_limit is not None and concurrency_limit < 1:
-            raise ValueError(f"concurrency limit must be at least 1, got {concurrency_limit}")
-        if lookup_faults is not None and not lookup_faults.kinds() <= READ_KINDS:
-            unfit = ", ".join(sorted(k.value for k in lookup_faults.kinds() - READ_KINDS))
-            raise ValueError(f"look-ups change nothing, so these faults cannot apply: {unfit}")
-        if slow_seconds < 0:
-            raise ValueError(f"slow_seconds must not be negative, got {slow_seconds}")
+        docstring). `inbound_url`: the account's incoming-message webhook (`reply`)."""
+        _check_settings(account_sid, concurrency_limit, lookup_faults, slow_seconds)
         self._host = host
         self._port = port
         self._account = _Account(
@@ -94,6 +106,9 @@ class TwilioEmulator(_Answering):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._callbacks = _CallbackSender(auth_token, clock)
+        self._reply = (
+            partial(send_reply, inbound_url, account_sid, auth_token) if inbound_url else None
+        )
 
     @property
     def base_url(self) -> str:
@@ -105,6 +120,13 @@ class TwilioEmulator(_Answering):
     def callbacks(self) -> list[Json]:
         """A snapshot of every status callback posted so far, in order."""
         return self._callbacks.sent
+
+    def reply(self, from_number: str, to_number: str, body: str) -> int | None:
+        """A recipient's reply to the account's number, posted now to the incoming-message
+        webhook as Twilio signs it; the HTTP status it got (None: unreachable)."""
+        if self._reply is None:
+            raise RuntimeError("the emulator has no incoming-message webhook (inbound_url)")
+        return self._reply(from_number, to_number, body)
 
     @property
     def requests(self) -> list[Json]:
