@@ -103,7 +103,7 @@ class InboundMessages:
             raise MalformedCallback("From is not a phone number") from None
         if keyword is Keyword.OPT_OUT:
             word = form.get("Body", "").strip().upper()
-            self._suppression.add(number, f"replied {word}")
+            self._suppression.add(number, f"replied {word}", source="reply")
         elif keyword is Keyword.OPT_IN:
             self._suppression.remove(number)
         log.info("incoming %s from %s", keyword.value, number_tag(number))

@@ -95,6 +95,7 @@ def test_inbound_opt_out_keyword_suppresses_the_sender(client: Client, body: str
     assert response.headers["Content-Type"] == "text/xml"
     assert "<Response/>" in response.body.decode()
     assert suppressed() == {SENDER: f"replied {body.strip().upper()}"}
+    assert [s.source for s in wiring.suppression().list()] == ["reply"]
 
 
 @pytest.mark.parametrize("body", cases(OPT_IN_KEYWORDS))
