@@ -10,13 +10,11 @@ from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
-from chalicelib.core.windows import SendWindow
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import Format
-from chalicelib.intake.rows import Accepted, Rejected, checked_rows
+from chalicelib.intake.rows import Accepted, checked_rows, zoned
 from chalicelib.intake.timing import JobTiming
 from chalicelib.intake.validation.templates import JobParams
-from chalicelib.intake.zoning import ZoneRejected, checked_zones
 
 DEFAULT_PREVIEW_ROWS: Final = 3
 
@@ -154,19 +152,6 @@ def plan(
     result.chunks = sum(math.ceil(rows / size) for rows in result.groups.values())
     result.eta_seconds = schedule.eta_seconds(result.valid)
     return result
-
-
-def zoned(
-    item: Accepted | Rejected, window: SendWindow | None
-) -> tuple[Accepted | Rejected, tuple[str, ...]]:
-    """The row and its zones under `window` (() without one); a row whose zones share no time
-    of the window is rejected with the splitter's reason."""
-    if not isinstance(item, Accepted) or window is None:
-        return item, ()
-    try:
-        return item, checked_zones(item.request, item.time_zone, window)
-    except ZoneRejected as error:
-        return Rejected(item.number, str(error)), ()
 
 
 def preview_of(item: Accepted) -> dict[str, object]:

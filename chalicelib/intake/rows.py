@@ -17,11 +17,12 @@ from typing import Final
 
 from chalicelib.core.limits import MAX_ROW_BYTES
 from chalicelib.core.records import CallRequest, QueuedRow
+from chalicelib.core.windows import SendWindow
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 from chalicelib.intake.validation.templates import FileColumns, JobParams
-from chalicelib.intake.zoning import time_zone_of
+from chalicelib.intake.zoning import ZoneRejected, checked_zones, time_zone_of
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +128,16 @@ def _checked(
     if size > MAX_ROW_BYTES:
         return Rejected(number, too_large_reason(size))
     return Accepted(number, request, time_zone_of(fields))
+
+
+def zoned(
+    item: Accepted | Rejected, window: SendWindow | None
+) -> tuple[Accepted | Rejected, tuple[str, ...]]:
+    """The row and its zones under `window` (() without one); a row whose zones share no time
+    of the window is rejected with the splitter's reason."""
+    if not isinstance(item, Accepted) or window is None:
+        return item, ()
+    try:
+        return item, checked_zones(item.request, item.time_zone, window)
+    except ZoneRejected as error:
+        return Rejected(item.number, str(error)), ()

@@ -46,10 +46,9 @@ from chalicelib.intake.chunking import ChunkWriter
 from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
 from chalicelib.intake.manifest import MAX_MANIFEST_BYTES, is_manifest, manifest_key, read_manifest
 from chalicelib.intake.parsing import ByteStream, FileFormatError, Format, detect_format
-from chalicelib.intake.rows import Accepted, Rejected, checked_rows
+from chalicelib.intake.rows import Rejected, checked_rows, zoned
 from chalicelib.intake.timing import JobTiming
 from chalicelib.intake.validation.templates import JobParams
-from chalicelib.intake.zoning import ZoneRejected, checked_zones
 from chalicelib.observability import Metrics, bound
 from chalicelib.release.releaser import LoopState
 from chalicelib.release.state_machine import ReleaseLoop
@@ -381,13 +380,7 @@ class Splitter:
                 stream, fmt, settings.default_region, params=params, carry=Carry.of_job(job)
             ):
                 rows += 1
-                item = read
-                zones: tuple[str, ...] = ()
-                if isinstance(item, Accepted) and window is not None:
-                    try:
-                        zones = checked_zones(item.request, item.time_zone, window)
-                    except ZoneRejected as error:
-                        item = Rejected(item.number, str(error))
+                item, zones = zoned(read, window)
                 if isinstance(item, Rejected):
                     rejected += 1
                     rejects.write_row([str(item.number), item.reason])

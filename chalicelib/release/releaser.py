@@ -185,8 +185,8 @@ class Releaser:
         now = self._clock()
         lead = Schedule(job.cps, job.window_seconds).lead_seconds
         start = max(job.next_slot_at or job.started_at or now, now)
-        planned, day = self._slice(job, start, state.seq)
         window = SendWindow.parse(job.send_window, job.send_days)
+        planned, day = self._slice(job, window, start, state.seq)
         for run in planned.runs:
             zones = planned.groups[run.group].zones
             until = openings(window, zones).closes_at(run.at) if window and zones else None
@@ -227,10 +227,11 @@ class Releaser:
         following = "" if done or planned.next_at is None else iso_timestamp(planned.next_at - lead)
         return replace(state, seq=state.seq + 1, next_at=following, done=done)
 
-    def _slice(self, job: Job, start: float, turn: int) -> tuple[Slice, str]:
+    def _slice(
+        self, job: Job, window: SendWindow | None, start: float, turn: int
+    ) -> tuple[Slice, str]:
         """The slice due at `start`, within the job's and the account's caps for the day."""
         groups = groups_of(job.groups)
-        window = SendWindow.parse(job.send_window, job.send_days)
         windows = [
             None if window is None or not g.zones else openings(window, g.zones) for g in groups
         ]
