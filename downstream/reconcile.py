@@ -22,6 +22,7 @@ import csv
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import IO
 
@@ -32,7 +33,27 @@ from chalicelib.core.schedule import Schedule
 
 __all__ = ["job_settled"]
 
-HEADER = ("row", "to", "api", "outcome", "error_code", "sid", "reason", "reference")
+# What became of a sent row later, from Twilio's status callbacks (chalicelib.core.delivery):
+# the latest status, its error code, when it came (ISO 8601, UTC), and a call's length and who
+# answered it.
+DELIVERY_HEADER = (
+    "delivery_status",
+    "delivery_error_code",
+    "delivered_at",
+    "call_duration",
+    "answered_by",
+)
+HEADER = (
+    "row",
+    "to",
+    "api",
+    "outcome",
+    "error_code",
+    "sid",
+    "reason",
+    "reference",
+    *DELIVERY_HEADER,
+)
 REJECTS_HEADER = ["row", "reason"]
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -54,6 +75,11 @@ class RowOutcome:
     reason: str | None
     # The row's own columns that travelled with it: `reference` and the kept ones.
     carried: Mapping[str, str] = field(default_factory=dict)
+    delivery_status: str | None = None
+    delivery_error_code: int | None = None
+    delivered_at: float | None = None
+    call_duration: int | None = None
+    answered_by: str | None = None
 
 
 def merge_outcomes(
@@ -95,8 +121,21 @@ def outcome_header(kept: Sequence[str] = (), job_id: bool = False) -> list[str]:
 def outcome_cells(o: RowOutcome, kept: Sequence[str] = ()) -> list[str]:
     """One row of the outcome CSV under outcome_header(kept), each cell made inert."""
     values = (o.row, o.to, o.api, o.outcome, o.error_code, o.sid, o.reason)
-    carried = [o.carried.get(name) for name in ("reference", *kept)]
-    return [_cell("" if v is None else str(v)) for v in (*values, *carried)]
+    delivery = (
+        o.delivery_status,
+        o.delivery_error_code,
+        None if o.delivered_at is None else iso_utc(o.delivered_at),
+        o.call_duration,
+        o.answered_by,
+    )
+    carried = [o.carried.get(name) for name in kept]
+    cells = (*values, o.carried.get("reference"), *delivery, *carried)
+    return [_cell("" if v is None else str(v)) for v in cells]
+
+
+def iso_utc(at: float) -> str:
+    """A time as outcomes.csv writes it: ISO 8601 in UTC, to the second."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_outcomes_csv(

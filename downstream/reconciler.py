@@ -22,6 +22,7 @@ from chalicelib.aws.buckets import Bucket, outcomes_key, rejects_key
 from chalicelib.aws.event_bus import JOB_COMPLETED, EventPublisher
 from chalicelib.aws.jobs_table import JobStore, MalformedJob, StateChanged
 from chalicelib.aws.results_table import ResultsTable
+from chalicelib.core.delivery import DeliveryTally
 from chalicelib.core.jobs import SETTLING, Job
 from chalicelib.intake.carry import Carry
 from chalicelib.observability import Metrics
@@ -36,6 +37,13 @@ from downstream.reconcile import (
 )
 
 log = logging.getLogger(__name__)
+
+# How long a finished job's delivery statuses are waited for. A message Twilio cannot hand to the
+# carrier within its validity period (at most 36,000 s) fails; carriers' delivery receipts come
+# later, some up to 72 hours; a status after that stays on the row (GET /jobs/{id}) and is not in
+# outcomes.csv.
+DELIVERY_WATCH_SECONDS = 72 * 3600.0
+MIN_DELIVERY_CHECK_SECONDS = 60.0
 
 
 class Reconciler:
@@ -64,7 +72,7 @@ class Reconciler:
         """Look at every unfinished job once; returns what was decided, by job: completed,
         stalled, or failed (this job's reconciling raised; the others went on)."""
         decided: dict[str, str] = {}
-        for job in self._jobs.active():
+        for job in self._jobs.active(self._clock()):
             if isinstance(job, MalformedJob):
                 log.error("job %s: unreadable job record skipped: %s", job.job_id, job.reason)
                 decided[job.job_id] = "failed"
@@ -89,6 +97,9 @@ class Reconciler:
         return decided
 
     def _reconcile(self, job: Job) -> str | None:
+        if job.outcomes_key is not None and job.state in ("completed", "cancelled"):
+            # Finished: here only because its outcome CSV is due to be written again.
+            return self._refresh_delivery(job)
         if job.state != "splitting" and job.responses >= job.valid:
             # Every settled row published at least one response and the router counted it, so
             # until the count reaches the valid rows the job cannot be settled: no need to read
@@ -119,21 +130,20 @@ class Reconciler:
     def _complete(self, job: Job, counts: Mapping[str, int]) -> bool:
         """Write the outcome CSV and mark the job completed; False if its state changed in
         between (another run got there first, or it was paused or cancelled meanwhile)."""
-        key = outcomes_key(job.job_id)
-        text = io.StringIO()
-        kept = Carry.of_job(job).keep_columns
-        write_outcomes_csv(text, merge_outcomes(self._rejects(job), self._rows(job)), kept)
-        self._reports.put(key, text.getvalue().encode(), "text/csv")
+        key, pending = self._write_outcomes(job)
+        now = self._clock()
         # A cancelled job stays cancelled; its outcome CSV is written once its rows have ended.
         finished = {"state": "completed"} if job.state != "cancelled" else {}
         try:
             self._jobs.update_if(
                 job.job_id,
                 (job.state,),
-                completed_at=self._clock(),
+                completed_at=now,
                 outcomes_key=key,
                 stalled_since=None,
                 stalled_reason=None,
+                delivery_pending=pending,
+                delivery_check_at=next_delivery_check(now, now, pending),
                 **finished,
             )
         except StateChanged:
@@ -147,6 +157,36 @@ class Reconciler:
         self._events.put([(JOB_COMPLETED, completed)])
         log.info("job %s completed", job.job_id)
         return True
+
+    def _write_outcomes(self, job: Job) -> tuple[str, int]:
+        """Write the job's outcome CSV as its rows are now; its key, and how many sent rows
+        have no final delivery status yet."""
+        key = outcomes_key(job.job_id)
+        rows = self._rows(job)
+        text = io.StringIO()
+        kept = Carry.of_job(job).keep_columns
+        write_outcomes_csv(text, merge_outcomes(self._rejects(job), rows), kept)
+        self._reports.put(key, text.getvalue().encode(), "text/csv")
+        tally = DeliveryTally()
+        for r in rows:
+            tally.add(r.api, r.outcome, r.delivery_status, r.answered_by)
+        return key, tally.total_pending()
+
+    def _refresh_delivery(self, job: Job) -> str | None:
+        """Write a finished job's outcome CSV again with the delivery statuses that came since,
+        and when to next (never, once none is pending or the job is old enough)."""
+        if job.delivery_check_at is None:
+            return None
+        _, pending = self._write_outcomes(job)
+        now = self._clock()
+        finished = now if job.completed_at is None else job.completed_at
+        self._jobs.update(
+            job.job_id,
+            delivery_pending=pending,
+            delivery_check_at=next_delivery_check(finished, now, pending),
+        )
+        log.info("job %s: outcomes.csv written again, %d deliveries pending", job.job_id, pending)
+        return "delivery"
 
     def _rejects(self, job: Job) -> list[tuple[int, str]]:
         if not job.rejected:
@@ -166,6 +206,11 @@ class Reconciler:
                 sid=r.sid,
                 reason=None,
                 carried=r.carried,
+                delivery_status=r.delivery_status,
+                delivery_error_code=r.delivery_error_code,
+                delivered_at=r.delivery_at,
+                call_duration=r.call_duration,
+                answered_by=r.answered_by,
             )
             for r in self._results.outcomes(job.job_id)
             if r.outcome != "retrying"
@@ -199,6 +244,15 @@ class Reconciler:
         )
         log.error("job %s stalled at %d responses, %d rows", job.job_id, responses, job.rows)
         return True
+
+
+def next_delivery_check(completed_at: float, now: float, pending: int) -> float | None:
+    """When a finished job's outcome CSV is next written again: never once no delivery is
+    pending or the job finished DELIVERY_WATCH_SECONDS ago; else after as long again as it has
+    been finished, at least a minute: a dozen rewrites in 72 hours, most while callbacks come."""
+    if pending == 0 or now - completed_at >= DELIVERY_WATCH_SECONDS:
+        return None
+    return now + max(MIN_DELIVERY_CHECK_SECONDS, now - completed_at)
 
 
 def _waiting(job: Job, now: float) -> bool:

@@ -156,6 +156,12 @@ class Outcome:
     # The user's own id for the row (its `reference` column), and the columns the job kept.
     reference: str | None = None
     kept: dict[str, str] = field(default_factory=dict)
+    # The latest status Twilio's callbacks gave a sent row's message or call (docs/outcomes.md).
+    delivery_status: str | None = None
+    delivery_error_code: str | None = None
+    delivered_at: str | None = None
+    call_duration: int | None = None
+    answered_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,11 +180,13 @@ def _value(cell: str) -> str | None:
 
 def parse_outcomes(lines: Iterable[str]) -> Iterator[Outcome]:
     reader = csv.DictReader(lines)
-    # The columns after `reference` are the job's kept ones; a file written before references
-    # existed has neither.
+    # The columns after the last fixed one are the job's kept ones; a file written before
+    # references (or delivery statuses) existed has fewer fixed columns.
     names = list(reader.fieldnames or [])
-    kept = names[names.index("reference") + 1 :] if "reference" in names else []
+    last = next((n for n in ("answered_by", "reference") if n in names), None)
+    kept = names[names.index(last) + 1 :] if last is not None else []
     for record in reader:
+        duration = _value(record.get("call_duration") or "")
         yield Outcome(
             row=int(record["row"]),
             to=_value(record["to"]),
@@ -189,6 +197,11 @@ def parse_outcomes(lines: Iterable[str]) -> Iterator[Outcome]:
             reason=record["reason"] or None,
             reference=_value(record.get("reference") or ""),
             kept={name: v for name in kept if (v := _value(record[name] or "")) is not None},
+            delivery_status=_value(record.get("delivery_status") or ""),
+            delivery_error_code=_value(record.get("delivery_error_code") or ""),
+            delivered_at=_value(record.get("delivered_at") or ""),
+            call_duration=int(duration) if duration is not None and duration.isdigit() else None,
+            answered_by=_value(record.get("answered_by") or ""),
         )
 
 

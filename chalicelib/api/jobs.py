@@ -30,7 +30,6 @@ import hashlib
 import json
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,6 +53,7 @@ from chalicelib.api.request_bodies import (
 )
 from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.jobs_table import JobStore, StateChanged
+from chalicelib.aws.results_table import Progress
 from chalicelib.config import Settings
 from chalicelib.core.job_details import eta_seconds, job_extras, timing_view
 from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
@@ -78,7 +78,6 @@ NO_CHANGE = {
     "duplicate": "is a duplicate of an earlier upload and sends nothing",
 }
 
-Progress = Callable[[str, float], tuple[Counter[str], int]]
 
 
 def route_auth(settings: Settings) -> dict[str, Any]:
@@ -97,16 +96,16 @@ class JobsApi:
         jobs: JobStore,
         settings: Settings,
         *,
-        progress: Progress,
+        progress: Callable[[str, float], Progress],
         resume: Callable[[str, float], float],
         loops: LoopKeeper,
         clock: Callable[[], float] = time.time,
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         """`source` takes the rows and uploads; `reports` holds each job's CSVs.
-        `progress(job_id, since)`: a job's counts by final outcome and how many rows ended
-        since `since`; `resume(job_id, now)` continues a paused job (downstream.systemic);
-        `loops` restarts a job's release loop that died."""
+        `progress(job_id, since)`: a job's counts by final outcome, how many rows ended
+        since `since`, and its sent rows' delivery statuses; `resume(job_id, now)` continues a
+        paused job (downstream.systemic); `loops` restarts a job's release loop that died."""
         self._source = source
         self._reports = reports
         self._jobs = jobs
@@ -197,7 +196,7 @@ class JobsApi:
     def status(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
         now = self._clock()
-        counts, recent = self._progress(job_id, now - RATE_WINDOW_SECONDS)
+        counts, recent, delivery = self._progress(job_id, now - RATE_WINDOW_SECONDS)
         outcomes = {o: counts.get(o, 0) for o in FINAL_OUTCOMES}
         outcomes["rejected"] = job.rejected
         settled = sum(outcomes.values())
@@ -215,6 +214,8 @@ class JobsApi:
             "released_chunks": job.released_chunks,
             "counts": outcomes,
             "pending": max(0, job.rows - settled) if job.state != "splitting" else None,
+            # Sent rows by the final status Twilio's callbacks gave them (chalicelib.core.delivery).
+            "delivery": delivery.view(),
             "rate": {
                 "target_cps": job.cps,
                 "current_cps": round(recent / RATE_WINDOW_SECONDS, 3),
@@ -283,7 +284,7 @@ class JobsApi:
         return self._state(job_id, loop_restarted=restarted)
 
     def _settled(self, job: Job) -> bool:
-        counts, _ = self._progress(job.job_id, self._clock())
+        counts, _, _ = self._progress(job.job_id, self._clock())
         return job_settled(job.rows, job.rejected, counts)
 
     def _state(self, job_id: str, *, loop_restarted: bool = False) -> dict[str, Any]:

@@ -35,6 +35,7 @@ _INTEGERS = {
     "releases",
     "chunk_rows",
     "released_rows",
+    "delivery_pending",
 }
 _TIMES = {
     "created_at",
@@ -50,6 +51,7 @@ _TIMES = {
     "next_release_at",
     "last_run_at",
     "queued_until",
+    "delivery_check_at",
 }
 _NUMBERS = _INTEGERS | _TIMES
 
@@ -175,21 +177,28 @@ class JobStore:
         )
         return [_from_item(item) for item in page.get("Items", [])]
 
-    def active(self) -> list[Job | MalformedJob]:
+    def active(self, now: float | None = None) -> list[Job | MalformedJob]:
         """Jobs that are not finished: what the reconciler looks at. A cancelled job is
-        unfinished until its remaining rows have ended and its outcome CSV is written.
+        unfinished until its remaining rows have ended and its outcome CSV is written. With
+        `now`, also the finished jobs whose outcome CSV is due to be written again with the
+        delivery statuses that came since (`delivery_check_at`).
 
         An item that is not a readable job comes back as a MalformedJob, so one bad item
         does not hide the others."""
         jobs: list[Job | MalformedJob] = []
         active = {f":a{i}": {"S": state} for i, state in enumerate(ACTIVE)}
+        condition = (
+            f"#s IN ({', '.join(active)}) OR (#s = :c AND attribute_not_exists(outcomes_key))"
+        )
+        values: dict[str, Any] = {**active, ":c": {"S": "cancelled"}}
+        if now is not None:
+            condition += " OR delivery_check_at <= :now"
+            values[":now"] = {"N": str(now)}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "FilterExpression": (
-                f"#s IN ({', '.join(active)}) OR (#s = :c AND attribute_not_exists(outcomes_key))"
-            ),
+            "FilterExpression": condition,
             "ExpressionAttributeNames": {"#s": "state"},
-            "ExpressionAttributeValues": {**active, ":c": {"S": "cancelled"}},
+            "ExpressionAttributeValues": values,
             "ConsistentRead": True,
         }
         while True:

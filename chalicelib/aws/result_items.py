@@ -69,8 +69,13 @@ class RowResult:
     updated_at: float
     # A code that is not Twilio's (`cancelled`), for rows that ended without a call.
     error_name: str | None = None
+    # The latest status Twilio's callbacks gave the row's message or call, and when it came;
+    # a call's length in seconds and who answered it (AMD) with its final status.
     delivery_status: str | None = None
     delivery_error_code: int | None = None
+    delivery_at: float | None = None
+    call_duration: int | None = None
+    answered_by: str | None = None
     # The row's own columns (chalicelib.intake.carry): its `reference` and any kept ones.
     carried: dict[str, str] = field(default_factory=dict)
 
@@ -179,6 +184,9 @@ def row_result_of(item: Mapping[str, Any]) -> RowResult:
         error_name=_optional_str(item, "error_name"),
         delivery_status=_optional_str(item, "delivery_status"),
         delivery_error_code=_optional_int(item, "delivery_error_code"),
+        delivery_at=float(item["delivery_at"]["N"]) if "delivery_at" in item else None,
+        call_duration=_optional_int(item, "call_duration"),
+        answered_by=_optional_str(item, "answered_by"),
         carried=_carried_of(item),
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.aws.result_items import (
     BY_ERROR_CODE,
@@ -25,6 +25,7 @@ from chalicelib.aws.result_items import (
     update_of,
 )
 from chalicelib.core.batching import SIZE_MARGIN_BYTES, chunked_by_size, item_size
+from chalicelib.core.delivery import DeliveryTally
 from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.limits import DYNAMODB_MAX_TRANSACTION_BYTES
 from chalicelib.observability import Metrics, record_responses
@@ -45,6 +46,14 @@ _PUT_OVERHEAD_BYTES = 256
 # A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
 # again changes nothing, so `delivered` is never overwritten by a late `sent`.
 _LATER_STATUS = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
+
+
+class Progress(NamedTuple):
+    """A job's rows as the results table has them (ResultsTable.progress)."""
+
+    counts: Counter[str]
+    recent: int
+    delivery: DeliveryTally
 
 
 def _transaction_size(item: Mapping[str, Any]) -> int:
@@ -195,17 +204,26 @@ class ResultsTable:
             if "outcome" in item:
                 yield row_result_of(item)
 
-    def progress(self, job_id: str, since: float) -> tuple[Counter[str], int]:
-        """How many of a job's rows ended in each final outcome, and how many of those ended
-        (their latest attempt finished) at or after `since`: one read of the job's items."""
+    def progress(self, job_id: str, since: float) -> Progress:
+        """How many of a job's rows ended in each final outcome, how many of those ended (their
+        latest attempt finished) at or after `since`, and the sent rows' delivery statuses:
+        one read of the job's items."""
         counts: Counter[str] = Counter()
         recent = 0
-        names = {"#job_id": "job_id", "#outcome": "outcome", "#finished": "finished_at"}
+        delivery = DeliveryTally()
+        names = {
+            "#job_id": "job_id",
+            "#outcome": "outcome",
+            "#finished": "finished_at",
+            "#api": "api",
+            "#delivery": "delivery_status",
+            "#answered": "answered_by",
+        }
         for item in self._query(
             KeyConditionExpression="#job_id = :job_id",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues={":job_id": {"S": job_id}},
-            ProjectionExpression="#outcome, #finished",
+            ProjectionExpression="#outcome, #finished, #api, #delivery, #answered",
         ):
             outcome = item.get("outcome", {}).get("S")
             if outcome is None or outcome == "retrying":
@@ -213,7 +231,13 @@ class ResultsTable:
             counts[outcome] += 1
             if "finished_at" in item and float(item["finished_at"]["N"]) >= since:
                 recent += 1
-        return counts, recent
+            delivery.add(
+                item.get("api", {}).get("S"),
+                outcome,
+                item.get("delivery_status", {}).get("S"),
+                item.get("answered_by", {}).get("S"),
+            )
+        return Progress(counts, recent, delivery)
 
     def count_by_outcome(self, job_id: str) -> Counter[str]:
         """How many of a job's rows ended in each final outcome ("retrying" is not final)."""

@@ -150,6 +150,11 @@ class Job:
     # The job this one retries the failed rows of (chalicelib.api.retry), from the upload's
     # `x-amz-meta-retry-of`.
     retry_of: str | None = None
+    # Sent rows whose message or call has no final status yet, as of the last outcomes.csv, and
+    # when the reconciler next writes it again with the statuses that came since (None: no
+    # more; downstream.reconciler).
+    delivery_pending: int = 0
+    delivery_check_at: float | None = None
 
 
 def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:

@@ -26,6 +26,7 @@ from chalicelib.intake.carry import Carry
 from chalicelib.intake.plan import plan
 from chalicelib.twilio.callbacks import status_callback_url
 from downstream import wiring as sinks
+from downstream.reconcile import DELIVERY_HEADER
 from tests.handlers.test_pipeline import (
     drain,
     job_item,
@@ -225,6 +226,7 @@ def test_reference_and_kept_columns_travel_from_the_file_to_outcomes_csv_never_t
         "sid",
         "reason",
         "reference",
+        *DELIVERY_HEADER,
         "Customer Name",
     ]
     inert = {7: "'=HYPERLINK(1)"}  # a formula is written inert (downstream.reconcile)

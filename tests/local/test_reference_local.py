@@ -50,6 +50,7 @@ def test_run_outcomes_carry_each_rows_reference_never_sent(tmp_path: Path) -> No
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert list(rows[0]) == [
         "job_id", "row", "to", "api", "outcome", "error_code", "sid", "reason", "reference",
+        "delivery_status", "delivery_error_code", "delivered_at", "call_duration", "answered_by",
         "Customer Name",
     ]  # fmt: skip
     by_row = {int(r["row"]): r for r in rows}

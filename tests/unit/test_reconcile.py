@@ -132,10 +132,10 @@ def test_write_outcomes_csv_writes_a_header_and_a_line_per_row() -> None:
 
     assert written == 3
     assert list(csv.reader(io.StringIO(out.getvalue(), newline=""))) == [
-        ["row", "to", "api", "outcome", "error_code", "sid", "reason", "reference"],
-        ["1", NUMBER, "messages", "sent", "", "SM1", "", ""],
-        ["2", "", "", "rejected", "", "", "missing To", ""],
-        ["3", NUMBER, "messages", "failed", "21211", "", "", ""],
+        HEADER_WITH_REFERENCE,
+        ["1", NUMBER, "messages", "sent", "", "SM1", "", "", *NO_DELIVERY],
+        ["2", "", "", "rejected", "", "", "missing To", "", *NO_DELIVERY],
+        ["3", NUMBER, "messages", "failed", "21211", "", "", "", *NO_DELIVERY],
     ]
 
 
@@ -143,7 +143,7 @@ def test_write_outcomes_csv_of_no_rows_is_the_header() -> None:
     out = io.StringIO(newline="")
 
     assert write_outcomes_csv(out, []) == 0
-    assert out.getvalue() == "row,to,api,outcome,error_code,sid,reason,reference\r\n"
+    assert out.getvalue() == ",".join(HEADER_WITH_REFERENCE) + "\r\n"
 
 
 def _plain(text: str) -> bool:
@@ -199,10 +199,28 @@ def test_write_outcomes_csv_carries_any_reference_and_kept_column_back_intact(
     assert rows[0] == [*HEADER_WITH_REFERENCE, *kept]
     assert [restore(r[7]) for r in rows[1:]] == references
     for row in rows[1:]:
-        assert [restore(c) for c in row[8:]] == kept_values
+        assert [restore(c) for c in row[13:]] == kept_values
 
 
-HEADER_WITH_REFERENCE = ["row", "to", "api", "outcome", "error_code", "sid", "reason", "reference"]
+DELIVERY_COLUMNS = [
+    "delivery_status",
+    "delivery_error_code",
+    "delivered_at",
+    "call_duration",
+    "answered_by",
+]
+NO_DELIVERY = [""] * len(DELIVERY_COLUMNS)
+HEADER_WITH_REFERENCE = [
+    "row",
+    "to",
+    "api",
+    "outcome",
+    "error_code",
+    "sid",
+    "reason",
+    "reference",
+    *DELIVERY_COLUMNS,
+]
 
 
 @pytest.mark.parametrize(
