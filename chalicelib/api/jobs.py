@@ -79,7 +79,6 @@ NO_CHANGE = {
 }
 
 
-
 def route_auth(settings: Settings) -> dict[str, Any]:
     """The job routes' decorator arguments: an API key (API Gateway checks the `x-api-key`
     header against the stage's usage plans) or IAM (SigV4-signed requests), by stage."""

@@ -137,7 +137,13 @@ def test_a_view_read_back_drops_what_is_not_counts() -> None:
 # -- outcomes.csv ------------------------------------------------------------------------------
 
 SENT = RowOutcome(
-    row=1, to="+14155550100", api="messages", outcome="sent", error_code=None, sid="SM1", reason=None
+    row=1,
+    to="+14155550100",
+    api="messages",
+    outcome="sent",
+    error_code=None,
+    sid="SM1",
+    reason=None,
 )
 
 
@@ -181,7 +187,9 @@ def test_outcomes_csv_has_the_delivery_columns_and_reads_back() -> None:
 
 
 def test_an_outcomes_csv_without_delivery_columns_still_reads() -> None:
-    old = "row,to,api,outcome,error_code,sid,reason,reference,name\n1,+1415,messages,sent,,SM1,,r,N\n"
+    old = (
+        "row,to,api,outcome,error_code,sid,reason,reference,name\n1,+1415,messages,sent,,SM1,,r,N\n"
+    )
 
     (outcome,) = parse_outcomes(io.StringIO(old, newline=""))
 
@@ -197,7 +205,9 @@ def test_no_more_rewrites_once_nothing_is_pending_or_the_job_is_old() -> None:
 
 
 @given(st.floats(min_value=0, max_value=DELIVERY_WATCH_SECONDS - 1), st.integers(1, 10**6))
-def test_rewrites_come_later_and_later_but_at_least_a_minute_apart(age: float, pending: int) -> None:
+def test_rewrites_come_later_and_later_but_at_least_a_minute_apart(
+    age: float, pending: int
+) -> None:
     at = next_delivery_check(1000.0, 1000.0 + age, pending)
 
     assert at is not None
