@@ -60,14 +60,14 @@ def delivery_event(status: DeliveryStatus) -> tuple[str, dict[str, Any]]:
 class StatusCallbacks:
     def __init__(
         self,
-        public_url: str | None,
+        public_url: Callable[[], str | None],
         auth_token: Callable[[], str],
         results: ResultsTable,
         events: EventPublisher,
         ledger: CallLedger,
     ) -> None:
-        """`auth_token` is a factory so the secret is read on the first callback, not at
-        import."""
+        """`public_url` and `auth_token` are factories so the URL (chalicelib.aws.api_url) and
+        the secret are read on the first callback, not at import."""
         self._public_url = public_url
         self._auth_token = auth_token
         self._results = results
@@ -97,10 +97,11 @@ class StatusCallbacks:
 
         Raises CallbackRejected (not signed by Twilio for this URL, or for a message the row's
         call did not create) or MalformedCallback."""
-        if self._public_url is None:
+        public_url = self._public_url()
+        if public_url is None:
             # Nothing can be checked without the URL Twilio signed, so nothing is accepted.
             raise CallbackRejected("STATUS_CALLBACK_URL is not configured")
-        url = callback_url_of(self._public_url, query)
+        url = callback_url_of(public_url, query)
         check_signature(self._auth_token(), url, form, signature)
         status = DeliveryStatus.parse(query, form)
         binding = self._ledger.bind_callback(status.job_id, status.row, status.sid, status.to)
