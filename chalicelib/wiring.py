@@ -322,6 +322,7 @@ def status_callbacks() -> StatusCallbacks:
         results(),
         EventPublisher(_client("events"), s.error_bus),
         ledger(),
+        metrics(),
     )
 
 

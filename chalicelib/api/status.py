@@ -21,9 +21,11 @@ from urllib.parse import parse_qsl
 
 from chalice.app import BadRequestError, ForbiddenError, Request, Response
 
+from chalicelib.api.delivery_metrics import count_delivery
 from chalicelib.api.request_bodies import current, raw_body_of
 from chalicelib.aws.event_bus import TWILIO_ERROR, EventPublisher
 from chalicelib.aws.results_table import ResultsTable
+from chalicelib.observability import Metrics
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.suppression import SUPPRESSING_CODES
 from chalicelib.twilio.callbacks import (
@@ -65,6 +67,7 @@ class StatusCallbacks:
         results: ResultsTable,
         events: EventPublisher,
         ledger: CallLedger,
+        metrics: Metrics,
     ) -> None:
         """`public_url` and `auth_token` are factories so the URL (chalicelib.aws.api_url) and
         the secret are read on the first callback, not at import."""
@@ -73,6 +76,7 @@ class StatusCallbacks:
         self._results = results
         self._events = events
         self._ledger = ledger
+        self._metrics = metrics
 
     def respond(self, request: Request | None) -> Response:
         """The HTTP answer to one callback: 204, 403 (not Twilio's) or 400 (malformed)."""
@@ -120,6 +124,8 @@ class StatusCallbacks:
         )
         if recorded and status.error_code is not None:
             self._events.put([delivery_event(status)])
+        if recorded:
+            count_delivery(self._metrics, status.status)
         if not recorded:
             log.info(
                 "job %s row %d: %s arrived after a later status; kept the later one",
