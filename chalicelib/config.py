@@ -136,6 +136,9 @@ class Settings:
     # The public URL of POST /twilio/inbound as Twilio calls it (set as the number's or Messaging
     # Service's incoming webhook); None: incoming messages are refused.
     inbound_webhook_url: str | None = None
+    # The SSM parameter holding the deployed REST API's URL (set by `callqueue deploy`): where
+    # the webhook URLs not set above come from (chalicelib.aws.api_url); None: no look-up.
+    api_url_parameter: str | None = None
 
     def __post_init__(self) -> None:
         problems = self._out_of_range()
@@ -292,6 +295,8 @@ _DECIMALS: Final[tuple[tuple[str, str, float], ...]] = (
 
 STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
+# The variable naming the SSM parameter of the deployed REST API's URL.
+API_URL_PARAMETER = "API_URL_PARAMETER"
 
 
 def inbound_url(env: Mapping[str, str]) -> str | None:
@@ -336,6 +341,7 @@ class _Reader:
             "twilio_base_url": env.get("TWILIO_BASE_URL") or None,
             "status_callback_url": env.get("STATUS_CALLBACK_URL") or None,
             "inbound_webhook_url": inbound_url(env),
+            "api_url_parameter": env.get(API_URL_PARAMETER) or None,
             "sender_limits": env.get("SENDER_LIMITS", ""),
             "account_cps": self.decimal("ACCOUNT_CPS", float(cps)),
             # 0 or unset: no known limit, and DynamoDB's own 1 MB pages.

@@ -22,6 +22,7 @@ from chalicelib.api.rate import RateApi
 from chalicelib.api.retry import RetryApi
 from chalicelib.api.status import StatusCallbacks
 from chalicelib.api.suppression import SuppressionApi
+from chalicelib.aws.api_url import ApiUrl, WebhookUrls
 from chalicelib.aws.buckets import Bucket, Storage
 from chalicelib.aws.daily_counts import DailyCounts
 from chalicelib.aws.event_bus import EventPublisher
@@ -193,7 +194,15 @@ def gateway() -> TwilioGateway:
         _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
     )
     http = _http_client_factory(s.twilio_base_url, s.twilio_timeout_seconds)
-    return make_gateway(credentials, http, status_callback=s.status_callback_url)
+    return make_gateway(credentials, http, status_callback=webhook_urls().status)
+
+
+@cache
+def webhook_urls() -> WebhookUrls:
+    """The webhook URLs: the settings', or else the deployed API's, read from SSM on first need."""
+    s = settings()
+    api = None if s.api_url_parameter is None else ApiUrl(_client("ssm"), s.api_url_parameter)
+    return WebhookUrls(s.status_callback_url, s.inbound_webhook_url, api)
 
 
 @cache
@@ -304,7 +313,7 @@ def retry_api() -> RetryApi:
 def status_callbacks() -> StatusCallbacks:
     s = settings()
     return StatusCallbacks(
-        s.status_callback_url,
+        webhook_urls().status,
         cache(
             lambda: load_auth_token(
                 _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
@@ -313,6 +322,7 @@ def status_callbacks() -> StatusCallbacks:
         results(),
         EventPublisher(_client("events"), s.error_bus),
         ledger(),
+        metrics(),
     )
 
 
@@ -321,7 +331,7 @@ def inbound_messages() -> InboundMessages:
     s = settings()
     secrets = _client("secretsmanager")
     return InboundMessages(
-        s.inbound_webhook_url,
+        webhook_urls().inbound,
         cache(lambda: load_auth_token(secrets, s.twilio_secret_id, s.twilio_credentials)),
         cache(
             lambda: load_credentials(secrets, s.twilio_secret_id, s.twilio_credentials).account_sid
@@ -360,6 +370,7 @@ def reset() -> None:
         releaser,
         enqueuer,
         gateway,
+        webhook_urls,
         sender,
         ledger,
         limiter,

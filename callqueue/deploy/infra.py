@@ -8,7 +8,9 @@ them all: `callqueue deploy --stage S`):
    and write the stage's values where Chalice's commands run by callqueue find them
    (callqueue.deploy.chalice_stage): the stack's outputs as the functions' environment, and each
    function's IAM policy (`.chalice/policies/FUNCTION.json`) rendered with the stack's real ARNs,
-   in the git-ignored `.chalice/stacks/`. The tracked `.chalice/config.json` is never written.
+   in the git-ignored `.chalice/stacks/`, with API_URL_PARAMETER: the SSM parameter the REST
+   API's URL is written to (callqueue.deploy.sequence), where the functions find the URLs of
+   their webhooks. The tracked `.chalice/config.json` is never written.
 2. `chalice deploy --stage S`, with those values (chalice_stage.run).
 3. `post_deploy(S)`: what Chalice 1.34 cannot configure: `ReportBatchItemFailures` on every SQS
    event source mapping it created (read from `.chalice/deployed/S.json`).
@@ -30,8 +32,9 @@ from typing import Any
 from callqueue.deploy.chalice_stage import policy_dir, write_stage_file
 from callqueue.deploy.moto_stack import deploy_into_moto
 from callqueue.deploy.stack import StackError, deploy_stack, failure_reasons
-from callqueue.deploy.stack_outputs import APP_NAME, stack_name
+from callqueue.deploy.stack_outputs import APP_NAME, api_url_parameter, stack_name
 from callqueue.project import PROJECT_DIR
+from chalicelib.config import API_URL_PARAMETER
 from chalicelib.errors import CallqueueError
 
 DEFAULT_SECRET = "callqueue/twilio"  # noqa: S105 - the secret's name, not a credential
@@ -90,7 +93,9 @@ def deploy(
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     location = Location.of_stack(stack["StackId"])
     rendered = render_policies(project_dir, stage, policy_values(env, location, stage, secret))
-    write_stage_file(project_dir, stage, env, [p.stem for p in rendered])
+    # The functions that need the webhook URLs read the API's URL there (chalicelib.aws.api_url).
+    environment = {**env, API_URL_PARAMETER: api_url_parameter(stage)}
+    write_stage_file(project_dir, stage, environment, [p.stem for p in rendered])
     return env
 
 
@@ -148,6 +153,8 @@ def policy_values(
         "ReleaseExecutionsArn": env["STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:"),
         "ErrorBusArn": f"arn:{p}:events:{r}:{a}:event-bus/{env['ERROR_BUS']}",
         "TwilioSecretArn": twilio_secret_arn,
+        # The REST API's URL, written by the deploy (its name starts with "/").
+        "ApiUrlParameterArn": f"arn:{p}:ssm:{r}:{a}:parameter{api_url_parameter(stage)}",
         # Per function: render_policies fills in the function's name.
         "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/$function",
     }

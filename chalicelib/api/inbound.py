@@ -48,14 +48,14 @@ def number_tag(number: str) -> str:
 class InboundMessages:
     def __init__(
         self,
-        public_url: str | None,
+        public_url: Callable[[], str | None],
         auth_token: Callable[[], str],
         account_sid: Callable[[], str],
         suppression: SuppressionList,
         metrics: Metrics,
     ) -> None:
-        """`auth_token` and `account_sid` are factories so the secret is read on the first
-        reply, not at import."""
+        """`public_url`, `auth_token` and `account_sid` are factories so the URL
+        (chalicelib.aws.api_url) and the secret are read on the first reply, not at import."""
         self._public_url = public_url
         self._auth_token = auth_token
         self._account_sid = account_sid
@@ -84,11 +84,10 @@ class InboundMessages:
         """Check one incoming message and apply its keyword; returns the keyword, if any.
 
         Raises CallbackRejected or MalformedCallback."""
-        if self._public_url is None:
+        public_url = self._public_url()
+        if public_url is None:
             raise CallbackRejected("INBOUND_WEBHOOK_URL is not configured")
-        check_signature(
-            self._auth_token(), callback_url_of(self._public_url, query), form, signature
-        )
+        check_signature(self._auth_token(), callback_url_of(public_url, query), form, signature)
         if form.get("AccountSid") != self._account_sid():
             raise CallbackRejected("the message is for another Twilio account")
         sender = form.get("From", "").strip()

@@ -21,9 +21,11 @@ from urllib.parse import parse_qsl
 
 from chalice.app import BadRequestError, ForbiddenError, Request, Response
 
+from chalicelib.api.delivery_metrics import count_delivery
 from chalicelib.api.request_bodies import current, raw_body_of
 from chalicelib.aws.event_bus import TWILIO_ERROR, EventPublisher
 from chalicelib.aws.results_table import ResultsTable
+from chalicelib.observability import Metrics
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.suppression import SUPPRESSING_CODES
 from chalicelib.twilio.callbacks import (
@@ -60,19 +62,21 @@ def delivery_event(status: DeliveryStatus) -> tuple[str, dict[str, Any]]:
 class StatusCallbacks:
     def __init__(
         self,
-        public_url: str | None,
+        public_url: Callable[[], str | None],
         auth_token: Callable[[], str],
         results: ResultsTable,
         events: EventPublisher,
         ledger: CallLedger,
+        metrics: Metrics,
     ) -> None:
-        """`auth_token` is a factory so the secret is read on the first callback, not at
-        import."""
+        """`public_url` and `auth_token` are factories so the URL (chalicelib.aws.api_url) and
+        the secret are read on the first callback, not at import."""
         self._public_url = public_url
         self._auth_token = auth_token
         self._results = results
         self._events = events
         self._ledger = ledger
+        self._metrics = metrics
 
     def respond(self, request: Request | None) -> Response:
         """The HTTP answer to one callback: 204, 403 (not Twilio's) or 400 (malformed)."""
@@ -97,10 +101,11 @@ class StatusCallbacks:
 
         Raises CallbackRejected (not signed by Twilio for this URL, or for a message the row's
         call did not create) or MalformedCallback."""
-        if self._public_url is None:
+        public_url = self._public_url()
+        if public_url is None:
             # Nothing can be checked without the URL Twilio signed, so nothing is accepted.
             raise CallbackRejected("STATUS_CALLBACK_URL is not configured")
-        url = callback_url_of(self._public_url, query)
+        url = callback_url_of(public_url, query)
         check_signature(self._auth_token(), url, form, signature)
         status = DeliveryStatus.parse(query, form)
         binding = self._ledger.bind_callback(status.job_id, status.row, status.sid, status.to)
@@ -119,6 +124,8 @@ class StatusCallbacks:
         )
         if recorded and status.error_code is not None:
             self._events.put([delivery_event(status)])
+        if recorded:
+            count_delivery(self._metrics, status.status)
         if not recorded:
             log.info(
                 "job %s row %d: %s arrived after a later status; kept the later one",

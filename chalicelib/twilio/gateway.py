@@ -66,14 +66,15 @@ class TwilioGateway:
         http: CapturingHttpClient,
         *,
         clock: Callable[[], float] = time.time,
-        status_callback: str | None = None,
+        status_callback: Callable[[], str | None] | None = None,
     ) -> None:
-        """`status_callback`: the public URL of POST /twilio/status, asked of every message
-        that does not name a StatusCallback of its own."""
+        """`status_callback` gives the public URL of POST /twilio/status (None: none), asked of
+        every message that does not name a StatusCallback of its own; asked at each message, so
+        a URL found later is used from then on."""
         self._client = client
         self._http = http
         self._clock = clock
-        self._status_callback = status_callback
+        self._status_url = status_callback or _no_url
         self._lookups = TwilioLookups(client, http)
 
     def warm(self) -> None:
@@ -145,19 +146,27 @@ class TwilioGateway:
     def _message_kwargs(self, request: CallRequest) -> dict[str, Any]:
         """A message's arguments, asking for the row's own status callback."""
         kwargs = sdk_kwargs(request.params)
-        if self._status_callback and request.job_id and request.row is not None:
+        if not request.job_id or request.row is None:
+            return kwargs
+        base = self._status_url()
+        if base:
             own = kwargs.get("status_callback")
             # The status route is callqueue's own: a row may not point it at another row
             # (the callback would be refused anyway: CallLedger.bind_callback).
-            if own is None or str(own).split("?", 1)[0] == self._status_callback.split("?", 1)[0]:
-                kwargs["status_callback"] = status_callback_url(
-                    self._status_callback, request.job_id, request.row
-                )
+            if own is None or str(own).split("?", 1)[0] == base.split("?", 1)[0]:
+                kwargs["status_callback"] = status_callback_url(base, request.job_id, request.row)
         return kwargs
 
 
+def _no_url() -> str | None:
+    return None
+
+
 def make_gateway(
-    credentials: Credentials, http: CapturingHttpClient, *, status_callback: str | None = None
+    credentials: Credentials,
+    http: CapturingHttpClient,
+    *,
+    status_callback: Callable[[], str | None] | None = None,
 ) -> TwilioGateway:
     client = Client(
         username=credentials.username,

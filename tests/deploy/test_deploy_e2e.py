@@ -30,7 +30,12 @@ def test_deploy_command_deploys_everything_and_leaves_config_json_alone(
     # The tracked config is byte for byte what it was; the stack's values are in .chalice/stacks.
     assert (project / ".chalice" / "config.json").read_bytes() == deployed_stage.config_before
     overlay = json.loads(chalice_stage.stage_file(project, "dev").read_text())
-    assert overlay["environment_variables"] == stack.environment()
+    # ... with where the functions find the API's URL, to ask for and check status callbacks.
+    parameter = "/callqueue/dev/api-url"
+    assert overlay["environment_variables"] == {
+        **stack.environment(),
+        "API_URL_PARAMETER": parameter,
+    }
     # One line per step, in order.
     lines = deployed_stage.deploy_output.splitlines()
     assert [line.split()[0] for line in lines] == [
@@ -51,6 +56,7 @@ def test_deploy_command_deploys_everything_and_leaves_config_json_alone(
         variables = configuration["Environment"]["Variables"]
         assert variables["SEND_QUEUE"] == stack.send_queue
         assert variables["TWILIO_CREDENTIALS"] == "test"
+        assert variables["API_URL_PARAMETER"] == parameter
         role = configuration["Role"].rsplit("/", 1)[-1]
         assert role == f"callqueue-dev-{function}"
         documents = [
@@ -63,6 +69,8 @@ def test_deploy_command_deploys_everything_and_leaves_config_json_alone(
         (chalice_stage.policy_dir(project, "dev") / "handle_send_batch.json").read_text()
     )
     assert any(s["Resource"] == deployed_stage.secret_arn for s in sender["Statement"])
+    ssm = boto3.client("ssm")
+    assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == stack.api_url
 
     # The triggers are on the stack's resources, with partial batch responses.
     notification = boto3.client("s3").get_bucket_notification_configuration(

@@ -14,7 +14,8 @@ import pytest
 
 from callqueue.deploy.moto_stack import moto_compatible
 from callqueue.deploy.stack import render_template
-from chalicelib.observability import HIGH_RESOLUTION
+from chalicelib.api.delivery_metrics import DELIVERY_METRICS
+from chalicelib.observability import HIGH_RESOLUTION, NAMESPACE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,6 +132,104 @@ def test_reconciler_stalls_and_failures_each_raise_an_alarm(template: dict[str, 
     for metric in ("JobsStalled", "ReconcileFailures"):
         assert by_metric[metric]["Threshold"] == 1
         assert by_metric[metric]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def share_of(template: dict[str, Any], **counts: float | None) -> float:
+    """The undelivered-share alarm's value for one period's sums (None: no data point), its
+    expressions evaluated as CloudWatch's metric math does for these functions."""
+    alarm = template["Resources"]["UndeliveredRateAlarm"]["Properties"]
+    minimum = template["Parameters"]["UndeliveredAlarmMinimumMessages"]["Default"]
+    names: dict[str, Any] = {
+        "FILL": lambda value, fill: fill if value is None else value,
+        "IF": lambda condition, then, otherwise: then if condition else otherwise,
+        **counts,
+    }
+    for query in alarm["Metrics"]:
+        if "Expression" in query:
+            expression = query["Expression"]
+            if isinstance(expression, dict):
+                expression = expression["Fn::Sub"].replace(
+                    "${UndeliveredAlarmMinimumMessages}", str(minimum)
+                )
+            # The template's own expressions, over numbers and the two functions above only.
+            names[query["Id"]] = eval(expression, {"__builtins__": {}}, names)  # noqa: S307
+    return float(names["share"])
+
+
+def test_the_undelivered_share_alarm_reads_the_delivery_metrics_in_15_minutes(
+    template: dict[str, Any],
+) -> None:
+    alarm = template["Resources"]["UndeliveredRateAlarm"]["Properties"]
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert {i: s["Metric"]["MetricName"] for i, s in stats.items()} == {
+        "delivered": "Delivered",
+        "undelivered": "Undelivered",
+        "failed": "DeliveryFailed",
+    }
+    assert set(DELIVERY_METRICS.values()) == {s["Metric"]["MetricName"] for s in stats.values()}
+    for stat in stats.values():
+        assert (stat["Period"], stat["Stat"], stat["Metric"]["Namespace"]) == (
+            900,
+            "Sum",
+            NAMESPACE,
+        )
+        assert stat["Metric"]["Dimensions"] == [{"Name": "Stage", "Value": {"Ref": "Stage"}}]
+    assert [m["Id"] for m in alarm["Metrics"] if m["ReturnData"]] == ["share"]
+    expressions = {m["Id"]: m["Expression"] for m in alarm["Metrics"] if "Expression" in m}
+    assert expressions == {
+        "settled": "FILL(delivered, 0) + FILL(undelivered, 0) + FILL(failed, 0)",
+        "share": {
+            "Fn::Sub": "IF(settled >= ${UndeliveredAlarmMinimumMessages}, "
+            "100 * (FILL(undelivered, 0) + FILL(failed, 0)) / settled, 0)"
+        },
+    }
+    assert alarm["Threshold"] == {"Ref": "UndeliveredRateThresholdPercent"}
+    assert (alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+        "GreaterThanThreshold",
+        "notBreaching",
+    )
+    parameters = template["Parameters"]
+    assert parameters["UndeliveredRateThresholdPercent"]["Default"] == 20
+    assert parameters["UndeliveredAlarmMinimumMessages"]["Default"] == 20
+
+
+@pytest.mark.parametrize(
+    ("delivered", "undelivered", "failed", "alarms"),
+    [
+        (1, 1, None, False),  # 1 of 2: too few to judge
+        (None, 19, None, False),  # all undelivered, but under the minimum
+        (14, 5, 1, True),  # 6 of 20: 30%
+        (None, 20, None, True),  # no Delivered data point at all
+        (None, None, 20, True),
+        (16, 4, None, False),  # 20% exactly is not above it
+        (16, 2, 2, False),
+        (1000, 199, 1, False),
+        (1000, 200, 51, True),
+    ],
+)
+def test_the_undelivered_share_alarm_needs_a_minimum_volume_and_a_share_above_the_threshold(
+    template: dict[str, Any],
+    delivered: int | None,
+    undelivered: int | None,
+    failed: int | None,
+    alarms: bool,
+) -> None:
+    threshold = template["Parameters"]["UndeliveredRateThresholdPercent"]["Default"]
+    share = share_of(template, delivered=delivered, undelivered=undelivered, failed=failed)
+
+    assert (share > threshold) is alarms
+
+
+def test_the_dashboard_shows_delivery_and_its_alarm(template: dict[str, Any]) -> None:
+    body = dashboard_body(template)
+    periods = callqueue_metric_periods(body)
+    assert all(periods[m] == {900} for m in DELIVERY_METRICS.values())
+    text = of_type(template, "AWS::CloudWatch::Dashboard")["Dashboard"]["Properties"]
+    assert text["DashboardBody"]["Fn::Sub"][1]["UndeliveredRate"] == {
+        "Fn::GetAtt": ["UndeliveredRateAlarm", "Arn"]
+    }
+    (alarms,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert len(alarms["properties"]["alarms"]) == len(of_type(template, "AWS::CloudWatch::Alarm"))
 
 
 def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:

@@ -162,6 +162,17 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
         (chalice_stage.policy_dir(project, "dev") / "handle_send_batch.json").read_text()
     )
     assert any(s["Resource"] == secret_arn for s in sender["Statement"])
+    # The functions are told where the REST API's URL is, and the two that read it may read it.
+    assert chalice_config.environment_variables["API_URL_PARAMETER"] == "/callqueue/dev/api-url"
+    url_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/callqueue/dev/api-url"
+    for function in ("handle_send_batch", "api_handler"):
+        policy = json.loads(
+            (chalice_stage.policy_dir(project, "dev") / f"{function}.json").read_text()
+        )
+        assert {"ssm:GetParameter": url_arn} in [
+            {a: s["Resource"] for a in as_list(s["Action"]) if a.startswith("ssm:")}
+            for s in policy["Statement"]
+        ]
 
 
 def test_check_statement_rejects_wildcards_and_foreign_resources() -> None:
@@ -205,6 +216,38 @@ def test_status_callbacks_may_read_and_bind_the_call_ledger_and_nothing_more() -
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
     }
+
+
+def test_only_the_sender_and_the_api_read_the_api_url_and_nothing_else_of_ssm() -> None:
+    # The sender asks for status callbacks at the API's URL; the API checks Twilio's signatures
+    # of it. No other function reads it, and no function reads any other parameter.
+    readers = {}
+    for function in infra.policy_sources():
+        for resource, actions in grants(function).items():
+            ssm = {a for a in actions if a.startswith("ssm:")}
+            if ssm:
+                readers[function] = (resource, ssm)
+    assert readers == {
+        "handle_send_batch": ("${ApiUrlParameterArn}", {"ssm:GetParameter"}),
+        "api_handler": ("${ApiUrlParameterArn}", {"ssm:GetParameter"}),
+    }
+
+
+def test_the_api_url_parameter_arn_is_the_stage_s_parameter_only() -> None:
+    location = infra.Location("aws", "eu-west-1", "123456789012")
+    env = {name: name.lower() for name in OUTPUT_ENV.values()}
+    arns = {
+        stage: infra.policy_values(env, location, stage, "arn:secret")["ApiUrlParameterArn"]
+        for stage in ("dev", "prod")
+    }
+    assert arns == {
+        "dev": "arn:aws:ssm:eu-west-1:123456789012:parameter/callqueue/dev/api-url",
+        "prod": "arn:aws:ssm:eu-west-1:123456789012:parameter/callqueue/prod/api-url",
+    }
+    committed = json.loads((CHALICE / "policies" / "prod" / "api_handler.json").read_text())
+    (pattern,) = [s["Resource"] for s in committed["Statement"] if s["Sid"] == "ApiUrl"]
+    assert not fnmatch.fnmatchcase(arns["dev"], pattern)
+    assert fnmatch.fnmatchcase(arns["prod"], pattern)
 
 
 def test_release_loop_may_continue_as_new_and_be_restarted() -> None:

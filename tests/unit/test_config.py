@@ -159,3 +159,18 @@ def test_inbound_url_defaults_to_the_status_callback_url_of_the_same_api() -> No
     assert inbound_url({**status, "INBOUND_WEBHOOK_URL": "https://y/in"}) == "https://y/in"
     assert inbound_url({"STATUS_CALLBACK_URL": "https://x.example/other"}) is None
     assert inbound_url({}) is None
+
+
+def test_the_api_url_parameter_is_read_only_where_the_deploy_names_it() -> None:
+    assert Settings.from_env({}).api_url_parameter is None
+    assert Settings.from_env({"API_URL_PARAMETER": ""}).api_url_parameter is None
+    named = Settings.from_env({"API_URL_PARAMETER": "/callqueue/dev/api-url"})
+    assert named.api_url_parameter == "/callqueue/dev/api-url"
+    # A hand-set URL is kept beside it: the hand-set one wins where both are (WebhookUrls).
+    both = Settings.from_env(
+        {"API_URL_PARAMETER": "/p", "STATUS_CALLBACK_URL": "https://x.example/api/twilio/status"}
+    )
+    assert (both.status_callback_url, both.inbound_webhook_url) == (
+        "https://x.example/api/twilio/status",
+        "https://x.example/api/twilio/inbound",
+    )
