@@ -71,6 +71,10 @@ class RowResult:
     error_name: str | None = None
     delivery_status: str | None = None
     delivery_error_code: int | None = None
+    # A call's, from its status callbacks: seconds it lasted, and who answered (with
+    # answering-machine detection).
+    call_duration: int | None = None
+    answered_by: str | None = None
     # The row's own columns (chalicelib.intake.carry): its `reference` and any kept ones.
     carried: dict[str, str] = field(default_factory=dict)
 
@@ -179,6 +183,8 @@ def row_result_of(item: Mapping[str, Any]) -> RowResult:
         error_name=_optional_str(item, "error_name"),
         delivery_status=_optional_str(item, "delivery_status"),
         delivery_error_code=_optional_int(item, "delivery_error_code"),
+        call_duration=_optional_int(item, "call_duration"),
+        answered_by=_optional_str(item, "answered_by"),
         carried=_carried_of(item),
     )
 
