@@ -124,6 +124,10 @@ class DeliveryStatus:
         message, call = form.get("MessageSid"), form.get("CallSid")
         if message and call:
             raise MalformedCallback("a callback names a MessageSid or a CallSid, not both")
+        if not message and not call:
+            raise MalformedCallback(
+                "MessageSid and MessageStatus (or CallSid and CallStatus) are required"
+            )
         kind = _CALL if call else _MESSAGE
         sid, status = form.get(kind.sid), form.get(kind.status)
         if not sid or not status:
