@@ -23,7 +23,9 @@ WHY = "is not one of Enable, DetectMessageEnd"
         ("DetectMessageEnd", "DetectMessageEnd"),
     ],
 )
-def test_machine_detection_in_a_row_is_sent_as_twilio_spells_it(given_value: str, sent: str) -> None:
+def test_machine_detection_in_a_row_is_sent_as_twilio_spells_it(
+    given_value: str, sent: str
+) -> None:
     request = validate({**CALL, "machinedetection": given_value})
 
     assert request.params["MachineDetection"] == sent
