@@ -76,7 +76,7 @@ def test_call_statuses_rank_in_progress_order_and_the_finals_share_one() -> None
         (call_form(CallDuration="-3"), "CallDuration must be a whole number"),
         (call_form(CallDuration="1.5"), "CallDuration must be a whole number"),
         (call_form(CallDuration="²"), "CallDuration must be a whole number"),
-        (call_form(ErrorCode="３０００３"), "ErrorCode must be a whole number"),
+        (call_form(ErrorCode="\uff13\uff10\uff10\uff10\uff13"), "ErrorCode must be a whole number"),
         (call_form(AnsweredBy="Human; DROP"), "unknown AnsweredBy"),
         (call_form(AnsweredBy="x" * 41), "unknown AnsweredBy"),
     ],
