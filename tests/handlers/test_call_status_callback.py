@@ -13,12 +13,14 @@ from urllib.parse import urlencode
 
 import pytest
 from chalice.test import Client
+from twilio.rest import Client as TwilioClient
 
 from callqueue.local.emulator import MACHINE_NUMBER, TwilioEmulator
 from chalicelib import wiring
 from chalicelib.core.envelope import ResponseEnvelope
-from chalicelib.core.records import QueuedRow, TwilioResult
+from chalicelib.core.records import CallRequest, ParamValue, QueuedRow, TwilioResult
 from chalicelib.twilio.callbacks import status_callback_url
+from chalicelib.twilio.gateway import CapturingHttpClient, TwilioGateway
 from tests.handlers.test_status_callback import (
     FORM,
     PUBLIC_URL,
@@ -28,7 +30,7 @@ from tests.handlers.test_status_callback import (
     receiver,  # noqa: F401 - a fixture
     signed,
 )
-from tests.stack import ACCOUNT_SID, Stack
+from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 JOB = "voice-0123456789ab"
 CALL_SID = "CA" + "a" * 32
@@ -327,3 +329,31 @@ def test_sender_asks_calls_for_progress_callbacks_and_the_route_records_the_emul
     assert final[1]["call_duration"] == final[3]["call_duration"]
     assert "call_duration" not in final[2] and "answered_by" not in final[2]
     assert item(stack, 4) == {}
+
+
+def test_the_gateway_asks_calls_for_progress_callbacks_only_when_it_has_a_url(
+    emulator: TwilioEmulator,
+) -> None:
+    http = CapturingHttpClient(emulator.base_url, timeout=10)
+    client = TwilioClient(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
+    params: dict[str, ParamValue] = {
+        "To": TO,
+        "From": "+15005550006",
+        "Twiml": "<Response/>",
+        "MachineDetection": "DetectMessageEnd",
+    }
+    row = CallRequest("calls", params, job_id=JOB, row=3)
+    unnamed = CallRequest("calls", params)
+
+    TwilioGateway(client, http).call(row)
+    TwilioGateway(client, http, status_callback=PUBLIC_URL).call(unnamed)
+    TwilioGateway(client, http, status_callback=PUBLIC_URL).call(row)
+
+    plain, no_row, asked = (r["params"] for r in emulator.requests)
+    assert plain == no_row == {k: str(v) for k, v in params.items()}
+    assert asked == {
+        **plain,
+        "StatusCallback": status_callback_url(PUBLIC_URL, JOB, 3),
+        "StatusCallbackMethod": "POST",
+        "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
+    }
