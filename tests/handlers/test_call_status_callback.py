@@ -254,6 +254,47 @@ def test_a_signed_but_malformed_call_callback_is_400(
     assert item(stack) == {}
 
 
+def voice_rows(url: str, own: str) -> list[QueuedRow]:
+    """Answered, busy, machine-answered and unanswered calls, and one with its own callback."""
+    now = time.time()
+    call = {"From": "+15005550006", "Url": "https://example.com/twiml"}
+    amd = {"MachineDetection": "Enable"}
+    theirs = {  # pointed at another row of ours, with its own method and events: put right
+        "StatusCallback": url + "?job=other&row=1",
+        "StatusCallbackMethod": "GET",
+        "StatusCallbackEvent": ["completed"],
+    }
+    params: list[dict[str, ParamValue]] = [
+        {"To": TO, **call, **amd},
+        {"To": "+15005550081", **call},
+        {"To": MACHINE_NUMBER, **call, **amd},
+        {"To": "+14155550104", **call, "StatusCallback": own},  # its own, kept as it is
+        {"To": "+15005550082", **call, **theirs},
+    ]
+    return [QueuedRow(JOB, row, "calls", p, now) for row, p in enumerate(params, start=1)]
+
+
+def posted_to_route(
+    received: list[tuple[str, dict[str, str], str]], count: int, project_dir: Path
+) -> list[int]:
+    """Each callback the emulator sent to /twilio/status, once `count` have come, posted to the
+    route as it came; the route's answers."""
+    deadline = time.monotonic() + 10
+    while len(received) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(received) == count
+    import app as app_module
+
+    with Client(app_module.app, stage_name="dev", project_dir=str(project_dir)) as test_client:
+        return [
+            test_client.http.post(
+                path, headers={**FORM, "X-Twilio-Signature": signature}, body=urlencode(form)
+            ).status_code
+            for path, form, signature in received
+            if path.startswith("/twilio/status")
+        ]
+
+
 def test_sender_asks_calls_for_progress_callbacks_and_the_route_records_the_emulators(
     stack: Stack,
     monkeypatch: pytest.MonkeyPatch,
@@ -265,30 +306,7 @@ def test_sender_asks_calls_for_progress_callbacks_and_the_route_records_the_emul
     own = url.replace("/twilio/status", "/mine")
     monkeypatch.setenv("STATUS_CALLBACK_URL", url)
     wiring.reset()
-    now = time.time()
-    call = {"From": "+15005550006", "Url": "https://example.com/twiml"}
-    rows = [
-        QueuedRow(JOB, 1, "calls", {"To": TO, **call, "MachineDetection": "Enable"}, now),
-        QueuedRow(JOB, 2, "calls", {"To": "+15005550081", **call}, now),
-        QueuedRow(
-            JOB, 3, "calls", {"To": MACHINE_NUMBER, **call, "MachineDetection": "Enable"}, now
-        ),
-        # A row's own callback URL and events are its own; ours is put right.
-        QueuedRow(JOB, 4, "calls", {"To": "+14155550104", **call, "StatusCallback": own}, now),
-        QueuedRow(
-            JOB,
-            5,
-            "calls",
-            {
-                "To": "+15005550082",
-                **call,
-                "StatusCallback": url + "?job=other&row=1",
-                "StatusCallbackMethod": "GET",
-                "StatusCallbackEvent": ["completed"],
-            },
-            now,
-        ),
-    ]
+    rows = voice_rows(url, own)
     wiring.sender().send_batch(rows)
 
     asked = {r["params"]["To"]: r["params"] for r in emulator.requests}
@@ -303,21 +321,7 @@ def test_sender_asks_calls_for_progress_callbacks_and_the_route_records_the_emul
     assert "StatusCallbackEvent" not in mine and "StatusCallbackMethod" not in mine
 
     # 4 + 3 + 4 + 3 progress events to the route, and the row's own `completed`.
-    deadline = time.monotonic() + 10
-    while len(received) < 15 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(received) == 15
-    import app as app_module
-
-    with Client(app_module.app, stage_name="dev", project_dir=str(tmp_path)) as test_client:
-        answers = [
-            test_client.http.post(
-                path, headers={**FORM, "X-Twilio-Signature": signature}, body=urlencode(form)
-            ).status_code
-            for path, form, signature in received
-            if path.startswith("/twilio/status")
-        ]
-    assert answers == [204] * 14
+    assert posted_to_route(received, 15, tmp_path) == [204] * 14
     final = {r: item(stack, r) for r in (1, 2, 3, 5)}
     assert {r: i["delivery_status"] for r, i in final.items()} == {
         1: "completed",
