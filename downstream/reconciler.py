@@ -23,7 +23,7 @@ from chalicelib.aws.event_bus import JOB_COMPLETED, EventPublisher
 from chalicelib.aws.jobs_table import JobStore, MalformedJob, StateChanged
 from chalicelib.aws.results_table import ResultsTable
 from chalicelib.core.delivery import DeliveryTally
-from chalicelib.core.jobs import SETTLING, Job
+from chalicelib.core.jobs import ENDED, SETTLING, Job
 from chalicelib.intake.carry import Carry
 from chalicelib.observability import Metrics
 from downstream.reconcile import (
@@ -97,7 +97,7 @@ class Reconciler:
         return decided
 
     def _reconcile(self, job: Job) -> str | None:
-        if job.outcomes_key is not None and job.state in ("completed", "cancelled"):
+        if job.outcomes_key is not None and job.state in ENDED:
             # Finished: here only because its outcome CSV is due to be written again.
             return self._refresh_delivery(job)
         if job.state != "splitting" and job.responses >= job.valid:

@@ -11,8 +11,8 @@ from chalicelib.sending.suppression import SuppressionList
 
 def source_of(detail: Mapping[str, Any]) -> str:
     """A status callback's event (chalicelib.api.status.delivery_event) carries the message's
-    status; the router's events of a send's response do not."""
-    return "callback" if detail.get("MessageStatus") else "send_error"
+    or call's status; the router's events of a send's response do not."""
+    return "callback" if detail.get("MessageStatus") or detail.get("CallStatus") else "send_error"
 
 
 def suppress(suppressions: SuppressionList, events: Sequence[Mapping[str, Any]]) -> int:

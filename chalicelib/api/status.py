@@ -1,10 +1,12 @@
-"""The status callback route: Twilio's word on what happened to a message after it was accepted.
+"""The status callback route: Twilio's word on what happened to a message or a call after it
+was accepted.
 
 Each signed callback updates its row's delivery status in the results table, once the call ledger
-has bound it to the row's message (CallLedger.bind_callback): the signature proves Twilio sent
-the callback, not that the row's call made the message, since a row may set its own
-StatusCallback to another job's or row's URL. A callback for a message the row did not create is
-refused (403). A callback that carries an error code (30003 unreachable, 30005 unknown
+has bound it to the row's message or call (CallLedger.bind_callback, by MessageSid or CallSid):
+the signature proves Twilio sent the callback, not that the row's request made the message, since
+a row may set its own StatusCallback to another job's or row's URL. A callback for a message or
+call the row did not create is refused (403). A call's callback also records its CallDuration
+and AnsweredBy. A callback that carries an error code (30003 unreachable, 30005 unknown
 destination, 30006 landline, 30007 filtered, ...) becomes a `TwilioError` event on the error bus,
 like an error in an API response, so the same rules act on it (suppression, systemic pause). The
 event goes out only when the status was recorded, so a repeated callback is not counted twice.
@@ -41,17 +43,18 @@ log = logging.getLogger(__name__)
 
 def delivery_event(status: DeliveryStatus) -> tuple[str, dict[str, Any]]:
     """The error-bus event of a callback with an error code, shaped as the router's events."""
+    kind = "Call" if status.api == "calls" else "Message"
     detail: dict[str, Any] = {
         "job_id": status.job_id,
         "row": status.row,
-        "api": "messages",
+        "api": status.api,
         "attempt": None,
         "outcome": "sent",
         "number": status.to,
         "ErrorCode": status.error_code,
         "HttpStatus": None,
-        "MessageStatus": status.status,
-        "MessageSid": status.sid,
+        f"{kind}Status": status.status,
+        f"{kind}Sid": status.sid,
     }
     reason = SUPPRESSING_CODES.get(status.error_code) if status.error_code is not None else None
     if reason is not None:
@@ -104,15 +107,17 @@ class StatusCallbacks:
         public_url = self._public_url()
         if public_url is None:
             # Nothing can be checked without the URL Twilio signed, so nothing is accepted.
-            raise CallbackRejected("STATUS_CALLBACK_URL is not configured")
+            raise CallbackRejected(
+                "no status callback URL: STATUS_CALLBACK_URL is unset and the API's URL is not"
+                " known (API_URL_PARAMETER)"
+            )
         url = callback_url_of(public_url, query)
         check_signature(self._auth_token(), url, form, signature)
         status = DeliveryStatus.parse(query, form)
         binding = self._ledger.bind_callback(status.job_id, status.row, status.sid, status.to)
         if binding != "bound":
             raise CallbackRejected(
-                f"job {status.job_id} row {status.row} did not create message {status.sid}"
-                f" ({binding})"
+                f"job {status.job_id} row {status.row} did not create {status.sid} ({binding})"
             )
         recorded = self._results.record_delivery(
             status.job_id,
@@ -121,10 +126,14 @@ class StatusCallbacks:
             rank=status.rank,
             error_code=status.error_code,
             sid=status.sid,
+            api=status.api,
+            duration=status.duration,
+            answered_by=status.answered_by,
         )
         if recorded and status.error_code is not None:
             self._events.put([delivery_event(status)])
-        if recorded:
+        if recorded and status.api == "messages":
+            # The delivery-rate alarm is about messages; a call's `failed` is another matter.
             count_delivery(self._metrics, status.status)
         if not recorded:
             log.info(

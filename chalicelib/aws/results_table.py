@@ -3,7 +3,8 @@
 their indexes and their expiry are chalicelib.aws.result_items'.
 
 A message's delivery status, from Twilio's status callbacks, is kept on the same item
-(`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`). A callback can arrive
+(`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`, `delivery_sid`), and a
+call's also `call_duration` (seconds) and `answered_by`. A callback can arrive
 before the row's response is recorded (the sink reads in batches), so either write may create
 the item and neither replaces the other's attributes; an item made by a callback alone has no
 `outcome` yet and is not counted as settled.
@@ -165,9 +166,13 @@ class ResultsTable:
         rank: int,
         error_code: int | None,
         sid: str,
+        api: str = "messages",
+        duration: int | None = None,
+        answered_by: str | None = None,
     ) -> bool:
-        """Record a message's delivery status unless the row already has a later one (by
-        `rank`). True if it was recorded, False for a status that came late or again."""
+        """Record a message's (or, `api` "calls", a call's) delivery status unless the row
+        already has a later one (by `rank`). True if it was recorded, False for a status that
+        came late or again. A call's `duration` and `answered_by` are set when given."""
         now = self._clock()
         values: dict[str, Any] = {
             ":status": {"S": status},
@@ -185,6 +190,12 @@ class ResultsTable:
         else:
             expression = expression.replace("SET ", "SET delivery_error_code = :code, ", 1)
             values[":code"] = {"N": str(error_code)}
+        if duration is not None:
+            expression = expression.replace("SET ", "SET call_duration = :duration, ", 1)
+            values[":duration"] = {"N": str(duration)}
+        if answered_by is not None:
+            expression = expression.replace("SET ", "SET answered_by = :answered_by, ", 1)
+            values[":answered_by"] = {"S": answered_by}
         try:
             self._db.update_item(
                 TableName=self._table,

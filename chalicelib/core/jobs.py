@@ -75,6 +75,9 @@ RELEASING: Final[tuple[JobState, ...]] = ("scheduled", "running")
 RATE_CHANGEABLE: Final[tuple[JobState, ...]] = ("scheduled", "running", "paused")
 # Jobs whose failed rows may be sent again as a new job (chalicelib.api.retry).
 RETRIABLE: Final[tuple[JobState, ...]] = ("completed", "cancelled")
+# Jobs whose rows have all ended: their outcomes.csv is written, and written again as delivery
+# statuses come (downstream.reconciler).
+ENDED: Final[tuple[JobState, ...]] = ("completed", "cancelled")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from twilio.rest import Client
 from chalicelib.core.evidence import Evidence
 from chalicelib.core.records import CallRequest, ParamValue, TwilioResult
 from chalicelib.errors import CallqueueError
-from chalicelib.twilio.callbacks import status_callback_url
+from chalicelib.twilio.callbacks import CALL_EVENTS, status_callback_url
 from chalicelib.twilio.credentials import Credentials
 from chalicelib.twilio.lookups import LookupFailed, TwilioLookups
 from chalicelib.twilio.responses import no_response, result_of
@@ -69,8 +69,8 @@ class TwilioGateway:
         status_callback: Callable[[], str | None] | None = None,
     ) -> None:
         """`status_callback` gives the public URL of POST /twilio/status (None: none), asked of
-        every message that does not name a StatusCallback of its own; asked at each message, so
-        a URL found later is used from then on."""
+        every message and call that does not name a StatusCallback of its own; asked at each
+        one, so a URL found later is used from then on."""
         self._client = client
         self._http = http
         self._clock = clock
@@ -130,7 +130,7 @@ class TwilioGateway:
         if request.api == "messages":
             c.messages.create(**self._message_kwargs(request))
         elif request.api == "calls":
-            c.calls.create(**sdk_kwargs(p))
+            c.calls.create(**self._call_kwargs(request))
         elif request.api == "lookup":
             number = str(p["PhoneNumber"])
             c.lookups.v2.phone_numbers(number).fetch(**sdk_kwargs(p, skip=("PhoneNumber",)))
@@ -146,16 +146,35 @@ class TwilioGateway:
     def _message_kwargs(self, request: CallRequest) -> dict[str, Any]:
         """A message's arguments, asking for the row's own status callback."""
         kwargs = sdk_kwargs(request.params)
-        if not request.job_id or request.row is None:
-            return kwargs
-        base = self._status_url()
-        if base:
-            own = kwargs.get("status_callback")
-            # The status route is callqueue's own: a row may not point it at another row
-            # (the callback would be refused anyway: CallLedger.bind_callback).
-            if own is None or str(own).split("?", 1)[0] == base.split("?", 1)[0]:
-                kwargs["status_callback"] = status_callback_url(base, request.job_id, request.row)
+        url = self._callback_for(request, kwargs.get("status_callback"))
+        if url is not None:
+            kwargs["status_callback"] = url
         return kwargs
+
+    def _call_kwargs(self, request: CallRequest) -> dict[str, Any]:
+        """A call's arguments, asking for the row's own status callback of every progress event
+        (POST: the status route takes nothing else)."""
+        kwargs = sdk_kwargs(request.params)
+        url = self._callback_for(request, kwargs.get("status_callback"))
+        if url is not None:
+            kwargs["status_callback"] = url
+            kwargs["status_callback_method"] = "POST"
+            kwargs["status_callback_event"] = list(CALL_EVENTS)
+        return kwargs
+
+    def _callback_for(self, request: CallRequest, own: object) -> str | None:
+        """The status callback URL the row's request asks for, or None to leave the row's own
+        (or none) as it is."""
+        if not request.job_id or request.row is None:
+            return None
+        base = self._status_url()
+        if not base:
+            return None
+        # The status route is callqueue's own: a row may not point it at another row (the
+        # callback would be refused anyway: CallLedger.bind_callback); another URL is the row's.
+        if own is not None and str(own).split("?", 1)[0] != base.split("?", 1)[0]:
+            return None
+        return status_callback_url(base, request.job_id, request.row)
 
 
 def _no_url() -> str | None:

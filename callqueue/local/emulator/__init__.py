@@ -56,7 +56,13 @@ with ``error_code`` for these To numbers (the emulator's own): +15005550030 -> 3
 (unreachable), +15005550050 -> 30005 (unknown destination), +15005550060 -> 30006 (landline),
 +15005550070 -> 30007 (filtered). A scheduled message stays ``scheduled`` (no date_sent) until
 its SendAt, then goes queued -> sent -> final a step apart. A call goes queued -> ringing
-(``start_time`` set; null while queued) -> in-progress -> completed (``end_time``, ``duration``).
+(``start_time`` set; null while queued) -> in-progress -> completed (``end_time``, ``duration``:
+whole seconds from ringing to the end), or by these To numbers (the emulator's own):
++15005550081 queued -> ringing -> busy, +15005550082 queued -> ringing -> (two steps) no-answer,
++15005550083 queued -> failed; these end with ``end_time`` and a null ``duration``. With
+``MachineDetection`` (Enable or DetectMessageEnd) an answered call's ``answered_by`` is ``human``
+from in-progress on, or for To +15005550084 ``machine_start`` (Enable) or ``machine_end_beep``
+(DetectMessageEnd).
 Verifications stay ``pending`` and executions ``active``.
 
 Twilio has no magic numbers for Lookup, Verify and Studio; the emulator decides:
@@ -103,9 +109,14 @@ or execution was created or a lookup answered) and ``sid`` (of what was created)
 Status callbacks: a message created with a ``StatusCallback`` URL gets one callback per status of
 its timeline, each when the clock reaches it, signed with the account's auth token
 (``X-Twilio-Signature``), on a background thread; an undelivered one carries ``ErrorCode``.
-(Twilio's test credentials send none.) Each callback sent is logged to `TwilioEmulator.callbacks`
-with the HTTP status it got (null if the URL could not be reached); at stop, callbacks not yet due
-are dropped.
+A call created with a ``StatusCallback`` gets one for each ``StatusCallbackEvent`` it asked for
+(none: ``completed`` alone) that its timeline reaches: ``initiated`` (CallStatus initiated, at
+creation), ``ringing``, ``answered`` (in-progress), ``completed`` (the final status, with
+``CallDuration`` when the call has a duration); AnsweredBy when the call has one; always POSTed,
+whatever StatusCallbackMethod says. Each callback's form is built from the call as a fetch at
+that moment shows it. (Twilio's test credentials send none.) Each callback sent is logged to
+`TwilioEmulator.callbacks` with the HTTP status it got (null if the URL could not be reached); at
+stop, callbacks not yet due are dropped.
 
 Incoming messages: `TwilioEmulator.reply(from_number, to_number, body)` posts a recipient's reply
 at once to the ``inbound_url`` the emulator was given (the account's incoming-message webhook),
@@ -125,6 +136,7 @@ from __future__ import annotations
 
 from callqueue.local.emulator.answer import EDGE_STATUSES
 from callqueue.local.emulator.callbacks import CALLBACK_POLL_SECONDS
+from callqueue.local.emulator.calls import CALL_OUTCOMES, MACHINE_NUMBER
 from callqueue.local.emulator.core import (
     API_VERSION,
     DEFAULT_ACCOUNT_SID,
@@ -155,6 +167,7 @@ from callqueue.local.faults import FAULT_HEADER
 __all__ = [
     "API_VERSION",
     "CALLBACK_POLL_SECONDS",
+    "CALL_OUTCOMES",
     "DEFAULT_ACCOUNT_SID",
     "DEFAULT_API_KEY_SECRET",
     "DEFAULT_API_KEY_SID",
@@ -167,6 +180,7 @@ __all__ = [
     "INVALID_NUMBER",
     "LANDLINE_NUMBER",
     "LOOKUP_FIELDS",
+    "MACHINE_NUMBER",
     "MAX_BODY_LENGTH",
     "MAX_PAGE_SIZE",
     "SCHEDULE_MAX_AHEAD_SECONDS",

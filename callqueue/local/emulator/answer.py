@@ -152,24 +152,31 @@ class _Answering:
             if result.fault is FaultKind.CRASH:
                 result.extra_headers[FAULT_HEADER] = FaultKind.CRASH.value
             self._log(result, method, path, params)
-            callback = _first(params, "StatusCallback")
-            credentials = _basic_credentials(authorization)
-            if (
-                callback
-                and reply.processed
-                and reply.sid is not None
-                and method == "POST"
-                and path.endswith("/Messages.json")
-                # Twilio sends no status callbacks for test credentials' messages.
-                and not (credentials is not None and self._is_test(credentials[0]))
-            ):
-                self._callbacks.message_created(callback, self._account.message_record(reply.sid))
+            if method == "POST":
+                self._schedule_callbacks(path, params, reply, authorization)
             return result
         finally:
             # Out of flight before the response goes out, so that a client's next request never
             # overlaps this one.
             with self._lock:
                 self._in_flight -= 1
+
+    def _schedule_callbacks(
+        self, path: str, params: Form, reply: _Reply, authorization: str | None
+    ) -> None:
+        """The status callbacks of a message or call just created with a StatusCallback."""
+        callback = _first(params, "StatusCallback")
+        credentials = _basic_credentials(authorization)
+        if not callback or not reply.processed or reply.sid is None:
+            return
+        # Twilio sends no status callbacks for test credentials' messages and calls.
+        if credentials is not None and self._is_test(credentials[0]):
+            return
+        if path.endswith("/Messages.json"):
+            self._callbacks.message_created(callback, self._account.message_record(reply.sid))
+        elif path.endswith("/Calls.json"):
+            call = self._account.call_record(reply.sid)
+            self._callbacks.call_created(callback, call, params.get("StatusCallbackEvent"))
 
     def _decide(
         self,

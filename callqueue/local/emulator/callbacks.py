@@ -1,6 +1,7 @@
-"""Status callbacks: one signed POST per status of a message's timeline, each when the
-emulator's clock reaches it, sent on a background thread and logged with the HTTP status it got;
-`post_signed`, how every webhook the emulator sends is signed and posted."""
+"""Status callbacks: one signed POST per status of a message's timeline, and per progress event
+a call asked for, each when the emulator's clock reaches it, sent on a background thread and
+logged with the HTTP status it got; `post_signed`, how every webhook the emulator sends is signed
+and posted."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import heapq
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
+from callqueue.local.emulator.calls import call_callback_forms
 from callqueue.local.emulator.core import API_VERSION, Json
 from callqueue.local.emulator.store import _Stored
 
@@ -65,13 +67,23 @@ class _CallbackSender:
             "SmsSid": message.sid,
             "To": str(resource["to"]),
         }
+        forms = []
+        for stage in message.stages:
+            form = {**base, "MessageStatus": stage.status, "SmsStatus": stage.status}
+            if stage.status == "undelivered" and message.error_code is not None:
+                form["ErrorCode"] = str(message.error_code)
+            forms.append((stage.t, form))
+        self._schedule(url, forms)
+
+    def call_created(self, url: str, call: _Stored, events: Iterable[str] | None) -> None:
+        """`events`: the StatusCallbackEvent values the call asked for."""
+        self._schedule(url, call_callback_forms(call, events))
+
+    def _schedule(self, url: str, forms: Iterable[tuple[float, dict[str, str]]]) -> None:
         with self._wake:
-            for stage in message.stages:
-                form = {**base, "MessageStatus": stage.status, "SmsStatus": stage.status}
-                if stage.status == "undelivered" and message.error_code is not None:
-                    form["ErrorCode"] = str(message.error_code)
+            for t, form in forms:
                 self._order += 1
-                heapq.heappush(self._due, (stage.t, self._order, url, form))
+                heapq.heappush(self._due, (t, self._order, url, form))
             self._wake.notify()
 
     def _next(self) -> tuple[str, dict[str, str]] | None:
@@ -95,12 +107,13 @@ class _CallbackSender:
 
     def _post(self, url: str, form: dict[str, str]) -> None:
         status = post_signed(self._opener, self._validator, url, form)
+        kind = "Call" if "CallSid" in form else "Message"
         with self._lock:
             self._sent.append(
                 {
                     "url": url,
-                    "MessageSid": form["MessageSid"],
-                    "status": form["MessageStatus"],
+                    f"{kind}Sid": form[f"{kind}Sid"],
+                    "status": form[f"{kind}Status"],
                     "http_status": status,
                 }
             )

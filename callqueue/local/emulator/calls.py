@@ -1,11 +1,14 @@
-"""The Calls API (2010-04-01): creation with Twilio's test-credential magic numbers; fetch and
-list, which show where a call is on its timeline."""
+"""The Calls API (2010-04-01): creation with Twilio's test-credential magic numbers; the
+emulator's own call outcomes and answering-machine detection; fetch and list, which show where a
+call is on its timeline; the status callbacks of the progress events a call asks for."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from callqueue.local.emulator.core import (
+    API_VERSION,
     Form,
     Json,
     _ApiError,
@@ -20,6 +23,18 @@ from callqueue.local.emulator.core import (
 from callqueue.local.emulator.lists import _Listing
 from callqueue.local.emulator.magic_numbers import INVALID_NUMBER, VALID_FROM
 from callqueue.local.emulator.store import _AccountStore, _Stage, _Stored
+
+# The emulator's call outcomes by To number (see the package docstring); any other is answered.
+CALL_OUTCOMES: Mapping[str, str] = {
+    "+15005550081": "busy",
+    "+15005550082": "no-answer",
+    "+15005550083": "failed",
+}
+# Answered by a machine, when the call asks for answering-machine detection.
+MACHINE_NUMBER = "+15005550084"
+# AnsweredBy of a machine by the MachineDetection asked for; a person is always `human`.
+_MACHINE_ANSWERS = {"Enable": "machine_start", "DetectMessageEnd": "machine_end_beep"}
+_FINAL_STATUSES = frozenset(("completed", "busy", "no-answer", "failed", "canceled"))
 
 # A call's subresources: key in `subresource_uris`, name in the URI.
 _SUBRESOURCES = {
@@ -99,26 +114,60 @@ class _CallsApi(_AccountStore):
         now = self._clock()
         sid = _new_sid("CA")
         resource = _call_resource(self.account_sid, sid, now, caller, to)
-        stages = tuple(
-            _Stage(now + i * self._step, status)
-            for i, status in enumerate(("queued", "ringing", "in-progress", "completed"))
+        stages = self._call_stages(now, CALL_OUTCOMES.get(to, "completed"))
+        answered_by = None
+        detection = _first(form, "MachineDetection")
+        if detection in _MACHINE_ANSWERS and to not in CALL_OUTCOMES:
+            answered_by = _MACHINE_ANSWERS[detection] if to == MACHINE_NUMBER else "human"
+        self._store(
+            self._calls,
+            lambda seq: _Stored(seq, now, resource, stages, answered_by=answered_by),
         )
-        self._store(self._calls, lambda seq: _Stored(seq, now, resource, stages))
         return _Reply(201, resource, processed=True, sid=sid)
+
+    def _call_stages(self, now: float, outcome: str) -> tuple[_Stage, ...]:
+        """queued -> ringing -> in-progress -> completed a step apart; a busy line ends where it
+        would have been answered, an unanswered call rings as long as an answered one lasts,
+        and a failed one ends without ringing."""
+        statuses = {
+            "completed": ("queued", "ringing", "in-progress", "completed"),
+            "busy": ("queued", "ringing", "busy"),
+            "no-answer": ("queued", "ringing", None, "no-answer"),
+            "failed": ("queued", "failed"),
+        }[outcome]
+        return tuple(
+            _Stage(now + i * self._step, status)
+            for i, status in enumerate(statuses)
+            if status is not None
+        )
+
+    def call_record(self, sid: str) -> _Stored:
+        """A call created here: its callbacks follow its stages."""
+        with self._lock:
+            return next(c for c in self._calls if c.sid == sid)
 
     @staticmethod
     def call_view(stored: _Stored, now: float) -> Json:
-        """The call at `now`: dialled (start_time) once ringing, ended once completed."""
+        """The call at `now`: dialled (start_time) once ringing, ended (end_time) once final;
+        an answered call's `duration` (whole seconds from ringing to its end) and `answered_by`
+        (with answering-machine detection) once it has them. Twilio leaves `duration` empty for
+        busy, failed and unanswered calls."""
         stage = stored.stage_at(now)
         started = stored.reached("ringing", now)
-        ended = stored.reached("completed", now)
+        ended = stage.t if stage.status in _FINAL_STATUSES else None
+        answered = stored.reached("in-progress", now)
         return {
             **stored.resource,
             "status": stage.status,
             "date_updated": _rfc2822(stage.t),
             "start_time": None if started is None else _rfc2822(started),
             "end_time": None if ended is None else _rfc2822(ended),
-            "duration": (None if started is None or ended is None else str(round(ended - started))),
+            "duration": (
+                str(round(ended - started))
+                if stage.status == "completed" and started is not None and ended is not None
+                else None
+            ),
+            "answered_by": None if answered is None else stored.answered_by,
         }
 
     def fetch_call(self, sid: str, path: str) -> _Reply:
@@ -135,3 +184,42 @@ class _CallsApi(_AccountStore):
         return _Reply(
             200, listing.page_2010(path, "calls", calls, lambda c: self.call_view(c, now))
         )
+
+
+# Each progress event a StatusCallbackEvent may name, by the status that raises it.
+_EVENT_OF_STATUS = {"queued": "initiated", "ringing": "ringing", "in-progress": "answered"}
+
+
+def call_callback_forms(
+    stored: _Stored, events: Iterable[str] | None
+) -> list[tuple[float, dict[str, str]]]:
+    """The status callbacks of a call asking for `events` (None or none: `completed` alone, as
+    Twilio sends), each with its time and Twilio's form, built from the call as a fetch at that
+    time shows it, so the two always agree."""
+    wanted = set(events or ()) or {"completed"}
+    forms: list[tuple[float, dict[str, str]]] = []
+    for stage in stored.stages:
+        event = "completed" if stage.status in _FINAL_STATUSES else _EVENT_OF_STATUS[stage.status]
+        if event not in wanted:
+            continue
+        view = _CallsApi.call_view(stored, stage.t)
+        form = {
+            "AccountSid": str(view["account_sid"]),
+            "ApiVersion": API_VERSION,
+            "CallSid": stored.sid,
+            "CallStatus": "initiated" if event == "initiated" else stage.status,
+            "Called": str(view["to"]),
+            "Caller": str(view["from"]),
+            "CallbackSource": "call-progress-events",
+            "Direction": "outbound-api",
+            "From": str(view["from"]),
+            "SequenceNumber": str(len(forms)),
+            "Timestamp": _rfc2822(stage.t),
+            "To": str(view["to"]),
+        }
+        if view["duration"] is not None:
+            form["CallDuration"] = str(view["duration"])
+        if view["answered_by"] is not None:
+            form["AnsweredBy"] = str(view["answered_by"])
+        forms.append((stage.t, form))
+    return forms

@@ -29,6 +29,8 @@ class _Stored:
     resource: Json
     stages: tuple[_Stage, ...]
     error_code: int | None = None
+    # A call's, with answering-machine detection: who answers, once it is answered.
+    answered_by: str | None = None
 
     @property
     def sid(self) -> str:

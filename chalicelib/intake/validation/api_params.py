@@ -122,7 +122,8 @@ CALLS_PARAMS: Final[Mapping[str, Param]] = {
     "RecordingStatusCallbackMethod": _HTTP_METHOD,
     "SipAuthUsername": _TEXT,
     "SipAuthPassword": _TEXT,
-    "MachineDetection": _TEXT,
+    # Answering-machine detection; the call's status callbacks then say who answered.
+    "MachineDetection": _enum("Enable", "DetectMessageEnd"),
     "MachineDetectionTimeout": _INTEGER,
     "RecordingStatusCallbackEvent": _LIST,
     "Trim": _TEXT,
