@@ -107,6 +107,11 @@ def handle_create_job() -> Any:
     return wiring.jobs_api().create(app.current_request)
 
 
+@app.route("/jobs/plan", methods=["POST"], **job_auth)
+def handle_plan_job() -> Any:
+    return wiring.plan_api().plan(app.current_request)
+
+
 @app.route("/jobs", methods=["GET"], **job_auth)
 def handle_list_jobs() -> Any:
     return wiring.jobs_api().recent(app.current_request)
@@ -160,3 +165,4 @@ def handle_status_callback() -> Any:
 @app.route("/twilio/inbound", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_inbound_message() -> Any:
     return wiring.inbound_messages().respond(app.current_request)
+
