@@ -10,6 +10,7 @@ from typing import Any
 from chalice.app import Chalice, Rate, S3Event, SQSEvent
 
 from chalicelib import observability, wiring
+from chalicelib.api import console
 from chalicelib.api.jobs import route_auth
 from chalicelib.core.records import QueuedRow
 from chalicelib.release.releaser import LoopState
@@ -166,3 +167,16 @@ def handle_status_callback() -> Any:
 def handle_inbound_message() -> Any:
     return wiring.inbound_messages().respond(app.current_request)
 
+
+# The web console (chalicelib/console/): static files, no data; its pages call the routes above
+# with the API key the person gives.
+
+
+@app.route("/console", methods=["GET"])
+def handle_console_page() -> Any:
+    return console.asset("index.html")
+
+
+@app.route("/console/{name}", methods=["GET"])
+def handle_console_asset(name: str) -> Any:
+    return console.asset(name)
