@@ -142,6 +142,8 @@ function showPage(name) {
 function route() {
   clearTimeout(state.poll);
   clearAlert();
+  // A message for the page being opened (a retry names the job it made).
+  if (state.notice) { showAlert(state.notice, true); state.notice = null; }
   if (!sessionStorage.getItem(KEY)) { showPage("key"); $("api-key").focus(); return; }
   const [, page, id] = location.hash.split("/");
   if (page === "job" && id) { showPage("job"); openJob(decodeURIComponent(id)); return; }

@@ -175,7 +175,8 @@ async function steer(action) {
   try {
     if (action === "retry") {
       const made = await api("POST", `/jobs/${encodeURIComponent(job.job_id)}/retry`, {});
-      showAlert(`A new job sends the ${made.rows} failed row(s) again.`, true);
+      state.notice = `A new job sends the ${made.rows} failed row(s) again.`;
+      state.awaiting = made.job_id;
       location.hash = `#/job/${encodeURIComponent(made.job_id)}`;
       return;
     }

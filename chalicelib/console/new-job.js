@@ -49,6 +49,7 @@ async function checkPlan(event) {
   if (state.file.size > MAX_PLAN_BYTES) {
     showAlert("This file is too large to plan here (over 5 MB): plan it with `callqueue plan`, or start it without a plan.");
     renderPlan(null);
+    $("start").disabled = false;
     return;
   }
   try {

@@ -102,6 +102,7 @@ def look(driver: Any, name: str, shots: Path | None) -> None:
     screenshot of the whole page at each width (NAME-desktop.png, NAME-phone.png)."""
     for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
         driver.set_window_size(width, height)
+        assert driver.execute_script("return window.innerWidth") == width
         assert overflow(driver) <= 0, f"{name} scrolls sideways at {width} px"
         if shots is not None:
             tall = driver.execute_script("return document.documentElement.scrollHeight")

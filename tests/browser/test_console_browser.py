@@ -133,36 +133,39 @@ def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
 ) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    rows = write_rows(
-        tmp_path / "greetings.csv",
-        ["+14155550100", "not a number", "+14155550101"],
-        ["Ann", "Bob", "Zoë"],
-    )
+    # +15005550001 is a number Twilio refuses (21211, in the emulator as at Twilio).
+    numbers = ["+14155550100", "not a number", "+14155550101", "+15005550001"]
+    rows = write_rows(tmp_path / "greetings.csv", numbers, ["Ann", "Bob", "Zoë", "Cy"])
 
     planned = plan_file(driver, rows, "Hello {{name}}")
 
-    assert "Rows\n3" in planned and "Valid\n2" in planned and "Rejected\n1" in planned
+    assert "Rows\n4" in planned and "Valid\n3" in planned and "Rejected\n1" in planned
     assert "Body: Hello Ann" in planned and "Body: Hello Zoë" in planned
     assert "UCS-2" in planned  # Zoë's message needs Unicode
     assert "Estimated cost" in planned and "Last row due after" in planned
+    assert "not a valid phone number" in planned
     look(driver, "new-job", shots)
 
     job_id = start(driver)
     wait_state(driver, ("completed",))
-    counts = wait_text(driver, "job-counts", "Sent")
-    assert "Sent 2" in counts and "Rejected (not sent) 1" in counts
-    assert (
-        "2 of 2 rows" in by_id(driver, "job-progress-text").text
-        or "3 of 3" in by_id(driver, "job-progress-text").text
-    )
-    wait_text(driver, "job-errors", "No row ended with an error")
+    counts = by_id(driver, "job-counts").text
+    assert "Sent 2" in counts and "Failed 1" in counts and "Rejected (not sent) 1" in counts
+    assert by_id(driver, "job-progress-text").text.startswith("4 of 4 rows")
+    errors = wait_text(driver, "job-errors", "21211")
+    assert "invalid 'To' number" in errors
     by_id(driver, "download-outcomes_csv").click()
     saved = downloads / f"{job_id}-outcomes.csv"
     WebDriverWait(driver, 15).until(lambda _: saved.is_file() and saved.stat().st_size > 0)
     outcomes = saved.read_text(encoding="utf-8").splitlines()
     assert outcomes[0].startswith("row,to,api,outcome,error_code")
     assert sum(",sent," in line for line in outcomes) == 2
+    assert sum(",failed,21211," in line for line in outcomes) == 1
     look(driver, "job", shots)
+
+    by_id(driver, "job-retry").click()
+    wait_text(driver, "alert", "A new job sends the 1 failed row(s) again.")
+    assert "-retry-" in wait_text(driver, "job-id", "-retry-")
+    wait_state(driver, ("completed",))
 
     driver.get(driver.current_url.split("#")[0] + "#/jobs")
     listed = wait_text(driver, "jobs-table", "greetings.csv")
