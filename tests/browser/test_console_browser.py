@@ -218,6 +218,7 @@ def test_console_imports_searches_and_exports_opt_outs(
     by_id(driver, "optout-import").submit()
     refused = wait_text(driver, "alert", "nothing imported")
     assert "line 3" in refused
+    assert "+14155550179" not in by_id(driver, "optout-table").text
 
     by_id(driver, "optout-search").send_keys("complaint")
     assert "1 of" in wait_text(driver, "optout-count", "match")
@@ -254,3 +255,25 @@ def test_console_asks_for_the_key_once_per_tab(driver: Any, shots: Path | None) 
     assert by_id(driver, "api-key").is_displayed()
     assert driver.execute_script("return sessionStorage.length") == 0
     look(driver, "sign-in", shots)
+
+
+# API Gateway's answer to a key of none of the stage's usage plans (tests/gateway.py), given by
+# the page's fetch in place of the API: `callqueue up` checks no key.
+REFUSE_KEYS = """
+const real = window.fetch;
+window.fetch = (url, init) => String(url).includes("/jobs")
+  ? Promise.resolve(new Response('{"message": "Forbidden"}',
+      {status: 403, headers: {"Content-Type": "application/json"}}))
+  : real(url, init);
+"""
+
+
+def test_console_sends_a_refused_key_back_to_the_key_form(driver: Any) -> None:
+    driver.execute_script(REFUSE_KEYS)
+
+    driver.execute_script("location.hash = '#/jobs'")
+
+    said = wait_text(driver, "alert", "The API key was refused")
+    assert "Forbidden" not in said
+    assert by_id(driver, "api-key").is_displayed()
+    assert driver.execute_script("return sessionStorage.length") == 0
