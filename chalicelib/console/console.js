@@ -173,6 +173,7 @@ function init() {
   });
   $("new-form").addEventListener("submit", checkPlan);
   $("start").addEventListener("click", startJob);
+  $("test-send").addEventListener("submit", sendTest);
   $("jobs-refresh").addEventListener("click", listJobs);
   ["pause", "resume", "cancel", "retry"].forEach((a) => $(`job-${a}`).addEventListener("click", () => steer(a)));
   $("optout-search").addEventListener("input", filterOptouts);

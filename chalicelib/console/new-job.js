@@ -108,26 +108,61 @@ function wrap(table) {
   return box;
 }
 
+// POST /jobs for a presigned URL, then the file's PUT to it (with the headers signed into it).
+async function upload(body, content) {
+  const created = await api("POST", "/jobs", body);
+  const target = created.upload;
+  let put;
+  try {
+    put = await fetch(target.url, { method: target.method, headers: target.headers, body: content });
+  } catch (error) {
+    throw new ApiError(0, "The file could not be uploaded: the storage did not answer. Try again.");
+  }
+  if (!put.ok) throw new ApiError(put.status, `The file could not be uploaded (storage answered ${put.status}). Try again.`);
+  return created;
+}
+
 async function startJob() {
   clearAlert();
   if (!state.file) { showAlert("Choose a file first."); return; }
   $("start").disabled = true;
   try {
-    const created = await api("POST", "/jobs", { filename: state.file.name, ...settings() });
-    const upload = created.upload;
-    let put;
-    try {
-      put = await fetch(upload.url, { method: upload.method, headers: upload.headers, body: state.file });
-    } catch (error) {
-      throw new ApiError(0, "The file could not be uploaded: the storage did not answer. Try again.");
-    }
-    if (!put.ok) throw new ApiError(put.status, `The file could not be uploaded (storage answered ${put.status}). Try again.`);
+    const created = await upload({ filename: state.file.name, ...settings() }, state.file);
     state.awaiting = created.job_id;
     location.hash = `#/job/${encodeURIComponent(created.job_id)}`;
   } catch (error) {
     failed(error);
   } finally {
     $("start").disabled = false;
+  }
+}
+
+// The preview's rows readdressed to the person's own number, as `callqueue test-send` does:
+// a job of their own, sent even if their content was sent before.
+async function sendTest(event) {
+  event.preventDefault();
+  clearAlert();
+  const to = $("test-to").value.replace(/[\s().-]/g, "");
+  if (!/^\+[1-9]\d{6,14}$/.test(to)) {
+    showAlert("Give your number in international form, such as +14155550100.");
+    return;
+  }
+  if (!state.plan || !state.plan.preview.length) { showAlert("Check the plan first: the test sends its preview."); return; }
+  const lines = state.plan.preview.map((p) => {
+    const field = p.api === "lookup" ? "PhoneNumber" : "To";
+    const old = String(p.params[field] || "");
+    const address = old.toLowerCase().startsWith("whatsapp:") ? `whatsapp:${to}` : to;
+    return JSON.stringify({ api: p.api, ...p.params, [field]: address }) + "\n";
+  });
+  const stem = state.file.name.replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 30);
+  try {
+    const rows = new Blob(lines, { type: "application/x-ndjson" });
+    const made = await upload({ filename: `test-${stem}.jsonl`, resend: true }, rows);
+    state.notice = `A test job sends ${lines.length} row(s) to ${to}.`;
+    state.awaiting = made.job_id;
+    location.hash = `#/job/${encodeURIComponent(made.job_id)}`;
+  } catch (error) {
+    failed(error);
   }
 }
 

@@ -173,6 +173,24 @@ def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
     look(driver, "jobs", shots)
 
 
+def test_console_sends_the_preview_to_my_number_as_a_test(driver: Any, tmp_path: Path) -> None:
+    numbers = [f"+1415557{i:04d}" for i in range(5)]
+    rows = write_rows(tmp_path / "trial run.csv", numbers, [f"p{i}" for i in range(5)])
+    plan_file(driver, rows, "Test for {{name}}")
+
+    by_id(driver, "test-to").send_keys("12345")
+    by_id(driver, "test-send").submit()
+    wait_text(driver, "alert", "Give your number in international form")
+    by_id(driver, "test-to").clear()
+    by_id(driver, "test-to").send_keys("+1 415 555 0199")
+    by_id(driver, "test-send").submit()
+
+    wait_text(driver, "alert", "A test job sends 3 row(s) to +14155550199.")
+    assert "test-trial-run" in wait_text(driver, "job-title", "test-")
+    wait_state(driver, ("completed",))
+    assert "Sent 3" in by_id(driver, "job-counts").text
+
+
 def test_console_pauses_resumes_and_cancels_a_job(
     driver: Any, tmp_path: Path, allowed_errors: set[int]
 ) -> None:
