@@ -177,7 +177,13 @@ async function listJobs() {
       const link = el("a", job.key.split("/").pop());
       link.href = `#/job/${encodeURIComponent(job.job_id)}`;
       link.title = job.job_id;
-      body.append(row([link, when(job.created_at), job.state, job.rows, job.rejected, `${job.cps}/s`]));
+      const released = el("progress");
+      released.max = Math.max(job.valid, 1);
+      released.value = job.released_rows || 0;
+      released.setAttribute("aria-label", `${job.released_rows || 0} of ${job.valid} valid rows released`);
+      const progress = el("span");
+      progress.append(released, el("span", ` ${job.released_rows || 0} of ${job.valid}`, "help"));
+      body.append(row([link, when(job.created_at), job.state, job.rows, job.rejected, progress, `${job.cps}/s`]));
     });
     $("jobs-empty").hidden = jobs.length > 0;
   } catch (error) {

@@ -169,7 +169,7 @@ def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
 
     driver.get(driver.current_url.split("#")[0] + "#/jobs")
     listed = wait_text(driver, "jobs-table", "greetings.csv")
-    assert "completed" in listed
+    assert "completed" in listed and "3 of 3" in listed  # its 3 valid rows released
     look(driver, "jobs", shots)
 
 
