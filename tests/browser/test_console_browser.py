@@ -45,7 +45,7 @@ def shots() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def module_driver(console: str, downloads: Path) -> Iterator[Any]:
+def module_driver(downloads: Path) -> Iterator[Any]:
     driver = chromium(downloads)
     try:
         yield driver
