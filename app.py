@@ -10,6 +10,7 @@ from typing import Any
 from chalice.app import Chalice, Rate, S3Event, SQSEvent
 
 from chalicelib import observability, wiring
+from chalicelib.api import console
 from chalicelib.api.jobs import route_auth
 from chalicelib.core.records import QueuedRow
 from chalicelib.release.releaser import LoopState
@@ -107,6 +108,11 @@ def handle_create_job() -> Any:
     return wiring.jobs_api().create(app.current_request)
 
 
+@app.route("/jobs/plan", methods=["POST"], **job_auth)
+def handle_plan_job() -> Any:
+    return wiring.plan_api().plan(app.current_request)
+
+
 @app.route("/jobs", methods=["GET"], **job_auth)
 def handle_list_jobs() -> Any:
     return wiring.jobs_api().recent(app.current_request)
@@ -160,3 +166,17 @@ def handle_status_callback() -> Any:
 @app.route("/twilio/inbound", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_inbound_message() -> Any:
     return wiring.inbound_messages().respond(app.current_request)
+
+
+# The web console (chalicelib/console/): static files, no data; its pages call the routes above
+# with the API key the person gives.
+
+
+@app.route("/console", methods=["GET"])
+def handle_console_page() -> Any:
+    return console.asset("index.html")
+
+
+@app.route("/console/{name}", methods=["GET"])
+def handle_console_asset(name: str) -> Any:
+    return console.asset(name)

@@ -18,6 +18,7 @@ from chalice.app import ChaliceViewError
 
 from chalicelib.api.inbound import InboundMessages
 from chalicelib.api.jobs import JobsApi
+from chalicelib.api.plan import PlanApi
 from chalicelib.api.rate import RateApi
 from chalicelib.api.retry import RetryApi
 from chalicelib.api.status import StatusCallbacks
@@ -291,6 +292,11 @@ def jobs_api() -> JobsApi:
         resume=lambda job_id, now: resume(store, job_id, now=now),
         loops=LoopKeeper(store, release_loop()),
     )
+
+
+@cache
+def plan_api() -> PlanApi:
+    return PlanApi(settings())
 
 
 @cache

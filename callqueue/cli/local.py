@@ -158,6 +158,8 @@ def up(args: argparse.Namespace) -> int:
         print(f"Twilio emulator: {runtime.emulator.base_url}")
         assert runtime.api is not None  # noqa: S101
         print(f"API (chalice local): {runtime.api.url}  (curl {runtime.api.url}/jobs)")
+        # Any API key opens it locally: only API Gateway checks keys.
+        print(f"Console: {runtime.api.url}/console", flush=True)
         print(
             "the stack's environment (eval these lines to use `callqueue suppression|dlq|resume`):"
         )

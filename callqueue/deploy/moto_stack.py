@@ -24,6 +24,7 @@ def deploy_into_moto(
         cloudformation, stack_name, parameters, document=moto_compatible(full)[0], poll=poll
     )
     subscribe_queues(cloudformation, stack_name, full)
+    apply_bucket_cors(cloudformation, stack_name, full)
     return env
 
 
@@ -120,6 +121,31 @@ def subscribe_queues(cloudformation: Any, stack_name: str, document: Mapping[str
             Protocol="sqs",
             Endpoint=resolve(properties["Endpoint"]),
             Attributes=attributes,
+        )
+
+
+def apply_bucket_cors(cloudformation: Any, stack_name: str, document: Mapping[str, Any]) -> None:
+    """Work around a moto gap (harness only): moto's CloudFormation ignores a bucket's
+    CorsConfiguration, so the template's CORS rules are put through the S3 API."""
+    s3: Any = boto3.client("s3", region_name=cloudformation.meta.region_name)
+    for name, resource in document["Resources"].items():
+        cors = resource.get("Properties", {}).get("CorsConfiguration")
+        if resource["Type"] != "AWS::S3::Bucket" or cors is None:
+            continue
+        bucket = cloudformation.describe_stack_resource(
+            StackName=stack_name, LogicalResourceId=name
+        )
+        rules = [
+            {
+                key.replace("MaxAge", "MaxAgeSeconds"): value
+                for key, value in rule.items()
+                if key in ("AllowedMethods", "AllowedOrigins", "AllowedHeaders", "MaxAge")
+            }
+            for rule in cors["CorsRules"]
+        ]
+        s3.put_bucket_cors(
+            Bucket=bucket["StackResourceDetail"]["PhysicalResourceId"],
+            CORSConfiguration={"CORSRules": rules},
         )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.api.console import ASSETS
 from tests.deploy.deployment import fresh_clone
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +45,8 @@ def test_chalice_package_terraform_on_a_fresh_clone(tmp_path: Path) -> None:
         names = set(archive.namelist())
     assert "app.py" in names
     assert "chalicelib/intake/splitter.py" in names
+    # The web console's files travel with the code that serves them.
+    assert {f"chalicelib/console/{n}" for n in ASSETS} <= names
     assert "downstream/__init__.py" in names
     assert any(n.startswith("twilio/") for n in names)
     # Nothing of the command, the local runtime or the tests is deployed.
