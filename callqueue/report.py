@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from chalicelib.core.delivery import merged_view
 
 OUTCOMES = ("rejected", "suppressed", "sent", "failed", "unknown", "dead_lettered")
 
@@ -26,6 +28,8 @@ class JobTotals:
     # when its release loop next releases.
     waiting_for: str | None = None
     next_release_at: float | None = None
+    # Sent rows by the final status their status callbacks gave (chalicelib.core.delivery).
+    delivery: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def totals(self) -> dict[str, int]:
         totals = {"rows": self.rows or 0, **{o: int(self.counts.get(o, 0)) for o in OUTCOMES}}
@@ -104,6 +108,7 @@ def build_report(
         totals.update(job.totals())
     return {
         "totals": {k: totals.get(k, 0) for k in ("rows", *OUTCOMES, "unaccounted")},
+        "delivery": merged_view([job.delivery for job in job_list]),
         "by_error_code": dict(sorted(error_codes.items())),
         "rate": rate(arrivals, first_attempts, lags, target_cps),
         "aws_requests": dict(sorted(aws_requests.items())),
@@ -114,6 +119,7 @@ def build_report(
                 "state": job.state,
                 "error": job.error,
                 "totals": job.totals(),
+                "delivery": {api: dict(counts) for api, counts in job.delivery.items()},
             }
             for job in job_list
         ],

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
         timing = arguments.timing_of(args, time.time())
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    options = _options(args)
-    with RunView(Console(stderr=True), options.cps) as view:
+    with RunView(Console(stderr=True), args.cps) as view:
         # Imported under the display: loading boto3 and the stack's code takes a while.
+        from callqueue.local.api_server import free_port
+        from callqueue.local.deliveries import wait_for_deliveries
         from callqueue.local.runtime import LocalRuntime
+
+        # The API takes the emulator's signed status callbacks: the rows' delivery statuses.
+        options = replace(_options(args), api_port=free_port())
 
         with LocalRuntime(options, on_step=view.step) as runtime:
             _quiet_handlers(args.verbose)
@@ -51,14 +56,17 @@ def run(args: argparse.Namespace) -> int:
                 runtime.submit(path, dict(args.params), {**carry.metadata(), **timing.metadata()})
             stall_limit = args.timeout or float(args.window + 120)
             arrivals = _wait_until_settled(runtime, view, stall_limit)
+            view.step("waiting for delivery statuses")
+            deliveries = wait_for_deliveries(runtime, args.delivery_wait)
             # One snapshot for the whole report: a paused job's calls in flight settle meanwhile.
             tally = runtime.tally.snapshot()
-            jobs = _job_totals(runtime, tally)
+            jobs = _job_totals(runtime, tally, deliveries.views)
             view.finish(Snapshot(jobs, calls_in_last_second(arrivals, now := time.time()), now))
             if args.outcomes:
                 _write_outcomes(args.outcomes, runtime, tally)
             rejects = {s.job_id: runtime.rejects(s.job_id) for s in runtime.jobs}
             report = _report(runtime, tally, jobs, arrivals, options.cps)
+            report["by_delivery_error_code"] = deliveries.error_codes
             # The results now: the stack takes seconds to stop, and nothing is wanted of it.
             view.close()
             _print_results(args, report, rejects, jobs)
@@ -240,7 +248,11 @@ def _write_outcomes(path: Path, runtime: LocalRuntime, tally: Tally) -> None:
                 writer.writerow([submitted.job_id, *outcome_cells(outcome, kept)])
 
 
-def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTotals]:
+def _job_totals(
+    runtime: LocalRuntime,
+    tally: Tally | None = None,
+    deliveries: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+) -> list[JobTotals]:
     from chalicelib.core.job_details import waiting_for
 
     tally = tally or runtime.tally
@@ -265,6 +277,7 @@ def _job_totals(runtime: LocalRuntime, tally: Tally | None = None) -> list[JobTo
                 retrying=tally.retrying_rows(job.job_id),
                 waiting_for=waiting_for(job, time.time()),
                 next_release_at=job.next_release_at,
+                delivery=(deliveries or {}).get(job.job_id, {}),
             )
         )
     return result

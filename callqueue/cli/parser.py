@@ -163,6 +163,14 @@ def _add_local_commands(sub: Commands) -> None:
         type=float,
         help="give up when no row has settled for this many seconds (default: window + 120)",
     )
+    run.add_argument(
+        "--delivery-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="once every row has its outcome, wait for the sent rows' delivery statuses until"
+        " none has come for this long (default: 30; 0: do not wait)",
+    )
     run.set_defaults(command=local.run)
 
     up = sub.add_parser("up", help="start the local stack and keep it running")

@@ -55,6 +55,7 @@ def totals_of(statuses: Sequence[JobStatus], files: Sequence[str]) -> list[JobTo
             starts_at=s.start_at if s.waiting_for == "start" else None,
             waiting_for=s.waiting_for,
             next_release_at=s.next_release_at,
+            delivery=s.delivery,
         )
         for s, file in zip(statuses, files, strict=True)
     ]
@@ -85,6 +86,11 @@ def print_status(status: JobStatus) -> None:
         pending = "" if status.pending is None else f", {status.pending} pending"
         print(f"rows      {status.rows}{pending}")
     print("outcomes  " + ", ".join(f"{o} {status.counts.get(o, 0)}" for o in OUTCOMES))
+    for api, counts in status.delivery.items():
+        print(f"{api:<9} " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+    if status.delivery_error_codes:
+        listed = ", ".join(f"{code} x{n}" for code, n in status.delivery_error_codes.items())
+        print(f"delivery  errors: {listed}")
     rate = f"target {status.target_cps} CPS"
     if status.current_cps is not None:
         rate += f", now {status.current_cps:g} CPS"
@@ -114,6 +120,9 @@ def print_summary(statuses: Sequence[JobStatus], files: Sequence[str], jobs: Seq
         )
         if total.error:
             print(f"  {total.state}: {total.error}")
+        for api, delivered in total.delivery.items():
+            listed = ", ".join(f"{name} {n}" for name, n in delivered.items())
+            print(f"  {api}: {listed}")
     for status, job in zip(statuses, jobs, strict=True):
         _print_details(status, job)
 

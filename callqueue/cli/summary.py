@@ -16,6 +16,7 @@ from rich.text import Text
 
 from callqueue.cli.twilio_codes import name_of
 from callqueue.report import OUTCOMES
+from chalicelib.core.delivery import FINAL_STATUSES
 
 # Rejected rows shown per job; the rest are in the file the summary names.
 REJECTS_SHOWN = 5
@@ -30,6 +31,29 @@ _MEANINGS = {
     "dead_lettered": "gave up retrying",
     "unaccounted": "no outcome yet",
 }
+
+
+# What each final status means, as docs/outcomes.md says it.
+_DELIVERY_MEANINGS = {
+    "messages": {
+        "delivered": "the carrier confirmed delivery",
+        "undelivered": "the carrier could not deliver it (see the error codes)",
+        "failed": "Twilio could not send it (see the error codes)",
+        "canceled": "a scheduled message cancelled before it was sent",
+        "pending": "no final status yet (or no status callback)",
+        "read": "read (WhatsApp), counted in delivered too",
+    },
+    "calls": {
+        "completed": "answered and ended",
+        "busy": "the line was busy",
+        "no-answer": "rang, nobody answered",
+        "failed": "could not be placed",
+        "canceled": "cancelled before it was answered",
+        "pending": "no final status yet (or no status callback)",
+        "answered_by_machine": "answered by a machine (MachineDetection), in completed too",
+    },
+}
+_EXTRA = {"messages": ("read",), "calls": ("answered_by_machine",)}
 
 
 def print_summary(
@@ -49,7 +73,9 @@ def print_summary(
         f"{report['duration_seconds']} s in all",
         highlight=False,
     )
+    _delivery(console, report)
     _error_codes(console, report["by_error_code"])
+    _error_codes(console, report.get("by_delivery_error_code", {}), "delivery error code")
     _rejects(console, report, rejects, rejects_file)
 
 
@@ -75,11 +101,34 @@ def _outcomes(console: Console, report: Mapping[str, Any]) -> None:
             console.print(f"  failed: {job['error']}", highlight=False)
 
 
-def _error_codes(console: Console, codes: Mapping[str, int]) -> None:
+def _delivery(console: Console, report: Mapping[str, Any]) -> None:
+    """The sent rows by the final status Twilio's callbacks gave them, per API that has any."""
+    jobs = report["jobs"]
+    for api, statuses in FINAL_STATUSES.items():
+        if api not in report.get("delivery", {}):
+            continue
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column(f"{api[:-1]} status", no_wrap=True)
+        for job in jobs:
+            table.add_column(PurePath(job["file"]).name, justify="right", overflow="fold")
+        if len(jobs) > 1:
+            table.add_column("total", justify="right")
+        table.add_column("meaning", style="dim", ratio=1)
+        total = report["delivery"][api]
+        names = [*statuses, "pending", *(n for n in _EXTRA[api] if total.get(n))]
+        for name in names:
+            cells = [str(job.get("delivery", {}).get(api, {}).get(name, 0)) for job in jobs]
+            if len(jobs) > 1:
+                cells.append(str(total.get(name, 0)))
+            table.add_row(name, *cells, _DELIVERY_MEANINGS[api][name])
+        console.print(table)
+
+
+def _error_codes(console: Console, codes: Mapping[str, int], title: str = "error code") -> None:
     if not codes:
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("error code", no_wrap=True)
+    table.add_column(title, no_wrap=True)
     table.add_column("rows", justify="right")
     table.add_column("meaning", ratio=1)
     for code, count in sorted(codes.items(), key=lambda item: -item[1]):

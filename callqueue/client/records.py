@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from callqueue.report import OUTCOMES
+from chalicelib.core.delivery import counts_of, delivery_of
 from chalicelib.core.jobs import FINAL
 
 # A job whose file is uploaded but not yet split: the API answers 404 for it until the splitter
@@ -92,6 +93,10 @@ class JobStatus:
     start_at: float | None = None
     waiting_for: str | None = None
     next_release_at: float | None = None
+    # Sent rows by the final status their callbacks gave, per API (chalicelib.core.delivery),
+    # and those statuses' error codes.
+    delivery: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    delivery_error_codes: Mapping[str, int] = field(default_factory=dict)
     outcomes_url: str | None = field(default=None, repr=False)
     rejects_url: str | None = field(default=None, repr=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -117,6 +122,8 @@ class JobStatus:
             start_at=_epoch(body.get("start_at")),
             waiting_for=_text(body.get("waiting_for")),
             next_release_at=_epoch(body.get("next_release_at")),
+            delivery=delivery_of(body.get("delivery")),
+            delivery_error_codes=counts_of(body.get("delivery_error_codes")),
             outcomes_url=links.get("outcomes_csv"),
             rejects_url=links.get("rejects_csv"),
             raw=dict(body),

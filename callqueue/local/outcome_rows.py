@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from callqueue.local.deliveries import with_delivery
 from chalicelib.intake.carry import Carry
 from downstream.reconcile import RowOutcome
 
@@ -43,4 +44,4 @@ def job_outcomes(runtime: LocalRuntime, tally: Tally, job_id: str) -> list[RowOu
                 carried=details.get("carried", {}),
             )
         )
-    return sorted(outcomes, key=lambda o: o.row)
+    return with_delivery(runtime, job_id, sorted(outcomes, key=lambda o: o.row))

@@ -215,6 +215,7 @@ class JobsApi:
             "pending": max(0, job.rows - settled) if job.state != "splitting" else None,
             # Sent rows by the final status Twilio's callbacks gave them (chalicelib.core.delivery).
             "delivery": delivery.view(),
+            "delivery_error_codes": delivery.error_codes(),
             "rate": {
                 "target_cps": job.cps,
                 "current_cps": round(recent / RATE_WINDOW_SECONDS, 3),

@@ -229,12 +229,13 @@ class ResultsTable:
             "#api": "api",
             "#delivery": "delivery_status",
             "#answered": "answered_by",
+            "#code": "delivery_error_code",
         }
         for item in self._query(
             KeyConditionExpression="#job_id = :job_id",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues={":job_id": {"S": job_id}},
-            ProjectionExpression="#outcome, #finished, #api, #delivery, #answered",
+            ProjectionExpression="#outcome, #finished, #api, #delivery, #answered, #code",
         ):
             outcome = item.get("outcome", {}).get("S")
             if outcome is None or outcome == "retrying":
@@ -247,6 +248,7 @@ class ResultsTable:
                 outcome,
                 item.get("delivery_status", {}).get("S"),
                 item.get("answered_by", {}).get("S"),
+                int(item["delivery_error_code"]["N"]) if "delivery_error_code" in item else None,
             )
         return Progress(counts, recent, delivery)
 

@@ -47,6 +47,8 @@ class DeliveryTally:
     # Messages read (WhatsApp), calls a machine answered: parts of delivered and completed.
     read: int = 0
     machine: int = 0
+    # Error codes of final statuses (30003 unreachable, ...), by code.
+    codes: Counter[str] = field(default_factory=Counter)
 
     def add(
         self,
@@ -54,6 +56,7 @@ class DeliveryTally:
         outcome: str | None,
         status: str | None,
         answered_by: str | None = None,
+        error_code: int | None = None,
     ) -> None:
         if outcome != "sent" or api is None or api not in FINAL_STATUSES:
             return
@@ -62,6 +65,8 @@ class DeliveryTally:
         if final is None:
             return
         self.finals.setdefault(api, Counter())[final] += 1
+        if error_code is not None:
+            self.codes[str(error_code)] += 1
         self.read += status == "read"
         self.machine += api == "calls" and final == "completed" and answered_by in MACHINE_ANSWERS
 
@@ -85,6 +90,10 @@ class DeliveryTally:
             view[api] = counts
         return view
 
+    def error_codes(self) -> dict[str, int]:
+        """How many sent rows ended undelivered or failed with each error code, by code."""
+        return dict(sorted(self.codes.items()))
+
     def total_pending(self) -> int:
         return sum(self.pending(api) for api in TRACKED_APIS)
 
@@ -105,8 +114,11 @@ def delivery_of(view: Any) -> dict[str, dict[str, int]]:
     counts; anything else is dropped rather than shown wrong."""
     if not isinstance(view, Mapping):
         return {}
-    return {
-        str(api): {str(k): int(v) for k, v in counts.items() if isinstance(v, int)}
-        for api, counts in view.items()
-        if api in FINAL_STATUSES and isinstance(counts, Mapping)
-    }
+    return {str(api): counts_of(counts) for api, counts in view.items() if api in FINAL_STATUSES}
+
+
+def counts_of(value: Any) -> dict[str, int]:
+    """Counts by name read back from JSON; anything that is not a whole number is dropped."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}

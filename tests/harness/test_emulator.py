@@ -999,6 +999,21 @@ def test_emulator_message_resource_follows_its_timeline_without_a_callback() -> 
     assert (failed.status, failed.error_code) == ("undelivered", 30003)
 
 
+def test_emulator_message_to_the_failing_number_fails_unsent_with_its_code() -> None:
+    emulator, clock = timed_emulator()
+    with emulator:
+        sdk = sdk_for(emulator)
+        created = sdk.client.messages.create(to="+15005550080", from_=VALID_FROM, body="x")
+        seen = []
+        for offset in (0.0, 1.0, 5.0):
+            clock.now = T0 + offset
+            fetched = sdk.client.messages(created.sid).fetch()
+            assert_valid_body(sdk, MESSAGE, "get")
+            seen.append((fetched.status, fetched.error_code, fetched.date_sent))
+
+    assert seen == [("queued", None, None), ("failed", 30008, None), ("failed", 30008, None)]
+
+
 def test_emulator_message_fetch_of_an_unknown_sid_is_404(sdk: Sdk) -> None:
     error = raises_twilio(lambda: sdk.client.messages("SM" + "0" * 32).fetch())
 

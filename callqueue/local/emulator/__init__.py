@@ -54,7 +54,8 @@ show where it is now (``status``, ``date_updated`` and the times below). A messa
 accepted) -> sent (``date_sent`` set; null before, as Twilio's is) -> delivered, or undelivered
 with ``error_code`` for these To numbers (the emulator's own): +15005550030 -> 30003
 (unreachable), +15005550050 -> 30005 (unknown destination), +15005550060 -> 30006 (landline),
-+15005550070 -> 30007 (filtered). A scheduled message stays ``scheduled`` (no date_sent) until
++15005550070 -> 30007 (filtered); a message to +15005550080 goes queued -> failed with 30008
+(never sent, no ``date_sent``). A scheduled message stays ``scheduled`` (no date_sent) until
 its SendAt, then goes queued -> sent -> final a step apart. A call goes queued -> ringing
 (``start_time`` set; null while queued) -> in-progress -> completed (``end_time``, ``duration``:
 whole seconds from ringing to the end), or by these To numbers (the emulator's own):
@@ -151,6 +152,7 @@ from callqueue.local.emulator.lists import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from callqueue.local.emulator.lookup import LOOKUP_FIELDS, parse_number
 from callqueue.local.emulator.magic_numbers import INVALID_NUMBER, LANDLINE_NUMBER, VALID_FROM
 from callqueue.local.emulator.messages import (
+    FAILED_CODES,
     FULL_QUEUE_FROM,
     MAX_BODY_LENGTH,
     SCHEDULE_MAX_AHEAD_SECONDS,
@@ -175,6 +177,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_SLOW_SECONDS",
     "EDGE_STATUSES",
+    "FAILED_CODES",
     "FAULT_HEADER",
     "FULL_QUEUE_FROM",
     "INVALID_NUMBER",

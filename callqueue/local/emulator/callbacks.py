@@ -70,7 +70,7 @@ class _CallbackSender:
         forms = []
         for stage in message.stages:
             form = {**base, "MessageStatus": stage.status, "SmsStatus": stage.status}
-            if stage.status == "undelivered" and message.error_code is not None:
+            if stage.status in ("undelivered", "failed") and message.error_code is not None:
                 form["ErrorCode"] = str(message.error_code)
             forms.append((stage.t, form))
         self._schedule(url, forms)

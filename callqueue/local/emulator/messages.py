@@ -67,6 +67,11 @@ UNDELIVERED_CODES: Mapping[str, int] = {
     "+15005550060": 30006,
     "+15005550070": 30007,
 }
+# A message to this number fails after it is queued (30008, unknown error: Twilio could not send
+# it), with no `sent` stage.
+FAILED_CODES: Mapping[str, int] = {
+    "+15005550080": 30008,
+}
 
 
 def segment_count(body: str) -> int:
@@ -181,15 +186,18 @@ class _MessagesApi(_AccountStore):
             media=media,
             initial=initial,
         )
-        code = UNDELIVERED_CODES.get(to)
+        code = UNDELIVERED_CODES.get(to) or FAILED_CODES.get(to)
         release = now if send_at is None else send_at
         stages = [_Stage(now, initial)]
         if send_at is not None:
             stages.append(_Stage(send_at, "queued"))
-        stages += [
-            _Stage(release + self._step, "sent"),
-            _Stage(release + 2 * self._step, "delivered" if code is None else "undelivered"),
-        ]
+        if to in FAILED_CODES:
+            stages.append(_Stage(release + self._step, "failed"))
+        else:
+            stages += [
+                _Stage(release + self._step, "sent"),
+                _Stage(release + 2 * self._step, "delivered" if code is None else "undelivered"),
+            ]
         self._store(self._messages, lambda seq: _Stored(seq, now, resource, tuple(stages), code))
         return _Reply(201, resource, processed=True, sid=sid)
 
@@ -253,7 +261,7 @@ class _MessagesApi(_AccountStore):
             "date_sent": None if sent is None else _rfc2822(sent),
             "date_updated": _rfc2822(stage.t),
         }
-        if stage.status == "undelivered":
+        if stage.status in ("undelivered", "failed"):
             view["error_code"] = stored.error_code
         return view
 
