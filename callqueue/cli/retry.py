@@ -33,14 +33,19 @@ def add_command(sub: Commands) -> None:
         help="send a finished job's failed rows again, as a new job",
         description="Make a new job of a completed or cancelled job's rows that ended in the"
         " outcomes named (default failed,dead_lettered; unknown only when named: those rows may"
-        " have been sent), with the same parameters. Sent, suppressed and rejected rows never.",
+        " have been sent; undelivered: sent rows whose message was undelivered or failed, or whose"
+        " call was busy, unanswered or failed), with the same parameters. Rows delivered,"
+        " suppressed or rejected never.",
     )
     parser.add_argument("job_id", metavar="JOB")
     parser.add_argument(
-        "--outcomes", type=_names, default=[], help="e.g. failed,dead_lettered,unknown"
+        "--outcomes", type=_names, default=[], help="e.g. failed,dead_lettered,unknown,undelivered"
     )
     parser.add_argument(
-        "--errors", type=_codes, default=[], help="only rows with these Twilio error codes"
+        "--errors",
+        type=_codes,
+        default=[],
+        help="only rows with these Twilio error codes (a delivery's for undelivered rows)",
     )
     remote.stack_options(parser, retry)
 

@@ -32,7 +32,7 @@ from chalicelib.twilio.callbacks import (
     callback_url_of,
     check_signature,
 )
-from chalicelib.twilio.opt_out import Keyword, keyword_of
+from chalicelib.twilio.opt_out import Keyword, keyword_of_reply
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class InboundMessages:
         sender = form.get("From", "").strip()
         if not sender:
             raise MalformedCallback("From is required")
-        keyword = keyword_of(form.get("Body", ""))
+        keyword = keyword_of_reply(form)
         if keyword is None:
             return None
         try:
@@ -101,7 +101,8 @@ class InboundMessages:
         except InvalidNumber:
             raise MalformedCallback("From is not a phone number") from None
         if keyword is Keyword.OPT_OUT:
-            word = form.get("Body", "").strip().upper()
+            # The reply as the reason, cut: a custom keyword may be any text.
+            word = form.get("Body", "").strip().upper()[:40]
             self._suppression.add(number, f"replied {word}", source="reply")
         elif keyword is Keyword.OPT_IN:
             self._suppression.remove(number)

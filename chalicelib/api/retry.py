@@ -9,7 +9,10 @@ repeat an earlier job's), the carried columns kept plus `original_row` (the row'
 original job, so outcomes join back), and `retry-of`, recorded on the new job as `retry_of`.
 
 `sent` and `suppressed` rows are never retried, nor `rejected` (never sent) or `retrying` (not a
-row's end); asking for them is a 400. `unknown` rows may have been sent: only when named. A job
+row's end); asking for them is a 400. A sent row whose message or call did not get through
+(chalicelib.core.delivery.not_delivered: undelivered, failed at delivery, busy, no-answer) is
+`undelivered` here, retried only when named; its delivery error code is the one `errors`
+matches. `unknown` rows may have been sent: only when named. A job
 that is not completed or cancelled is a 409, and so is a retry that matches no row (no job is
 made). A job with a send window is refused: its chunks do not keep each row's time zone.
 """
@@ -30,6 +33,7 @@ from chalicelib.api.request_bodies import current, raw_body_of
 from chalicelib.aws.buckets import Bucket, group_chunk_key
 from chalicelib.aws.jobs_table import JobStore
 from chalicelib.config import ConfigError
+from chalicelib.core.delivery import UNDELIVERED, not_delivered
 from chalicelib.core.jobs import RETRIABLE, Job
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.slices import groups_of
@@ -38,7 +42,7 @@ from chalicelib.intake.carry import Carry
 if TYPE_CHECKING:
     from chalicelib.aws.result_items import RowResult
 
-RETRYABLE: Final = ("failed", "dead_lettered", "unknown")
+RETRYABLE: Final = ("failed", "dead_lettered", "unknown", UNDELIVERED)
 DEFAULT_OUTCOMES: Final = ("failed", "dead_lettered")
 NEVER: Final = ("sent", "suppressed", "rejected", "retrying")
 ORIGINAL_ROW: Final = "original_row"
@@ -52,9 +56,12 @@ class Selection:
     errors: frozenset[int] | None = None
 
     def takes(self, result: RowResult) -> bool:
-        if result.outcome not in self.outcomes:
+        outcome, code = result.outcome, result.error_code
+        if outcome == "sent" and not_delivered(result.api, result.delivery_status):
+            outcome, code = UNDELIVERED, result.delivery_error_code
+        if outcome not in self.outcomes:
             return False
-        return self.errors is None or result.error_code in self.errors
+        return self.errors is None or code in self.errors
 
 
 def selection_of(body: Any) -> Selection:

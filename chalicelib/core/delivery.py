@@ -23,6 +23,13 @@ FINAL_STATUSES: Final[Mapping[str, tuple[str, ...]]] = {
     "calls": ("completed", "busy", "no-answer", "failed", "canceled"),
 }
 TRACKED_APIS: Final = tuple(FINAL_STATUSES)
+# The final statuses of a message or call that did not get through: what a retry may resend
+# under the name UNDELIVERED (chalicelib.api.retry).
+NOT_DELIVERED: Final[Mapping[str, tuple[str, ...]]] = {
+    "messages": ("undelivered", "failed"),
+    "calls": ("busy", "no-answer", "failed"),
+}
+UNDELIVERED: Final = "undelivered"
 # `answered_by` values that mean a machine, not a person, took the call (AMD).
 MACHINE_ANSWERS: Final = frozenset(
     {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
@@ -36,6 +43,11 @@ def final_status(api: str | None, status: str | None) -> str | None:
     if api == "messages" and status == "read":
         return "delivered"
     return status if status in FINAL_STATUSES[api] else None
+
+
+def not_delivered(api: str | None, status: str | None) -> bool:
+    """Whether a sent row's final status says its message or call did not get through."""
+    return api is not None and status in NOT_DELIVERED.get(api, ())
 
 
 @dataclass

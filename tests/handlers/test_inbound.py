@@ -115,6 +115,37 @@ def test_inbound_opt_out_then_opt_in_ends_unsuppressed(client: Client) -> None:
     assert suppressed() == {}
 
 
+@pytest.mark.parametrize("body", ["ARRÊT", "Baja", "停止", "x" * 300])
+def test_inbound_localised_opt_out_is_believed_from_twilios_opt_out_type(
+    client: Client, body: str
+) -> None:
+    """Advanced Opt-Out recognises a Messaging Service's own (localised) keywords and says so in
+    `OptOutType`; the reason keeps at most 40 characters of the reply."""
+    assert post(client, {**reply_form(body), "OptOutType": "STOP"}).status_code == 200
+
+    assert suppressed() == {SENDER: f"replied {body.upper()[:40]}"}
+
+
+def test_inbound_localised_opt_in_and_help_follow_opt_out_type(client: Client) -> None:
+    wiring.suppression().add(SENDER, "replied STOP")
+    post(client, {**reply_form("AIDE"), "OptOutType": "HELP"})
+    assert set(suppressed()) == {SENDER}
+
+    post(client, {**reply_form("OUI"), "OptOutType": "start"})
+
+    assert suppressed() == {}
+
+
+@pytest.mark.parametrize("kind", ["", "STOPALL", "UNKNOWN", "stop please"])
+def test_inbound_opt_out_type_twilio_never_sends_falls_back_to_the_body(
+    client: Client, kind: str
+) -> None:
+    post(client, {**reply_form("hello"), "OptOutType": kind})
+    post(client, {**reply_form("STOP", sender=OTHER), "OptOutType": kind})
+
+    assert set(suppressed()) == {OTHER}
+
+
 def test_inbound_normalises_the_sender_as_rows_are(client: Client) -> None:
     assert post(client, reply_form("STOP", sender="+1 (415) 555-0100")).status_code == 200
 

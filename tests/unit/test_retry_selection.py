@@ -42,6 +42,47 @@ def test_selection_takes_exactly_the_asked_outcomes_and_codes(
         assert not (taken and outcome == "unknown" and "unknown" not in asked)
 
 
+@given(
+    asked=st.lists(st.sampled_from(RETRYABLE), max_size=4),
+    errors=st.none() | st.lists(st.sampled_from([21211, 30003, 30008]), min_size=1),
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["messages", "calls"]),
+            st.sampled_from([None, "sent", "delivered", "undelivered", "failed", "read"])
+            | st.sampled_from(["completed", "busy", "no-answer"]),
+            st.sampled_from([None, 30003, 30008]),
+        ),
+        max_size=30,
+    ),
+)
+def test_sent_rows_that_did_not_get_through_are_taken_only_as_undelivered(
+    asked: list[str],
+    errors: list[int] | None,
+    rows: list[tuple[str, str | None, int | None]],
+) -> None:
+    body: dict[str, Any] = {"outcomes": asked}
+    if errors is not None:
+        body["errors"] = errors
+    selection = selection_of(body)
+    wanted = set(asked or DEFAULT_OUTCOMES)
+    for row, (api, status, code) in enumerate(rows, start=1):
+        sent = RowResult(
+            "j", row, api, "sent", 1, 201, None, "SM", None, 0.0,
+            delivery_status=status, delivery_error_code=code,
+        )  # fmt: skip
+        got_through = (
+            status
+            not in {
+                "messages": ("undelivered", "failed"),
+                "calls": ("busy", "no-answer", "failed"),
+            }[api]
+        )
+        expected = (
+            not got_through and "undelivered" in wanted and (errors is None or code in errors)
+        )
+        assert selection.takes(sent) == expected
+
+
 @pytest.mark.parametrize("outcome", [*NEVER, "delivered", "FAILED", ""])
 def test_selection_refuses_an_outcome_never_retried_or_unknown(outcome: str) -> None:
     with pytest.raises(BadRequestError, match=repr(outcome)):
