@@ -15,7 +15,7 @@ from typing import Any
 
 from chalice.app import BadRequestError, ConflictError, NotFoundError, Request
 
-from chalicelib.api.request_bodies import current, raw_body_of
+from chalicelib.api.request_bodies import current, json_of, raw_body_of
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.core.jobs import RATE_CHANGEABLE, Job
 from chalicelib.release.rate import change_rate, restart_loop
@@ -68,10 +68,7 @@ class RateApi:
 
 def cps_of(request: Request) -> int:
     """The body's `cps`: a JSON integer of at least 1 (not a string, a fraction or a bool)."""
-    try:
-        body = json.loads(raw_body_of(request) or b"null")
-    except ValueError:
-        raise BadRequestError('the body must be JSON: {"cps": N}') from None
+    body = json_of(raw_body_of(request), 'the body must be JSON: {"cps": N}')
     if not isinstance(body, dict) or "cps" not in body:
         raise BadRequestError("the body must be a JSON object with `cps`")
     cps = body["cps"]

@@ -35,6 +35,24 @@ def raw_body_of(request: Request) -> bytes:
     return body if isinstance(body, bytes) else str(body).encode()
 
 
+def json_of(raw: bytes, refusal: str) -> Any:
+    """A request's JSON body (None when empty). BadRequestError, saying `refusal`, for a body
+    that is not JSON, including one nested past Python's recursion limit; and for text that is
+    not Unicode (a lone surrogate escape such as "\\ud800" parses, then fails wherever it is
+    encoded: in a chunk, a message, a log line)."""
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, RecursionError):
+        raise BadRequestError(refusal) from None
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequestError(
+            "the body holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+        ) from None
+    return body
+
+
 def job_request(request: Request | None, now: float) -> tuple[dict[str, Any], dict[str, str]]:
     """POST /jobs's body, a JSON object with either `rows` or `filename`, and the object
     metadata the intake reads for the job (its rate, its window, its timing, whether to send
@@ -42,10 +60,7 @@ def job_request(request: Request | None, now: float) -> tuple[dict[str, Any], di
     raw_body = raw_body_of(current(request))
     if len(raw_body) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"the body is over {MAX_BODY_BYTES} bytes; upload a file")
-    try:
-        body = json.loads(raw_body or b"null")
-    except ValueError:
-        raise BadRequestError("the body is not JSON") from None
+    body = json_of(raw_body, "the body is not JSON")
     if not isinstance(body, dict):
         raise BadRequestError("the body must be a JSON object with `rows` or `filename`")
     metadata = {**_rate_metadata(body), **_carry_metadata(body), **_timing_metadata(body, now)}

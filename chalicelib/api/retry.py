@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from chalice.app import BadRequestError, ConflictError, NotFoundError, Request, Response
 
-from chalicelib.api.request_bodies import current, raw_body_of
+from chalicelib.api.request_bodies import current, json_of, raw_body_of
 from chalicelib.aws.buckets import Bucket, group_chunk_key
 from chalicelib.aws.jobs_table import JobStore
 from chalicelib.config import ConfigError
@@ -181,10 +181,4 @@ def _line(row: ChunkRow) -> bytes:
 
 
 def _json_body(request: Request) -> Any:
-    raw = raw_body_of(request)
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise BadRequestError("the body must be JSON") from None
+    return json_of(raw_body_of(request), "the body must be JSON")
