@@ -12,7 +12,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callqueue.cli.remote_view import SettledRate
+from callqueue.cli.remote_view import SettledRate, print_status
 from callqueue.client import (
     ApiError,
     BadRequest,
@@ -193,6 +193,35 @@ def test_job_status_is_finished_once_nothing_more_will_happen() -> None:
     assert status("cancelled", "https://reports/outcomes.csv").finished
     assert status("splitting").rows is None
     assert JobStatus.submitted("j").state == "submitted"
+
+
+def test_job_status_reads_delivery_counts_and_drops_what_is_not_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    body = {
+        "job_id": "j",
+        "state": "completed",
+        "rows": 3,
+        "delivery": {
+            "messages": {"delivered": 2, "undelivered": 1, "pending": 0, "odd": "x"},
+            "calls": {"busy": True},
+            "faxes": {"sent": 1},
+        },
+        "delivery_error_codes": {"30003": 1, "bad": None},
+    }
+
+    status = JobStatus.from_api(body)
+
+    assert status.delivery == {
+        "messages": {"delivered": 2, "undelivered": 1, "pending": 0},
+        "calls": {},
+    }
+    assert status.delivery_error_codes == {"30003": 1}
+    assert JobStatus.from_api({"job_id": "j", "state": "running"}).delivery == {}
+    print_status(status)
+    printed = capsys.readouterr().out
+    assert "messages  delivered 2, undelivered 1, pending 0" in printed
+    assert "delivery  errors: 30003 x1" in printed
 
 
 @given(
