@@ -295,3 +295,100 @@ def test_console_sends_a_refused_key_back_to_the_key_form(driver: Any) -> None:
     assert "Forbidden" not in said
     assert by_id(driver, "api-key").is_displayed()
     assert driver.execute_script("return sessionStorage.length") == 0
+
+
+def test_console_shows_delivery_and_retries_the_undelivered(driver: Any, tmp_path: Path) -> None:
+    # The emulator reports a message to +15005550080 failed (30008) after it was sent.
+    rows = write_rows(tmp_path / "receipts.csv", ["+14155550102", "+15005550080"], ["Di", "Ed"])
+    plan_file(driver, rows, "Hi {{name}}")
+    start(driver)
+    wait_state(driver, ("completed",))
+
+    delivery = wait_text(driver, "job-delivery", "No final status yet 0", SETTLE_SECONDS)
+    assert "Messages: Delivered to the handset 1" in delivery
+    assert "Messages: Could not be sent by Twilio 1" in delivery
+    assert "30008 (unknown error): 1" in by_id(driver, "job-delivery-note").text
+    assert not driver.find_element("id", "job-retry").is_displayed()  # both rows were sent
+    by_id(driver, "job-retry-undelivered").click()
+    wait_text(driver, "alert", "A new job sends the 1 undelivered row(s) again.")
+    assert "-retry-" in wait_text(driver, "job-id", "-retry-")
+    wait_state(driver, ("completed",))
+
+
+# The page's clock, a minute on: how the test reaches the Job page's give-up without waiting.
+A_MINUTE_ON = "const real = Date.now; Date.now = () => real() + 61000;"
+
+
+def test_console_gives_up_on_a_job_that_never_appears(
+    driver: Any, allowed_errors: set[int]
+) -> None:
+    allowed_errors.add(404)
+    driver.execute_script("location.hash = '#/job/no-such-job'")
+    by_id(driver, "job-waiting")
+
+    driver.execute_script(A_MINUTE_ON)
+
+    said = wait_text(driver, "alert", "No job no-such-job appeared within a minute")
+    assert "check the job id" in said
+    assert not driver.find_element("id", "job-waiting").is_displayed()
+
+
+# Each GET /jobs/{id} counted and held until the test lets it go (window.held).
+HOLD_JOB_READS = """
+window.reads = 0; window.held = []; window.realFetch = window.fetch;
+window.fetch = (url, init) => {
+  const read = /\\/jobs\\/[^/?]+$/.test(String(url)) && !(init && init.method !== "GET");
+  if (!read) return window.realFetch(url, init);
+  window.reads += 1;
+  return new Promise((go) => window.held.push(() => go(window.realFetch(url, init))));
+};
+"""
+RELEASE = "window.held.splice(0).forEach((go) => go())"
+
+
+def test_console_keeps_one_poll_of_a_job_after_a_steer(driver: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    numbers = [f"+1415554{i:04d}" for i in range(40)]
+    rows = write_rows(tmp_path / "steady.csv", numbers, [f"s{i}" for i in range(40)])
+    plan_file(driver, rows, "Note {{name}}", cps="1")
+    start(driver)
+    wait_state(driver, ("running", "released"))
+    driver.execute_script(HOLD_JOB_READS)
+    held = "return window.held.length"
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(held) == 1)
+
+    # A steer while the poll's read is in flight: only the steer's own loop may go on.
+    by_id(driver, "job-pause").click()
+    wait_text(driver, "alert", "The job is paused.")
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(held) == 2)
+    driver.execute_script(RELEASE)
+    for reads in (3, 4, 5):
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script(held) >= 1)
+        assert driver.execute_script("return [window.reads, window.held.length]") == [reads, 1]
+        driver.execute_script(RELEASE)
+
+    driver.execute_script("window.fetch = window.realFetch;" + RELEASE)
+    by_id(driver, "job-cancel").click()
+    driver.switch_to.alert.accept()
+    wait_state(driver, ("cancelled",))
+
+
+def test_console_does_not_plan_a_file_too_large_for_the_request(
+    driver: Any, tmp_path: Path
+) -> None:
+    large = tmp_path / "large.csv"
+    large.write_text("To,From,name\n" + f"+14155550100,{FROM},{'x' * 80}\n" * 60_000)
+    # Under 4.5 MB, but each quote is escaped to two bytes: over 5 MB as the request's JSON.
+    quoted = tmp_path / "quoted.csv"
+    escaped = '""' * 40
+    quoted.write_text("To,From,name\n" + f'+14155550100,{FROM},"{escaped}"\n' * 35_000)
+    assert large.stat().st_size > 4.5 * 2**20 > quoted.stat().st_size
+
+    for file in (large, quoted):
+        driver.get(driver.current_url.split("#")[0] + "#/new")
+        by_id(driver, "file").send_keys(str(file))
+        by_id(driver, "check").click()
+
+        said = wait_text(driver, "alert", "too large to plan here")
+        assert "up to 4.5 MB" in said and "callqueue plan" in said
