@@ -333,21 +333,39 @@ def test_console_gives_up_on_a_job_that_never_appears(
     assert not driver.find_element("id", "job-waiting").is_displayed()
 
 
-# Each GET /jobs/{id} counted and held until the test lets it go (window.held).
+# Each GET /jobs/{id} held until the test lets it go (window.held, oldest first), and counted
+# once the page's api() has answered it: the poll that asked has rendered or stopped by the time
+# the test sees the count (the rest of its step runs in the same task).
 HOLD_JOB_READS = """
-window.reads = 0; window.held = []; window.realFetch = window.fetch;
-window.fetch = (url, init) => {
-  const read = /\\/jobs\\/[^/?]+$/.test(String(url)) && !(init && init.method !== "GET");
-  if (!read) return window.realFetch(url, init);
-  window.reads += 1;
-  return new Promise((go) => window.held.push(() => go(window.realFetch(url, init))));
-};
+window.held = []; window.answered = 0; window.realFetch = window.fetch;
+const isRead = (url, init) =>
+  /\\/jobs\\/[^/?]+$/.test(String(url)) && (!init || init.method === "GET");
+window.fetch = (url, init) => isRead(url, init)
+  ? new Promise((go) => window.held.push(() => go(window.realFetch(url, init))))
+  : window.realFetch(url, init);
+const realApi = api;
+window.api = (method, path, ...rest) => realApi(method, path, ...rest).finally(() => {
+  if (isRead(path, { method })) window.answered += 1;
+});
 """
-RELEASE = "window.held.splice(0).forEach((go) => go())"
+RELEASE_OLDEST = "window.held.shift()()"
 
 
-def test_console_keeps_one_poll_of_a_job_after_a_steer(driver: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def hooked(driver: Any) -> Iterator[Any]:
+    """The browser for a test that replaces the page's functions: reloaded afterwards, so the
+    next test gets the page's own."""
+    yield driver
+    driver.refresh()
+
+
+def test_console_keeps_one_poll_of_a_job_after_a_steer(hooked: Any, tmp_path: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = hooked
+
+    def until(script: str) -> None:
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script(script), script)
 
     numbers = [f"+1415554{i:04d}" for i in range(40)]
     rows = write_rows(tmp_path / "steady.csv", numbers, [f"s{i}" for i in range(40)])
@@ -355,23 +373,58 @@ def test_console_keeps_one_poll_of_a_job_after_a_steer(driver: Any, tmp_path: Pa
     start(driver)
     wait_state(driver, ("running", "released"))
     driver.execute_script(HOLD_JOB_READS)
-    held = "return window.held.length"
-    WebDriverWait(driver, 10).until(lambda d: d.execute_script(held) == 1)
-
-    # A steer while the poll's read is in flight: only the steer's own loop may go on.
+    until("return window.held.length === 1")
+    # A steer while the poll's read is in flight: the steer polls anew, the older poll must stop.
     by_id(driver, "job-pause").click()
     wait_text(driver, "alert", "The job is paused.")
-    WebDriverWait(driver, 10).until(lambda d: d.execute_script(held) == 2)
-    driver.execute_script(RELEASE)
-    for reads in (3, 4, 5):
-        WebDriverWait(driver, 10).until(lambda d: d.execute_script(held) >= 1)
-        assert driver.execute_script("return [window.reads, window.held.length]") == [reads, 1]
-        driver.execute_script(RELEASE)
+    until("return window.held.length === 2")
+    samples = driver.execute_script("return state.samples.length")
 
-    driver.execute_script("window.fetch = window.realFetch;" + RELEASE)
+    driver.execute_script(RELEASE_OLDEST)
+    until("return window.answered === 1")
+    assert driver.execute_script("return state.samples.length") == samples  # stopped, unshown
+    driver.execute_script(RELEASE_OLDEST)
+    until("return window.answered === 2")
+    assert driver.execute_script("return state.samples.length") == samples + 1
+    until("return window.held.length === 1")  # the steer's poll goes on
+
+    driver.execute_script(
+        "window.fetch = window.realFetch; window.held.splice(0).forEach((g) => g())"
+    )
     by_id(driver, "job-cancel").click()
     driver.switch_to.alert.accept()
     wait_state(driver, ("cancelled",))
+
+
+# Counts the polls the page schedules (a timeout of POLL_MS).
+COUNT_POLLS = """
+window.polls = 0;
+const realSetTimeout = window.setTimeout;
+window.setTimeout = (f, ms, ...rest) => {
+  if (ms === POLL_MS) window.polls += 1;
+  return realSetTimeout(f, ms, ...rest);
+};
+"""
+
+
+def test_console_stops_polling_a_job_when_its_page_is_left(
+    hooked: Any, allowed_errors: set[int]
+) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = hooked
+
+    allowed_errors.add(404)
+    driver.execute_script(HOLD_JOB_READS + COUNT_POLLS)
+    driver.execute_script("location.hash = '#/job/no-such-job'")
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.held.length") == 1)
+
+    driver.execute_script("location.hash = '#/optouts'")
+    by_id(driver, "page-optouts")
+    driver.execute_script("window.polls = 0;" + RELEASE_OLDEST)
+
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.answered") == 1)
+    assert driver.execute_script("return window.polls") == 0
 
 
 def test_console_does_not_plan_a_file_too_large_for_the_request(
