@@ -14,13 +14,22 @@ from typing import Any
 
 import pytest
 
-from tests.browser.browser import REPO, callqueue_up, chromium, look
+from tests.browser.browser import (
+    FROM,
+    REPO,
+    SETTLE_SECONDS,
+    by_id,
+    callqueue_up,
+    chromium,
+    look,
+    plan_file,
+    start,
+    wait_state,
+    wait_text,
+    write_rows,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-FROM = "+15005550006"
-# Waits on the real browser and stack: a job of a few rows settles in seconds.
-SETTLE_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
@@ -74,58 +83,6 @@ def driver(module_driver: Any, console: str, allowed_errors: set[int]) -> Iterat
     errors = [e for e in module_driver.get_log("browser") if e["level"] == "SEVERE"]
     unexpected = [e for e in errors if not any(f" {s} " in e["message"] for s in allowed_errors)]
     assert not unexpected, unexpected
-
-
-def by_id(driver: Any, name: str) -> Any:
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, 10).until(ec.visibility_of_element_located(("id", name)))
-
-
-def wait_text(driver: Any, name: str, text: str, seconds: float = 15) -> str:
-    """The element's text once it holds `text`."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def holds(d: Any) -> str | bool:
-        found = d.find_elements("id", name)
-        shown = found[0].text if found and found[0].is_displayed() else ""
-        return shown if text in shown else False
-
-    return str(WebDriverWait(driver, seconds).until(holds, f"#{name} never showed {text!r}"))
-
-
-def wait_state(driver: Any, states: tuple[str, ...]) -> str:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def reached(d: Any) -> str | bool:
-        found = d.find_elements("id", "job-state")
-        shown = found[0].text if found and found[0].is_displayed() else ""
-        return shown if shown in states else False
-
-    return str(WebDriverWait(driver, SETTLE_SECONDS).until(reached, f"never {states}"))
-
-
-def write_rows(path: Path, numbers: list[str], names: list[str]) -> Path:
-    lines = ["To,From,name"] + [f"{n},{FROM},{m}" for n, m in zip(numbers, names, strict=True)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def plan_file(driver: Any, file: Path, template: str, cps: str = "") -> str:
-    driver.get(driver.current_url.split("#")[0] + "#/new")
-    by_id(driver, "file").send_keys(str(file))
-    if cps:
-        by_id(driver, "cps").send_keys(cps)
-    by_id(driver, "body-template").send_keys(template)
-    by_id(driver, "check").click()
-    return wait_text(driver, "plan-body", "Preview")
-
-
-def start(driver: Any) -> str:
-    by_id(driver, "start").click()
-    wait_text(driver, "job-id", "-")
-    return str(by_id(driver, "job-id").text)
 
 
 def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
@@ -286,7 +243,8 @@ window.fetch = (url, init) => String(url).includes("/jobs")
 """
 
 
-def test_console_sends_a_refused_key_back_to_the_key_form(driver: Any) -> None:
+def test_console_sends_a_refused_key_back_to_the_key_form(hooked: Any) -> None:
+    driver = hooked
     driver.execute_script(REFUSE_KEYS)
 
     driver.execute_script("location.hash = '#/jobs'")
