@@ -6,9 +6,14 @@
 const BASE = location.pathname.replace(/\/console(\/.*)?$/, "");
 const KEY = "callqueue.apiKey";
 const FORMATS = [".csv", ".json", ".jsonl", ".ndjson"];
-const MAX_PLAN_BYTES = 5 * 1024 * 1024;
+// POST /jobs/plan carries the file as a JSON string in a body of at most MAX_BODY_BYTES
+// (chalicelib/api/request_bodies.py); escaping grows it, so a file is planned up to 4.5 MB.
+const MAX_BODY_BYTES = 5 * 1024 * 1024;
+const MAX_PLAN_BYTES = 4.5 * 1024 * 1024;
 const FINISHED = ["completed", "failed", "cancelled", "duplicate"];
 const POLL_MS = 2000;
+// How long the Job page waits for a job id it has not seen before saying so.
+const GIVE_UP_MS = 60000;
 const OUTCOME_WORDS = {
   sent: "Sent", failed: "Failed", unknown: "Unknown (may have been sent)",
   dead_lettered: "Could not be sent", suppressed: "Opted out", rejected: "Rejected (not sent)",
@@ -140,7 +145,7 @@ function showPage(name) {
 }
 
 function route() {
-  clearTimeout(state.poll);
+  nextPoll();
   clearAlert();
   // A message for the page being opened (a retry names the job it made).
   if (state.notice) { showAlert(state.notice, true); state.notice = null; }
@@ -175,7 +180,7 @@ function init() {
   $("start").addEventListener("click", startJob);
   $("test-send").addEventListener("submit", sendTest);
   $("jobs-refresh").addEventListener("click", listJobs);
-  ["pause", "resume", "cancel", "retry"].forEach((a) => $(`job-${a}`).addEventListener("click", () => steer(a)));
+  ["pause", "resume", "cancel", "retry", "retry-undelivered"].forEach((a) => $(`job-${a}`).addEventListener("click", () => steer(a)));
   $("optout-search").addEventListener("input", filterOptouts);
   $("optout-export").addEventListener("click", exportOptouts);
   $("optout-add").addEventListener("submit", (event) => {

@@ -7,40 +7,57 @@ function openJob(id) {
   state.job = null;
   state.samples = [];
   state.errorsShown = false;
+  state.openedAt = Date.now();
   $("job-id").textContent = id;
   $("job-body").hidden = true;
   $("job-waiting").hidden = true;
   $("job-errors").replaceChildren(el("p", "Shown once every row has its outcome."));
-  pollJob(id);
+  pollJob(id, nextPoll());
 }
 
-async function pollJob(id) {
+// One poll loop at a time: each start takes a new generation, and a loop whose generation is
+// not the latest (or whose job's page was left) stops at its next step.
+function nextPoll() {
+  clearTimeout(state.poll);
+  state.pollGen = (state.pollGen || 0) + 1;
+  return state.pollGen;
+}
+
+function polling(id, gen) {
+  return gen === state.pollGen && location.hash === `#/job/${encodeURIComponent(id)}`;
+}
+
+// A job not seen yet: wait for it, up to GIVE_UP_MS after the page opened.
+function awaitJob(id, gen) {
+  if (Date.now() - state.openedAt < GIVE_UP_MS) {
+    $("job-waiting").hidden = false;
+    state.poll = setTimeout(() => pollJob(id, gen), POLL_MS);
+    return;
+  }
+  $("job-waiting").hidden = true;
+  showAlert(`No job ${id} appeared within a minute: check the job id, or find the job on the Jobs page.`);
+}
+
+async function pollJob(id, gen) {
   let job;
   try {
     // A job just uploaded exists once its file is read: until the list shows it, wait
     // (asking for it by id would be a 404 each time).
     if (state.awaiting === id) {
       const { jobs } = await api("GET", "/jobs?limit=20");
-      if (!jobs.some((j) => j.job_id === id)) {
-        $("job-waiting").hidden = false;
-        state.poll = setTimeout(() => pollJob(id), POLL_MS);
-        return;
-      }
+      if (!polling(id, gen)) return;
+      if (!jobs.some((j) => j.job_id === id)) { awaitJob(id, gen); return; }
       state.awaiting = null;
     }
     job = await api("GET", `/jobs/${encodeURIComponent(id)}`);
   } catch (error) {
-    if (error.status === 404) {
-      $("job-waiting").hidden = false;
-      state.poll = setTimeout(() => pollJob(id), POLL_MS);
-    } else {
-      failed(error);
-    }
+    if (!polling(id, gen)) return;
+    if (error.status === 404 && !state.job) awaitJob(id, gen); else failed(error);
     return;
   }
-  if (location.hash !== `#/job/${encodeURIComponent(id)}`) return;
+  if (!polling(id, gen)) return;
   renderJob(job);
-  if (!FINISHED.includes(job.state)) state.poll = setTimeout(() => pollJob(id), POLL_MS);
+  if (!FINISHED.includes(job.state)) state.poll = setTimeout(() => pollJob(id, gen), POLL_MS);
 }
 
 function renderJob(job) {
@@ -68,12 +85,53 @@ function renderJob(job) {
   drawChart(state.samples.slice(-60), job.rate.target_cps);
   const finished = FINISHED.includes(job.state);
   ["job-pause", "job-resume", "job-cancel"].forEach((b) => { $(b).hidden = finished; });
-  $("job-retry").hidden = !(["completed", "cancelled"].includes(job.state) && (counts.failed || counts.dead_lettered));
+  const retriable = ["completed", "cancelled"].includes(job.state);
+  $("job-retry").hidden = !(retriable && (counts.failed || counts.dead_lettered));
+  $("job-retry-undelivered").hidden = !(retriable && notDelivered(job.delivery) > 0);
+  renderDelivery(job);
   renderDownloads(job);
   if (job.links.outcomes_csv && !state.errorsShown) {
     state.errorsShown = true;
     showErrors(job.links.outcomes_csv);
   }
+}
+
+// The final statuses of docs/outcomes.md in words; NOT_DELIVERED are the ones a retry of
+// `undelivered` sends again (chalicelib.core.delivery.NOT_DELIVERED).
+const DELIVERY_WORDS = {
+  messages: {
+    delivered: "Delivered to the handset", read: "Read by the recipient (WhatsApp)",
+    undelivered: "Not delivered by the carrier", failed: "Could not be sent by Twilio",
+    canceled: "Cancelled before its time", pending: "No final status yet",
+  },
+  calls: {
+    completed: "Answered", answered_by_machine: "Answered by a machine", busy: "Busy",
+    "no-answer": "No answer", failed: "Could not be placed", canceled: "Cancelled",
+    pending: "No final status yet",
+  },
+};
+const DELIVERY_API_WORDS = { messages: "Messages", calls: "Calls" };
+const NOT_DELIVERED = { messages: ["undelivered", "failed"], calls: ["busy", "no-answer", "failed"] };
+
+function notDelivered(delivery) {
+  return Object.entries(NOT_DELIVERED).reduce(
+    (sum, [api, names]) => sum + names.reduce((n, name) => n + ((delivery || {})[api] || {})[name] || 0, 0), 0);
+}
+
+function renderDelivery(job) {
+  const delivery = job.delivery || {};
+  const rows = [];
+  Object.entries(delivery).forEach(([api, statuses]) => {
+    const words = DELIVERY_WORDS[api] || {};
+    Object.entries(statuses).forEach(([name, n]) => {
+      rows.push(row([`${DELIVERY_API_WORDS[api] || api}: ${words[name] || name}`, n], true));
+    });
+  });
+  $("job-delivery").querySelector("tbody").replaceChildren(...rows);
+  const codes = Object.entries(job.delivery_error_codes || {}).map(([c, n]) => `${c} (${CODE_NAMES[c] || "see twilio.com/docs/api/errors/" + c}): ${n}`);
+  $("job-delivery-note").textContent = !rows.length
+    ? "No row has been sent yet."
+    : codes.length ? `Not delivered, by error code: ${codes.join("; ")}.` : "";
 }
 
 function drawChart(samples, target) {
@@ -173,9 +231,10 @@ async function steer(action) {
   if (!job) return;
   clearAlert();
   try {
-    if (action === "retry") {
-      const made = await api("POST", `/jobs/${encodeURIComponent(job.job_id)}/retry`, {});
-      state.notice = `A new job sends the ${made.rows} failed row(s) again.`;
+    if (action === "retry" || action === "retry-undelivered") {
+      const undelivered = action === "retry-undelivered";
+      const made = await api("POST", `/jobs/${encodeURIComponent(job.job_id)}/retry`, undelivered ? { outcomes: ["undelivered"] } : {});
+      state.notice = `A new job sends the ${made.rows} ${undelivered ? "undelivered" : "failed"} row(s) again.`;
       state.awaiting = made.job_id;
       location.hash = `#/job/${encodeURIComponent(made.job_id)}`;
       return;
@@ -183,8 +242,7 @@ async function steer(action) {
     if (action === "cancel" && !confirm("Cancel this job? Rows not yet sent are never sent.")) return;
     const changed = await api("POST", STEERING[action](encodeURIComponent(job.job_id)));
     showAlert(`The job is ${changed.state}.`, true);
-    clearTimeout(state.poll);
-    pollJob(job.job_id);
+    pollJob(job.job_id, nextPoll());
   } catch (error) {
     failed(error);
   }

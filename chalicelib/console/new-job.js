@@ -42,20 +42,24 @@ function settings() {
   return out;
 }
 
+function tooLargeToPlan() {
+  showAlert("This file is too large to plan here (the page plans files up to 4.5 MB): plan it with `callqueue plan`, or start it without a plan.");
+  renderPlan(null);
+  $("start").disabled = false;
+}
+
 async function checkPlan(event) {
   event.preventDefault();
   clearAlert();
   if (!state.file) { showAlert("Choose a file first."); $("file").focus(); return; }
-  if (state.file.size > MAX_PLAN_BYTES) {
-    showAlert("This file is too large to plan here (over 5 MB): plan it with `callqueue plan`, or start it without a plan.");
-    renderPlan(null);
-    $("start").disabled = false;
-    return;
-  }
+  if (state.file.size > MAX_PLAN_BYTES) { tooLargeToPlan(); return; }
   try {
-    const body = { filename: state.file.name, content: await state.file.text(), ...settings() };
+    const body = JSON.stringify({ filename: state.file.name, content: await state.file.text(), ...settings() });
+    // The API's limit is on the request, where escaping grows the text (a quote or a line end
+    // takes two bytes): a file of many quotes can pass the size check above and still not fit.
+    if (new Blob([body]).size > MAX_BODY_BYTES) { tooLargeToPlan(); return; }
     $("check").disabled = true;
-    renderPlan(await api("POST", "/jobs/plan", body));
+    renderPlan(await api("POST", "/jobs/plan", body, "application/json"));
   } catch (error) {
     failed(error);
   } finally {

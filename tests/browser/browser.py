@@ -1,5 +1,6 @@
 """Helpers of the browser tests: `callqueue up` as a process, and headless Chromium (Debian's
-chromium and chromium-driver, through selenium) with its downloads and console log.
+chromium and chromium-driver, through selenium) with its downloads and console log; and the steps
+the console tests share (plan a file, start it, wait for a text or a job state).
 
 Without Chromium, its driver or selenium the tests skip, saying what is missing, except under
 CI=true, where they fail: .ci/run installs Chromium and the driver."""
@@ -23,6 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 180.0
 DESKTOP = (1280, 900)
 PHONE = (375, 740)
+FROM = "+15005550006"
+# Waits on the real browser and stack: a job of a few rows settles in seconds.
+SETTLE_SECONDS = 120
 
 
 def missing(what: str) -> None:
@@ -110,3 +114,58 @@ def look(driver: Any, name: str, shots: Path | None) -> None:
             driver.execute_script("window.scrollTo(0, 0)")
             driver.save_screenshot(str(shots / f"{name}-{label}.png"))
     driver.set_window_size(*DESKTOP)
+
+
+# -- the console's pages -----------------------------------------------------------------
+
+
+def by_id(driver: Any, name: str) -> Any:
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 10).until(ec.visibility_of_element_located(("id", name)))
+
+
+def wait_text(driver: Any, name: str, text: str, seconds: float = 15) -> str:
+    """The element's text once it holds `text`."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def holds(d: Any) -> str | bool:
+        found = d.find_elements("id", name)
+        shown = found[0].text if found and found[0].is_displayed() else ""
+        return shown if text in shown else False
+
+    return str(WebDriverWait(driver, seconds).until(holds, f"#{name} never showed {text!r}"))
+
+
+def wait_state(driver: Any, states: tuple[str, ...]) -> str:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def reached(d: Any) -> str | bool:
+        found = d.find_elements("id", "job-state")
+        shown = found[0].text if found and found[0].is_displayed() else ""
+        return shown if shown in states else False
+
+    return str(WebDriverWait(driver, SETTLE_SECONDS).until(reached, f"never {states}"))
+
+
+def write_rows(path: Path, numbers: list[str], names: list[str]) -> Path:
+    lines = ["To,From,name"] + [f"{n},{FROM},{m}" for n, m in zip(numbers, names, strict=True)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def plan_file(driver: Any, file: Path, template: str, cps: str = "") -> str:
+    driver.get(driver.current_url.split("#")[0] + "#/new")
+    by_id(driver, "file").send_keys(str(file))
+    if cps:
+        by_id(driver, "cps").send_keys(cps)
+    by_id(driver, "body-template").send_keys(template)
+    by_id(driver, "check").click()
+    return wait_text(driver, "plan-body", "Preview")
+
+
+def start(driver: Any) -> str:
+    by_id(driver, "start").click()
+    wait_text(driver, "job-id", "-")
+    return str(by_id(driver, "job-id").text)

@@ -14,13 +14,22 @@ from typing import Any
 
 import pytest
 
-from tests.browser.browser import REPO, callqueue_up, chromium, look
+from tests.browser.browser import (
+    FROM,
+    REPO,
+    SETTLE_SECONDS,
+    by_id,
+    callqueue_up,
+    chromium,
+    look,
+    plan_file,
+    start,
+    wait_state,
+    wait_text,
+    write_rows,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-FROM = "+15005550006"
-# Waits on the real browser and stack: a job of a few rows settles in seconds.
-SETTLE_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
@@ -74,58 +83,6 @@ def driver(module_driver: Any, console: str, allowed_errors: set[int]) -> Iterat
     errors = [e for e in module_driver.get_log("browser") if e["level"] == "SEVERE"]
     unexpected = [e for e in errors if not any(f" {s} " in e["message"] for s in allowed_errors)]
     assert not unexpected, unexpected
-
-
-def by_id(driver: Any, name: str) -> Any:
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, 10).until(ec.visibility_of_element_located(("id", name)))
-
-
-def wait_text(driver: Any, name: str, text: str, seconds: float = 15) -> str:
-    """The element's text once it holds `text`."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def holds(d: Any) -> str | bool:
-        found = d.find_elements("id", name)
-        shown = found[0].text if found and found[0].is_displayed() else ""
-        return shown if text in shown else False
-
-    return str(WebDriverWait(driver, seconds).until(holds, f"#{name} never showed {text!r}"))
-
-
-def wait_state(driver: Any, states: tuple[str, ...]) -> str:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def reached(d: Any) -> str | bool:
-        found = d.find_elements("id", "job-state")
-        shown = found[0].text if found and found[0].is_displayed() else ""
-        return shown if shown in states else False
-
-    return str(WebDriverWait(driver, SETTLE_SECONDS).until(reached, f"never {states}"))
-
-
-def write_rows(path: Path, numbers: list[str], names: list[str]) -> Path:
-    lines = ["To,From,name"] + [f"{n},{FROM},{m}" for n, m in zip(numbers, names, strict=True)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def plan_file(driver: Any, file: Path, template: str, cps: str = "") -> str:
-    driver.get(driver.current_url.split("#")[0] + "#/new")
-    by_id(driver, "file").send_keys(str(file))
-    if cps:
-        by_id(driver, "cps").send_keys(cps)
-    by_id(driver, "body-template").send_keys(template)
-    by_id(driver, "check").click()
-    return wait_text(driver, "plan-body", "Preview")
-
-
-def start(driver: Any) -> str:
-    by_id(driver, "start").click()
-    wait_text(driver, "job-id", "-")
-    return str(by_id(driver, "job-id").text)
 
 
 def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
@@ -286,7 +243,8 @@ window.fetch = (url, init) => String(url).includes("/jobs")
 """
 
 
-def test_console_sends_a_refused_key_back_to_the_key_form(driver: Any) -> None:
+def test_console_sends_a_refused_key_back_to_the_key_form(hooked: Any) -> None:
+    driver = hooked
     driver.execute_script(REFUSE_KEYS)
 
     driver.execute_script("location.hash = '#/jobs'")
@@ -295,3 +253,153 @@ def test_console_sends_a_refused_key_back_to_the_key_form(driver: Any) -> None:
     assert "Forbidden" not in said
     assert by_id(driver, "api-key").is_displayed()
     assert driver.execute_script("return sessionStorage.length") == 0
+
+
+def test_console_shows_delivery_and_retries_the_undelivered(driver: Any, tmp_path: Path) -> None:
+    # The emulator reports a message to +15005550080 failed (30008) after it was sent.
+    rows = write_rows(tmp_path / "receipts.csv", ["+14155550102", "+15005550080"], ["Di", "Ed"])
+    plan_file(driver, rows, "Hi {{name}}")
+    start(driver)
+    wait_state(driver, ("completed",))
+
+    delivery = wait_text(driver, "job-delivery", "No final status yet 0", SETTLE_SECONDS)
+    assert "Messages: Delivered to the handset 1" in delivery
+    assert "Messages: Could not be sent by Twilio 1" in delivery
+    assert "30008 (unknown error): 1" in by_id(driver, "job-delivery-note").text
+    assert not driver.find_element("id", "job-retry").is_displayed()  # both rows were sent
+    by_id(driver, "job-retry-undelivered").click()
+    wait_text(driver, "alert", "A new job sends the 1 undelivered row(s) again.")
+    assert "-retry-" in wait_text(driver, "job-id", "-retry-")
+    wait_state(driver, ("completed",))
+
+
+# The page's clock, a minute on: how the test reaches the Job page's give-up without waiting.
+A_MINUTE_ON = "const real = Date.now; Date.now = () => real() + 61000;"
+
+
+def test_console_gives_up_on_a_job_that_never_appears(
+    driver: Any, allowed_errors: set[int]
+) -> None:
+    allowed_errors.add(404)
+    driver.execute_script("location.hash = '#/job/no-such-job'")
+    by_id(driver, "job-waiting")
+
+    driver.execute_script(A_MINUTE_ON)
+
+    said = wait_text(driver, "alert", "No job no-such-job appeared within a minute")
+    assert "check the job id" in said
+    assert not driver.find_element("id", "job-waiting").is_displayed()
+
+
+# Each GET /jobs/{id} held until the test lets it go (window.held, oldest first), and counted
+# once the page's api() has answered it: the poll that asked has rendered or stopped by the time
+# the test sees the count (the rest of its step runs in the same task).
+HOLD_JOB_READS = """
+window.held = []; window.answered = 0; window.realFetch = window.fetch;
+const isRead = (url, init) =>
+  /\\/jobs\\/[^/?]+$/.test(String(url)) && (!init || init.method === "GET");
+window.fetch = (url, init) => isRead(url, init)
+  ? new Promise((go) => window.held.push(() => go(window.realFetch(url, init))))
+  : window.realFetch(url, init);
+const realApi = api;
+window.api = (method, path, ...rest) => realApi(method, path, ...rest).finally(() => {
+  if (isRead(path, { method })) window.answered += 1;
+});
+"""
+RELEASE_OLDEST = "window.held.shift()()"
+
+
+@pytest.fixture
+def hooked(driver: Any) -> Iterator[Any]:
+    """The browser for a test that replaces the page's functions: reloaded afterwards, so the
+    next test gets the page's own."""
+    yield driver
+    driver.refresh()
+
+
+def test_console_keeps_one_poll_of_a_job_after_a_steer(hooked: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = hooked
+
+    def until(script: str) -> None:
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script(script), script)
+
+    numbers = [f"+1415554{i:04d}" for i in range(40)]
+    rows = write_rows(tmp_path / "steady.csv", numbers, [f"s{i}" for i in range(40)])
+    plan_file(driver, rows, "Note {{name}}", cps="1")
+    start(driver)
+    wait_state(driver, ("running", "released"))
+    driver.execute_script(HOLD_JOB_READS)
+    until("return window.held.length === 1")
+    # A steer while the poll's read is in flight: the steer polls anew, the older poll must stop.
+    by_id(driver, "job-pause").click()
+    wait_text(driver, "alert", "The job is paused.")
+    until("return window.held.length === 2")
+    samples = driver.execute_script("return state.samples.length")
+
+    driver.execute_script(RELEASE_OLDEST)
+    until("return window.answered === 1")
+    assert driver.execute_script("return state.samples.length") == samples  # stopped, unshown
+    driver.execute_script(RELEASE_OLDEST)
+    until("return window.answered === 2")
+    assert driver.execute_script("return state.samples.length") == samples + 1
+    until("return window.held.length === 1")  # the steer's poll goes on
+
+    driver.execute_script(
+        "window.fetch = window.realFetch; window.held.splice(0).forEach((g) => g())"
+    )
+    by_id(driver, "job-cancel").click()
+    driver.switch_to.alert.accept()
+    wait_state(driver, ("cancelled",))
+
+
+# Counts the polls the page schedules (a timeout of POLL_MS).
+COUNT_POLLS = """
+window.polls = 0;
+const realSetTimeout = window.setTimeout;
+window.setTimeout = (f, ms, ...rest) => {
+  if (ms === POLL_MS) window.polls += 1;
+  return realSetTimeout(f, ms, ...rest);
+};
+"""
+
+
+def test_console_stops_polling_a_job_when_its_page_is_left(
+    hooked: Any, allowed_errors: set[int]
+) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = hooked
+
+    allowed_errors.add(404)
+    driver.execute_script(HOLD_JOB_READS + COUNT_POLLS)
+    driver.execute_script("location.hash = '#/job/no-such-job'")
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.held.length") == 1)
+
+    driver.execute_script("location.hash = '#/optouts'")
+    by_id(driver, "page-optouts")
+    driver.execute_script("window.polls = 0;" + RELEASE_OLDEST)
+
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.answered") == 1)
+    assert driver.execute_script("return window.polls") == 0
+
+
+def test_console_does_not_plan_a_file_too_large_for_the_request(
+    driver: Any, tmp_path: Path
+) -> None:
+    large = tmp_path / "large.csv"
+    large.write_text("To,From,name\n" + f"+14155550100,{FROM},{'x' * 80}\n" * 60_000)
+    # Under 4.5 MB, but each quote is escaped to two bytes: over 5 MB as the request's JSON.
+    quoted = tmp_path / "quoted.csv"
+    escaped = '""' * 40
+    quoted.write_text("To,From,name\n" + f'+14155550100,{FROM},"{escaped}"\n' * 35_000)
+    assert large.stat().st_size > 4.5 * 2**20 > quoted.stat().st_size
+
+    for file in (large, quoted):
+        driver.get(driver.current_url.split("#")[0] + "#/new")
+        by_id(driver, "file").send_keys(str(file))
+        by_id(driver, "check").click()
+
+        said = wait_text(driver, "alert", "too large to plan here")
+        assert "up to 4.5 MB" in said and "callqueue plan" in said

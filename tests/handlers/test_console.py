@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from chalice.test import Client
 
-from chalicelib.api.console import ASSETS, CONSOLE_DIR
+from chalicelib.api.console import ASSETS, CONSOLE_DIR, content_security_policy
 from tests.stack import Stack
 
 
@@ -72,3 +72,54 @@ def test_console_calls_only_routes_of_the_app() -> None:
     assert len(paths) >= 8
     for path in paths:
         assert re.sub(r"\$\{[^}]+\}", "X", path) in routes, f"{path} is not a route"
+
+
+def connect_sources(policy: str) -> list[str]:
+    [directive] = [d.strip() for d in policy.split(";") if d.strip().startswith("connect-src ")]
+    return directive.split()[1:]
+
+
+def test_console_policy_connects_only_to_itself_and_s3_when_deployed(client: Client) -> None:
+    response = client.http.get("/console")
+
+    assert connect_sources(response.headers["Content-Security-Policy"]) == [
+        "'self'",
+        "https://*.amazonaws.com",
+    ]
+
+
+def test_console_policy_allows_the_local_s3_only_under_callqueue_up(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:54321")
+
+    policy = client.http.get("/console/console.js").headers["Content-Security-Policy"]
+
+    assert connect_sources(policy) == [
+        "'self'",
+        "https://*.amazonaws.com",
+        "http://127.0.0.1:54321",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "extra"),
+    [
+        ("", []),
+        ("http://localhost:4566/", ["http://localhost:4566"]),
+        ("http://[::1]:9000", ["http://[::1]:9000"]),
+        ("http://127.0.0.1", ["http://127.0.0.1"]),
+        # Not loopback: a real endpoint (a VPC or FIPS one) is not widened beyond S3's hosts.
+        ("https://s3.eu-west-1.amazonaws.com", []),
+        ("http://10.0.0.5:4566", []),
+        ("http://127.0.0.1.evil.example:80", []),
+        ("http://user@evil.example:1@127.0.0.1:5", ["http://127.0.0.1:5"]),
+        ("ftp://127.0.0.1:21", []),
+        ("http://127.0.0.1:notaport", []),
+        ("http://127.0.0.1:5 https:", []),
+    ],
+)
+def test_console_policy_adds_only_a_loopback_origin(endpoint: str, extra: list[str]) -> None:
+    policy = content_security_policy({"AWS_ENDPOINT_URL": endpoint})
+
+    assert connect_sources(policy) == ["'self'", "https://*.amazonaws.com", *extra]
