@@ -24,9 +24,9 @@ CHALICE = REPO / ".chalice"
 STAGES = ("dev", "prod")
 DECLARED_STAR = re.compile(r"^AwsRequiresStar[A-Za-z0-9]+$")
 PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z]+)\}(?P<rest>.*)$")
-# What may follow a resource's own ARN: its objects (S3), its log streams (Logs), a named index
-# of the table (DynamoDB).
-WITHIN = re.compile(r"^(/\*|:\*|/index/[A-Za-z0-9_.-]+)?$")
+# What may follow a resource's own ARN: its objects (S3), or those under one prefix, its log
+# streams (Logs), a named index of the table (DynamoDB).
+WITHIN = re.compile(r"^(/\*|/[a-z]+/\*|:\*|/index/[A-Za-z0-9_.-]+)?$")
 
 
 def app_functions() -> set[str]:
