@@ -175,6 +175,18 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
         ]
 
 
+def test_the_api_writes_and_deletes_in_holding_only_under_staged() -> None:
+    policy = json.loads((CHALICE / "policies" / "api_handler.json").read_text())
+    holding = [
+        s
+        for s in statements(policy)
+        if any(r.startswith("${HoldingBucketArn}") for r in as_list(s["Resource"]))
+    ]
+    writes = [s for s in holding if {"s3:PutObject", "s3:DeleteObject"} & set(as_list(s["Action"]))]
+    assert [as_list(s["Resource"]) for s in writes] == [["${HoldingBucketArn}/staged/*"]]
+    assert set(as_list(writes[0]["Action"])) == {"s3:DeleteObject", "s3:GetObject", "s3:PutObject"}
+
+
 def test_check_statement_rejects_wildcards_and_foreign_resources() -> None:
     def own(resource: str) -> bool:
         return resource.startswith("arn:aws:sqs:us-east-1:1:mine")
