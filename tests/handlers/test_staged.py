@@ -269,3 +269,20 @@ def test_a_staged_key_is_accepted_only_as_one_file_under_staged(value: str) -> N
     assert re.fullmatch("[0-9a-f]{32}", token)
     assert "/" not in filename and filename not in (".", "..")
     assert PurePosixPath(key).parts == ("staged", token, filename)
+
+
+def test_a_staged_file_over_copy_objects_limit_is_413_and_kept(
+    stack: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chalicelib.api.jobs as jobs_module
+
+    content = csv_of(3)
+    monkeypatch.setattr(jobs_module, "COPY_MAX_BYTES", len(content) - 1)
+    key = stage(stack, client, content)
+
+    status, refused = answer(post(client, "/jobs", {"staged_key": key}))
+
+    assert status == 413, refused
+    assert f"{len(content)} bytes" in refused["Message"]
+    assert stack.s3.list_objects_v2(Bucket=stack.env["SOURCE_BUCKET"]).get("KeyCount") == 0
+    assert stack.s3.head_object(Bucket=stack.env["HOLDING_BUCKET"], Key=key)
