@@ -113,6 +113,11 @@ def handle_plan_job() -> Any:
     return wiring.plan_api().plan(app.current_request)
 
 
+@app.route("/jobs/uploads", methods=["POST"], **job_auth)
+def handle_stage_upload() -> Any:
+    return wiring.staged_api().upload(app.current_request)
+
+
 @app.route("/jobs", methods=["GET"], **job_auth)
 def handle_list_jobs() -> Any:
     return wiring.jobs_api().recent(app.current_request)

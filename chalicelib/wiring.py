@@ -21,6 +21,7 @@ from chalicelib.api.jobs import JobsApi
 from chalicelib.api.plan import PlanApi
 from chalicelib.api.rate import RateApi
 from chalicelib.api.retry import RetryApi
+from chalicelib.api.staged import StagedApi
 from chalicelib.api.status import StatusCallbacks
 from chalicelib.api.suppression import SuppressionApi
 from chalicelib.aws.api_url import ApiUrl, WebhookUrls
@@ -30,6 +31,7 @@ from chalicelib.aws.event_bus import EventPublisher
 from chalicelib.aws.jobs_table import JobStore
 from chalicelib.aws.results_table import ResultsTable
 from chalicelib.aws.send_queue import SendQueue
+from chalicelib.aws.staging import StagedFiles
 from chalicelib.config import Settings
 from chalicelib.core.metering import SenderLimits
 from chalicelib.core.schedule import visible_early_seconds
@@ -291,12 +293,24 @@ def jobs_api() -> JobsApi:
         progress=results().progress,
         resume=lambda job_id, now: resume(store, job_id, now=now),
         loops=LoopKeeper(store, release_loop()),
+        staged=staged_files(),
     )
 
 
 @cache
+def staged_files() -> StagedFiles:
+    """HOLDING's staged files, with presigned URLs signed with SigV4 as jobs_api's."""
+    s3 = _session().client("s3", config=Config(signature_version="s3v4"))
+    return StagedFiles(s3, settings().holding_bucket)
+
+
+def staged_api() -> StagedApi:
+    return StagedApi(staged_files())
+
+
+@cache
 def plan_api() -> PlanApi:
-    return PlanApi(settings())
+    return PlanApi(settings(), staged=staged_files())
 
 
 @cache
@@ -383,6 +397,8 @@ def reset() -> None:
         suppression,
         results,
         jobs_api,
+        staged_files,
+        plan_api,
         rate_api,
         retry_api,
         status_callbacks,

@@ -18,6 +18,10 @@ A job is created in one of two ways (POST /jobs):
 Either way `"params"` (job-wide parameters, which may hold placeholders) is written first as
 the job's manifest beside the file's key (chalicelib.intake.manifest), where the splitter reads it.
 
+A file staged to be planned first (`{"staged_key": ...}`, chalicelib.api.staged) is copied into
+SOURCE server-side as an upload's object, with the job's metadata, and the staged object deleted:
+the splitter makes the job as it does from an upload. CopyObject copies at most 5 GB.
+
 Pausing, resuming and cancelling answer 409 with a reason a person reads when the job's state
 makes the change meaningless (a finished job, a job still splitting, a second cancel). Resuming
 also restarts a release loop that died (its execution failed, timed out or was aborted), from
@@ -51,9 +55,11 @@ from chalicelib.api.request_bodies import (
     params_of,
     request_identity,
 )
+from chalicelib.api.staged import COPY_MAX_BYTES, staged_key_of
 from chalicelib.aws.buckets import Bucket
 from chalicelib.aws.jobs_table import JobStore, StateChanged
 from chalicelib.aws.results_table import Progress
+from chalicelib.aws.staging import StagedFiles
 from chalicelib.config import Settings
 from chalicelib.core.job_details import eta_seconds, job_extras, timing_view
 from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
@@ -100,11 +106,13 @@ class JobsApi:
         loops: LoopKeeper,
         clock: Callable[[], float] = time.time,
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
+        staged: StagedFiles | None = None,
     ) -> None:
         """`source` takes the rows and uploads; `reports` holds each job's CSVs.
         `progress(job_id, since)`: a job's counts by final outcome, how many rows ended
         since `since`, and its sent rows' delivery statuses; `resume(job_id, now)` continues a
-        paused job (downstream.systemic); `loops` restarts a job's release loop that died."""
+        paused job (downstream.systemic); `loops` restarts a job's release loop that died;
+        `staged`: where staged files are (None: no job from a staged file)."""
         self._source = source
         self._reports = reports
         self._jobs = jobs
@@ -114,6 +122,7 @@ class JobsApi:
         self._loops = loops
         self._clock = clock
         self._new_token = new_token
+        self._staged = staged
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -123,6 +132,8 @@ class JobsApi:
         body, metadata = job_request(request, self._clock())
         if "rows" in body:
             created = self._create_from_rows(body, metadata)
+        elif "staged_key" in body:
+            created = self._create_from_staged(body, metadata)
         else:
             created = self._create_upload(body, metadata)
         return Response(created, status_code=202, headers={"Location": created["links"]["self"]})
@@ -181,6 +192,26 @@ class JobsApi:
             },
             "links": _links(job_id),
         }
+
+    def _create_from_staged(self, body: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
+        key, token, filename = staged_key_of(body["staged_key"])
+        size = None if self._staged is None else self._staged.size(key)
+        if self._staged is None or size is None:
+            raise NotFoundError(f"no staged file {key}: upload it first, or it expired")
+        if size > COPY_MAX_BYTES:
+            raise PayloadTooLargeError(
+                f"{filename} is {size} bytes, over the {COPY_MAX_BYTES} a staged file may be;"
+                " split it into smaller files"
+            )
+        params = params_of(body)
+        # The token is the staged file's: a retry of this request names the same job.
+        target = f"uploads/{token}/{filename}"
+        job_id = job_id_for(self._source.name, target, token)
+        if params:
+            self._source.put(target + MANIFEST_SUFFIX, manifest_bytes(params), "application/json")
+        self._staged.copy_to(key, self._source.name, target, {"job-id": job_id, **metadata})
+        self._staged.delete(key)
+        return {"job_id": job_id, "key": target, "staged_key": key, "links": _links(job_id)}
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -54,8 +54,8 @@ def json_of(raw: bytes, refusal: str) -> Any:
 
 
 def job_request(request: Request | None, now: float) -> tuple[dict[str, Any], dict[str, str]]:
-    """POST /jobs's body, a JSON object with either `rows` or `filename`, and the object
-    metadata the intake reads for the job (its rate, its window, its timing, whether to send
+    """POST /jobs's body, a JSON object with one of `rows`, `filename` or `staged_key`, and the
+    object metadata the intake reads for the job (its rate, its window, its timing, whether to send
     again). A relative start ("in 2h") counts from `now`."""
     raw_body = raw_body_of(current(request))
     if len(raw_body) > MAX_BODY_BYTES:
@@ -71,8 +71,10 @@ def job_request(request: Request | None, now: float) -> tuple[dict[str, Any], di
         # The intake reads it from the object's metadata: send this content again even if
         # an earlier job sent the same within the retention window.
         metadata["resend"] = "true"
-    if ("rows" in body) == ("filename" in body):
-        raise BadRequestError("give either `rows` (the rows themselves) or `filename`")
+    if sum(name in body for name in ("rows", "filename", "staged_key")) != 1:
+        raise BadRequestError(
+            "give one of `rows` (the rows themselves), `filename` or `staged_key`"
+        )
     return body, metadata
 
 

@@ -6,6 +6,7 @@
 function chooseFile(file) {
   state.file = null;
   state.plan = null;
+  state.staged = null;
   $("plan").hidden = true;
   clearAlert();
   if (!file) return;
@@ -42,24 +43,39 @@ function settings() {
   return out;
 }
 
-function tooLargeToPlan() {
-  showAlert("This file is too large to plan here (the page plans files up to 4.5 MB): plan it with `callqueue plan`, or start it without a plan.");
-  renderPlan(null);
-  $("start").disabled = false;
-}
-
 async function checkPlan(event) {
   event.preventDefault();
   clearAlert();
+  // Too large to travel in the plan's request: staged first, then planned by its key.
+  if (state.file && state.file.size > MAX_PLAN_BYTES) { await planStaged(); return; }
   if (!state.file) { showAlert("Choose a file first."); $("file").focus(); return; }
-  if (state.file.size > MAX_PLAN_BYTES) { tooLargeToPlan(); return; }
   try {
     const body = JSON.stringify({ filename: state.file.name, content: await state.file.text(), ...settings() });
     // The API's limit is on the request, where escaping grows the text (a quote or a line end
     // takes two bytes): a file of many quotes can pass the size check above and still not fit.
-    if (new Blob([body]).size > MAX_BODY_BYTES) { tooLargeToPlan(); return; }
+    if (new Blob([body]).size > MAX_BODY_BYTES) { await planStaged(); return; }
     $("check").disabled = true;
     renderPlan(await api("POST", "/jobs/plan", body, "application/json"));
+  } catch (error) {
+    failed(error);
+  } finally {
+    $("check").disabled = false;
+  }
+}
+
+// The file is uploaded once to a staged key (POST /jobs/uploads), where nothing starts; the plan
+// is then of its first rows, and Start copies it into a job (POST /jobs with the key).
+async function planStaged() {
+  $("check").disabled = true;
+  try {
+    if (!state.staged) {
+      const staged = await api("POST", "/jobs/uploads", { filename: state.file.name });
+      showAlert(`Uploading ${state.file.name} to plan it: nothing is sent until you start it.`, true);
+      await putFile(staged.upload, state.file);
+      clearAlert();
+      state.staged = staged.staged_key;
+    }
+    renderPlan(await api("POST", "/jobs/plan", { staged_key: state.staged, ...settings() }));
   } catch (error) {
     failed(error);
   } finally {
@@ -79,6 +95,12 @@ function renderPlan(plan) {
     ["SMS segments", sms["GSM-7"] + sms["UCS-2"]], ["Estimated cost", money(plan.cost)],
     ["Last row due after", duration(plan.timeline.eta_seconds)],
   ]));
+  if (plan.sampled) {
+    const about = plan.estimated_rows.toLocaleString("en-US");
+    const note = el("p", `Plan of the first ${plan.rows_read.toLocaleString("en-US")} rows of about ${about}: the counts, cost and times below are of those rows.`);
+    note.id = "plan-sampled";
+    out.prepend(note);
+  }
   plan.warnings.forEach((w) => out.append(el("p", `Warning: ${w}`, "help")));
   if (plan.timeline.never) out.append(el("p", `${plan.timeline.never} rows can never be sent: their send window never opens.`));
   out.append(el("h3", "When, by time zone"));
@@ -115,7 +137,12 @@ function wrap(table) {
 // POST /jobs for a presigned URL, then the file's PUT to it (with the headers signed into it).
 async function upload(body, content) {
   const created = await api("POST", "/jobs", body);
-  const target = created.upload;
+  await putFile(created.upload, content);
+  return created;
+}
+
+// The file's PUT to a presigned URL, with the headers signed into it.
+async function putFile(target, content) {
   let put;
   try {
     put = await fetch(target.url, { method: target.method, headers: target.headers, body: content });
@@ -123,7 +150,6 @@ async function upload(body, content) {
     throw new ApiError(0, "The file could not be uploaded: the storage did not answer. Try again.");
   }
   if (!put.ok) throw new ApiError(put.status, `The file could not be uploaded (storage answered ${put.status}). Try again.`);
-  return created;
 }
 
 async function startJob() {
@@ -131,7 +157,11 @@ async function startJob() {
   if (!state.file) { showAlert("Choose a file first."); return; }
   $("start").disabled = true;
   try {
-    const created = await upload({ filename: state.file.name, ...settings() }, state.file);
+    // A staged file is started by its key (copied, not uploaded again); it can start once.
+    const created = state.staged
+      ? await api("POST", "/jobs", { staged_key: state.staged, ...settings() })
+      : await upload({ filename: state.file.name, ...settings() }, state.file);
+    state.staged = null;
     state.awaiting = created.job_id;
     location.hash = `#/job/${encodeURIComponent(created.job_id)}`;
   } catch (error) {

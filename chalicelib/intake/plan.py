@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final
+from typing import Final
 
 from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
-from chalicelib.intake.parsing import Format
+from chalicelib.intake.parsing import ByteStream, Format
 from chalicelib.intake.rows import Accepted, checked_rows, zoned
 from chalicelib.intake.timing import JobTiming
 from chalicelib.intake.validation.templates import JobParams
@@ -97,7 +98,7 @@ class Plan:
 
 
 def plan(
-    stream: BinaryIO,
+    stream: ByteStream,
     fmt: Format,
     schedule: Schedule,
     senders: SenderLimits | None = None,
@@ -108,6 +109,7 @@ def plan(
     prices: PriceTable | None = None,
     carry: Carry = DEFAULT_CARRY,
     timing: JobTiming | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> Plan:
     """Raises parsing.FileFormatError when the file cannot be read at all. `senders`: the
     per-sender limits the ETA is reported under (Twilio's defaults when not given);
@@ -117,7 +119,8 @@ def plan(
     `preview_rows`: how many of the first valid rows the plan shows as they are sent; `prices`:
     the cost is estimated from them (the shipped table when None); `carry`: the user's columns
     that travel with each row; `timing`: the job's timing, whose send window groups the rows
-    by their time zones and rejects those it never opens for, as the splitter does."""
+    by their time zones and rejects those it never opens for, as the splitter does; `stop(rows)`,
+    asked before each row with the rows planned so far: True plans no more (a sample)."""
     result = Plan(cps=schedule.cps, window_seconds=schedule.window_seconds)
     if prices is not None:
         result.cost = CostEstimate(prices)
@@ -125,6 +128,8 @@ def plan(
         result.senders = senders
     window = timing.window if timing is not None else None
     for read in checked_rows(stream, fmt, default_region, params=params, carry=carry):
+        if stop is not None and stop(result.rows):
+            break
         result.rows += 1
         item, zones = zoned(read, window)
         if not isinstance(item, Accepted):

@@ -8,6 +8,7 @@ CONSOLE_SCREENSHOTS=docs/console writes each page's screenshots there (docs/cons
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,27 @@ def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
     listed = wait_text(driver, "jobs-table", "greetings.csv")
     assert "completed" in listed and "3 of 3" in listed  # its 3 valid rows released
     look(driver, "jobs", shots)
+
+
+def test_console_plans_a_file_over_5_mb_from_its_first_rows_then_starts_it(
+    driver: Any, tmp_path: Path
+) -> None:
+    # Two rows to send, then rejects padded past the 5 MB a plan's request may hold.
+    numbers = ["+14155550102", "+14155550103"] + ["not a number"] * 42_000
+    rows = write_rows(tmp_path / "large.csv", numbers, ["x" * 130] * len(numbers))
+    assert rows.stat().st_size > 5 * 1024 * 1024
+
+    driver.get(driver.current_url.split("#")[0] + "#/new")
+    by_id(driver, "file").send_keys(str(rows))
+    by_id(driver, "body-template").send_keys("Hello")
+    by_id(driver, "check").click()
+    note = wait_text(driver, "plan-sampled", "rows of about", seconds=90)
+
+    assert re.fullmatch(r"Plan of the first [\d,]+ rows of about [\d,]+: .*", note)
+    assert "Body: Hello" in by_id(driver, "plan-body").text
+    start(driver)
+    wait_state(driver, ("completed",))
+    assert "Sent 2" in by_id(driver, "job-counts").text
 
 
 def test_console_sends_the_preview_to_my_number_as_a_test(driver: Any, tmp_path: Path) -> None:
@@ -385,7 +407,7 @@ def test_console_stops_polling_a_job_when_its_page_is_left(
     assert driver.execute_script("return window.polls") == 0
 
 
-def test_console_does_not_plan_a_file_too_large_for_the_request(
+def test_console_stages_a_file_too_large_for_the_plans_request(
     driver: Any, tmp_path: Path
 ) -> None:
     large = tmp_path / "large.csv"
@@ -401,5 +423,6 @@ def test_console_does_not_plan_a_file_too_large_for_the_request(
         by_id(driver, "file").send_keys(str(file))
         by_id(driver, "check").click()
 
-        said = wait_text(driver, "alert", "too large to plan here")
-        assert "up to 4.5 MB" in said and "callqueue plan" in said
+        # Staged and planned by its key, never refused for its size (a 413 would say so).
+        note = wait_text(driver, "plan-sampled", "rows of about", seconds=90)
+        assert note.startswith("Plan of the first")

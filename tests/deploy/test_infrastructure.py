@@ -58,6 +58,19 @@ def test_buckets_are_private_encrypted_tls_only_and_expiring(template: dict[str,
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def test_staged_files_expire_after_a_day_and_the_browser_may_put_them(
+    template: dict[str, Any],
+) -> None:
+    holding = template["Resources"]["HoldingBucket"]["Properties"]
+    staged = [r for r in holding["LifecycleConfiguration"]["Rules"] if r.get("Prefix") == "staged/"]
+    assert staged == [
+        {"Id": "expire-staged", "Status": "Enabled", "Prefix": "staged/", "ExpirationInDays": 1}
+    ]
+    assert [r["AllowedMethods"] for r in holding["CorsConfiguration"]["CorsRules"]] == [["PUT"]]
+    # The chunks' own rule has no prefix: it keeps applying to the whole bucket.
+    assert any("Prefix" not in r for r in holding["LifecycleConfiguration"]["Rules"])
+
+
 def test_queues_encrypted_and_send_visibility_covers_six_sender_timeouts(
     template: dict[str, Any],
 ) -> None:

@@ -24,9 +24,9 @@ CHALICE = REPO / ".chalice"
 STAGES = ("dev", "prod")
 DECLARED_STAR = re.compile(r"^AwsRequiresStar[A-Za-z0-9]+$")
 PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z]+)\}(?P<rest>.*)$")
-# What may follow a resource's own ARN: its objects (S3), its log streams (Logs), a named index
-# of the table (DynamoDB).
-WITHIN = re.compile(r"^(/\*|:\*|/index/[A-Za-z0-9_.-]+)?$")
+# What may follow a resource's own ARN: its objects (S3), or those under one prefix, its log
+# streams (Logs), a named index of the table (DynamoDB).
+WITHIN = re.compile(r"^(/\*|/[a-z]+/\*|:\*|/index/[A-Za-z0-9_.-]+)?$")
 
 
 def app_functions() -> set[str]:
@@ -173,6 +173,18 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
             {a: s["Resource"] for a in as_list(s["Action"]) if a.startswith("ssm:")}
             for s in policy["Statement"]
         ]
+
+
+def test_the_api_writes_and_deletes_in_holding_only_under_staged() -> None:
+    policy = json.loads((CHALICE / "policies" / "api_handler.json").read_text())
+    holding = [
+        s
+        for s in statements(policy)
+        if any(r.startswith("${HoldingBucketArn}") for r in as_list(s["Resource"]))
+    ]
+    writes = [s for s in holding if {"s3:PutObject", "s3:DeleteObject"} & set(as_list(s["Action"]))]
+    assert [as_list(s["Resource"]) for s in writes] == [["${HoldingBucketArn}/staged/*"]]
+    assert set(as_list(writes[0]["Action"])) == {"s3:DeleteObject", "s3:GetObject", "s3:PutObject"}
 
 
 def test_check_statement_rejects_wildcards_and_foreign_resources() -> None:

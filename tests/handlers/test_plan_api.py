@@ -110,7 +110,7 @@ def test_plan_api_a_send_window_groups_rows_by_zone(client: Client) -> None:
         ({"filename": "calls.csv"}, "`content`"),
         ({"filename": "calls.csv", "content": 3}, "`content`"),
         ({"filename": "dir/calls.csv", "content": ""}, "`filename`"),
-        ({"content": "To\n"}, "`rows` (the rows themselves) or `filename`"),
+        ({"content": "To\n"}, "`filename` or `staged_key`"),
         ({"filename": "a.csv", "content": "To\n", "cps": "fast"}, "`cps`"),
         ({"filename": "a.csv", "content": "To\n", "cps": 0}, "CPS"),
         ({"filename": "a.csv", "content": "To\n", "send_window": "25:00-26:00"}, "send_window"),
