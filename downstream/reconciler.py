@@ -23,7 +23,7 @@ from chalicelib.aws.event_bus import JOB_COMPLETED, EventPublisher
 from chalicelib.aws.jobs_table import JobStore, MalformedJob, StateChanged
 from chalicelib.aws.results_table import ResultsTable
 from chalicelib.core.delivery import DeliveryTally
-from chalicelib.core.jobs import ENDED, SETTLING, Job
+from chalicelib.core.jobs import ENDED, SETTLING, Job, final_counts_record
 from chalicelib.intake.carry import Carry
 from chalicelib.observability import Metrics
 from downstream.reconcile import (
@@ -144,6 +144,7 @@ class Reconciler:
                 stalled_reason=None,
                 delivery_pending=pending,
                 delivery_check_at=next_delivery_check(now, now, pending),
+                final_counts=final_counts_record(counts),
                 **finished,
             )
         except StateChanged:

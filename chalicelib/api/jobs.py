@@ -62,7 +62,7 @@ from chalicelib.aws.results_table import Progress
 from chalicelib.aws.staging import StagedFiles
 from chalicelib.config import Settings
 from chalicelib.core.job_details import eta_seconds, job_extras, timing_view
-from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, job_settled
+from chalicelib.core.jobs import CANCELLABLE, SENDING, Job, final_counts_view, job_settled
 from chalicelib.core.records import FINAL_OUTCOMES
 from chalicelib.intake.manifest import MANIFEST_SUFFIX, is_manifest, manifest_bytes
 from chalicelib.intake.parsing import FileFormatError, detect_format
@@ -373,4 +373,8 @@ def _summary(job: Job) -> dict[str, Any]:
         "rejected": job.rejected,
         "cps": job.cps,
         "window_seconds": job.window_seconds,
+        # Rows by final outcome once the job ended (stored by the reconciler), else None; until
+        # then `responses` (every attempt the router counted) shows that it moves.
+        "counts": final_counts_view(job),
+        "responses": job.responses,
     }

@@ -17,9 +17,10 @@ tests/unit/test_job_states.py checks that no other module spells out its own tup
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from chalicelib.core.records import FINAL_OUTCOMES
 
@@ -158,6 +159,9 @@ class Job:
     # more; downstream.reconciler).
     delivery_pending: int = 0
     delivery_check_at: float | None = None
+    # The rows' counts by final outcome (rejected aside) when the job ended (JSON object), so
+    # GET /jobs lists them without reading each job's results; None until then.
+    final_counts: str | None = None
 
 
 def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bool:
@@ -168,3 +172,18 @@ def job_settled(rows: int, rejected: int, final_counts: Mapping[str, int]) -> bo
     """
     finished = sum(final_counts.get(o, 0) for o in FINAL_OUTCOMES if o != "rejected")
     return rejected + finished >= rows
+
+
+def final_counts_record(counts: Mapping[str, int]) -> str:
+    """A job's `final_counts` from the results table's counts by outcome: every final outcome
+    but rejected (the splitter counts those on the job), 0 for none; "retrying" and other names
+    that are not final outcomes are left out."""
+    return json.dumps({o: counts.get(o, 0) for o in FINAL_OUTCOMES if o != "rejected"})
+
+
+def final_counts_view(job: Job) -> dict[str, Any] | None:
+    """The ended job's rows by final outcome, rejected ones included; None before it ended."""
+    if job.final_counts is None:
+        return None
+    stored = json.loads(job.final_counts)
+    return {o: job.rejected if o == "rejected" else int(stored.get(o, 0)) for o in FINAL_OUTCOMES}

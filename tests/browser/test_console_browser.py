@@ -407,9 +407,7 @@ def test_console_stops_polling_a_job_when_its_page_is_left(
     assert driver.execute_script("return window.polls") == 0
 
 
-def test_console_stages_a_file_too_large_for_the_plans_request(
-    driver: Any, tmp_path: Path
-) -> None:
+def test_console_stages_a_file_too_large_for_the_plans_request(driver: Any, tmp_path: Path) -> None:
     large = tmp_path / "large.csv"
     large.write_text("To,From,name\n" + f"+14155550100,{FROM},{'x' * 80}\n" * 60_000)
     # Under 4.5 MB, but each quote is escaped to two bytes: over 5 MB as the request's JSON.
