@@ -250,6 +250,8 @@ class JobsApi:
             "rate": {
                 "target_cps": job.cps,
                 "current_cps": round(recent / RATE_WINDOW_SECONDS, 3),
+                # The account's calls per second, shared by all its jobs: the ceiling.
+                "account_cps": self._settings.account_cps,
             },
             "eta_seconds": eta_seconds(
                 job, now, account_capped=self._settings.account_daily_limit is not None

@@ -108,6 +108,13 @@ def test_a_cancelled_job_lists_its_counts_once_its_rows_ended(client: Client) ->
     assert sum(job["counts"].values()) == 4
 
 
+def test_the_job_page_gives_the_accounts_rate_beside_the_jobs(client: Client) -> None:
+    make_job()
+    rate = client.http.get("/jobs/job-1", headers=AUTH).json_body["rate"]
+    assert rate["account_cps"] == wiring.settings().account_cps
+    assert rate["target_cps"] == 10 and rate["current_cps"] == 0
+
+
 OUTCOME_NAMES = st.sampled_from([*FINAL_OUTCOMES, "retrying", "pending"])
 
 
