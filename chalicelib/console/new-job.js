@@ -202,6 +202,16 @@ async function sendTest(event) {
 
 // -- Jobs ------------------------------------------------------------------------------------
 
+// An ended job's rows in three words (its counts as the reconciler stored them when it ended);
+// a job still going shows how many responses came back so far.
+function outcomeSummary(job) {
+  const c = job.counts;
+  if (!c) return job.responses ? `${job.responses} responses so far` : "none yet";
+  const failed = c.failed + c.dead_lettered;
+  const other = c.rejected + c.suppressed + c.unknown;
+  return `Sent ${c.sent} · Failed ${failed} · Other ${other}`;
+}
+
 async function listJobs() {
   try {
     const { jobs } = await api("GET", "/jobs?limit=50");
@@ -217,7 +227,7 @@ async function listJobs() {
       released.setAttribute("aria-label", `${job.released_rows || 0} of ${job.valid} valid rows released`);
       const progress = el("span");
       progress.append(released, el("span", ` ${job.released_rows || 0} of ${job.valid}`, "help"));
-      body.append(row([link, when(job.created_at), job.state, job.rows, job.rejected, progress, `${job.cps}/s`]));
+      body.append(row([link, when(job.created_at), job.state, job.rows, job.rejected, progress, outcomeSummary(job), `${job.cps}/s`]));
     });
     $("jobs-empty").hidden = jobs.length > 0;
   } catch (error) {
