@@ -80,9 +80,10 @@ function renderJob(job) {
   $("job-progress-text").textContent = `${settled} of ${job.rows} rows have their outcome` + (job.pending ? `; ${job.pending} to go` : "");
   const body = $("job-counts").querySelector("tbody");
   body.replaceChildren(...Object.entries(counts).map(([name, n]) => row([OUTCOME_WORDS[name] || name, n], true)));
-  $("job-rate").textContent = `${job.rate.current_cps} calls a second now; target ${job.rate.target_cps}.`;
+  const account = job.rate.account_cps ? ` (the account's limit: ${job.rate.account_cps})` : "";
+  $("job-rate").textContent = `${job.rate.current_cps} calls a second now; target ${job.rate.target_cps}${account}.`;
   state.samples.push(job.rate.current_cps);
-  drawChart(state.samples.slice(-60), job.rate.target_cps);
+  drawChart(state.samples.slice(-60), job.rate.target_cps, job.rate.account_cps);
   const finished = FINISHED.includes(job.state);
   ["job-pause", "job-resume", "job-cancel"].forEach((b) => { $(b).hidden = finished; });
   const retriable = ["completed", "cancelled"].includes(job.state);
@@ -134,18 +135,30 @@ function renderDelivery(job) {
     : codes.length ? `Not delivered, by error code: ${codes.join("; ")}.` : "";
 }
 
-function drawChart(samples, target) {
+// The job's rate over the last polls, under two dashed lines labelled in words: the job's target
+// and the account's limit, which all its jobs share. The label says the same for screen readers.
+function drawChart(samples, target, account) {
   const svg = $("job-chart");
   const ns = "http://www.w3.org/2000/svg";
-  const top = Math.max(target, ...samples, 1) * 1.1;
-  const y = (v) => (80 - (v / top) * 76).toFixed(1);
-  const line = document.createElementNS(ns, "line");
-  Object.entries({ x1: 0, x2: 300, y1: y(target), y2: y(target), class: "target" }).forEach(([k, v]) => line.setAttribute(k, v));
-  const path = document.createElementNS(ns, "polyline");
+  const top = Math.max(target, account || 0, ...samples, 1) * 1.1;
+  const y = (v) => (80 - (v / top) * 70).toFixed(1);
+  const make = (name, attrs, text) => {
+    const node = document.createElementNS(ns, name);
+    Object.entries(attrs).forEach(([k, v]) => node.setAttribute(k, v));
+    if (text) node.textContent = text;
+    return node;
+  };
+  const marks = [[target, "target", `job target ${target}/s`]];
+  if (account) marks.push([account, "account", `account limit ${account}/s`]);
+  const lines = marks.flatMap(([v, cls, words]) => [
+    make("line", { x1: 0, x2: 300, y1: y(v), y2: y(v), class: cls }),
+    make("text", { x: 298, y: Math.max(Number(y(v)) - 2, 7), class: `label ${cls}`, "text-anchor": "end", "aria-hidden": "true" }, words),
+  ]);
+  const path = make("polyline", { class: "current" });
   const step = samples.length > 1 ? 300 / (samples.length - 1) : 0;
   path.setAttribute("points", samples.map((v, i) => `${(i * step).toFixed(1)},${y(v)}`).join(" "));
-  path.setAttribute("class", "current");
-  svg.replaceChildren(line, path);
+  svg.setAttribute("aria-label", `Calls per second over time: ${samples.at(-1) ?? 0} now, against the job target of ${target}` + (account ? ` and the account limit of ${account}` : ""));
+  svg.replaceChildren(...lines, path);
 }
 
 function renderDownloads(job) {

@@ -109,6 +109,9 @@ def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
     counts = by_id(driver, "job-counts").text
     assert "Sent 2" in counts and "Failed 1" in counts and "Rejected (not sent) 1" in counts
     assert by_id(driver, "job-progress-text").text.startswith("4 of 4 rows")
+    chart = by_id(driver, "job-chart").get_attribute("aria-label")
+    assert "job target of" in chart and "account limit of" in chart
+    assert "account limit" in by_id(driver, "job-chart").text
     errors = wait_text(driver, "job-errors", "21211")
     assert "invalid 'To' number" in errors
     by_id(driver, "download-outcomes_csv").click()
@@ -128,6 +131,7 @@ def test_console_plans_starts_and_follows_a_file_to_its_outcomes(
     driver.get(driver.current_url.split("#")[0] + "#/jobs")
     listed = wait_text(driver, "jobs-table", "greetings.csv")
     assert "completed" in listed and "3 of 3" in listed  # its 3 valid rows released
+    assert "Sent 2 · Failed 1 · Other 1" in listed  # the first job; its retry sent 1, failed 1
     look(driver, "jobs", shots)
 
 
