@@ -103,7 +103,11 @@ def test_api_post_rows_writes_a_source_file_and_returns_the_job_id(
         "dead_lettered": 0,
     }
     assert job["pending"] == 3
-    assert job["rate"] == {"target_cps": 5, "current_cps": 0.0}
+    assert job["rate"] == {
+        "target_cps": 5,
+        "current_cps": 0.0,
+        "account_cps": wiring.settings().account_cps,
+    }
     assert 0 <= job["eta_seconds"] <= 15
     rejects = job["links"]["rejects_csv"]
     assert f"jobs/{created['job_id']}/rejects.csv" in urlsplit(rejects).path
