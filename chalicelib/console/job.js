@@ -148,11 +148,13 @@ function drawChart(samples, target, account) {
     if (text) node.textContent = text;
     return node;
   };
-  const marks = [[target, "target", `job target ${target}/s`]];
-  if (account) marks.push([account, "account", `account limit ${account}/s`]);
-  const lines = marks.flatMap(([v, cls, words]) => [
+  // The target's label at the right end, the account's at the left: equal rates (one job using
+  // the whole account) draw one line, and the two labels never overlap.
+  const marks = [[target, "target", `job target ${target}/s`, 298, "end"]];
+  if (account) marks.push([account, "account", `account limit ${account}/s`, 2, "start"]);
+  const lines = marks.flatMap(([v, cls, words, x, anchor]) => [
     make("line", { x1: 0, x2: 300, y1: y(v), y2: y(v), class: cls }),
-    make("text", { x: 298, y: Math.max(Number(y(v)) - 2, 7), class: `label ${cls}`, "text-anchor": "end", "aria-hidden": "true" }, words),
+    make("text", { x, y: Math.max(Number(y(v)) - 2, 7), class: `label ${cls}`, "text-anchor": anchor, "aria-hidden": "true" }, words),
   ]);
   const path = make("polyline", { class: "current" });
   const step = samples.length > 1 ? 300 / (samples.length - 1) : 0;
