@@ -101,7 +101,10 @@ def build_report(
     aws_requests: Mapping[str, int],
     duration_seconds: float,
     sender_scheduling: str | None = None,
+    delivery_error_codes: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
+    """`error_codes`: the API responses' Twilio codes; `delivery_error_codes`: those of the
+    sent rows' final delivery statuses (30003, ...)."""
     job_list = list(jobs)
     totals: Counter[str] = Counter()
     for job in job_list:
@@ -110,6 +113,7 @@ def build_report(
         "totals": {k: totals.get(k, 0) for k in ("rows", *OUTCOMES, "unaccounted")},
         "delivery": merged_view([job.delivery for job in job_list]),
         "by_error_code": dict(sorted(error_codes.items())),
+        "by_delivery_error_code": dict(sorted((delivery_error_codes or {}).items())),
         "rate": rate(arrivals, first_attempts, lags, target_cps),
         "aws_requests": dict(sorted(aws_requests.items())),
         "jobs": [

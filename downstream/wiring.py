@@ -4,6 +4,8 @@ chalicelib.wiring drops them too."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cache
 
 from chalicelib import wiring
@@ -42,6 +44,11 @@ def systemic() -> SystemicErrors:
 
 @cache
 def reconciler() -> Reconciler:
+    return build_reconciler()
+
+
+def build_reconciler(clock: Callable[[], float] = time.time) -> Reconciler:
+    """The reconciler on the stage's resources, reading the time from `clock`."""
     s = wiring.settings()
     return Reconciler(
         wiring.jobs(),
@@ -50,6 +57,7 @@ def reconciler() -> Reconciler:
         EventPublisher(wiring.client("events"), s.error_bus),
         Alerts(wiring.client("sns"), s.alert_topic_arn),
         stalled_after_seconds=s.stalled_after_seconds,
+        clock=clock,
         metrics=wiring.metrics(),
     )
 

@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
             if args.outcomes:
                 _write_outcomes(args.outcomes, runtime, tally)
             rejects = {s.job_id: runtime.rejects(s.job_id) for s in runtime.jobs}
-            report = _report(runtime, tally, jobs, arrivals, options.cps)
-            report["by_delivery_error_code"] = deliveries.error_codes
+            report = _report(runtime, tally, jobs, arrivals, options.cps, deliveries.error_codes)
             # The results now: the stack takes seconds to stop, and nothing is wanted of it.
             view.close()
             _print_results(args, report, rejects, jobs)
@@ -141,6 +140,7 @@ def _report(
     jobs: list[JobTotals],
     arrivals: list[float],
     target_cps: int,
+    delivery_error_codes: Mapping[str, int],
 ) -> dict[str, Any]:
     return build_report(
         jobs,
@@ -152,6 +152,7 @@ def _report(
         aws_requests=runtime.aws_requests(),
         duration_seconds=time.time() - runtime.started_at,
         sender_scheduling=runtime.sender_scheduling,
+        delivery_error_codes=delivery_error_codes,
     )
 
 

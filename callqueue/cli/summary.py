@@ -75,7 +75,7 @@ def print_summary(
     )
     _delivery(console, report)
     _error_codes(console, report["by_error_code"])
-    _error_codes(console, report.get("by_delivery_error_code", {}), "delivery error code")
+    _error_codes(console, report["by_delivery_error_code"], "delivery error code")
     _rejects(console, report, rejects, rejects_file)
 
 

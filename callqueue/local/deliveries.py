@@ -62,7 +62,9 @@ def wait_for_deliveries(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    poll: float = 0.25,
+    # Each look reads every item of every job (moto pages of 200): once a second is enough for
+    # statuses that come a step apart.
+    poll: float = 1.0,
 ) -> Deliveries:
     """The jobs' deliveries once no sent row is waiting for its final status, or once none has
     come for `quiet_limit` seconds (0: read once, do not wait)."""

@@ -130,11 +130,6 @@ class StatusCallbacks:
             duration=status.duration,
             answered_by=status.answered_by,
         )
-        if recorded and status.error_code is not None:
-            self._events.put([delivery_event(status)])
-        if recorded and status.api == "messages":
-            # The delivery-rate alarm is about messages; a call's `failed` is another matter.
-            count_delivery(self._metrics, status.status)
         if not recorded:
             log.info(
                 "job %s row %d: %s arrived after a later status; kept the later one",
@@ -142,4 +137,10 @@ class StatusCallbacks:
                 status.row,
                 status.status,
             )
-        return recorded
+            return False
+        if status.error_code is not None:
+            self._events.put([delivery_event(status)])
+        if status.api == "messages":
+            # The delivery-rate alarm is about messages; a call's `failed` is another matter.
+            count_delivery(self._metrics, status.status)
+        return True

@@ -25,9 +25,11 @@ from tests.handlers.test_status_callback import (
     FORM,
     PUBLIC_URL,
     called,
+    deliver,
     ledger_item,
     queue_bodies,
     receiver,  # noqa: F401 - a fixture
+    result_item,
     signed,
 )
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
@@ -63,32 +65,13 @@ def call_form(status: str, *, sid: str = CALL_SID, **extra: str) -> dict[str, st
     }
 
 
-def post(
-    client: Client,
-    form: dict[str, str],
-    *,
-    row: int = 7,
-    signature: str | None = "sign",
-    query: str | None = None,
-) -> Any:
-    url = status_callback_url(PUBLIC_URL, JOB, row)
-    headers = dict(FORM)
-    if signature == "sign":
-        headers["X-Twilio-Signature"] = signed(url, form)
-    elif signature is not None:
-        headers["X-Twilio-Signature"] = signature
-    path = "/twilio/status?" + (query if query is not None else url.split("?", 1)[1])
-    return client.http.post(path, headers=headers, body=urlencode(form).encode())
+def post(client: Client, form: dict[str, str], **options: Any) -> Any:
+    """A callback for this module's job (test_status_callback.deliver's options)."""
+    return deliver(client, form, job=JOB, **options)
 
 
 def item(stack: Stack, row: int = 7) -> dict[str, Any]:
-    # The shared helper reads the message tests' job.
-    stored = stack.dynamodb.get_item(
-        TableName=stack.env["RESULTS_TABLE"],
-        Key={"job_id": {"S": JOB}, "row": {"N": str(row)}},
-        ConsistentRead=True,
-    ).get("Item", {})
-    return {k: next(iter(v.values())) for k, v in stored.items()}
+    return result_item(stack, row, job=JOB)
 
 
 def test_a_signed_completed_call_records_status_duration_and_answerer(

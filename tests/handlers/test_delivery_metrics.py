@@ -13,7 +13,13 @@ from chalicelib import wiring
 from chalicelib.api.delivery_metrics import DELIVERY_METRICS
 from chalicelib.observability import NAMESPACE, Metrics
 from chalicelib.twilio.callbacks import STATUS_RANK
-from tests.handlers.test_status_callback import callback_form, client, deliver  # noqa: F401
+from tests.handlers.test_status_callback import (  # noqa: F401
+    callback_form,
+    client,
+    deliver,
+    result_item,
+)
+from tests.stack import ACCOUNT_SID, Stack
 
 FINAL = {"delivered": "Delivered", "undelivered": "Undelivered", "failed": "DeliveryFailed"}
 
@@ -87,3 +93,25 @@ def test_each_message_s_final_status_is_counted(
     deliver(client, callback_form("undelivered", sid="SM" + "c" * 32, ErrorCode="30005"), row=8)
 
     assert counts(lines) == {"Delivered": 1, "Undelivered": 1}
+
+
+@pytest.mark.parametrize("status", ["failed", "completed", "busy", "no-answer"])
+def test_a_call_s_final_status_is_no_delivery_metric(
+    stack: Stack,
+    client: Client,  # noqa: F811
+    lines: list[str],
+    status: str,
+) -> None:
+    call = {
+        "AccountSid": ACCOUNT_SID,
+        "CallSid": "CA" + "d" * 32,
+        "CallStatus": status,
+        "From": "+15005550006",
+        "To": "+14155550100",
+        "ApiVersion": "2010-04-01",
+    }
+
+    assert deliver(client, call).status_code == 204
+
+    assert result_item(stack)["delivery_status"] == status  # recorded, and yet:
+    assert counts(lines) == {}

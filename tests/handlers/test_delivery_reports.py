@@ -14,9 +14,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import wiring
-from chalicelib.aws.alerts import Alerts
-from chalicelib.aws.buckets import Bucket
-from chalicelib.aws.event_bus import EventPublisher
+from downstream import wiring as sinks
 from downstream.reconciler import DELIVERY_WATCH_SECONDS, Reconciler
 from tests.handlers.test_downstream import envelope, make_job
 from tests.handlers.test_pipeline import sqs_event
@@ -40,16 +38,7 @@ class Clock:
 
 
 def reconciler(clock: Clock) -> Reconciler:
-    s = wiring.settings()
-    return Reconciler(
-        wiring.jobs(),
-        wiring.results(),
-        Bucket(wiring.client("s3"), s.reports_bucket),
-        EventPublisher(wiring.client("events"), s.error_bus),
-        Alerts(wiring.client("sns"), s.alert_topic_arn),
-        stalled_after_seconds=s.stalled_after_seconds,
-        clock=clock,
-    )
+    return sinks.build_reconciler(clock)
 
 
 def outcomes_csv(stack: Stack) -> dict[str, dict[str, str]]:

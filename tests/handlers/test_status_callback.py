@@ -65,8 +65,9 @@ def deliver(
     row: int = 7,
     signature: str | None = "sign",
     query: str | None = None,
+    job: str = JOB,
 ) -> Any:
-    url = status_callback_url(PUBLIC_URL, JOB, row)
+    url = status_callback_url(PUBLIC_URL, job, row)
     headers = dict(FORM)
     if signature == "sign":
         headers["X-Twilio-Signature"] = signed(url, form)
@@ -76,10 +77,10 @@ def deliver(
     return client.http.post(path, headers=headers, body=urlencode(form).encode())
 
 
-def result_item(stack: Stack, row: int = 7) -> dict[str, Any]:
+def result_item(stack: Stack, row: int = 7, job: str = JOB) -> dict[str, Any]:
     item = stack.dynamodb.get_item(
         TableName=stack.env["RESULTS_TABLE"],
-        Key={"job_id": {"S": JOB}, "row": {"N": str(row)}},
+        Key={"job_id": {"S": job}, "row": {"N": str(row)}},
         ConsistentRead=True,
     ).get("Item", {})
     return {k: next(iter(v.values())) for k, v in item.items()}

@@ -18,6 +18,11 @@ CODES = st.sampled_from([None, 21211, 21610, 30003, 30005])
 OUTCOMES = st.sampled_from([*FINAL_OUTCOMES, "retrying"])
 
 
+def body_of(asked: list[str], errors: list[int] | None) -> dict[str, Any]:
+    """A retry's request body: the outcomes asked for, and the codes when there are any."""
+    return {"outcomes": asked} | ({} if errors is None else {"errors": errors})
+
+
 def result(row: int, outcome: str, code: int | None) -> RowResult:
     return RowResult("j", row, "messages", outcome, 1, None, code, None, None, 0.0)
 
@@ -30,10 +35,7 @@ def result(row: int, outcome: str, code: int | None) -> RowResult:
 def test_selection_takes_exactly_the_asked_outcomes_and_codes(
     asked: list[str], errors: list[int] | None, rows: list[tuple[str, int | None]]
 ) -> None:
-    body: dict[str, Any] = {"outcomes": asked}
-    if errors is not None:
-        body["errors"] = errors
-    selection = selection_of(body)
+    selection = selection_of(body_of(asked, errors))
     wanted = set(asked or DEFAULT_OUTCOMES)
     for row, (outcome, code) in enumerate(rows, start=1):
         taken = selection.takes(result(row, outcome, code))
@@ -60,10 +62,7 @@ def test_sent_rows_that_did_not_get_through_are_taken_only_as_undelivered(
     errors: list[int] | None,
     rows: list[tuple[str, str | None, int | None]],
 ) -> None:
-    body: dict[str, Any] = {"outcomes": asked}
-    if errors is not None:
-        body["errors"] = errors
-    selection = selection_of(body)
+    selection = selection_of(body_of(asked, errors))
     wanted = set(asked or DEFAULT_OUTCOMES)
     for row, (api, status, code) in enumerate(rows, start=1):
         sent = RowResult(
