@@ -26,6 +26,7 @@ def test_run_a_recipient_list_with_a_template_sends_the_rendered_bodies(tmp_path
 
     result = run_callqueue(
         "run", str(recipients), "--cps", "20", "--window", "1",
+        "--delivery-wait", "0",
         "--param", "From=+15005550006", "--param", "To={{phone}}",
         "--param", "Body=Hi {{name|there}}, your code is {{code}}",
         "--report", str(report), "--requests-log", str(log),

@@ -59,6 +59,7 @@ def test_every_kind_under_every_fault_is_created_once_and_accounted_for(tmp_path
     # look-up (allowed 1.5 s) is answered.
     result = run(
         "run", str(source), "--cps", "40", "--window", "3",
+        "--delivery-wait", "0",
         "--faults", CALL_FAULTS, "--lookup-faults", LOOKUP_FAULTS, "--slow-seconds", "1.2",
         "--seed", "5", "--report", str(report), "--requests-log", str(log),
         cwd=tmp_path, env={"TWILIO_TIMEOUT_SECONDS": "1.0"},

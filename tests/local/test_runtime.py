@@ -254,6 +254,7 @@ def test_run_two_files_are_two_jobs(tmp_path: Path) -> None:
 
     result = run_callqueue(
         "run", str(first), str(second), "--cps", "40", "--window", "1", "--report", str(report),
+        "--delivery-wait", "0",
         cwd=tmp_path,
     )  # fmt: skip
 
@@ -288,6 +289,7 @@ def test_run_with_injected_429s_500s_and_resets_retries_until_every_row_settles(
 
     result = run_callqueue(
         "run", str(source), "--cps", "40", "--window", "2", "--faults",
+        "--delivery-wait", "0",
         "429=0.15,500=0.05,reset=0.05",
         "--seed", "11", "--report", str(report), "--requests-log", str(log),
         cwd=tmp_path,
@@ -313,6 +315,7 @@ def test_run_gives_up_and_exits_1_when_rows_stop_settling(tmp_path: Path) -> Non
 
     result = run_callqueue(
         "run", str(source), "--latency", "30", "--timeout", "3", "--report", str(report),
+        "--delivery-wait", "0",
         cwd=tmp_path,
     )  # fmt: skip
 
@@ -416,7 +419,17 @@ def test_run_stops_waiting_when_a_job_is_paused_by_systemic_errors(tmp_path: Pat
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = tmp_path / "report.json"
 
-    result = run_callqueue("run", str(source), "--cps", "10", "--report", str(report), cwd=tmp_path)
+    result = run_callqueue(
+        "run",
+        str(source),
+        "--delivery-wait",
+        "0",
+        "--cps",
+        "10",
+        "--report",
+        str(report),
+        cwd=tmp_path,
+    )
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "paused by systemic Twilio errors" in result.stderr
@@ -434,6 +447,7 @@ def test_run_with_dying_invocations_never_calls_a_row_twice(fault: str, tmp_path
 
     result = run_callqueue(
         "run", str(source), "--cps", "30", "--window", "2", "--faults", f"{fault}=0.1",
+        "--delivery-wait", "0",
         "--seed", "2", "--report", str(report), "--requests-log", str(log),
         cwd=tmp_path,
     )  # fmt: skip

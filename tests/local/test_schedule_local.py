@@ -30,6 +30,7 @@ def test_run_with_a_later_start_makes_no_request_before_it(tmp_path: Path) -> No
 
     result = run_callqueue(
         "run", str(source), "--cps", "5", "--window", "2", "--start-at", start_text,
+        "--delivery-wait", "0",
         "--timeout", "10", "--report", str(report), "--requests-log", str(log),
         cwd=tmp_path,
     )  # fmt: skip

@@ -29,7 +29,10 @@ def test_run_on_a_terminal_fits_its_width_and_leaves_one_final_bar(
     columns: int, tmp_path: Path
 ) -> None:
     terminal = Terminal(
-        ["run", SAMPLE, "--cps", "100", "--window", "3"], columns=columns, lines=120, cwd=tmp_path
+        ["run", SAMPLE, "--delivery-wait", "0", "--cps", "100", "--window", "3"],
+        columns=columns,
+        lines=120,
+        cwd=tmp_path,
     )
     seen: list[str] = []
     settled: list[int] = []
@@ -65,7 +68,10 @@ def test_run_on_a_terminal_fits_its_width_and_leaves_one_final_bar(
 
 def test_ctrl_c_stops_a_run_quietly_with_130_and_every_process(tmp_path: Path) -> None:
     terminal = Terminal(
-        ["run", SAMPLE, "--cps", "20", "--window", "3"], columns=80, lines=40, cwd=tmp_path
+        ["run", SAMPLE, "--delivery-wait", "0", "--cps", "20", "--window", "3"],
+        columns=80,
+        lines=40,
+        cwd=tmp_path,
     )
     assert terminal.read_until(lambda t: "first call in" in t.text(), timeout=120), t_text(terminal)
     # moto, the emulator and the sender's workers, besides the command itself.
