@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import settings
+
 os.environ.update(
     {
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -19,3 +21,9 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+# Property tests are deterministic: the same examples on every run and machine, so a failure
+# in CI is reproducible and a pass is not luck. HYPOTHESIS_PROFILE=explore searches afresh.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
