@@ -31,6 +31,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 SHARD_CPS = 200.0
 # How many shards a sender compares (those whose next free slot it has seen) before it books.
 SHARD_CHOICES = 2
+# A shard's `tat` seen longer ago than this (two dispatch ticks) says little of it now.
+STALE_SECONDS = 0.2
 _MICRO = Decimal("0.000001")
 
 
@@ -111,6 +113,17 @@ class Grid:
     def next_free(self, shard: int, tat: Decimal | None) -> float:
         """When the shard's next free slot is, from its `tat` (None: never booked)."""
         return float("-inf") if tat is None else self.slot(shard, tat)
+
+    def guess_busy(self, tat: Decimal | None, first: Decimal, age: float) -> bool:
+        """Whether a booking should guess the shard busy (`tat` at or after `first`: move it on)
+        rather than idle (start it at `first`), from its `tat` as seen `age` seconds ago (None:
+        absent then; never seen: an infinite age). A wrong guess costs a second write. One
+        shard: as seen. Several: a `tat` not seen within STALE_SECONDS (most are not: senders
+        spread over the shards) is guessed busy, as shards are under load, the only time there
+        are several."""
+        if tat is not None and tat >= first:
+            return True
+        return self.shards > 1 and age > STALE_SECONDS
 
     def pick(self, known: Mapping[int, Decimal], rng: random.Random) -> int:
         """The shard to book on: of SHARD_CHOICES drawn at random, the one whose next free slot

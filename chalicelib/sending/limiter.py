@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.metering import Aimd, Reservation, gcra_starts
-from chalicelib.core.slots import Booking, Grid, book
+from chalicelib.core.slots import Booking, Grid
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -82,6 +82,7 @@ class RateLimiter:
         self._rng = rng or random.Random()
         # Each shard's next free slot (its `tat`) when last seen.
         self._tats: dict[int, Decimal] = {}
+        self._seen_at: dict[int, float] = {}
         self._aimd = Aimd(rate)
         self._aimd_read_at = float("-inf")
         # How long booking takes (up at once, down slowly): slots are booked that far ahead.
@@ -160,10 +161,10 @@ class RateLimiter:
             # A refused try took a round trip: the slots start no sooner than now plus the lead.
             first = max(first, grid.first_index(shard, self._clock() + LEAD_SECONDS))
             tat = self._tats.get(shard)
-            booking = book(shard, tat, first, last, count, step)
-            if booking is None:
+            if tat is not None and tat > last:
                 return None  # booked beyond the horizon
-            if tat is not None and booking.start == tat:
+            age = self._clock() - self._seen_at.get(shard, float("-inf"))
+            if grid.guess_busy(tat, first, age):
                 landed, item = self._update_if(
                     key,
                     "SET tat = tat + :d, expires_at = :exp",
@@ -175,6 +176,7 @@ class RateLimiter:
                 if landed:
                     return Booking(shard, self._tats[shard] - span, step, count)
                 continue
+            booking = Booking(shard, first, step, count)
             landed, item = self._update_if(
                 key,
                 "SET tat = :end, expires_at = :exp",
@@ -182,14 +184,14 @@ class RateLimiter:
                 {":end": {"N": str(booking.end)}, ":nb": {"N": str(first)}},
                 exp,
             )
+            self._seen(shard, {"tat": {"N": str(booking.end)}} if landed else item)
             if landed:
-                self._tats[shard] = booking.end
                 return booking
-            self._seen(shard, item)
         return None  # the item vanished between tries: this sender asks again next tick
 
     def _seen(self, shard: int, item: dict[str, Any]) -> None:
         """The shard's `tat` as a write's answer has it (none: the item is gone)."""
+        self._seen_at[shard] = self._clock()
         if "tat" in item:
             self._tats[shard] = Decimal(item["tat"]["N"])
         else:
