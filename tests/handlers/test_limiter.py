@@ -295,3 +295,18 @@ def test_senders_booking_a_sharded_schedule_keep_the_accounts_limits(
     assert all(b - a >= 1 / 990 - 1e-6 for a, b in itertools.pairwise(ordered))
     assert max_in_window(slots, 1.0) <= 1000
     assert max_in_window(slots, 0.1) <= 101
+
+
+def test_a_sender_new_to_a_busy_sharded_schedule_books_with_one_request(dynamodb: Any) -> None:
+    clock = Clock(1000.0)
+    keys: set[str] = set()
+    while len(keys) < 5:  # every shard of the 1,000-CPS schedule booked ahead
+        limiter(dynamodb, clock, rate=990).schedule([clock.now] * 40, 0.2)
+        keys = {i["pk"]["S"] for i in dynamodb.scan(TableName=TABLE)["Items"]}
+    requests: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb.UpdateItem", lambda **kw: requests.append("UpdateItem")
+    )
+    # Booked ahead, not beyond a 2-s horizon: it books, moving a shard on, with one write.
+    assert None not in limiter(dynamodb, clock, rate=990).schedule([clock.now] * 10, 2.0)
+    assert requests == ["UpdateItem"]

@@ -153,3 +153,18 @@ def test_any_interleaving_of_bookings_keeps_the_accounts_three_limits(
     assert all(b - a >= 1 / ceiling - 1e-6 for a, b in itertools.pairwise(ordered))
     assert max_in_window(slots, 1.0) <= cps
     assert max_in_window(slots, 0.1) <= cps // 10 + 1
+
+
+def test_one_shard_guesses_busy_only_from_what_it_saw() -> None:
+    grid = Grid.for_ceiling(100)
+    assert grid.guess_busy(Decimal(10), Decimal(10), float("inf")) is True
+    assert grid.guess_busy(Decimal(9), Decimal(10), float("inf")) is False
+    assert grid.guess_busy(None, Decimal(10), float("inf")) is False
+
+
+def test_several_shards_guess_busy_unless_seen_idle_a_moment_ago() -> None:
+    grid = Grid.for_ceiling(1000)
+    assert grid.guess_busy(None, Decimal(10), float("inf")) is True  # never seen
+    assert grid.guess_busy(None, Decimal(10), 0.01) is False  # just seen absent
+    assert grid.guess_busy(Decimal(9), Decimal(10), 0.01) is False  # just seen idle
+    assert grid.guess_busy(Decimal(9), Decimal(10), 0.5) is True  # seen idle long ago
