@@ -134,7 +134,7 @@ class Booker:
     ) -> Generator[float, None, Booking | None]:
         grid = self.grid
         shard = grid.pick(self._tats, self._rng)
-        key = f"account#next#{grid.ceiling:g}#{grid.shards}#{shard}"
+        key = f"account#next#{grid.ceiling!r}#{grid.shards}#{shard}"
         step = grid.step(rate)
         first = grid.first_index(shard, not_before)
         last = grid.last_index(shard, latest)

@@ -200,7 +200,7 @@ class RateLimiter:
     def _shard_key(self, shard: int) -> str:
         # The grid (rate and shard count) is in the key: a local index means a time only on the
         # grid it was booked on.
-        return f"{ACCOUNT_KEY}#{self.grid.ceiling:g}#{self.grid.shards}#{shard}"
+        return f"{ACCOUNT_KEY}#{self.grid.ceiling!r}#{self.grid.shards}#{shard}"
 
     # -- the adaptive rate -----------------------------------------------------------------
 
