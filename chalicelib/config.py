@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from chalicelib.core.capacity import SQS_MAX_CONCURRENCY, SQS_MIN_CONCURRENCY, sender_concurrency
 from chalicelib.core.metering import SenderLimits
 from chalicelib.errors import CallqueueError
 
@@ -196,6 +197,12 @@ class Settings:
                 " (a sender's batch holds its rows until they are due), "
                 f"got {self.sender_batching_window_seconds}"
             )
+        if not SQS_MIN_CONCURRENCY <= self.sender_max_concurrency <= SQS_MAX_CONCURRENCY:
+            problems.append(
+                f"SENDER_MAX_CONCURRENCY must be {SQS_MIN_CONCURRENCY}..{SQS_MAX_CONCURRENCY}"
+                " (SQS's bounds), or 0 to size it from ACCOUNT_CPS,"
+                f" got {self.sender_max_concurrency}"
+            )
         if not problems and self.sender_batch_size > 10 and self.sender_batching_window_seconds < 1:
             # Lambda's rule for SQS triggers: batches above one receive need a batching window.
             problems.append("a SENDER_BATCH_SIZE above 10 needs SENDER_BATCHING_WINDOW_SECONDS")
@@ -271,7 +278,6 @@ _INTEGERS: Final[tuple[tuple[str, str, int], ...]] = (
     ("window_seconds", "WINDOW_SECONDS", MAX_WINDOW_SECONDS),
     ("max_attempts", "MAX_ATTEMPTS", 5),
     ("sender_batch_size", "SENDER_BATCH_SIZE", 100),
-    ("sender_max_concurrency", "SENDER_MAX_CONCURRENCY", 50),
     ("sender_batching_window_seconds", "SENDER_BATCHING_WINDOW_SECONDS", 1),
     ("sender_call_concurrency", "SENDER_CALL_CONCURRENCY", 50),
     ("retention_days", "RETENTION_DAYS", 30),
@@ -330,6 +336,7 @@ class _Reader:
             "account": env.get("CALLQUEUE_ACCOUNT_ID", "000000000000"),
         }
         cps = self.integer("CPS", 10)
+        account_cps = self.decimal("ACCOUNT_CPS", float(cps))
         return {
             **{field: env.get(name, default.format(**where)) for field, name, default in _NAMES},
             **{field: self.integer(name, default) for field, name, default in _INTEGERS},
@@ -343,7 +350,10 @@ class _Reader:
             "inbound_webhook_url": inbound_url(env),
             "api_url_parameter": env.get(API_URL_PARAMETER) or None,
             "sender_limits": env.get("SENDER_LIMITS", ""),
-            "account_cps": self.decimal("ACCOUNT_CPS", float(cps)),
+            "account_cps": account_cps,
+            # 0 or unset: sized from the account's rate (chalicelib.core.capacity).
+            "sender_max_concurrency": self.integer("SENDER_MAX_CONCURRENCY", 0)
+            or sender_concurrency(account_cps),
             # 0 or unset: no known limit, and DynamoDB's own 1 MB pages.
             "twilio_concurrency_limit": self.integer("TWILIO_CONCURRENCY_LIMIT", 0) or None,
             "results_page_size": self.integer("RESULTS_PAGE_SIZE", 0) or None,

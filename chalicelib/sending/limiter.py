@@ -4,8 +4,10 @@ The arithmetic is chalicelib.core.metering's; this module keeps its state in the
 with conditional writes, so any number of concurrent senders (and jobs) together stay within
 the account's calls per second:
 
-- `account#next`: the account's next free time (`tat`). A sender books k calls at once, 1/rate
-  apart, with one conditional UpdateItem that moves it on by k/rate; never a slot already past.
+- `account#next#<ceiling>#<n>#<k>`: shard k of the account's grid of slots (chalicelib.core.slots):
+  its next free slot (`tat`, a local index). A sender books a block of calls on one shard with one
+  conditional UpdateItem that moves it on; never a slot already past. One shard up to
+  SHARD_CPS calls a second; more shards keep every item's writes a second in the hundreds.
 - `account#aimd`: the adaptive rate (last cut and when). Read at most once a second a container.
 - `sender#<From>`: the sender's virtual schedule (its next free time), moved on per message by
   its segments over its messages-per-second.
@@ -16,14 +18,15 @@ Items expire (TTL) a few minutes after their time has passed.
 from __future__ import annotations
 
 import logging
-import math
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.metering import Aimd, Reservation, gcra_starts
+from chalicelib.core.slots import Booking, Grid
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,17 +43,6 @@ MAX_LATENCY_LEAD = 0.1
 EXPIRE_AFTER_SECONDS = 300
 ACCOUNT_KEY = "account#next"
 AIMD_KEY = "account#aimd"
-
-
-def _up(value: float) -> Decimal:
-    """`value` rounded up to the microsecond, as the account's schedule keeps times: a booking
-    never ends before its last slot plus 1/rate, so the next one never starts closer."""
-    return Decimal(value).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
-
-
-def _tat_in(item: dict[str, Any]) -> Decimal:
-    """The account's next free time in a write's answer; none yet: -inf."""
-    return Decimal(item["tat"]["N"]) if "tat" in item else Decimal("-Infinity")
 
 
 def _n(value: float | int) -> dict[str, str]:
@@ -70,10 +62,13 @@ class RateLimiter:
         cooldown: float = 1.0,
         state_ttl: float = 1.0,
         clock: Callable[[], float] = time.time,
+        shards: int | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """`rate`: the account's calls per second (the ceiling). After a cut the rate grows back
         by `increase` of it per second; a cut multiplies by `decrease`, at most once per
-        `cooldown` seconds however many senders see the same congestion."""
+        `cooldown` seconds however many senders see the same congestion. `shards`: the
+        schedule's items (None: sized from the rate); `rng` chooses among them."""
         self._db = dynamodb
         self._table = table
         self.ceiling = rate
@@ -83,8 +78,11 @@ class RateLimiter:
         self._state_ttl = state_ttl
         self._clock = clock
         self._lock = threading.Lock()
-        # The account's next free time when last seen.
-        self._tat = Decimal("-Infinity")
+        self.grid = Grid.for_ceiling(rate, shards)
+        self._rng = rng or random.Random()
+        # Each shard's next free slot (its `tat`) when last seen.
+        self._tats: dict[int, Decimal] = {}
+        self._seen_at: dict[int, float] = {}
         self._aimd = Aimd(rate)
         self._aimd_read_at = float("-inf")
         # How long booking takes (up at once, down slowly): slots are booked that far ahead.
@@ -101,15 +99,16 @@ class RateLimiter:
         """A slot time for each call due at `due[i]`, in the order they are due; None for calls
         without one this time (the sender asks again at its next tick).
 
-        One conditional write books up to `horizon * rate` calls on the account's schedule,
-        `1/rate` apart, from its next free time, or from the first call's due time if that is
-        later (nor earlier than the first slot this sender can still use: now, plus twice the
-        time DynamoDB takes to answer, at most MAX_LATENCY_LEAD); none when the account is booked
-        beyond `horizon` after that. A call may go before it is due by as much as the calls
-        before it in `due` are spread (the sender asks for the calls due within its next tick).
-        `granted`, if given, is told the slots, `(i, slot)`, as soon as they are booked.
+        One conditional write books a block of calls on one shard of the account's grid
+        (chalicelib.core.slots): up to what the shard serves in `horizon` at the rate, from its
+        next free slot, or from the first call's due time if that is later (nor earlier than the
+        first slot this sender can still use: now, plus twice the time DynamoDB takes to answer,
+        at most MAX_LATENCY_LEAD); none when the shard is booked beyond `horizon` after that. A
+        call may go before it is due by as much as the calls before it in `due` are spread (the
+        sender asks for the calls due within its next tick). `granted`, if given, is told the
+        slots, `(i, slot)`, as soon as they are booked.
 
-        A booking that starts later than the account's next free time leaves the time between
+        A booking that starts later than the shard's next free slot leaves the slots between
         unused, for good: its sender's rows were not due before, or its answers come slower than
         the other senders' (their slots would be past for it). The cap on the lead bounds what
         one slow answer can cost the account."""
@@ -121,66 +120,87 @@ class RateLimiter:
         # Slots are booked far enough ahead that the answer arrives before the first of them.
         earliest = now + LEAD_SECONDS + min(2 * self._latency, MAX_LATENCY_LEAD)
         order = sorted(range(len(due)), key=lambda i: due[i])
-        count = min(len(order), max(1, math.ceil(horizon * rate - 1e-9)))
+        count = self.grid.block(len(order), horizon, rate)
         not_before = max(earliest, due[order[0]])
         asked = self._clock()
-        start = self._book(count, rate, not_before, earliest + horizon)
+        booking = self._book(count, rate, not_before, earliest + horizon)
         took = self._clock() - asked
         with self._lock:
             # Up at once, down slowly: a slot booked for a time already past is lost.
             self._latency = max(took, self._latency + LATENCY_WEIGHT * (took - self._latency))
-        if start is None:
+        if booking is None:
             return times
-        # Slot times are floats: 1/rate apart to within a microsecond at epoch-scale times.
-        base = float(start)
-        taken = [(i, base + j / rate) for j, i in enumerate(order[:count])]
+        taken = list(zip(order[:count], self.grid.slots(booking), strict=True))
         for i, slot in taken:
             times[i] = slot
         if granted is not None:
             granted(taken)
         return times
 
-    def _book(self, count: int, rate: float, not_before: float, latest: float) -> Decimal | None:
-        """Move the account's next free time (`tat`) on by `count / rate` seconds; returns where
-        the booking starts: `tat`, or `not_before` when `tat` is earlier (the account was idle
-        meanwhile, or this sender's rows are not due before). None when `tat` is beyond
-        `latest`, or (only if the item vanished meanwhile, by TTL) after three tries.
+    def _book(self, count: int, rate: float, not_before: float, latest: float) -> Booking | None:
+        """Book `count` calls on a shard (chalicelib.core.slots.book): its `tat` moved on by
+        `count` steps at `rate`, from `tat`, or from `not_before`'s slot when `tat` is earlier
+        (the shard was idle meanwhile, or this sender's rows are not due before). None when
+        `tat` is beyond `latest`, or (only if the item vanished meanwhile, by TTL) after three
+        tries.
 
         One request in the usual case: whether `tat` is ahead of `not_before` is guessed from
         its last value seen (each answer, booked or refused, carries it), and the other form of
         the write is tried only when the guess was wrong. `tat` only grows, so a second try
-        books or finds the account booked beyond `latest`."""
-        span = _up(count / rate)
-        first = _up(not_before)
+        books or finds the shard booked beyond `latest`."""
+        grid = self.grid
+        with self._lock:
+            shard = grid.pick(self._tats, self._rng)
+        key = self._shard_key(shard)
+        step = grid.step(rate)
+        span = count * step
+        first = grid.first_index(shard, not_before)
+        last = grid.last_index(shard, latest)
         exp = _n(int(latest) + EXPIRE_AFTER_SECONDS)
         for _ in range(3):
             # A refused try took a round trip: the slots start no sooner than now plus the lead.
-            first = max(first, _up(self._clock() + LEAD_SECONDS))
-            if self._tat > Decimal(str(latest)):
+            first = max(first, grid.first_index(shard, self._clock() + LEAD_SECONDS))
+            tat = self._tats.get(shard)
+            if tat is not None and tat > last:
                 return None  # booked beyond the horizon
-            if self._tat >= first:
-                booked, item = self._update_if(
-                    ACCOUNT_KEY,
+            age = self._clock() - self._seen_at.get(shard, float("-inf"))
+            if grid.guess_busy(tat, first, age):
+                landed, item = self._update_if(
+                    key,
                     "SET tat = tat + :d, expires_at = :exp",
                     "tat >= :nb AND tat <= :latest",
-                    {":d": {"N": str(span)}, ":nb": {"N": str(first)}, ":latest": _n(latest)},
+                    {":d": {"N": str(span)}, ":nb": {"N": str(first)}, ":latest": {"N": str(last)}},
                     exp,
                 )
-                self._tat = _tat_in(item)
-                if booked:
-                    return self._tat - span
+                self._seen(shard, item)
+                if landed:
+                    return Booking(shard, self._tats[shard] - span, step, count)
                 continue
-            booked, item = self._update_if(
-                ACCOUNT_KEY,
+            booking = Booking(shard, first, step, count)
+            landed, item = self._update_if(
+                key,
                 "SET tat = :end, expires_at = :exp",
                 "attribute_not_exists(tat) OR tat < :nb",
-                {":end": {"N": str(first + span)}, ":nb": {"N": str(first)}},
+                {":end": {"N": str(booking.end)}, ":nb": {"N": str(first)}},
                 exp,
             )
-            self._tat = first + span if booked else _tat_in(item)
-            if booked:
-                return first
+            self._seen(shard, {"tat": {"N": str(booking.end)}} if landed else item)
+            if landed:
+                return booking
         return None  # the item vanished between tries: this sender asks again next tick
+
+    def _seen(self, shard: int, item: dict[str, Any]) -> None:
+        """The shard's `tat` as a write's answer has it (none: the item is gone)."""
+        self._seen_at[shard] = self._clock()
+        if "tat" in item:
+            self._tats[shard] = Decimal(item["tat"]["N"])
+        else:
+            self._tats.pop(shard, None)
+
+    def _shard_key(self, shard: int) -> str:
+        # The grid (rate and shard count) is in the key: a local index means a time only on the
+        # grid it was booked on.
+        return f"{ACCOUNT_KEY}#{self.grid.ceiling!r}#{self.grid.shards}#{shard}"
 
     # -- the adaptive rate -----------------------------------------------------------------
 

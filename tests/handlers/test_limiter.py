@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from moto import mock_aws
 
 from chalicelib.sending.limiter import LEAD_SECONDS, MAX_LATENCY_LEAD, RateLimiter
 from tests.tables import create_rate_table
+from tests.unit.test_slots import max_in_window
 
 TABLE = "rate"
 
@@ -256,3 +258,55 @@ def test_one_slow_answer_costs_the_account_at_most_the_capped_lead(dynamodb: Any
     assert fast_slot == pytest.approx(clock.now + LEAD_SECONDS)
     slow_slot = slow.schedule([clock.now], 0.2)[0]
     assert slow_slot == pytest.approx(clock.now + LEAD_SECONDS + MAX_LATENCY_LEAD)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 5), st.floats(0.0, 0.05), st.integers(1, 80), st.booleans()),
+        min_size=1,
+        max_size=30,
+    ),
+    seed=st.integers(0, 2**32),
+)
+def test_senders_booking_a_sharded_schedule_keep_the_accounts_limits(
+    steps: list[tuple[int, float, int, bool]], seed: int
+) -> None:
+    # At 1,000 CPS (990 with the headroom: five shards) six senders with their own views of the
+    # rate book on whichever shards they pick, through DynamoDB's conditional writes: the slots
+    # are distinct, 1/ceiling apart, and within 1,000 in any second and 101 in any 100 ms.
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_rate_table(client, TABLE)
+        clock = Clock(1_796_000_000.0)
+        rng = random.Random(seed)
+        senders = [
+            limiter(client, clock, rate=990, cooldown=0.0, rng=random.Random(rng.random()))
+            for _ in range(6)
+        ]
+        assert senders[0].grid.shards == 5
+        slots: list[float] = []
+        for which, wait, count, congested in steps:
+            clock.now += wait
+            if congested:
+                senders[which].congested()
+            slots.extend(t for t in senders[which].schedule([clock.now] * count, 0.2) if t)
+    ordered = sorted(slots)
+    assert all(b - a >= 1 / 990 - 1e-6 for a, b in itertools.pairwise(ordered))
+    assert max_in_window(slots, 1.0) <= 1000
+    assert max_in_window(slots, 0.1) <= 101
+
+
+def test_a_sender_new_to_a_busy_sharded_schedule_books_with_one_request(dynamodb: Any) -> None:
+    clock = Clock(1000.0)
+    keys: set[str] = set()
+    while len(keys) < 5:  # every shard of the 1,000-CPS schedule booked ahead
+        limiter(dynamodb, clock, rate=990).schedule([clock.now] * 40, 0.2)
+        keys = {i["pk"]["S"] for i in dynamodb.scan(TableName=TABLE)["Items"]}
+    requests: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb.UpdateItem", lambda **kw: requests.append("UpdateItem")
+    )
+    # Booked ahead, not beyond a 2-s horizon: it books, moving a shard on, with one write.
+    assert None not in limiter(dynamodb, clock, rate=990).schedule([clock.now] * 10, 2.0)
+    assert requests == ["UpdateItem"]
