@@ -6,12 +6,12 @@ of them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from chalicelib.aws.buckets import SpooledFile
 from chalicelib.core.records import ChunkRow
 from chalicelib.core.slices import Group
+from chalicelib.intake.encoded import carried_member, chunk_line, compact
 
 
 class _Open:
@@ -32,14 +32,24 @@ class ChunkWriter:
         self._groups: dict[tuple[str, ...], _Open] = {}
         self.chunks = 0
 
-    def add(self, zones: tuple[str, ...], number: int, row: ChunkRow) -> None:
+    def add(
+        self, zones: tuple[str, ...], number: int, row: ChunkRow, params_json: str = ""
+    ) -> None:
+        """`params_json`: the row's parameters as compact JSON when already written."""
         group = self._groups.get(zones)
         if group is None:
             group = self._groups[zones] = _Open(len(self._groups))
         # The offset is the row's place in its group at the job's rate when it was split; the
         # release step gives each run its own times (chalicelib.release.releaser).
-        placed = ChunkRow(number, row.api, row.params, group.rows / self._cps, row.carried)
-        group.file.write_line(json.dumps(placed.to_json(), separators=(",", ":")))
+        offset = group.rows / self._cps
+        line = chunk_line(
+            number,
+            row.api,
+            params_json or compact(row.params),
+            offset,
+            carried_member(row.carried),
+        )
+        group.file.write_line(line)
         group.rows += 1
         if group.file.lines == self._size:
             self._flush(group)

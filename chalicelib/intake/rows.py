@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from chalicelib.core.limits import MAX_ROW_BYTES
 from chalicelib.core.records import CallRequest, QueuedRow
 from chalicelib.core.windows import SendWindow
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
+from chalicelib.intake.encoded import carried_member, compact, sized_from
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 from chalicelib.intake.validation.templates import FileColumns, JobParams
@@ -33,6 +34,8 @@ class Accepted:
     request: CallRequest
     # The row's `time_zone` column as given (checked only when the job has a send window).
     time_zone: str | None = None
+    # The request's parameters as compact JSON, written once (chalicelib.intake.encoded).
+    params_json: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,17 @@ def travelling_bytes(number: int, request: CallRequest) -> int:
         _WIDEST, row=number, api=request.api, params=request.params, carried=request.carried
     )
     return len(json.dumps(queued.to_json(), separators=(",", ":")).encode())
+
+
+# The widest queued row with row 0, api "" and params {}: each row adds its own members' lengths.
+_EMPTY_QUEUED: Final = travelling_bytes(0, CallRequest("", {}))  # type: ignore[arg-type]
+
+
+def encoded_bytes(number: int, request: CallRequest, params_json: str) -> int:
+    """travelling_bytes from the parameters' compact JSON, without serialising them again."""
+    return sized_from(
+        _EMPTY_QUEUED, number, compact(request.api), params_json, carried_member(request.carried)
+    )
 
 
 def too_large_reason(size: int) -> str:
@@ -114,10 +128,10 @@ def _checked(
     carry: Carry = DEFAULT_CARRY,
 ) -> Accepted | Rejected:
     try:
-        request = replace(
-            validate(fields, default_region, params), carried=carry.carried_of(fields)
-        )
-        size = travelling_bytes(number, request)
+        valid = validate(fields, default_region, params)
+        request = CallRequest(valid.api, valid.params, carried=carry.carried_of(fields))
+        params_json = compact(request.params)
+        size = encoded_bytes(number, request, params_json)
     except InvalidRow as error:
         return Rejected(number, str(error))
     except Exception as error:
@@ -127,7 +141,7 @@ def _checked(
         return Rejected(number, f"could not be read: {type(error).__name__}")
     if size > MAX_ROW_BYTES:
         return Rejected(number, too_large_reason(size))
-    return Accepted(number, request, time_zone_of(fields))
+    return Accepted(number, request, time_zone_of(fields), params_json)
 
 
 def zoned(

@@ -388,7 +388,7 @@ class Splitter:
                 request = item.request
                 cost.add(request)
                 row = ChunkRow(item.number, request.api, request.params, 0.0, request.carried)
-                writer.add(zones, item.number, row)
+                writer.add(zones, item.number, row, item.params_json)
                 valid += 1
             groups = writer.finish()
             if rejected:
