@@ -6,7 +6,8 @@ of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from chalicelib.aws.buckets import SpooledFile
 from chalicelib.core.records import ChunkRow
@@ -15,11 +16,21 @@ from chalicelib.intake.encoded import carried_member, chunk_line, compact
 
 
 class _Open:
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, rows: int = 0, chunks: int = 0) -> None:
         self.index = index
         self.file = SpooledFile()
-        self.rows = 0
-        self.chunks = 0
+        self.rows = rows
+        self.chunks = chunks
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A group's place when a split stops part way (chalicelib.intake.checkpoint): its valid rows
+    and stored chunks so far; its partial chunk's lines are kept beside it."""
+
+    zones: tuple[str, ...]
+    rows: int
+    chunks: int
 
 
 class ChunkWriter:
@@ -69,6 +80,19 @@ class ChunkWriter:
         return tuple(
             Group(zones=zones, chunks=g.chunks, rows=g.rows) for zones, g in self._groups.items()
         )
+
+    def state(self) -> Iterator[tuple[GroupState, SpooledFile]]:
+        """Each group's state and its partial chunk (not stored yet), in the groups' order."""
+        for zones, group in self._groups.items():
+            yield GroupState(zones, group.rows, group.chunks), group.file
+
+    def restore(self, state: GroupState, lines: Iterator[bytes]) -> None:
+        """Takes up a group where a stopped split left it: its counts and its partial chunk's
+        lines (as stored). Groups are restored in the order state() gave."""
+        group = self._groups[state.zones] = _Open(len(self._groups), state.rows, state.chunks)
+        for line in lines:
+            group.file.write_raw(line if line.endswith(b"\n") else line + b"\n")
+        self.chunks += state.chunks
 
     def close(self) -> None:
         for group in self._groups.values():

@@ -9,6 +9,7 @@ the file still goes).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -99,19 +100,26 @@ def checked_rows(
     *,
     params: JobParams | None = None,
     carry: Carry = DEFAULT_CARRY,
+    skip: int = 0,
 ) -> Iterator[Accepted | Rejected]:
     """Raises parsing.FileFormatError when the file cannot be read at all, and its subclass
     templates.MissingColumn when a job-wide parameter names a column the file does not have.
     `default_region`: the region phone numbers in national format are read in (None: they are
     rejected); `params`: the job-wide parameters, rendered into each row that takes them;
-    `carry`: the user's columns that travel with each row (its reference), never sent.
+    `carry`: the user's columns that travel with each row (its reference), never sent; `skip`:
+    how many records to read without yielding them (a split resumed after them).
 
     A CSV file's columns are its header, known at its first readable record, so a job-wide
     template naming another column fails there. JSON records each have their own keys: a record
     without the column is rejected, and the file fails at its end if no record had it."""
     params = params or JobParams()
     columns = FileColumns(params, fmt)
-    for record in read_records(stream, fmt):
+    records = read_records(stream, fmt)
+    for record in itertools.islice(records, skip):
+        # Split by an earlier invocation (chalicelib.intake.checkpoint): read, not checked again.
+        if record.error is None and record.fields is not None:
+            columns.see(record.fields)
+    for record in records:
         if record.error is not None or record.fields is None:
             yield Rejected(record.number, record.error or "unreadable record")
             continue
