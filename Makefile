@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-scale
+.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-scale bench-split
 
 venv: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-windows: venv
 
 bench-scale: venv
 	$(BIN)/python bench/scale_sim.py
+
+bench-split: venv
+	$(BIN)/python bench/split.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

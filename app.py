@@ -37,7 +37,8 @@ def observe_invocation(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 @app.on_s3_event(bucket=settings.source_bucket, events=["s3:ObjectCreated:*"])
 def handle_source_file(event: S3Event) -> None:
-    wiring.splitter().split(event.bucket, event.key)
+    budget = wiring.split_budget(event.bucket, event.key, event.context)
+    wiring.splitter().split(event.bucket, event.key, budget)
 
 
 @app.lambda_function(name="release_chunk")

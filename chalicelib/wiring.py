@@ -26,6 +26,7 @@ from chalicelib.api.status import StatusCallbacks
 from chalicelib.api.suppression import SuppressionApi
 from chalicelib.aws.api_url import ApiUrl, WebhookUrls
 from chalicelib.aws.buckets import Bucket, Storage
+from chalicelib.aws.continuation import SplitContinuation
 from chalicelib.aws.daily_counts import DailyCounts
 from chalicelib.aws.event_bus import EventPublisher
 from chalicelib.aws.jobs_table import JobStore
@@ -36,9 +37,10 @@ from chalicelib.config import Settings
 from chalicelib.core.metering import SenderLimits
 from chalicelib.core.schedule import visible_early_seconds
 from chalicelib.errors import CallqueueError
+from chalicelib.intake.checkpoint import Budget
 from chalicelib.intake.content import DAY_SECONDS, ContentClaims
 from chalicelib.intake.splitter import Splitter
-from chalicelib.observability import Metrics
+from chalicelib.observability import Metrics, in_lambda
 from chalicelib.release.enqueuer import Enqueuer
 from chalicelib.release.keeper import LoopKeeper
 from chalicelib.release.releaser import Releaser
@@ -157,6 +159,15 @@ def send_queue() -> SendQueue:
 def splitter() -> Splitter:
     loop = ReleaseLoop(_client("stepfunctions"), settings().state_machine_arn)
     return Splitter(storage(), jobs(), loop, settings(), claims=content_claims(), metrics=metrics())
+
+
+def split_budget(bucket: str, key: str, context: Any) -> Budget | None:
+    """The time a split of `key` has in this Lambda invocation, and how it continues in the
+    next; None outside Lambda (the local runtime, tests), where a split runs to its end."""
+    if context is None or not in_lambda():
+        return None
+    continuation = SplitContinuation(_client("lambda"), context.function_name)
+    return Budget(context.get_remaining_time_in_millis, lambda: continuation.start(bucket, key))
 
 
 def content_claims() -> ContentClaims:

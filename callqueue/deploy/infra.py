@@ -157,6 +157,7 @@ def policy_values(
         "ApiUrlParameterArn": f"arn:{p}:ssm:{r}:{a}:parameter{api_url_parameter(stage)}",
         # Per function: render_policies fills in the function's name.
         "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/$function",
+        "FunctionArn": f"arn:{p}:lambda:{r}:{a}:function:$function",
     }
 
 
@@ -196,11 +197,11 @@ def render_policies(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for function, path in policy_sources(project_dir).items():
+        name = function_name(stage, function)
         own = {
             **values,
-            "LogGroupArn": Template(values["LogGroupArn"]).substitute(
-                function=function_name(stage, function)
-            ),
+            "LogGroupArn": Template(values["LogGroupArn"]).substitute(function=name),
+            "FunctionArn": Template(values["FunctionArn"]).substitute(function=name),
         }
         try:
             policy = render_policy(json.loads(path.read_text()), own)

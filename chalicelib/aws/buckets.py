@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # Chunks and reports are staged on local disk (Lambda's /tmp) beyond this size, so memory stays flat
 # whatever the window and rate.
 SPOOL_BYTES = 8 * 1024 * 1024
+# A stored file read back line by line is read in blocks of this size.
+READ_BYTES = 1024 * 1024
 
 
 def chunk_key(job_id: str, chunk: int) -> str:
@@ -66,6 +68,11 @@ class SpooledFile:
         self._file.write(text.getvalue().encode("utf-8"))
         self.lines += 1
 
+    def write_raw(self, data: bytes) -> None:
+        """Bytes already in the file's form (a stored file's lines, endings included)."""
+        self._file.write(data)
+        self.lines += data.count(b"\n")
+
     def rewind(self) -> IO[bytes]:
         self._file.seek(0)
         return self._file
@@ -98,6 +105,20 @@ class Storage:
             etag=response["ETag"].strip('"'),
             last_modified=response["LastModified"].isoformat(),
         )
+
+    def lines_of(self, bucket: str, key: str) -> Iterator[bytes]:
+        """An object's lines, each with its line ending, streamed."""
+        body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            rest = b""
+            while block := body.read(READ_BYTES):
+                lines = (rest + block).split(b"\n")
+                rest = lines.pop()
+                yield from (line + b"\n" for line in lines)
+            if rest:
+                yield rest
+        finally:
+            body.close()
 
     def read_small(self, bucket: str, key: str, limit: int) -> bytes | None:
         """At most `limit` + 1 bytes of an object (enough to tell it is too large); None when

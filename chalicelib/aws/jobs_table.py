@@ -143,6 +143,40 @@ class JobStore:
             return None
         return int(response["Attributes"][name]["N"])
 
+    def split_progress(self, job_id: str) -> tuple[int, str | None]:
+        """Where the job's split stands (chalicelib.intake.checkpoint): the part it is at (0:
+        none stored) and the prefix of its checkpoint."""
+        item = self._db.get_item(
+            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        ).get("Item", {})
+        part = int(item.get("split_part", {}).get("N", "0"))
+        return part, item.get("split_checkpoint", {}).get("S")
+
+    def advance_split(self, job_id: str, part: int, checkpoint: str | None) -> bool:
+        """Move the split from `part` to part + 1, stored at `checkpoint` (None: the split is
+        done), with a fresh count of attempts; False when another invocation moved it first."""
+        condition = "split_part = :p"
+        if part == 0:
+            condition = "attribute_not_exists(split_part) OR " + condition
+        values = {":p": {"N": str(part)}, ":n": {"N": str(part + 1)}, ":z": {"N": "0"}}
+        expression = "SET split_part = :n, split_attempts = :z"
+        if checkpoint is None:
+            expression += " REMOVE split_checkpoint"
+        else:
+            expression += ", split_checkpoint = :c"
+            values[":c"] = {"S": checkpoint}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+                ConditionExpression=f"attribute_exists(job_id) AND ({condition})",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def raise_to(self, job_id: str, name: str, value: int) -> int | None:
         """Atomically raise a numeric attribute to `value` if it is lower (or absent); returns
         its value after, None for no such job."""

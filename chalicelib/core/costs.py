@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -114,6 +115,9 @@ def _price(value: Any, where: str) -> Decimal:
     return price
 
 
+# Reading a number's country takes phonenumbers ~40 µs; a file's rows repeat their numbers (a
+# From, a list's retries), and the answer depends on the number alone.
+@lru_cache(maxsize=4096)
 def country_of(number: str | None) -> str | None:
     """The ISO country of an E.164 number, with a channel prefix (`whatsapp:`) dropped; None for
     an address that is no phone number (sip:, client:) or a number no country claims."""

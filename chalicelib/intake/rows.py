@@ -9,16 +9,18 @@ the file still goes).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from chalicelib.core.limits import MAX_ROW_BYTES
 from chalicelib.core.records import CallRequest, QueuedRow
 from chalicelib.core.windows import SendWindow
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
+from chalicelib.intake.encoded import carried_member, compact, sized_from
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 from chalicelib.intake.validation.templates import FileColumns, JobParams
@@ -33,6 +35,8 @@ class Accepted:
     request: CallRequest
     # The row's `time_zone` column as given (checked only when the job has a send window).
     time_zone: str | None = None
+    # The request's parameters as compact JSON, written once (chalicelib.intake.encoded).
+    params_json: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,17 @@ def travelling_bytes(number: int, request: CallRequest) -> int:
     return len(json.dumps(queued.to_json(), separators=(",", ":")).encode())
 
 
+# The widest queued row with row 0, api "" and params {}: each row adds its own members' lengths.
+_EMPTY_QUEUED: Final = travelling_bytes(0, CallRequest("", {}))  # type: ignore[arg-type]
+
+
+def encoded_bytes(number: int, request: CallRequest, params_json: str) -> int:
+    """travelling_bytes from the parameters' compact JSON, without serialising them again."""
+    return sized_from(
+        _EMPTY_QUEUED, number, compact(request.api), params_json, carried_member(request.carried)
+    )
+
+
 def too_large_reason(size: int) -> str:
     return (
         f"row is {size:,} bytes as sent; the limit is {MAX_ROW_BYTES:,} "
@@ -85,19 +100,26 @@ def checked_rows(
     *,
     params: JobParams | None = None,
     carry: Carry = DEFAULT_CARRY,
+    skip: int = 0,
 ) -> Iterator[Accepted | Rejected]:
     """Raises parsing.FileFormatError when the file cannot be read at all, and its subclass
     templates.MissingColumn when a job-wide parameter names a column the file does not have.
     `default_region`: the region phone numbers in national format are read in (None: they are
     rejected); `params`: the job-wide parameters, rendered into each row that takes them;
-    `carry`: the user's columns that travel with each row (its reference), never sent.
+    `carry`: the user's columns that travel with each row (its reference), never sent; `skip`:
+    how many records to read without yielding them (a split resumed after them).
 
     A CSV file's columns are its header, known at its first readable record, so a job-wide
     template naming another column fails there. JSON records each have their own keys: a record
     without the column is rejected, and the file fails at its end if no record had it."""
     params = params or JobParams()
     columns = FileColumns(params, fmt)
-    for record in read_records(stream, fmt):
+    records = read_records(stream, fmt)
+    for record in itertools.islice(records, skip):
+        # Split by an earlier invocation (chalicelib.intake.checkpoint): read, not checked again.
+        if record.error is None and record.fields is not None:
+            columns.see(record.fields)
+    for record in records:
         if record.error is not None or record.fields is None:
             yield Rejected(record.number, record.error or "unreadable record")
             continue
@@ -114,10 +136,10 @@ def _checked(
     carry: Carry = DEFAULT_CARRY,
 ) -> Accepted | Rejected:
     try:
-        request = replace(
-            validate(fields, default_region, params), carried=carry.carried_of(fields)
-        )
-        size = travelling_bytes(number, request)
+        valid = validate(fields, default_region, params)
+        request = CallRequest(valid.api, valid.params, carried=carry.carried_of(fields))
+        params_json = compact(request.params)
+        size = encoded_bytes(number, request, params_json)
     except InvalidRow as error:
         return Rejected(number, str(error))
     except Exception as error:
@@ -127,7 +149,7 @@ def _checked(
         return Rejected(number, f"could not be read: {type(error).__name__}")
     if size > MAX_ROW_BYTES:
         return Rejected(number, too_large_reason(size))
-    return Accepted(number, request, time_zone_of(fields))
+    return Accepted(number, request, time_zone_of(fields), params_json)
 
 
 def zoned(

@@ -27,26 +27,23 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Final
 
-from chalicelib.aws.buckets import SpooledFile, Storage, group_chunk_key, rejects_key
+from chalicelib.aws.buckets import Storage, rejects_key
 from chalicelib.aws.jobs_table import JobExists, JobStore
 from chalicelib.config import MAX_WINDOW_SECONDS, ConfigError, Settings
-from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.job_details import cost_fields
 from chalicelib.core.jobs import SENDING, Job
-from chalicelib.core.records import ChunkRow
 from chalicelib.core.schedule import Schedule
-from chalicelib.core.slices import Group, groups_json
-from chalicelib.core.windows import SendWindow
+from chalicelib.core.slices import groups_json
 from chalicelib.intake.carry import Carry
-from chalicelib.intake.chunking import ChunkWriter
+from chalicelib.intake.checkpoint import Budget, Checkpoint
 from chalicelib.intake.content import ContentClaims, HashingStream, Holder, is_resend
 from chalicelib.intake.manifest import MAX_MANIFEST_BYTES, is_manifest, manifest_key, read_manifest
-from chalicelib.intake.parsing import ByteStream, FileFormatError, Format, detect_format
-from chalicelib.intake.rows import Rejected, checked_rows, zoned
+from chalicelib.intake.parsing import ByteStream, FileFormatError, detect_format
+from chalicelib.intake.split_pass import Counts, SplitPass, load_checkpoint
 from chalicelib.intake.timing import JobTiming
 from chalicelib.intake.validation.templates import JobParams
 from chalicelib.observability import Metrics, bound
@@ -123,18 +120,6 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-@dataclass(frozen=True)
-class Counts:
-    rows: int
-    valid: int
-    rejected: int
-    chunks: int
-    # What the valid rows will cost, by the shipped price table.
-    cost: CostEstimate | None = None
-    # The valid rows' groups by time zones, with their chunks (chalicelib.core.slices).
-    groups: tuple[Group, ...] = ()
-
-
 class Splitter:
     def __init__(
         self,
@@ -155,8 +140,10 @@ class Splitter:
         self._clock = clock
         self._metrics = metrics
 
-    def split(self, bucket: str, key: str) -> Job | None:
-        """The job of an uploaded file; None for a job manifest, which is read with its file."""
+    def split(self, bucket: str, key: str, budget: Budget | None = None) -> Job | None:
+        """The job of an uploaded file; None for a job manifest, which is read with its file.
+        `budget`: the invocation's time; a split that outlasts it stops at a checkpoint and
+        starts its continuation, a delivery of the same upload (chalicelib.intake.checkpoint)."""
         if is_manifest(key):
             log.info("%s is a job manifest: it is read when its file is split", key)
             return None
@@ -165,7 +152,7 @@ class Splitter:
         job_id = job_id_of(bucket, key, source.etag, metadata, source.last_modified)
         with bound(job_id=job_id):
             try:
-                return self._split(bucket, key, source.body, metadata, source.etag, job_id)
+                return self._split(bucket, key, source.body, metadata, source.etag, job_id, budget)
             finally:
                 source.body.close()
 
@@ -177,17 +164,9 @@ class Splitter:
         metadata: dict[str, str],
         etag: str,
         job_id: str,
+        budget: Budget | None = None,
     ) -> Job:
-        job = Job(
-            job_id=job_id,
-            bucket=bucket,
-            key=key,
-            etag=etag,
-            state="splitting",
-            cps=self._settings.cps,
-            window_seconds=self._settings.window_seconds,
-            created_at=self._clock(),
-        )
+        job = self._new_job(bucket, key, etag, job_id)
         invalid: str | None = None
         params = JobParams()
         try:
@@ -209,13 +188,15 @@ class Splitter:
                 log.info("job %s already recorded (%s): duplicate delivery", job_id, existing.state)
                 self._resume(existing)
                 return existing
-            log.info("job %s was interrupted while splitting: splitting again", job_id)
+            log.info("job %s is splitting: going on from its checkpoint, if any", job_id)
             job = existing
         if invalid is not None:
             return self._fail(job, invalid)
         attempt = self._jobs.add(job_id, "split_attempts", 1) or 1
         try:
-            return self._split_content(job, key, stream, params, resend=is_resend(metadata))
+            return self._split_content(
+                job, key, stream, params, resend=is_resend(metadata), budget=budget
+            )
         except Exception as error:
             reason = (
                 f"splitting failed (attempt {attempt} of {MAX_SPLIT_ATTEMPTS}): "
@@ -229,16 +210,34 @@ class Splitter:
             self._jobs.update(job_id, error=reason)
             raise
 
+    def _new_job(self, bucket: str, key: str, etag: str, job_id: str) -> Job:
+        return Job(
+            job_id=job_id,
+            bucket=bucket,
+            key=key,
+            etag=etag,
+            state="splitting",
+            cps=self._settings.cps,
+            window_seconds=self._settings.window_seconds,
+            created_at=self._clock(),
+        )
+
     def _split_content(
-        self, job: Job, key: str, stream: ByteStream, params: JobParams, *, resend: bool
+        self,
+        job: Job,
+        key: str,
+        stream: ByteStream,
+        params: JobParams,
+        *,
+        resend: bool,
+        budget: Budget | None = None,
     ) -> Job:
         job_id = job.job_id
+        # A continuation reads the file from its start too: the hash covers every byte.
         hashed = HashingStream(stream)
-        try:
-            fmt = detect_format(key)
-            counts = self._write_chunks(job, hashed, fmt, params)
-        except FileFormatError as error:
-            return self._fail(job, str(error))
+        counts = self._pass(job, key, hashed, params, budget)
+        if isinstance(counts, Job):
+            return counts
         sha256 = hashed.hexdigest()
         # One list sent with another template is another campaign: the claim covers both.
         claimed = _content_key(sha256, params)
@@ -277,6 +276,43 @@ class Splitter:
             self._metrics.count("Chunks", counts.chunks)
             self._metrics.flush()
         return job
+
+    def _pass(
+        self, job: Job, key: str, stream: ByteStream, params: JobParams, budget: Budget | None
+    ) -> Counts | Job:
+        """The file's counts once it is all split; the job when this invocation ends without
+        them (failed, stopped at a checkpoint, or finished by another invocation)."""
+        part, resume = self._resume_point(job.job_id)
+        split = SplitPass(self._storage, self._settings, job, resume=resume, budget=budget)
+        try:
+            counts = split.run(stream, detect_format(key), params)
+        except FileFormatError as error:
+            return self._fail(job, str(error))
+        if isinstance(counts, Checkpoint):
+            assert budget is not None and split.stopped is not None  # noqa: S101 - only a budget stops
+            return self._continue(job, part, counts, split.stopped, budget)
+        if part and not self._jobs.advance_split(job.job_id, part, None):
+            # A second delivery of the last continuation: the first one ends the split.
+            log.info("job %s: its split was finished by another invocation", job.job_id)
+            return self._jobs.get(job.job_id) or job
+        return counts
+
+    def _resume_point(self, job_id: str) -> tuple[int, tuple[str, Checkpoint] | None]:
+        """The part the job's split is at, and the checkpoint it goes on from (None: none)."""
+        part, prefix = self._jobs.split_progress(job_id)
+        if prefix is None:
+            return part, None
+        return part, (prefix, load_checkpoint(self._storage, self._settings.holding_bucket, prefix))
+
+    def _continue(self, job: Job, part: int, point: Checkpoint, prefix: str, budget: Budget) -> Job:
+        if not self._jobs.advance_split(job.job_id, part, prefix):
+            log.info("job %s: another invocation went on from part %d first", job.job_id, part)
+            return self._jobs.get(job.job_id) or job
+        log.info(
+            "job %s: %d records split by part %d; continuing", job.job_id, point.records, point.part
+        )
+        budget.continue_split()
+        return self._jobs.get(job.job_id) or job
 
     def _start(self, job: Job, counts: Counts, counted: Mapping[str, object]) -> Job:
         """Record the split and start the release loop. The first chunk is released now (or
@@ -352,57 +388,3 @@ class Splitter:
         log.warning("job %s failed: %s", job.job_id, reason)
         self._jobs.update(job.job_id, state="failed", error=reason)
         return self._jobs.get(job.job_id) or job
-
-    def _write_chunks(self, job: Job, stream: ByteStream, fmt: Format, params: JobParams) -> Counts:
-        schedule = Schedule(job.cps, job.window_seconds)
-        settings = self._settings
-        window = SendWindow.parse(job.send_window, job.send_days)
-        rows = valid = rejected = 0
-        cost = CostEstimate(PriceTable.load())
-        rejects = SpooledFile()
-        rejects.write_row(["row", "reason"])
-
-        def put(group: int, number: int, chunk: SpooledFile) -> None:
-            key = group_chunk_key(job.job_id, group, number)
-            self._storage.put_file(
-                settings.holding_bucket,
-                key,
-                chunk,
-                "application/x-ndjson",
-                job_id=job.job_id,
-                group=str(group),
-                chunk=str(number),
-            )
-
-        writer = ChunkWriter(put, schedule.chunk_size, job.cps)
-        try:
-            for read in checked_rows(
-                stream, fmt, settings.default_region, params=params, carry=Carry.of_job(job)
-            ):
-                rows += 1
-                item, zones = zoned(read, window)
-                if isinstance(item, Rejected):
-                    rejected += 1
-                    rejects.write_row([str(item.number), item.reason])
-                    continue
-                request = item.request
-                cost.add(request)
-                row = ChunkRow(item.number, request.api, request.params, 0.0, request.carried)
-                writer.add(zones, item.number, row)
-                valid += 1
-            groups = writer.finish()
-            if rejected:
-                self._storage.put_file(
-                    settings.reports_bucket, rejects_key(job.job_id), rejects, "text/csv"
-                )
-        finally:
-            writer.close()
-            rejects.close()
-        return Counts(
-            rows=rows,
-            valid=valid,
-            rejected=rejected,
-            chunks=writer.chunks,
-            cost=cost,
-            groups=groups,
-        )

@@ -144,8 +144,11 @@ def test_rendered_policies_name_the_deployed_stack_and_nothing_else(project: Pat
     for path in rendered:
         function = infra.function_name("dev", path.stem)  # callqueue-dev for api_handler
         log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{function}"
-        arns = (stack_arns - {infra.policy_values(env, location, "dev", "")["LogGroupArn"]}) | {
-            log_group
+        itself = f"arn:aws:lambda:us-east-1:123456789012:function:{function}"
+        templates = infra.policy_values(env, location, "dev", "")
+        arns = (stack_arns - {templates["LogGroupArn"], templates["FunctionArn"]}) | {
+            log_group,
+            itself,
         }
 
         def own(resource: str, arns: set[str] = arns) -> bool:
@@ -286,11 +289,12 @@ def test_committed_stage_policies_are_rendered_from_the_sources() -> None:
         for function, own in stage_config["lambda_functions"].items():
             committed = json.loads((CHALICE / own["iam_policy_file"]).read_text())
             source = json.loads(infra.policy_sources()[function].read_text())
+            patterns = stage_policies.pattern_values(stage)
+            name = infra.function_name(stage, function)
             values = {
-                **stage_policies.pattern_values(stage),
-                "LogGroupArn": stage_policies.pattern_values(stage)["LogGroupArn"].replace(
-                    "$function", infra.function_name(stage, function)
-                ),
+                **patterns,
+                "LogGroupArn": patterns["LogGroupArn"].replace("$function", name),
+                "FunctionArn": patterns["FunctionArn"].replace("$function", name),
             }
             assert committed == infra.render_policy(source, values), (stage, function)
 

@@ -37,8 +37,9 @@ def validate(
     length, a row's size) applies to what is sent."""
     merged = job_params.applied_to(fields) if job_params else dict(fields)
     for column, value in merged.items():
-        # Before anything compares or serialises the values: both recurse per level.
-        if _value_depth(value) > MAX_JSON_DEPTH:
+        # Before anything compares or serialises the values: both recurse per level. A
+        # scalar (every CSV cell) has no depth to measure.
+        if isinstance(value, dict | list) and _value_depth(value) > MAX_JSON_DEPTH:
             raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
     api = _api(merged)
     present = _collect(api, fields)

@@ -1,0 +1,44 @@
+"""A valid row's JSON encoded once: the compact JSON of its parameters gives both its size as
+sent (chalicelib.intake.rows.travelling_bytes, the row-size limit) and its line in a chunk file
+(chalicelib.intake.chunking), so a row's parameters are serialised once, not three times.
+
+Both are exact: a JSON object is its members joined by commas, so a record's length is the
+length of its fixed members plus each variable member's own JSON, and a chunk line is the same
+text `json.dumps(ChunkRow.to_json(), separators=(",", ":"))` writes (ensure_ascii, so one
+character is one byte). tests/unit/test_encoded_rows.py holds both to the slow forms.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+_COMPACT: Final = (",", ":")
+_CARRIED_KEY: Final = ',"carried":'
+
+
+def compact(value: Any) -> str:
+    """`value` as the pipeline writes it: compact JSON, non-ASCII escaped."""
+    return json.dumps(value, separators=_COMPACT)
+
+
+def carried_member(carried: Mapping[str, str]) -> str:
+    """The `,"carried":{...}` member of a record; "" when there is nothing to carry
+    (chalicelib.core.records.carried_json)."""
+    return _CARRIED_KEY + compact(dict(carried)) if carried else ""
+
+
+def sized_from(empty: int, number: int, api_json: str, params_json: str, carried: str) -> int:
+    """The length of a record whose length with row 0, api "" and params {} and nothing carried
+    is `empty`, for this row's number, api's JSON, parameters' JSON and carried member."""
+    return empty + len(str(number)) - 1 + len(api_json) - 2 + len(params_json) - 2 + len(carried)
+
+
+def chunk_line(number: int, api: str, params_json: str, offset: float, carried: str) -> str:
+    """The chunk file's line of a row (ChunkRow.to_json, compact)."""
+    # json writes a float as repr() does; an offset is finite (rows / cps).
+    return (
+        f'{{"row":{number},"api":{compact(api)},"params":{params_json},'
+        f'"offset":{float(offset)!r}{carried}}}'
+    )
