@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows
+.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-concurrency
 
 venv: $(STAMP)
 
@@ -41,6 +41,9 @@ bench-rate: venv
 
 bench-windows: venv
 	$(BIN)/python bench/windows.py
+
+bench-concurrency: venv
+	$(BIN)/python bench/concurrency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
