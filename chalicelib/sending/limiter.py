@@ -261,11 +261,10 @@ class RateLimiter:
         with self._lock:
             self._capacity = self._capacity.observe(reading, now)
             local = self._capacity.rate(limit, now)
-            if not should_share(local, self._shared, now):
+            if local is None or not should_share(local, self._shared, now):
                 return
             # Until the write's answer, the other threads take this one as shared.
-            self._shared = SharedRate(local, now) if local is not None else None
-        assert local is not None  # noqa: S101 - should_share is False without one
+            self._shared = SharedRate(local, now)
         landed, item = self._update_if(
             AIMD_KEY,
             "SET conc_rate = :r, conc_at = :t",
