@@ -7,8 +7,8 @@ the account's calls per second:
 - `account#next`: the account's next free time (`tat`). A sender books k calls at once, 1/rate
   apart, with one conditional UpdateItem that moves it on by k/rate; never a slot already past.
 - `account#aimd`: the adaptive rate (last cut and when), and beside it the rate the account's
-  concurrency limit allows (chalicelib.core.capacity: `conc_rate`, written at `conc_at`, at most
-  once a second for the account). Read at most once a second a container.
+  concurrency limit allows (chalicelib.core.concurrency_rate: `conc_rate`, written at `conc_at`,
+  at most once a second for the account). Read at most once a second a container.
 - `sender#<From>`: the sender's virtual schedule (its next free time), moved on per message by
   its segments over its messages-per-second.
 
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.core.capacity import (
+from chalicelib.core.concurrency_rate import (
     SHARE_INTERVAL,
     Capacity,
     Reading,

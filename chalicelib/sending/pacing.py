@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chalicelib.core.capacity import Reading
+from chalicelib.core.concurrency_rate import Reading
 from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.core.segments import message_cost
 from chalicelib.sending.parts import SenderParts, SenderSettings
@@ -140,7 +140,7 @@ class Pacer:
 
     def feedback(self, result: TwilioResult) -> None:
         """Twilio's answers set the account's rate for every sender: the rate its concurrency
-        limit allows (chalicelib.core.capacity), and a cut on a 429, or on a reading of its
+        limit allows (chalicelib.core.concurrency_rate), and a cut on a 429, or on a reading of its
         concurrent requests near the limit while that rate is not yet known."""
         if self._limiter is None:
             return

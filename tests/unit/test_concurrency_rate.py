@@ -1,5 +1,5 @@
-"""The rate an account's concurrency limit allows (chalicelib.core.capacity): the estimate, its
-smoothing, when it is shared, and a simulated sender against the emulator's concurrency rule."""
+"""The rate an account's concurrency limit allows (chalicelib.core.concurrency_rate): the
+estimate, its smoothing, when it is shared, and a simulated sender against the emulator's concurrency rule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.core.capacity import (
+from chalicelib.core.concurrency_rate import (
     ARRIVAL_SPREAD_SECONDS,
     ESTIMATE_TTL,
     LEARNED_FOR,

@@ -31,7 +31,7 @@ MEAN_GAIN = 1 / 16
 DEVIATION_GAIN = 1 / 8
 # The duration the rate is taken against: the mean plus this many mean deviations (for durations
 # spread evenly, a little over their longest: with 2, the estimate's own noise let one call in
-# a hundred find the limit full, in tests/unit/test_capacity.py's simulation).
+# a hundred find the limit full, in tests/unit/test_concurrency_rate.py's simulation).
 DEVIATIONS = 2.5
 # Calls reach Twilio up to SLOT_TOLERANCE_SECONDS (5 ms) after their slots, and the header
 # is rounded to the millisecond: L requests must fit in their duration and this much more

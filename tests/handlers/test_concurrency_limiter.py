@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.core.capacity import ESTIMATE_TTL, SHARE_INTERVAL, Reading
+from chalicelib.core.concurrency_rate import ESTIMATE_TTL, SHARE_INTERVAL, Reading
 from chalicelib.core.records import TwilioResult
 from chalicelib.sending.limiter import AIMD_KEY, RateLimiter
 from chalicelib.sending.pacing import Pacer
