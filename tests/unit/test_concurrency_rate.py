@@ -1,5 +1,6 @@
 """The rate an account's concurrency limit allows (chalicelib.core.concurrency_rate): the
-estimate, its smoothing, when it is shared, and a simulated sender against the emulator's concurrency rule."""
+estimate, its smoothing, when it is shared, and a simulated sender against the emulator's
+concurrency rule."""
 
 from __future__ import annotations
 
