@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-scale bench-split
+.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-scale bench-split bench-concurrency
 
 venv: $(STAMP)
 
@@ -47,6 +47,9 @@ bench-scale: venv
 
 bench-split: venv
 	$(BIN)/python bench/split.py
+
+bench-concurrency: venv
+	$(BIN)/python bench/concurrency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -18,7 +18,8 @@ moves on by `segments / mps` per message.
 
 The adaptive rate is AIMD: a 429 (or a concurrency reading near the account's limit) cuts the
 rate by `decrease`; it then grows back by `increase` of the configured rate per second, never
-above it.
+above it, nor above the rate the account's concurrency limit allows
+(chalicelib.core.concurrency_rate).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ the account's calls per second:
   its next free slot (`tat`, a local index). A sender books a block of calls on one shard with one
   conditional UpdateItem that moves it on; never a slot already past. One shard up to
   SHARD_CPS calls a second; more shards keep every item's writes a second in the hundreds.
-- `account#aimd`: the adaptive rate (last cut and when). Read at most once a second a container.
+- `account#aimd`: the adaptive rate (last cut and when), and beside it the rate the account's
+  concurrency limit allows (chalicelib.core.concurrency_rate: `conc_rate`, written at `conc_at`,
+  at most once a second for the account). Read at most once a second a container.
 - `sender#<From>`: the sender's virtual schedule (its next free time), moved on per message by
   its segments over its messages-per-second.
 
@@ -25,6 +27,14 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.core.concurrency_rate import (
+    SHARE_INTERVAL,
+    Capacity,
+    Reading,
+    SharedRate,
+    rate_in_force,
+    should_share,
+)
 from chalicelib.core.metering import Aimd, Reservation, gcra_starts
 from chalicelib.core.slots import Booking, Grid
 
@@ -43,6 +53,13 @@ MAX_LATENCY_LEAD = 0.1
 EXPIRE_AFTER_SECONDS = 300
 ACCOUNT_KEY = "account#next"
 AIMD_KEY = "account#aimd"
+
+
+def _shared_in(item: dict[str, Any]) -> SharedRate | None:
+    """The concurrency estimate kept on the adaptive rate's item, if one was written."""
+    if "conc_rate" not in item or "conc_at" not in item:
+        return None
+    return SharedRate(float(item["conc_rate"]["N"]), float(item["conc_at"]["N"]))
 
 
 def _n(value: float | int) -> dict[str, str]:
@@ -85,6 +102,10 @@ class RateLimiter:
         self._seen_at: dict[int, float] = {}
         self._aimd = Aimd(rate)
         self._aimd_read_at = float("-inf")
+        # This container's answers, and the account's shared estimate of what its concurrency
+        # limit allows (read with the adaptive rate).
+        self._capacity = Capacity()
+        self._shared: SharedRate | None = None
         # How long booking takes (up at once, down slowly): slots are booked that far ahead.
         self._latency = 0.0
 
@@ -205,22 +226,24 @@ class RateLimiter:
     # -- the adaptive rate -----------------------------------------------------------------
 
     def rate(self, now: float | None = None) -> float:
-        """The account's rate now, as the last cut left it and time has grown it back."""
+        """The account's rate now, as the last cut left it and time has grown it back, never
+        above what its concurrency limit allows (when known)."""
         now = self._clock() if now is None else now
         with self._lock:
             if now - self._aimd_read_at >= self._state_ttl:
-                self._aimd = self._read_aimd()
+                self._aimd, self._shared = self._read_state()
                 self._aimd_read_at = now
-            aimd = self._aimd
-        return aimd.effective(now, self.ceiling, self._increase)
+            aimd, shared = self._aimd, self._shared
+        return rate_in_force(aimd.effective(now, self.ceiling, self._increase), shared, now)
 
     def congested(self) -> bool:
-        """Twilio pushed back (429, or concurrency near the limit): cut the rate, unless another
-        sender cut it within the cool-down. True if this call cut it."""
+        """Twilio pushed back (429, or concurrency near the limit): cut the rate in force,
+        unless another sender cut it within the cool-down. True if this call cut it."""
         now = self._clock()
         with self._lock:
-            current = self._aimd
-        cut = current.cut(now, self.ceiling, self._increase, self._decrease, floor=1.0)
+            current, shared = self._aimd, self._shared
+        ceiling = rate_in_force(self.ceiling, shared, now)
+        cut = current.cut(now, ceiling, self._increase, self._decrease, floor=1.0)
         landed, _ = self._update_if(
             AIMD_KEY,
             "SET rate = :r, cut_at = :t",
@@ -229,7 +252,7 @@ class RateLimiter:
         )
         if not landed:
             with self._lock:
-                self._aimd = self._read_aimd()
+                self._aimd, self._shared = self._read_state()
                 self._aimd_read_at = now
             return False
         with self._lock:
@@ -237,13 +260,50 @@ class RateLimiter:
         log.info("rate cut to %.1f calls/s after Twilio pushed back", cut.rate)
         return True
 
-    def _read_aimd(self) -> Aimd:
+    def _read_state(self) -> tuple[Aimd, SharedRate | None]:
         item = self._db.get_item(
             TableName=self._table, Key={"pk": {"S": AIMD_KEY}}, ConsistentRead=True
         ).get("Item")
-        if not item or "cut_at" not in item:
+        return self._aimd_in(item or {}), _shared_in(item or {})
+
+    def _aimd_in(self, item: dict[str, Any]) -> Aimd:
+        if "cut_at" not in item:
             return Aimd(self.ceiling)
         return Aimd(float(item["rate"]["N"]), float(item["cut_at"]["N"]))
+
+    # -- the rate the account's concurrency limit allows -----------------------------------
+
+    def observe(self, reading: Reading, limit: int | None) -> None:
+        """An answer's concurrency and duration (`limit`: the configured concurrency limit, or
+        None to learn it): when this container's estimate of the rate the limit allows is new,
+        it is written for every sender, at most once a second for the account."""
+        now = self._clock()
+        with self._lock:
+            self._capacity = self._capacity.observe(reading, now)
+            local = self._capacity.rate(limit, now)
+            if local is None or not should_share(local, self._shared, now):
+                return
+            # Until the write's answer, the other threads take this one as shared.
+            self._shared = SharedRate(local, now)
+        landed, item = self._update_if(
+            AIMD_KEY,
+            "SET conc_rate = :r, conc_at = :t",
+            "attribute_not_exists(conc_at) OR conc_at <= :since",
+            {":r": _n(local), ":t": _n(now), ":since": _n(now - SHARE_INTERVAL)},
+        )
+        if not landed:
+            # Another sender shared its estimate within the second: that one stands.
+            with self._lock:
+                self._shared = _shared_in(item)
+            return
+        log.info("rate the concurrency limit allows: %.1f calls/s", local)
+
+    def concurrency_rate(self) -> float | None:
+        """The shared estimate of what the concurrency limit allows, if one is in force."""
+        now = self._clock()
+        with self._lock:
+            shared = self._shared
+        return shared.rate if shared is not None and shared.in_force(now) else None
 
     # -- senders' own limits ---------------------------------------------------------------
 

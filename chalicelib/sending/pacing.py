@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chalicelib.core.concurrency_rate import Reading
 from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.core.segments import message_cost
 from chalicelib.sending.parts import SenderParts, SenderSettings
@@ -29,8 +30,8 @@ DISPATCH_TICK_SECONDS = 0.1
 LOOKUP_SLOT_TRIES = 20
 # Twilio's code for too many concurrent requests (with HTTP 429).
 TOO_MANY_REQUESTS = 20429
-# A concurrency reading at this share of the account's limit slows the senders before Twilio
-# has to refuse anything.
+# Until the rate the concurrency limit allows is known, a reading at this share of the limit
+# slows the senders before Twilio has to refuse anything.
 CONCURRENCY_HEADROOM = 0.8
 
 
@@ -138,22 +139,22 @@ class Pacer:
         return min(self._settings.late_tolerance, 1.0 / self._limiter.ceiling)
 
     def feedback(self, result: TwilioResult) -> None:
-        """Twilio's push-back slows every sender of the account: a 429, or a reading of its
-        concurrent requests near the account's concurrency limit."""
+        """Twilio's answers set the account's rate for every sender: the rate its concurrency
+        limit allows (chalicelib.core.concurrency_rate), and a cut on a 429, or on a reading of its
+        concurrent requests near the limit while that rate is not yet known."""
         if self._limiter is None:
             return
         # A 429 with another code (21611: this sender's queue is full) is about one sender,
         # not the account: its row backs off alone.
-        if result.error_code == TOO_MANY_REQUESTS or (
+        throttled = result.error_code == TOO_MANY_REQUESTS or (
             result.status == 429 and result.error_code is None
-        ):
+        )
+        reading = Reading.of(result.headers, throttled)
+        limit = self._settings.concurrency_limit
+        self._limiter.observe(reading, limit)
+        if throttled:
             self._limiter.congested()
             return
-        limit = self._settings.concurrency_limit
-        if limit:
-            reading = result.headers.get("Twilio-Concurrent-Requests") or result.headers.get(
-                "twilio-concurrent-requests"
-            )
-            near = limit * CONCURRENCY_HEADROOM
-            if reading and reading.isdigit() and int(reading) >= near:
-                self._limiter.congested()
+        near = limit is not None and (reading.concurrent or 0) >= limit * CONCURRENCY_HEADROOM
+        if near and self._limiter.concurrency_rate() is None:
+            self._limiter.congested()

@@ -1,0 +1,103 @@
+"""Benchmark: how much of an account's concurrency limit the senders use.
+
+Runs bench/rate.py's concurrency scenario alone (the whole local stack: `callqueue run` against
+an emulated account with a concurrency limit and a fixed latency, so the limit allows
+limit / latency calls a second) BENCH_REPEAT times (default 3), and reads the emulator's
+requests log: the calls Twilio accepted per second from 10 s after the first call to the last,
+over what the limit allows, and the share of calls refused (429) in that time. Writes
+bench/concurrency.json with the machine and date. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import rate  # bench/rate.py, beside this script
+
+HERE = Path(__file__).resolve().parent
+SETTLE_SECONDS = 10.0
+TOO_MANY_REQUESTS = 429
+[SCENARIO] = [s for s in rate.SCENARIOS if "--concurrency-limit" in s.extra]
+
+
+def allowed(scenario: rate.Scenario) -> float:
+    """Calls a second the emulated limit allows: limit / latency (Little's law)."""
+    extra = scenario.extra
+    limit = float(extra[extra.index("--concurrency-limit") + 1])
+    latency = float(extra[extra.index("--latency") + 1])
+    return limit / latency
+
+
+def capacity_figures(requests: list[dict[str, Any]], scenario: rate.Scenario) -> dict[str, Any]:
+    times = sorted(r["t"] for r in requests)
+    since = times[0] + SETTLE_SECONDS
+    later = [r for r in requests if r["t"] >= since]
+    accepted = [r for r in later if r["status"] != TOO_MANY_REQUESTS]
+    span = max(r["t"] for r in later) - since if later else 0.0
+    achieved = len(accepted) / span if span else 0.0
+    return {
+        "allowed_cps": allowed(scenario),
+        "accepted_cps_after_10s": round(achieved, 2),
+        "achieved_over_allowed_after_10s": round(achieved / allowed(scenario), 3),
+        "share_429_after_10s": round((len(later) - len(accepted)) / max(1, len(later)), 4),
+        "count_429_after_10s": len(later) - len(accepted),
+    }
+
+
+def figures(requests: list[dict[str, Any]], scenario: rate.Scenario) -> dict[str, Any]:
+    return {**_rate_figures(requests, scenario), **capacity_figures(requests, scenario)}
+
+
+# rate.run reads the requests log and computes its figures with rate.figures: these add ours.
+_rate_figures = rate.figures
+rate.figures = figures
+
+KEYS = (
+    "achieved_over_allowed_after_10s",
+    "accepted_cps_after_10s",
+    "share_429_after_10s",
+    "count_429_after_10s",
+    "count_429",
+    "max_calls_in_any_1s",
+    "max_calls_in_any_100ms",
+    "achieved_cps",
+    "wall_seconds",
+)
+
+
+def main() -> int:
+    runs = []
+    with tempfile.TemporaryDirectory() as work:
+        for n in range(rate.REPEAT):
+            print(f"running: {SCENARIO.name} ({n + 1}/{rate.REPEAT})", file=sys.stderr, flush=True)
+            result = {k: v for k, v in rate.run(SCENARIO, Path(work)).items() if k != "_arrivals"}
+            print(json.dumps({k: result.get(k) for k in KEYS}), flush=True)
+            runs.append(result)
+    summary = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "note": os.environ.get("BENCH_NOTE", ""),
+        "scenario": SCENARIO.name,
+        "rows": int(SCENARIO.jobs[0][1] * rate.SCALE),
+        "allowed_cps": allowed(SCENARIO),
+        "repeat": rate.REPEAT,
+        "runs": {key: [r.get(key) for r in runs] for key in KEYS},
+        "details": runs,
+    }
+    (HERE / "concurrency.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
