@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows
+.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-cost
 
 venv: $(STAMP)
 
@@ -41,6 +41,9 @@ bench-rate: venv
 
 bench-windows: venv
 	$(BIN)/python bench/windows.py
+
+bench-cost: venv
+	$(BIN)/python bench/cost.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
