@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-scale bench-split bench-concurrency
+.PHONY: venv run test lint types unit clean bench-faults bench-rate bench-windows bench-scale bench-split bench-concurrency bench-cost
 
 venv: $(STAMP)
 
@@ -50,6 +50,9 @@ bench-split: venv
 
 bench-concurrency: venv
 	$(BIN)/python bench/concurrency.py
+
+bench-cost: venv
+	$(BIN)/python bench/cost.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from callqueue.local import cost_log
+
 Handler = Callable[[Any, Any], Any]
 
 # Lambda's header on an invocation whose function raised, and its value for an error the
@@ -67,7 +69,10 @@ def pure_functions(app: Any, stage: str) -> dict[str, Handler]:
 
 def invoke_handler(name: str, handler: Handler, event: Any) -> Any:
     context = LambdaContext(function_name=name, _started=time.monotonic())
-    return handler(event, context)
+    try:
+        return handler(event, context)
+    finally:
+        cost_log.invoked(name, time.monotonic() - context._started)
 
 
 def run_function(name: str, handler: Handler, body: bytes | str | None) -> tuple[bytes, bool]:

@@ -29,6 +29,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from callqueue.local import cost_log
 from callqueue.local.moto_patches.awslambda import forward_invocations
 from callqueue.local.moto_patches.dispatch import speed_up_dispatch, speed_up_responses
 from callqueue.local.moto_patches.dynamodb import speed_up_conditions, speed_up_transactions
@@ -115,7 +116,7 @@ class KeepAliveHandler(MotoRequestHandler):
 
 def serve() -> BaseWSGIServer:
     """moto's application, served on loopback by threads that keep their connections open."""
-    app = Serialized(DomainDispatcherApplication(create_backend_app), BACKENDS)
+    app = cost_log.install(Serialized(DomainDispatcherApplication(create_backend_app), BACKENDS))
     return make_server("127.0.0.1", 0, app, threaded=True, request_handler=KeepAliveHandler)
 
 
@@ -145,6 +146,7 @@ def main(argv: list[str]) -> int:
     server.shutdown()
     # Request threads still in a long poll would keep the process alive for up to 20 s more.
     sys.stdout.flush()
+    cost_log.dump_all()
     os._exit(0)
 
 

@@ -1,10 +1,11 @@
 """The results table's items: the item one response envelope writes, the row it reads back as,
 and the keys of the table's indexes (chalicelib.aws.results_table reads and writes them).
 
-One item per (job_id, row). Beside its key, the table (ResultsTable in
-.chalice/infrastructure.yaml) has two indexes:
-- `by_outcome`: job_id + outcome_row ("{outcome}#{row:09d}"), a job's rows of one outcome in order;
-- `by_error_code`: error_code + job_row ("{job_id}#{row:09d}"), only rows that have an error code.
+One item per (job_id, row), holding what the API, the console, outcomes.csv, retries and the
+status callbacks read: not the request or the response's headers, which the archive keeps (an
+item under 1 KB is one write unit; docs/decisions/dynamodb-units.md). Beside its key, the table
+(ResultsTable in .chalice/infrastructure.yaml) has one index, `by_error_code`: error_code +
+job_row ("{job_id}#{row:09d}"), only rows that have an error code.
 Items carry the number called, which is personal data, so each expires (`expires_at`, the table's
 TTL attribute) `retention_days` after it was written.
 """
@@ -16,11 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.core.batching import SIZE_MARGIN_BYTES, compact_json, item_size, trimmed
+from chalicelib.core.batching import SIZE_MARGIN_BYTES, item_size
 from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.limits import DYNAMODB_MAX_ITEM_BYTES
 
-BY_OUTCOME = "by_outcome"
 BY_ERROR_CODE = "by_error_code"
 DAY_SECONDS = 86_400
 
@@ -28,7 +28,8 @@ DAY_SECONDS = 86_400
 _MAX_ITEM_BYTES = DYNAMODB_MAX_ITEM_BYTES - SIZE_MARGIN_BYTES
 # Past this an error message is cut in a trimmed item.
 _KEPT_ERROR_CHARS = 1024
-# What item_of writes; an attribute of an older attempt that the newer one lacks is removed.
+# What item_of writes; an attribute of an older attempt that the newer one lacks is removed
+# (and `outcome_row`, `request` and `headers`, which items no longer carry).
 _RESPONSE_ATTRIBUTES = (
     "api",
     "outcome",
@@ -80,12 +81,8 @@ class RowResult:
     carried: dict[str, str] = field(default_factory=dict)
 
 
-def outcome_row(outcome: str, row: int) -> str:
-    # Zero-padded so that the index's string order is row order.
-    return f"{outcome}#{row:09d}"
-
-
 def job_row(job_id: str, row: int) -> str:
+    # Zero-padded so that the index's string order is row order.
     return f"{job_id}#{row:09d}"
 
 
@@ -103,7 +100,6 @@ def item_of(envelope: ResponseEnvelope, *, now: float, retention_days: int) -> d
         "job_id": envelope.job_id,
         "api": envelope.api,
         "outcome": envelope.outcome,
-        "outcome_row": outcome_row(envelope.outcome, envelope.row),
         "job_row": job_row(envelope.job_id, envelope.row),
         "error_message": None if error is None else error.message,
         "error_name": code if isinstance(code, str) else None,
@@ -112,8 +108,6 @@ def item_of(envelope: ResponseEnvelope, *, now: float, retention_days: int) -> d
         # The user's reference stands alone, to be read in the table; kept columns as JSON.
         "reference": envelope.carried.get("reference"),
         "kept": _kept_json(envelope.carried),
-        "request": json.dumps(envelope.request, separators=(",", ":")),
-        "headers": json.dumps(result.headers, separators=(",", ":")),
     }
     numbers: dict[str, float | int | None] = {
         "row": envelope.row,
@@ -129,23 +123,15 @@ def item_of(envelope: ResponseEnvelope, *, now: float, retention_days: int) -> d
     }
     item: dict[str, Any] = {k: {"S": str(v)} for k, v in strings.items() if v is not None}
     item.update({k: {"N": str(v)} for k, v in numbers.items() if v is not None})
-    return _fitted(item, envelope.request, result.headers)
+    return _fitted(item)
 
 
-def _fitted(
-    item: dict[str, Any], request: Mapping[str, Any], headers: Mapping[str, Any]
-) -> dict[str, Any]:
+def _fitted(item: dict[str, Any]) -> dict[str, Any]:
     """The item within DynamoDB's item limit, so the row's outcome is recorded whatever its
-    size: the request, then the error message, then the headers are trimmed until it fits,
-    each marked `"truncated": true` (chalicelib.core.batching.trimmed). The keys, the outcome and
-    the number called are short and stay whole."""
-    if item_size(item) > _MAX_ITEM_BYTES:
-        item["request"] = {"S": compact_json(trimmed(request))}
+    size: a long error message is cut (the rest is short, as before)."""
     message = item.get("error_message", {}).get("S")
     if item_size(item) > _MAX_ITEM_BYTES and message is not None:
         item["error_message"] = {"S": message[:_KEPT_ERROR_CHARS] + "…"}
-    if item_size(item) > _MAX_ITEM_BYTES:
-        item["headers"] = {"S": compact_json(trimmed(headers))}
     return item
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.aws.result_items import (
@@ -25,10 +26,8 @@ from chalicelib.aws.result_items import (
     row_result_of,
     update_of,
 )
-from chalicelib.core.batching import SIZE_MARGIN_BYTES, chunked_by_size, item_size
 from chalicelib.core.delivery import DeliveryTally
 from chalicelib.core.envelope import ResponseEnvelope
-from chalicelib.core.limits import DYNAMODB_MAX_TRANSACTION_BYTES
 from chalicelib.observability import Metrics, record_responses
 
 if TYPE_CHECKING:
@@ -37,13 +36,8 @@ if TYPE_CHECKING:
 # A redelivered envelope (same attempt) overwrites its own item with the same content; an older
 # attempt arriving late (SNS and SQS do not keep order) must not replace a newer one.
 _NEWER_OR_SAME = "attribute_not_exists(#attempt) OR #attempt <= :attempt"
-# Rows written in one TransactWriteItems (at most 100 items), and the bytes: a transaction's
-# items may add up to 4 MB. An item is a few KB, but a row's request may be up to 64 KiB.
-TRANSACTION_ROWS = 50
-_MAX_TRANSACTION_BYTES = DYNAMODB_MAX_TRANSACTION_BYTES - SIZE_MARGIN_BYTES
-# What a Put of a transaction adds beside its item (table name, condition, its names and
-# values), counted against the transaction's bytes so the margin stays whole.
-_PUT_OVERHEAD_BYTES = 256
+# Rows of a batch written at once, each its own conditional request.
+WRITE_THREADS = 16
 # A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
 # again changes nothing, so `delivered` is never overwritten by a late `sent`.
 _LATER_STATUS = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
@@ -55,10 +49,6 @@ class Progress(NamedTuple):
     counts: Counter[str]
     recent: int
     delivery: DeliveryTally
-
-
-def _transaction_size(item: Mapping[str, Any]) -> int:
-    return item_size(item) + _PUT_OVERHEAD_BYTES
 
 
 class ResultsTable:
@@ -88,43 +78,33 @@ class ResultsTable:
         An envelope older than the row's recorded attempt is skipped. Any other failure raises,
         so the batch is delivered again; rewriting what was already written is harmless.
 
-        Up to 50 rows (and 4 MB) go in one conditional transaction (the common case: no
-        callback yet, no newer attempt recorded); a transaction some row's condition cancels
-        is written a row at a time, each row as `_put` or, beside a callback or a newer
-        attempt, `_update`.
+        Each row is written as `_put` (the common case: no callback yet, no newer attempt
+        recorded) or, beside a callback or a newer attempt, `_update`.
         """
         now = self._clock()
         latest: dict[tuple[str, int], ResponseEnvelope] = {}
         for envelope in envelopes:
             key = (envelope.job_id, envelope.row)
             held = latest.get(key)
-            # A transaction writes an item once: of one row's envelopes, the latest attempt.
+            # One write a row: of one row's envelopes, the latest attempt.
             if held is None or held.attempt <= envelope.attempt:
                 latest[key] = envelope
         items = [item_of(e, now=now, retention_days=self._retention_days) for e in latest.values()]
-        written = 0
-        for chunk in chunked_by_size(
-            items, _transaction_size, _MAX_TRANSACTION_BYTES, TRANSACTION_ROWS
-        ):
-            if len(chunk) > 1 and self._put_all(chunk):
-                written += len(chunk)
-                continue
-            written += sum(1 for item in chunk if self._put(item) or self._update(item))
+        # A conditional write a row, not a transaction: a transaction bills each item twice,
+        # and the rows are independent (docs/decisions/dynamodb-units.md).
+        if len(items) > 1:
+            with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(items))) as pool:
+                written = sum(pool.map(self._write, items))
+        else:
+            written = sum(self._write(item) for item in items)
         if self._metrics is not None:
             # Only once every write succeeded: a failed batch counts when it comes back.
             record_responses(self._metrics, [envelope.to_json() for envelope in envelopes])
             self._metrics.flush()
         return written
 
-    def _put_all(self, items: list[dict[str, Any]]) -> bool:
-        """Every item written whole, in one transaction; False if a row's condition failed."""
-        try:
-            self._db.transact_write_items(
-                TransactItems=[{"Put": self._put_request(item)} for item in items]  # type: ignore[typeddict-item]
-            )
-        except self._db.exceptions.TransactionCanceledException:
-            return False
-        return True
+    def _write(self, item: dict[str, Any]) -> bool:
+        return self._put(item) or self._update(item)
 
     def _put_request(self, item: dict[str, Any]) -> dict[str, Any]:
         return {

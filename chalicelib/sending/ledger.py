@@ -13,15 +13,16 @@ write; after the call it records the outcome and the envelope it published.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.sending.ledger_writes import (
     BATCH_ATTEMPTS,
     LedgerWrites,
+    envelope_of,
     outcome_attributes,
     row_key,
 )
@@ -36,9 +37,10 @@ Binding = Literal["bound", "mismatch", "unknown_row"]
 # (job, row, attempt)
 Attempt = tuple[str, int, int]
 
-# DynamoDB's ceilings: items in one TransactWriteItems, and keys in one BatchGetItem.
-MAX_TRANSACTION_ITEMS = 100
+# DynamoDB's ceiling: keys in one BatchGetItem.
 MAX_BATCH_GET_KEYS = 100
+# A batch's claims made at once, each its own request.
+CLAIM_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -88,66 +90,47 @@ class CallLedger:
 
     def claim(self, job_id: str, row: int, attempt: int) -> Claim:
         now = self._clock()
-        try:
-            self._db.put_item(**self._claim_put(job_id, row, attempt, now))
-        except self._db.exceptions.ConditionalCheckFailedException:
+        if not self._put_claim(job_id, row, attempt, now):
             return self._existing(job_id, row, attempt, now)
         return Claim("call", held_at=now)
 
     def claim_all(self, attempts: Sequence[Attempt]) -> list[Claim]:
-        """A verdict for each attempt, in order, as `claim` gives: the claims of up to 100 rows
-        are made in one transaction, which in the common case (no row seen before) succeeds
-        whole. When some were seen before, the transaction is cancelled with a reason per row:
-        those rows get their verdict from the ledger and the others are claimed again."""
+        """A verdict for each attempt, in order, as `claim` gives: each row's claim is a
+        conditional put of its own, up to CLAIM_THREADS at once (a transaction of the same
+        claims bills each item twice, and the rows are independent:
+        docs/decisions/dynamodb-units.md). The rows whose claims were refused were seen before:
+        their verdicts come from their items, read together."""
         verdicts: list[Claim | None] = [None] * len(attempts)
         rows: set[tuple[str, int]] = set()
-        together: list[int] = []
+        first: list[int] = []
         for i, (job_id, row, _) in enumerate(attempts):
-            # A transaction may write an item once: a row delivered twice in one batch is
-            # claimed on its own, after its first delivery.
-            if (job_id, row) in rows:
-                continue
-            rows.add((job_id, row))
-            together.append(i)
-        for start in range(0, len(together), MAX_TRANSACTION_ITEMS):
-            chunk = together[start : start + MAX_TRANSACTION_ITEMS]
-            self._claim_together(attempts, chunk, verdicts)
+            # A row delivered twice in one batch is claimed on its own, after its first delivery.
+            if (job_id, row) not in rows:
+                rows.add((job_id, row))
+                first.append(i)
+        now = self._clock()
+        if len(first) > 1:
+            with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(first))) as pool:
+                claimed = list(pool.map(lambda i: self._put_claim(*attempts[i], now), first))
+        else:
+            claimed = [self._put_claim(*attempts[i], now) for i in first]
+        seen = [i for i, ok in zip(first, claimed, strict=True) if not ok]
+        for i in (i for i, ok in zip(first, claimed, strict=True) if ok):
+            verdicts[i] = Claim("call", held_at=now)
+        for start in range(0, len(seen), MAX_BATCH_GET_KEYS):
+            chunk = seen[start : start + MAX_BATCH_GET_KEYS]
+            found = self._existing_all([attempts[i] for i in chunk], now)
+            for i, verdict in zip(chunk, found, strict=True):
+                verdicts[i] = verdict
         return [v if v is not None else self.claim(*attempts[i]) for i, v in enumerate(verdicts)]
 
-    def _claim_together(
-        self, attempts: Sequence[Attempt], indexes: list[int], verdicts: list[Claim | None]
-    ) -> None:
-        pending = indexes
-        for _ in range(3):
-            if len(pending) <= 1:
-                return  # one row: a plain conditional put (claim_all makes it)
-            now = self._clock()
-            try:
-                self._db.transact_write_items(
-                    TransactItems=[
-                        {"Put": self._claim_put(*attempts[i], now)}  # type: ignore[typeddict-item]
-                        for i in pending
-                    ]
-                )
-            except self._db.exceptions.TransactionCanceledException as error:
-                reasons = error.response.get("CancellationReasons", [])
-                if len(reasons) != len(pending):
-                    return  # no reason per row: each is claimed on its own
-                again, seen = [], []
-                for i, reason in zip(pending, reasons, strict=True):
-                    if reason.get("Code") == "ConditionalCheckFailed":
-                        seen.append(i)
-                    else:
-                        again.append(i)  # not the cause ("None"), or a conflict: again
-                for i, verdict in zip(
-                    seen, self._existing_all([attempts[i] for i in seen], now), strict=True
-                ):
-                    verdicts[i] = verdict
-                pending = again
-            else:
-                for i in pending:
-                    verdicts[i] = Claim("call", held_at=now)
-                return
+    def _put_claim(self, job_id: str, row: int, attempt: int, now: float) -> bool:
+        """The row claimed for this attempt; False when its condition refused it."""
+        try:
+            self._db.put_item(**self._claim_put(job_id, row, attempt, now))
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _claim_put(self, job_id: str, row: int, attempt: int, now: float) -> dict[str, Any]:
         return {
@@ -213,7 +196,7 @@ class CallLedger:
             return self.claim(job_id, row, attempt)
         state = item["state"]["S"]
         if state == "done":
-            return Claim("done", envelope=json.loads(item["envelope"]["S"]))
+            return Claim("done", envelope=envelope_of(item["envelope"]))
         if state == "retry":
             return Claim("stale")  # a later attempt is queued already
         age = now - float(item["claimed_at"]["N"])

@@ -97,7 +97,7 @@ class Sender:
         # Rows of one batch may arrive in any order; they are metered and called in due order.
         ordered = sorted(due, key=lambda item: item[0])
         writes = self._ledger.writes(sleep=self._parts.sleep)
-        # Claimed first (one transaction for the batch), then metered: a slot is handed out
+        # Claimed first (a conditional put a row), then metered: a slot is handed out
         # only for a call about to be made.
         claimed_at = self._clock()
         ready, doubtful = self._claim(ordered, suppressed, writes, batch)
@@ -151,7 +151,7 @@ class Sender:
         writes: LedgerWrites,
         batch: _Batch,
     ) -> tuple[list[tuple[float, QueuedRow]], list[tuple[float, QueuedRow, Claim]]]:
-        """Each row's attempt claimed in the call ledger (one transaction for the batch): the
+        """Each row's attempt claimed in the call ledger (a conditional put a row): the
         rows to call, and those in doubt (an earlier call started and never recorded). A row
         to a suppressed number ends `suppressed`; one the ledger answers for itself is
         published again or put back to wait (recording.republish_or_wait)."""

@@ -35,8 +35,6 @@ from chalicelib.core.batching import (
 )
 from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.limits import (
-    DYNAMODB_MAX_ITEM_BYTES,
-    DYNAMODB_MAX_TRANSACTION_BYTES,
     KIB,
     MAX_ROW_BYTES,
     SNS_MAX_BATCH_BYTES,
@@ -356,38 +354,20 @@ def test_sizes_moto_refuses_an_item_over_400_kb(dynamodb: Any) -> None:
         dynamodb.put_item(TableName=TABLE, Item=item)
 
 
-def test_sizes_a_result_over_400_kb_is_recorded_with_its_request_trimmed(dynamodb: Any) -> None:
+def test_sizes_a_result_with_a_request_over_400_kb_is_recorded_in_one_write_unit(
+    dynamodb: Any,
+) -> None:
+    # The request is in the archive, not the results item: whatever its size, the item is small.
     results = ResultsTable(dynamodb, TABLE, clock=lambda: NOW)
-    over = large_result(0, 420_000)
-    near = large_result(1, 390_000)
+    envelopes = [large_result(i, size) for i, size in enumerate((420_000, 390_000, 64_000))]
 
-    assert results.record([over, near]) == 2
+    assert results.record(envelopes) == 3
 
-    trimmed = json.loads(stored(dynamodb, 0)["request"]["S"])
-    assert trimmed["truncated"] is True
-    assert trimmed["To"] == over.request["To"]
-    assert "Body" not in trimmed
-    assert stored(dynamodb, 0)["outcome"]["S"] == "sent"
-    # An item under the limit is kept whole.
-    assert json.loads(stored(dynamodb, 1)["request"]["S"]) == near.request
-
-
-def test_sizes_results_transactions_are_cut_by_bytes(dynamodb: Any) -> None:
-    requests = Recorded(dynamodb, "TransactWriteItems")
-    results = ResultsTable(dynamodb, TABLE, clock=lambda: NOW)
-    # Eleven items of 380 KB fill a transaction's 4 MB; the three after go in another.
-    envelopes = [large_result(i, 380_000) for i in range(14)]
-
-    assert results.record(envelopes) == 14
-
-    assert [int(item["row"]["N"]) for item in _all_items(dynamodb)] == list(range(14))
-    assert [len(call["TransactItems"]) for call in requests.calls] == [11, 3]
-    for call in requests.calls:
-        total = sum(item_size(t["Put"]["Item"]) for t in call["TransactItems"])
-        assert total <= DYNAMODB_MAX_TRANSACTION_BYTES
-        assert all(
-            item_size(t["Put"]["Item"]) <= DYNAMODB_MAX_ITEM_BYTES for t in call["TransactItems"]
-        )
+    for row, envelope in enumerate(envelopes):
+        item = stored(dynamodb, row)
+        assert "request" not in item and item_size(item) < 1024
+        assert item["outcome"]["S"] == "sent" and item["to"]["S"] == envelope.request["To"]
+    assert [int(item["row"]["N"]) for item in _all_items(dynamodb)] == [0, 1, 2]
 
 
 def _all_items(dynamodb: Any) -> list[dict[str, Any]]:

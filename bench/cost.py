@@ -1,0 +1,260 @@
+"""Benchmark: what 100,000 calls cost on AWS, from a real local run's requests and item sizes.
+
+Runs `callqueue run` (the whole local stack) on BENCH_ROWS generated SMS rows (500 by default)
+at BENCH_CPS (50) with the cost log on (callqueue.local.cost_log): every request moto served, by
+service and operation, with its 64 KB chunks; DynamoDB's write and read units from the items'
+sizes; every Lambda invocation's duration. Prices them with PRICES (us-east-1, on-demand, no
+free tier) and scales the run to 100,000 calls. Requests made to set the stack up (CloudFormation,
+IAM, queue and topic creation) are left out: a deployment makes them once.
+
+Writes the run under BENCH_LABEL ("current" by default) in bench/cost.json, keeping the other
+labels there (a baseline run on earlier code stays beside it). Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from callqueue.generate import generate_rows, write_file  # noqa: E402 - after the path is set
+
+ROWS = int(os.environ.get("BENCH_ROWS", "500"))
+CPS = int(os.environ.get("BENCH_CPS", "50"))
+LABEL = os.environ.get("BENCH_LABEL", "current")
+OUT = HERE / "cost.json"
+PER = 100_000
+
+# us-east-1 list prices, on-demand, without free tiers, as published on 2026-12-06 (DynamoDB's
+# on-demand prices since 2024-11-01).
+PRICES_AS_OF = "2026-12-06"
+PRICES = {
+    "dynamodb_write_unit": 0.625 / 1e6,
+    "dynamodb_read_unit": 0.125 / 1e6,
+    "sqs_request": 0.40 / 1e6,  # per 64 KB chunk
+    "sns_request": 0.50 / 1e6,  # per 64 KB chunk; deliveries to SQS and Lambda are free
+    "s3_put": 0.005 / 1e3,  # PUT, COPY, POST, LIST
+    "s3_get": 0.0004 / 1e3,  # GET and the rest
+    "events_event": 1.00 / 1e6,  # per 64 KB chunk
+    "states_transition": 0.025 / 1e3,
+    "secretsmanager_call": 0.05 / 1e4,
+    "cloudwatch_put_metric_data": 0.01 / 1e3,
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second": 0.0000166667,  # x86
+}
+# What sets the stack up, made once a deployment: not a cost of calls.
+SETUP = {"cloudformation", "iam", "sts", "unknown"}
+SETUP_OPERATIONS = {
+    "CreateQueue", "GetQueueUrl", "GetQueueAttributes", "Subscribe", "CreateSecret",
+    "CreateStateMachine", "CreateTopic", "SetQueueAttributes", "CreateFunction",
+}  # fmt: skip
+S3_PUTS = {"PutObject", "CopyObject", "POSTObject", "ListObjects", "CreateMultipartUpload"}
+
+
+def run(work: Path) -> tuple[dict[str, Any], Path, float]:
+    rows = work / "rows.csv"
+    write_file(rows, "csv", generate_rows(ROWS, seed=25, error_rate=0.0))
+    log = work / "log"
+    log.mkdir()
+    report = work / "report.json"
+    command = [
+        sys.executable, "-m", "callqueue.cli", "run", str(rows), "--cps", str(CPS),
+        "--window", "10", "--delivery-wait", "3", "--report", str(report), "--timeout", "900",
+    ]  # fmt: skip
+    env = {**os.environ, "CALLQUEUE_COST_LOG": str(log), "PYTHONPATH": str(ROOT)}
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)  # noqa: S603
+    wall = time.monotonic() - started
+    if not report.exists():
+        print(result.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"callqueue run exited {result.returncode}, no report")
+    return json.loads(report.read_text()), log, wall
+
+
+def memory_mb() -> dict[str, int]:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    default = int(config.get("lambda_memory_size", 128))
+    functions = config["stages"]["dev"].get("lambda_functions", {})
+    return {name: int(f.get("lambda_memory_size", default)) for name, f in functions.items()} | {
+        "": default
+    }
+
+
+def lambdas(log: Path) -> dict[str, dict[str, float]]:
+    memory = memory_mb()
+    out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for path in log.glob("lambda-*.jsonl"):
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            name = entry["function"].split("-", 2)[-1]
+            mb = memory.get(name, memory[""])
+            # Lambda bills each invocation's duration rounded up to the millisecond.
+            seconds = math.ceil(entry["seconds"] * 1000) / 1000
+            out[name]["invocations"] += 1
+            out[name]["gb_seconds"] += seconds * mb / 1024
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+def aws(log: Path) -> dict[str, Counter[str]]:
+    merged: dict[str, Counter[str]] = defaultdict(Counter)
+    for path in log.glob("aws-*.json"):
+        for kind, counts in json.loads(path.read_text()).items():
+            merged[kind].update(counts)
+    return merged
+
+
+def table_name(key: str) -> str:
+    """callqueue-local-ResultsTable-XYZ:Op -> ResultsTable:Op"""
+    table, _, operation = key.partition(":")
+    parts = table.split("-")
+    short = parts[2] if len(parts) >= 4 else table
+    return f"{short}:{operation}" if operation else short
+
+
+def priced(
+    counts: dict[str, Counter[str]], functions: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
+    """One line per (service, operation): its billed units and their cost, for the whole run."""
+    lines = []
+    for key, units in sorted(counts["write_units"].items()):
+        lines.append(("dynamodb", f"{table_name(key)} write units", units, "dynamodb_write_unit"))
+    for key, units in sorted(counts["read_units"].items()):
+        lines.append(("dynamodb", f"{table_name(key)} read units", units, "dynamodb_read_unit"))
+    for key, chunks in sorted(counts["chunks"].items()):
+        service, _, operation = key.partition(":")
+        if service in SETUP or operation in SETUP_OPERATIONS or service in ("dynamodb", "lambda"):
+            continue
+        price = {
+            "sqs": "sqs_request",
+            "sns": "sns_request",
+            "events": "events_event",
+            "secretsmanager": "secretsmanager_call",
+            "monitoring": "cloudwatch_put_metric_data",
+        }.get(service)
+        if service == "s3":
+            price = "s3_put" if operation in S3_PUTS else "s3_get"
+        if service == "states":
+            continue  # priced by transitions below
+        lines.append((service, f"{operation} requests", chunks, price or "unpriced"))
+    executions = counts["requests"].get("states:StartExecution", 0)
+    # The release loop's transitions per execution: a chunk's Task, Choice and Wait per window.
+    lines.append(
+        (
+            "states",
+            "transitions (estimate: 4 a window)",
+            executions * 4 * max(1, ROWS / CPS / 10),
+            "states_transition",
+        )
+    )
+    for name, figures in functions.items():
+        lines.append(("lambda", f"{name} invocations", figures["invocations"], "lambda_request"))
+        lines.append(("lambda", f"{name} GB-seconds", figures["gb_seconds"], "lambda_gb_second"))
+    return [
+        {"service": s, "what": w, "units": round(u, 3), "cost": u * PRICES.get(p, 0.0), "price": p}
+        for s, w, u, p in lines
+    ]
+
+
+def summary(report: dict[str, Any], log: Path, wall: float) -> dict[str, Any]:
+    counts = aws(log)
+    functions = lambdas(log)
+    calls = report["totals"]["sent"] + report["totals"]["failed"] + report["totals"]["unknown"]
+    scale = PER / max(1, calls)
+    lines = priced(counts, functions)
+    by_service: Counter[str] = Counter()
+    for line in lines:
+        by_service[line["service"]] += line["cost"] * scale
+    rows = max(1, report["totals"]["rows"])
+    write_units = sum(counts["write_units"].values())
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": report["totals"]["rows"],
+        "calls": calls,
+        "cps": CPS,
+        "wall_seconds": round(wall, 1),
+        "duration_seconds": report.get("duration_seconds"),
+        "dynamodb_write_units_per_row": round(write_units / rows, 2),
+        "dynamodb_write_units_per_row_by_table": {
+            table_name(k): round(v / rows, 2) for k, v in sorted(counts["write_units"].items())
+        },
+        "dynamodb_read_units_per_row": round(sum(counts["read_units"].values()) / rows, 2),
+        "item_bytes_average": {
+            table_name(k): round(v / max(1, counts["items"][k]))
+            for k, v in counts["item_bytes"].items()
+        },
+        "per_100000_calls_usd": round(sum(by_service.values()), 3),
+        "per_100000_calls_by_service_usd": {k: round(v, 4) for k, v in by_service.most_common()},
+        "per_100000_calls_by_operation": [
+            {**line, "units": round(line["units"] * scale), "cost": round(line["cost"] * scale, 4)}
+            for line in sorted(lines, key=lambda x: -x["cost"])
+        ],
+        "requests": dict(sorted(counts["requests"].items())),
+        "lambda": functions,
+    }
+
+
+def polling(line: dict[str, Any]) -> bool:
+    """Whether a line's cost grows with time rather than with calls: the queues' polling (on
+    AWS, Lambda's pollers; here the local runtime's, at its own rate), the reconciler (every
+    minute on AWS, more often locally) and the jobs it scans."""
+    what = line["what"]
+    return (
+        what.startswith("ReceiveMessage")
+        or what.startswith("handle_reconcile")
+        or what.startswith("JobsTable:Scan")
+    )
+
+
+def split(result: dict[str, Any]) -> None:
+    """Adds to a run's summary its per-call and its polling share."""
+    lines = result["per_100000_calls_by_operation"]
+    polled = sum(line["cost"] for line in lines if polling(line))
+    result["per_100000_calls_without_polling_usd"] = round(
+        result["per_100000_calls_usd"] - polled, 3
+    )
+    result["polling_per_100000_calls_usd"] = round(polled, 3)
+    seconds = (result["calls"] / PER) and result["duration_seconds"] * PER / result["calls"]
+    result["polling_usd_per_hour_locally"] = round(polled / seconds * 3600, 3) if seconds else None
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        report, log, wall = run(Path(tmp))
+        result = summary(report, log, wall)
+    existing = json.loads(OUT.read_text()) if OUT.exists() else {}
+    existing.update(
+        {
+            "machine": {
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "cores": os.cpu_count(),
+                "note": "shared by five engineers: other work (rate benchmarks at 300 CPS, "
+                "test suites) ran at the same time",
+            },
+            "prices_as_of": PRICES_AS_OF,
+            "prices_usd": PRICES,
+            "method": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
+        }
+    )
+    existing.setdefault("runs", {})[LABEL] = result
+    for run_result in existing["runs"].values():
+        split(run_result)
+    OUT.write_text(json.dumps(existing, indent=1) + "\n")
+    print(json.dumps({k: result[k] for k in list(result)[:11]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
