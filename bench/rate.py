@@ -2,12 +2,15 @@
 
 Runs `callqueue run` (the whole local stack: moto server, the handlers, the Twilio emulator) on
 generated message files and reads the emulator's requests log, whose timestamps are when each
-request reached "Twilio". Scenarios: one job at 50 and at 200 CPS; two jobs at once sharing an
+request reached "Twilio". Scenarios: one job at 50, 200, 300 and 400 CPS (above ~200 CPS this
+machine cannot keep up: the limits must hold all the same); two jobs at once sharing an
 account limit of 100 CPS; one job at 100 CPS against an emulated account whose concurrency
 limit forces 429s. Writes bench/rate.json and bench/rate.png (calls per 100 ms over time).
 Not part of `make test`: it takes minutes and its numbers depend on the machine.
 
-BENCH_SCALE (default 1.0) scales every scenario's row count, for a quicker look.
+BENCH_SCALE (default 1.0) scales every scenario's row count, for a quicker look. BENCH_ONLY runs
+some of the scenarios: comma-separated, a number N picks "one job at N CPS", other words pick the
+scenarios whose names contain them (BENCH_ONLY=200,300,sharing).
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Scenario:
 SCENARIOS = [
     Scenario("one job at 50 CPS", 50, [(50, 1000)]),
     Scenario("one job at 200 CPS", 200, [(200, 3000)]),
+    Scenario("one job at 300 CPS", 300, [(300, 4500)]),
+    Scenario("one job at 400 CPS", 400, [(400, 6000)]),
     Scenario("two jobs sharing 100 CPS", 100, [(100, 1000), (100, 1000)]),
     Scenario(
         "100 CPS against a concurrency limit of 8 (0.2 s latency)",
@@ -70,6 +75,15 @@ SCENARIOS = [
         ["--concurrency-limit", "8", "--latency", "0.2"],
     ),
 ]
+
+
+def selected(scenarios: list[Scenario], only: str) -> list[Scenario]:
+    """The scenarios BENCH_ONLY picks (all of them when it is empty)."""
+    tokens = [t.strip() for t in only.split(",") if t.strip()]
+    if not tokens:
+        return scenarios
+    needles = [f"one job at {t} CPS" if t.isdigit() else t for t in tokens]
+    return [s for s in scenarios if any(n in s.name for n in needles)]
 
 
 def run(scenario: Scenario, work: Path) -> dict[str, Any]:
@@ -298,9 +312,14 @@ def summary_of(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def main() -> int:
-    results, repeats = [], []
+    results: list[dict[str, Any]] = []
+    repeats: list[dict[str, list[Any]]] = []
+    only = os.environ.get("BENCH_ONLY", "")
+    scenarios = selected(SCENARIOS, only)
+    if not scenarios:
+        raise SystemExit(f"BENCH_ONLY={only!r} picks no scenario")
     with tempfile.TemporaryDirectory() as work:
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             runs = []
             for n in range(REPEAT):
                 print(f"running: {scenario.name} ({n + 1}/{REPEAT})", file=sys.stderr, flush=True)
@@ -311,6 +330,12 @@ def main() -> int:
             worst = max(runs, key=lambda r: (r["max_calls_in_any_100ms"], -r["achieved_cps"]))
             results.append(worst)
             repeats.append(summary_of(runs))
+            # Written after each scenario: a long run interrupted keeps what it measured.
+            write(results, repeats, only)
+    return 0
+
+
+def write(results: list[dict[str, Any]], repeats: list[dict[str, list[Any]]], only: str) -> None:
     plot(results, HERE / "rate.png")
     lags = [r["lag_seconds_p99"] for r in results if r.get("lag_seconds_p99") is not None]
     summary = {
@@ -324,6 +349,7 @@ def main() -> int:
         "slot_tolerance_seconds": float(TOLERANCE),
         "rate_headroom": HEADROOM,
         "repeat": REPEAT,
+        "only": only or None,
         "scenarios": [
             {**{k: v for k, v in r.items() if k != "_arrivals"}, "runs": summary}
             for r, summary in zip(results, repeats, strict=True)
@@ -331,7 +357,6 @@ def main() -> int:
         "worst_lag_p99_seconds": max(lags) if lags else None,
     }
     (HERE / "rate.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
