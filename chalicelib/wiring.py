@@ -36,6 +36,7 @@ from chalicelib.aws.staging import StagedFiles
 from chalicelib.config import Settings
 from chalicelib.core.metering import SenderLimits
 from chalicelib.core.schedule import visible_early_seconds
+from chalicelib.core.spacing import account_rate
 from chalicelib.errors import CallqueueError
 from chalicelib.intake.checkpoint import Budget
 from chalicelib.intake.content import DAY_SECONDS, ContentClaims
@@ -233,7 +234,8 @@ def ledger() -> CallLedger:
 @cache
 def limiter() -> RateLimiter:
     s = settings()
-    rate = s.account_cps * (1 - s.rate_headroom)
+    # Spaced for the calls' lateness as well as the headroom (chalicelib.core.spacing).
+    rate = account_rate(s.account_cps, s.rate_headroom, s.slot_tolerance_seconds)
     return RateLimiter(_client("dynamodb"), s.rate_limit_table, rate=rate)
 
 

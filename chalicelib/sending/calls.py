@@ -48,16 +48,19 @@ class Caller:
         def hold() -> None:
             # Run by the gateway once the SDK has built the request, just before it is sent.
             self._pacer.hold_until(slot)
-            if self._parts.clock() - slot > self._pacer.tolerance():
+            if self._parts.clock() - slot > self._pacer.tolerance() or self._pacer.quiet(slot):
                 raise SlotMissed
             if self._outcomes.stopped(row.number):
                 raise NumberSuppressed
 
         try:
-            result = gateway.call(row.request, hold=hold)
+            result = gateway.call(
+                row.request, hold=hold, written=lambda at: self._pacer.wrote(slot, at)
+            )
         except SlotMissed:
             # This thread ran too late for the slot (a late call would bunch with the calls in
-            # the slots after it): nothing was sent, and the dispatcher takes another slot.
+            # the slots after it), or a call of this process was written too late a moment ago
+            # (Pacer.wrote): nothing was sent, and the dispatcher takes another slot.
             done.missed = True
             return done
         except NumberSuppressed:

@@ -7,11 +7,13 @@ The shared state is chalicelib.sending.limiter's; without a limiter each row goe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from chalicelib.core.concurrency_rate import Reading
 from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.core.segments import message_cost
+from chalicelib.core.spacing import WRITE_JITTER_SECONDS, quiet_until
 from chalicelib.sending.parts import SenderParts, SenderSettings
 from chalicelib.twilio.gateway import LookupFailed
 
@@ -42,6 +44,10 @@ class Pacer:
         self._sleep = parts.sleep
         self._senders = settings.senders
         self._settings = settings
+        # After a call written later than its budget, this process's calls go no earlier than
+        # this (chalicelib.core.spacing.quiet_until).
+        self._quiet_until = 0.0
+        self._lock = threading.Lock()
 
     def meter(
         self, rows: list[tuple[float, QueuedRow]], later: list[tuple[QueuedRow, float]]
@@ -97,7 +103,11 @@ class Pacer:
         if self._limiter is None:
             granted(list(enumerate(not_before)))
             return
-        self._limiter.schedule(not_before, 2 * DISPATCH_TICK_SECONDS, granted)
+        # Slots before the quiet time would only be missed (quiet()), and wasted.
+        quiet = self._quiet_until
+        self._limiter.schedule(
+            [max(t, quiet) for t in not_before], 2 * DISPATCH_TICK_SECONDS, granted
+        )
 
     def lookup_hold(self) -> Callable[[], None]:
         """A hold for one look-up request: an account slot is booked on its first run and
@@ -137,6 +147,25 @@ class Pacer:
         if self._limiter is None:
             return float("inf")
         return min(self._settings.late_tolerance, 1.0 / self._limiter.ceiling)
+
+    def budget(self) -> float:
+        """How late after its slot a call may reach Twilio: the account's slots are spaced for
+        it (chalicelib.core.spacing.account_rate): the tolerance and the write's own jitter."""
+        return self.tolerance() + WRITE_JITTER_SECONDS
+
+    def wrote(self, slot: float, written_at: float) -> None:
+        """A call for `slot` was written at `written_at`: later than the budget, it may reach
+        Twilio in a 100 ms that its neighbours' slots already fill, so this process's next calls
+        go later, not closer: none before a short window past the write."""
+        until = quiet_until(slot, written_at, self.budget())
+        if until is None:
+            return
+        with self._lock:
+            self._quiet_until = max(self._quiet_until, until)
+
+    def quiet(self, slot: float) -> bool:
+        """Whether a call at `slot` must not go: it is before the quiet time of a late write."""
+        return slot < self._quiet_until
 
     def feedback(self, result: TwilioResult) -> None:
         """Twilio's answers set the account's rate for every sender: the rate its concurrency

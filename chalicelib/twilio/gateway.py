@@ -85,10 +85,16 @@ class TwilioGateway:
         _ = (c.messages, c.calls, c.lookups.v2.phone_numbers, c.verify.v2.services)
         _ = c.studio.v2.flows
 
-    def call(self, request: CallRequest, hold: Callable[[], None] | None = None) -> TwilioResult:
+    def call(
+        self,
+        request: CallRequest,
+        hold: Callable[[], None] | None = None,
+        written: Callable[[float], None] | None = None,
+    ) -> TwilioResult:
         """`hold`: run once the SDK has built the request, just before it is sent (to wait for
         the call's slot), and again at its first write (so it must wait until a time, then
-        check); it may raise SlotMissed, which is raised here, nothing sent."""
+        check); it may raise SlotMissed, which is raised here, nothing sent. `written`: told
+        the time the request's first write ended (not through a proxy)."""
         sent_at = [self._clock()]
 
         def held() -> None:
@@ -96,7 +102,11 @@ class TwilioGateway:
                 hold()
             sent_at[0] = self._clock()  # the call starts when its request goes
 
-        self._http.hold_next(held)
+        def after() -> None:
+            if written is not None:
+                written(self._clock())
+
+        self._http.hold_next(held, after)
         try:
             self._dispatch(request)
         except TwilioRestException as error:

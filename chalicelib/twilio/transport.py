@@ -8,6 +8,7 @@ way for successes and errors (chalicelib.twilio.responses reads them).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -64,11 +65,27 @@ class _HeldSend:
     """A connection that runs the calling thread's hold, if any, once more, at the request's
     first write (after that, the hold is gone: a redirect or a lookup is not held). Should the
     call have fallen out of its slot since the pool's hold, nothing is written, and urllib3
-    closes the connection."""
+    closes the connection. The hold is the last step before the bytes go (http.client's own
+    checks come first), and the thread's `written` hook is told when the write has ended."""
 
     def send(self, data: Any) -> None:
-        _run_hold()
-        super().send(data)  # type: ignore[misc]
+        conn: Any = self
+        written: Callable[[], None] | None = getattr(_HOLDS, "written", None)
+        _HOLDS.written = None
+        if getattr(_HOLDS, "hold", None) is None:
+            super().send(data)  # type: ignore[misc]
+            return
+        if conn.sock is None or not isinstance(data, bytes | bytearray):
+            _run_hold()
+            super().send(data)  # type: ignore[misc]
+        else:
+            # What http.client.HTTPConnection.send does for bytes on an open connection, with
+            # the hold between its audit event and the write.
+            sys.audit("http.client.send", conn, data)
+            _run_hold()
+            conn.sock.sendall(data)
+        if written is not None:
+            written()
 
 
 class _HeldHTTPConnection(_HeldSend, urllib3.connection.HTTPConnection):
@@ -125,9 +142,13 @@ class CapturingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is
             # A local emulator: no proxy from the environment may capture these requests.
             self.session.trust_env = False
 
-    def hold_next(self, hold: Callable[[], None] | None) -> None:
-        """Run `hold` on this thread just before its next request is sent (None: no hold)."""
+    def hold_next(
+        self, hold: Callable[[], None] | None, written: Callable[[], None] | None = None
+    ) -> None:
+        """Run `hold` on this thread just before its next request is sent (None: no hold), and
+        `written` once its first write has ended."""
         _HOLDS.hold = hold
+        _HOLDS.written = written
 
     def timeout_next(self, timeout: float | None) -> None:
         """This thread's requests wait `timeout` seconds for an answer (None: the client's)."""

@@ -48,11 +48,22 @@ class Twilio:
         self.latency = latency
         self.calls: list[tuple[float, int]] = []
 
-    def call(self, request: Any, hold: Callable[[], None] | None = None) -> TwilioResult:
+    def write_delay(self, row: int) -> float:
+        """How long the request's write takes after the last check (none here)."""
+        return 0.0
+
+    def call(
+        self,
+        request: Any,
+        hold: Callable[[], None] | None = None,
+        written: Callable[[float], None] | None = None,
+    ) -> TwilioResult:
         if hold is not None:
             hold()  # as the gateway does once the request is built
         started = self.clock()
         self.calls.append((started, request.row))
+        if written is not None:
+            written(started + self.write_delay(request.row))  # as the gateway's transport does
         self.clock.sleep(self.latency)
         return TwilioResult(201, {"sid": f"SM{request.row}"}, {}, started, self.clock())
 
@@ -178,6 +189,39 @@ def test_a_call_never_goes_more_than_one_slot_late(dynamodb: Any) -> None:
     assert [r.row for r, _ in recorder.later] == [1]
 
 
+@pytest.mark.parametrize("late_row", [1, 2, 4])
+def test_after_a_call_written_late_the_next_calls_go_later_never_closer(
+    dynamodb: Any, late_row: int
+) -> None:
+    # At 100 CPS (slots 10 ms apart, a budget of 15 ms: the 10 ms tolerance and 5 ms of write
+    # jitter) one call's write ends 50 ms after its check: it may reach Twilio in a 100 ms its
+    # neighbours' slots fill. No later call of the sender goes within 100 ms of that write;
+    # every row is still called, each at a slot of its own, none before it.
+    class SlowWrite(Twilio):
+        def write_delay(self, row: int) -> float:
+            return 0.05 if row == late_row else 0.0
+
+    twilio, recorder, slots = run(dynamodb, 6, rate=100, latency=0.0, twilio_class=SlowWrite)
+
+    called = dict((row, t) for t, row in twilio.calls)
+    assert sorted(called) == [1, 2, 3, 4, 5, 6]
+    written = called[late_row] + 0.05
+    after = [t for row, t in called.items() if t > called[late_row]]
+    assert after and all(t >= written + 0.1 - 1e-9 for t in after)
+    assert all(any(0 <= t - s <= 0.01 for s in slots) for t in called.values())
+    assert len(set(slots)) == len(slots) and recorder.later == []
+
+
+def test_a_call_written_within_the_budget_changes_nothing(dynamodb: Any) -> None:
+    class JustInTime(Twilio):
+        def write_delay(self, row: int) -> float:
+            return 0.0149  # within the budget: the 10 ms tolerance and the 5 ms write jitter
+
+    twilio, _, slots = run(dynamodb, 5, rate=100, latency=0.0, twilio_class=JustInTime)
+
+    assert [t for t, _ in twilio.calls] == pytest.approx(slots)  # no slot given up
+
+
 def test_rows_without_a_slot_before_the_call_deadline_go_back_on_the_queue(
     dynamodb: Any,
 ) -> None:
@@ -217,8 +261,8 @@ def test_a_slow_publish_of_the_first_outcomes_does_not_hold_up_the_calls(dynamod
     first_publish: list[int] = []
 
     class Counting(Twilio):
-        def call(self, request: Any, hold: Callable[[], None] | None = None) -> TwilioResult:
-            result = super().call(request, hold)
+        def call(self, request: Any, hold: Any = None, written: Any = None) -> TwilioResult:
+            result = super().call(request, hold, written)
             if len(self.calls) == 30:
                 all_called.set()
             return result

@@ -133,3 +133,36 @@ def test_a_call_that_falls_out_of_its_slot_before_its_first_write_sends_nothing(
     with pytest.raises(SlotMissed):
         twilio.call(MESSAGE, hold=late_by_the_write)
     assert checks == ["check", "check"] and emulator.requests == []
+
+
+def test_the_write_is_reported_after_the_last_check_and_never_for_a_call_not_sent(
+    emulator: TwilioEmulator,
+) -> None:
+    clock = Clock()
+    twilio = gateway(emulator, clock)
+    events: list[tuple[str, float, int]] = []
+
+    def hold() -> None:
+        events.append(("check", clock.now, len(emulator.requests)))
+        clock.now += 1.0
+
+    def written(at: float) -> None:
+        events.append(("written", at, len(emulator.requests)))
+
+    assert twilio.call(MESSAGE, hold=hold, written=written).status == 201
+    # Checked on the open connection and at the write, then told once, on the clock, after it.
+    assert [(e, t) for e, t, _ in events] == [
+        ("check", 1_000.0),
+        ("check", 1_001.0),
+        ("written", 1_002.0),
+    ]
+
+    def missed() -> None:
+        raise SlotMissed
+
+    events.clear()
+    with pytest.raises(SlotMissed):
+        twilio.call(MESSAGE, hold=missed, written=written)
+    # No write, nothing told; and the next request of the thread reports no stale write.
+    assert twilio.look_up(MESSAGE, since=0.0).verdict == "found"
+    assert events == [] and len(emulator.requests) == 2

@@ -5,13 +5,20 @@ from __future__ import annotations
 import io
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.config import DEFAULT_RATE_HEADROOM
+from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 from chalicelib.core.metering import Aimd, SenderLimits, gcra_starts, sender_kind
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost
+from chalicelib.core.spacing import (
+    WRITE_JITTER_SECONDS,
+    account_rate,
+    quiet_until,
+    short_limit,
+    spaced_rate,
+)
 from chalicelib.intake.plan import plan
 
 
@@ -161,3 +168,83 @@ def test_plan_with_explicit_sender_limits() -> None:
     result = plan(_csv(rows), "csv", Schedule(50, 60), SenderLimits.parse("+15005550006=100"))
     assert result.eta_with_sender_limits == result.eta_seconds
     assert result.warnings() == []
+
+
+# -- slots spaced for the calls' lateness (chalicelib.core.spacing) -------------------------------
+
+
+@given(
+    cps=st.integers(1, 2000),
+    jitter=st.floats(0.0, 0.05),
+    # Each call's lateness as a share of the budget, the extremes (0 and all of it) favoured:
+    # the first calls all of it, the next none, is how a window gets its most.
+    share=st.lists(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)), min_size=1),
+    offset=st.floats(0.0, 1.0),
+)
+@settings(deadline=None)  # up to 4,001 slots a case
+def test_spaced_slots_keep_both_limits_for_any_lateness_within_the_budget(
+    cps: int, jitter: float, share: list[float], offset: float
+) -> None:
+    rate = spaced_rate(cps, jitter)
+    # Two seconds of slots (at most 4,001), from anywhere on the clock.
+    count = min(int(2 * rate) + 1, 4001)
+    slots = [offset + i / rate for i in range(count)]
+    arrivals = [s + jitter * share[i % len(share)] for i, s in enumerate(slots)]
+    assert max_in_window(arrivals, 1.0) <= cps
+    assert max_in_window(arrivals, 0.1) <= short_limit(cps)
+
+
+@given(cps=st.integers(1, 2000), jitter=st.floats(0.0, 0.05))
+def test_the_spacing_is_tight_a_little_faster_breaks_a_limit(cps: int, jitter: float) -> None:
+    # 1% faster than spaced_rate, and the limit's worth of slots plus one each as late as the
+    # budget allows up to the last one's time (the first a whole budget, the last on time): the
+    # window from the first's arrival has one call too many. The bound is not loose.
+    rate = spaced_rate(cps, jitter) * 1.01
+    over = []
+    for width, limit in ((1.0, cps), (0.1, short_limit(cps))):
+        slots = [i / rate for i in range(limit + 1)]
+        arrivals = [max(s, min(jitter, slots[-1])) for s in slots]
+        over.append(max_in_window(arrivals, width) > limit)
+    assert any(over)
+
+
+@given(cps=st.integers(1, 2000), a=st.floats(0.0, 0.05), b=st.floats(0.0, 0.05))
+def test_more_jitter_never_makes_the_slots_closer(cps: int, a: float, b: float) -> None:
+    low, high = sorted((a, b))
+    assert spaced_rate(cps, high) <= spaced_rate(cps, low) <= cps
+
+
+@given(
+    cps=st.integers(1, 2000),
+    headroom=st.floats(0.0, 0.49),
+    tolerance=st.floats(0.0, 0.05),
+)
+def test_the_account_rate_keeps_the_headroom_and_the_budget(
+    cps: int, headroom: float, tolerance: float
+) -> None:
+    rate = account_rate(cps, headroom, tolerance)
+    assert rate <= cps * (1 - headroom)
+    assert rate <= spaced_rate(cps, tolerance + WRITE_JITTER_SECONDS)
+
+
+def test_the_account_rate_at_the_benchmarks_rates() -> None:
+    # As deployed (1% headroom, 5 ms tolerance, 5 ms write jitter): at 50 CPS the headroom
+    # decides; from 200 CPS the 100-ms limit does, for 10 ms of lateness.
+    headroom, tolerance = float(DEFAULT_RATE_HEADROOM), float(DEFAULT_SLOT_TOLERANCE_SECONDS)
+    assert account_rate(50, headroom, tolerance) == pytest.approx(49.5)
+    for cps in (200, 300, 400):
+        assert account_rate(cps, headroom, tolerance) == pytest.approx((cps // 10 + 1) / 0.11)
+
+
+@given(slot=st.floats(0.0, 1e6), late=st.floats(0.0, 1.0), budget=st.floats(0.0, 0.1))
+def test_a_write_later_than_the_budget_quiets_the_sender_past_the_write(
+    slot: float, late: float, budget: float
+) -> None:
+    written = slot + late
+    until = quiet_until(slot, written, budget)
+    if written - slot <= budget:
+        assert until is None
+    else:
+        # Never earlier than a short window past the write: the late call's arrival (by the
+        # write's end) shares no 100 ms with a call that goes after it.
+        assert until is not None and until >= written + 0.1
