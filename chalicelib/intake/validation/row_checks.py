@@ -27,6 +27,7 @@ from chalicelib.intake.validation.templates import JobParams, columns_of, has_pl
 from chalicelib.intake.validation.value_checks import Context, convert, form_text, is_empty
 
 _API_COLUMN: Final = "api"
+_NESTED: Final = (dict, list)
 # Each API's parameters by their place in PARAMS: values are converted in that order.
 _ORDER: Final[Mapping[Api, Mapping[str, int]]] = {
     api: {name: index for index, name in enumerate(params)} for api, params in PARAMS.items()
@@ -68,7 +69,7 @@ def validate(
     for column, value in merged.items():
         # Before anything compares or serialises the values: both recurse per level. A
         # scalar (every CSV cell) has no depth to measure.
-        if isinstance(value, dict | list) and _value_depth(value) > MAX_JSON_DEPTH:
+        if isinstance(value, _NESTED) and _value_depth(value) > MAX_JSON_DEPTH:
             raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
     api = _api(merged)
     present = _collect(api, fields)
@@ -80,7 +81,7 @@ def validate(
         if name not in present:
             raise InvalidRow(f"missing {_describe(api, name)}")
     for group in REQUIRED_ONE_OF[api]:
-        if not any(name in present for name in group):
+        if present.keys().isdisjoint(group):
             raise InvalidRow(f"missing {_either(group)}")
     params: dict[str, ParamValue] = {}
     context = Context(params, default_region)  # sees each parameter once it is converted
