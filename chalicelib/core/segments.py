@@ -43,6 +43,8 @@ def sms_segments(body: str) -> tuple[Encoding, int]:
         if GSM7_EXTENSION.isdisjoint(body):
             # One septet a character: a part holds the same number of each.
             return "GSM-7", _plain_count(len(body), GSM7_SINGLE, GSM7_PART)
+        if len(body) + sum(map(body.count, GSM7_EXTENSION)) <= GSM7_SINGLE:
+            return "GSM-7", 1
         units = [2 if char in GSM7_EXTENSION else 1 for char in body]
         return "GSM-7", _count(units, GSM7_SINGLE, GSM7_PART)
     if max(body) <= _BMP_LAST:

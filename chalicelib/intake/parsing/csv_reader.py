@@ -195,6 +195,9 @@ def _csv_record(number: int, header: list[str], row: list[str], undecodable: boo
             None,
             f"record {number} has {len(row)} fields, the header has {len(header)}",
         )
+    if not undecodable and max(map(len, row), default=0) <= MAX_FIELD_CHARS:
+        # What the loop below would find, at once: no field too long, no undecodable byte.
+        return Record(number, dict(zip(header, row, strict=True)))
     for name, value in zip(header, row, strict=True):
         if len(value) > MAX_FIELD_CHARS:
             return field_too_long(number, name)
