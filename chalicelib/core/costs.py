@@ -196,13 +196,10 @@ class CostEstimate:
             key = (request.api, kind, where)
             self.unpriced[key] = self.unpriced.get(key, 0) + 1
             return
-        line = self.priced.setdefault(
-            (request.api, charge.kind, charge.country or "*"),
-            [
-                Decimal(0),
-                Decimal(0),
-            ],
-        )
+        key = (request.api, charge.kind, charge.country or "*")
+        line = self.priced.get(key)
+        if line is None:
+            line = self.priced[key] = [Decimal(0), Decimal(0)]
         line[0] += 1
         line[1] += charge.units
 

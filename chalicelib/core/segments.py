@@ -32,6 +32,7 @@ GSM7_SINGLE: Final = 160
 GSM7_PART: Final = 153
 UCS2_SINGLE: Final = 70
 UCS2_PART: Final = 67
+_BMP_LAST: Final = "\uffff"
 
 
 def sms_segments(body: str) -> tuple[Encoding, int]:
@@ -39,10 +40,32 @@ def sms_segments(body: str) -> tuple[Encoding, int]:
     if not body:
         return "GSM-7", 0
     if _GSM7.issuperset(body):
+        if GSM7_EXTENSION.isdisjoint(body):
+            # One septet a character: a part holds the same number of each.
+            return "GSM-7", _plain_count(len(body), GSM7_SINGLE, GSM7_PART)
+        if len(body) + sum(map(body.count, GSM7_EXTENSION)) <= GSM7_SINGLE:
+            return "GSM-7", 1
+        units = [2 if char in GSM7_EXTENSION else 1 for char in body]
+        return "GSM-7", _count(units, GSM7_SINGLE, GSM7_PART)
+    if max(body) <= _BMP_LAST:
+        return "UCS-2", _plain_count(len(body), UCS2_SINGLE, UCS2_PART)
+    units = [2 if ord(char) > 0xFFFF else 1 for char in body]
+    return "UCS-2", _count(units, UCS2_SINGLE, UCS2_PART)
+
+
+def sms_segments_by_unit(body: str) -> tuple[Encoding, int]:
+    """sms_segments counted a character at a time (what its shortcuts are tested against)."""
+    if not body:
+        return "GSM-7", 0
+    if _GSM7.issuperset(body):
         units = [2 if char in GSM7_EXTENSION else 1 for char in body]
         return "GSM-7", _count(units, GSM7_SINGLE, GSM7_PART)
     units = [2 if ord(char) > 0xFFFF else 1 for char in body]
     return "UCS-2", _count(units, UCS2_SINGLE, UCS2_PART)
+
+
+def _plain_count(length: int, single: int, part: int) -> int:
+    return 1 if length <= single else -(-length // part)
 
 
 def _count(units: list[int], single: int, part: int) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Final
 
 from chalicelib.config import ConfigError
@@ -90,19 +91,31 @@ class Carry:
     def carried_of(self, fields: Mapping[str, Any]) -> dict[str, str]:
         """The row's carried values: `reference` and each kept column (under its name as the
         job gives it) that has a value. Raises InvalidRow for a value too long or not text."""
-        by_name = {str(name).lower(): value for name, value in fields.items()}
         carried: dict[str, str] = {}
-        wanted = [(REFERENCE, self.reference_column, MAX_REFERENCE_CHARS)] + [
-            (name, name, MAX_KEPT_CHARS) for name in self.keep_columns
-        ]
-        for key, column, limit in wanted:
-            value = _text(by_name.get(column.lower()), column)
+        for key, source, column, limit in _sources(self, tuple(fields)):
+            value = _text(fields[source], column)
             if value is None:
                 continue
             if len(value) > limit:
                 raise InvalidRow(f"{column}: {len(value):,} characters; at most {limit:,}")
             carried[key] = value
         return carried
+
+
+@lru_cache(maxsize=256)
+def _sources(carry: Carry, names: tuple[Any, ...]) -> tuple[tuple[str, Any, str, int], ...]:
+    """For a record with these column names, each carried value's (key, the column it is read
+    from, the column as the job names it, its limit): the last of the names that match
+    regardless of case; a carried column the record lacks is left out."""
+    by_name = {str(name).lower(): name for name in names}
+    wanted = [(REFERENCE, carry.reference_column, MAX_REFERENCE_CHARS)] + [
+        (name, name, MAX_KEPT_CHARS) for name in carry.keep_columns
+    ]
+    return tuple(
+        (key, by_name[column.lower()], column, limit)
+        for key, column, limit in wanted
+        if column.lower() in by_name
+    )
 
 
 DEFAULT_CARRY: Final = Carry()

@@ -15,12 +15,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 _COMPACT: Final = (",", ":")
+# What json.dumps(value, separators=_COMPACT) uses, built once: dumps builds an encoder per call
+# when given any argument.
+_ENCODE: Final = json.JSONEncoder(separators=_COMPACT).encode
 _CARRIED_KEY: Final = ',"carried":'
 
 
 def compact(value: Any) -> str:
     """`value` as the pipeline writes it: compact JSON, non-ASCII escaped."""
-    return json.dumps(value, separators=_COMPACT)
+    return _ENCODE(value)
 
 
 def carried_member(carried: Mapping[str, str]) -> str:

@@ -21,10 +21,17 @@ class ZoneRejected(BadSchedule):
 
 
 def time_zone_of(fields: dict[str, object]) -> str | None:
-    for name, value in fields.items():
-        if name.strip().lower() == TIME_ZONE_COLUMN and value is not None and str(value).strip():
+    for name in _zone_columns(tuple(fields)):
+        value = fields[name]
+        if value is not None and str(value).strip():
             return str(value).strip()
     return None
+
+
+@lru_cache(maxsize=256)
+def _zone_columns(names: tuple[str, ...]) -> tuple[str, ...]:
+    # Per set of column names, not per record: a CSV file's records share theirs.
+    return tuple(name for name in names if name.strip().lower() == TIME_ZONE_COLUMN)
 
 
 def row_zones(request: CallRequest, time_zone: str | None) -> tuple[str, ...]:

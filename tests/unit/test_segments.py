@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.core.segments import GSM7_BASIC, GSM7_EXTENSION, sms_segments
+from chalicelib.core.segments import (
+    GSM7_BASIC,
+    GSM7_EXTENSION,
+    sms_segments,
+    sms_segments_by_unit,
+)
 
 
 def test_sms_segments_alphabet_sizes() -> None:
@@ -81,3 +86,18 @@ def test_sms_segments_bounds(body: str) -> None:
     else:
         # Plain division, plus at most one unit lost per part to a character moved whole.
         assert -(-units // part) <= segments <= -(-units // (part - 1))
+
+
+# Bodies near the part edges, from each table and from beyond the BMP, in any mix.
+_EDGE_CHARS = st.sampled_from(["a", "é", "€", "^", "Ж", "中", "😀", "\n", "\ud800"])
+
+
+@given(
+    st.one_of(
+        st.text(max_size=500),
+        st.lists(_EDGE_CHARS, max_size=480).map("".join),
+        st.integers(0, 480).flatmap(lambda n: st.sampled_from(["a" * n, "Ж" * n, "€" * n])),
+    )
+)
+def test_sms_segments_shortcuts_equal_the_count_by_unit(body: str) -> None:
+    assert sms_segments(body) == sms_segments_by_unit(body)

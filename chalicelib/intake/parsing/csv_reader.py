@@ -195,6 +195,16 @@ def _csv_record(number: int, header: list[str], row: list[str], undecodable: boo
             None,
             f"record {number} has {len(row)} fields, the header has {len(header)}",
         )
+    if not undecodable and max(map(len, row), default=0) <= MAX_FIELD_CHARS:
+        # What _csv_record_by_field would find, at once: no field too long, none undecodable.
+        return Record(number, dict(zip(header, row, strict=True)))
+    return _csv_record_by_field(number, header, row, undecodable)
+
+
+def _csv_record_by_field(
+    number: int, header: list[str], row: list[str], undecodable: bool
+) -> Record:
+    """A record of as many fields as the header, its fields checked one at a time."""
     for name, value in zip(header, row, strict=True):
         if len(value) > MAX_FIELD_CHARS:
             return field_too_long(number, name)

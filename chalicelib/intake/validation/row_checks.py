@@ -1,11 +1,16 @@
 """A record as a whole: which API it asks for, which of its columns are that API's parameters,
 and whether the required ones are there; each present value is then converted by value_checks,
-in the order of the API's parameters so that one may depend on another."""
+in the order of the API's parameters so that one may depend on another.
+
+What depends only on a record's column names (which are the API column, which column gives which
+parameter) is worked out once per set of names (_layout), not per record: a CSV file's records
+all share theirs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from functools import lru_cache
+from typing import Any, Final, NamedTuple
 
 from chalicelib.core.records import APIS, Api, CallRequest, ParamValue
 from chalicelib.intake.parsing import MAX_JSON_DEPTH
@@ -18,10 +23,35 @@ from chalicelib.intake.validation.api_params import (
     REQUIRED_ONE_OF,
 )
 from chalicelib.intake.validation.exceptions import InvalidRow
-from chalicelib.intake.validation.templates import JobParams, columns_of, render
+from chalicelib.intake.validation.templates import JobParams, columns_of, has_placeholder, render
 from chalicelib.intake.validation.value_checks import Context, convert, form_text, is_empty
 
 _API_COLUMN: Final = "api"
+_NESTED: Final = (dict, list)
+# Each API's parameters by their place in PARAMS: values are converted in that order.
+_ORDER: Final[Mapping[Api, Mapping[str, int]]] = {
+    api: {name: index for index, name in enumerate(params)} for api, params in PARAMS.items()
+}
+
+
+class _Layout(NamedTuple):
+    """What a record's column names alone decide: its API columns, and for each API the
+    (column, parameter) pairs of the columns that give one, in the record's order."""
+
+    api_columns: tuple[str, ...]
+    params: Mapping[Api, tuple[tuple[str, str], ...]]
+
+
+@lru_cache(maxsize=256)
+def _layout(names: tuple[str, ...]) -> _Layout:
+    keys = [(name, name.strip().casefold()) for name in names]
+    return _Layout(
+        tuple(name for name, key in keys if key == _API_COLUMN),
+        {
+            api: tuple((name, COLUMNS[api][key]) for name, key in keys if key in COLUMNS[api])
+            for api in PARAMS
+        },
+    )
 
 
 def validate(
@@ -35,29 +65,29 @@ def validate(
 
     Placeholders are filled before anything is checked, so every rule (a phone number, a
     length, a row's size) applies to what is sent."""
-    merged = job_params.applied_to(fields) if job_params else dict(fields)
+    merged = job_params.applied_to(fields) if job_params else fields
     for column, value in merged.items():
         # Before anything compares or serialises the values: both recurse per level. A
         # scalar (every CSV cell) has no depth to measure.
-        if isinstance(value, dict | list) and _value_depth(value) > MAX_JSON_DEPTH:
+        if isinstance(value, _NESTED) and _value_depth(value) > MAX_JSON_DEPTH:
             raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
     api = _api(merged)
     present = _collect(api, fields)
     if job_params:
         # By parameter, not by column name: a row's `To` is Lookup's PhoneNumber too.
         present = {**_collect(api, job_params.values), **present}
-    present = _rendered(present, columns_of(fields))
+    present = _rendered(present, fields)
     for name in REQUIRED[api]:
         if name not in present:
             raise InvalidRow(f"missing {_describe(api, name)}")
     for group in REQUIRED_ONE_OF[api]:
-        if not any(name in present for name in group):
+        if present.keys().isdisjoint(group):
             raise InvalidRow(f"missing {_either(group)}")
     params: dict[str, ParamValue] = {}
     context = Context(params, default_region)  # sees each parameter once it is converted
-    for name, spec in PARAMS[api].items():
-        if name in present:
-            params[name] = convert(name, spec, present[name], context)
+    specs, order = PARAMS[api], _ORDER[api]
+    for name in sorted(present, key=order.__getitem__):
+        params[name] = convert(name, specs[name], present[name], context)
     return CallRequest(api, params)
 
 
@@ -83,8 +113,8 @@ def _value_depth(value: object) -> int:
 def _api(fields: Mapping[str, Any]) -> Api:
     values = {
         form_text(value).strip()
-        for column, value in fields.items()
-        if column.strip().casefold() == _API_COLUMN and not is_empty(value)
+        for column in _layout(tuple(fields)).api_columns
+        if not is_empty(value := fields[column])
     }
     if not values:
         return DEFAULT_API
@@ -98,12 +128,11 @@ def _api(fields: Mapping[str, Any]) -> Api:
 
 
 def _collect(api: Api, fields: Mapping[str, Any]) -> dict[str, Any]:
-    columns = COLUMNS[api]
     present: dict[str, Any] = {}
     source: dict[str, str] = {}
-    for column, value in fields.items():
-        name = columns.get(column.strip().casefold())
-        if name is None or is_empty(value):
+    for column, name in _layout(tuple(fields)).params[api]:
+        value = fields[column]
+        if is_empty(value):
             continue
         if name in present and present[name] != value:
             raise InvalidRow(f"columns {source[name]!r} and {column!r} both give {name}")
@@ -112,9 +141,13 @@ def _collect(api: Api, fields: Mapping[str, Any]) -> dict[str, Any]:
     return present
 
 
-def _rendered(present: dict[str, Any], columns: Mapping[str, Any]) -> dict[str, Any]:
+def _rendered(present: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters with their placeholders filled from the row's own columns (never from
     job-wide parameters); one that renders empty counts as absent, as an empty column does."""
+    if not any(map(has_placeholder, present.values())):
+        # Rendering returns such values as they are, and _collect left out the empty ones.
+        return present
+    columns = columns_of(fields)
     rendered = {name: render(value, columns) for name, value in present.items()}
     return {name: value for name, value in rendered.items() if not is_empty(value)}
 

@@ -98,6 +98,14 @@ def render_text(text: str, columns: Mapping[str, Value]) -> str:
     return _PLACEHOLDER.sub(fill, text)
 
 
+def has_placeholder(value: Value) -> bool:
+    """Whether render could change `value`: a list or an object, or a string with `{{` in it
+    (every placeholder starts with it)."""
+    if isinstance(value, str):
+        return "{{" in value
+    return isinstance(value, (list, dict))
+
+
 def render(value: Value, columns: Mapping[str, Value]) -> Value:
     """A parameter's value rendered: a string, or each string inside a list or a JSON object's
     values (never its keys). Other scalars are returned as they are. The caller has bounded the
