@@ -8,7 +8,8 @@ maximum concurrency (chalicelib.core.capacity), warm ones reused, new ones after
 each instance booking the rows due in its next 100-ms tick on the account's schedule with the
 limiter's own arithmetic and constants, against a rate table whose partitions take 1,000 writes
 a second (throttled writes retried as botocore does); a call going at its slot (a few hundred
-microseconds late at most, as the sender's tolerance allows) and taking Twilio's time.
+microseconds late at most, as the sender's tolerance allows, and reaching Twilio within the
+lateness budget the slots are spaced for: chalicelib.core.spacing) and taking Twilio's time.
 
 Each rate runs twice: with the account's schedule on one item (today's design: one shard), and
 sharded (chalicelib.core.slots). Writes bench/scale_sim.json: the limits held (the most calls in
@@ -36,15 +37,22 @@ make_importable()
 
 from scale_model import PARTITION_WCU, PARTITIONS, Booker, Process, Sim, Table  # noqa: E402
 
+from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS  # noqa: E402
 from chalicelib.core.capacity import sender_concurrency  # noqa: E402
 from chalicelib.core.slots import Grid  # noqa: E402
+from chalicelib.core.spacing import (  # noqa: E402
+    WRITE_JITTER_SECONDS,
+    account_rate,
+    allowed_lateness,
+)
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS as TICK  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "scale_sim.json"
 SEED = int(os.environ.get("SCALE_SEED", "25"))
 SECONDS = int(os.environ.get("SCALE_SECONDS", "20"))
 RATES = (500, 1000, 2000)
-HEADROOM = 0.01  # chalicelib.config.DEFAULT_RATE_HEADROOM
+HEADROOM = float(DEFAULT_RATE_HEADROOM)
+TOLERANCE = float(DEFAULT_SLOT_TOLERANCE_SECONDS)
 START = 5.0  # the first row's due time: the first batches meet cold instances
 BATCH, RECEIVE, WINDOW = 100, 10, 1.0  # the trigger's batch, one ReceiveMessage, its window
 RECEIVE_SECONDS = 0.02
@@ -123,9 +131,11 @@ def instance(world: World, pending: list[float]) -> Process:
         answered = world.sim.now
         called = [s for s in slots if s >= answered]
         world.lost += len(slots) - len(called)  # past when the answer came: booked again
-        tolerance = min(0.005, 1 / world.grid.ceiling)
+        # Each call reaches Twilio within the budget the slots are spaced for: the sender's
+        # tolerance and the write's jitter.
+        budget = allowed_lateness(world.grid.ceiling, TOLERANCE) + WRITE_JITTER_SECONDS
         world.slots.extend(called)
-        world.arrivals.extend(s + world.rng.uniform(0, tolerance) * 0.999 for s in called)
+        world.arrivals.extend(s + world.rng.uniform(0, budget) * 0.999 for s in called)
         missed = [max(answered, d) for d in pending[: len(slots) - len(called)]]
         pending = sorted(missed + pending[len(slots) :])
         last = max([last, *called])
@@ -153,7 +163,8 @@ def percentile(values: list[int], share: float) -> int:
 
 def run(cps: int, sharded: bool, seed: int, seconds: int = SECONDS) -> dict[str, object]:
     sim, rng = Sim(), random.Random(seed)
-    ceiling = cps * (1 - HEADROOM)
+    # The slots' rate as deployed: the headroom and the lateness budget (chalicelib.core.spacing).
+    ceiling = account_rate(cps, HEADROOM, TOLERANCE)
     grid = Grid.for_ceiling(ceiling, None if sharded else 1)
     concurrency = sender_concurrency(cps)
     world = World(sim, rng, Table(sim, random.Random(seed + 1)), grid, concurrency, seconds)

@@ -45,8 +45,25 @@ def spaced_rate(cps: float, jitter: float) -> float:
 
 def account_rate(cps: float, headroom: float, tolerance: float) -> float:
     """The rate the account's slots are laid out at: RATE_HEADROOM below ACCOUNT_CPS, and no more
-    than spaced_rate for the sender's tolerance and the write jitter."""
-    return min(cps * (1.0 - headroom), spaced_rate(cps, tolerance + WRITE_JITTER_SECONDS))
+    than spaced_rate for the sender's tolerance and the write jitter.
+
+    The sender's tolerance is never more than one slot at this rate (Pacer.tolerance), which at
+    high rates is shorter than `tolerance`: the budget is then that slot, taken at the rate the
+    configured tolerance gives. A budget is only ever shortened to a slot of a slower rate, so it
+    stays at least what the sender allows at the rate returned (at 2,000 CPS: 1,904 slots a
+    second, not 1,827)."""
+    ceiling = cps * (1.0 - headroom)
+    first = min(ceiling, spaced_rate(cps, tolerance + WRITE_JITTER_SECONDS))
+    if first <= 0:
+        return first
+    allowed = min(tolerance, 1.0 / first)
+    return min(ceiling, spaced_rate(cps, allowed + WRITE_JITTER_SECONDS))
+
+
+def allowed_lateness(rate: float, tolerance: float) -> float:
+    """How late the sender lets a call go for its slot at `rate`: its tolerance, at most one
+    slot (the rule Pacer.tolerance applies)."""
+    return min(tolerance, 1.0 / rate) if rate > 0 else tolerance
 
 
 def quiet_until(slot: float, written_at: float, budget: float) -> float | None:

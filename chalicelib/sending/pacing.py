@@ -13,7 +13,7 @@ from collections.abc import Callable
 from chalicelib.core.concurrency_rate import Reading
 from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.core.segments import message_cost
-from chalicelib.core.spacing import WRITE_JITTER_SECONDS, quiet_until
+from chalicelib.core.spacing import WRITE_JITTER_SECONDS, allowed_lateness, quiet_until
 from chalicelib.sending.parts import SenderParts, SenderSettings
 from chalicelib.twilio.gateway import LookupFailed
 
@@ -146,7 +146,7 @@ class Pacer:
         any window's calls (at 200 CPS, 100 ms hold at most 20 slots: 21 calls with one late)."""
         if self._limiter is None:
             return float("inf")
-        return min(self._settings.late_tolerance, 1.0 / self._limiter.ceiling)
+        return allowed_lateness(self._limiter.ceiling, self._settings.late_tolerance)
 
     def budget(self) -> float:
         """How late after its slot a call may reach Twilio: the account's slots are spaced for
