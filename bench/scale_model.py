@@ -133,7 +133,7 @@ class Booker:
         self, count: int, rate: float, not_before: float, latest: float
     ) -> Generator[float, None, Booking | None]:
         grid = self.grid
-        shard = grid.pick(self._tats, self._rng)
+        shard = grid.pick(self._tats, self._rng, rate)
         key = f"account#next#{grid.ceiling!r}#{grid.shards}#{shard}"
         step = grid.step(rate)
         first = grid.first_index(shard, not_before)

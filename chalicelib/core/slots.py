@@ -8,9 +8,11 @@ a block of calls on one shard with one conditional write that moves `tat` on; di
 distinct slots, so the limits hold across shards by construction, and each shard item takes only
 the writes of the senders that chose it. (One shard needs no grid, and has none: see `slot`.)
 
-Below the ceiling (the adaptive rate cut by Twilio's push-back) a booking moves `tat` on by
-`ceiling / rate` per call, and its calls take the slots `ceil(start + j * step)`: a step of at least
-one keeps them on distinct slots, and the shards together serve `rate` calls a second.
+Below the ceiling (the adaptive rate cut by Twilio's push-back, or the rate a concurrency limit
+allows) only the first k shards that serve the rate at one slot a call are booked, each moving
+its `tat` on by `k * ceiling / (n * rate)` per call, and its calls take the slots
+`ceil(start + j * step)`: a step of at least one keeps them on distinct slots, and the k shards
+together serve `rate` calls a second (one shard up to SHARD_CPS: evenly spaced).
 
 `n` is sized from the ceiling so each shard serves at most SHARD_CPS calls a second (one shard up
 to that: one item, as a single schedule). chalicelib.sending.limiter keeps the shards in
@@ -94,16 +96,25 @@ class Grid:
         m = index if self.shards == 1 else index.to_integral_value(ROUND_CEILING)
         return float((shard + self.shards * m) / Decimal(self.ceiling))
 
+    def in_use(self, rate: float) -> int:
+        """Shards booked at `rate`: the first k that together serve it at one slot a call (all of
+        them at the ceiling). Below it, fewer shards each keep their calls evenly apart: the
+        rate a concurrency limit allows is then one shard's pace, not k independent phases."""
+        needed = math.ceil(rate * self.shards / self.ceiling - 1e-9)
+        return min(self.shards, max(1, needed))
+
     def step(self, rate: float) -> Decimal:
-        """Local indexes a call takes at `rate`: `ceiling / rate`, at least one, rounded up to a
-        millionth (so a booking's calls never get closer than the ceiling's spacing)."""
-        ratio = Decimal(self.ceiling) / Decimal(max(rate, 1e-9))
+        """Local indexes a call takes at `rate` on each shard in use: `k * ceiling / (shards *
+        rate)`, at least one, rounded up to a millionth (so a booking's calls never get closer
+        than the ceiling's spacing, and the k shards together serve no more than `rate`)."""
+        k = self.in_use(rate)
+        ratio = Decimal(k) * Decimal(self.ceiling) / (self.shards * Decimal(max(rate, 1e-9)))
         return max(Decimal(1), ratio.quantize(_MICRO, rounding=ROUND_CEILING))
 
     def block(self, wanted: int, horizon: float, rate: float) -> int:
-        """How many calls one booking takes: those wanted, at most what one shard serves within
-        `horizon` at `rate` (at one shard, `horizon * rate`), at least one."""
-        return min(wanted, max(1, math.ceil(horizon * rate / self.shards - 1e-9)))
+        """How many calls one booking takes: those wanted, at most what one shard in use serves
+        within `horizon` at `rate` (at one shard, `horizon * rate`), at least one."""
+        return min(wanted, max(1, math.ceil(horizon * rate / self.in_use(rate) - 1e-9)))
 
     def slots(self, booking: Booking) -> list[float]:
         return [
@@ -125,14 +136,17 @@ class Grid:
             return True
         return self.shards > 1 and age > STALE_SECONDS
 
-    def pick(self, known: Mapping[int, Decimal], rng: random.Random) -> int:
-        """The shard to book on: of SHARD_CHOICES drawn at random, the one whose next free slot
-        (as last seen; unseen: free now) is soonest, so bookings spread over the shards and
-        fill the soonest slots first."""
-        if self.shards == 1:
+    def pick(
+        self, known: Mapping[int, Decimal], rng: random.Random, rate: float | None = None
+    ) -> int:
+        """The shard to book on, among those in use at `rate` (None: the ceiling): of
+        SHARD_CHOICES drawn at random, the one whose next free slot (as last seen; unseen: free
+        now) is soonest, so bookings spread over the shards and fill the soonest slots first."""
+        k = self.in_use(self.ceiling if rate is None else rate)
+        if k == 1:
             return 0
-        drawn = rng.sample(range(self.shards), min(SHARD_CHOICES, self.shards))
-        return min(drawn, key=lambda k: self.next_free(k, known.get(k)))
+        drawn = rng.sample(range(k), min(SHARD_CHOICES, k))
+        return min(drawn, key=lambda s: self.next_free(s, known.get(s)))
 
 
 def book(

@@ -171,7 +171,7 @@ class RateLimiter:
         books or finds the shard booked beyond `latest`."""
         grid = self.grid
         with self._lock:
-            shard = grid.pick(self._tats, self._rng)
+            shard = grid.pick(self._tats, self._rng, rate)
         key = self._shard_key(shard)
         step = grid.step(rate)
         span = count * step

@@ -62,10 +62,15 @@ def test_first_and_last_index_bracket_a_time_on_the_shards_own_slots(
 
 @given(ceiling=st.floats(1, 2500), rate=st.floats(0.5, 3000))
 def test_a_step_is_at_least_one_slot_and_serves_the_rate(ceiling: float, rate: float) -> None:
-    step = Grid.for_ceiling(ceiling).step(rate)
+    grid = Grid.for_ceiling(ceiling)
+    step = grid.step(rate)
     assert step >= 1
     if rate <= ceiling:
-        assert float(step) == pytest.approx(ceiling / rate, rel=1e-5, abs=1e-6)
+        # The k shards in use at `rate` each take a call every k * ceiling / (n * rate) slots of
+        # their own (ceiling / rate when all are in use, or there is one).
+        k = grid.in_use(rate)
+        expected = k * ceiling / (grid.shards * rate)
+        assert float(step) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 def test_one_shard_books_as_a_single_schedule_without_a_grid() -> None:
@@ -168,3 +173,50 @@ def test_several_shards_guess_busy_unless_seen_idle_a_moment_ago() -> None:
     assert grid.guess_busy(None, Decimal(10), 0.01) is False  # just seen absent
     assert grid.guess_busy(Decimal(9), Decimal(10), 0.01) is False  # just seen idle
     assert grid.guess_busy(Decimal(9), Decimal(10), 0.5) is True  # seen idle long ago
+
+
+@given(
+    ceiling=st.floats(1.0, 3000.0),
+    share=st.floats(0.001, 1.0),
+)
+def test_below_the_ceiling_the_shards_in_use_serve_the_rate_and_no_more(
+    ceiling: float, share: float
+) -> None:
+    grid = Grid.for_ceiling(ceiling)
+    rate = max(1.0, ceiling * share)
+    k = grid.in_use(rate)
+    assert 1 <= k <= grid.shards
+    served = k * (ceiling / grid.shards) / float(grid.step(rate))
+    assert served <= rate * (1 + 1e-6)
+    # The fewest shards that serve it: one fewer could not, at one slot a call.
+    assert (k - 1) * ceiling / grid.shards < rate * (1 + 1e-6)
+    if rate <= ceiling / grid.shards:
+        assert k == 1
+
+
+@given(share=st.floats(0.001, 1.0), seed=st.integers(0, 2**16))
+def test_bookings_pick_only_the_shards_in_use(share: float, seed: int) -> None:
+    grid = Grid.for_ceiling(1980.0)
+    rate = max(1.0, 1980.0 * share)
+    rng = random.Random(seed)
+    picked = {grid.pick({}, rng, rate) for _ in range(50)}
+    assert picked <= set(range(grid.in_use(rate)))
+
+
+def test_a_rate_a_concurrency_limit_allows_is_paced_evenly_on_a_sharded_grid() -> None:
+    # 8 concurrent requests of 0.2 s on an account of 2,000 CPS (10 shards): 38 calls a second,
+    # all on one shard, each at least a grid step less than 1/rate after the one before (the
+    # slots round up to whole ones), never two within a few ms as ten shards' phases would.
+    grid = Grid.for_ceiling(1980.0)
+    rate = 38.0
+    step = grid.step(rate)
+    tat, times = None, []
+    for at in (100.0, 100.1, 100.2, 100.3, 105.0, 105.05):
+        first = grid.first_index(0, at)
+        booking = book(0, tat, first, first + 10_000, 3, step)
+        assert booking is not None
+        tat = booking.end
+        times.extend(grid.slots(booking))
+    gaps = [b - a for a, b in itertools.pairwise(sorted(times))]
+    assert min(gaps) >= 1 / rate - grid.shards / 1980.0
+    assert {grid.pick({}, random.Random(s), rate) for s in range(20)} == {0}
