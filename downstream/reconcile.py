@@ -178,9 +178,14 @@ def lifecycle_stall(job: Job, now: float) -> str | None:
     if job.state == "splitting":
         if job.split_attempts >= SPLIT_ATTEMPTS:
             return None  # the intake fails it: not stalled, finished
-        if now - job.created_at < SPLITTING_STALLED_AFTER:
+        # A split that outlasts one invocation goes on in parts: stalled only when no part has
+        # gone on for as long as a split may take.
+        since = max(job.created_at, job.split_progress_at or job.created_at)
+        if now - since < SPLITTING_STALLED_AFTER:
             return None
         reason = f"still splitting {round((now - job.created_at) / 60)} minutes after upload"
+        if job.split_progress_at is not None:
+            reason += f", no part done for {round((now - since) / 60)} minutes"
         if job.split_attempts:
             reason += f" ({job.split_attempts} failed split attempts"
             reason += f", last: {job.error})" if job.error else ")"

@@ -52,6 +52,7 @@ _TIMES = {
     "last_run_at",
     "queued_until",
     "delivery_check_at",
+    "split_progress_at",
 }
 _NUMBERS = _INTEGERS | _TIMES
 
@@ -152,19 +153,23 @@ class JobStore:
         part = int(item.get("split_part", {}).get("N", "0"))
         return part, item.get("split_checkpoint", {}).get("S")
 
-    def advance_split(self, job_id: str, part: int, checkpoint: str | None) -> bool:
+    def advance_split(self, job_id: str, part: int, checkpoint: str | None, now: float) -> bool:
         """Move the split from `part` to part + 1, stored at `checkpoint` (None: the split is
-        done), with a fresh count of attempts; False when another invocation moved it first."""
+        done), with `now` as when it last went on (a long split is not stalled while its parts
+        go on) and a fresh count of attempts for the next part; False when another invocation
+        moved it first (of two deliveries of one part, only one goes on, or finishes)."""
         condition = "split_part = :p"
         if part == 0:
             condition = "attribute_not_exists(split_part) OR " + condition
-        values = {":p": {"N": str(part)}, ":n": {"N": str(part + 1)}, ":z": {"N": "0"}}
-        expression = "SET split_part = :n, split_attempts = :z"
+        values = {":p": {"N": str(part)}, ":n": {"N": str(part + 1)}, ":t": {"N": str(now)}}
+        expression = "SET split_part = :n, split_progress_at = :t"
         if checkpoint is None:
+            # Done: the attempts it took stay on the job.
             expression += " REMOVE split_checkpoint"
         else:
-            expression += ", split_checkpoint = :c"
-            values[":c"] = {"S": checkpoint}
+            # The next part gets attempts of its own.
+            expression += ", split_attempts = :z, split_checkpoint = :c"
+            values.update({":z": {"N": "0"}, ":c": {"S": checkpoint}})
         try:
             self._db.update_item(
                 TableName=self._table,

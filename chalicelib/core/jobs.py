@@ -118,6 +118,8 @@ class Job:
     stalled_since: float | None = None
     stalled_reason: str | None = None
     split_attempts: int = 0
+    # When a split that outlasts one invocation last went on to its next part (None: it has not).
+    split_progress_at: float | None = None
     # The user's columns that travel with each row (chalicelib.intake.carry): the column its
     # reference is read from (None: `reference`) and the kept ones, comma-separated.
     reference_column: str | None = None

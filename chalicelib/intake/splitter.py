@@ -291,8 +291,9 @@ class Splitter:
         if isinstance(counts, Checkpoint):
             assert budget is not None and split.stopped is not None  # noqa: S101 - only a budget stops
             return self._continue(job, part, counts, split.stopped, budget)
-        if part and not self._jobs.advance_split(job.job_id, part, None):
-            # A second delivery of the last continuation: the first one ends the split.
+        if not self._jobs.advance_split(job.job_id, part, None, self._clock()):
+            # Another delivery of this part finished first (duplicate S3 events, a retried
+            # continuation): the first to finish ends the split, once.
             log.info("job %s: its split was finished by another invocation", job.job_id)
             return self._jobs.get(job.job_id) or job
         return counts
@@ -305,7 +306,7 @@ class Splitter:
         return part, (prefix, load_checkpoint(self._storage, self._settings.holding_bucket, prefix))
 
     def _continue(self, job: Job, part: int, point: Checkpoint, prefix: str, budget: Budget) -> Job:
-        if not self._jobs.advance_split(job.job_id, part, prefix):
+        if not self._jobs.advance_split(job.job_id, part, prefix, self._clock()):
             log.info("job %s: another invocation went on from part %d first", job.job_id, part)
             return self._jobs.get(job.job_id) or job
         log.info(
@@ -334,6 +335,9 @@ class Splitter:
             next_release_at=started - lead,
             state=state,
             error=None,
+            # A long split the reconciler flagged is no longer stalled once it is done.
+            stalled_since=None,
+            stalled_reason=None,
         )
         job = self._jobs.get(job.job_id) or job
         self._resume(job)

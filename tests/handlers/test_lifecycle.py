@@ -368,6 +368,32 @@ def test_lifecycle_reconciler_flags_a_job_splitting_too_long_and_shows_it(
     assert stack.sqs.receive_message(QueueUrl=alerts).get("Messages", []) == []
 
 
+def test_lifecycle_reconciler_leaves_a_long_split_alone_while_its_parts_go_on(
+    stack: Stack,
+) -> None:
+    # A split that outlasts its Lambda goes on in parts (chalicelib.intake.split_pass): an hour
+    # after upload with its last part 5 minutes ago, it is working, not stalled; a part that
+    # has not gone on for as long as a split may take is.
+    now = time.time()
+    make_job(
+        state="splitting",
+        created_at=now - 3600,
+        started_at=None,
+        split_progress_at=now - 300,
+    )
+    make_job(
+        "stuck-0123456789ab",
+        state="splitting",
+        created_at=now - 3600,
+        started_at=None,
+        split_progress_at=now - SPLITTING_STALLED_AFTER - 60,
+    )
+
+    assert sinks.reconciler().run() == {"stuck-0123456789ab": "stalled"}
+    assert job().stalled_since is None
+    assert "no part done for" in (job("stuck-0123456789ab").stalled_reason or "")
+
+
 def test_lifecycle_reconciler_leaves_a_job_the_intake_fails_after_three_attempts(
     stack: Stack,
 ) -> None:

@@ -98,8 +98,8 @@ def test_a_continuation_delivered_twice_goes_on_once(stack: Stack) -> None:
     part, prefix = jobs.split_progress(first.job_id)
     assert part == 1 and prefix is not None
     # Two deliveries of part 1's continuation: the second finds part 1 taken up by the first.
-    assert jobs.advance_split(first.job_id, 1, prefix + "x") is True
-    assert jobs.advance_split(first.job_id, 1, prefix) is False
+    assert jobs.advance_split(first.job_id, 1, prefix + "x", 0.0) is True
+    assert jobs.advance_split(first.job_id, 1, prefix, 0.0) is False
     assert jobs.split_progress(first.job_id) == (2, prefix + "x")
 
 
