@@ -1,15 +1,22 @@
 """The status callback route: Twilio's word on what happened to a message or a call after it
 was accepted.
 
-Each signed callback updates its row's delivery status in the results table, once the call ledger
-has bound it to the row's message or call (CallLedger.bind_callback, by MessageSid or CallSid):
-the signature proves Twilio sent the callback, not that the row's request made the message, since
-a row may set its own StatusCallback to another job's or row's URL. A callback for a message or
-call the row did not create is refused (403). A call's callback also records its CallDuration
-and AnsweredBy. A callback that carries an error code (30003 unreachable, 30005 unknown
-destination, 30006 landline, 30007 filtered, ...) becomes a `TwilioError` event on the error bus,
-like an error in an API response, so the same rules act on it (suppression, systemic pause). The
-event goes out only when the status was recorded, so a repeated callback is not counted twice.
+Each signed callback with a final status updates its row's delivery status in the results
+table, once the call ledger has bound it to the row's message or call (CallLedger.bind_callback,
+by MessageSid or CallSid): the signature proves Twilio sent the callback, not that the row's
+request made the message, since a row may set its own StatusCallback to another job's or row's
+URL. A callback for a message or call the row did not create is refused (403). A call's callback
+also records its CallDuration and AnsweredBy (Twilio sends both with the final status).
+
+A non-final status (`queued`, `sent`, `ringing`, ...) is checked and bound like any other, then
+answered without a write (docs/decisions/final-status-callbacks.md): a job's status, outcomes.csv,
+the console and retries read only final statuses once they come, and before then the row's
+outcome `sent` already says the message is on its way.
+
+A callback that carries an error code (30003 unreachable, 30005 unknown destination, 30006
+landline, 30007 filtered, ...) becomes a `TwilioError` event on the error bus, like an error in an
+API response, so the same rules act on it (suppression, systemic pause). The event goes out only
+when the status was recorded, so a repeated callback is not counted twice.
 
 Twilio signs callbacks with the account's auth token (chalicelib.twilio.credentials).
 """
@@ -27,6 +34,7 @@ from chalicelib.api.delivery_metrics import count_delivery
 from chalicelib.api.request_bodies import current, raw_body_of
 from chalicelib.aws.event_bus import TWILIO_ERROR, EventPublisher
 from chalicelib.aws.results_table import ResultsTable
+from chalicelib.core.delivery import final_status
 from chalicelib.observability import Metrics
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.suppression import SUPPRESSING_CODES
@@ -119,6 +127,9 @@ class StatusCallbacks:
             raise CallbackRejected(
                 f"job {status.job_id} row {status.row} did not create {status.sid} ({binding})"
             )
+        if final_status(status.api, status.status) is None:
+            # Not stored: a write unit a callback that nothing reads (module docstring).
+            return False
         recorded = self._results.record_delivery(
             status.job_id,
             status.row,
