@@ -13,6 +13,7 @@ write; after the call it records the outcome and the envelope it published.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ from chalicelib.sending.ledger_writes import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
 
 Verdict = Literal["call", "done", "wait", "in_doubt", "stale"]
 # What a signed status callback for a row is to the row's call: the message it created (or may
@@ -109,11 +112,7 @@ class CallLedger:
                 rows.add((job_id, row))
                 first.append(i)
         now = self._clock()
-        if len(first) > 1:
-            with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(first))) as pool:
-                claimed = list(pool.map(lambda i: self._put_claim(*attempts[i], now), first))
-        else:
-            claimed = [self._put_claim(*attempts[i], now) for i in first]
+        claimed = self._claim_each([attempts[i] for i in first], now)
         seen = [i for i, ok in zip(first, claimed, strict=True) if not ok]
         for i in (i for i, ok in zip(first, claimed, strict=True) if ok):
             verdicts[i] = Claim("call", held_at=now)
@@ -123,6 +122,52 @@ class CallLedger:
             for i, verdict in zip(chunk, found, strict=True):
                 verdicts[i] = verdict
         return [v if v is not None else self.claim(*attempts[i]) for i, v in enumerate(verdicts)]
+
+    def _claim_each(self, attempts: Sequence[Attempt], now: float) -> list[bool]:
+        """Each attempt's claim put, up to CLAIM_THREADS at once: whether it landed. All or
+        none, as the transaction they replace was: when a put fails (throttled, a network
+        error), the claims that landed are given back (open to this attempt again, as for a
+        call Twilio did not process) and the error raised, so the batch's redelivery calls its
+        rows at once rather than waiting out the in-doubt time for calls never made."""
+
+        def put(attempt: Attempt) -> bool | BaseException:
+            try:
+                return self._put_claim(*attempt, now)
+            except Exception as error:  # noqa: BLE001 - raised below, once the rest are back
+                return error
+
+        if len(attempts) > 1:
+            with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(attempts))) as pool:
+                results = list(pool.map(put, attempts))
+        else:
+            results = [put(a) for a in attempts]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if not errors:
+            return [r is True for r in results]
+        for attempt, result in zip(attempts, results, strict=True):
+            if result is True:
+                self._give_back(*attempt, now)
+        raise errors[0]
+
+    def _give_back(self, job_id: str, row: int, attempt: int, now: float) -> None:
+        """A claim this batch made at `now` and will not call on, open to the attempt again;
+        one that cannot be given back stays and is settled as in doubt (logged)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=row_key(job_id, row),
+                UpdateExpression="SET #s = :retry",
+                ConditionExpression="#s = :calling AND claimed_at = :at AND attempt = :attempt",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":retry": {"S": "retry"},
+                    ":calling": {"S": "calling"},
+                    ":at": {"N": repr(now)},
+                    ":attempt": {"N": str(attempt)},
+                },
+            )
+        except Exception:
+            log.warning("could not give back the claim of %s row %d", job_id, row, exc_info=True)
 
     def _put_claim(self, job_id: str, row: int, attempt: int, now: float) -> bool:
         """The row claimed for this attempt; False when its condition refused it."""

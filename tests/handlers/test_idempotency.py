@@ -81,6 +81,34 @@ def test_fresh_rows_are_claimed_by_a_conditional_put_each(db: Counting) -> None:
     assert all(state(db, i)["state"] == {"S": "calling"} for i in range(1, 151))
 
 
+@pytest.mark.parametrize("failing", [0, 3, 5])
+def test_a_batch_whose_claims_partly_fail_gives_back_the_rest(db: Counting, failing: int) -> None:
+    # All or none, as a transaction was: one throttled put (any of the six) fails the batch,
+    # and its redelivery calls every row at once, none left waiting out the in-doubt time.
+    from botocore.exceptions import ClientError
+
+    throttled = ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem"
+    )
+    real = db._client.put_item
+
+    def put_item(**kwargs: Any) -> Any:
+        if kwargs["Item"]["row"]["N"] == str(failing):
+            raise throttled
+        return real(**kwargs)
+
+    clock = Clock()
+    db._client.put_item = put_item
+    with pytest.raises(ClientError):
+        ledger(db, clock).claim_all([("j", r, 1) for r in range(6)])
+    db._client.put_item = real
+    assert {state(db, r).get("state", {}).get("S") for r in range(6)} <= {"retry", None}
+
+    clock.now += 1
+    claims = ledger(db, clock).claim_all([("j", r, 1) for r in range(6)])
+    assert [c.verdict for c in claims] == ["call"] * 6
+
+
 def test_rows_seen_before_get_the_verdict_a_single_claim_gives(db: Counting) -> None:
     clock = Clock()
     calls = ledger(db, clock)
