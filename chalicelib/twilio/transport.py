@@ -66,7 +66,10 @@ class _HeldSend:
     first write (after that, the hold is gone: a redirect or a lookup is not held). Should the
     call have fallen out of its slot since the pool's hold, nothing is written, and urllib3
     closes the connection. The hold is the last step before the bytes go (http.client's own
-    checks come first), and the thread's `written` hook is told when the write has ended."""
+    checks come first), and the thread's `written` hook is told when that first write has ended.
+    urllib3 writes a request's headers first and its body after: the first write is when the
+    request reaches Twilio (its arrival, as the emulator stamps it), so that is what the hold and
+    the hook bound; the body's own write is not held."""
 
     def send(self, data: Any) -> None:
         conn: Any = self
