@@ -28,6 +28,7 @@ from chalicelib.intake.carry import Carry
 from chalicelib.intake.checkpoint import Budget, Checkpoint, cost_lines
 from chalicelib.intake.chunking import ChunkWriter
 from chalicelib.intake.parsing import ByteStream, Format
+from chalicelib.intake.parsing.base import FileFormatError
 from chalicelib.intake.rows import Rejected, checked_rows, zoned
 from chalicelib.intake.validation.templates import JobParams
 
@@ -60,6 +61,23 @@ class Objects(Protocol):
     def read_small(self, bucket: str, key: str, limit: int) -> bytes | None: ...
 
     def lines_of(self, bucket: str, key: str) -> Iterator[bytes]: ...
+
+
+# A part of a split re-reads the records before it (the content hash covers every byte): one
+# that adds less than this share of them is spending its time re-reading, and the parts after
+# it would add less still, until one spends all its time re-reading and is killed.
+MIN_PART_PROGRESS = 0.1
+
+
+def _check_progress(start: int, rows: int) -> None:
+    """Raise, failing the job with its reason, when a continuation added too few records to
+    be worth another: the file is too large to split within Lambda's time."""
+    if start and rows - start < start * MIN_PART_PROGRESS:
+        raise FileFormatError(
+            f"the file is too large to split: each part re-reads the {start:,} records before"
+            f" it and this one had time for only {rows - start:,} more; split it into files of"
+            f" at most {start:,} rows"
+        )
 
 
 def checkpoint_prefix(job_id: str, part: int, records: int) -> str:
@@ -166,6 +184,7 @@ class SplitPass:
                 self._writer.add(zones, item.number, row, item.params_json)
                 valid += 1
             if budget is not None and rows % budget.check_every == 0 and budget.exhausted():
+                _check_progress(start.records, rows)
                 return self._stop(start.part + 1, rows, valid, rejected)
         groups = self._writer.finish()
         if rejected:

@@ -109,3 +109,25 @@ def test_the_continuation_event_is_the_upload_s_event() -> None:
     event: Any = upload_event("bucket", "dir/a file+1.csv")
     read = S3Event(event, None)
     assert (read.bucket, read.key) == ("bucket", "dir/a file+1.csv")
+
+
+def test_a_continuation_with_too_little_time_left_fails_the_job_with_its_reason(
+    stack: Stack,
+) -> None:
+    # Each part re-reads the records before it: a part with time for only a few more would be
+    # followed by parts with time for none. The job fails, saying why, instead of continuing
+    # until an invocation is killed re-reading.
+    source = stack.env["SOURCE_BUCKET"]
+    put(stack, "huge.csv", body(300), window="5", cps="2")
+    loops = StartedLoops()
+    continued: list[str] = []
+    splitter = make_splitter(loops, Clock())
+    first = Budget(Remaining(20), lambda: continued.append("go"), reserve_ms=1, check_every=10)
+    job = splitter.split(source, "huge.csv", first)
+    assert job is not None and job.state == "splitting" and continued == ["go"]
+    starved = Budget(lambda: 0, lambda: continued.append("go"), reserve_ms=1, check_every=10)
+    job = splitter.split(source, "huge.csv", starved)
+
+    assert job is not None and job.state == "failed"
+    assert "too large to split" in (job.error or "")
+    assert continued == ["go"] and loops.started == []
