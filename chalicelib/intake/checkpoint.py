@@ -87,6 +87,10 @@ def cost_lines(
     return priced, unpriced
 
 
+# About a minute of re-reading on Lambda: parts of a smaller file are never refused.
+PROGRESS_CHECKED_FROM = 1_000_000
+
+
 @dataclass(frozen=True)
 class Budget:
     """How long this invocation may still split: `remaining_ms()` is the Lambda context's
@@ -97,6 +101,9 @@ class Budget:
     continue_split: Callable[[], None]
     reserve_ms: int = RESERVE_MS
     check_every: int = CHECK_EVERY
+    # From this many records on, a part must add a share of them (split_pass.MIN_PART_PROGRESS):
+    # below it, re-reading is cheap whatever the parts' sizes.
+    progress_checked_from: int = PROGRESS_CHECKED_FROM
 
     def exhausted(self) -> bool:
         return self.remaining_ms() < self.reserve_ms

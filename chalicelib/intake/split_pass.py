@@ -69,10 +69,11 @@ class Objects(Protocol):
 MIN_PART_PROGRESS = 0.1
 
 
-def _check_progress(start: int, rows: int) -> None:
-    """Raise, failing the job with its reason, when a continuation added too few records to
-    be worth another: the file is too large to split within Lambda's time."""
-    if start and rows - start < start * MIN_PART_PROGRESS:
+def _check_progress(start: int, rows: int, checked_from: int) -> None:
+    """Raise, failing the job with its reason, when a continuation from `start` records (at
+    least `checked_from`) added too few to be worth another: the file is too large to split
+    within Lambda's time."""
+    if start and start >= checked_from and rows - start < start * MIN_PART_PROGRESS:
         raise FileFormatError(
             f"the file is too large to split: each part re-reads the {start:,} records before"
             f" it and this one had time for only {rows - start:,} more; split it into files of"
@@ -184,7 +185,7 @@ class SplitPass:
                 self._writer.add(zones, item.number, row, item.params_json)
                 valid += 1
             if budget is not None and rows % budget.check_every == 0 and budget.exhausted():
-                _check_progress(start.records, rows)
+                _check_progress(start.records, rows, budget.progress_checked_from)
                 return self._stop(start.part + 1, rows, valid, rejected)
         groups = self._writer.finish()
         if rejected:

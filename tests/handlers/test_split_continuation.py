@@ -12,6 +12,7 @@ from chalicelib.aws.continuation import upload_event
 from chalicelib.intake.checkpoint import Budget
 from tests.handlers.test_intake_edges import Clock, StartedLoops, job_item, make_splitter, put
 from tests.stack import Stack
+from tests.unit.test_split_checkpoint import Remaining
 
 FROM = "+15005550006"
 
@@ -22,18 +23,6 @@ def body(count: int) -> bytes:
         to = "12345" if i % 9 == 4 else f"+1{['212', '415', '808'][i % 3]}2{i:06d}"
         lines.append(f"{to},{FROM},hello {i},ref-{i}")
     return ("\n".join(lines) + "\n").encode()
-
-
-class Remaining:
-    """Time that runs out on every `every`-th look."""
-
-    def __init__(self, every: int) -> None:
-        self.every = every
-        self.looks = 0
-
-    def __call__(self) -> int:
-        self.looks += 1
-        return 0 if self.looks % self.every == 0 else 900_000
 
 
 def stored(stack: Stack, bucket: str, job_id: str) -> dict[str, bytes]:
@@ -125,7 +114,13 @@ def test_a_continuation_with_too_little_time_left_fails_the_job_with_its_reason(
     first = Budget(Remaining(20), lambda: continued.append("go"), reserve_ms=1, check_every=10)
     job = splitter.split(source, "huge.csv", first)
     assert job is not None and job.state == "splitting" and continued == ["go"]
-    starved = Budget(lambda: 0, lambda: continued.append("go"), reserve_ms=1, check_every=10)
+    starved = Budget(
+        lambda: 0,
+        lambda: continued.append("go"),
+        reserve_ms=1,
+        check_every=10,
+        progress_checked_from=100,
+    )
     job = splitter.split(source, "huge.csv", starved)
 
     assert job is not None and job.state == "failed"

@@ -12,18 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.core.slots import SHARD_CPS, Grid, book, shard_count
+from tests.unit.test_metering import max_in_window
 
 LEAD = 0.005
 EXPIRE_AFTER = 300.0
-
-
-def max_in_window(times: list[float], width: float) -> int:
-    ordered, best, j = sorted(times), 0, 0
-    for i, t in enumerate(ordered):
-        while j < len(ordered) and ordered[j] < t + width:
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ class Objects:
         return {k: v for k, v in self.stored.items() if not k[1].startswith("checkpoints/")}
 
 
-class Clock:
+class Remaining:
     """Remaining time that runs out on every `every`-th look, and only then."""
 
     def __init__(self, every: int) -> None:
@@ -101,7 +101,7 @@ def one_pass(body: bytes, fmt: str, window: str | None) -> tuple[Counts, Objects
 def in_parts(body: bytes, fmt: str, window: str | None, every: int) -> tuple[Counts, Objects, int]:
     """Split as Lambda would, a fresh pass per invocation, each read from the file's start."""
     objects = Objects()
-    budget = Budget(Clock(every), lambda: None, reserve_ms=1, check_every=3)
+    budget = Budget(Remaining(every), lambda: None, reserve_ms=1, check_every=3)
     settings_ = Settings.from_env()
     resume = None
     for part in range(1, 10_000):
