@@ -53,10 +53,8 @@ CALL_STATUS_RANK: Mapping[str, int] = {
     "canceled": 4,
 }
 
-# The progress events each call asks for: only `completed` (every final status), the one status
-# stored (chalicelib.api.status); each other event would be a request and a Lambda invocation
-# for nothing.
-CALL_EVENTS = ("completed",)
+# The progress events each call asks for (Twilio sends only `completed` when none is named).
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
 
 # AnsweredBy is Twilio's word (human, machine_start, machine_end_beep, fax, unknown, ...); a
 # value it adds later is kept, but only in this shape, since it is stored as sent.

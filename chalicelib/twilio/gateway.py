@@ -162,8 +162,8 @@ class TwilioGateway:
         return kwargs
 
     def _call_kwargs(self, request: CallRequest) -> dict[str, Any]:
-        """A call's arguments, asking for the row's own status callback of its final status
-        (CALL_EVENTS; POST: the status route takes nothing else)."""
+        """A call's arguments, asking for the row's own status callback of every progress event
+        (POST: the status route takes nothing else)."""
         kwargs = sdk_kwargs(request.params)
         url = self._callback_for(request, kwargs.get("status_callback"))
         if url is not None:

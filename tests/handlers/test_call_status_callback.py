@@ -246,7 +246,7 @@ def voice_rows(url: str, own: str) -> list[QueuedRow]:
     theirs = {  # pointed at another row of ours, with its own method and events: put right
         "StatusCallback": url + "?job=other&row=1",
         "StatusCallbackMethod": "GET",
-        "StatusCallbackEvent": "completed",
+        "StatusCallbackEvent": ["completed"],
     }
     params: list[dict[str, ParamValue]] = [
         {"To": TO, **call, **amd},
@@ -279,7 +279,7 @@ def posted_to_route(
         ]
 
 
-def test_sender_asks_calls_for_final_callbacks_and_the_route_records_the_emulators(
+def test_sender_asks_calls_for_progress_callbacks_and_the_route_records_the_emulators(
     stack: Stack,
     monkeypatch: pytest.MonkeyPatch,
     emulator: TwilioEmulator,
@@ -294,7 +294,7 @@ def test_sender_asks_calls_for_final_callbacks_and_the_route_records_the_emulato
     wiring.sender().send_batch(rows)
 
     asked = {r["params"]["To"]: r["params"] for r in emulator.requests}
-    events = "completed"  # the emulator logs a lone value as itself
+    events = ["initiated", "ringing", "answered", "completed"]
     for row in (1, 2, 3, 5):
         params = asked[rows[row - 1].params["To"]]
         assert params["StatusCallback"] == status_callback_url(url, JOB, row)
@@ -304,8 +304,8 @@ def test_sender_asks_calls_for_final_callbacks_and_the_route_records_the_emulato
     assert mine["StatusCallback"] == own
     assert "StatusCallbackEvent" not in mine and "StatusCallbackMethod" not in mine
 
-    # One final status a call to the route (no progress events), and the row's own `completed`.
-    assert posted_to_route(received, 5, tmp_path) == [204] * 4
+    # 4 + 3 + 4 + 3 progress events to the route, and the row's own `completed`.
+    assert posted_to_route(received, 15, tmp_path) == [204] * 14
     final = {r: item(stack, r) for r in (1, 2, 3, 5)}
     assert {r: i["delivery_status"] for r, i in final.items()} == {
         1: "completed",
@@ -319,7 +319,7 @@ def test_sender_asks_calls_for_final_callbacks_and_the_route_records_the_emulato
     assert item(stack, 4) == {}
 
 
-def test_the_gateway_asks_calls_for_final_callbacks_only_when_it_has_a_url(
+def test_the_gateway_asks_calls_for_progress_callbacks_only_when_it_has_a_url(
     emulator: TwilioEmulator,
 ) -> None:
     http = CapturingHttpClient(emulator.base_url, timeout=10)
@@ -343,5 +343,5 @@ def test_the_gateway_asks_calls_for_final_callbacks_only_when_it_has_a_url(
         **plain,
         "StatusCallback": status_callback_url(PUBLIC_URL, JOB, 3),
         "StatusCallbackMethod": "POST",
-        "StatusCallbackEvent": "completed",
+        "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
     }
