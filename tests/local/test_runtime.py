@@ -288,9 +288,8 @@ def test_run_with_injected_429s_500s_and_resets_retries_until_every_row_settles(
     report, log = tmp_path / "report.json", tmp_path / "requests.jsonl"
 
     result = run_callqueue(
-        "run", str(source), "--cps", "40", "--window", "2", "--faults",
-        "--delivery-wait", "0",
-        "429=0.15,500=0.05,reset=0.05",
+        "run", str(source), "--cps", "40", "--window", "2", "--delivery-wait", "0",
+        "--faults", "429=0.15,500=0.05,reset=0.05",
         "--seed", "11", "--report", str(report), "--requests-log", str(log),
         cwd=tmp_path,
     )  # fmt: skip
