@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -81,11 +80,7 @@ def main() -> int:
             print(json.dumps({k: result.get(k) for k in KEYS}), flush=True)
             runs.append(result)
     summary = {
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": rate.machine(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "note": os.environ.get("BENCH_NOTE", ""),
         "scenario": SCENARIO.name,

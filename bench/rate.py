@@ -346,15 +346,20 @@ def main() -> int:
     return 0
 
 
+def machine() -> dict[str, Any]:
+    """What a benchmark ran on, as the results record it."""
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 def write(results: list[dict[str, Any]], repeats: list[dict[str, list[Any]]], only: str) -> None:
     plot(results, HERE / "rate.png")
     lags = [r["lag_seconds_p99"] for r in results if r.get("lag_seconds_p99") is not None]
     summary = {
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "scale": SCALE,
         "slot_tolerance_seconds": float(TOLERANCE),

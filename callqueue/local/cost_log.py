@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from callqueue.local.moto_patches.locking import buffered_body
+
 LOG_ENV = "CALLQUEUE_COST_LOG"
 CHUNK_BYTES = 64 * 1024
 
@@ -92,11 +94,7 @@ class AwsLog:
         self.items: Counter[str] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        body = environ["wsgi.input"].read()
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("wsgi.input_terminated", None)
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        body = buffered_body(environ)
         service = _service(environ)
         operation = _operation(service, environ, body)
         status: list[str] = []

@@ -113,12 +113,7 @@ class Serialized:
         self._lock = lock
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        body = environ["wsgi.input"].read()
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        # The body is whole now: neither chunked (werkzeug would read none of it) nor terminated.
-        environ.pop("wsgi.input_terminated", None)
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        body = buffered_body(environ)
         keys = set(lock_keys(environ, body))
         while True:
             with self._lock.holding(keys):
@@ -134,6 +129,17 @@ class Serialized:
                         if close is not None:
                             close()
             keys |= now
+
+
+def buffered_body(environ: dict[str, Any]) -> bytes:
+    """A WSGI request's body, read whole and put back for the app behind: neither chunked
+    (werkzeug would read none of it) nor terminated any more."""
+    body: bytes = environ["wsgi.input"].read()
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return body
 
 
 def serialize_long_polls(lock: BackendLock) -> None:
