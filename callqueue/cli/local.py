@@ -100,19 +100,28 @@ def _print_results(
 
 def _wait_until_settled(runtime: LocalRuntime, view: RunView, stall_limit: float) -> list[float]:
     """Show progress until every job has settled (or is paused), or no row has settled for
-    `stall_limit` seconds; returns the emulator's arrival times seen last."""
-    last_settled, last_change = -1, time.monotonic()
+    `stall_limit` seconds while nothing reached Twilio either; returns the emulator's arrival
+    times seen last.
+
+    A request to Twilio counts as progress: a row in doubt waits out the in-doubt time (60 s
+    locally) before its look-up, and again after a look-up Twilio did not answer (up to
+    MAX_DOUBTS times), so one row may rightly settle nothing for longer than `stall_limit`
+    while its look-ups are still being made."""
+    last_seen, last_change = (-1, -1), time.monotonic()
     while True:
         jobs = _job_totals(runtime)
         arrivals = _arrivals(runtime)
         view.show(Snapshot(jobs, calls_in_last_second(arrivals, now := time.time()), now))
-        settled = sum(j.totals()["rows"] - j.unaccounted for j in jobs)
-        if settled != last_settled or _waiting(jobs, now):
-            last_settled, last_change = settled, time.monotonic()
+        seen = (sum(j.totals()["rows"] - j.unaccounted for j in jobs), len(arrivals))
+        if seen != last_seen or _waiting(jobs, now):
+            last_seen, last_change = seen, time.monotonic()
         if all(j.settled or j.state == "paused" for j in jobs):
             return arrivals
         if time.monotonic() - last_change > stall_limit:
-            view.warn(f"callqueue: no row settled for {stall_limit:.0f} s; giving up")
+            view.warn(
+                f"callqueue: no row settled and nothing reached Twilio for {stall_limit:.0f} s; "
+                "giving up"
+            )
             return arrivals
         time.sleep(POLL_SECONDS)
 

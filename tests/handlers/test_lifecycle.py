@@ -437,11 +437,15 @@ def test_lifecycle_reconciler_leaves_a_job_waiting_for_its_send_window_and_flags
     # response are not a stall.
     quiet = time.time() - 4 * 3600
     fields = {"rows": 5, "valid": 5, "responses": 2, "released_rows": 2, "progress": 2}
-    make_job(progress_at=quiet, next_release_at=time.time() + 6 * 3600, **fields)
+    # Its own id: a loop another test started for the default job may still be running.
+    make_job(
+        "window-0123456789ab", progress_at=quiet, next_release_at=time.time() + 6 * 3600, **fields
+    )
 
     assert sinks.reconciler().run() == {}
-    assert job().stalled_at is None and job().progress_at is not None
-    assert job().progress_at > quiet
+    waiting = job("window-0123456789ab")
+    assert waiting.stalled_at is None and waiting.progress_at is not None
+    assert waiting.progress_at > quiet
 
     # The same quiet with the loop due to have released already is a stall.
     make_job("late-0123456789ab", progress_at=quiet, next_release_at=time.time() - 3600, **fields)
