@@ -920,7 +920,11 @@ def test_emulator_requests_log_file_matches_memory(tmp_path: Path) -> None:
         "fault",
         "processed",
         "sid",
+        "concurrent",
+        "duration",
     }
+    # One request at a time, on a clock that did not move: what the headers said.
+    assert [(e["concurrent"], e["duration"]) for e in lines] == [(1, 0.0)] * 3
     assert lines[1]["fault"] == "lost-response"
     assert lines[1]["status"] is None
     assert lines[2]["code"] == 21212

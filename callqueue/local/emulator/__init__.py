@@ -105,7 +105,8 @@ client's 10 s read timeout), slept with the injected ``sleep``. Every request is
 (arrival), ``method``, ``path`` (percent-decoded), ``params`` (form for POST, query for GET; a
 repeated key becomes a list), ``status`` (null if dropped), ``code``, ``fault`` (the kind's
 name, e.g. ``5xx-after``), ``processed`` (the request took effect: a message, call, verification
-or execution was created or a lookup answered) and ``sid`` (of what was created).
+or execution was created or a lookup answered), ``sid`` (of what was created), ``concurrent``
+and ``duration`` (what its Twilio-Concurrent-Requests and Twilio-Request-Duration said).
 
 Status callbacks: a message created with a ``StatusCallback`` URL gets one callback per status of
 its timeline, each when the clock reaches it, signed with the account's auth token

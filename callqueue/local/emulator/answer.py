@@ -263,6 +263,10 @@ class _Answering:
             "fault": result.fault.value if result.fault is not None else None,
             "processed": reply.processed,
             "sid": reply.sid,
+            # What Twilio-Request-Duration and -Concurrent-Requests said (the duration up to
+            # the answer's logging, a few lines before it goes out).
+            "concurrent": result.concurrent,
+            "duration": round(max(self._clock() - result.arrival, 0.0), 4),
         }
         with self._lock:
             self._requests.append(entry)
