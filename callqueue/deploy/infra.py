@@ -14,6 +14,10 @@ them all: `callqueue deploy --stage S`):
 2. `chalice deploy --stage S`, with those values (chalice_stage.run).
 3. `post_deploy(S)`: what Chalice 1.34 cannot configure: `ReportBatchItemFailures` on every SQS
    event source mapping it created (read from `.chalice/deployed/S.json`).
+4. The stack again, given the callback function's name (StatusCallbackFunction) when Chalice
+   has just created it: the function URL Twilio's status callbacks come to, its public
+   permissions and the SSM parameter the senders read it from. Chalice cannot declare a
+   function URL, and the stack cannot refer to a function before Chalice creates it.
 
 `destroy(S)` empties the stack's buckets (CloudFormation cannot delete a bucket with objects) and
 deletes the stack; `chalice delete --stage S` removes the functions first.
@@ -32,11 +36,18 @@ from typing import Any
 from callqueue.deploy.chalice_stage import policy_dir, write_stage_file
 from callqueue.deploy.moto_stack import deploy_into_moto
 from callqueue.deploy.stack import StackError, deploy_stack, failure_reasons
-from callqueue.deploy.stack_outputs import APP_NAME, api_url_parameter, stack_name
+from callqueue.deploy.stack_outputs import (
+    APP_NAME,
+    api_url_parameter,
+    callback_url_parameter,
+    stack_name,
+)
 from callqueue.project import PROJECT_DIR
-from chalicelib.config import API_URL_PARAMETER
+from chalicelib.config import API_URL_PARAMETER, CALLBACK_URL_PARAMETER
 from chalicelib.errors import CallqueueError
 
+# app.py's function behind the status callbacks' function URL (the stack's StatusCallbackUrl).
+CALLBACK_FUNCTION = "status_callback_url"
 DEFAULT_SECRET = "callqueue/twilio"  # noqa: S105 - the secret's name, not a credential
 BUCKET_OUTPUTS = (
     "SourceBucket",
@@ -93,8 +104,13 @@ def deploy(
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     location = Location.of_stack(stack["StackId"])
     rendered = render_policies(project_dir, stage, policy_values(env, location, stage, secret))
-    # The functions that need the webhook URLs read the API's URL there (chalicelib.aws.api_url).
-    environment = {**env, API_URL_PARAMETER: api_url_parameter(stage)}
+    # The functions that need the webhook URLs read the API's URL there, and the callback
+    # function's once the stack has it (chalicelib.aws.api_url).
+    environment = {
+        **env,
+        API_URL_PARAMETER: api_url_parameter(stage),
+        CALLBACK_URL_PARAMETER: callback_url_parameter(stage),
+    }
     write_stage_file(project_dir, stage, environment, [p.stem for p in rendered])
     return env
 
@@ -155,6 +171,8 @@ def policy_values(
         "TwilioSecretArn": twilio_secret_arn,
         # The REST API's URL, written by the deploy (its name starts with "/").
         "ApiUrlParameterArn": f"arn:{p}:ssm:{r}:{a}:parameter{api_url_parameter(stage)}",
+        # The callback function's URL, the stack's once the function exists.
+        "CallbackUrlParameterArn": f"arn:{p}:ssm:{r}:{a}:parameter{callback_url_parameter(stage)}",
         # Per function: render_policies fills in the function's name.
         "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/$function",
         "FunctionArn": f"arn:{p}:lambda:{r}:{a}:function:$function",
