@@ -31,7 +31,7 @@ import requests
 from botocore.config import Config
 
 from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
-from callqueue.local import child_process, lambdas
+from callqueue.local import child_process, cost_log, lambdas
 from callqueue.local.api_server import ApiServer
 from callqueue.local.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from callqueue.local.emulator_process import EmulatorProcess
@@ -250,7 +250,9 @@ class LocalRuntime:
         env = self.handler_environment()
         # The REST route checks signatures over its own URL (messages go to the function URL).
         env["STATUS_CALLBACK_URL"] = f"http://127.0.0.1:{port}/twilio/status"
-        self.api = ApiServer(self.project_dir, env, port=port, stage=self.options.stage)
+        directory = cost_log.log_dir()
+        log = None if directory is None else directory / cost_log.API_LOG
+        self.api = ApiServer(self.project_dir, env, port=port, stage=self.options.stage, log=log)
         self.api.start()
 
     def _start_callback_url(self) -> None:
