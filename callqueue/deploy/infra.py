@@ -14,10 +14,11 @@ them all: `callqueue deploy --stage S`):
 2. `chalice deploy --stage S`, with those values (chalice_stage.run).
 3. `post_deploy(S)`: what Chalice 1.34 cannot configure: `ReportBatchItemFailures` on every SQS
    event source mapping it created (read from `.chalice/deployed/S.json`).
-4. The stack again, given the callback function's name (StatusCallbackFunction) when Chalice
-   has just created it: the function URL Twilio's status callbacks come to, its public
-   permissions and the SSM parameter the senders read it from. Chalice cannot declare a
-   function URL, and the stack cannot refer to a function before Chalice creates it.
+4. The stack again when Chalice has just created the callback function, given its name
+   (StatusCallbackFunction; `deploy` finds it there from then on): the function URL Twilio's
+   status callbacks come to, its public permissions and the SSM parameter the senders read it
+   from. Chalice cannot declare a function URL, and the stack cannot refer to a function before
+   Chalice creates it.
 
 `destroy(S)` empties the stack's buckets (CloudFormation cannot delete a bucket with objects) and
 deletes the stack; `chalice delete --stage S` removes the functions first.
@@ -48,6 +49,7 @@ from chalicelib.errors import CallqueueError
 
 # app.py's function behind the status callbacks' function URL (the stack's StatusCallbackUrl).
 CALLBACK_FUNCTION = "status_callback_url"
+CALLBACK_PARAMETER = "StatusCallbackFunction"
 DEFAULT_SECRET = "callqueue/twilio"  # noqa: S105 - the secret's name, not a credential
 BUCKET_OUTPUTS = (
     "SourceBucket",
@@ -88,11 +90,15 @@ def deploy(
     project_dir: Path = PROJECT_DIR,
     moto: bool = False,
     poll: float = 5.0,
+    lambda_client: Any = None,
 ) -> dict[str, str]:
     """Step 1: the stack, and the stage's environment and rendered policies in
     `.chalice/stacks/`. Returns the stack's outputs as the functions' environment variables.
-    `moto`: the tests' and the local runtime's target."""
+    `moto`: the tests' and the local runtime's target. `lambda_client`: where to look for the
+    callback function, for its function URL (step 4), unless `parameters` name it."""
     parameters = {"Stage": stage, **(parameters or {})}
+    if lambda_client is not None and CALLBACK_PARAMETER not in parameters:
+        parameters[CALLBACK_PARAMETER] = deployed_callback_function(lambda_client, stage)
     # Before the stack: a stack without its secret deploys, then every call fails.
     secret = secret_arn(secretsmanager, parameters.get("TwilioSecretName", DEFAULT_SECRET))
     name = stack_name(stage)
@@ -113,6 +119,17 @@ def deploy(
     }
     write_stage_file(project_dir, stage, environment, [p.stem for p in rendered])
     return env
+
+
+def deployed_callback_function(lambda_client: Any, stage: str) -> str:
+    """The callback function's name once Chalice has created it, else "" (no function URL yet:
+    an update without it would delete the URL)."""
+    name = function_name(stage, CALLBACK_FUNCTION)
+    try:
+        lambda_client.get_function(FunctionName=name)
+    except lambda_client.exceptions.ResourceNotFoundException:
+        return ""
+    return name
 
 
 def secret_arn(secretsmanager: Any, secret_id: str) -> str:

@@ -63,19 +63,21 @@ def deploy(
     secret = (parameters or {}).get("TwilioSecretName", infra.DEFAULT_SECRET)
     infra.secret_arn(target.client("secretsmanager"), secret)
     clock.done(f"Twilio secret {secret} found")
-    callback = infra.function_name(stage, infra.CALLBACK_FUNCTION)
     # The function URL needs the function: on a stage's first deploy, the stack gets it after
-    # Chalice; later, every update keeps it (an empty name would delete the URL).
-    existed = _function_exists(target.client("lambda"), callback)
-    parameters = {**(parameters or {}), "StatusCallbackFunction": callback if existed else ""}
+    # Chalice; later, every update keeps it.
+    existed = infra.deployed_callback_function(target.client("lambda"), stage)
+    parameters = {**(parameters or {}), infra.CALLBACK_PARAMETER: existed}
     env = _stack(target, stage, parameters)
     clock.done(f"stack {stack_name(stage)}: {len(env)} outputs, policies rendered")
     _chalice(target, "deploy", stage)
     clock.done(f"functions deployed by Chalice ({_deployed_count(target, stage)} resources)")
     changed = infra.post_deploy(target.client("lambda"), stage, project_dir=target.project_dir)
     clock.done(f"ReportBatchItemFailures on {len(changed)} SQS triggers")
-    if not existed:
-        _stack(target, stage, {**parameters, "StatusCallbackFunction": callback})
+    callback = infra.function_name(stage, infra.CALLBACK_FUNCTION)
+    # moto has no function URLs (its copy of the stack leaves them out), and its updates make
+    # some resources anew (new names), which the functions just deployed would not know.
+    if not existed and not target.moto:
+        _stack(target, stage, {**parameters, infra.CALLBACK_PARAMETER: callback})
     clock.done(f"callback function URL on {callback}, published in {callback_url_parameter(stage)}")
     url = rest_api_url(target.project_dir, stage)
     if url is not None:
@@ -118,14 +120,6 @@ def _stack(target: Target, stage: str, parameters: Mapping[str, str]) -> dict[st
         moto=target.moto,
         poll=target.poll,
     )
-
-
-def _function_exists(lambda_client: Any, name: str) -> bool:
-    try:
-        lambda_client.get_function(FunctionName=name)
-    except lambda_client.exceptions.ResourceNotFoundException:
-        return False
-    return True
 
 
 def rest_api_url(project_dir: Path, stage: str) -> str | None:
