@@ -17,11 +17,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from callqueue.local.lambdas import Handler, invoke_handler
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -151,3 +153,11 @@ class FunctionUrlServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def serve(functions: Mapping[str, Handler], name: str) -> FunctionUrlServer:
+    """The URL of the function `name`, started; looked up in `functions` when called, so it may
+    be loaded after."""
+    server = FunctionUrlServer(lambda event: invoke_handler(name, functions[name], event))
+    server.start()
+    return server

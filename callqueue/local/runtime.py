@@ -31,7 +31,7 @@ import requests
 from botocore.config import Config
 
 from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
-from callqueue.local import child_process, cost_log, lambdas
+from callqueue.local import child_process, cost_log, function_url, lambdas
 from callqueue.local.api_server import ApiServer
 from callqueue.local.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from callqueue.local.emulator_process import EmulatorProcess
@@ -256,14 +256,9 @@ class LocalRuntime:
         self.api.start()
 
     def _start_callback_url(self) -> None:
-        """The callback function's URL, where the senders ask for status callbacks as they do
-        on AWS (callqueue.local.function_url); the function is looked up when called, once the
-        app is loaded."""
+        """The callback function's URL, where the senders ask for status callbacks as on AWS."""
         name = lambdas.function_name("callqueue", self.options.stage, CALLBACK_FUNCTION)
-        self.callback_url = FunctionUrlServer(
-            lambda event: lambdas.invoke_handler(name, self._functions[name], event)
-        )
-        self.callback_url.start()
+        self.callback_url = function_url.serve(self._functions, name)
 
     def stop(self) -> None:
         gc.set_threshold(*self._gc_threshold)
