@@ -169,6 +169,14 @@ def handle_status_callback() -> Any:
     return wiring.status_callbacks().respond(app.current_request)
 
 
+# The same callbacks past API Gateway: through this function's Lambda function URL
+# (.chalice/infrastructure.yaml), where new messages ask for them; the route above serves those
+# sent before.
+@app.lambda_function(name="status_callback_url")
+def handle_status_callback_url(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return wiring.callback_function().respond(event)
+
+
 @app.route("/twilio/inbound", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def handle_inbound_message() -> Any:
     return wiring.inbound_messages().respond(app.current_request)

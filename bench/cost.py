@@ -3,9 +3,11 @@
 Runs `callqueue run` (the whole local stack) on BENCH_ROWS generated SMS rows (500 by default)
 at BENCH_CPS (50) with the cost log on (callqueue.local.cost_log): every request moto served, by
 service and operation, with its 64 KB chunks; DynamoDB's write and read units from the items'
-sizes; every Lambda invocation's duration. Prices them with PRICES (us-east-1, on-demand, no
-free tier) and scales the run to 100,000 calls. Requests made to set the stack up (CloudFormation,
-IAM, queue and topic creation) are left out: a deployment makes them once.
+sizes; every Lambda invocation's duration (the callback function's, behind its function URL,
+included); every request the local REST API answered (API Gateway bills each; the callbacks of
+messages sent before the function URL still come there). Prices them with PRICES (us-east-1,
+on-demand, no free tier) and scales the run to 100,000 calls. Requests made to set the stack up
+(CloudFormation, IAM, queue and topic creation) are left out: a deployment makes them once.
 
 Writes the run under BENCH_LABEL ("current" by default) in bench/cost.json, keeping the other
 labels there (a baseline run on earlier code stays beside it). Not part of `make test`.
@@ -17,6 +19,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from callqueue.generate import generate_rows, write_file  # noqa: E402 - after the path is set
+from callqueue.local.cost_log import API_LOG  # noqa: E402
+from chalicelib.config import STATUS_PATH  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "500"))
 CPS = int(os.environ.get("BENCH_CPS", "50"))
@@ -54,6 +59,8 @@ PRICES = {
     "cloudwatch_put_metric_data": 0.01 / 1e3,
     "lambda_request": 0.20 / 1e6,
     "lambda_gb_second": 0.0000166667,  # x86
+    # REST API requests, the first 333 million a month (2026-12-07); a function URL's are free.
+    "apigateway_rest_request": 3.50 / 1e6,
 }
 # What sets the stack up, made once a deployment: not a cost of calls.
 SETUP = {"cloudformation", "iam", "sts", "unknown"}
@@ -108,6 +115,23 @@ def lambdas(log: Path) -> dict[str, dict[str, float]]:
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
+# A request line as chalice local logs it: "POST /twilio/status?job=... HTTP/1.1" 204 -
+REQUEST_LINE = re.compile(r'"[A-Z]+ (?P<path>\S+) HTTP/[\d.]+" \d{3}')
+
+
+def api_requests(log: Path) -> Counter[str]:
+    """The requests the local REST API answered, status callbacks apart from the rest."""
+    counts: Counter[str] = Counter()
+    path = log / API_LOG
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            found = REQUEST_LINE.search(line)
+            if found:
+                callback = found["path"].split("?", 1)[0] == STATUS_PATH
+                counts["status callbacks" if callback else "other routes"] += 1
+    return counts
+
+
 def aws(log: Path) -> dict[str, Counter[str]]:
     merged: dict[str, Counter[str]] = defaultdict(Counter)
     for path in log.glob("aws-*.json"):
@@ -125,10 +149,15 @@ def table_name(key: str) -> str:
 
 
 def priced(
-    counts: dict[str, Counter[str]], functions: dict[str, dict[str, float]]
+    counts: dict[str, Counter[str]],
+    functions: dict[str, dict[str, float]],
+    api: Counter[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One line per (service, operation): its billed units and their cost, for the whole run."""
-    lines = []
+    lines: list[tuple[str, str, float, str]] = [
+        ("apigateway", f"REST API requests: {route}", n, "apigateway_rest_request")
+        for route, n in sorted((api or Counter()).items())
+    ]
     for key, units in sorted(counts["write_units"].items()):
         lines.append(("dynamodb", f"{table_name(key)} write units", units, "dynamodb_write_unit"))
     for key, units in sorted(counts["read_units"].items()):
@@ -171,9 +200,10 @@ def priced(
 def summary(report: dict[str, Any], log: Path, wall: float) -> dict[str, Any]:
     counts = aws(log)
     functions = lambdas(log)
+    api = api_requests(log)
     calls = report["totals"]["sent"] + report["totals"]["failed"] + report["totals"]["unknown"]
     scale = PER / max(1, calls)
-    lines = priced(counts, functions)
+    lines = priced(counts, functions, api)
     by_service: Counter[str] = Counter()
     for line in lines:
         by_service[line["service"]] += line["cost"] * scale
@@ -203,6 +233,14 @@ def summary(report: dict[str, Any], log: Path, wall: float) -> dict[str, Any]:
         ],
         "requests": dict(sorted(counts["requests"].items())),
         "lambda": functions,
+        # Status callbacks: through the REST API (billed a request) and the function URL (free;
+        # the function's invocations are under "lambda").
+        "status_callbacks": {
+            "rest_api_requests": api["status callbacks"],
+            "function_url_requests": int(
+                functions.get("status_callback_url", {}).get("invocations", 0)
+            ),
+        },
     }
 
 

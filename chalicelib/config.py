@@ -140,6 +140,10 @@ class Settings:
     # The SSM parameter holding the deployed REST API's URL (set by `callqueue deploy`): where
     # the webhook URLs not set above come from (chalicelib.aws.api_url); None: no look-up.
     api_url_parameter: str | None = None
+    # The SSM parameter holding the callback function's URL (written by the stack once the
+    # function exists): where messages ask for status callbacks when STATUS_CALLBACK_URL is
+    # unset (chalicelib.aws.api_url); None, or not written yet: the REST route's URL.
+    callback_url_parameter: str | None = None
 
     def __post_init__(self) -> None:
         problems = self._out_of_range()
@@ -303,6 +307,8 @@ STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
 # The variable naming the SSM parameter of the deployed REST API's URL.
 API_URL_PARAMETER = "API_URL_PARAMETER"
+# The variable naming the SSM parameter of the callback function's URL.
+CALLBACK_URL_PARAMETER = "CALLBACK_URL_PARAMETER"
 
 
 def inbound_url(env: Mapping[str, str]) -> str | None:
@@ -349,6 +355,7 @@ class _Reader:
             "status_callback_url": env.get("STATUS_CALLBACK_URL") or None,
             "inbound_webhook_url": inbound_url(env),
             "api_url_parameter": env.get(API_URL_PARAMETER) or None,
+            "callback_url_parameter": env.get(CALLBACK_URL_PARAMETER) or None,
             "sender_limits": env.get("SENDER_LIMITS", ""),
             "account_cps": account_cps,
             # 0 or unset: sized from the account's rate (chalicelib.core.capacity).

@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 from chalice.app import ChaliceViewError
 
+from chalicelib.api.callback_url import FunctionUrlCallbacks
 from chalicelib.api.inbound import InboundMessages
 from chalicelib.api.jobs import JobsApi
 from chalicelib.api.plan import PlanApi
@@ -217,7 +218,12 @@ def webhook_urls() -> WebhookUrls:
     """The webhook URLs: the settings', or else the deployed API's, read from SSM on first need."""
     s = settings()
     api = None if s.api_url_parameter is None else ApiUrl(_client("ssm"), s.api_url_parameter)
-    return WebhookUrls(s.status_callback_url, s.inbound_webhook_url, api)
+    function = (
+        None
+        if s.callback_url_parameter is None
+        else ApiUrl(_client("ssm"), s.callback_url_parameter)
+    )
+    return WebhookUrls(s.status_callback_url, s.inbound_webhook_url, api, function)
 
 
 @cache
@@ -346,7 +352,7 @@ def retry_api() -> RetryApi:
 def status_callbacks() -> StatusCallbacks:
     s = settings()
     return StatusCallbacks(
-        webhook_urls().status,
+        webhook_urls().status_route,
         cache(
             lambda: load_auth_token(
                 _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
@@ -357,6 +363,12 @@ def status_callbacks() -> StatusCallbacks:
         ledger(),
         metrics(),
     )
+
+
+@cache
+def callback_function() -> FunctionUrlCallbacks:
+    """The status callbacks through the callback function's URL (chalicelib.api.callback_url)."""
+    return FunctionUrlCallbacks(status_callbacks())
 
 
 @cache
@@ -415,6 +427,7 @@ def reset() -> None:
         rate_api,
         retry_api,
         status_callbacks,
+        callback_function,
         inbound_messages,
     ):
         cached.cache_clear()

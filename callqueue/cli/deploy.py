@@ -99,10 +99,12 @@ def infra_deploy(args: argparse.Namespace) -> int:
             boto3.client("secretsmanager"),
             args.stage,
             parameters=_parameters(args),
+            lambda_client=boto3.client("lambda"),
         )
     stage = args.stage
     print(f"stack {stack_name(stage)}: {len(env)} outputs and policies in .chalice/stacks/")
     print(f"next: callqueue chalice deploy --stage {stage}; callqueue infra post-deploy ...")
+    print("(the first time, `infra deploy` once more after them: the callback function's URL)")
     return EXIT_OK
 
 

@@ -14,6 +14,11 @@ them all: `callqueue deploy --stage S`):
 2. `chalice deploy --stage S`, with those values (chalice_stage.run).
 3. `post_deploy(S)`: what Chalice 1.34 cannot configure: `ReportBatchItemFailures` on every SQS
    event source mapping it created (read from `.chalice/deployed/S.json`).
+4. The stack again when Chalice has just created the callback function, given its name
+   (StatusCallbackFunction; `deploy` finds it there from then on): the function URL Twilio's
+   status callbacks come to, its public permissions and the SSM parameter the senders read it
+   from. Chalice cannot declare a function URL, and the stack cannot refer to a function before
+   Chalice creates it.
 
 `destroy(S)` empties the stack's buckets (CloudFormation cannot delete a bucket with objects) and
 deletes the stack; `chalice delete --stage S` removes the functions first.
@@ -32,11 +37,19 @@ from typing import Any
 from callqueue.deploy.chalice_stage import policy_dir, write_stage_file
 from callqueue.deploy.moto_stack import deploy_into_moto
 from callqueue.deploy.stack import StackError, deploy_stack, failure_reasons
-from callqueue.deploy.stack_outputs import APP_NAME, api_url_parameter, stack_name
+from callqueue.deploy.stack_outputs import (
+    APP_NAME,
+    api_url_parameter,
+    callback_url_parameter,
+    stack_name,
+)
 from callqueue.project import PROJECT_DIR
-from chalicelib.config import API_URL_PARAMETER
+from chalicelib.config import API_URL_PARAMETER, CALLBACK_URL_PARAMETER
 from chalicelib.errors import CallqueueError
 
+# app.py's function behind the status callbacks' function URL (the stack's StatusCallbackUrl).
+CALLBACK_FUNCTION = "status_callback_url"
+CALLBACK_PARAMETER = "StatusCallbackFunction"
 DEFAULT_SECRET = "callqueue/twilio"  # noqa: S105 - the secret's name, not a credential
 BUCKET_OUTPUTS = (
     "SourceBucket",
@@ -77,11 +90,15 @@ def deploy(
     project_dir: Path = PROJECT_DIR,
     moto: bool = False,
     poll: float = 5.0,
+    lambda_client: Any = None,
 ) -> dict[str, str]:
     """Step 1: the stack, and the stage's environment and rendered policies in
     `.chalice/stacks/`. Returns the stack's outputs as the functions' environment variables.
-    `moto`: the tests' and the local runtime's target."""
+    `moto`: the tests' and the local runtime's target. `lambda_client`: where to look for the
+    callback function, for its function URL (step 4), unless `parameters` name it."""
     parameters = {"Stage": stage, **(parameters or {})}
+    if lambda_client is not None and CALLBACK_PARAMETER not in parameters:
+        parameters[CALLBACK_PARAMETER] = deployed_callback_function(lambda_client, stage)
     # Before the stack: a stack without its secret deploys, then every call fails.
     secret = secret_arn(secretsmanager, parameters.get("TwilioSecretName", DEFAULT_SECRET))
     name = stack_name(stage)
@@ -93,10 +110,26 @@ def deploy(
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     location = Location.of_stack(stack["StackId"])
     rendered = render_policies(project_dir, stage, policy_values(env, location, stage, secret))
-    # The functions that need the webhook URLs read the API's URL there (chalicelib.aws.api_url).
-    environment = {**env, API_URL_PARAMETER: api_url_parameter(stage)}
+    # The functions that need the webhook URLs read the API's URL there, and the callback
+    # function's once the stack has it (chalicelib.aws.api_url).
+    environment = {
+        **env,
+        API_URL_PARAMETER: api_url_parameter(stage),
+        CALLBACK_URL_PARAMETER: callback_url_parameter(stage),
+    }
     write_stage_file(project_dir, stage, environment, [p.stem for p in rendered])
     return env
+
+
+def deployed_callback_function(lambda_client: Any, stage: str) -> str:
+    """The callback function's name once Chalice has created it, else "" (no function URL yet:
+    an update without it would delete the URL)."""
+    name = function_name(stage, CALLBACK_FUNCTION)
+    try:
+        lambda_client.get_function(FunctionName=name)
+    except lambda_client.exceptions.ResourceNotFoundException:
+        return ""
+    return name
 
 
 def secret_arn(secretsmanager: Any, secret_id: str) -> str:
@@ -155,6 +188,8 @@ def policy_values(
         "TwilioSecretArn": twilio_secret_arn,
         # The REST API's URL, written by the deploy (its name starts with "/").
         "ApiUrlParameterArn": f"arn:{p}:ssm:{r}:{a}:parameter{api_url_parameter(stage)}",
+        # The callback function's URL, the stack's once the function exists.
+        "CallbackUrlParameterArn": f"arn:{p}:ssm:{r}:{a}:parameter{callback_url_parameter(stage)}",
         # Per function: render_policies fills in the function's name.
         "LogGroupArn": f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/$function",
         "FunctionArn": f"arn:{p}:lambda:{r}:{a}:function:$function",

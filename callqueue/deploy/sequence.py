@@ -3,7 +3,8 @@ destroy` run. Each step reports one line through `report` as it ends.
 
 Deploy: the Twilio secret is checked, the infrastructure stack created or updated
 (callqueue.deploy.infra), the functions deployed by Chalice with the stack's values
-(callqueue.deploy.chalice_stage), the SQS triggers given partial batch responses, and the REST
+(callqueue.deploy.chalice_stage), the SQS triggers given partial batch responses, the stack
+given the callback function for its function URL (callqueue.deploy.infra, step 4), and the REST
 API's URL recorded for `outputs(stage)`. Destroy, in reverse: Chalice's functions, the URL, the
 buckets' objects and the stack, the stage's local files.
 """
@@ -22,7 +23,13 @@ from typing import Any
 import boto3
 
 from callqueue.deploy import chalice_stage, infra
-from callqueue.deploy.stack_outputs import StackOutputs, api_url_parameter, outputs, stack_name
+from callqueue.deploy.stack_outputs import (
+    StackOutputs,
+    api_url_parameter,
+    callback_url_parameter,
+    outputs,
+    stack_name,
+)
 from callqueue.project import PROJECT_DIR
 
 Report = Callable[[str], None]
@@ -56,20 +63,22 @@ def deploy(
     secret = (parameters or {}).get("TwilioSecretName", infra.DEFAULT_SECRET)
     infra.secret_arn(target.client("secretsmanager"), secret)
     clock.done(f"Twilio secret {secret} found")
-    env = infra.deploy(
-        target.client("cloudformation"),
-        target.client("secretsmanager"),
-        stage,
-        parameters=parameters,
-        project_dir=target.project_dir,
-        moto=target.moto,
-        poll=target.poll,
-    )
+    # The function URL needs the function: on a stage's first deploy, the stack gets it after
+    # Chalice; later, every update keeps it.
+    existed = infra.deployed_callback_function(target.client("lambda"), stage)
+    parameters = {**(parameters or {}), infra.CALLBACK_PARAMETER: existed}
+    env = _stack(target, stage, parameters)
     clock.done(f"stack {stack_name(stage)}: {len(env)} outputs, policies rendered")
     _chalice(target, "deploy", stage)
     clock.done(f"functions deployed by Chalice ({_deployed_count(target, stage)} resources)")
     changed = infra.post_deploy(target.client("lambda"), stage, project_dir=target.project_dir)
     clock.done(f"ReportBatchItemFailures on {len(changed)} SQS triggers")
+    callback = infra.function_name(stage, infra.CALLBACK_FUNCTION)
+    # moto has no function URLs (its copy of the stack leaves them out), and its updates make
+    # some resources anew (new names), which the functions just deployed would not know.
+    if not existed and not target.moto:
+        _stack(target, stage, {**parameters, infra.CALLBACK_PARAMETER: callback})
+    clock.done(f"callback function URL on {callback}, published in {callback_url_parameter(stage)}")
     url = rest_api_url(target.project_dir, stage)
     if url is not None:
         target.client("ssm").put_parameter(
@@ -99,6 +108,18 @@ def destroy(stage: str, *, target: Target | None = None, report: Report = print)
     clock.done(f"stack {stack_name(stage)} deleted, {len(buckets)} buckets emptied first")
     chalice_stage.stage_file(target.project_dir, stage).unlink(missing_ok=True)
     shutil.rmtree(chalice_stage.policy_dir(target.project_dir, stage), ignore_errors=True)
+
+
+def _stack(target: Target, stage: str, parameters: Mapping[str, str]) -> dict[str, str]:
+    return infra.deploy(
+        target.client("cloudformation"),
+        target.client("secretsmanager"),
+        stage,
+        parameters=parameters,
+        project_dir=target.project_dir,
+        moto=target.moto,
+        poll=target.poll,
+    )
 
 
 def rest_api_url(project_dir: Path, stage: str) -> str | None:

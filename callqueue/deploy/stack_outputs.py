@@ -30,6 +30,12 @@ def api_url_parameter(stage: str) -> str:
     return f"/{APP_NAME}/{stage}/api-url"
 
 
+def callback_url_parameter(stage: str) -> str:
+    """The SSM parameter holding the stage's callback function URL (the stack's
+    StatusCallbackUrlParameter)."""
+    return f"/{APP_NAME}/{stage}/status-callback-url"
+
+
 @dataclass(frozen=True)
 class StackOutputs:
     """Where a stage's resources are. Field names are the functions' environment variables in

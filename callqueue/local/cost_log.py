@@ -8,6 +8,8 @@
   4 KB read; twice for a transaction, half for an eventually consistent read; a write to each
   global index the item is in before or after).
 - Each Lambda invocation's duration, in the process that ran it (`invoked`), for GB-seconds.
+- The local REST API's requests (API Gateway bills each): `chalice local` logs a line a request,
+  into `API_LOG` (callqueue.local.runtime).
 
 The deployed code never imports this: only callqueue.local's moto server and function hosts.
 """
@@ -28,6 +30,8 @@ from urllib.parse import parse_qs
 from callqueue.local.moto_patches.locking import buffered_body
 
 LOG_ENV = "CALLQUEUE_COST_LOG"
+# The local REST API's own log in the cost log's directory: a line a request it answered.
+API_LOG = "api-requests.log"
 CHUNK_BYTES = 64 * 1024
 
 _lock = threading.Lock()

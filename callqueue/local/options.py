@@ -120,7 +120,8 @@ class Options:
             "BACKOFF_BASE_SECONDS": str(self.backoff_base_seconds),
             "SYSTEMIC_ERROR_THRESHOLD": str(self.systemic_error_threshold),
             "IN_DOUBT_AFTER_SECONDS": str(self.in_doubt_after_seconds),
-            # Where the emulator sends status callbacks: the runtime's API, when it runs.
+            # The REST route's URL, when the runtime's API runs; the runtime points the senders
+            # at the callback function's URL instead (LocalRuntime._start_callback_url).
             "STATUS_CALLBACK_URL": (
                 f"http://127.0.0.1:{self.api_port}/twilio/status"
                 if self.api_port is not None

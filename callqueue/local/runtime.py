@@ -31,10 +31,11 @@ import requests
 from botocore.config import Config
 
 from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
-from callqueue.local import child_process, lambdas
+from callqueue.local import child_process, cost_log, function_url, lambdas
 from callqueue.local.api_server import ApiServer
 from callqueue.local.emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from callqueue.local.emulator_process import EmulatorProcess
+from callqueue.local.function_url import FunctionUrlServer
 from callqueue.local.options import Options
 from callqueue.local.outcomes import Observer, Tally
 from callqueue.local.triggers import Triggers
@@ -59,6 +60,8 @@ REGION = "us-east-1"
 # The app's sender: its handler runs in processes of its own (Options.sender_processes).
 SENDER_HANDLER = "handle_send_batch"
 SECRET_ID = "callqueue/twilio"  # noqa: S105 - the secret's name
+# The app's function behind the status callbacks' function URL (callqueue.deploy.infra's).
+CALLBACK_FUNCTION = "status_callback_url"
 MOTO_SERVER = "callqueue.local.moto_server"
 
 
@@ -97,6 +100,7 @@ class LocalRuntime:
         self.endpoint = ""
         self.started_at = 0.0
         self.api: ApiServer | None = None
+        self.callback_url: FunctionUrlServer | None = None
         self.worker: Worker | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -114,6 +118,8 @@ class LocalRuntime:
         self._deploy_stack()
         self._on_step("starting the Twilio emulator")
         self._start_twilio()
+        if self.options.api_port is not None:
+            self._start_callback_url()
         self._configure_handlers()
         self._on_step("loading the app and the sender's processes")
         app = self._start_functions()
@@ -194,6 +200,8 @@ class LocalRuntime:
         assert self.emulator is not None  # noqa: S101 - started before
         os.environ.update(self.env)
         os.environ.update(self.options.handler_settings(self.emulator.base_url, SECRET_ID))
+        if self.callback_url is not None:
+            os.environ["STATUS_CALLBACK_URL"] = self.callback_url.url
         # One client per service serves every handler here (each Lambda container has its own):
         # ten senders with their calls in flight, the sinks and the pollers.
         wiring.use_boto3_session(self.counter.session, max_pool_connections=400)
@@ -239,15 +247,25 @@ class LocalRuntime:
         self.triggers.start()
 
     def _start_api(self, port: int) -> None:
-        self.api = ApiServer(
-            self.project_dir, self.handler_environment(), port=port, stage=self.options.stage
-        )
+        env = self.handler_environment()
+        # The REST route checks signatures over its own URL (messages go to the function URL).
+        env["STATUS_CALLBACK_URL"] = f"http://127.0.0.1:{port}/twilio/status"
+        directory = cost_log.log_dir()
+        log = None if directory is None else directory / cost_log.API_LOG
+        self.api = ApiServer(self.project_dir, env, port=port, stage=self.options.stage, log=log)
         self.api.start()
+
+    def _start_callback_url(self) -> None:
+        """The callback function's URL, where the senders ask for status callbacks as on AWS."""
+        name = lambdas.function_name("callqueue", self.options.stage, CALLBACK_FUNCTION)
+        self.callback_url = function_url.serve(self._functions, name)
 
     def stop(self) -> None:
         gc.set_threshold(*self._gc_threshold)
         if self.api is not None:
             self.api.stop()
+        if self.callback_url is not None:
+            self.callback_url.stop()
         self._observer.stop()
         if self.triggers is not None:
             self.triggers.stop()

@@ -70,6 +70,11 @@ def delivery_event(status: DeliveryStatus) -> tuple[str, dict[str, Any]]:
     return TWILIO_ERROR, detail
 
 
+def form_of(body: bytes) -> dict[str, str]:
+    """A callback's form parameters. One value a name: Twilio never repeats one."""
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
 class StatusCallbacks:
     def __init__(
         self,
@@ -92,9 +97,7 @@ class StatusCallbacks:
     def respond(self, request: Request | None) -> Response:
         """The HTTP answer to one callback: 204, 403 (not Twilio's) or 400 (malformed)."""
         request = current(request)
-        body = raw_body_of(request).decode("utf-8", "replace")
-        # One value a name: Twilio's callback parameters are never repeated.
-        form = dict(parse_qsl(body, keep_blank_values=True))
+        form = form_of(raw_body_of(request))
         signature = request.headers.get("X-Twilio-Signature")
         try:
             self.handle(request.query_params or {}, form, signature)
@@ -108,7 +111,8 @@ class StatusCallbacks:
     def handle(
         self, query: Mapping[str, str], form: Mapping[str, str], signature: str | None
     ) -> bool:
-        """Check and apply one callback; True if it changed the row's delivery status.
+        """Check and apply one callback that came through the REST route, whose URL Twilio
+        signed is the route's public URL with the query (API Gateway passes it parsed).
 
         Raises CallbackRejected (not signed by Twilio for this URL, or for a message the row's
         call did not create) or MalformedCallback."""
@@ -119,7 +123,14 @@ class StatusCallbacks:
                 "no status callback URL: STATUS_CALLBACK_URL is unset and the API's URL is not"
                 " known (API_URL_PARAMETER)"
             )
-        url = callback_url_of(public_url, query)
+        return self.accept(callback_url_of(public_url, query), query, form, signature)
+
+    def accept(
+        self, url: str, query: Mapping[str, str], form: Mapping[str, str], signature: str | None
+    ) -> bool:
+        """Check and apply one callback sent to `url` (query included, as Twilio signed it);
+        True if it changed the row's delivery status. The REST route and the callback function's
+        URL (chalicelib.api.callback_url) both come here."""
         check_signature(self._auth_token(), url, form, signature)
         status = DeliveryStatus.parse(query, form)
         binding = self._ledger.bind_callback(status.job_id, status.row, status.sid, status.to)

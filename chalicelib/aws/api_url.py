@@ -9,6 +9,11 @@ container that started before it was written, or an API Chalice made anew, catch
 the variable (tests, the local runtime) nothing is looked up. A parameter that cannot be read
 means no URL: messages ask for no status callback, and the webhook routes refuse every request,
 as when nothing is configured.
+
+Messages ask for their status callbacks at the callback function's URL (chalicelib.api.callback_url)
+when the stack has published it in the SSM parameter CALLBACK_URL_PARAMETER names, past API
+Gateway; until then, or when it cannot be read, at the REST route. The REST route keeps checking
+signatures over its own URL: messages sent before still call it.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ MISSING_MAX_AGE_SECONDS = 60.0
 
 
 class ApiUrl:
-    """The REST API's base URL (`https://ID.execute-api.REGION.amazonaws.com/api/`) from its SSM
-    parameter. Powertools' SSM provider keeps a value read for FOUND_MAX_AGE_SECONDS; it keeps no
-    failure, so a parameter that could not be read is remembered here, and warned of once."""
+    """A URL from its SSM parameter: the REST API's base URL
+    (`https://ID.execute-api.REGION.amazonaws.com/api/`), or the callback function's.
+    Powertools' SSM provider keeps a value read for FOUND_MAX_AGE_SECONDS; it keeps no failure,
+    so a parameter that could not be read is remembered here, and warned of once."""
 
     def __init__(
         self,
@@ -65,8 +71,10 @@ class ApiUrl:
                 if not self._warned:
                     self._warned = True
                     log.warning(
-                        "no REST API URL in the SSM parameter %s (%s): messages ask for no status"
-                        " callback and the webhook routes refuse requests until it is found",
+                        "no URL in the SSM parameter %s (%s) until it is found: without the"
+                        " REST API's, messages ask for no status callback and the webhook routes"
+                        " refuse requests; without the callback function's, callbacks go to the"
+                        " REST route",
                         self._parameter,
                         error,
                     )
@@ -82,15 +90,32 @@ class ApiUrl:
 
 
 class WebhookUrls:
-    """The webhook URLs, each the setting's when it is set, or else on the deployed API."""
+    """The webhook URLs, each the setting's when it is set, or else on the deployed API; a
+    message's status callbacks, else at the callback function's URL when it is known."""
 
-    def __init__(self, status: str | None, inbound: str | None, api: ApiUrl | None) -> None:
+    def __init__(
+        self,
+        status: str | None,
+        inbound: str | None,
+        api: ApiUrl | None,
+        callback_function: ApiUrl | None = None,
+    ) -> None:
         self._status = status
         self._inbound = inbound
         self._api = api
+        self._function = callback_function
 
     def status(self) -> str | None:
-        """The public URL of POST /twilio/status (None: no status callbacks)."""
+        """Where messages ask for status callbacks (None: nowhere): the callback function's URL
+        (chalicelib.api.callback_url) once the stack has published it, else the REST route."""
+        if self._status:
+            return self._status
+        function = None if self._function is None else self._function.get()
+        return function or self.status_route()
+
+    def status_route(self) -> str | None:
+        """The public URL of POST /twilio/status, which the route checks signatures over
+        (None: it refuses every callback)."""
         return self._status or self._on_api(STATUS_PATH)
 
     def inbound(self) -> str | None:

@@ -30,11 +30,13 @@ def test_deploy_command_deploys_everything_and_leaves_config_json_alone(
     # The tracked config is byte for byte what it was; the stack's values are in .chalice/stacks.
     assert (project / ".chalice" / "config.json").read_bytes() == deployed_stage.config_before
     overlay = json.loads(chalice_stage.stage_file(project, "dev").read_text())
-    # ... with where the functions find the API's URL, to ask for and check status callbacks.
+    # ... with where the functions find the API's URL, to ask for and check status callbacks,
+    # and the callback function's (moto has no function URLs: the stack's is left out there).
     parameter = "/callqueue/dev/api-url"
     assert overlay["environment_variables"] == {
         **stack.environment(),
         "API_URL_PARAMETER": parameter,
+        "CALLBACK_URL_PARAMETER": "/callqueue/dev/status-callback-url",
     }
     # One line per step, in order.
     lines = deployed_stage.deploy_output.splitlines()
@@ -43,6 +45,7 @@ def test_deploy_command_deploys_everything_and_leaves_config_json_alone(
         "stack",
         "functions",
         "ReportBatchItemFailures",
+        "callback",
         "REST",
         "stage",
     ]

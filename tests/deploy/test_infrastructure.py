@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from callqueue.deploy import infra
 from callqueue.deploy.moto_stack import moto_compatible
 from callqueue.deploy.stack import render_template
+from callqueue.deploy.stack_outputs import callback_url_parameter
 from chalicelib.api.delivery_metrics import DELIVERY_METRICS
 from chalicelib.observability import HIGH_RESOLUTION, NAMESPACE
 
@@ -128,6 +130,10 @@ def test_moto_copy_leaves_out_only_what_moto_cannot_create(template: dict[str, A
         "AWS::CloudWatch::Alarm",
         "AWS::SNS::Subscription",
         "AWS::CloudWatch::Dashboard",
+        # The callback function's URL, and the parameter publishing it: the local runtime serves
+        # its own (callqueue.local.function_url).
+        "AWS::Lambda::Url",
+        "AWS::SSM::Parameter",
     }
     assert "Dashboard" in dropped
     assert "DashboardName" not in document["Outputs"]
@@ -319,3 +325,48 @@ def test_each_stage_traces_exactly_where_it_has_xray() -> None:
             )
         }
         assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= actions, path.name
+
+
+def test_the_callback_function_gets_a_public_function_url_published_where_senders_read_it(
+    template: dict[str, Any],
+) -> None:
+    import app as app_module
+
+    assert infra.CALLBACK_FUNCTION in app_module.app.handler_map
+    function = {"Ref": "StatusCallbackFunction"}
+    (url,) = of_type(template, "AWS::Lambda::Url").values()
+    assert url["Condition"] == "HasStatusCallbackFunction"
+    assert url["Properties"]["AuthType"] == "NONE"
+    arn = url["Properties"]["TargetFunctionArn"]["Fn::Sub"]
+    assert arn.endswith(":function:${StatusCallbackFunction}")
+    permissions = {
+        p["Properties"]["Action"]: p for p in of_type(template, "AWS::Lambda::Permission").values()
+    }
+    via_url = permissions["lambda:InvokeFunctionUrl"]
+    assert via_url["Properties"] == {
+        "Action": "lambda:InvokeFunctionUrl",
+        "FunctionName": function,
+        "Principal": "*",
+        "FunctionUrlAuthType": "NONE",
+    }
+    # Public InvokeFunction, but only through the URL (new function URLs need both).
+    assert permissions["lambda:InvokeFunction"]["Properties"] == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": function,
+        "Principal": "*",
+        "InvokedViaFunctionUrl": True,
+    }
+    (parameter,) = of_type(template, "AWS::SSM::Parameter").values()
+    assert parameter["Properties"]["Value"] == {"Fn::GetAtt": ["StatusCallbackUrl", "FunctionUrl"]}
+    name = parameter["Properties"]["Name"]["Fn::Sub"]
+    for stage in ("dev", "prod"):
+        assert name.replace("${AppName}", "callqueue").replace(
+            "${Stage}", stage
+        ) == callback_url_parameter(stage)
+    for resource in (*permissions.values(), parameter):
+        assert resource["Condition"] == "HasStatusCallbackFunction"
+    # Without the function's name the stack deploys none of them (a stage's first deploy).
+    assert template["Parameters"]["StatusCallbackFunction"]["Default"] == ""
+    assert (
+        infra.function_name("dev", infra.CALLBACK_FUNCTION) == "callqueue-dev-status_callback_url"
+    )

@@ -233,18 +233,33 @@ def test_status_callbacks_may_read_and_bind_the_call_ledger_and_nothing_more() -
     }
 
 
-def test_only_the_sender_and_the_api_read_the_api_url_and_nothing_else_of_ssm() -> None:
-    # The sender asks for status callbacks at the API's URL; the API checks Twilio's signatures
-    # of it. No other function reads it, and no function reads any other parameter.
-    readers = {}
+def test_only_the_sender_and_the_api_read_the_webhook_urls_and_nothing_else_of_ssm() -> None:
+    # The sender asks for status callbacks at the callback function's URL, else the API's; the
+    # API checks Twilio's signatures of its own. No other function reads either (the callback
+    # function checks the URL it was called at), and none reads any other parameter.
+    readers: dict[str, set[tuple[str, frozenset[str]]]] = {}
     for function in infra.policy_sources():
         for resource, actions in grants(function).items():
-            ssm = {a for a in actions if a.startswith("ssm:")}
+            ssm = frozenset(a for a in actions if a.startswith("ssm:"))
             if ssm:
-                readers[function] = (resource, ssm)
+                readers.setdefault(function, set()).add((resource, ssm))
+    get = frozenset({"ssm:GetParameter"})
     assert readers == {
-        "handle_send_batch": ("${ApiUrlParameterArn}", {"ssm:GetParameter"}),
-        "api_handler": ("${ApiUrlParameterArn}", {"ssm:GetParameter"}),
+        "handle_send_batch": {("${ApiUrlParameterArn}", get), ("${CallbackUrlParameterArn}", get)},
+        "api_handler": {("${ApiUrlParameterArn}", get)},
+    }
+
+
+def test_the_callback_function_binds_records_and_reports_deliveries_and_nothing_more() -> None:
+    # What POST /twilio/status does, and only that: its URL is public, so its role is narrow.
+    assert grants("status_callback_url") == {
+        "${ResultsTableArn}": {"dynamodb:UpdateItem"},
+        "${IdempotencyTableArn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "${ErrorBusArn}": {"events:PutEvents"},
+        "${TwilioSecretArn}": {"secretsmanager:GetSecretValue"},
+        "${LogGroupArn}": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+        "${LogGroupArn}:*": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+        "*": {"xray:PutTraceSegments", "xray:PutTelemetryRecords"},
     }
 
 

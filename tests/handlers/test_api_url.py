@@ -218,3 +218,36 @@ def test_webhook_routes_refuse_everything_while_the_parameter_is_missing(client:
     inbound = post_signed(client, INBOUND, reply_form("STOP"))
 
     assert (status.status_code, inbound.status_code) == (403, 403)
+
+
+FUNCTION_PARAMETER = "/callqueue/dev/status-callback-url"
+FUNCTION_URL = "https://abc123.lambda-url.us-east-1.on.aws/"
+
+
+def test_messages_ask_for_callbacks_at_the_function_url_once_published(ssm: Any) -> None:
+    ssm.put_parameter(Name=PARAMETER, Value=API, Type="String")
+    ssm.put_parameter(Name=FUNCTION_PARAMETER, Value=FUNCTION_URL, Type="String")
+    urls = WebhookUrls(None, None, ApiUrl(ssm, PARAMETER), ApiUrl(ssm, FUNCTION_PARAMETER))
+
+    # Messages ask for the function URL; the REST route keeps checking its own URL.
+    assert (urls.status(), urls.status_route(), urls.inbound()) == (FUNCTION_URL, STATUS, INBOUND)
+    assert status_callback_url(FUNCTION_URL, JOB, 7) == f"{FUNCTION_URL}?job={JOB}&row=7"
+
+
+def test_messages_ask_for_callbacks_at_the_rest_route_until_the_function_url_is_published(
+    ssm: Any,
+) -> None:
+    ssm.put_parameter(Name=PARAMETER, Value=API, Type="String")
+    urls = WebhookUrls(None, None, ApiUrl(ssm, PARAMETER), ApiUrl(ssm, FUNCTION_PARAMETER))
+
+    assert (urls.status(), urls.status_route()) == (STATUS, STATUS)
+
+
+def test_a_status_callback_url_set_by_hand_wins_over_the_function_url(ssm: Any) -> None:
+    ssm.put_parameter(Name=FUNCTION_PARAMETER, Value=FUNCTION_URL, Type="String")
+    asked = count_reads(ssm)
+    own = "https://hooks.example/status"
+    urls = WebhookUrls(own, None, None, ApiUrl(ssm, FUNCTION_PARAMETER))
+
+    assert (urls.status(), urls.status_route()) == (own, own)
+    assert asked == []

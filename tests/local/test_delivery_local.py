@@ -1,7 +1,7 @@
 """End to end: `callqueue run` of messages and calls that the emulator ends delivered,
 undelivered and failed, answered, busy and no-answer (and one a machine answers). The emulator's
-signed status callbacks reach the runtime's API, and every final status shows in the summary,
-the JSON report and --outcomes."""
+signed status callbacks reach the callback function through the runtime's function URL, as on AWS
+past API Gateway, and every final status shows in the summary, the JSON report and --outcomes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -39,14 +40,20 @@ def test_run_shows_every_final_delivery_and_call_status(tmp_path: Path) -> None:
             body, url = ("hello", "") if api == "messages" else ("", VOICE)
             writer.writerow([api, to, FROM, body, url, amd])
     report, outcomes = tmp_path / "report.json", tmp_path / "outcomes.csv"
+    requests = tmp_path / "requests.jsonl"
 
     result = run_callqueue(
         "run", str(source), "--cps", "10", "--window", "1",
-        "--report", str(report), "--outcomes", str(outcomes),
+        "--report", str(report), "--outcomes", str(outcomes), "--requests-log", str(requests),
         cwd=tmp_path,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
+    # Every call asked for its callbacks at the function URL (its root), none at the REST route.
+    logged = [json.loads(line) for line in requests.read_text().splitlines()]
+    asked = [e["params"]["StatusCallback"] for e in logged if "StatusCallback" in e["params"]]
+    assert len(asked) == len(ROWS)
+    assert {urlsplit(url).path for url in asked} == {"/"}, asked
     rows = {int(r["row"]): r for r in csv.DictReader(io.StringIO(outcomes.read_text(), newline=""))}
     assert {
         n: (r["outcome"], r["delivery_status"], r["delivery_error_code"], r["answered_by"])
