@@ -154,7 +154,7 @@ class Dispatcher:
         def call(granted: list[tuple[int, float]]) -> None:
             stopped = self._suppressed_rows(run, [(group[i][2], slot) for i, slot in granted])
             if stopped is None:
-                return  # not read: no slot taken, the rows try again next tick
+                return  # not read: their slots go unused, the rows try again next tick
             for i, slot in granted:
                 slotted.add(i)
                 _, at, row = group[i]
