@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import boto3
@@ -255,6 +255,7 @@ def sender() -> Sender:
         ledger(),
         jobs=jobs().get,
         suppressed=suppression().suppressed,
+        suppressed_early=partial(suppression().suppressed, consistent=False),
         stops=stopped_number,
         suppress=suppression().add_from,
         limiter=limiter(),

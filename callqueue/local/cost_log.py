@@ -3,10 +3,12 @@
 
 - The moto server's requests, as AWS meters them (`AwsLog`, a WSGI middleware in front of moto):
   every request by service and operation, with its 64 KB chunks (SNS and SQS bill each chunk of
-  a payload as a request); DynamoDB's write and read units from the items' sizes in moto's tables
-  before and after each write, as on-demand billing counts them (a unit per 1 KB written, per
-  4 KB read; twice for a transaction, half for an eventually consistent read; a write to each
-  global index the item is in before or after).
+  a payload as a request), an SQS receive that found no message apart (`ReceiveMessage (empty)`:
+  the local pollers' short polls, which bench/cost.py replaces with AWS's long polls); DynamoDB's
+  write and read units from the items' sizes in moto's tables before and after each write, as
+  on-demand billing counts them (a unit per 1 KB written, per 4 KB read, per item of a
+  BatchGetItem, found or not; twice for a transaction, half for an eventually consistent read;
+  a write to each global index the item is in before or after).
 - Each Lambda invocation's duration, in the process that ran it (`invoked`), for GB-seconds.
 - The local REST API's requests (API Gateway bills each): `chalice local` logs a line a request,
   into `API_LOG` (callqueue.local.runtime).
@@ -33,6 +35,7 @@ LOG_ENV = "CALLQUEUE_COST_LOG"
 # The local REST API's own log in the cost log's directory: a line a request it answered.
 API_LOG = "api-requests.log"
 CHUNK_BYTES = 64 * 1024
+EMPTY_RECEIVE = "ReceiveMessage (empty)"
 
 _lock = threading.Lock()
 _logs: list[AwsLog] = []
@@ -83,6 +86,12 @@ def _operation(service: str, environ: dict[str, Any], body: bytes) -> str:
     return f"{method} {path.split('/')[1] if '/' in path else path}"
 
 
+def _received(response: list[bytes]) -> bool:
+    """Whether an SQS ReceiveMessage answer holds a message (JSON or query protocol)."""
+    body = b"".join(response)
+    return b'"Messages"' in body or b"<Message>" in body
+
+
 class AwsLog:
     """WSGI middleware in front of moto's application: counts what each request is billed."""
 
@@ -119,6 +128,8 @@ class AwsLog:
         else:
             result = list(self._app(environ, started))
         out = sum(len(part) for part in result)
+        if operation == "ReceiveMessage" and not _received(result):
+            operation = EMPTY_RECEIVE
         with self._lock:
             key = f"{service}:{operation}"
             self.requests[key] += 1

@@ -5,12 +5,14 @@ their outcomes published while the batch goes on calling.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.core.jobs import HELD
+from chalicelib.core.records import QueuedRow
 from chalicelib.sending.calls import Caller
 from chalicelib.sending.ledger_writes import LedgerWrites
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS, Metered, Pacer
@@ -28,6 +30,9 @@ JOB_RECHECK_SECONDS = 1.0
 # While a batch calls, its outcomes are published once this many are ready, or this often.
 EARLY_PUBLISH_COUNT = 10
 EARLY_PUBLISH_SECONDS = 0.5
+# A number's suppression read answers for its calls with slots up to this long after the read
+# (the rows of a tick take slots up to two ticks ahead): a later slot reads it again.
+FRESH_READ_SECONDS = 2 * DISPATCH_TICK_SECONDS
 
 
 @dataclass
@@ -44,6 +49,10 @@ class _Run:
     running: dict[Future[Done], Metered] = field(default_factory=dict)
     done: list[Done] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
+    # Numbers the suppression table said were not suppressed, with when they were read; and
+    # those it said were (they stay so for the rest of the batch).
+    read_at: dict[str, float] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)
 
     def give_back(self, items: list[Metered], delay: float) -> None:
         back = Done()
@@ -84,10 +93,13 @@ class Dispatcher:
         next call late. Taking slots a tick ahead, not for the whole batch at once, means a slot is
         seldom missed; a call whose thread still ran late for its slot takes a slot in a later tick.
         Rows without a slot before the call deadline (half the in-doubt time after the claim) go
-        back on the queue, their claims given back. A batch's rows span seconds, so the suppression
-        list is looked at again every second (`checked_at`: the last look): a number that failed
-        with a STOP a moment ago is not called again; and so are the jobs' states: the rows of a
-        job paused or cancelled since go back on the queue."""
+        back on the queue, their claims given back. Once its slot is booked, and before its call,
+        each row's number is read from the suppression list (strongly consistent), unless it
+        was read for a slot at most FRESH_READ_SECONDS earlier: a number another sender's
+        response stopped a moment ago is not called, and a row that waits ticks for a slot, or
+        misses one, is not read at every tick. A batch's rows span seconds, so the jobs' states
+        are looked at again every second (`checked_at`: the last look): the rows of a job paused
+        or cancelled since go back on the queue."""
         deadline = claimed_at + self._parts.ledger.call_deadline
         run = _Run(gateway, writes, claimed_at, deadline, checked_at, list(rows))
         with (
@@ -134,17 +146,23 @@ class Dispatcher:
         if not group:
             return True
         run.pending = run.pending[len(group) :]
-        # The suppression list, read for these rows just before their slots: a number another
-        # sender's response stopped a moment ago is not called.
-        group = self._drop_suppressed(group, run)
+        group = self._drop_stopped(group, run)
         if not group:
             return True
         slotted: set[int] = set()
 
         def call(granted: list[tuple[int, float]]) -> None:
+            stopped = self._suppressed_rows(run, [(group[i][2], slot) for i, slot in granted])
+            if stopped is None:
+                return  # not read: their slots go unused, the rows try again next tick
             for i, slot in granted:
                 slotted.add(i)
                 _, at, row = group[i]
+                if row.number in stopped:
+                    run.done.append(
+                        Done(published=[self._outcomes.suppressed(at, row, run.writes)])
+                    )
+                    continue
                 future = pool.submit(
                     self._caller.call, slot, at, row, run.gateway, run.writes, run.claimed_at
                 )
@@ -180,24 +198,44 @@ class Dispatcher:
                 run.done.append(result)
         run.pending.sort(key=_dispatch_order)
 
-    def _drop_suppressed(self, pending: list[Metered], run: _Run) -> list[Metered]:
-        """The rows still to call, less those to numbers suppressed since the batch began
-        (they end `suppressed`, their claims settled)."""
-        numbers = {n for _, _, r in pending if (n := r.number) is not None}
-        try:
-            stopped = self._parts.suppressed(numbers)
-        except Exception:
-            # The batch's first look stands; the next one is in a second (the error is logged).
-            log.exception("could not look at the suppression list again")
-            return pending
+    def _drop_stopped(self, pending: list[Metered], run: _Run) -> list[Metered]:
+        """The rows still to call, less those to numbers this batch already knows are suppressed
+        (a read, or a response of this container): they end `suppressed` without a slot."""
         keep = []
         for item in pending:
             _, at, row = item
-            if row.number in stopped or self._outcomes.stopped(row.number):
+            if row.number in run.stopped or self._outcomes.stopped(row.number):
                 run.done.append(Done(published=[self._outcomes.suppressed(at, row, run.writes)]))
             else:
                 keep.append(item)
         return keep
+
+    def _suppressed_rows(
+        self, run: _Run, slotted: list[tuple[QueuedRow, float]]
+    ) -> set[str] | None:
+        """Which numbers of rows given slots must not be called: those not read for a slot
+        within FRESH_READ_SECONDS are read (each distinct number once, 100 to a request), and
+        the batch's own knowledge added. None when the list could not be read: no row may be
+        called on an older look (the error is logged)."""
+        stale = {
+            number
+            for row, slot in slotted
+            if (number := row.number) is not None
+            and number not in run.stopped
+            and slot - run.read_at.get(number, -math.inf) > FRESH_READ_SECONDS
+        }
+        if stale:
+            # The read answers for the table as it was when asked, not when it answered.
+            asked = self._parts.clock()
+            try:
+                found = self._parts.suppressed(stale)
+            except Exception:
+                log.exception("could not read the suppression list; the rows wait a tick")
+                return None
+            run.stopped |= found
+            run.read_at.update((number, asked) for number in stale - found)
+        numbers = {n for row, _ in slotted if (n := row.number) is not None}
+        return {n for n in numbers if n in run.stopped or self._outcomes.stopped(n)}
 
     def _stopped_jobs(self, job_ids: set[str]) -> set[str]:
         """Those of `job_ids` now paused or cancelled; none when the jobs cannot be read (the

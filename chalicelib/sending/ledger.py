@@ -93,16 +93,20 @@ class CallLedger:
 
     def claim(self, job_id: str, row: int, attempt: int) -> Claim:
         now = self._clock()
-        if not self._put_claim(job_id, row, attempt, now):
+        refused = self._put_claim(job_id, row, attempt, now)
+        if refused is None:
+            return Claim("call", held_at=now)
+        if not refused:
             return self._existing(job_id, row, attempt, now)
-        return Claim("call", held_at=now)
+        return self._verdict(refused, job_id, row, attempt, now)
 
     def claim_all(self, attempts: Sequence[Attempt]) -> list[Claim]:
         """A verdict for each attempt, in order, as `claim` gives: each row's claim is a
         conditional put of its own, up to CLAIM_THREADS at once (a transaction of the same
         claims bills each item twice, and the rows are independent:
         docs/decisions/dynamodb-units.md). The rows whose claims were refused were seen before:
-        their verdicts come from their items, read together."""
+        their verdicts come from their items as each refusal returned them (no read), or, where
+        DynamoDB returned none, from their items read together."""
         verdicts: list[Claim | None] = [None] * len(attempts)
         rows: set[tuple[str, int]] = set()
         first: list[int] = []
@@ -113,9 +117,14 @@ class CallLedger:
                 first.append(i)
         now = self._clock()
         claimed = self._claim_each([attempts[i] for i in first], now)
-        seen = [i for i, ok in zip(first, claimed, strict=True) if not ok]
-        for i in (i for i, ok in zip(first, claimed, strict=True) if ok):
-            verdicts[i] = Claim("call", held_at=now)
+        seen: list[int] = []
+        for i, refused in zip(first, claimed, strict=True):
+            if refused is None:
+                verdicts[i] = Claim("call", held_at=now)
+            elif refused:
+                verdicts[i] = self._verdict(refused, *attempts[i], now)
+            else:
+                seen.append(i)
         for start in range(0, len(seen), MAX_BATCH_GET_KEYS):
             chunk = seen[start : start + MAX_BATCH_GET_KEYS]
             found = self._existing_all([attempts[i] for i in chunk], now)
@@ -123,14 +132,15 @@ class CallLedger:
                 verdicts[i] = verdict
         return [v if v is not None else self.claim(*attempts[i]) for i, v in enumerate(verdicts)]
 
-    def _claim_each(self, attempts: Sequence[Attempt], now: float) -> list[bool]:
-        """Each attempt's claim put, up to CLAIM_THREADS at once: whether it landed. All or
+    def _claim_each(self, attempts: Sequence[Attempt], now: float) -> list[dict[str, Any] | None]:
+        """Each attempt's claim put, up to CLAIM_THREADS at once: None where it landed, else
+        what refused it (`_put_claim`). All or
         none, as the transaction they replace was: when a put fails (throttled, a network
         error), the claims that landed are given back (open to this attempt again, as for a
         call Twilio did not process) and the error raised, so the batch's redelivery calls its
         rows at once rather than waiting out the in-doubt time for calls never made."""
 
-        def put(attempt: Attempt) -> bool | BaseException:
+        def put(attempt: Attempt) -> dict[str, Any] | BaseException | None:
             try:
                 return self._put_claim(*attempt, now)
             except Exception as error:  # noqa: BLE001 - raised below, once the rest are back
@@ -143,9 +153,9 @@ class CallLedger:
             results = [put(a) for a in attempts]
         errors = [r for r in results if isinstance(r, BaseException)]
         if not errors:
-            return [r is True for r in results]
+            return [r for r in results if not isinstance(r, BaseException)]
         for attempt, result in zip(attempts, results, strict=True):
-            if result is True:
+            if result is None:
                 self._give_back(*attempt, now)
         raise errors[0]
 
@@ -169,13 +179,16 @@ class CallLedger:
         except Exception:
             log.warning("could not give back the claim of %s row %d", job_id, row, exc_info=True)
 
-    def _put_claim(self, job_id: str, row: int, attempt: int, now: float) -> bool:
-        """The row claimed for this attempt; False when its condition refused it."""
+    def _put_claim(self, job_id: str, row: int, attempt: int, now: float) -> dict[str, Any] | None:
+        """The row claimed for this attempt: None; or, when its condition refused it, the row's
+        item as the condition found it (the refusal returns it, so no read is billed), empty
+        when DynamoDB did not return it."""
         try:
             self._db.put_item(**self._claim_put(job_id, row, attempt, now))
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        except self._db.exceptions.ConditionalCheckFailedException as refused:
+            item: dict[str, Any] = getattr(refused, "response", {}).get("Item") or {}
+            return dict(item)
+        return None
 
     def _claim_put(self, job_id: str, row: int, attempt: int, now: float) -> dict[str, Any]:
         return {
@@ -197,6 +210,7 @@ class CallLedger:
                 ":retry": {"S": "retry"},
                 ":attempt": {"N": str(attempt)},
             },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
     def _existing(self, job_id: str, row: int, attempt: int, now: float) -> Claim:

@@ -30,7 +30,10 @@ LOOKUP_TIMEOUT_SECONDS = 15.0
 @dataclass(frozen=True)
 class SenderParts:
     """What a sender works with. The gateway is a factory so credentials are read on first use,
-    not at import. `jobs` reads a job; `suppressed` reads the suppression list; `stops` says
+    not at import. `jobs` reads a job; `suppressed` reads the suppression list (strongly
+    consistent: what decides whether a row is called); `suppressed_early`, if given, is a
+    cheaper look (eventually consistent) for a batch's first sort, which only spares the rows to
+    numbers long suppressed their slots; `stops` says
     which number an outcome says must never be called again (STOP, landline, invalid), if any,
     and `suppress` adds it to the list. `limiter` meters every call on the account's shared
     rate (None: each row goes at its own time). The clock, sleep and randomness are injected
@@ -42,6 +45,7 @@ class SenderParts:
     ledger: CallLedger
     jobs: Callable[[str], Job | None] = lambda _: None
     suppressed: Callable[[set[str]], set[str]] = lambda _: set()
+    suppressed_early: Callable[[set[str]], set[str]] | None = None
     stops: Callable[[dict[str, Any]], str | None] = lambda _: None
     suppress: Callable[[dict[str, Any]], object] = lambda _: None
     limiter: RateLimiter | None = None

@@ -93,7 +93,10 @@ class Sender:
         batch = _Batch()
         due, cancelled = self._sort_out(list(rows), batch)
         checked_at = self._clock()
-        suppressed = self._parts.suppressed({n for _, r in due if (n := r.number) is not None})
+        # A first sort only: the rows to numbers already suppressed end here, without taking
+        # slots. What decides a call is the dispatcher's consistent read once its slot is booked.
+        early = self._parts.suppressed_early or self._parts.suppressed
+        suppressed = early({n for _, r in due if (n := r.number) is not None})
         # Rows of one batch may arrive in any order; they are metered and called in due order.
         ordered = sorted(due, key=lambda item: item[0])
         writes = self._ledger.writes(sleep=self._parts.sleep)

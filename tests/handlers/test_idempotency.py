@@ -39,6 +39,8 @@ class Counting:
         self.calls: list[str] = []
         self.unprocessed_rounds = 0
         self.unprocessed_gets = 0
+        # As a DynamoDB that returns no item with a refused write.
+        self.refusals_without_items = False
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
@@ -51,7 +53,12 @@ class Counting:
             if name == "batch_get_item" and self.unprocessed_gets:
                 self.unprocessed_gets -= 1
                 return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
-            return method(**kwargs)
+            try:
+                return method(**kwargs)
+            except self.exceptions.ConditionalCheckFailedException as refused:
+                if self.refusals_without_items:
+                    refused.response.pop("Item", None)
+                raise
 
         return call
 
@@ -126,8 +133,28 @@ def test_rows_seen_before_get_the_verdict_a_single_claim_gives(db: Counting) -> 
     assert [c.verdict for c in claims] == ["wait", "done", "call", "stale", "call"]
     assert claims[1].envelope == {"outcome": "sent"}
     assert state(db, 3)["attempt"] == {"N": "2"} and state(db, 5)["state"] == {"S": "calling"}
-    # A conditional put a row, then the verdicts of those refused read together.
-    assert db.calls == ["put_item"] * 5 + ["batch_get_item"]
+    # A conditional put a row; the verdicts of those refused come from the items the refusals
+    # returned, with no read.
+    assert db.calls == ["put_item"] * 5
+
+
+def test_rows_seen_before_are_read_together_when_their_refusals_return_no_item(
+    db: Counting,
+) -> None:
+    clock = Clock()
+    calls = ledger(db, clock)
+    calls.claim("j", 1, 1)
+    calls.claim("j", 2, 1)
+    calls.completed("j", 2, 1, {"outcome": "sent"})
+    db.calls.clear()
+    db.refusals_without_items = True
+
+    claims = calls.claim_all([("j", 1, 1), ("j", 2, 1), ("j", 3, 1)])
+
+    assert [c.verdict for c in claims] == ["wait", "done", "call"]
+    assert db.calls == ["put_item"] * 3 + ["batch_get_item"]
+    assert calls.claim("j", 2, 1).verdict == "done"  # one row alone: a GetItem
+    assert db.calls[-2:] == ["put_item", "get_item"]
 
 
 def test_the_verdicts_of_rows_seen_before_are_read_again_when_dynamodb_leaves_them(
@@ -139,6 +166,7 @@ def test_the_verdicts_of_rows_seen_before_are_read_again_when_dynamodb_leaves_th
         calls.claim("j", row, 1)
     db.calls.clear()
     db.unprocessed_gets = 1
+    db.refusals_without_items = True
 
     claims = calls.claim_all([("j", row, 1) for row in range(1, 43)])
 
