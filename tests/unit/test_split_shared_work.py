@@ -1,6 +1,6 @@
 """Work a row shares with others or with an earlier step, against doing it again: an API's JSON
 looked up, a record's column layout found once for both the API and its parameters, validate's
-request kept when the row carries nothing."""
+request kept when the row carries nothing, a value's check kept for the rows that repeat it."""
 
 from __future__ import annotations
 
@@ -24,9 +24,16 @@ from chalicelib.intake.rows import (
     too_large_reason,
 )
 from chalicelib.intake.validation import InvalidRow, validate
-from chalicelib.intake.validation.api_params import COLUMNS
+from chalicelib.intake.validation.api_params import COLUMNS, PARAMS, Param
 from chalicelib.intake.validation.row_checks import _api, _collect, _layout
 from chalicelib.intake.validation.templates import JobParams
+from chalicelib.intake.validation.value_checks import (
+    _CHECKS,
+    Context,
+    _checked_text,
+    _kept,
+    clear_checked,
+)
 
 
 @given(st.one_of(st.sampled_from(APIS), st.text(max_size=8)))
@@ -130,3 +137,82 @@ def test_a_checked_row_is_the_row_checked_with_a_request_of_its_own(
 @pytest.mark.parametrize("api", APIS)
 def test_every_api_has_its_json_looked_up(api: str) -> None:
     assert api_json(api) == f'"{api}"'
+
+
+_SPECS = st.sampled_from(
+    [
+        (name, spec)
+        for params in PARAMS.values()
+        for name, spec in params.items()
+        if spec.kind not in ("json", "text")
+    ]
+)
+_TEXTS = st.one_of(
+    st.sampled_from(
+        [
+            "+15005550006",
+            "(415) 555-0100",
+            "whatsapp:+447700900123",
+            "messenger:abc",
+            "sip:a@b.com",
+            "client:bob",
+            "12345",
+            "ACME Ltd",
+            "MG" + _HEX,
+            "https://e.com/x",
+            "true",
+            "FALSE",
+            "42",
+            "-7",
+            "sms",
+            "US",
+            "2026-12-07T01:00:00",
+            "+44 (0) 20 7946 0018",
+        ]
+    ),
+    st.text(max_size=16),
+)
+
+
+def _checked_now(text: str, spec: Any, context: Context) -> Any:
+    try:
+        return _checked_text(text, spec, context)
+    except InvalidRow as error:
+        return (type(error).__name__, str(error))
+
+
+def _checked_plain(text: str, spec: Any, context: Context) -> Any:
+    try:
+        return _CHECKS[spec.kind](text, spec, context)
+    except InvalidRow as error:
+        return (type(error).__name__, str(error))
+
+
+_DONE = st.sampled_from([{}, {"Channel": "email"}, {"CountryCode": "GB"}])
+
+
+@given(
+    st.lists(st.tuples(_SPECS, _TEXTS, _DONE), min_size=1, max_size=6),
+    st.sampled_from([None, "US", "GB"]),
+)
+def test_a_value_checked_once_is_the_value_checked_again(
+    values: list[tuple[tuple[str, Any], str, dict[str, str]]], region: str | None
+) -> None:
+    clear_checked()
+    for _ in range(2):  # the second time from what the first kept
+        # The parameters converted before a value differ from row to row.
+        for (_, spec), text, done in values:
+            context = Context(done, region)
+            assert _checked_now(text, spec, context) == _checked_plain(text, spec, context)
+        values = [(spec, text, {} if done else {"Channel": "email"}) for spec, text, done in values]
+
+
+def test_a_value_kept_for_one_param_is_not_given_for_another() -> None:
+    clear_checked()
+    ten, one = Param("integer", maximum=10), Param("integer", maximum=1)
+    context = Context({}, None)
+    assert _checked_text("5", ten, context) == "5"
+    # As if `one` had been made where `ten` was: the same id, another Param.
+    _kept[("5", id(one), None)] = (ten, "5")
+    with pytest.raises(InvalidRow, match="out of range"):
+        _checked_text("5", one, context)
