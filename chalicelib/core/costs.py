@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, Rounded, localcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -177,31 +177,93 @@ def unit_price(charge: Charge, prices: PriceTable) -> Decimal | None:
     return prices.countries.get(charge.country, {}).get(charge.kind)
 
 
+# What a row is tallied by until the estimate is read: (api, kind, country, units), the kind
+# "execution" for a row no price kind covers.
+_Tally = tuple[str, str, str | None, Decimal | int]
+
+
+def _tally_of(request: CallRequest, prices: PriceTable, segments: int | None) -> _Tally:
+    """charge_of as a tally key, without building a Charge; `segments`: the Body's sms_segments
+    count when the caller has it (None: counted here)."""
+    api = request.api
+    params = request.params
+    number = number_in(params)
+    country = country_of(number)
+    if api == "messages":
+        if number is not None and number.startswith("whatsapp:"):
+            return api, "whatsapp", country, 1
+        if params.get("MediaUrl"):
+            return api, "mms", country, 1
+        return api, "sms_segment", country, message_cost(params, segments)
+    charge = charge_of(request, prices)
+    if charge is None:
+        return api, "execution", None, 0
+    return api, charge.kind, charge.country, charge.units
+
+
 @dataclass
 class CostEstimate:
-    """The running estimate of a file's rows: add each valid row's request."""
+    """The running estimate of a file's rows: add each valid row's request.
+
+    Rows are tallied per (api, kind, country, units) and priced when the estimate is read, so a
+    file's rows cost a dictionary update each; the lines equal those of pricing row by row
+    (tests/unit/test_cost_tally.py)."""
 
     prices: PriceTable
     # (api, kind, country) -> [rows, units]
-    priced: dict[tuple[str, str, str], list[Decimal]] = field(default_factory=dict)
+    _priced: dict[tuple[str, str, str], list[Decimal]] = field(default_factory=dict, repr=False)
     # (api, kind, country or "unknown") -> rows
-    unpriced: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    _unpriced: dict[tuple[str, str, str], int] = field(default_factory=dict, repr=False)
+    _pending: dict[_Tally, int] = field(default_factory=dict, repr=False, compare=False)
 
-    def add(self, request: CallRequest) -> None:
-        charge = charge_of(request, self.prices)
-        price = None if charge is None else unit_price(charge, self.prices)
-        if charge is None or price is None:
-            kind = "execution" if charge is None else charge.kind
-            where = "unknown" if charge is None or charge.country is None else charge.country
-            key = (request.api, kind, where)
-            self.unpriced[key] = self.unpriced.get(key, 0) + 1
-            return
-        key = (request.api, charge.kind, charge.country or "*")
-        line = self.priced.get(key)
-        if line is None:
-            line = self.priced[key] = [Decimal(0), Decimal(0)]
-        line[0] += 1
-        line[1] += charge.units
+    @property
+    def priced(self) -> dict[tuple[str, str, str], list[Decimal]]:
+        self._settle()
+        return self._priced
+
+    @property
+    def unpriced(self) -> dict[tuple[str, str, str], int]:
+        self._settle()
+        return self._unpriced
+
+    # Mutable, so unhashable, as the dataclass it replaces the comparison of.
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CostEstimate):
+            return NotImplemented
+        return (self.prices, self.priced, self.unpriced) == (
+            other.prices,
+            other.priced,
+            other.unpriced,
+        )
+
+    def add(self, request: CallRequest, segments: int | None = None) -> None:
+        """`segments`: the Body's sms_segments count, when the caller has counted it."""
+        key = _tally_of(request, self.prices, segments)
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+
+    def _settle(self) -> None:
+        # In the order the tallies came: a line's place is that of its first row, as row by row.
+        pending, self._pending = self._pending, {}
+        for (api, kind, country, units), rows in pending.items():
+            if kind == "execution":
+                self._count_unpriced((api, kind, "unknown"), rows)
+                continue
+            charge = Charge(kind, country, Decimal(units))
+            if unit_price(charge, self.prices) is None:
+                self._count_unpriced((api, kind, country or "unknown"), rows)
+                continue
+            key = (api, kind, country or "*")
+            line = self._priced.get(key)
+            if line is None:
+                line = self._priced[key] = [Decimal(0), Decimal(0)]
+            line[0] += rows
+            line[1] = _added(line[1], charge.units, rows)
+
+    def _count_unpriced(self, key: tuple[str, str, str], rows: int) -> None:
+        self._unpriced[key] = self._unpriced.get(key, 0) + rows
 
     def amount(self, api: str, kind: str, country: str) -> Decimal:
         units = self.priced[(api, kind, country)][1]
@@ -252,3 +314,18 @@ class CostEstimate:
             "assumed_call_minutes": float(p.assumed_call_minutes),
             "prices": {"as_of": p.as_of, "source": p.source, "note": p.note},
         }
+
+
+def _added(total: Decimal, units: Decimal, times: int) -> Decimal:
+    """total + units added `times` times, as one multiplication when that rounds nothing (units
+    are whole for all but a call's assumed minutes); else one addition at a time, as the
+    context rounds each."""
+    with localcontext() as exact:
+        exact.traps[Inexact] = exact.traps[Rounded] = True
+        try:
+            return total + units * times
+        except (Inexact, Rounded):
+            pass
+    for _ in range(times):
+        total += units
+    return total

@@ -79,10 +79,13 @@ def _count(units: list[int], single: int, part: int) -> int:
     return segments
 
 
-def message_cost(params: Mapping[str, object]) -> int:
+def message_cost(params: Mapping[str, object], segments: int | None = None) -> int:
     """What a message costs on its sender's limit: its SMS segments (Twilio meters senders by
-    segment); a message with media or no body, one."""
+    segment); a message with media or no body, one. `segments`: sms_segments(Body)'s count when
+    the caller has it (None: counted here)."""
     body = params.get("Body")
     if not isinstance(body, str) or not body or params.get("MediaUrl"):
         return 1
-    return max(1, sms_segments(body)[1])
+    if segments is None:
+        segments = sms_segments(body)[1]
+    return segments if segments > 1 else 1

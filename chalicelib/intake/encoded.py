@@ -14,16 +14,26 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from chalicelib.core.records import APIS
+
 _COMPACT: Final = (",", ":")
 # What json.dumps(value, separators=_COMPACT) uses, built once: dumps builds an encoder per call
 # when given any argument.
 _ENCODE: Final = json.JSONEncoder(separators=_COMPACT).encode
 _CARRIED_KEY: Final = ',"carried":'
+# Every row names one of a few APIs: each one's JSON is written once.
+_API_JSON: Final[dict[str, str]] = {api: _ENCODE(api) for api in APIS}
 
 
 def compact(value: Any) -> str:
     """`value` as the pipeline writes it: compact JSON, non-ASCII escaped."""
     return _ENCODE(value)
+
+
+def api_json(api: str) -> str:
+    """compact(api), looked up for the APIs there are."""
+    known = _API_JSON.get(api)
+    return compact(api) if known is None else known
 
 
 def carried_member(carried: Mapping[str, str]) -> str:
@@ -42,6 +52,6 @@ def chunk_line(number: int, api: str, params_json: str, offset: float, carried: 
     """The chunk file's line of a row (ChunkRow.to_json, compact)."""
     # json writes a float as repr() does; an offset is finite (rows / cps).
     return (
-        f'{{"row":{number},"api":{compact(api)},"params":{params_json},'
+        f'{{"row":{number},"api":{api_json(api)},"params":{params_json},'
         f'"offset":{float(offset)!r}{carried}}}'
     )

@@ -9,6 +9,7 @@ from typing import Final
 
 from chalicelib.core.costs import CostEstimate, PriceTable
 from chalicelib.core.metering import SENDER_QUEUE_SECONDS, SenderLimits
+from chalicelib.core.records import CallRequest
 from chalicelib.core.schedule import Schedule
 from chalicelib.core.segments import message_cost, sms_segments
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
@@ -142,21 +143,31 @@ def plan(
             result.preview.append(preview_of(item))
         api = item.request.api
         result.by_api[api] = result.by_api.get(api, 0) + 1
-        result.cost.add(item.request)
-        body = item.request.params.get("Body")
-        if api == "messages" and isinstance(body, str):
-            encoding, count = sms_segments(body)
-            result.segments[encoding] += count
-            result.messages_by_encoding[encoding] += 1
-        sender = item.request.params.get("From")
-        if api == "messages" and isinstance(sender, str):
-            cost = message_cost(item.request.params)
-            result.sender_segments[sender] = result.sender_segments.get(sender, 0) + cost
+        if api == "messages":
+            _count_message(result, item.request)
+        else:
+            result.cost.add(item.request)
     # Each group's rows fill chunks of their own (chalicelib.intake.chunking).
     size = schedule.chunk_size
     result.chunks = sum(math.ceil(rows / size) for rows in result.groups.values())
     result.eta_seconds = schedule.eta_seconds(result.valid)
     return result
+
+
+def _count_message(result: Plan, request: CallRequest) -> None:
+    """A message's segments, counted once for the plan's totals, its sender and its cost."""
+    params = request.params
+    body = params.get("Body")
+    count = None
+    if isinstance(body, str):
+        encoding, count = sms_segments(body)
+        result.segments[encoding] += count
+        result.messages_by_encoding[encoding] += 1
+    result.cost.add(request, count)
+    sender = params.get("From")
+    if isinstance(sender, str):
+        cost = message_cost(params, count)
+        result.sender_segments[sender] = result.sender_segments.get(sender, 0) + cost
 
 
 def preview_of(item: Accepted) -> dict[str, object]:

@@ -20,7 +20,7 @@ from chalicelib.core.limits import MAX_ROW_BYTES
 from chalicelib.core.records import CallRequest, QueuedRow
 from chalicelib.core.windows import SendWindow
 from chalicelib.intake.carry import DEFAULT_CARRY, Carry
-from chalicelib.intake.encoded import carried_member, compact, sized_from
+from chalicelib.intake.encoded import api_json, carried_member, compact, sized_from
 from chalicelib.intake.parsing import ByteStream, Format, read_records
 from chalicelib.intake.validation import InvalidRow, validate
 from chalicelib.intake.validation.templates import FileColumns, JobParams
@@ -82,7 +82,7 @@ _EMPTY_QUEUED: Final = travelling_bytes(0, CallRequest("", {}))  # type: ignore[
 def encoded_bytes(number: int, request: CallRequest, params_json: str) -> int:
     """travelling_bytes from the parameters' compact JSON, without serialising them again."""
     return sized_from(
-        _EMPTY_QUEUED, number, compact(request.api), params_json, carried_member(request.carried)
+        _EMPTY_QUEUED, number, api_json(request.api), params_json, carried_member(request.carried)
     )
 
 
@@ -137,7 +137,10 @@ def _checked(
 ) -> Accepted | Rejected:
     try:
         valid = validate(fields, default_region, params)
-        request = CallRequest(valid.api, valid.params, carried=carry.carried_of(fields))
+        carried = carry.carried_of(fields)
+        # validate's request carries nothing: it is the row's request when the row has nothing
+        # to carry either.
+        request = CallRequest(valid.api, valid.params, carried=carried) if carried else valid
         params_json = compact(request.params)
         size = encoded_bytes(number, request, params_json)
     except InvalidRow as error:

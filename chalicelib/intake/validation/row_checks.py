@@ -71,8 +71,9 @@ def validate(
         # scalar (every CSV cell) has no depth to measure.
         if isinstance(value, _NESTED) and _value_depth(value) > MAX_JSON_DEPTH:
             raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
-    api = _api(merged)
-    present = _collect(api, fields)
+    layout = _layout(tuple(fields))
+    api = _api(merged, layout if merged is fields else None)
+    present = _collect(api, fields, layout)
     if job_params:
         # By parameter, not by column name: a row's `To` is Lookup's PhoneNumber too.
         present = {**_collect(api, job_params.values), **present}
@@ -110,10 +111,11 @@ def _value_depth(value: object) -> int:
     return deepest
 
 
-def _api(fields: Mapping[str, Any]) -> Api:
+def _api(fields: Mapping[str, Any], layout: _Layout | None = None) -> Api:
+    """`layout`: _layout of the fields' names, when the caller has it."""
     values = {
         form_text(value).strip()
-        for column in _layout(tuple(fields)).api_columns
+        for column in (layout or _layout(tuple(fields))).api_columns
         if not is_empty(value := fields[column])
     }
     if not values:
@@ -127,10 +129,10 @@ def _api(fields: Mapping[str, Any]) -> Api:
     raise InvalidRow(f"unknown api {given!r}; expected one of {', '.join(APIS)}")
 
 
-def _collect(api: Api, fields: Mapping[str, Any]) -> dict[str, Any]:
+def _collect(api: Api, fields: Mapping[str, Any], layout: _Layout | None = None) -> dict[str, Any]:
     present: dict[str, Any] = {}
     source: dict[str, str] = {}
-    for column, name in _layout(tuple(fields)).params[api]:
+    for column, name in (layout or _layout(tuple(fields))).params[api]:
         value = fields[column]
         if is_empty(value):
             continue

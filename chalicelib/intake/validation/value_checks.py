@@ -104,11 +104,43 @@ def _convert_one(name: str, spec: Param, value: Any, context: Context) -> str:
         return text
     text = text.strip()
     try:
-        return _CHECKS[spec.kind](text, spec, context)
+        return _checked_text(text, spec, context)
     except InvalidNumber as error:
         raise error.named(name) from None
     except InvalidRow as error:
         raise InvalidRow(f"{name} {error}") from None
+
+
+# The kinds whose check reads nothing but the text, the Param and the default region: a
+# file's rows repeat their values (a From, a StatusCallback, a Channel), each checked once while
+# it is kept. Refusals are not kept. Keyed by the Param's identity, kept beside it (a Param is
+# compared by all its fields, slower than checking the value again).
+_SHARED_KINDS: Final = frozenset(
+    {"integer", "boolean", "url", "sid", "enum", "country", "phone", "message_from",
+     "message_to", "call_endpoint", "flow_from"}
+)  # fmt: skip
+_KEEP_CHECKED: Final = 4096
+_kept: dict[tuple[str, int, str | None], tuple[Param, str]] = {}
+
+
+def clear_checked() -> None:
+    """Forgets the values checked so far (for tests)."""
+    _kept.clear()
+
+
+def _checked_text(text: str, spec: Param, context: Context) -> str:
+    """_CHECKS[spec.kind](text, spec, context), once per value of a shared kind."""
+    if spec.kind not in _SHARED_KINDS:
+        return _CHECKS[spec.kind](text, spec, context)
+    key = (text, id(spec), context.default_region)
+    known = _kept.get(key)
+    if known is not None and known[0] is spec:
+        return known[1]
+    result = _CHECKS[spec.kind](text, spec, context)
+    if len(_kept) >= _KEEP_CHECKED:
+        _kept.clear()
+    _kept[key] = (spec, result)
+    return result
 
 
 def _json_object(name: str, value: Any) -> str:
