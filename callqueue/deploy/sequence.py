@@ -76,9 +76,13 @@ def deploy(
     callback = infra.function_name(stage, infra.CALLBACK_FUNCTION)
     # moto has no function URLs (its copy of the stack leaves them out), and its updates make
     # some resources anew (new names), which the functions just deployed would not know.
-    if not existed and not target.moto:
-        _stack(target, stage, {**parameters, infra.CALLBACK_PARAMETER: callback})
-    clock.done(f"callback function URL on {callback}, published in {callback_url_parameter(stage)}")
+    if target.moto:
+        clock.done("callback function URL: none on moto, status callbacks come to the REST route")
+    else:
+        if not existed:
+            _stack(target, stage, {**parameters, infra.CALLBACK_PARAMETER: callback})
+        published = callback_url_parameter(stage)
+        clock.done(f"callback function URL on {callback}, published in {published}")
     url = rest_api_url(target.project_dir, stage)
     if url is not None:
         target.client("ssm").put_parameter(
