@@ -78,7 +78,7 @@ def _e164(text: str, default_region: str | None, *, valid: bool) -> str:
     if why is None and valid:
         # phonenumbers.is_valid_number, with the region it finds kept for the row's price.
         region = phonenumbers.region_code_for_number(number)
-        if phonenumbers.is_valid_number_for_region(number, region):
+        if region is not None and phonenumbers.is_valid_number_for_region(number, region):
             remember_country(e164, region)
         else:
             why = f"not in a range of numbers +{number.country_code} assigns"
