@@ -143,7 +143,9 @@ def test_twilios_test_numbers_are_taken_as_they_are(number: str) -> None:
 def test_twilios_test_numbers_pass_even_where_the_metadata_says_invalid(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(module.phonenumbers, "is_valid_number", lambda number: False)
+    monkeypatch.setattr(
+        module.phonenumbers, "is_valid_number_for_region", lambda number, region: False
+    )
     module.clear_cache()
     try:
         for number in TWILIO_TEST_NUMBERS:
@@ -261,3 +263,44 @@ def test_a_national_format_needs_the_default_region(example: tuple[str, PhoneNum
 @given(st.from_regex(r"[1-9][0-9]{5,12}", fullmatch=True))
 def test_digits_without_a_country_code_are_refused_without_a_default_region(digits: str) -> None:
     assert refusal(digits) == f"{digits} is not a valid phone number ({NO_COUNTRY_CODE})"
+
+
+@given(st.sampled_from(EXAMPLES), st.booleans())
+def test_the_country_a_check_keeps_is_the_one_the_price_would_find(
+    example: tuple[str, PhoneNumber], national: bool
+) -> None:
+    # The row check keeps each valid number's country for the cost estimate
+    # (chalicelib.core.costs.country_of), which then does not parse the number again: it must be
+    # the country a parse of the E.164 form finds, however the number was typed.
+    from chalicelib.core import costs
+
+    region, number = example
+    typed = (
+        phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        if national
+        else phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+    )
+    module.clear_cache()
+    costs.country_of.cache_clear()
+    try:
+        e164 = normalise_number(typed, region if national else None)
+    except InvalidNumber:
+        return  # a national form some regions do not read back: nothing kept
+    assert e164 in costs._KNOWN_COUNTRIES
+    kept = costs._KNOWN_COUNTRIES.pop(e164)
+    assert kept == costs.country_of(e164)
+    costs.country_of.cache_clear()
+    costs._KNOWN_COUNTRIES[e164] = kept
+    assert costs.country_of(e164) == kept
+
+
+def test_a_refused_number_keeps_no_country() -> None:
+    from chalicelib.core import costs
+
+    module.clear_cache()
+    costs._KNOWN_COUNTRIES.clear()
+    with pytest.raises(InvalidNumber):
+        normalise_number("+1555")
+    with pytest.raises(InvalidNumber):
+        normalise_number("+12010000000")  # exchange 000: not a range +1 assigns
+    assert costs._KNOWN_COUNTRIES == {}

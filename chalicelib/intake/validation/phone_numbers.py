@@ -24,6 +24,7 @@ from typing import Final
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, ValidationResult
 
+from chalicelib.core.costs import forget_countries, remember_country
 from chalicelib.intake.validation.exceptions import InvalidNumber
 
 # The numbers Twilio's test credentials answer (../shared/seeds/twilio-magic-numbers.md) and the
@@ -74,8 +75,13 @@ def _e164(text: str, default_region: str | None, *, valid: bool) -> str:
     if TWILIO_TEST_NUMBERS.fullmatch(e164):
         return e164
     why = _impossible(number)
-    if why is None and valid and not phonenumbers.is_valid_number(number):
-        why = f"not in a range of numbers +{number.country_code} assigns"
+    if why is None and valid:
+        # phonenumbers.is_valid_number, with the region it finds kept for the row's price.
+        region = phonenumbers.region_code_for_number(number)
+        if region is not None and phonenumbers.is_valid_number_for_region(number, region):
+            remember_country(e164, region)
+        else:
+            why = f"not in a range of numbers +{number.country_code} assigns"
     if why is not None:
         raise InvalidNumber(text, why)
     return e164
@@ -84,6 +90,7 @@ def _e164(text: str, default_region: str | None, *, valid: bool) -> str:
 def clear_cache() -> None:
     """Forget the numbers read so far (for tests that change what phonenumbers answers)."""
     _e164.cache_clear()
+    forget_countries()
 
 
 def national_digits(text: str) -> str | None:
