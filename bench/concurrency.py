@@ -26,17 +26,15 @@ TOO_MANY_REQUESTS = 429
 [SCENARIO] = [s for s in rate.SCENARIOS if "--concurrency-limit" in s.extra]
 
 
-def allowed(scenario: rate.Scenario) -> float:
-    """Calls a second the emulated limit allows: limit / latency (Little's law)."""
-    extra = scenario.extra
-    limit = float(extra[extra.index("--concurrency-limit") + 1])
-    latency = float(extra[extra.index("--latency") + 1])
-    return limit / latency
-
-
 def limit_of(scenario: rate.Scenario) -> int:
     extra = scenario.extra
     return int(extra[extra.index("--concurrency-limit") + 1])
+
+
+def allowed(scenario: rate.Scenario) -> float:
+    """Calls a second the emulated limit allows: limit / latency (Little's law)."""
+    extra = scenario.extra
+    return limit_of(scenario) / float(extra[extra.index("--latency") + 1])
 
 
 def capacity_figures(requests: list[dict[str, Any]], scenario: rate.Scenario) -> dict[str, Any]:

@@ -92,6 +92,21 @@ def dynamodb() -> Iterator[Any]:
         yield client
 
 
+def recording_limiter(dynamodb: Any, rate: float, clock: Clock) -> tuple[RateLimiter, list[float]]:
+    """The account's limiter at `rate`, and the list of every slot it hands out, as handed out."""
+    limiter = RateLimiter(dynamodb, "rate", rate=rate, clock=clock)
+    handed_out: list[float] = []
+    schedule = limiter.schedule
+
+    def recording(due: Any, horizon: float, granted: Any = None) -> list[float | None]:
+        slots = schedule(due, horizon, granted)
+        handed_out.extend(s for s in slots if s is not None)
+        return slots
+
+    limiter.schedule = recording  # type: ignore[method-assign]
+    return limiter, handed_out
+
+
 def run(
     dynamodb: Any,
     rows: int,
@@ -107,16 +122,7 @@ def run(
     visible_early: float = 2.0,
 ) -> tuple[Twilio, Recorder, list[float]]:
     clock = Clock(overshoot)
-    limiter = RateLimiter(dynamodb, "rate", rate=rate, clock=clock)
-    handed_out: list[float] = []
-    schedule = limiter.schedule
-
-    def recording(due: Any, horizon: float, granted: Any = None) -> list[float | None]:
-        slots = schedule(due, horizon, granted)
-        handed_out.extend(s for s in slots if s is not None)
-        return slots
-
-    limiter.schedule = recording  # type: ignore[method-assign]
+    limiter, handed_out = recording_limiter(dynamodb, rate, clock)
     twilio = twilio_class(clock, latency)
     recorder = recorder or Recorder()
     parts = SenderParts(

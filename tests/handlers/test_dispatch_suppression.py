@@ -23,12 +23,11 @@ from moto import mock_aws
 from chalicelib.core.records import QueuedRow
 from chalicelib.sending.dispatcher import FRESH_READ_SECONDS
 from chalicelib.sending.ledger import CallLedger
-from chalicelib.sending.limiter import RateLimiter
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS
 from chalicelib.sending.parts import SenderParts, SenderSettings
 from chalicelib.sending.sender import Sender
 from chalicelib.sending.suppression import MAX_BATCH_GET
-from tests.handlers.test_dispatch import T0, Clock, Recorder, Twilio
+from tests.handlers.test_dispatch import T0, Clock, Recorder, Twilio, recording_limiter
 from tests.tables import create_ledger_table, create_rate_table
 
 LATE_TOLERANCE = 0.1
@@ -90,16 +89,7 @@ def run(
 ) -> tuple[Twilio, Recorder, Suppressions, list[float]]:
     """One batch of rows to `numbers` (row i+1 to numbers[i]), all due at T0 + 0.5."""
     clock = Clock(overshoot)
-    limiter = RateLimiter(dynamodb, "rate", rate=rate, clock=clock)
-    handed_out: list[float] = []
-    schedule = limiter.schedule
-
-    def recording(due: Any, horizon: float, granted: Any = None) -> list[float | None]:
-        slots = schedule(due, horizon, granted)
-        handed_out.extend(s for s in slots if s is not None)
-        return slots
-
-    limiter.schedule = recording  # type: ignore[method-assign]
+    limiter, handed_out = recording_limiter(dynamodb, rate, clock)
     table = Suppressions(clock, fail_first)
     table.since.update(suppress_at or {})
     twilio = Twilio(clock, latency)
