@@ -12,7 +12,10 @@ receives are counted as AWS bills them: Lambda's pollers for an SQS trigger make
 ReceiveMessage requests on the account, billed as SQS requests, and long-poll (20 s) while the
 queue is empty. Receives that found messages are counted as made; the local pollers' empty short
 polls are replaced by an idle mapping's long polls, ESM_POLLERS to a queue
-(docs/decisions/dynamodb-units.md).
+(docs/decisions/dynamodb-units.md). The local triggers cap batching windows at 1 s (deployed:
+archive 30 s, results 5 s), so the archive's and the results sink's invocations, S3 puts and SQS
+requests are counted high: an upper bound. DELIVERY_REPORTS=off runs the stack asking Twilio for
+no status callbacks (the run records the setting).
 
 Writes the run under BENCH_LABEL ("current" by default) in bench/cost.json, keeping the other
 labels there (a baseline run on earlier code stays beside it); BENCH_KEEP_AS names the label
@@ -252,6 +255,8 @@ def summary(report: dict[str, Any], log: Path, wall: float) -> dict[str, Any]:
         "rows": report["totals"]["rows"],
         "calls": calls,
         "cps": CPS,
+        # DELIVERY_REPORTS as the run's stack had it (on unless set: chalicelib.config).
+        "delivery_reports": os.environ.get("DELIVERY_REPORTS", "on"),
         "wall_seconds": round(wall, 1),
         "duration_seconds": report.get("duration_seconds"),
         "dynamodb_write_units_per_row": round(write_units / rows, 2),

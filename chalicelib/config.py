@@ -144,6 +144,10 @@ class Settings:
     # function exists): where messages ask for status callbacks when STATUS_CALLBACK_URL is
     # unset (chalicelib.aws.api_url); None, or not written yet: the REST route's URL.
     callback_url_parameter: str | None = None
+    # Whether messages and calls ask Twilio for their status callbacks (delivery reports). Off:
+    # none are asked for (a row's own StatusCallback still is), which saves their cost; rows
+    # then end sent, failed or unknown without a delivery status (docs/configuration.md).
+    delivery_reports: bool = True
 
     def __post_init__(self) -> None:
         problems = self._out_of_range()
@@ -356,6 +360,7 @@ class _Reader:
             "inbound_webhook_url": inbound_url(env),
             "api_url_parameter": env.get(API_URL_PARAMETER) or None,
             "callback_url_parameter": env.get(CALLBACK_URL_PARAMETER) or None,
+            "delivery_reports": self.one_of("DELIVERY_REPORTS", ("on", "off")) == "on",
             "sender_limits": env.get("SENDER_LIMITS", ""),
             "account_cps": account_cps,
             # 0 or unset: sized from the account's rate (chalicelib.core.capacity).

@@ -210,7 +210,9 @@ def gateway() -> TwilioGateway:
         _client("secretsmanager"), s.twilio_secret_id, s.twilio_credentials
     )
     http = _http_client_factory(s.twilio_base_url, s.twilio_timeout_seconds)
-    return make_gateway(credentials, http, status_callback=webhook_urls().status)
+    # DELIVERY_REPORTS=off: no status callbacks asked for (the routes still take earlier ones).
+    status = webhook_urls().status if s.delivery_reports else None
+    return make_gateway(credentials, http, status_callback=status)
 
 
 @cache

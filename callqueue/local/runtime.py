@@ -352,6 +352,7 @@ class LocalRuntime:
             "STATUS_CALLBACK_URL",
             "INBOUND_WEBHOOK_URL",
             "DEFAULT_REGION",
+            "DELIVERY_REPORTS",
             # A user's (or a test's) own read timeout for Twilio, as a deployment may set it.
             "TWILIO_TIMEOUT_SECONDS",
         }
