@@ -12,9 +12,9 @@ receives are counted as AWS bills them: Lambda's pollers for an SQS trigger make
 ReceiveMessage requests on the account, billed as SQS requests, and long-poll (20 s) while the
 queue is empty. Receives that found messages are counted as made; the local pollers' empty short
 polls are replaced by an idle mapping's long polls, ESM_POLLERS to a queue
-(docs/decisions/dynamodb-units.md). The local triggers cap batching windows at 1 s (deployed:
-archive 30 s, results 5 s), so the archive's and the results sink's invocations, S3 puts and SQS
-requests are counted high: an upper bound. DELIVERY_REPORTS=off runs the stack asking Twilio for
+(docs/decisions/dynamodb-units.md). The triggers' batching windows are as deployed (archive
+30 s, results 5 s; `callqueue run` caps them at 1 s otherwise), the batches still gathering at
+the end handed over as Lambda would. DELIVERY_REPORTS=off runs the stack asking Twilio for
 no status callbacks (the run records the setting).
 
 Writes the run under BENCH_LABEL ("current" by default) in bench/cost.json, keeping the other
@@ -99,7 +99,13 @@ def run(work: Path) -> tuple[dict[str, Any], Path, float]:
         sys.executable, "-m", "callqueue.cli", "run", str(rows), "--cps", str(CPS),
         "--window", "10", "--delivery-wait", "3", "--report", str(report), "--timeout", "900",
     ]  # fmt: skip
-    env = {**os.environ, "CALLQUEUE_COST_LOG": str(log), "PYTHONPATH": str(ROOT)}
+    # The triggers' batching windows as deployed (callqueue.local.triggers): the sinks' batches.
+    env = {
+        **os.environ,
+        "CALLQUEUE_COST_LOG": str(log),
+        "PYTHONPATH": str(ROOT),
+        "CALLQUEUE_LOCAL_DEPLOYED_WINDOWS": "1",
+    }
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)  # noqa: S603
     wall = time.monotonic() - started

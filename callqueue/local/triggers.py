@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -52,8 +53,13 @@ POLLERS = 2
 # A poller that finds its queue empty waits longer each time, up to this (every receive costs
 # moto a request: a dozen idle queues with two pollers each add up).
 MAX_IDLE_POLL_SECONDS = 1.0
-# Batching windows (up to 300 s in Lambda) are capped locally so a run ends in seconds.
+# Batching windows (up to 300 s in Lambda) are capped locally so a run ends in seconds, unless
+# DEPLOYED_WINDOWS_ENV is set (bench/cost.py: the sinks' requests as deployed); then a batch still
+# gathering when the triggers stop is handed to its function, and waited for, as Lambda would.
 MAX_LOCAL_BATCHING_WINDOW = 1.0
+DEPLOYED_WINDOWS_ENV = "CALLQUEUE_LOCAL_DEPLOYED_WINDOWS"
+# How long stopping waits for those last batches.
+DRAIN_SECONDS = 60.0
 
 
 @dataclass
@@ -118,6 +124,8 @@ class Triggers:
         self._scheduled: list[threading.Thread] = []
         self.invocations = Invocations.empty()
         self.failed_events_url = ""
+        self._deployed_windows = bool(os.environ.get(DEPLOYED_WINDOWS_ENV))
+        self._batches: list[threading.Thread] = []
 
     def install(self) -> None:
         sqs = self._client("sqs")
@@ -146,7 +154,11 @@ class Triggers:
                         config.batch_size,
                         concurrency,
                         self._sqs_event(url),
-                        min(config.maximum_batching_window_in_seconds, MAX_LOCAL_BATCHING_WINDOW),
+                        config.maximum_batching_window_in_seconds
+                        if self._deployed_windows
+                        else min(
+                            config.maximum_batching_window_in_seconds, MAX_LOCAL_BATCHING_WINDOW
+                        ),
                     )
                 )
             elif isinstance(config, SNSEventConfig):
@@ -178,6 +190,10 @@ class Triggers:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self._deployed_windows:
+            deadline = time.monotonic() + DRAIN_SECONDS
+            for thread in self._batches:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _queue_arn(self, url: str) -> str:
         attributes = self._client("sqs").get_queue_attributes(
@@ -273,6 +289,8 @@ class Triggers:
                 target=self._run_batch, args=(source, messages, free), daemon=True
             )
             thread.start()
+            if self._deployed_windows:
+                self._batches.append(thread)
 
     def _receive(self, sqs: Any, source: Source) -> list[dict[str, Any]]:
         """One batch: a receive of up to 10 messages, then, for triggers with larger batches,
@@ -290,7 +308,7 @@ class Triggers:
             messages.extend(received)
             if not messages or len(messages) >= source.batch_size:
                 return messages
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._stop.is_set():
                 return messages
             if len(received) < 10:
                 # The queue is drained for now: let the batch's next messages gather before
