@@ -98,7 +98,6 @@ class Settings:
     retention_days: int
     systemic_error_threshold: int
     stalled_after_seconds: int
-    idempotency_table: str
     in_doubt_after_seconds: float
     rate_limit_table: str
     # The account's calls per second, shared by every job (CPS is a job's own pace).
@@ -264,7 +263,6 @@ _NAMES: Final[tuple[tuple[str, str, str], ...]] = (
     ("jobs_table", "JOBS_TABLE", "{prefix}-jobs"),
     ("results_table", "RESULTS_TABLE", "{prefix}-results"),
     ("suppression_table", "SUPPRESSION_TABLE", "{prefix}-suppression"),
-    ("idempotency_table", "IDEMPOTENCY_TABLE", "{prefix}-calls"),
     ("rate_limit_table", "RATE_LIMIT_TABLE", "{prefix}-rate"),
     ("error_bus", "ERROR_BUS", "{prefix}-errors"),
     (

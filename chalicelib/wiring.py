@@ -233,7 +233,8 @@ def ledger() -> CallLedger:
     s = settings()
     return CallLedger(
         _client("dynamodb"),
-        s.idempotency_table,
+        # One item a row, both the call's claim and its result (docs/decisions/one-item-per-row.md).
+        s.results_table,
         in_doubt_after=s.in_doubt_after_seconds,
         retention_days=s.retention_days,
     )

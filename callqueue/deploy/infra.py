@@ -177,7 +177,6 @@ def policy_values(
         "JobsTableArn": table("JOBS_TABLE"),
         "ResultsTableArn": table("RESULTS_TABLE"),
         "SuppressionTableArn": table("SUPPRESSION_TABLE"),
-        "IdempotencyTableArn": table("IDEMPOTENCY_TABLE"),
         "RateLimitTableArn": table("RATE_LIMIT_TABLE"),
         "ResponseTopicArn": env["RESPONSE_TOPIC_ARN"],
         "AlertTopicArn": env["ALERT_TOPIC_ARN"],

@@ -36,7 +36,6 @@ OUTPUT_ENV = {
     "ArchiveBucket": "ARCHIVE_BUCKET",
     "ResultsTable": "RESULTS_TABLE",
     "SuppressionTable": "SUPPRESSION_TABLE",
-    "IdempotencyTable": "IDEMPOTENCY_TABLE",
     "RateLimitTable": "RATE_LIMIT_TABLE",
     "ArchiveQueue": "ARCHIVE_QUEUE",
     "ResultsQueue": "RESULTS_QUEUE",

@@ -61,7 +61,6 @@ class StackOutputs:
     jobs_table: str
     results_table: str
     suppression_table: str
-    idempotency_table: str
     rate_limit_table: str
     response_topic_arn: str
     alert_topic_arn: str

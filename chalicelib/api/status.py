@@ -147,7 +147,6 @@ class StatusCallbacks:
             status=status.status,
             rank=status.rank,
             error_code=status.error_code,
-            sid=status.sid,
             api=status.api,
             duration=status.duration,
             answered_by=status.answered_by,

@@ -13,7 +13,7 @@ TTL attribute) `retention_days` after it was written.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +100,8 @@ def item_of(envelope: ResponseEnvelope, *, now: float, retention_days: int) -> d
         "job_id": envelope.job_id,
         "api": envelope.api,
         "outcome": envelope.outcome,
-        "job_row": job_row(envelope.job_id, envelope.row),
+        # The index's sort key, so only on the rows it holds (an item under 1 KB is one unit).
+        "job_row": job_row(envelope.job_id, envelope.row) if isinstance(code, int) else None,
         "error_message": None if error is None else error.message,
         "error_name": code if isinstance(code, str) else None,
         "sid": result.sid,
@@ -177,10 +178,14 @@ def row_result_of(item: Mapping[str, Any]) -> RowResult:
     )
 
 
-def update_of(item: Mapping[str, Any]) -> dict[str, Any]:
+def update_of(
+    item: Mapping[str, Any], also: Mapping[str, Any] | None = None, drop: Sequence[str] = ()
+) -> dict[str, Any]:
     """UpdateItem arguments that set the item's response attributes and remove those it lacks,
-    leaving the delivery attributes as they are. The item's attempt is `:attempt`, under
-    `#attempt`, for the update's condition."""
+    leaving the delivery attributes (and the call ledger's: `state`, `claimed_at`, `envelope`,
+    `callback_sid`, `first_claimed_at`) as they are; and set the attributes in `also` and
+    remove those in `drop`. The item's attempt is `:attempt`, under `#attempt`, for the
+    update's condition."""
     names: dict[str, str] = {"#attempt": "attempt"}
     values: dict[str, Any] = {":attempt": item["attempt"]}
     sets: list[str] = []
@@ -194,6 +199,13 @@ def update_of(item: Mapping[str, Any]) -> dict[str, Any]:
             sets.append(f"{placeholder} = {value}")
         else:
             removes.append(placeholder)
+    for i, (name, value) in enumerate((also or {}).items()):
+        names[f"#a{i}"] = name
+        values[f":a{i}"] = value
+        sets.append(f"#a{i} = :a{i}")
+    for i, name in enumerate(drop):
+        names[f"#d{i}"] = name
+        removes.append(f"#d{i}")
     expression = "SET " + ", ".join(sets)
     if removes:
         expression += " REMOVE " + ", ".join(removes)

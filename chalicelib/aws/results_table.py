@@ -1,9 +1,15 @@
-"""The results table: the latest attempt of every row in DynamoDB, written by the results sink
-(its handler calls `record`) and read by the API and the reconciler while a job runs. Its items,
-their indexes and their expiry are chalicelib.aws.result_items'.
+"""The results table: the latest attempt of every row in DynamoDB, read by the API and the
+reconciler while a job runs. Its items, their indexes and their expiry are
+chalicelib.aws.result_items'.
+
+Each row's item is also its call ledger's (chalicelib.sending.ledger: `state`, `claimed_at`,
+`envelope`, ...), and the sender's outcome write records the row's result with it; the results
+sink (its handler calls `record`) writes only the envelopes no sender recorded (not marked
+`recorded`). An item the ledger has claimed but whose outcome is not in yet has no `outcome`
+and, like one a callback alone made, is not counted as settled.
 
 A message's delivery status, from Twilio's status callbacks, is kept on the same item
-(`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`, `delivery_sid`), and a
+(`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`), and a
 call's also `call_duration` (seconds) and `answered_by`. A callback can arrive
 before the row's response is recorded (the sink reads in batches), so either write may create
 the item and neither replaces the other's attributes; an item made by a callback alone has no
@@ -36,6 +42,9 @@ if TYPE_CHECKING:
 # A redelivered envelope (same attempt) overwrites its own item with the same content; an older
 # attempt arriving late (SNS and SQS do not keep order) must not replace a newer one.
 _NEWER_OR_SAME = "attribute_not_exists(#attempt) OR #attempt <= :attempt"
+# On an item the call ledger claimed, only its claim's attempt: the ledger's `attempt` says
+# which attempt may call next (CallLedger._claim_put), and only the ledger moves it.
+_UPDATE_IF = f"(attribute_not_exists(#state) AND ({_NEWER_OR_SAME})) OR #attempt = :attempt"
 # Rows of a batch written at once, each its own conditional request.
 WRITE_THREADS = 16
 # A later status (by rank) replaces an earlier one; an equal or earlier one arriving late or
@@ -73,7 +82,9 @@ class ResultsTable:
         self._metrics = metrics
 
     def record(self, envelopes: Sequence[ResponseEnvelope]) -> int:
-        """Record each envelope as its row's latest attempt; returns the items written.
+        """Record each envelope as its row's latest attempt, but those the sender recorded
+        itself (`recorded`: a write here would only bill a unit again); returns the items
+        written.
 
         An envelope older than the row's recorded attempt is skipped. Any other failure raises,
         so the batch is delivered again; rewriting what was already written is harmless.
@@ -84,6 +95,8 @@ class ResultsTable:
         now = self._clock()
         latest: dict[tuple[str, int], ResponseEnvelope] = {}
         for envelope in envelopes:
+            if envelope.recorded:
+                continue
             key = (envelope.job_id, envelope.row)
             held = latest.get(key)
             # One write a row: of one row's envelopes, the latest attempt.
@@ -107,16 +120,21 @@ class ResultsTable:
         return self._put(item) or self._update(item)
 
     def _put_request(self, item: dict[str, Any]) -> dict[str, Any]:
+        # A whole item never replaces the call ledger's claim (`state`): a claim erased by a
+        # late write here would let the row be called again.
         return {
             "TableName": self._table,
             "Item": item,
-            "ConditionExpression": f"attribute_not_exists(delivery_rank) AND ({_NEWER_OR_SAME})",
-            "ExpressionAttributeNames": {"#attempt": "attempt"},
+            "ConditionExpression": (
+                f"attribute_not_exists(#state) AND attribute_not_exists(delivery_rank) "
+                f"AND ({_NEWER_OR_SAME})"
+            ),
+            "ExpressionAttributeNames": {"#attempt": "attempt", "#state": "state"},
             "ExpressionAttributeValues": {":attempt": item["attempt"]},
         }
 
     def _put(self, item: dict[str, Any]) -> bool:
-        """The common case, a whole item: no callback has written to the row yet."""
+        """A whole item: neither the ledger nor a callback has written to the row yet."""
         try:
             self._db.put_item(**self._put_request(item))
         except self._db.exceptions.ConditionalCheckFailedException:
@@ -124,14 +142,17 @@ class ResultsTable:
         return True
 
     def _update(self, item: dict[str, Any]) -> bool:
-        """The response's attributes set beside a callback's delivery status; False for an
-        attempt older than the one recorded."""
+        """The response's attributes set beside a callback's delivery status or the ledger's
+        claim (which it leaves as they are); False for an attempt older than the one recorded,
+        or on a claimed row, for another attempt than the claim's."""
+        update = update_of(item)
+        update["ExpressionAttributeNames"]["#state"] = "state"
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key={"job_id": item["job_id"], "row": item["row"]},
-                ConditionExpression=_NEWER_OR_SAME,
-                **update_of(item),
+                ConditionExpression=_UPDATE_IF,
+                **update,
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
@@ -145,25 +166,25 @@ class ResultsTable:
         status: str,
         rank: int,
         error_code: int | None,
-        sid: str,
         api: str = "messages",
         duration: int | None = None,
         answered_by: str | None = None,
     ) -> bool:
         """Record a message's (or, `api` "calls", a call's) delivery status unless the row
         already has a later one (by `rank`). True if it was recorded, False for a status that
-        came late or again. A call's `duration` and `answered_by` are set when given."""
+        came late or again. A call's `duration` and `answered_by` are set when given. The
+        message's SID is the row's own (the call ledger bound the callback to it), so it is
+        not stored again: an SMS row's item stays one write unit."""
         now = self._clock()
         values: dict[str, Any] = {
             ":status": {"S": status},
             ":rank": {"N": str(rank)},
             ":at": {"N": str(now)},
-            ":sid": {"S": sid},
             ":expires": {"N": str(expires_at(now, self._retention_days))},
         }
         expression = (
             "SET delivery_status = :status, delivery_rank = :rank, delivery_at = :at, "
-            "delivery_sid = :sid, expires_at = if_not_exists(expires_at, :expires)"
+            "expires_at = if_not_exists(expires_at, :expires)"
         )
         if error_code is None:
             expression += " REMOVE delivery_error_code"

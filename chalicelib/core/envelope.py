@@ -50,6 +50,10 @@ class ResponseEnvelope:
     error_name: str | None = None
     # The row's own columns (its reference, kept columns), as the splitter read them.
     carried: dict[str, str] = field(default_factory=dict)
+    # The sender wrote this envelope's result to the row's item itself (the call ledger's outcome
+    # write), so the results sink leaves the row alone. Published as `"recorded": true`, absent
+    # otherwise (and in envelopes from before the mark).
+    recorded: bool = False
 
     @property
     def number(self) -> str | None:
@@ -88,6 +92,7 @@ class ResponseEnvelope:
                 "duration_seconds": round(r.finished_at - r.started_at, 6),
             },
             **carried_json(self.carried),
+            **({"recorded": True} if self.recorded else {}),
         }
 
     @classmethod
@@ -99,7 +104,7 @@ class ResponseEnvelope:
         (its error's code a name, not Twilio's number) and one trimmed to fit a message
         (chalicelib.core.batching.fit_envelope: a trimmed request keeps scalars and is marked
         `"truncated": true`). Raises MalformedEnvelope, naming the field, for anything else."""
-        top = _exact_keys(data, _ENVELOPE_KEYS, "the envelope", optional=("carried",))
+        top = _exact_keys(data, _ENVELOPE_KEYS, "the envelope", optional=("carried", "recorded"))
         timings = _exact_keys(top["timings"], _TIMING_KEYS, "timings")
         error = _error_of(top["error"])
         code = None if error is None else error.code
@@ -127,6 +132,7 @@ class ResponseEnvelope:
             due_at=_field(timings, "due_at", _is_number, "a number"),
             error_name=code if isinstance(code, str) else None,
             carried=_carried_of(top),
+            recorded=_recorded_of(top),
         )
         # What to_json derives (the SID from the body, the lag and duration from the times)
         # must be what it would derive: otherwise the envelope would not be written again.
@@ -262,3 +268,12 @@ def _carried_of(top: Mapping[str, Any]) -> dict[str, str]:
     ):
         raise MalformedEnvelope(f"carried is {value!r:.80}, not an object of strings")
     return dict(value)
+
+
+def _recorded_of(top: Mapping[str, Any]) -> bool:
+    """An envelope's mark: absent, or true (to_json writes no false)."""
+    if "recorded" not in top:
+        return False
+    if top["recorded"] is not True:
+        raise MalformedEnvelope(f"recorded is {top['recorded']!r:.80}, not true")
+    return True

@@ -35,6 +35,8 @@ def cancelled_envelope(row: QueuedRow, now: float) -> dict[str, Any]:
         result=no_call,
         due_at=row.due_at,
         error_name=CANCELLED,
+        # end_cancelled records it on the row's item before it is published.
+        recorded=True,
     ).to_json()
 
 

@@ -1,4 +1,6 @@
-"""At most one Twilio call per row: a ledger of calls in DynamoDB, keyed by (job, row).
+"""At most one Twilio call per row: a ledger of calls in DynamoDB, keyed by (job, row), kept on
+the row's item in the results table (the outcome write records the row's result too:
+chalicelib.sending.ledger_writes.outcome_update; docs/decisions/one-item-per-row.md).
 
 SQS delivers at least once and an invocation can die after Twilio answered, so the same row can
 reach the sender again. Before calling, the sender claims the row's attempt with a conditional
@@ -24,7 +26,8 @@ from chalicelib.sending.ledger_writes import (
     BATCH_ATTEMPTS,
     LedgerWrites,
     envelope_of,
-    outcome_attributes,
+    outcome_update,
+    retry_update,
     row_key,
 )
 
@@ -76,6 +79,7 @@ class CallLedger:
         self._db = dynamodb
         self._table = table
         self._in_doubt_after = in_doubt_after
+        self._retention_days = retention_days
         self._retention = retention_days * 86400
         self._clock = clock
 
@@ -201,9 +205,11 @@ class CallLedger:
                 "expires_at": {"N": str(int(now) + self._retention)},
             },
             # An attempt Twilio did not process may be made again: by the next attempt, or by
-            # the same one redelivered before its successor was queued.
+            # the same one redelivered before its successor was queued. An item without `state`
+            # was never claimed (the results sink wrote it: a row that ended without a sender,
+            # or a callback alone): it is claimed, as a row with no item is.
             "ConditionExpression": (
-                "attribute_not_exists(job_id) OR (#s = :retry AND attempt <= :attempt)"
+                "attribute_not_exists(#s) OR (#s = :retry AND attempt <= :attempt)"
             ),
             "ExpressionAttributeNames": {"#s": "state"},
             "ExpressionAttributeValues": {
@@ -251,7 +257,7 @@ class CallLedger:
         self, item: dict[str, Any] | None, job_id: str, row: int, attempt: int, now: float
     ) -> Claim:
         """The verdict for a claim the ledger refused, by the row's item as it is now."""
-        if item is None:  # deleted in between (TTL): claim again
+        if item is None or "state" not in item:  # deleted in between (TTL), or never claimed
             return self.claim(job_id, row, attempt)
         state = item["state"]["S"]
         if state == "done":
@@ -293,8 +299,13 @@ class CallLedger:
         )
 
     def completed(self, job_id: str, row: int, attempt: int, envelope: dict[str, Any]) -> None:
-        """The attempt has its final outcome; later deliveries republish `envelope`."""
-        self._set(job_id, row, attempt, "done", envelope)
+        """The attempt has its final outcome, on the row's item as its result too; later
+        deliveries republish `envelope`."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=row_key(job_id, row),
+            **outcome_update(envelope, now=self._clock(), retention_days=self._retention_days),
+        )
 
     def bind_callback(self, job_id: str, row: int, sid: str, to: str | None) -> Binding:
         """Whether a signed status callback naming (job, row) may change that row: only for
@@ -306,7 +317,7 @@ class CallLedger:
         of what its call created, which settles the row if its response is lost."""
         key = row_key(job_id, row)
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-        if item is None:
+        if item is None or "state" not in item:  # no item, or one the ledger never claimed
             return "unknown_row"
         known_to = item.get("to", {}).get("S")
         if to is not None and known_to is not None and to != known_to:
@@ -319,70 +330,60 @@ class CallLedger:
             row,
             UpdateExpression="SET callback_sid = :sid",
             ConditionExpression=(
-                "attribute_exists(job_id) AND attribute_not_exists(sid) AND "
+                "attribute_exists(#s) AND attribute_not_exists(sid) AND "
                 "(attribute_not_exists(callback_sid) OR callback_sid = :sid)"
             ),
+            ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues={":sid": {"S": sid}},
         )
         return "bound" if bound else "mismatch"  # refused: another SID was bound in between
 
-    def reopen(self, job_id: str, row: int, attempt: int, held_at: float | None) -> bool:
+    def reopen(
+        self,
+        job_id: str,
+        row: int,
+        attempt: int,
+        held_at: float | None,
+        envelope: dict[str, Any] | None = None,
+    ) -> bool:
         """Record that Twilio did not process `attempt`, so the next attempt may call: only
         while the row is still claimed for that attempt (and, given `held_at`, by the claim
-        made at that time). False when the claim has moved on (taken over, or settled)."""
+        made at that time). False when the claim has moved on (taken over, or settled).
+        Given the attempt's `envelope` (`retrying`), the row's result is recorded with it."""
         now = self._clock()
+        if envelope is None:
+            update: dict[str, Any] = {
+                # As a whole new item would: what the attempt bound or recorded goes with it.
+                "UpdateExpression": (
+                    "SET #s = :retry, claimed_at = :now, expires_at = :exp "
+                    "REMOVE envelope, callback_sid, first_claimed_at, sid, #to"
+                ),
+                "ExpressionAttributeNames": {"#s": "state", "#to": "to"},
+                "ExpressionAttributeValues": {
+                    ":retry": {"S": "retry"},
+                    ":now": {"N": repr(now)},
+                    ":exp": {"N": str(int(now) + self._retention)},
+                },
+            }
+        else:
+            update = retry_update(envelope, now=now, retention_days=self._retention_days)
+            update["ExpressionAttributeNames"]["#s"] = "state"
         condition = "#s = :calling AND attempt = :a"
-        values: dict[str, Any] = {
-            ":retry": {"S": "retry"},
-            ":calling": {"S": "calling"},
-            ":a": {"N": str(attempt)},
-            ":now": {"N": repr(now)},
-            ":exp": {"N": str(int(now) + self._retention)},
-        }
+        values = update["ExpressionAttributeValues"]
+        values.update({":calling": {"S": "calling"}, ":a": {"N": str(attempt)}})
         if held_at is not None:
             condition += " AND claimed_at = :held"
             values[":held"] = {"N": repr(held_at)}
-        return self._update_if(
-            job_id,
-            row,
-            # As a whole new item would: what the attempt bound or recorded goes with it.
-            UpdateExpression=(
-                "SET #s = :retry, claimed_at = :now, expires_at = :exp "
-                "REMOVE envelope, callback_sid, first_claimed_at, sid, #to"
-            ),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "state", "#to": "to"},
-            ExpressionAttributeValues=values,
-        )
+        return self._update_if(job_id, row, ConditionExpression=condition, **update)
 
-    def writes(self, *, sleep: Callable[[float], None] = time.sleep) -> LedgerWrites:
-        """A buffer of outcomes, written 25 to a request (see LedgerWrites)."""
+    def writes(self) -> LedgerWrites:
+        """A buffer of outcomes, written several at once (see LedgerWrites)."""
         return LedgerWrites(
             self._db,
             self._table,
             reopen=self.reopen,
-            retention_seconds=self._retention,
+            retention_days=self._retention_days,
             clock=self._clock,
-            sleep=sleep,
-        )
-
-    def _set(
-        self, job_id: str, row: int, attempt: int, state: str, envelope: dict[str, Any] | None
-    ) -> None:
-        values: dict[str, Any] = {":s": {"S": state}, ":a": {"N": str(attempt)}}
-        names = {"#s": "state"}
-        expression = "SET #s = :s, attempt = :a"
-        for name, value in (outcome_attributes(envelope) if envelope is not None else {}).items():
-            # `to` is a reserved word: every name goes through a placeholder.
-            names[f"#{name}"] = name
-            values[f":{name}"] = value
-            expression += f", #{name} = :{name}"
-        self._db.update_item(
-            TableName=self._table,
-            Key=row_key(job_id, row),
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
         )
 
     def _update_if(self, job_id: str, row: int, **request: Any) -> bool:

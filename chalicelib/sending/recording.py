@@ -72,9 +72,11 @@ class Outcomes:
         """The attempt's outcome, in the ledger (buffered) and to publish; a number the
         response says must never be called again is suppressed at once, here and in the list."""
         outcome = self._outcome(row, result, done)
-        envelope = _envelope(row, outcome, result, at).to_json()
+        # Either write records the row's result (the retry's at once, the outcome's flushed
+        # before it is published); a retry refused is not published.
+        envelope = _envelope(row, outcome, result, at, recorded=True).to_json()
         if outcome == "retrying":
-            writes.retryable(row.job_id, row.row, row.attempt)
+            writes.retryable(row.job_id, row.row, row.attempt, envelope)
         else:
             writes.completed(row.job_id, row.row, row.attempt, envelope)
         done.published.append(envelope)
@@ -92,7 +94,7 @@ class Outcomes:
     def suppressed(self, at: float, row: QueuedRow, writes: LedgerWrites) -> dict[str, Any]:
         """A claimed row to a suppressed number ends `suppressed` without a call. (A row whose
         earlier delivery already called keeps that call's outcome: the ledger said "done".)"""
-        envelope = _envelope(row, "suppressed", self.no_call(), at).to_json()
+        envelope = _envelope(row, "suppressed", self.no_call(), at, recorded=True).to_json()
         writes.completed(row.job_id, row.row, row.attempt, envelope)
         return envelope
 
@@ -116,7 +118,7 @@ class Outcomes:
 
 
 def _envelope(
-    row: QueuedRow, outcome: Outcome, result: TwilioResult, due_at: float
+    row: QueuedRow, outcome: Outcome, result: TwilioResult, due_at: float, *, recorded: bool
 ) -> ResponseEnvelope:
     return ResponseEnvelope(
         job_id=row.job_id,
@@ -128,4 +130,5 @@ def _envelope(
         carried=row.carried,
         result=result,
         due_at=due_at,
+        recorded=recorded,
     )

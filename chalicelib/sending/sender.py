@@ -99,7 +99,7 @@ class Sender:
         suppressed = early({n for _, r in due if (n := r.number) is not None})
         # Rows of one batch may arrive in any order; they are metered and called in due order.
         ordered = sorted(due, key=lambda item: item[0])
-        writes = self._ledger.writes(sleep=self._parts.sleep)
+        writes = self._ledger.writes()
         # Claimed first (a conditional put a row), then metered: a slot is handed out
         # only for a call about to be made.
         claimed_at = self._clock()

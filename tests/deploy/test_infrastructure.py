@@ -95,7 +95,9 @@ def test_tables_on_demand_with_point_in_time_recovery(template: dict[str, Any]) 
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     # Rows of personal data or short-lived state expire (in the jobs table, the content claims:
     # the jobs themselves have no expires_at); suppressions are kept.
-    for name in ("ResultsTable", "IdempotencyTable", "RateLimitTable", "JobsTable"):
+    # The call ledger is kept on the results table's items (one item a row).
+    assert set(tables) == {"JobsTable", "ResultsTable", "SuppressionTable", "RateLimitTable"}
+    for name in ("ResultsTable", "RateLimitTable", "JobsTable"):
         ttl = tables[name]["Properties"]["TimeToLiveSpecification"]
         assert ttl == {"AttributeName": "expires_at", "Enabled": True}, name
     assert "TimeToLiveSpecification" not in tables["SuppressionTable"]["Properties"]

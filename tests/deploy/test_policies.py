@@ -226,10 +226,12 @@ def grants(function: str) -> dict[str, set[str]]:
 
 def test_status_callbacks_may_read_and_bind_the_call_ledger_and_nothing_more() -> None:
     # The callback route runs in api_handler: CallLedger.bind_callback reads the row's item
-    # and binds the first SID to a row still calling; it never writes a row of its own.
-    assert grants("api_handler")["${IdempotencyTableArn}"] == {
+    # and binds the first SID to a row still calling, and the delivery status is recorded on
+    # the same item; it never puts a row of its own. (Query: a job's progress.)
+    assert grants("api_handler")["${ResultsTableArn}"] == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
+        "dynamodb:Query",
     }
 
 
@@ -253,8 +255,7 @@ def test_only_the_sender_and_the_api_read_the_webhook_urls_and_nothing_else_of_s
 def test_the_callback_function_binds_records_and_reports_deliveries_and_nothing_more() -> None:
     # What POST /twilio/status does, and only that: its URL is public, so its role is narrow.
     assert grants("status_callback_url") == {
-        "${ResultsTableArn}": {"dynamodb:UpdateItem"},
-        "${IdempotencyTableArn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "${ResultsTableArn}": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "${ErrorBusArn}": {"events:PutEvents"},
         "${TwilioSecretArn}": {"secretsmanager:GetSecretValue"},
         "${LogGroupArn}": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},

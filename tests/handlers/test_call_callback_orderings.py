@@ -2,7 +2,9 @@
 (its ledger outcome) and the results sink's writes: a call that asks only for `completed` gets
 no earlier callback, and a busy call's comes within ~100 ms of its creation, before the sender
 may have written anything. Every ordering is tried: the status is kept, and a callback of
-another call for the row stays refused. Against moto and chalice.test.Client."""
+another call for the row stays refused. The claim, the outcome, the result and the status are
+one item; the sink leaves an envelope the sender recorded alone, and one without the mark (from
+before it) changes nothing of the claim. Against moto and chalice.test.Client."""
 
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ def client(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         yield test_client
 
 
-def envelope() -> ResponseEnvelope:
-    """The call's response as the sender publishes it."""
+def envelope(*, recorded: bool = True) -> ResponseEnvelope:
+    """The call's response as the sender publishes it (marked `recorded`: its outcome write)."""
     return ResponseEnvelope(
         job_id=JOB,
         row=ROW,
@@ -62,6 +64,7 @@ def envelope() -> ResponseEnvelope:
         request={"To": TO},
         result=TwilioResult(201, {"sid": CALL_SID, "status": "queued"}, {}, 1.0, 1.1),
         due_at=1.0,
+        recorded=recorded,
     )
 
 
@@ -77,10 +80,11 @@ def test_orderings_cover_every_position_of_the_callback() -> None:
     assert {o.index("callback") for o in ORDERINGS} == {0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("recorded", [True, False], ids=["marked", "unmarked"])
 @pytest.mark.parametrize("status", sorted(FINALS))
 @pytest.mark.parametrize("order", ORDERINGS, ids="-".join)
 def test_a_final_call_status_is_kept_whenever_it_arrives(
-    stack: Stack, client: Client, order: tuple[str, ...], status: str
+    stack: Stack, client: Client, order: tuple[str, ...], status: str, recorded: bool
 ) -> None:
     answers: dict[str, int] = {}
     for step in order:
@@ -92,15 +96,19 @@ def test_a_final_call_status_is_kept_whenever_it_arrives(
         elif step == "ledger":
             record_in_ledger()
         else:
-            wiring.results().record([envelope()])
+            written = wiring.results().record([envelope(recorded=recorded)])
+            assert written == (0 if recorded else 1)
 
     assert answers == {"callback": 204, "other_call": 403}
     stored = item(stack, ROW)
     assert (stored["outcome"], stored["sid"]) == ("sent", CALL_SID)
-    assert (stored["delivery_status"], stored["delivery_sid"]) == (status, CALL_SID)
+    assert stored["delivery_status"] == status
     assert stored.get("call_duration") == FINALS[status].get("CallDuration")
     assert stored.get("answered_by") == FINALS[status].get("AnsweredBy")
-    assert ledger_item(stack, JOB, ROW)["sid"] == CALL_SID
+    ledger = ledger_item(stack, JOB, ROW)
+    assert (ledger["sid"], ledger["state"]) == (CALL_SID, "done")
+    again = wiring.ledger().claim(JOB, ROW, 1)
+    assert (again.verdict, again.envelope) == ("done", envelope().to_json())
     [row] = wiring.results().outcomes(JOB)
     assert (row.outcome, row.delivery_status) == ("sent", status)
     tally = wiring.results().progress(JOB, since=0.0).delivery

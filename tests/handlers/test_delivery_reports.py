@@ -48,9 +48,7 @@ def outcomes_csv(stack: Stack) -> dict[str, dict[str, str]]:
 
 
 def deliver(row: int, status: str, rank: int, code: int | None = None) -> bool:
-    return wiring.results().record_delivery(
-        "job-1", row, status=status, rank=rank, error_code=code, sid=f"SM{row}"
-    )
+    return wiring.results().record_delivery("job-1", row, status=status, rank=rank, error_code=code)
 
 
 def settled_job(client: Client, apis: list[str]) -> None:
@@ -123,9 +121,7 @@ def test_a_job_whose_statuses_never_come_is_watched_for_72_hours_only(
 def test_get_job_counts_delivery_statuses_live(stack: Stack, client: Client) -> None:
     settled_job(client, ["messages", "messages", "calls", "calls"])
     deliver(1, "read", 5)
-    wiring.results().record_delivery(
-        "job-1", 3, status="no-answer", rank=4, error_code=None, sid="CA3"
-    )
+    wiring.results().record_delivery("job-1", 3, status="no-answer", rank=4, error_code=None)
 
     response = client.http.get("/jobs/job-1", headers={"x-api-key": "k"})
 

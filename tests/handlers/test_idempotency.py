@@ -1,5 +1,5 @@
 """The call ledger's batch operations: claims a conditional put each (never a transaction, which
-bills twice), outcomes 25 to a request."""
+bills twice), outcomes an update each, written several at once."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from chalicelib.core.batching import item_size
-from chalicelib.errors import RetryableError
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.ledger_writes import envelope_of as stored_envelope
+from tests.envelopes import envelope
 from tests.tables import create_ledger_table
 
 TABLE = "ledger"
@@ -31,13 +32,14 @@ class Clock:
 
 
 class Counting:
-    """A DynamoDB client that counts its calls by operation (and can refuse BatchWriteItem)."""
+    """A DynamoDB client that counts its calls by operation (and can fail UpdateItem)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self.exceptions = client.exceptions
         self.calls: list[str] = []
-        self.unprocessed_rounds = 0
+        # UpdateItems that fail (throttled) before the next ones land.
+        self.failing_updates = 0
         self.unprocessed_gets = 0
         # As a DynamoDB that returns no item with a refused write.
         self.refusals_without_items = False
@@ -47,9 +49,11 @@ class Counting:
 
         def call(**kwargs: Any) -> Any:
             self.calls.append(name)
-            if name == "batch_write_item" and self.unprocessed_rounds:
-                self.unprocessed_rounds -= 1
-                return {"UnprocessedItems": kwargs["RequestItems"]}
+            if name == "update_item" and self.failing_updates:
+                self.failing_updates -= 1
+                raise ClientError(
+                    {"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem"
+                )
             if name == "batch_get_item" and self.unprocessed_gets:
                 self.unprocessed_gets -= 1
                 return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
@@ -92,8 +96,6 @@ def test_fresh_rows_are_claimed_by_a_conditional_put_each(db: Counting) -> None:
 def test_a_batch_whose_claims_partly_fail_gives_back_the_rest(db: Counting, failing: int) -> None:
     # All or none, as a transaction was: one throttled put (any of the six) fails the batch,
     # and its redelivery calls every row at once, none left waiting out the in-doubt time.
-    from botocore.exceptions import ClientError
-
     throttled = ClientError(
         {"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem"
     )
@@ -121,7 +123,7 @@ def test_rows_seen_before_get_the_verdict_a_single_claim_gives(db: Counting) -> 
     calls = ledger(db, clock)
     calls.claim("j", 1, 1)  # still calling: wait
     calls.claim("j", 2, 1)
-    calls.completed("j", 2, 1, {"outcome": "sent"})  # done: its envelope again
+    calls.completed("j", 2, 1, envelope("j", 2))  # done: its envelope again
     calls.claim("j", 3, 1)
     assert calls.reopen("j", 3, 1, None)  # attempt 1 was not processed: attempt 2 may call
     calls.claim("j", 4, 2)
@@ -131,7 +133,7 @@ def test_rows_seen_before_get_the_verdict_a_single_claim_gives(db: Counting) -> 
     claims = calls.claim_all([("j", 1, 1), ("j", 2, 1), ("j", 3, 2), ("j", 4, 1), ("j", 5, 1)])
 
     assert [c.verdict for c in claims] == ["wait", "done", "call", "stale", "call"]
-    assert claims[1].envelope == {"outcome": "sent"}
+    assert claims[1].envelope == envelope("j", 2)
     assert state(db, 3)["attempt"] == {"N": "2"} and state(db, 5)["state"] == {"S": "calling"}
     # A conditional put a row; the verdicts of those refused come from the items the refusals
     # returned, with no read.
@@ -145,7 +147,7 @@ def test_rows_seen_before_are_read_together_when_their_refusals_return_no_item(
     calls = ledger(db, clock)
     calls.claim("j", 1, 1)
     calls.claim("j", 2, 1)
-    calls.completed("j", 2, 1, {"outcome": "sent"})
+    calls.completed("j", 2, 1, envelope("j", 2))
     db.calls.clear()
     db.refusals_without_items = True
 
@@ -222,58 +224,55 @@ def test_a_row_delivered_twice_in_one_batch_is_called_once(db: Counting) -> None
     assert [c.verdict for c in claims] == ["call", "call", "wait"]
 
 
-def test_outcomes_are_written_25_to_a_request_and_the_rest_at_flush(db: Counting) -> None:
+def test_outcomes_are_written_an_update_each_when_25_wait_and_the_rest_at_flush(
+    db: Counting,
+) -> None:
     calls = ledger(db, Clock())
     calls.claim_all([("j", i, 1) for i in range(1, 31)])
     db.calls.clear()
-    writes = calls.writes(sleep=lambda _: None)
+    writes = calls.writes()
 
     for i in range(1, 31):
-        writes.completed("j", i, 1, {"row": i})
-    assert db.calls == ["batch_write_item"]  # the first 25
+        writes.completed("j", i, 1, envelope("j", i))
+    assert db.calls == ["update_item"] * 25
     writes.flush()
 
-    assert db.calls == ["batch_write_item", "batch_write_item"]
-    assert stored_envelope(state(db, 30)["envelope"]) == {"row": 30}
+    assert db.calls == ["update_item"] * 30
+    assert stored_envelope(state(db, 30)["envelope"]) == envelope("j", 30)
     assert calls.claim("j", 30, 1).verdict == "done"
 
 
-def test_an_sms_outcome_keeps_its_ledger_item_within_one_write_unit(db: Counting) -> None:
-    # An SMS's envelope is about 1.5 KB of JSON: stored as text it made the item two units.
-    envelope = {
-        "job_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-        "row": 123456,
-        "api": "messages",
-        "outcome": "sent",
-        "request": {"To": "+15005550006", "From": "+15005550001", "Body": "Hello " * 40},
-        "headers": {f"Header-{i}": "x" * 30 for i in range(12)},
-        "result": {
-            "sid": "SM" + "0" * 32,
-            "status": 201,
-            "body": {
-                "account_sid": "AC" + "1" * 32,
-                "api_version": "2010-04-01",
-                "date_created": "Sun, 06 Dec 2026 22:00:00 +0000",
-                "date_updated": "Sun, 06 Dec 2026 22:00:00 +0000",
-                "direction": "outbound-api",
-                "messaging_service_sid": None,
-                "num_media": "0",
-                "num_segments": "2",
-                "price": None,
-                "price_unit": "USD",
-                "status": "queued",
-                "subresource_uris": {"media": "/2010-04-01/Accounts/AC/Messages/SM/Media.json"},
-                "uri": "/2010-04-01/Accounts/AC" + "1" * 32 + "/Messages/SM" + "0" * 32 + ".json",
-            },
-        },
-    }
-    assert len(json.dumps(envelope)) > 1200
+@pytest.mark.parametrize("text", ["Your code is 123456", "A reminder of your visit. " * 6])
+def test_an_sms_outcome_keeps_its_item_within_one_write_unit_with_its_delivery(
+    db: Counting, text: str
+) -> None:
+    # The item is the row's claim, its result and its envelope (1.4-1.7 KB of JSON, compressed),
+    # and then the final status a callback adds: one write unit each time.
+    published = envelope(
+        "0f8fad5b-d9cb-469f-a165-70867728950e", 123_456, text=text, carried={"reference": "INV-1"}
+    )
+    assert len(json.dumps(published)) > 1300
     calls = ledger(db, Clock())
-    calls.claim("j", 1, 1)
-    calls.completed("j", 1, 1, envelope)
+    calls.claim(published["job_id"], 123_456, 1)
+    assert calls.bind_callback(published["job_id"], 123_456, published["sid"], None) == "bound"
+    calls.completed(published["job_id"], 123_456, 1, published)
+    db._client.update_item(
+        TableName=TABLE,
+        Key={"job_id": {"S": published["job_id"]}, "row": {"N": "123456"}},
+        UpdateExpression="SET delivery_status = :s, delivery_rank = :r, delivery_at = :at",
+        ExpressionAttributeValues={
+            ":s": {"S": "undelivered"},
+            ":r": {"N": "5"},
+            ":at": {"N": str(1_765_000_000.123456)},
+        },
+    )
 
-    assert item_size(state(db, 1)) < 1024
-    assert calls.claim("j", 1, 1).envelope == envelope
+    item = db._client.get_item(
+        TableName=TABLE, Key={"job_id": {"S": published["job_id"]}, "row": {"N": "123456"}}
+    )["Item"]
+    assert item_size(item) < 1024
+    assert "callback_sid" not in item  # the response's own SID stands for it
+    assert calls.claim(published["job_id"], 123_456, 1).envelope == published
 
 
 def test_an_envelope_stored_as_text_is_still_republished(db: Counting) -> None:
@@ -300,34 +299,24 @@ def test_a_retryable_outcome_opens_the_row_to_its_next_attempt(db: Counting) -> 
     assert calls.claim("j", 1, 2).verdict == "call"
 
 
-def test_unprocessed_outcomes_are_sent_again(db: Counting) -> None:
+def test_outcomes_whose_writes_fail_are_kept_for_the_next_flush_and_the_rest_written(
+    db: Counting,
+) -> None:
     calls = ledger(db, Clock())
-    writes = calls.writes(sleep=lambda _: None)
-    writes.completed("j", 1, 1, {"row": 1})
-    db.unprocessed_rounds = 2
+    writes = calls.writes()
+    writes.completed("j", 1, 1, envelope("j", 1))
+    writes.completed("j", 2, 1, envelope("j", 2))
+    db.failing_updates = 1
 
-    writes.flush()
-
-    assert db.calls.count("batch_write_item") == 3
-    assert state(db, 1)["state"] == {"S": "done"}
-
-
-def test_outcomes_that_could_not_be_written_are_kept_for_the_next_flush(db: Counting) -> None:
-    calls = ledger(db, Clock())
-    writes = calls.writes(sleep=lambda _: None)
-    writes.completed("j", 1, 1, {"row": 1})
-    db.unprocessed_rounds = 5
-
-    with pytest.raises(RetryableError):
+    with pytest.raises(ClientError):
         writes.flush()
-    assert state(db, 1) == {}
+    written = [r for r in (1, 2) if state(db, r)]
+    assert len(written) == 1 and state(db, written[0])["state"] == {"S": "done"}
+    db.calls.clear()
 
     writes.flush()
-    assert state(db, 1)["state"] == {"S": "done"}
-
-
-def envelope_of(sid: str | None, to: str = "+14155550100") -> dict[str, Any]:
-    return {"job_id": "job", "row": 1, "request": {"To": to}, "sid": sid, "outcome": "sent"}
+    assert db.calls == ["update_item"]  # only the one that failed
+    assert state(db, 1)["state"] == state(db, 2)["state"] == {"S": "done"}
 
 
 @pytest.mark.parametrize("write", ["buffered", "direct"])
@@ -335,11 +324,11 @@ def test_ledger_a_completed_row_binds_only_its_own_sid_and_number(db: Counting, 
     ledger = CallLedger(db, TABLE, in_doubt_after=90, clock=Clock())  # type: ignore[arg-type]
     assert ledger.claim("job", 1, 1).verdict == "call"
     if write == "buffered":
-        writes = ledger.writes(sleep=lambda _: None)
-        writes.completed("job", 1, 1, envelope_of("SM1"))
+        writes = ledger.writes()
+        writes.completed("job", 1, 1, envelope("job", 1, sid="SM1"))
         writes.flush()
     else:
-        ledger.completed("job", 1, 1, envelope_of("SM1"))
+        ledger.completed("job", 1, 1, envelope("job", 1, sid="SM1"))
 
     assert ledger.bind_callback("job", 1, "SM1", "+14155550100") == "bound"
     assert ledger.bind_callback("job", 1, "SM2", "+14155550100") == "mismatch"
@@ -382,7 +371,7 @@ def test_a_late_retry_of_a_claim_taken_over_never_reopens_the_row(db: Counting) 
     taker.flush()
     assert taker.refused == set()
     assert calls.claim("j", 1, 2).verdict == "call"
-    calls.completed("j", 1, 2, {"row": 1, "sid": "SM1"})
+    calls.completed("j", 1, 2, envelope("j", 1, 2, sid="SM1"))
 
     slow.retryable("j", 1, 1)
     slow.flush()

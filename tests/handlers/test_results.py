@@ -252,7 +252,7 @@ def test_results_batch_is_a_conditional_put_a_row_and_a_callback_row_keeps_its_s
 
     # A callback for row 52 arrived before its response: row 52 keeps the delivery status
     # beside its response.
-    results.record_delivery("job-1", 52, status="delivered", rank=5, error_code=None, sid="SM1")
+    results.record_delivery("job-1", 52, status="delivered", rank=5, error_code=None)
     requests.clear()
     assert results.record([envelope(51), envelope(52), envelope(51, attempt=2)]) == 2
 

@@ -50,7 +50,7 @@ def test_resource_names_default_to_the_stage_region_and_account_unless_set() -> 
     assert settings.source_bucket == "callqueue-prod-source"
     assert settings.holding_bucket == "my-holding"
     assert settings.dead_letter_queue == "callqueue-prod-send-dlq"
-    assert settings.idempotency_table == "callqueue-prod-calls"
+    assert settings.results_table == "callqueue-prod-results"
     assert settings.response_topic_arn == (
         "arn:aws:sns:eu-west-1:123456789012:callqueue-prod-responses"
     )

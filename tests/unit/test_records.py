@@ -71,6 +71,7 @@ def envelopes(draw: st.DrawFn, error: st.SearchStrategy[tuple[Any, ...]] = error
         due_at=draw(times),
         error_name=name,
         carried=draw(carried),
+        recorded=draw(st.booleans()),
     )
 
 
@@ -194,6 +195,9 @@ def _timings(**changes: Any) -> dict[str, Any]:
         (_published(carried={}), "carried is {}, not an object of strings"),
         (_published(carried={"reference": 7}), "carried is .*, not an object of strings"),
         (_published(carried=["x"]), "carried is .*, not an object of strings"),
+        (_published(recorded=False), "recorded is False, not true"),
+        (_published(recorded="true"), "recorded is 'true', not true"),
+        (_published(recorded=1), "recorded is 1, not true"),
     ],
 )
 def test_records_envelope_from_json_refuses_what_to_json_never_writes(
@@ -217,6 +221,15 @@ def test_records_an_envelope_written_before_references_is_read_without_one() -> 
     assert "carried" not in old
     assert ResponseEnvelope.from_json(old).carried == {}
     assert ResponseEnvelope.from_json(old).to_json() == old
+
+
+def test_records_an_envelope_without_the_mark_is_read_as_not_recorded() -> None:
+    old = _published()
+    assert "recorded" not in old
+    assert ResponseEnvelope.from_json(old).recorded is False
+    marked = {**old, "recorded": True}
+    assert ResponseEnvelope.from_json(marked).recorded is True
+    assert ResponseEnvelope.from_json(marked).to_json() == marked
 
 
 @given(carried)
