@@ -19,7 +19,8 @@ The same phases run on the code of BENCH_BASELINE (a git revision, default: the 
 split work; `git archive` into a temporary directory), in the same run, alternately with this
 code, BENCH_REPEAT times (3), so the two sides share the machine's load; each phase keeps its
 fastest run by CPU time, and ratio_to_csv is by CPU time (wall time is kept beside it). Writes
-bench/split.json with the machine and date. Not part of `make test`.
+bench/split.json (bench/split-distinct.json with BENCH_DISTINCT=1; BENCH_OUT names another file)
+with the machine and date. Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ REPEAT = max(1, int(os.environ.get("BENCH_REPEAT", "3")))
 # BENCH_DISTINCT=1: every row to a number of its own (a campaign's file), not the generator's
 # few hundred, which the project's number cache answers; written to split-distinct.json.
 DISTINCT = os.environ.get("BENCH_DISTINCT", "") == "1"
-OUT = Path(__file__).resolve().parent / ("split-distinct.json" if DISTINCT else "split.json")
+# BENCH_OUT: where the results go (a smaller run's beside the 1M-row files, not over them).
+OUT = Path(
+    os.environ.get("BENCH_OUT")
+    or Path(__file__).resolve().parent / ("split-distinct.json" if DISTINCT else "split.json")
+)
 PHASES = ("csv", "numbers", "read", "validate", "plan", "split")
 
 

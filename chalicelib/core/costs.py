@@ -133,15 +133,23 @@ def remember_country(e164: str, region: str | None) -> None:
 def forget_countries() -> None:
     """Forget the countries kept (for tests that change what phonenumbers answers)."""
     _KNOWN_COUNTRIES.clear()
-    country_of.cache_clear()
+    _country_read.cache_clear()
+
+
+def country_of(number: str | None) -> str | None:
+    """The ISO country of an E.164 number, with a channel prefix (`whatsapp:`) dropped; None for
+    an address that is no phone number (sip:, client:) or a number no country claims."""
+    # A number a row check has just read is kept, and looked up before the cache below: on a
+    # file of distinct numbers that cache would only miss.
+    if number is not None and number in _KNOWN_COUNTRIES:
+        return _KNOWN_COUNTRIES[number]
+    return _country_read(number)
 
 
 # Reading a number's country takes phonenumbers ~40 µs; a file's rows repeat their numbers (a
 # From, a list's retries), and the answer depends on the number alone.
 @lru_cache(maxsize=4096)
-def country_of(number: str | None) -> str | None:
-    """The ISO country of an E.164 number, with a channel prefix (`whatsapp:`) dropped; None for
-    an address that is no phone number (sip:, client:) or a number no country claims."""
+def _country_read(number: str | None) -> str | None:
     if number is None:
         return None
     if number.startswith("whatsapp:"):

@@ -92,7 +92,9 @@ class Carry:
         """The row's carried values: `reference` and each kept column (under its name as the
         job gives it) that has a value. Raises InvalidRow for a value too long or not text."""
         carried: dict[str, str] = {}
-        for key, source, column, limit in _sources(self, tuple(fields)):
+        # By the settings' values, not the Carry: hashing a dataclass is a Python call a row.
+        names = tuple(fields)
+        for key, source, column, limit in _sources(self.reference_column, self.keep_columns, names):
             value = _text(fields[source], column)
             if value is None:
                 continue
@@ -103,13 +105,15 @@ class Carry:
 
 
 @lru_cache(maxsize=256)
-def _sources(carry: Carry, names: tuple[Any, ...]) -> tuple[tuple[str, Any, str, int], ...]:
+def _sources(
+    reference_column: str, keep_columns: tuple[str, ...], names: tuple[Any, ...]
+) -> tuple[tuple[str, Any, str, int], ...]:
     """For a record with these column names, each carried value's (key, the column it is read
     from, the column as the job names it, its limit): the last of the names that match
     regardless of case; a carried column the record lacks is left out."""
     by_name = {str(name).lower(): name for name in names}
-    wanted = [(REFERENCE, carry.reference_column, MAX_REFERENCE_CHARS)] + [
-        (name, name, MAX_KEPT_CHARS) for name in carry.keep_columns
+    wanted = [(REFERENCE, reference_column, MAX_REFERENCE_CHARS)] + [
+        (name, name, MAX_KEPT_CHARS) for name in keep_columns
     ]
     return tuple(
         (key, by_name[column.lower()], column, limit)

@@ -60,7 +60,9 @@ class ChunkWriter:
             offset,
             carried_member(row.carried),
         )
-        group.file.write_line(line)
+        # write_line's bytes in one write, not two: JSON holds no raw newline, so write_raw
+        # counts one line.
+        group.file.write_raw(f"{line}\n".encode())
         group.rows += 1
         if group.file.lines == self._size:
             self._flush(group)

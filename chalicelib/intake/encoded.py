@@ -11,7 +11,8 @@ character is one byte). tests/unit/test_encoded_rows.py holds both to the slow f
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Final
 
 from chalicelib.core.records import APIS
@@ -20,6 +21,23 @@ _COMPACT: Final = (",", ":")
 # What json.dumps(value, separators=_COMPACT) uses, built once: dumps builds an encoder per call
 # when given any argument.
 _ENCODE: Final = json.JSONEncoder(separators=_COMPACT).encode
+
+
+def _c_encoder() -> Callable[[Any], str] | None:
+    """_ENCODE without what JSONEncoder.encode does on every call (the C encoder built anew and
+    a circular-reference check): a row's values are decoded text, never circular. None without
+    json's C speedups."""
+    if c_make_encoder is None:
+        return None
+    # The arguments JSONEncoder.iterencode gives it, for separators=_COMPACT and no markers.
+    encode = c_make_encoder(
+        None, json.JSONEncoder().default, encode_basestring_ascii, None, ":", ",",
+        False, False, True,
+    )  # fmt: skip
+    return lambda value: "".join(encode(value, 0))
+
+
+_FAST_ENCODE: Final = _c_encoder() or _ENCODE
 _CARRIED_KEY: Final = ',"carried":'
 # Every row names one of a few APIs: each one's JSON is written once.
 _API_JSON: Final[dict[str, str]] = {api: _ENCODE(api) for api in APIS}
@@ -27,7 +45,7 @@ _API_JSON: Final[dict[str, str]] = {api: _ENCODE(api) for api in APIS}
 
 def compact(value: Any) -> str:
     """`value` as the pipeline writes it: compact JSON, non-ASCII escaped."""
-    return _ENCODE(value)
+    return _FAST_ENCODE(value)
 
 
 def api_json(api: str) -> str:

@@ -281,7 +281,7 @@ def test_the_country_a_check_keeps_is_the_one_the_price_would_find(
         else phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
     )
     module.clear_cache()
-    costs.country_of.cache_clear()
+    costs._country_read.cache_clear()
     try:
         e164 = normalise_number(typed, region if national else None)
     except InvalidNumber:
@@ -289,7 +289,7 @@ def test_the_country_a_check_keeps_is_the_one_the_price_would_find(
     assert e164 in costs._KNOWN_COUNTRIES
     kept = costs._KNOWN_COUNTRIES.pop(e164)
     assert kept == costs.country_of(e164)
-    costs.country_of.cache_clear()
+    costs._country_read.cache_clear()
     costs._KNOWN_COUNTRIES[e164] = kept
     assert costs.country_of(e164) == kept
 

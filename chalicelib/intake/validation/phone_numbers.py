@@ -41,6 +41,9 @@ _TYPED: Final = re.compile(r"\+?[0-9\s\-.()]*[0-9][0-9\s\-.()]*")
 _SEPARATORS: Final = re.compile(r"[\s\-.()]")
 _TRUNK_ZERO: Final = re.compile(r"^(\+|00)([0-9\s\-.]*)\(0\)")
 _DIGITS: Final = re.compile(r"[0-9]+")
+# A number typed as E.164 already (a campaign file's usual form): none of the rewriting above
+# changes it, so it goes to phonenumbers as it is (tests/unit/test_number_shortcuts.py).
+_COMPACT_E164: Final = re.compile(r"\+[0-9]+")
 
 _PARSE_ERRORS: Final = {
     NumberParseException.INVALID_COUNTRY_CODE: "it does not start with a country code",
@@ -90,6 +93,7 @@ def _e164(text: str, default_region: str | None, *, valid: bool) -> str:
 def clear_cache() -> None:
     """Forget the numbers read so far (for tests that change what phonenumbers answers)."""
     _e164.cache_clear()
+    _IMPOSSIBLE.clear()
     forget_countries()
 
 
@@ -102,14 +106,7 @@ def national_digits(text: str) -> str | None:
 
 
 def _parsed(text: str, default_region: str | None) -> PhoneNumber:
-    typed = text.strip()
-    if not typed:
-        raise InvalidNumber(text, "it is empty")
-    if not _TYPED.fullmatch(typed):
-        raise InvalidNumber(text, _CHARACTERS)
-    compact = _SEPARATORS.sub("", _TRUNK_ZERO.sub(r"\1\2", typed))
-    if compact.startswith("00"):
-        compact = "+" + compact[2:]
+    compact = text if _COMPACT_E164.fullmatch(text) else _rewritten(text, default_region)
     region = None
     if not compact.startswith("+"):
         if not default_region:
@@ -125,8 +122,38 @@ def _parsed(text: str, default_region: str | None) -> PhoneNumber:
         ) from None
 
 
+def _rewritten(text: str, default_region: str | None) -> str:
+    """The number with the unambiguous rewriting done: separators and a (0) trunk prefix dropped,
+    a leading 00 made +."""
+    typed = text.strip()
+    if not typed:
+        raise InvalidNumber(text, "it is empty")
+    if not _TYPED.fullmatch(typed):
+        raise InvalidNumber(text, _CHARACTERS)
+    compact = _SEPARATORS.sub("", _TRUNK_ZERO.sub(r"\1\2", typed))
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    return compact
+
+
+# Why a number is impossible depends on its country code and the length of its national
+# significant number alone (phonenumbers' is_possible_number_with_reason reads nothing else):
+# each pair is asked once. A few hundred codes and lengths up to 17: small.
+_IMPOSSIBLE: dict[tuple[int | None, int], str | None] = {}
+
+
 def _impossible(number: PhoneNumber) -> str | None:
     """Why no number of the country could be this one (its length), or None."""
+    key = (number.country_code, len(phonenumbers.national_significant_number(number)))
+    try:
+        return _IMPOSSIBLE[key]
+    except KeyError:
+        why = _IMPOSSIBLE[key] = _impossible_by_length(number)
+        return why
+
+
+def _impossible_by_length(number: PhoneNumber) -> str | None:
+    """_impossible, asked of phonenumbers."""
     code = f"+{number.country_code}"
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason in (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):

@@ -72,7 +72,10 @@ def validate(
         if isinstance(value, _NESTED) and _value_depth(value) > MAX_JSON_DEPTH:
             raise InvalidRow(f"{column} is nested more than {MAX_JSON_DEPTH} levels deep")
     layout = _layout(tuple(fields))
-    api = _api(merged, layout if merged is fields else None)
+    if merged is fields and not layout.api_columns:
+        api: Api = DEFAULT_API  # what _api finds in a record without an api column
+    else:
+        api = _api(merged, layout if merged is fields else None)
     present = _collect(api, fields, layout)
     if job_params:
         # By parameter, not by column name: a row's `To` is Lookup's PhoneNumber too.
