@@ -32,7 +32,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from callqueue.local import cost_log
 from callqueue.local.moto_patches.awslambda import forward_invocations
 from callqueue.local.moto_patches.dispatch import speed_up_dispatch, speed_up_responses
-from callqueue.local.moto_patches.dynamodb import speed_up_conditions, speed_up_transactions
+from callqueue.local.moto_patches.dynamodb import (
+    speed_up_conditions,
+    speed_up_transactions,
+    speed_up_updates,
+)
 from callqueue.local.moto_patches.locking import BACKENDS, Serialized, serialize_long_polls
 from callqueue.local.moto_patches.sns import speed_up_sns
 from callqueue.local.moto_patches.sqs import speed_up_sqs, speed_up_sqs_receive
@@ -135,6 +139,7 @@ def main(argv: list[str]) -> int:
     speed_up_responses()
     speed_up_transactions()
     speed_up_conditions()
+    speed_up_updates()
     serialize_long_polls(BACKENDS)
     server = serve()
     port = server.server_port

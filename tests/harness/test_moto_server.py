@@ -1,8 +1,9 @@
 """The local runtime's moto server keeps DynamoDB's transaction semantics with its faster
-TransactWriteItems (callqueue.local.moto_patches.dynamodb.speed_up_transactions) and conditions
-parsed once (speed_up_conditions), applies concurrent requests one at a time as AWS applies writes
-to an item (callqueue.local.moto_patches.locking.BackendLock), and keeps connections open as AWS
-does (callqueue.local.moto_server.KeepAliveHandler). The patches refuse another version of moto."""
+TransactWriteItems (callqueue.local.moto_patches.dynamodb.speed_up_transactions), conditions
+parsed once (speed_up_conditions) and update expressions parsed and checked once
+(speed_up_updates), applies concurrent requests one at a time as AWS applies writes to an item
+(callqueue.local.moto_patches.locking.BackendLock), and keeps connections open as AWS does
+(callqueue.local.moto_server.KeepAliveHandler). The patches refuse another version of moto."""
 
 from __future__ import annotations
 
@@ -201,6 +202,47 @@ def test_a_condition_with_a_binary_value_is_parsed_and_checked(dynamodb: Any) ->
     with pytest.raises(ClientError) as refused:
         put_binary(b"\x02")  # the same again: b <> :b is false
     assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_an_update_parsed_once_is_applied_and_checked_with_each_requests_names(
+    dynamodb: Any,
+) -> None:
+    """One expression text, several requests: each applied with its own values and names, and
+    what its names make of it (the key, one attribute twice) refused every time, even after the
+    same text passed with other names."""
+    key = {"job_id": {"S": "updated"}, "row": {"N": "1"}}
+
+    def update(a: str, b: str, *, remove: str = "#c", **values: str) -> None:
+        dynamodb.update_item(
+            TableName="t",
+            Key=key,
+            UpdateExpression=f"SET #a = :a, #b = :b REMOVE {remove}",
+            ExpressionAttributeNames={"#a": a, "#b": b, "#c": "gone"},
+            ExpressionAttributeValues={":a": {"S": values["x"]}, ":b": {"S": values["y"]}},
+        )
+
+    def item() -> dict[str, Any]:
+        found = dynamodb.get_item(TableName="t", Key=key, ConsistentRead=True)["Item"]
+        return {k: next(iter(v.values())) for k, v in found.items() if k not in key}
+
+    dynamodb.put_item(TableName="t", Item={**key, "gone": {"S": "soon"}})
+    update("v", "w", x="1", y="2")
+    assert item() == {"v": "1", "w": "2"}
+    update("w", "u", x="3", y="4")  # the same text, other names and values
+    assert item() == {"v": "1", "w": "3", "u": "4"}
+    for _ in range(2):
+        for names, code in (
+            (("row", "v"), "ValidationException"),
+            (("v", "v"), "ValidationException"),
+        ):
+            with pytest.raises(ClientError) as refused:
+                update(*names, x="5", y="6")
+            assert refused.value.response["Error"]["Code"] == code
+        with pytest.raises(ClientError) as malformed:
+            update("v", "w", remove="#c,", x="5", y="6")
+        assert malformed.value.response["Error"]["Code"] == "ValidationException"
+    update("v", "w", x="7", y="8")
+    assert item() == {"v": "7", "w": "8", "u": "4"}
 
 
 def test_a_received_message_comes_back_as_sent_with_its_attributes(endpoint: str) -> None:
