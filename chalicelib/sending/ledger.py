@@ -317,26 +317,28 @@ class CallLedger:
         of what its call created, which settles the row if its response is lost."""
         key = row_key(job_id, row)
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-        if item is None or "state" not in item:  # no item, or one the ledger never claimed
-            return "unknown_row"
-        known_to = item.get("to", {}).get("S")
-        if to is not None and known_to is not None and to != known_to:
-            return "mismatch"
-        own = item.get("sid", {}).get("S") or item.get("callback_sid", {}).get("S")
-        if own is not None:
-            return "bound" if own == sid else "mismatch"
-        bound = self._update_if(
-            job_id,
-            row,
-            UpdateExpression="SET callback_sid = :sid",
-            ConditionExpression=(
-                "attribute_exists(#s) AND attribute_not_exists(sid) AND "
-                "(attribute_not_exists(callback_sid) OR callback_sid = :sid)"
-            ),
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":sid": {"S": sid}},
-        )
-        return "bound" if bound else "mismatch"  # refused: another SID was bound in between
+        found = _binding_of(item, sid, to)
+        if found is not None:
+            return found
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET callback_sid = :sid",
+                ConditionExpression=(
+                    "attribute_exists(#s) AND attribute_not_exists(sid) AND "
+                    "(attribute_not_exists(callback_sid) OR callback_sid = :sid)"
+                ),
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={":sid": {"S": sid}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as refused:
+            # Written in between: the row's outcome (its own SID, perhaps this one) or another
+            # callback's SID. Judged by the item as the refusal returned it.
+            now = getattr(refused, "response", {}).get("Item")
+            return _binding_of(now, sid, to) or "mismatch"
+        return "bound"
 
     def reopen(
         self,
@@ -393,3 +395,17 @@ class CallLedger:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+
+def _binding_of(item: dict[str, Any] | None, sid: str, to: str | None) -> Binding | None:
+    """What a callback for `sid` (to `to`) is to the row's item; None while the row's call is in
+    flight with no SID bound yet (the callback's may be)."""
+    if item is None or "state" not in item:  # no item, or one the ledger never claimed
+        return "unknown_row"
+    known_to = item.get("to", {}).get("S")
+    if to is not None and known_to is not None and to != known_to:
+        return "mismatch"
+    own = item.get("sid", {}).get("S") or item.get("callback_sid", {}).get("S")
+    if own is not None:
+        return "bound" if own == sid else "mismatch"
+    return None

@@ -239,3 +239,51 @@ def test_an_outcome_write_keeps_a_status_that_came_first_and_removes_what_it_lac
     assert "error_message" not in item(db, 1)
     assert calls.bind_callback("j", 1, sid, "+14155550100") == "bound"
     assert calls.bind_callback("j", 1, "SM" + "0" * 32, None) == "mismatch"
+
+
+class WriteAfterRead:
+    """The table's client, with `write` made right after the first GetItem answers: what another
+    request lands between a callback's read of the row and its bind."""
+
+    def __init__(self, db: Any, write: Any) -> None:
+        self._db = db
+        self._write = write
+        self.exceptions = db.exceptions
+
+    def get_item(self, **request: Any) -> Any:
+        found = self._db.get_item(**request)
+        write, self._write = self._write, None
+        if write is not None:
+            write()
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+@pytest.mark.parametrize(
+    ("between", "expected"),
+    [("own outcome", "bound"), ("other sid bound", "mismatch"), ("same sid bound", "bound")],
+)
+def test_a_callback_is_judged_by_what_landed_between_its_read_and_its_bind(
+    db: Any, between: str, expected: str
+) -> None:
+    # A callback reads a row still calling, then the row's outcome (or another callback) lands
+    # before its bind: the refused bind is judged by the item it found, so the row's own
+    # message is not refused as another's.
+    clock = Clock()
+    calls = ledger(db, clock)
+    row = next(_rows)
+    calls.claim("j", row, 1)
+    sid = "SM" + "a" * 32
+
+    def land() -> None:
+        if between == "own outcome":
+            calls.completed("j", row, 1, envelope("j", row, sid=sid))
+        else:
+            other = sid if between == "same sid bound" else "SM" + "9" * 32
+            assert calls.bind_callback("j", row, other, None) == "bound"
+
+    racing = CallLedger(WriteAfterRead(db, land), TABLE, in_doubt_after=30.0, clock=clock)
+
+    assert racing.bind_callback("j", row, sid, "+14155550100") == expected
