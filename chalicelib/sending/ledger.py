@@ -19,9 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from chalicelib.sending.claims import Attempt, Binding, Claim, binding_of
 from chalicelib.sending.ledger_writes import (
     BATCH_ATTEMPTS,
     LedgerWrites,
@@ -36,34 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Verdict = Literal["call", "done", "wait", "in_doubt", "stale"]
-# What a signed status callback for a row is to the row's call: the message it created (or may
-# have: the call's response is not in yet), another message, or a row the ledger never claimed.
-Binding = Literal["bound", "mismatch", "unknown_row"]
-# (job, row, attempt)
-Attempt = tuple[str, int, int]
-
 # DynamoDB's ceiling: keys in one BatchGetItem.
 MAX_BATCH_GET_KEYS = 100
 # A batch's claims made at once, each its own request.
 CLAIM_THREADS = 16
-
-
-@dataclass(frozen=True)
-class Claim:
-    verdict: Verdict
-    # For "done": the envelope published when the call completed.
-    envelope: dict[str, Any] | None = None
-    # For "wait": seconds until the earlier call can no longer be in flight.
-    wait_seconds: float = 0.0
-    # For "in_doubt": the SID a signed status callback bound to the row (evidence that the
-    # earlier call created that message), if one came.
-    callback_sid: str | None = None
-    # For "in_doubt": when the earlier call was claimed (it started no sooner).
-    claimed_at: float = 0.0
-    # For "call" and "in_doubt": the claim time this delivery wrote (its claim, or its take-over
-    # of one in doubt). A retry is recorded only while the row's claim is still this one.
-    held_at: float = 0.0
 
 
 class CallLedger:
@@ -317,7 +293,7 @@ class CallLedger:
         of what its call created, which settles the row if its response is lost."""
         key = row_key(job_id, row)
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-        found = _binding_of(item, sid, to)
+        found = binding_of(item, sid, to)
         if found is not None:
             return found
         try:
@@ -337,7 +313,7 @@ class CallLedger:
             # Written in between: the row's outcome (its own SID, perhaps this one) or another
             # callback's SID. Judged by the item as the refusal returned it.
             now = getattr(refused, "response", {}).get("Item")
-            return _binding_of(now, sid, to) or "mismatch"
+            return binding_of(now, sid, to) or "mismatch"
         return "bound"
 
     def reopen(
@@ -395,17 +371,3 @@ class CallLedger:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
-
-
-def _binding_of(item: dict[str, Any] | None, sid: str, to: str | None) -> Binding | None:
-    """What a callback for `sid` (to `to`) is to the row's item; None while the row's call is in
-    flight with no SID bound yet (the callback's may be)."""
-    if item is None or "state" not in item:  # no item, or one the ledger never claimed
-        return "unknown_row"
-    known_to = item.get("to", {}).get("S")
-    if to is not None and known_to is not None and to != known_to:
-        return "mismatch"
-    own = item.get("sid", {}).get("S") or item.get("callback_sid", {}).get("S")
-    if own is not None:
-        return "bound" if own == sid else "mismatch"
-    return None

@@ -12,7 +12,7 @@ from typing import Any
 from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.outcomes import backoff_seconds, classify
 from chalicelib.core.records import Outcome, QueuedRow, TwilioResult
-from chalicelib.sending.ledger import Claim
+from chalicelib.sending.claims import Claim
 from chalicelib.sending.ledger_writes import LedgerWrites
 from chalicelib.sending.parts import SenderParts, SenderSettings
 

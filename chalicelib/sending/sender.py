@@ -27,8 +27,8 @@ from chalicelib.core.jobs import Job
 from chalicelib.core.records import QueuedRow
 from chalicelib.sending.calls import Caller
 from chalicelib.sending.cancel import end_cancelled
+from chalicelib.sending.claims import Claim
 from chalicelib.sending.dispatcher import NO_SLOT_RECHECK_SECONDS, Dispatcher
-from chalicelib.sending.ledger import Claim
 from chalicelib.sending.ledger_writes import LedgerWrites
 from chalicelib.sending.pacing import MAX_HOLD_SECONDS, Metered, Pacer
 from chalicelib.sending.parts import SenderParts, SenderSettings

@@ -12,7 +12,7 @@ from dataclasses import replace
 from chalicelib.core.evidence import Evidence
 from chalicelib.core.outcomes import backoff_seconds
 from chalicelib.core.records import QueuedRow, TwilioResult
-from chalicelib.sending.ledger import Claim
+from chalicelib.sending.claims import Claim
 from chalicelib.sending.ledger_writes import LedgerWrites
 from chalicelib.sending.pacing import Pacer
 from chalicelib.sending.parts import SenderParts, SenderSettings
