@@ -78,12 +78,9 @@ def handle_results_batch(event: SQSEvent) -> None:
     wiring.results().record(envelopes_of(r.body for r in event))
 
 
-# Up to 100 responses an invocation, gathered for at most 1 s: each batch is one invocation and
-# one count update per job, and a systemic pause or a suppression waits at most a second more
-# (the sender has already stopped calling a number its own response suppressed).
-@app.on_sqs_message(
-    queue=settings.router_queue, batch_size=100, maximum_batching_window_in_seconds=1
-)
+# Ten responses an invocation, no batching window: a systemic error pauses its job at once
+# (docs/decisions/router-batches.md).
+@app.on_sqs_message(queue=settings.router_queue, batch_size=10)
 def handle_router_batch(event: SQSEvent) -> None:
     sinks.router().route(envelopes_of(r.body for r in event))
 

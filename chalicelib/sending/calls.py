@@ -40,15 +40,19 @@ class Caller:
         gateway: TwilioGateway | None,
         writes: LedgerWrites,
         claimed_at: float,
+        read_by: float = float("inf"),
     ) -> Done:
-        """One claimed row: called at its slot, its outcome recorded."""
+        """One claimed row: called at its slot, its outcome recorded. `read_by`: the latest the
+        call may start on its number's suppression read (chalicelib.sending.dispatcher); a
+        call held up past it takes another slot, for which the number is read again."""
         done = Done()
         assert gateway is not None  # noqa: S101 - made by send_batch when any row is due
 
         def hold() -> None:
             # Run by the gateway once the SDK has built the request, just before it is sent.
             self._pacer.hold_until(slot)
-            if self._parts.clock() - slot > self._pacer.tolerance() or self._pacer.quiet(slot):
+            now = self._parts.clock()
+            if now - slot > self._pacer.tolerance() or now > read_by or self._pacer.quiet(slot):
                 raise SlotMissed
             if self._outcomes.stopped(row.number):
                 raise NumberSuppressed

@@ -33,6 +33,11 @@ EARLY_PUBLISH_SECONDS = 0.5
 # A number's suppression read answers for its calls with slots up to this long after the read
 # (the rows of a tick take slots up to two ticks ahead): a later slot reads it again.
 FRESH_READ_SECONDS = 2 * DISPATCH_TICK_SECONDS
+# A read answers for a call starting at most this long after it (and the slot's tolerance): the
+# rows read at a booking are due within the next tick and their slots up to two ticks after
+# that. A call held up longer (its thread starved, its slot booked far ahead) is slotted and
+# read again, so no call goes on an older look however the machine runs.
+READ_ANSWERS_SECONDS = FRESH_READ_SECONDS + 2 * DISPATCH_TICK_SECONDS
 
 
 @dataclass
@@ -163,8 +168,17 @@ class Dispatcher:
                         Done(published=[self._outcomes.suppressed(at, row, run.writes)])
                     )
                     continue
+                read = run.read_at.get(row.number or "", math.inf)
+                read_by = read + READ_ANSWERS_SECONDS + self._pacer.tolerance()
                 future = pool.submit(
-                    self._caller.call, slot, at, row, run.gateway, run.writes, run.claimed_at
+                    self._caller.call,
+                    slot,
+                    at,
+                    row,
+                    run.gateway,
+                    run.writes,
+                    run.claimed_at,
+                    read_by,
                 )
                 run.running[future] = group[i]
 

@@ -10,7 +10,7 @@ sleeps or a call takes time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from chalicelib.core.records import QueuedRow
-from chalicelib.sending.dispatcher import FRESH_READ_SECONDS
+from chalicelib.sending.dispatcher import READ_ANSWERS_SECONDS
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS
 from chalicelib.sending.parts import SenderParts, SenderSettings
@@ -32,8 +32,32 @@ from tests.tables import create_ledger_table, create_rate_table
 
 LATE_TOLERANCE = 0.1
 # The clock is shared by the dispatcher's thread and the call's: the dispatcher's sleep (a tick
-# at most) can move it between a call's last check and Twilio's record of the call.
+# at most) can move it between a call's last check and the record of it.
 SHARED_CLOCK_SLACK = DISPATCH_TICK_SECONDS
+
+
+class CheckedTwilio(Twilio):
+    """Twilio's recorder, also noting the clock when the sender's last check before each call
+    passed (the hold the gateway runs just before it sends): what the sender's bound is about.
+    Twilio's own record comes after, and the shared clock may have moved in between while the
+    machine held the thread up (the outcome writes to moto, in this process, take the CPU)."""
+
+    def __init__(self, clock: Clock, latency: float) -> None:
+        super().__init__(clock, latency)
+        self.checked: list[tuple[float, int]] = []
+
+    def call(
+        self,
+        request: Any,
+        hold: Callable[[], None] | None = None,
+        written: Callable[[float], None] | None = None,
+    ) -> Any:
+        def checked() -> None:
+            if hold is not None:
+                hold()
+            self.checked.append((self.clock(), request.row))
+
+        return super().call(request, checked, written)
 
 
 class Suppressions:
@@ -86,13 +110,13 @@ def run(
     overshoot: float = 0.0,
     suppress_at: dict[str, float] | None = None,
     fail_first: int = 0,
-) -> tuple[Twilio, Recorder, Suppressions, list[float]]:
+) -> tuple[CheckedTwilio, Recorder, Suppressions, list[float]]:
     """One batch of rows to `numbers` (row i+1 to numbers[i]), all due at T0 + 0.5."""
     clock = Clock(overshoot)
     limiter, handed_out = recording_limiter(dynamodb, rate, clock)
     table = Suppressions(clock, fail_first)
     table.since.update(suppress_at or {})
-    twilio = Twilio(clock, latency)
+    twilio = CheckedTwilio(clock, latency)
     recorder = Recorder()
     parts = SenderParts(
         lambda: twilio,  # type: ignore[arg-type,return-value]
@@ -117,15 +141,21 @@ def run(
 
 
 def assert_every_call_was_read_fresh(
-    twilio: Twilio, table: Suppressions, numbers: list[str]
+    twilio: CheckedTwilio, table: Suppressions, numbers: list[str], rate: float
 ) -> None:
     """The guarantee: each call's number was read (strongly consistent) before the call, and
-    at most FRESH_READ_SECONDS before the slot it went at (a call may go LATE_TOLERANCE late)."""
-    for started, row in twilio.calls:
+    at most FRESH_READ_SECONDS before the slot it went at, by the sender's last check before
+    sending: within READ_ANSWERS_SECONDS of the read, and as late for its slot as the pacer
+    allows (LATE_TOLERANCE, and never more than one slot at the run's rate)."""
+    assert sorted(row for _, row in twilio.checked) == sorted(row for _, row in twilio.calls)
+    for checked, row in twilio.checked:
         number = numbers[row - 1]
-        reads = [at for at, asked in table.consistent if number in asked and at <= started]
+        reads = [at for at, asked in table.consistent if number in asked and at <= checked]
         assert reads, f"row {row} was called without a read"
-        assert started - max(reads) <= FRESH_READ_SECONDS + LATE_TOLERANCE + SHARED_CLOCK_SLACK
+        # The clock adds binary fractions: a gap of exactly the bound may come out a hair over.
+        late = min(LATE_TOLERANCE, 1 / rate)
+        bound = READ_ANSWERS_SECONDS + late + SHARED_CLOCK_SLACK
+        assert checked - max(reads) <= bound + 1e-6
 
 
 def distinct(count: int) -> list[str]:
@@ -139,13 +169,17 @@ def test_a_batch_reads_each_distinct_number_once_a_booking_however_many_rows_go_
     # are read together, one strongly consistent look per number, never a key twice; the
     # early look asks for each number once too.
     numbers = [n for n in distinct(100) for _ in range(2)]
-    twilio, _, table, _ = run(dynamodb, numbers, rate=100)
+    twilio, _, table, slots = run(dynamodb, numbers, rate=100)
 
     assert len(twilio.calls) == 200
-    assert sorted(table.keys_read()) == sorted(set(numbers))
+    assert set(table.keys_read()) == set(numbers)
+    if len(slots) == len(twilio.calls):  # no call missed its slot: each number read once
+        assert sorted(table.keys_read()) == sorted(set(numbers))
+    else:  # a call held up past its read's bound (a busy machine) took a slot, read again
+        assert len(table.keys_read()) <= len(slots)
     assert all(len(asked) <= MAX_BATCH_GET for _, asked in table.consistent)
     assert [asked for _, asked in table.early] == [set(numbers)]
-    assert_every_call_was_read_fresh(twilio, table, numbers)
+    assert_every_call_was_read_fresh(twilio, table, numbers, 100)
 
 
 def test_rows_waiting_ticks_for_a_slot_are_read_once_each_not_at_every_tick(
@@ -159,7 +193,7 @@ def test_rows_waiting_ticks_for_a_slot_are_read_once_each_not_at_every_tick(
     assert len(twilio.calls) == 10
     assert sorted(table.keys_read()) == sorted(numbers)
     assert len(table.keys_read()) <= len(slots)
-    assert_every_call_was_read_fresh(twilio, table, numbers)
+    assert_every_call_was_read_fresh(twilio, table, numbers, 4)
 
 
 def test_a_missed_slot_reads_again_only_past_the_fresh_window(dynamodb: Any) -> None:
@@ -172,7 +206,7 @@ def test_a_missed_slot_reads_again_only_past_the_fresh_window(dynamodb: Any) -> 
     assert [row for _, row in twilio.calls] == [1, 2, 3, 4]
     assert len(slots) > 4  # slots were missed
     assert len(table.keys_read()) <= len(slots)
-    assert_every_call_was_read_fresh(twilio, table, numbers)
+    assert_every_call_was_read_fresh(twilio, table, numbers, 100)
 
 
 def test_a_number_suppressed_while_its_row_waits_for_a_slot_is_not_called(
@@ -214,7 +248,7 @@ def test_rows_are_not_called_while_the_list_cannot_be_read(dynamodb: Any) -> Non
     twilio, recorder, table, _ = run(dynamodb, numbers, rate=100, fail_first=3)
 
     assert sorted(row for _, row in twilio.calls) == [1, 2, 3, 4, 5]
-    assert_every_call_was_read_fresh(twilio, table, numbers)
+    assert_every_call_was_read_fresh(twilio, table, numbers, 100)
     assert recorder.later == []
 
 
@@ -236,7 +270,7 @@ def test_no_call_is_made_on_a_read_older_than_the_bound_nor_after_a_stop_it_saw(
             dynamodb, numbers, rate=rate, latency=latency, suppress_at={stop: stop_at}
         )
 
-    assert_every_call_was_read_fresh(twilio, table, numbers)
+    assert_every_call_was_read_fresh(twilio, table, numbers, rate)
     # No call to the number after a read that saw it suppressed.
     saw = [at for at, asked in table.consistent if stop in asked and at >= stop_at]
     if saw:
