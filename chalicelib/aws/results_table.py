@@ -10,10 +10,9 @@ and, like one a callback alone made, is not counted as settled.
 
 A message's delivery status, from Twilio's status callbacks, is kept on the same item
 (`delivery_status`, `delivery_rank`, `delivery_error_code`, `delivery_at`), and a
-call's also `call_duration` (seconds) and `answered_by`. A callback can arrive
-before the row's response is recorded (the sink reads in batches), so either write may create
-the item and neither replaces the other's attributes; an item made by a callback alone has no
-`outcome` yet and is not counted as settled.
+call's also `call_duration` (seconds) and `answered_by`. A callback can arrive before the row's
+outcome is written (it is bound to the claim: CallLedger.bind_callback), and neither write
+replaces the other's attributes.
 """
 
 from __future__ import annotations
