@@ -283,8 +283,11 @@ _NAMES: Final[tuple[tuple[str, str, str], ...]] = (
 _INTEGERS: Final[tuple[tuple[str, str, int], ...]] = (
     ("window_seconds", "WINDOW_SECONDS", MAX_WINDOW_SECONDS),
     ("max_attempts", "MAX_ATTEMPTS", 5),
-    ("sender_batch_size", "SENDER_BATCH_SIZE", 100),
-    ("sender_batching_window_seconds", "SENDER_BATCHING_WINDOW_SECONDS", 1),
+    # A sender instance waits from its batch's hand-over to its first row's time (a second or
+    # two) whatever the batch's size: five seconds of rows a batch share that wait, where one
+    # second's paid it five times (docs/decisions/sender-batches.md).
+    ("sender_batch_size", "SENDER_BATCH_SIZE", 1000),
+    ("sender_batching_window_seconds", "SENDER_BATCHING_WINDOW_SECONDS", 5),
     ("sender_call_concurrency", "SENDER_CALL_CONCURRENCY", 50),
     ("retention_days", "RETENTION_DAYS", 30),
     ("systemic_error_threshold", "SYSTEMIC_ERROR_THRESHOLD", 5),

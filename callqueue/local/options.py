@@ -5,11 +5,13 @@ for the handlers."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from callqueue.local.emulator import DEFAULT_SLOW_SECONDS
 from callqueue.local.faults import FaultSpec
+from callqueue.local.triggers import DEPLOYED_WINDOWS_ENV
 from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECONDS
 
 # Lambda runs each instance in a sandbox of its own. Twenty instances' threads in one process
@@ -19,6 +21,12 @@ from chalicelib.config import DEFAULT_RATE_HEADROOM, DEFAULT_SLOT_TOLERANCE_SECO
 # Where they may, those processes' threads run under the real-time policy
 # (callqueue.local.worker_process.prioritize).
 SENDER_PROCESSES = 4
+# The local triggers gather a batch for at most a second (callqueue.local.triggers), so the
+# senders are told that window too: told the deployed one, they would make rows visible that
+# much earlier and hold every batch for it. Batches of 100 keep the claims of a batch, which the
+# local moto serves one request at a time, within the rows' two seconds of lead. Unless the
+# triggers run the deployed windows (bench/cost.py), or the variable is set.
+LOCAL_SENDER_TRIGGER = {"SENDER_BATCH_SIZE": "100", "SENDER_BATCHING_WINDOW_SECONDS": "1"}
 # Time a sender's batch may take to publish its outcomes after its last call's deadline.
 PUBLISH_ALLOWANCE_SECONDS = 15
 
@@ -128,4 +136,13 @@ class Options:
                 else ""
             ),
             "INBOUND_WEBHOOK_URL": self.inbound_url() or "",
+            **local_sender_trigger(),
         }
+
+
+def local_sender_trigger() -> dict[str, str]:
+    """The send trigger's batch size and window for a local run (LOCAL_SENDER_TRIGGER), each
+    unless set in the environment; none when the triggers run the deployed windows."""
+    if os.environ.get(DEPLOYED_WINDOWS_ENV):
+        return {}
+    return {name: os.environ.get(name) or value for name, value in LOCAL_SENDER_TRIGGER.items()}
