@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         from callqueue.local.api_server import free_port
         from callqueue.local.deliveries import wait_for_deliveries
         from callqueue.local.runtime import LocalRuntime
+        from chalicelib.config import Settings
 
         # The API takes the emulator's signed status callbacks: the rows' delivery statuses.
         options = replace(_options(args), api_port=free_port())
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             stall_limit = args.timeout or float(args.window + 120)
             arrivals = _wait_until_settled(runtime, view, stall_limit)
             # With DELIVERY_REPORTS=off no final status is coming: read once, do not wait.
-            reports = runtime.handler_environment().get("DELIVERY_REPORTS", "on") != "off"
+            reports = Settings.from_env(runtime.handler_environment()).delivery_reports
             if reports:
                 view.step("waiting for delivery statuses")
             deliveries = wait_for_deliveries(runtime, args.delivery_wait if reports else 0)
