@@ -114,6 +114,7 @@ def per_row_units(
 MEASURED = (
     "rows", "calls", "wall_seconds", "duration_seconds", "dynamodb_write_units_per_row",
     "dynamodb_write_units_per_row_by_table", "dynamodb_read_units_per_row", "per_100000_calls_usd",
+    "per_100000_calls_by_service_usd",
 )  # fmt: skip
 Run = tuple[dict[str, Any], list[dict[str, Any]]]  # a run's summary and its priced lines
 

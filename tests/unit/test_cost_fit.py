@@ -116,6 +116,7 @@ def test_a_line_one_run_lacks_had_no_units_there(cf: ModuleType) -> None:
 def run(rows: int, lines: list[dict[str, Any]], per_100000: float) -> tuple[dict[str, Any], Any]:
     summary = {key: None for key in ("wall_seconds", "duration_seconds")}
     summary |= {"rows": rows, "calls": rows, "per_100000_calls_usd": per_100000}
+    summary |= {"per_100000_calls_by_service_usd": {"s3": per_100000}}
     summary |= {"dynamodb_write_units_per_row": 0, "dynamodb_read_units_per_row": 0}
     summary |= {"dynamodb_write_units_per_row_by_table": {}, "requests": {"s3:PutObject": 1}}
     return summary, lines
@@ -144,6 +145,7 @@ def test_one_large_job_pays_its_fixed_cost_once(cf: ModuleType) -> None:
     assert by_what["T:PutItem write units"]["units"] == 300_000
     assert job["clipped"] == {}
     assert [r["rows"] for r in job["runs_measured"]] == [500, 2000]
+    assert job["runs_measured"][0]["per_100000_calls_by_service_usd"] == {"s3": 320.0}
     assert job["requests"] == {"s3:PutObject": 1}  # the counts are the large run's
 
 
