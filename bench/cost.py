@@ -10,10 +10,10 @@ come there). Prices them with PRICES (us-east-1, on-demand, no free tier). Each 
 are fitted through the two runs as fixed + per_row x rows (bench/cost_fit.py: a negative part is
 clipped to zero, the line kept at or above both runs and marked `clipped`); the cost is that of one
 job of 100,000 rows, what a job pays once (the split, S3's puts of its files, secret reads at cold
-starts, its item) counted once (`per_job_fixed_usd`). The small job scaled to 100,000 calls, as
-every label before 2026-12-07T08:00Z was measured, stays as `per_100000_calls_from_small_jobs_usd`;
-each run's own figures are under `runs_measured`; the counts (requests, Lambda, item sizes) are the
-large run's. BENCH_ROWS_LARGE=0 makes the small run alone, scaled. Requests made to set the stack up
+starts, its item) counted once (`per_job_fixed_usd`). The small job scaled to 100,000 calls, as the
+labels without `runs_measured` were measured, stays as `per_100000_calls_from_small_jobs_usd`; each
+run's own figures are under `runs_measured`; the counts (requests, Lambda, item sizes) are the large
+run's. BENCH_ROWS_LARGE=0 makes the small run alone, scaled. Requests made to set the stack up
 (CloudFormation, IAM, queue and topic creation) are left out: a deployment makes them once. SQS
 receives are counted as AWS bills them: Lambda's pollers for an SQS trigger make their
 ReceiveMessage requests on the account, billed as SQS requests, and long-poll (20 s) while the queue
@@ -100,6 +100,11 @@ ESM_POLLERS = 5
 LONG_POLL_SECONDS = 20
 EMPTY_RECEIVE = "sqs:ReceiveMessage (empty)"
 LONG_POLLS = "ReceiveMessage long polls"
+METHOD_NOTE = (
+    "labels without runs_measured (every label before fit_check, 2026-12-07, and runs with "
+    "BENCH_ROWS_LARGE=0) are one job of their rows scaled to 100,000 calls: a 500-row job's "
+    "fixed costs counted 200 times"
+)
 
 
 def run(work: Path, count: int) -> tuple[dict[str, Any], Path, float]:
@@ -358,8 +363,7 @@ def main() -> None:
             "prices_as_of": PRICES_AS_OF,
             "prices_usd": PRICES,
             "method": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
-            "method_note": "labels without runs_measured (all dated before 2026-12-07T08:00Z) "
-            "are one 500-row job scaled to 100,000 calls: a job's fixed costs counted 200 times",
+            "method_note": METHOD_NOTE,
         }
     )
     runs = existing.setdefault("runs", {})
