@@ -1,21 +1,28 @@
-"""Benchmark: what 100,000 calls cost on AWS, from a real local run's requests and item sizes.
+"""Benchmark: what one job of 100,000 calls costs on AWS, from local runs' requests and items.
 
-Runs `callqueue run` (the whole local stack) on BENCH_ROWS generated SMS rows (500 by default)
-at BENCH_CPS (50) with the cost log on (callqueue.local.cost_log): every request moto served, by
-service and operation, with its 64 KB chunks; DynamoDB's write and read units from the items'
-sizes; every Lambda invocation's duration (the callback function's, behind its function URL,
-included); every request the local REST API answered (API Gateway bills each; the callbacks of
-messages sent before the function URL still come there). Prices them with PRICES (us-east-1,
-on-demand, no free tier) and scales the run to 100,000 calls. Requests made to set the stack up
+Runs `callqueue run` (the whole local stack) on a job of BENCH_ROWS generated SMS rows (500 by
+default), then on one of BENCH_ROWS_LARGE (4x BENCH_ROWS by default), at BENCH_CPS (50) with the
+cost log on (callqueue.local.cost_log): every request moto served, by service and operation, with
+its 64 KB chunks; DynamoDB's write and read units from the items' sizes; every Lambda invocation's
+duration (the callback function's, behind its function URL, included); every request the local REST
+API answered (API Gateway bills each; the callbacks of messages sent before the function URL still
+come there). Prices them with PRICES (us-east-1, on-demand, no free tier). Each priced line's units
+are fitted through the two runs as fixed + per_row x rows (bench/cost_fit.py: a negative part is
+clipped to zero, the line kept at or above both runs and marked `clipped`); the cost is that of one
+job of 100,000 rows, what a job pays once (the split, S3's puts of its files, secret reads at cold
+starts, its item) counted once (`per_job_fixed_usd`). The small job scaled to 100,000 calls, as the
+labels without `runs_measured` were measured, stays as `per_100000_calls_from_small_jobs_usd`; each
+run's own figures are under `runs_measured`; the counts (requests, Lambda, item sizes) are the large
+run's. BENCH_ROWS_LARGE=0 makes the small run alone, scaled. Requests made to set the stack up
 (CloudFormation, IAM, queue and topic creation) are left out: a deployment makes them once. SQS
 receives are counted as AWS bills them: Lambda's pollers for an SQS trigger make their
-ReceiveMessage requests on the account, billed as SQS requests, and long-poll (20 s) while the
-queue is empty. Receives that found messages are counted as made; the local pollers' empty short
-polls are replaced by an idle mapping's long polls, ESM_POLLERS to a queue
-(docs/decisions/dynamodb-units.md). The triggers' batching windows are as deployed (archive
-30 s, results 5 s; `callqueue run` caps them at 1 s otherwise), the batches still gathering at
-the end handed over as Lambda would. DELIVERY_REPORTS=off runs the stack asking Twilio for
-no status callbacks (the run records the setting).
+ReceiveMessage requests on the account, billed as SQS requests, and long-poll (20 s) while the queue
+is empty. Receives that found messages are counted as made; the local pollers' empty short polls are
+replaced by an idle mapping's long polls, ESM_POLLERS to a queue (docs/decisions/dynamodb-units.md).
+The triggers' batching windows are as deployed (archive 30 s, results 5 s; `callqueue run` caps them
+at 1 s otherwise), the batches still gathering at the end handed over as Lambda would.
+DELIVERY_REPORTS=off runs the stack asking Twilio for no status callbacks (the run records the
+setting).
 
 Writes the run under BENCH_LABEL ("current" by default) in bench/cost.json, keeping the other
 labels there (a baseline run on earlier code stays beside it); BENCH_KEEP_AS names the label
@@ -46,7 +53,13 @@ from callqueue.generate import generate_rows, write_file  # noqa: E402 - after t
 from callqueue.local.cost_log import API_LOG  # noqa: E402
 from chalicelib.config import STATUS_PATH  # noqa: E402
 
+# bench is a folder of scripts: its helpers are found beside this one, after everything else.
+if str(HERE) not in sys.path:
+    sys.path.append(str(HERE))
+from cost_fit import job_of  # noqa: E402
+
 ROWS = int(os.environ.get("BENCH_ROWS", "500"))
+ROWS_LARGE = int(os.environ.get("BENCH_ROWS_LARGE", str(4 * ROWS)))
 CPS = int(os.environ.get("BENCH_CPS", "50"))
 LABEL = os.environ.get("BENCH_LABEL", "current")
 OUT = HERE / "cost.json"
@@ -87,11 +100,16 @@ ESM_POLLERS = 5
 LONG_POLL_SECONDS = 20
 EMPTY_RECEIVE = "sqs:ReceiveMessage (empty)"
 LONG_POLLS = "ReceiveMessage long polls"
+METHOD_NOTE = (
+    "labels without runs_measured (every label before fit_check, 2026-12-07, and runs with "
+    "BENCH_ROWS_LARGE=0) are one job of their rows scaled to 100,000 calls: a 500-row job's "
+    "fixed costs counted 200 times"
+)
 
 
-def run(work: Path) -> tuple[dict[str, Any], Path, float]:
+def run(work: Path, count: int) -> tuple[dict[str, Any], Path, float]:
     rows = work / "rows.csv"
-    write_file(rows, "csv", generate_rows(ROWS, seed=25, error_rate=0.0))
+    write_file(rows, "csv", generate_rows(count, seed=25, error_rate=0.0))
     log = work / "log"
     log.mkdir()
     report = work / "report.json"
@@ -176,6 +194,7 @@ def priced(
     counts: dict[str, Counter[str]],
     functions: dict[str, dict[str, float]],
     api: Counter[str] | None = None,
+    rows: int = ROWS,
 ) -> list[dict[str, Any]]:
     """One line per (service, operation): its billed units and their cost, for the whole run."""
     lines: list[tuple[str, str, float, str]] = [
@@ -208,7 +227,7 @@ def priced(
         (
             "states",
             "transitions (estimate: 4 a window)",
-            executions * 4 * max(1, ROWS / CPS / 10),
+            executions * 4 * max(1, rows / CPS / 10),
             "states_transition",
         )
     )
@@ -243,20 +262,23 @@ def long_polls(counts: dict[str, Counter[str]], seconds: float) -> dict[str, Any
     }
 
 
-def summary(report: dict[str, Any], log: Path, wall: float) -> dict[str, Any]:
+def summary(
+    report: dict[str, Any], log: Path, wall: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A run's figures, as many such jobs as make 100,000 calls, and its priced lines as run."""
     counts = aws(log)
     functions = lambdas(log)
     api = api_requests(log)
     calls = report["totals"]["sent"] + report["totals"]["failed"] + report["totals"]["unknown"]
     scale = PER / max(1, calls)
     idle = long_polls(counts, float(report.get("duration_seconds") or wall))
-    lines = [*priced(counts, functions, api), idle]
+    lines = [*priced(counts, functions, api, report["totals"]["rows"]), idle]
     by_service: Counter[str] = Counter()
     for line in lines:
         by_service[line["service"]] += line["cost"] * scale
     rows = max(1, report["totals"]["rows"])
     write_units = sum(counts["write_units"].values())
-    return {
+    result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": report["totals"]["rows"],
         "calls": calls,
@@ -291,6 +313,14 @@ def summary(report: dict[str, Any], log: Path, wall: float) -> dict[str, Any]:
             ),
         },
     }
+    return result, lines
+
+
+def measure(rows: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One job of `rows` rows through the local stack: its summary and its priced lines."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report, log, wall = run(Path(tmp), rows)
+        return summary(report, log, wall)
 
 
 def polling(line: dict[str, Any], modelled: bool = False) -> bool:
@@ -316,9 +346,10 @@ def split(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        report, log, wall = run(Path(tmp))
-        result = summary(report, log, wall)
+    if ROWS_LARGE and ROWS_LARGE <= ROWS:
+        raise SystemExit("BENCH_ROWS_LARGE must be above BENCH_ROWS, or 0 for one run")
+    small = measure(ROWS)
+    result = job_of(PER, small, measure(ROWS_LARGE), PRICES) if ROWS_LARGE else small[0]
     existing = json.loads(OUT.read_text()) if OUT.exists() else {}
     existing.update(
         {
@@ -332,6 +363,7 @@ def main() -> None:
             "prices_as_of": PRICES_AS_OF,
             "prices_usd": PRICES,
             "method": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
+            "method_note": METHOD_NOTE,
         }
     )
     runs = existing.setdefault("runs", {})
@@ -342,7 +374,11 @@ def main() -> None:
     for run_result in existing["runs"].values():
         split(run_result)
     OUT.write_text(json.dumps(existing, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in list(result)[:11]}, indent=1))
+    shown = [*list(result)[:11], "per_100000_calls_usd", "per_100000_calls_from_small_jobs_usd"]
+    shown += ["per_job_fixed_usd", "runs_measured"]
+    print(json.dumps({k: result[k] for k in dict.fromkeys(shown) if k in result}, indent=1))
+    for what, why in result.get("clipped", {}).items():
+        print(f"clipped: {what}: {why}")
 
 
 if __name__ == "__main__":
