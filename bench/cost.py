@@ -20,7 +20,9 @@ ReceiveMessage requests on the account, billed as SQS requests, and long-poll (2
 is empty. Receives that found messages are counted as made; the local pollers' empty short polls are
 replaced by an idle mapping's long polls, ESM_POLLERS to a queue (docs/decisions/dynamodb-units.md).
 The triggers' batching windows are as deployed (archive 30 s, results 5 s; `callqueue run` caps them
-at 1 s otherwise), the batches still gathering at the end handed over as Lambda would.
+at 1 s otherwise), the batches still gathering at the end handed over as Lambda would. The job's
+window is the deployed one (900 s), and the reconciler's passes are priced at its deployed schedule
+(a minute; the local runtime runs it every two seconds).
 DELIVERY_REPORTS=off runs the stack asking Twilio for no status callbacks (the run records the
 setting).
 
@@ -51,7 +53,8 @@ sys.path.insert(0, str(ROOT))
 
 from callqueue.generate import generate_rows, write_file  # noqa: E402 - after the path is set
 from callqueue.local.cost_log import API_LOG  # noqa: E402
-from chalicelib.config import STATUS_PATH  # noqa: E402
+from callqueue.local.options import Options  # noqa: E402
+from chalicelib.config import MAX_WINDOW_SECONDS, STATUS_PATH  # noqa: E402
 
 # bench is a folder of scripts: its helpers are found beside this one, after everything else.
 if str(HERE) not in sys.path:
@@ -61,6 +64,14 @@ from cost_fit import job_of  # noqa: E402
 ROWS = int(os.environ.get("BENCH_ROWS", "500"))
 ROWS_LARGE = int(os.environ.get("BENCH_ROWS_LARGE", str(4 * ROWS)))
 CPS = int(os.environ.get("BENCH_CPS", "50"))
+# The deployed window (WINDOW_SECONDS' default): a chunk, a release and its loop's transitions a
+# window. A 10-s window made a 100,000-row job 200 windows where it is 3 at 50 CPS.
+WINDOW = MAX_WINDOW_SECONDS
+# The reconciler runs every minute when deployed (app.py) and every Options.schedule_period
+# seconds locally: its passes are priced at the deployed schedule.
+RECONCILER = "handle_reconcile"
+RECONCILER_SCAN = "JobsTable:Scan"
+SCHEDULED_SHARE = Options().schedule_period / 60.0
 LABEL = os.environ.get("BENCH_LABEL", "current")
 OUT = HERE / "cost.json"
 PER = 100_000
@@ -115,7 +126,8 @@ def run(work: Path, count: int) -> tuple[dict[str, Any], Path, float]:
     report = work / "report.json"
     command = [
         sys.executable, "-m", "callqueue.cli", "run", str(rows), "--cps", str(CPS),
-        "--window", "10", "--delivery-wait", "3", "--report", str(report), "--timeout", "900",
+        "--window", str(WINDOW), "--delivery-wait", "3", "--report", str(report),
+        "--timeout", "900",
     ]  # fmt: skip
     # The triggers' batching windows as deployed (callqueue.local.triggers): the sinks' batches.
     env = {
@@ -204,7 +216,11 @@ def priced(
     for key, units in sorted(counts["write_units"].items()):
         lines.append(("dynamodb", f"{table_name(key)} write units", units, "dynamodb_write_unit"))
     for key, units in sorted(counts["read_units"].items()):
-        lines.append(("dynamodb", f"{table_name(key)} read units", units, "dynamodb_read_unit"))
+        # Only the reconciler scans the jobs table, once a pass.
+        every = SCHEDULED_SHARE if table_name(key) == RECONCILER_SCAN else 1.0
+        lines.append(
+            ("dynamodb", f"{table_name(key)} read units", units * every, "dynamodb_read_unit")
+        )
     for key, chunks in sorted(counts["chunks"].items()):
         service, _, operation = key.partition(":")
         if service in SETUP or operation in SETUP_OPERATIONS or service in ("dynamodb", "lambda"):
@@ -227,13 +243,16 @@ def priced(
         (
             "states",
             "transitions (estimate: 4 a window)",
-            executions * 4 * max(1, rows / CPS / 10),
+            executions * 4 * math.ceil(rows / CPS / WINDOW),
             "states_transition",
         )
     )
     for name, figures in functions.items():
-        lines.append(("lambda", f"{name} invocations", figures["invocations"], "lambda_request"))
-        lines.append(("lambda", f"{name} GB-seconds", figures["gb_seconds"], "lambda_gb_second"))
+        # The reconciler as scheduled when deployed, not as often as the local runtime runs it.
+        every = SCHEDULED_SHARE if name == RECONCILER else 1.0
+        invocations, gb_seconds = figures["invocations"] * every, figures["gb_seconds"] * every
+        lines.append(("lambda", f"{name} invocations", invocations, "lambda_request"))
+        lines.append(("lambda", f"{name} GB-seconds", gb_seconds, "lambda_gb_second"))
     return [
         {"service": s, "what": w, "units": round(u, 3), "cost": u * PRICES.get(p, 0.0), "price": p}
         for s, w, u, p in lines
