@@ -19,7 +19,6 @@ from callqueue.local.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS
-from tests.envelopes import published
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
@@ -307,19 +306,9 @@ def subscribe_responses(stack: Stack) -> str:
 
 
 def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
-    """Every message's body, as JSON, taken off the queue."""
-    return [json.loads(body) for body in drain_bodies(stack, url)]
-
-
-def drain_responses(stack: Stack, url: str) -> list[dict[str, Any]]:
-    """Every envelope in the messages of a queue subscribed to the response topic."""
-    return published(drain_bodies(stack, url))
-
-
-def drain_bodies(stack: Stack, url: str) -> list[str]:
     bodies = []
     while batch := stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        bodies.extend(m["Body"] for m in batch)
+        bodies.extend(json.loads(m["Body"]) for m in batch)
         stack.sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[
@@ -358,7 +347,7 @@ def test_sender_calls_twilio_once_per_row_and_publishes_each_response(
 
     client.lambda_.invoke("handle_send_batch", sqs_event(rows))
 
-    envelopes = {e["row"]: e for e in drain_responses(stack, observer)}
+    envelopes = {e["row"]: e for e in drain(stack, observer)}
     assert {r: (e["outcome"], e["status"]) for r, e in envelopes.items()} == {
         1: ("sent", 201),
         2: ("failed", 400),
@@ -390,9 +379,7 @@ def test_sender_puts_a_full_queue_back_with_backoff_then_dead_letters(
     client.lambda_.invoke("handle_send_batch", sqs_event([queued(1, full_queue, attempt=1)]))
     client.lambda_.invoke("handle_send_batch", sqs_event([queued(2, full_queue, attempt=5)]))
 
-    outcomes = {
-        e["row"]: (e["outcome"], e["error"]["code"]) for e in drain_responses(stack, observer)
-    }
+    outcomes = {e["row"]: (e["outcome"], e["error"]["code"]) for e in drain(stack, observer)}
     assert outcomes == {1: ("retrying", 21611), 2: ("dead_lettered", 21611)}
     assert queue_counts(stack)[0] + queue_counts(stack)[1] == 1
     dead = stack.sqs.receive_message(QueueUrl=stack.dlq_url)["Messages"]
@@ -432,7 +419,7 @@ def test_sender_settles_a_dropped_response_by_what_twilio_holds(
         client.lambda_.invoke("handle_send_batch", sqs_event([row]))
         calls = [r for r in dropping.requests if r["method"] == "POST"]
 
-    published = drain_responses(stack, observer)
+    published = drain(stack, observer)
     assert [(e["outcome"], e["status"]) for e in published] == (
         [(outcome, status)] if outcome else []
     )
@@ -452,7 +439,7 @@ def test_sender_retries_a_connection_that_was_never_made(
         sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
     )
 
-    [envelope] = drain_responses(stack, observer)
+    [envelope] = drain(stack, observer)
     assert (envelope["outcome"], envelope["status"]) == ("retrying", None)
     assert sum(queue_counts(stack)) == 1
 
@@ -481,7 +468,7 @@ def test_sender_never_calls_a_redelivered_row_again(
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))  # SQS delivered it again
 
-    first, again = drain_responses(stack, observer)
+    first, again = drain(stack, observer)
     assert first == again and first["outcome"] == "sent"
     assert len([r for r in emulator.requests if r["method"] == "POST"]) == 1
 
@@ -510,7 +497,7 @@ def test_sender_holds_a_row_whose_call_may_still_be_in_flight(
         sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
     )
 
-    assert drain_responses(stack, observer) == []
+    assert drain(stack, observer) == []
     assert emulator.requests == []
     assert queue_counts(stack) == (0, 1)
 
@@ -543,7 +530,7 @@ def test_sender_settles_a_call_that_never_completed(
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))  # delivered again
 
-    settled, again = drain_responses(stack, observer)
+    settled, again = drain(stack, observer)
     assert settled["outcome"] == outcome
     # An attempt Twilio did not process may be made again: the redelivery calls, once.
     assert again["outcome"] == "sent"
@@ -570,7 +557,7 @@ def test_sender_slows_every_sender_of_the_account_after_a_429(
         TableName=stack.env["RATE_LIMIT_TABLE"], Key={"pk": {"S": "account#aimd"}}
     )["Item"]
     assert float(state["rate"]["N"]) < wiring.settings().account_cps
-    outcomes = {e["row"]: e["outcome"] for e in drain_responses(stack, observer)}
+    outcomes = {e["row"]: e["outcome"] for e in drain(stack, observer)}
     retrying = sorted(row for row, outcome in outcomes.items() if outcome == "retrying")
     assert retrying == sorted(int(r["params"]["Body"][1:]) for r in refused)
     assert len(outcomes) == 6
@@ -601,7 +588,7 @@ def test_sender_keeps_a_sender_to_its_messages_per_second(
     # one dispatch tick (docs/design.md: metering).
     early = DISPATCH_TICK_SECONDS + 0.01
     assert all(t >= first_start + 0.5 * i - early for i, t in enumerate(sent))
-    assert {e["row"] for e in drain_responses(stack, observer)} == {1, 2, 3, 4, 5, 6}
+    assert {e["row"] for e in drain(stack, observer)} == {1, 2, 3, 4, 5, 6}
     assert sum(queue_counts(stack)) == 2
 
 
@@ -615,7 +602,7 @@ def test_sender_keeps_the_outcome_of_a_row_called_before_its_number_was_suppress
     wiring.suppression().add("+15005550004", "STOP", error_code=21610)
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
 
-    first, again = drain_responses(stack, observer)
+    first, again = drain(stack, observer)
     assert (first["outcome"], first["error"]["code"]) == ("failed", 21610)
     assert again == first
     assert len([r for r in emulator.requests if r["method"] == "POST"]) == 1
