@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.core.envelope import ResponseEnvelope
 from chalicelib.core.records import Outcome, TwilioResult
+from downstream.messages import envelope_data
 
 ACCOUNT = "AC" + "1" * 32
 
@@ -77,3 +79,9 @@ def envelope(
         carried=carried or {},
         recorded=recorded,
     ).to_json()
+
+
+def published(bodies: Iterable[str]) -> list[dict[str, Any]]:
+    """The envelopes (their JSON) in the response topic's messages as a raw-delivery subscriber
+    receives them: grouped, a JSON array of envelopes a message."""
+    return [data for body in bodies for data in envelope_data(body)]

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from downstream.messages import envelope_data
+
 log = logging.getLogger(__name__)
 
 FINAL = ("sent", "failed", "unknown", "dead_lettered", "suppressed")
@@ -163,7 +165,9 @@ class Observer:
                 )
 
     def _on_response(self, body: str) -> None:
-        self._tally.envelope(json.loads(body))
+        # A message holds the envelopes of one job and API (chalicelib.core.response_groups).
+        for data in envelope_data(body):
+            self._tally.envelope(data)
 
     def _on_dead_letter(self, body: str) -> None:
         data = json.loads(body)

@@ -19,6 +19,9 @@ SQS_MAX_BATCH_BYTES: Final = 256 * KIB
 # SNS: one message, and the whole PublishBatch request (all entries together).
 SNS_MAX_MESSAGE_BYTES: Final = 256 * KIB
 SNS_MAX_BATCH_BYTES: Final = 256 * KIB
+# SNS bills a published message by the 64 KB chunk (body and attributes): a message of 64 KB
+# costs one request, one of 65 KB two. Responses are grouped into messages up to this size.
+SNS_BILLED_CHUNK_BYTES: Final = 64 * KIB
 # DynamoDB: one item (names and values), one TransactWriteItems, one BatchWriteItem.
 DYNAMODB_MAX_ITEM_BYTES: Final = 400 * KIB
 DYNAMODB_MAX_TRANSACTION_BYTES: Final = 4 * KIB * KIB

@@ -1,4 +1,5 @@
-"""SNS adapter: publishes response envelopes to the response topic."""
+"""SNS adapter: publishes response envelopes to the response topic, grouped into messages of
+one job and API (chalicelib.core.response_groups)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from chalicelib.core.batching import (
     EnvelopeTooLargeError,
     Failed,
     chunked_by_size,
-    compact_json,
     fit_envelope,
     message_size,
     send_with_retries,
 )
 from chalicelib.core.limits import SNS_MAX_BATCH_BYTES
+from chalicelib.core.response_groups import grouped_entries
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -50,8 +51,10 @@ class ResponsePublisher:
         self._concurrency = max(1, concurrency)
 
     def publish(self, envelopes: Sequence[Mapping[str, Any]]) -> None:
-        """Publish envelopes as JSON (ResponseEnvelope.to_json, or one stored earlier), up to
-        ten a request and as many as fit its bytes, up to `concurrency` requests at once.
+        """Publish envelopes as JSON (ResponseEnvelope.to_json, or one stored earlier) in
+        messages that are JSON arrays of envelopes of one job and API, up to 64 KB each
+        (response_groups.grouped_entries); messages go up to ten a request and as many as fit
+        its bytes, up to `concurrency` requests at once.
 
         An envelope over a message's limit is published trimmed (chalicelib.core.batching
         .fit_envelope: Twilio's response body first, marked `"truncated": true`), so its
@@ -63,7 +66,7 @@ class ResponsePublisher:
         errors: list[BaseException] = []
         for envelope in envelopes:
             try:
-                fitted.append(_entry(fit_envelope(envelope)))
+                fitted.append(fit_envelope(envelope))
             except EnvelopeTooLargeError as error:
                 # Raised once the others are published: one envelope must not hold back its
                 # batch's outcomes.
@@ -71,7 +74,7 @@ class ResponsePublisher:
                 errors.append(error)
         requests = [
             [{**entry, "Id": str(i)} for i, entry in enumerate(batch)]
-            for batch in chunked_by_size(fitted, _size, _MAX_REQUEST_BYTES)
+            for batch in chunked_by_size(grouped_entries(fitted), _size, _MAX_REQUEST_BYTES)
         ]
         if len(requests) <= 1 or self._concurrency == 1:
             for entries in requests:
@@ -99,20 +102,3 @@ class ResponsePublisher:
 
 def _size(entry: Mapping[str, Any]) -> int:
     return message_size(entry["Message"], entry["MessageAttributes"])
-
-
-def _entry(envelope: Mapping[str, Any]) -> dict[str, Any]:
-    """A PublishBatch entry, its Id given when its request is made."""
-    # Message attributes let subscribers filter (errors only, one job) without parsing bodies.
-    attributes: dict[str, Any] = {
-        name: {"DataType": "String", "StringValue": str(envelope[name])}
-        for name in ("job_id", "outcome", "api")
-    }
-    if envelope.get("status") is not None:
-        attributes["status"] = {"DataType": "Number", "StringValue": str(envelope["status"])}
-    code = (envelope.get("error") or {}).get("code")
-    if code is not None:
-        # Twilio's codes are numbers; `cancelled` (chalicelib.sending.cancel) is not.
-        kind = "Number" if isinstance(code, int) else "String"
-        attributes["error_code"] = {"DataType": kind, "StringValue": str(code)}
-    return {"Message": compact_json(envelope), "MessageAttributes": attributes}

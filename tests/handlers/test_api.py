@@ -17,6 +17,7 @@ from chalice.test import Client
 from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
 from chalicelib.core.jobs import Job
+from tests.envelopes import published
 from tests.handlers.test_pipeline import s3_event, sqs_event
 from tests.stack import Stack, subscribe_queue
 
@@ -305,14 +306,13 @@ def test_api_cancelled_job_ends_every_row_failed_cancelled_without_calling_twili
     client.lambda_.invoke("handle_send_batch", sqs_event(queued))
     assert emulator.requests == []
 
-    envelopes = drain(stack, responses)
+    envelopes = published(drain(stack, responses))
     assert len(envelopes) == 6
-    for body in envelopes:
-        envelope = json.loads(body)
+    for envelope in envelopes:
         assert envelope["outcome"] == "failed"
         assert envelope["error"]["code"] == "cancelled"
-    client.lambda_.invoke("handle_results_batch", sqs_event([json.loads(b) for b in envelopes]))
-    client.lambda_.invoke("handle_router_batch", sqs_event([json.loads(b) for b in envelopes]))
+    client.lambda_.invoke("handle_results_batch", sqs_event(envelopes))
+    client.lambda_.invoke("handle_router_batch", sqs_event(envelopes))
     client.lambda_.invoke(
         "handle_reconcile",
         client.events.generate_cw_event("aws.events", "Scheduled Event", {}, []),

@@ -20,9 +20,15 @@ from chalicelib.core.jobs import Job
 from chalicelib.release.resume import resume
 from chalicelib.sending.publisher import ResponsePublisher
 from downstream import wiring as sinks
-from downstream.messages import envelope_of
+from downstream.messages import envelopes_of
 from downstream.router import event_details
-from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
+from tests.handlers.test_pipeline import (
+    drain,
+    drain_responses,
+    queued,
+    sqs_event,
+    subscribe_responses,
+)
 from tests.stack import Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
@@ -112,8 +118,8 @@ def test_sink_messages_are_envelopes_or_sns_notifications_wrapping_one() -> None
     published = envelope(1, 21610, 400)
     notification = {"Type": "Notification", "Message": json.dumps(published)}
 
-    assert envelope_of(json.dumps(published)).to_json() == published
-    assert envelope_of(json.dumps(notification)).to_json() == published
+    assert [e.to_json() for e in envelopes_of([json.dumps(published)])] == [published]
+    assert [e.to_json() for e in envelopes_of([json.dumps(notification)])] == [published]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +132,7 @@ def test_sink_messages_are_envelopes_or_sns_notifications_wrapping_one() -> None
 )
 def test_sink_message_without_an_envelope_raises_malformed_envelope(body: str, match: str) -> None:
     with pytest.raises(MalformedEnvelope, match=match):
-        envelope_of(body)
+        envelopes_of([body])
 
 
 def test_router_events_reach_the_queue_of_their_rule(stack: Stack, client: Client) -> None:
@@ -158,7 +164,7 @@ def test_suppression_events_add_numbers_and_sender_skips_them(stack: Stack, clie
     ]
     client.lambda_.invoke("handle_send_batch", sqs_event(rows))
 
-    outcomes = {e["row"]: (e["outcome"], e["status"]) for e in drain(stack, observer)}
+    outcomes = {e["row"]: (e["outcome"], e["status"]) for e in drain_responses(stack, observer)}
     assert outcomes == {7: ("suppressed", None), 8: ("sent", 201)}
 
 
@@ -250,7 +256,7 @@ def test_sender_puts_rows_of_a_paused_job_back_without_calling(
         sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "held"})]),
     )
 
-    assert drain(stack, observer) == []
+    assert drain_responses(stack, observer) == []
     attributes = stack.sqs.get_queue_attributes(
         QueueUrl=stack.send_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )
@@ -335,5 +341,5 @@ def test_each_sink_queue_gets_the_envelopes_themselves_with_their_attributes(
         [message] = stack.sqs.receive_message(
             QueueUrl=url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
         )["Messages"]
-        assert json.loads(message["Body"]) == envelope  # no SNS wrapper to unwrap
-        assert message["MessageAttributes"]["outcome"]["StringValue"] == "sent"
+        assert json.loads(message["Body"]) == [envelope]  # no SNS wrapper to unwrap
+        assert message["MessageAttributes"]["outcome"]["StringValue"] == '["sent"]'

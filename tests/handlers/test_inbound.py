@@ -28,7 +28,13 @@ from chalicelib.twilio.opt_out import (
     Keyword,
     keyword_of,
 )
-from tests.handlers.test_pipeline import VALID_FROM, drain, queued, sqs_event, subscribe_responses
+from tests.handlers.test_pipeline import (
+    VALID_FROM,
+    drain_responses,
+    queued,
+    sqs_event,
+    subscribe_responses,
+)
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 PUBLIC_URL = "https://api.example.com/api/twilio/inbound"
@@ -262,7 +268,7 @@ def test_inbound_stop_makes_the_sender_suppress_a_later_row(
     row = queued(1, {"To": SENDER, "From": VALID_FROM, "Body": "after the STOP"})
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
 
-    (outcome,) = drain(stack, observer)
+    (outcome,) = drain_responses(stack, observer)
     assert outcome["outcome"] == "suppressed"
     assert not [r for r in emulator.requests if r["method"] == "POST"]
 

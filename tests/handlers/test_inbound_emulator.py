@@ -14,7 +14,13 @@ from chalice.test import Client
 
 from callqueue.local.emulator import TwilioEmulator
 from chalicelib import wiring
-from tests.handlers.test_pipeline import VALID_FROM, drain, queued, sqs_event, subscribe_responses
+from tests.handlers.test_pipeline import (
+    VALID_FROM,
+    drain_responses,
+    queued,
+    sqs_event,
+    subscribe_responses,
+)
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 SENDER = "+14155550100"
@@ -68,7 +74,7 @@ def test_emulator_stop_reply_suppresses_later_rows(
 
     row = queued(1, {"To": SENDER, "From": VALID_FROM, "Body": "after the STOP"})
     _Forward.client.lambda_.invoke("handle_send_batch", sqs_event([row]))
-    (outcome,) = drain(stack, observer)
+    (outcome,) = drain_responses(stack, observer)
     assert outcome["outcome"] == "suppressed"
     assert not [r for r in emulator.requests if r["method"] == "POST"]
 

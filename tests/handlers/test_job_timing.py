@@ -22,6 +22,7 @@ from chalicelib import wiring
 from chalicelib.intake.manifest import MANIFEST_SUFFIX
 from chalicelib.release.state_machine import execution_name
 from downstream import wiring as sinks
+from tests.envelopes import published
 from tests.handlers.test_api import create_and_split, drain, get_job, post, queued_rows, rows
 from tests.handlers.test_downstream import make_job
 from tests.handlers.test_lifecycle import executions
@@ -259,7 +260,7 @@ def test_timing_a_scheduled_job_cancelled_before_its_start_sends_nothing(
 
     client.lambda_.invoke("handle_send_batch", sqs_event(queued))
     assert emulator.requests == []
-    envelopes = [json.loads(b) for b in drain(stack, responses)]
+    envelopes = published(drain(stack, responses))
     assert {(e["outcome"], e["error"]["code"]) for e in envelopes} == {("failed", "cancelled")}
     assert len(envelopes) == 4
     client.lambda_.invoke("handle_results_batch", sqs_event(envelopes))

@@ -16,6 +16,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import observability, wiring
+from tests.envelopes import published
 from tests.handlers.test_api import create_and_split, drain, post, queued_rows, rows
 from tests.handlers.test_pipeline import sqs_event
 from tests.stack import Stack, subscribe_queue
@@ -133,7 +134,7 @@ def test_every_kind_of_handler_logs_with_its_lambda_context(
     keys = sorted(o["Key"] for o in stack.s3.list_objects_v2(Bucket=process)["Contents"])
     queued = [row for key in keys for row in queued_rows(stack, process, key, job)]
     client.lambda_.invoke("handle_send_batch", sqs_event(queued))
-    envelopes = [json.loads(body) for body in drain(stack, responses)]
+    envelopes = published(drain(stack, responses))
     assert len(envelopes) == 4
     client.lambda_.invoke("handle_results_batch", sqs_event(envelopes))
     client.lambda_.invoke("handle_router_batch", sqs_event(envelopes))

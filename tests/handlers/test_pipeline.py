@@ -19,6 +19,7 @@ from callqueue.local.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.intake.splitter import job_id_for
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS
+from tests.envelopes import published
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack, subscribe_queue
 
 VALID_FROM = "+15005550006"
@@ -306,9 +307,19 @@ def subscribe_responses(stack: Stack) -> str:
 
 
 def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
+    """Every message's body, as JSON, taken off the queue."""
+    return [json.loads(body) for body in drain_bodies(stack, url)]
+
+
+def drain_responses(stack: Stack, url: str) -> list[dict[str, Any]]:
+    """Every envelope in the messages of a queue subscribed to the response topic."""
+    return published(drain_bodies(stack, url))
+
+
+def drain_bodies(stack: Stack, url: str) -> list[str]:
     bodies = []
     while batch := stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        bodies.extend(json.loads(m["Body"]) for m in batch)
+        bodies.extend(m["Body"] for m in batch)
         stack.sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[
@@ -347,7 +358,7 @@ def test_sender_calls_twilio_once_per_row_and_publishes_each_response(
 
     client.lambda_.invoke("handle_send_batch", sqs_event(rows))
 
-    envelopes = {e["row"]: e for e in drain(stack, observer)}
+    envelopes = {e["row"]: e for e in drain_responses(stack, observer)}
     assert {r: (e["outcome"], e["status"]) for r, e in envelopes.items()} == {
         1: ("sent", 201),
         2: ("failed", 400),
@@ -379,7 +390,9 @@ def test_sender_puts_a_full_queue_back_with_backoff_then_dead_letters(
     client.lambda_.invoke("handle_send_batch", sqs_event([queued(1, full_queue, attempt=1)]))
     client.lambda_.invoke("handle_send_batch", sqs_event([queued(2, full_queue, attempt=5)]))
 
-    outcomes = {e["row"]: (e["outcome"], e["error"]["code"]) for e in drain(stack, observer)}
+    outcomes = {
+        e["row"]: (e["outcome"], e["error"]["code"]) for e in drain_responses(stack, observer)
+    }
     assert outcomes == {1: ("retrying", 21611), 2: ("dead_lettered", 21611)}
     assert queue_counts(stack)[0] + queue_counts(stack)[1] == 1
     dead = stack.sqs.receive_message(QueueUrl=stack.dlq_url)["Messages"]
@@ -419,7 +432,7 @@ def test_sender_settles_a_dropped_response_by_what_twilio_holds(
         client.lambda_.invoke("handle_send_batch", sqs_event([row]))
         calls = [r for r in dropping.requests if r["method"] == "POST"]
 
-    published = drain(stack, observer)
+    published = drain_responses(stack, observer)
     assert [(e["outcome"], e["status"]) for e in published] == (
         [(outcome, status)] if outcome else []
     )
@@ -439,7 +452,7 @@ def test_sender_retries_a_connection_that_was_never_made(
         sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
     )
 
-    [envelope] = drain(stack, observer)
+    [envelope] = drain_responses(stack, observer)
     assert (envelope["outcome"], envelope["status"]) == ("retrying", None)
     assert sum(queue_counts(stack)) == 1
 
@@ -468,7 +481,7 @@ def test_sender_never_calls_a_redelivered_row_again(
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))  # SQS delivered it again
 
-    first, again = drain(stack, observer)
+    first, again = drain_responses(stack, observer)
     assert first == again and first["outcome"] == "sent"
     assert len([r for r in emulator.requests if r["method"] == "POST"]) == 1
 
@@ -497,7 +510,7 @@ def test_sender_holds_a_row_whose_call_may_still_be_in_flight(
         sqs_event([queued(1, {"To": "+14155550100", "From": VALID_FROM, "Body": "x"})]),
     )
 
-    assert drain(stack, observer) == []
+    assert drain_responses(stack, observer) == []
     assert emulator.requests == []
     assert queue_counts(stack) == (0, 1)
 
@@ -530,7 +543,7 @@ def test_sender_settles_a_call_that_never_completed(
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))  # delivered again
 
-    settled, again = drain(stack, observer)
+    settled, again = drain_responses(stack, observer)
     assert settled["outcome"] == outcome
     # An attempt Twilio did not process may be made again: the redelivery calls, once.
     assert again["outcome"] == "sent"
@@ -557,7 +570,7 @@ def test_sender_slows_every_sender_of_the_account_after_a_429(
         TableName=stack.env["RATE_LIMIT_TABLE"], Key={"pk": {"S": "account#aimd"}}
     )["Item"]
     assert float(state["rate"]["N"]) < wiring.settings().account_cps
-    outcomes = {e["row"]: e["outcome"] for e in drain(stack, observer)}
+    outcomes = {e["row"]: e["outcome"] for e in drain_responses(stack, observer)}
     retrying = sorted(row for row, outcome in outcomes.items() if outcome == "retrying")
     assert retrying == sorted(int(r["params"]["Body"][1:]) for r in refused)
     assert len(outcomes) == 6
@@ -588,7 +601,7 @@ def test_sender_keeps_a_sender_to_its_messages_per_second(
     # one dispatch tick (docs/design.md: metering).
     early = DISPATCH_TICK_SECONDS + 0.01
     assert all(t >= first_start + 0.5 * i - early for i, t in enumerate(sent))
-    assert {e["row"] for e in drain(stack, observer)} == {1, 2, 3, 4, 5, 6}
+    assert {e["row"] for e in drain_responses(stack, observer)} == {1, 2, 3, 4, 5, 6}
     assert sum(queue_counts(stack)) == 2
 
 
@@ -602,7 +615,7 @@ def test_sender_keeps_the_outcome_of_a_row_called_before_its_number_was_suppress
     wiring.suppression().add("+15005550004", "STOP", error_code=21610)
     client.lambda_.invoke("handle_send_batch", sqs_event([row]))
 
-    first, again = drain(stack, observer)
+    first, again = drain_responses(stack, observer)
     assert (first["outcome"], first["error"]["code"]) == ("failed", 21610)
     assert again == first
     assert len([r for r in emulator.requests if r["method"] == "POST"]) == 1

@@ -29,6 +29,7 @@ from downstream import wiring as sinks
 from downstream.reconcile import DELIVERY_HEADER
 from tests.handlers.test_pipeline import (
     drain,
+    drain_responses,
     job_item,
     s3_event,
     sqs_event,
@@ -163,7 +164,7 @@ def test_reference_and_kept_columns_travel_from_the_file_to_outcomes_csv_never_t
             assert not reference or reference not in sent_text
         assert "Name " not in sent_text and "never kept" not in sent_text
 
-    envelopes = drain(stack, observer)
+    envelopes = drain_responses(stack, observer)
     assert {e["row"]: e.get("carried") for e in envelopes} == {
         row: {**({"reference": ref} if ref else {}), "Customer Name": NAMES[row]}
         for row, ref in REFERENCES.items()

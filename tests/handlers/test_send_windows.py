@@ -32,7 +32,7 @@ from chalicelib.core.windows import DAY_NAMES
 from chalicelib.intake.splitter import Splitter
 from chalicelib.release.releaser import LoopState, Releaser
 from chalicelib.release.resume import resume
-from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
+from tests.handlers.test_pipeline import drain_responses, queued, sqs_event, subscribe_responses
 from tests.stack import Stack
 
 FROM = "+15005550006"
@@ -474,7 +474,7 @@ def test_the_sender_holds_a_row_a_pause_moved_past_its_window(
     with Client(app_module.app, stage_name="dev") as client:
         client.lambda_.invoke("handle_send_batch", sqs_event([row]))
 
-    assert drain(stack, observer) == []
+    assert drain_responses(stack, observer) == []
     assert emulator.requests == []
     attributes = stack.sqs.get_queue_attributes(
         QueueUrl=stack.send_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]

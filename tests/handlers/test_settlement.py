@@ -23,7 +23,7 @@ from callqueue.local.faults import FaultSpec
 from chalicelib import wiring
 from chalicelib.sending.settlement import MAX_DOUBTS
 from chalicelib.twilio.gateway import CapturingHttpClient
-from tests.handlers.test_pipeline import drain, queued, sqs_event, subscribe_responses
+from tests.handlers.test_pipeline import drain_responses, queued, sqs_event, subscribe_responses
 from tests.stack import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 VALID_FROM = "+15005550006"
@@ -124,7 +124,7 @@ def test_settlement_a_call_that_took_effect_is_found_and_never_made_again(
     finally:
         emulator.stop()
 
-    first, again = drain(stack, observer)
+    first, again = drain_responses(stack, observer)
     assert first["outcome"] == "sent" and again == first
     assert first["body"]["resolved_by"] in ("twilio list", "verify fetch")
     assert creates(emulator) == Counter({TO: 1})
@@ -145,14 +145,14 @@ def test_settlement_a_call_dropped_before_twilio_took_it_waits_then_goes_as_a_ne
         row = queued(1, {"To": TO, **params}, api)
         client.lambda_.invoke("handle_send_batch", sqs_event([row]))
         # Nothing published: the request may still have been in flight at Twilio.
-        assert drain(stack, observer) == []
+        assert drain_responses(stack, observer) == []
         [waiting] = requeued(stack)
         assert (waiting["attempt"], waiting["row"]) == (1, 1)
         client.lambda_.invoke("handle_send_batch", sqs_event([waiting]))
     finally:
         emulator.stop()
 
-    [settled] = drain(stack, observer)
+    [settled] = drain_responses(stack, observer)
     assert settled["outcome"] == "retrying"
     assert "never completed" in settled["error"]["message"]
     [next_attempt] = requeued(stack, wait=5)
@@ -180,7 +180,7 @@ def test_settlement_two_messages_either_of_which_could_be_the_rows_end_it_unknow
     finally:
         emulator.stop()
 
-    [envelope] = drain(stack, observer)
+    [envelope] = drain_responses(stack, observer)
     assert envelope["outcome"] == "unknown"
     assert "cannot be told" in envelope["error"]["message"]
     assert creates(emulator) == Counter({TO: 2})  # the other one, and this row's: once
@@ -210,7 +210,7 @@ def test_settlement_a_look_up_twilio_cannot_answer_never_fails_the_batch_and_end
     finally:
         emulator.stop()
 
-    [envelope] = drain(stack, observer)
+    [envelope] = drain_responses(stack, observer)
     assert envelope["outcome"] == "unknown"
     assert "could not be asked" in envelope["error"]["message"]
     # Twilio's answer is named, however the SDK raised it (a list page that is not a 200 comes
@@ -236,7 +236,7 @@ def test_settlement_a_status_callback_bound_to_the_row_settles_it_without_a_look
         "handle_send_batch", sqs_event([queued(1, {"To": TO, "From": VALID_FROM, "Body": "x"})])
     )
 
-    [envelope] = drain(stack, observer)
+    [envelope] = drain_responses(stack, observer)
     assert (envelope["outcome"], envelope["sid"]) == ("sent", sid)
     assert envelope["body"]["resolved_by"] == "status callback"
     assert emulator.requests == []
@@ -263,7 +263,7 @@ def test_settlement_a_scheduled_message_without_date_sent_is_found(
     finally:
         emulator.stop()
 
-    [envelope] = drain(stack, observer)
+    [envelope] = drain_responses(stack, observer)
     assert envelope["outcome"] == "sent"
     assert creates(emulator) == Counter({TO: 1})
 
@@ -280,7 +280,7 @@ def test_settlement_a_stop_stops_the_next_row_to_the_number_in_the_same_batch(
 
     # Whichever went first (a call that misses its slot takes a later one), the other is not
     # called: its hold runs after the first one's response was received.
-    outcomes = sorted(e["outcome"] for e in drain(stack, observer))
+    outcomes = sorted(e["outcome"] for e in drain_responses(stack, observer))
     assert outcomes == ["failed", "suppressed"]
     assert len(emulator.requests) == 1
     # In the list at once, without the router: another sender's next row to it is not called.

@@ -43,6 +43,7 @@ from chalicelib.core.limits import (
 from chalicelib.core.records import ChunkRow, QueuedRow
 from chalicelib.release.enqueuer import Enqueuer
 from chalicelib.sending.publisher import ResponsePublisher
+from tests.envelopes import published
 from tests.handlers.test_results import TABLE, create_results_table
 from tests.handlers.test_results import envelope as results_envelope
 from tests.stack import subscribe_queue
@@ -95,10 +96,14 @@ def queued(row: int, params: dict[str, Any], job_id: str = "job-1") -> QueuedRow
 
 
 def drain(sqs: Any, name: str) -> list[dict[str, Any]]:
+    return [json.loads(body) for body in drain_bodies(sqs, name)]
+
+
+def drain_bodies(sqs: Any, name: str) -> list[str]:
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    bodies: list[dict[str, Any]] = []
+    bodies: list[str] = []
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        bodies.extend(json.loads(m["Body"]) for m in messages)
+        bodies.extend(m["Body"] for m in messages)
         sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[
@@ -272,7 +277,7 @@ def test_sizes_an_envelope_with_a_300_kb_body_is_published_trimmed_and_marked(
 
     ResponsePublisher(sns, arn, sleep=lambda _: None).publish([response_envelope(0, bulky), small])
 
-    arrived = {e["row"]: e for e in drain(sqs, sink)}
+    arrived = {e["row"]: e for e in published(drain_bodies(sqs, sink))}
     assert arrived[1] == small
     trimmed = arrived[0]
     assert trimmed["outcome"] == "sent"
@@ -295,7 +300,7 @@ def test_sizes_ten_envelopes_of_40_kb_go_in_several_publish_batches(
 
     ResponsePublisher(sns, arn, sleep=lambda _: None, concurrency=3).publish(envelopes)
 
-    arrived = drain(sqs, sink)
+    arrived = published(drain_bodies(sqs, sink))
     assert sorted(e["row"] for e in arrived) == list(range(10))
     assert all("truncated" not in e["body"] for e in arrived)
     assert len(requests.calls) >= 2
