@@ -3,8 +3,6 @@ API Gateway, only the callback function's invocations through its function URL."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -12,18 +10,12 @@ from types import ModuleType
 import pytest
 
 from callqueue.local.cost_log import API_LOG
-
-COST_PY = Path(__file__).resolve().parents[2] / "bench" / "cost.py"
+from tests.bench_modules import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def cost() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_cost", COST_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("cost")
 
 
 def test_the_rest_api_s_answers_are_counted_from_chalice_local_s_log(

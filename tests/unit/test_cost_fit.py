@@ -3,9 +3,6 @@ neither part negative, and the cost of one large job from the fit."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -14,18 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.config import ConfigError
-
-COST_FIT_PY = Path(__file__).resolve().parents[2] / "bench" / "cost_fit.py"
+from tests.bench_modules import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def cf() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_cost_fit", COST_FIT_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("cost_fit")
 
 
 def test_points_on_a_line_give_its_fixed_part_and_slope(cf: ModuleType) -> None:
