@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             _quiet_handlers(args.verbose)
             for path in args.files:
                 runtime.submit(path, dict(args.params), {**carry.metadata(), **timing.metadata()})
-            stall_limit = args.timeout or float(args.window + 120)
+            stall_limit = args.timeout or options.stall_limit_seconds
             arrivals = _wait_until_settled(runtime, view, stall_limit)
             # With DELIVERY_REPORTS=off no final status is coming: read once, do not wait.
             reports = Settings.from_env(runtime.handler_environment()).delivery_reports

@@ -161,7 +161,11 @@ def _add_local_commands(sub: Commands) -> None:
     run.add_argument(
         "--timeout",
         type=float,
-        help="give up when no row has settled for this many seconds (default: window + 120)",
+        help=(
+            "give up when no row has settled and nothing reached Twilio for this many seconds "
+            "(default: the window, plus the in-doubt time and the send queue's visibility "
+            "timeout, plus 60)"
+        ),
     )
     run.add_argument(
         "--delivery-wait",

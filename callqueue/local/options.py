@@ -29,6 +29,8 @@ SENDER_PROCESSES = 4
 LOCAL_SENDER_TRIGGER = {"SENDER_BATCH_SIZE": "100", "SENDER_BATCHING_WINDOW_SECONDS": "1"}
 # Time a sender's batch may take to publish its outcomes after its last call's deadline.
 PUBLISH_ALLOWANCE_SECONDS = 15
+# A loaded machine's lateness on top of the stack's own waits before a run calls itself stalled.
+STALL_SLACK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,17 @@ class Options:
         them until the in-doubt time anyway."""
         deadline = math.ceil(self.in_doubt_after_seconds / 2)
         return max(self.visibility_timeout, deadline + PUBLISH_ALLOWANCE_SECONDS)
+
+    @property
+    def stall_limit_seconds(self) -> float:
+        """How long a run may see no row settle and nothing reach Twilio before it gives up.
+        A release window may pass with nothing due; then a call whose answer was lost waits out
+        the in-doubt time before its look-up, and when that look-up finds no slot on the account
+        its message comes back only after the send queue's visibility timeout. A fixed 120 s was
+        shorter than that chain (60 s + 45 s) on a loaded machine, and a faulted run gave up
+        with a row still settling."""
+        quiet = self.in_doubt_after_seconds + self.send_visibility_timeout
+        return float(self.window_seconds) + quiet + STALL_SLACK_SECONDS
 
     def stack_parameters(self) -> dict[str, str]:
         """The infrastructure template's parameters for this runtime's stack."""
