@@ -21,6 +21,16 @@ T = TypeVar("T")
 Code = int | str
 
 
+@dataclass(frozen=True)
+class _Values:
+    """A group's attribute values were an envelope added, and the attributes' size then."""
+
+    outcomes: list[str]
+    codes: list[Code]
+    statuses: list[int]
+    attributes_bytes: int
+
+
 @dataclass
 class _Group:
     """The envelopes of one message so far; each attribute list holds distinct values in the
@@ -31,41 +41,38 @@ class _Group:
     texts: list[str] = field(default_factory=list)
     # The texts' bytes with a comma between each: the body is "[" + that + "]".
     joined_bytes: int = 0
-    outcomes: list[str] = field(default_factory=list)
-    codes: list[Code] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    attributes_bytes: int = 0
+    values: _Values = field(default_factory=lambda: _Values([], [], [], 0))
 
-    def add(self, envelope: Mapping[str, Any], text: str) -> None:
-        self.attributes_bytes = self._attributes_bytes_with(envelope)
+    def with_envelope(self, envelope: Mapping[str, Any], text: str) -> tuple[int, _Values]:
+        """The message's size (body and attributes) were `envelope` added, and its attribute
+        values then, for `add`: each worked out once an envelope."""
         outcome, code, status = _summary(envelope)
-        self.joined_bytes += len(text) + (1 if self.texts else 0)
-        self.texts.append(text)
-        self.outcomes = _added(self.outcomes, outcome)
-        self.codes = _added(self.codes, code)
-        self.statuses = _added(self.statuses, status)
-
-    def size_with(self, envelope: Mapping[str, Any], text: str) -> int:
-        """The message's size (body and attributes) were `envelope` added."""
+        old = self.values
+        outcomes = _added(old.outcomes, outcome)
+        codes = _added(old.codes, code)
+        statuses = _added(old.statuses, status)
+        if self.texts and (outcomes, codes, statuses) == (old.outcomes, old.codes, old.statuses):
+            values = old  # no new value: most envelopes of a batch
+        else:
+            attributes = _attributes(self.job_id, self.api, outcomes, codes, statuses)
+            values = _Values(outcomes, codes, statuses, message_size("", attributes))
         # compact_json escapes non-ASCII, so a text's length is its size in bytes.
         body_bytes = 2 + self.joined_bytes + len(text) + (1 if self.texts else 0)
-        return body_bytes + self._attributes_bytes_with(envelope)
+        return body_bytes + values.attributes_bytes, values
 
-    def _attributes_bytes_with(self, envelope: Mapping[str, Any]) -> int:
-        outcome, code, status = _summary(envelope)
-        outcomes = _added(self.outcomes, outcome)
-        codes = _added(self.codes, code)
-        statuses = _added(self.statuses, status)
-        if self.texts and (outcomes, codes, statuses) == (self.outcomes, self.codes, self.statuses):
-            return self.attributes_bytes  # no new value: most envelopes of a batch
-        return message_size("", _attributes(self.job_id, self.api, outcomes, codes, statuses))
+    def add(self, text: str, values: _Values) -> None:
+        """Adds an envelope's `text` with the `values` `with_envelope` gave for it."""
+        self.joined_bytes += len(text) + (1 if self.texts else 0)
+        self.texts.append(text)
+        self.values = values
 
     def entry(self) -> dict[str, Any]:
         """A PublishBatch entry, its Id given when its request is made."""
+        v = self.values
         return {
             "Message": "[" + ",".join(self.texts) + "]",
             "MessageAttributes": _attributes(
-                self.job_id, self.api, self.outcomes, self.codes, self.statuses
+                self.job_id, self.api, v.outcomes, v.codes, v.statuses
             ),
         }
 
@@ -84,12 +91,15 @@ def grouped_entries(
         key = (str(envelope["job_id"]), str(envelope["api"]))
         text = compact_json(envelope)
         group = open_groups.get(key)
-        if group is not None and group.size_with(envelope, text) > max_bytes:
-            done.append(group)
-            group = None
+        if group is not None:
+            size, values = group.with_envelope(envelope, text)
+            if size > max_bytes:
+                done.append(group)
+                group = None
         if group is None:
             group = open_groups[key] = _Group(*key)
-        group.add(envelope, text)
+            _, values = group.with_envelope(envelope, text)
+        group.add(text, values)
     return [group.entry() for group in [*done, *open_groups.values()]]
 
 
