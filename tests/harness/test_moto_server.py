@@ -271,6 +271,33 @@ def test_a_received_message_comes_back_as_sent_with_its_attributes(endpoint: str
     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def test_a_delete_by_an_earlier_receipt_handle_removes_a_message_another_reader_holds(
+    endpoint: str,
+) -> None:
+    """One of the outcomes SQS's DeleteMessage allows ("might not be deleted"), and the one
+    this moto always takes: a batch that ran past its visibility timeout deletes the message
+    its redelivery is working on. The sender must not count on the redelivery's message
+    surviving (docs/emulator-fidelity.md; _Batch.hand_over in chalicelib/sending/sender.py)."""
+    sqs = aws("sqs", endpoint)
+    url = sqs.create_queue(QueueName="deleted-by-an-earlier-handle")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="row")
+    [first] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=1, WaitTimeSeconds=1)["Messages"]
+    deadline = time.monotonic() + 10
+    again: list[dict[str, Any]] = []
+    while not again and time.monotonic() < deadline:  # visible again after its timeout
+        again = sqs.receive_message(QueueUrl=url, VisibilityTimeout=60, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+    [second] = again
+    assert second["ReceiptHandle"] != first["ReceiptHandle"]
+
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
+
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"  # gone from its reader
+
+
 def test_the_call_ledger_claims_a_batch_on_the_local_server(dynamodb: Any) -> None:
     ledger = CallLedger(dynamodb, "t", in_doubt_after=30.0)
     ledger.claim("e", 2, 1)
