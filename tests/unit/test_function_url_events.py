@@ -91,3 +91,42 @@ def test_a_function_s_response_becomes_the_http_answer() -> None:
     }
     assert response_of(encoded) == (200, {}, b"\x00")
     assert response_of({"ok": True}) == (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+
+
+def test_a_caller_that_leaves_before_the_answer_gets_no_traceback_and_the_function_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The emulator gives up on a callback after its timeout; on a busy machine the function
+    answers after that. The function's work stands, and the terminal shows no traceback."""
+    import socket
+    import threading
+
+    from callqueue.local.function_url import FunctionUrlServer
+
+    ran = threading.Event()
+    answered = threading.Event()
+
+    def slow(event: dict[str, object]) -> dict[str, object]:
+        ran.wait(5)  # the caller has gone by now
+        answered.set()
+        return {"statusCode": 204}
+
+    server = FunctionUrlServer(slow)
+    server.start()
+    try:
+        host, port = server.url.removeprefix("http://").rstrip("/").split(":")
+        with socket.create_connection((host, int(port))) as caller:
+            caller.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            # Left at once, unread: the answer will meet a reset connection.
+            caller.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        ran.set()
+        assert answered.wait(5)
+        # Whatever the server thread does after the answer is written (or not) has happened.
+        for _ in range(50):
+            if "Traceback" in capsys.readouterr().err:
+                raise AssertionError("a traceback reached the terminal")
+            threading.Event().wait(0.02)
+    finally:
+        server.stop()
