@@ -61,16 +61,9 @@ class _Batch:
             self.retries.extend(d.retries)
             self.dead.extend(d.dead)
 
-    def hand_over(
-        self, refused: set[tuple[str, int]], received: Iterable[QueuedRow], wait: float
-    ) -> None:
+    def drop(self, refused: set[tuple[str, int]]) -> None:
         """Rows whose claims another delivery took over while this batch ran: the taker
-        settles them, so this batch neither publishes them as retrying nor queues an attempt
-        of its own. Each goes back as it came, to wait out the taker's claim: this batch's
-        delete removes the message the taker was given too (SQS deletes a message by any
-        receipt handle it had), and a taker that then fails leaves the row with no message,
-        never settled. The copy finds the row done (its outcome is published again), its
-        claim still held (it waits again) or in doubt (it settles it)."""
+        settles them, so they are neither put back nor published as retrying."""
         self.later = [(r, d) for r, d in self.later if (r.job_id, r.row) not in refused]
         self.retries = [(r, d) for r, d in self.retries if (r.job_id, r.row) not in refused]
         self.published = [
@@ -78,8 +71,6 @@ class _Batch:
             for e in self.published
             if e.get("outcome") != "retrying" or (e.get("job_id"), e.get("row")) not in refused
         ]
-        back = {(r.job_id, r.row): r for r in received if (r.job_id, r.row) in refused}
-        self.later.extend((row, wait) for row in back.values())
 
 
 class Sender:
@@ -100,8 +91,7 @@ class Sender:
     def send_batch(self, rows: Iterable[QueuedRow]) -> list[dict[str, Any]]:
         """Returns the envelopes published, as JSON."""
         batch = _Batch()
-        received = list(rows)
-        due, cancelled = self._sort_out(received, batch)
+        due, cancelled = self._sort_out(list(rows), batch)
         checked_at = self._clock()
         # A first sort only: the rows to numbers already suppressed end here, without taking
         # slots. What decides a call is the dispatcher's consistent read once its slot is booked.
@@ -124,7 +114,7 @@ class Sender:
         batch.take([*settled, *called])
         batch.failures = [*failures, *call_failures]
         batch.published.extend(end_cancelled(self._ledger, cancelled, batch.later, self._clock))
-        self._finish(batch, writes, received)
+        self._finish(batch, writes)
         return batch.published
 
     def _sort_out(
@@ -202,16 +192,13 @@ class Sender:
             batch.later.append((row, delay))
         return metered
 
-    def _finish(self, batch: _Batch, writes: LedgerWrites, received: list[QueuedRow]) -> None:
+    def _finish(self, batch: _Batch, writes: LedgerWrites) -> None:
         # Every outcome is in the ledger before anything is put back or published; if that
         # fails, the batch fails whole and its redelivery finds the rows claimed.
         writes.flush()
         if writes.refused:
-            log.warning(
-                "%d rows were taken over by another delivery meanwhile", len(writes.refused)
-            )
-            # Back once the taker's claim is in doubt, if the taker has not settled them.
-            batch.hand_over(writes.refused, received, self._ledger.in_doubt_after + 1.0)
+            log.warning("%d rows were settled by another delivery meanwhile", len(writes.refused))
+            batch.drop(writes.refused)
         if batch.later or batch.retries:
             self._parts.queue.retry_later([*batch.later, *batch.retries])
         if batch.dead:

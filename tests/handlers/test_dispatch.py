@@ -304,34 +304,3 @@ def test_a_row_due_later_than_its_lead_goes_back_unless_the_batching_window_make
     )
     assert [row for _, row in twilio.calls] == [1] and recorder.later == []
     assert slots[0] >= T0 + 5.0
-
-
-def test_a_row_another_delivery_took_over_goes_back_as_it_came_not_dropped(dynamodb: Any) -> None:
-    # Row 1's call outlasts the in-doubt time; meanwhile a redelivery of the batch takes row 2's
-    # claim over. This batch must not settle row 2, and must not drop it either: its delete
-    # also removes the message the taker holds (SQS may delete a message by an earlier receipt
-    # handle while another reader has it), so were the taker to fail, row 2 would be left with
-    # no message, never settled. It goes back as it came, after the in-doubt time.
-    taken: list[str] = []
-
-    class TakenOverMeanwhile(Twilio):
-        def call(self, request: Any, hold: Any = None, written: Any = None) -> TwilioResult:
-            result = super().call(request, hold, written)
-            if request.row == 1:
-                self.clock.sleep(31.0)
-                taker = CallLedger(dynamodb, "ledger", in_doubt_after=30.0, clock=self.clock)
-                taken.extend(c.verdict for c in taker.claim_all([("job", 2, 1)]))
-            return result
-
-    twilio, recorder, _ = run(
-        dynamodb, 2, rate=100, latency=0.0, twilio_class=TakenOverMeanwhile, in_doubt_after=30.0
-    )
-
-    assert taken == ["in_doubt"]
-    assert [row for _, row in twilio.calls] == [1]  # row 2 is the taker's to settle
-    assert [(e["row"], e["outcome"]) for e in recorder.published] == [(1, "sent")]
-    [(back, delay)] = recorder.later
-    assert (back.row, back.attempt, back.due_at) == (2, 1, T0 + 0.5)  # as it came
-    assert delay > 30.0  # once the taker's claim is in doubt, if the taker has not settled it
-    item = dynamodb.get_item(TableName="ledger", Key={"job_id": {"S": "job"}, "row": {"N": "2"}})
-    assert item["Item"]["state"] == {"S": "calling"}  # still the taker's claim
