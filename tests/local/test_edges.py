@@ -58,7 +58,9 @@ def test_every_kind_under_every_fault_is_created_once_and_accounted_for(tmp_path
     # A 1 s read timeout and 1.2 s slow answers: a slow call times out (in doubt), a slow
     # look-up (allowed 1.5 s) is answered. A row in doubt is settled after the in-doubt time
     # (60 s here), and again after the send queue's visibility timeout (45 s) when its look-up
-    # found no slot: more than the default 123 s without progress on a loaded machine.
+    # found no slot. The run's default stall limit (168 s here) covers that chain, yet a run
+    # with the default once went 168 s without progress and gave up with 2 rows unsettled
+    # (issue 25's note): 240 s until that is understood.
     result = run(
         "run", str(source), "--cps", "40", "--window", "3", "--timeout", "240",
         "--delivery-wait", "0",

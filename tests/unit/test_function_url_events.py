@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
+import time
 from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callqueue.local.function_url import event_of, response_of
+from callqueue.local.function_url import FunctionUrlServer, event_of, response_of
 from chalicelib.api.callback_url import BadEvent, CallbackRequest, answer
 
 HOST = "127.0.0.1:8123"
@@ -98,11 +101,6 @@ def test_a_caller_that_leaves_before_the_answer_gets_no_traceback_and_the_functi
 ) -> None:
     """The emulator gives up on a callback after its timeout; on a busy machine the function
     answers after that. The function's work stands, and the terminal shows no traceback."""
-    import socket
-    import threading
-
-    from callqueue.local.function_url import FunctionUrlServer
-
     ran = threading.Event()
     answered = threading.Event()
 
@@ -127,6 +125,6 @@ def test_a_caller_that_leaves_before_the_answer_gets_no_traceback_and_the_functi
         for _ in range(50):
             if "Traceback" in capsys.readouterr().err:
                 raise AssertionError("a traceback reached the terminal")
-            threading.Event().wait(0.02)
+            time.sleep(0.02)
     finally:
         server.stop()
