@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 runtime.submit(path, dict(args.params), {**carry.metadata(), **timing.metadata()})
             stall_limit = args.timeout or options.stall_limit_seconds
             arrivals = _wait_until_settled(runtime, view, stall_limit)
+            stuck = _open_rows(runtime, view)
             # With DELIVERY_REPORTS=off no final status is coming: read once, do not wait.
             reports = Settings.from_env(runtime.handler_environment()).delivery_reports
             if reports:
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             report = _report(runtime, tally, jobs, arrivals, options.cps, deliveries.error_codes)
             if not reports:  # no delivery table of rows all "pending"
                 report["delivery"] = {}
+            if stuck:
+                report["open_rows"] = stuck
             # The results now: the stack takes seconds to stop, and nothing is wanted of it.
             view.close()
             _print_results(args, report, rejects, jobs)
@@ -130,6 +133,30 @@ def _wait_until_settled(runtime: LocalRuntime, view: RunView, stall_limit: float
             )
             return arrivals
         time.sleep(POLL_SECONDS)
+
+
+def _open_rows(runtime: LocalRuntime, view: RunView) -> dict[str, Any]:
+    """When the run gave up with rows unsettled: where each stopped (its ledger state) and what
+    the send queue holds, said on the terminal and returned for the report. Empty when every
+    row settled."""
+    from callqueue.local.open_rows import open_rows, queue_counts, warning
+
+    jobs = [j for j in _job_totals(runtime) if not j.settled and j.state != "paused"]
+    if not jobs:
+        return {}
+    env = runtime.env
+    tally = runtime.tally.snapshot()
+    rows = open_rows(
+        runtime.client("dynamodb"),
+        env["RESULTS_TABLE"],
+        [j.job_id for j in jobs],
+        lambda job_id, row: (job_id, row) in tally.outcomes,
+        time.time(),
+    )
+    unclaimed = max(0, sum(j.unaccounted for j in jobs) - len(rows))
+    queue = queue_counts(runtime.client("sqs"), env["SEND_QUEUE"])
+    view.warn(warning(rows, unclaimed, queue))
+    return {"rows": [r.as_json() for r in rows], "unclaimed": unclaimed, "send_queue": queue}
 
 
 def _waiting(jobs: list[JobTotals], now: float) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from callqueue.generate import generate_rows, write_file
+from callqueue.local.open_rows import NAMED
 
 pytestmark = pytest.mark.e2e
 
@@ -320,7 +321,17 @@ def test_run_gives_up_and_exits_1_when_rows_stop_settling(tmp_path: Path) -> Non
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "giving up" in result.stderr
-    assert json.loads(report.read_text())["totals"]["unaccounted"] > 0
+    data = json.loads(report.read_text())
+    assert data["totals"]["unaccounted"] > 0
+    assert f"rows without an outcome: {data['totals']['unaccounted']}" in result.stderr
+    assert "the send queue holds:" in result.stderr
+    # Where the rows stopped: claimed, their calls still in flight at Twilio; or not claimed
+    # yet (the run may give up before the sender took them).
+    stopped = data["open_rows"]
+    assert len(stopped["rows"]) + stopped["unclaimed"] == data["totals"]["unaccounted"]
+    assert {r["state"] for r in stopped["rows"]} <= {"calling"}
+    for r in stopped["rows"][:NAMED]:
+        assert f"job {r['job_id']} row {r['row']}: calling, attempt 1" in result.stderr
 
 
 def test_plan_json_counts_rows_chunks_and_rejects() -> None:
