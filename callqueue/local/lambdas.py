@@ -67,19 +67,25 @@ def pure_functions(app: Any, stage: str) -> dict[str, Handler]:
     }
 
 
-def invoke_handler(name: str, handler: Handler, event: Any) -> Any:
+def invoke_handler(
+    name: str, handler: Handler, event: Any, timeout_seconds: float | None = None
+) -> Any:
     context = LambdaContext(function_name=name, _started=time.monotonic())
+    if timeout_seconds is not None:
+        context.timeout_seconds = timeout_seconds
     try:
         return handler(event, context)
     finally:
         cost_log.invoked(name, time.monotonic() - context._started)
 
 
-def run_function(name: str, handler: Handler, body: bytes | str | None) -> tuple[bytes, bool]:
+def run_function(
+    name: str, handler: Handler, body: bytes | str | None, timeout_seconds: float | None = None
+) -> tuple[bytes, bool]:
     """Invoke a handler with a JSON event; returns (payload, failed) as the Lambda API does."""
     event = json.loads(body) if body else {}
     try:
-        result = invoke_handler(name, handler, event)
+        result = invoke_handler(name, handler, event, timeout_seconds)
     except Exception as error:  # noqa: BLE001 - reported to the caller as Lambda does
         log.warning("%s: invocation failed: %s: %s", name, type(error).__name__, error)
         payload = {

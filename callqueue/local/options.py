@@ -94,6 +94,15 @@ class Options:
         return max(self.visibility_timeout, deadline + PUBLISH_ALLOWANCE_SECONDS)
 
     @property
+    def sender_timeout_seconds(self) -> float:
+        """The sender's invocations end after this long, as Lambda ends them at the function's
+        timeout (callqueue.local.invocation_deadline). In the deployment's proportion to the
+        in-doubt time (60 s to 90 s), so a batch is over before another delivery may take its
+        rows over; and no longer than the send queue's visibility timeout, as Lambda requires
+        of a queue's trigger."""
+        return min(self.in_doubt_after_seconds * 2 / 3, float(self.send_visibility_timeout))
+
+    @property
     def stall_limit_seconds(self) -> float:
         """How long a run may see no row settle and nothing reach Twilio before it gives up.
         A release window may pass with nothing due; then a call whose answer was lost waits out

@@ -224,6 +224,7 @@ class LocalRuntime:
                 [SENDER_HANDLER],
                 self.project_dir,
                 processes=self.options.sender_processes,
+                timeout_seconds=self.options.sender_timeout_seconds,
             )
             self.worker.start()
         return module

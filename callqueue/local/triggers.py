@@ -30,6 +30,7 @@ from chalice.app import (
     SQSEventConfig,
 )
 
+from callqueue.local.invocation_deadline import InvocationTimedOut
 from callqueue.local.lambda_events import (
     batch_item_failures,
     is_s3_test_event,
@@ -347,9 +348,13 @@ class Triggers:
         remote = self._remote(name)
         try:
             result = remote(event) if remote else invoke_handler(name, handler, event)
-        except SimulatedCrash:
+        except SimulatedCrash as crash:
             self.invocations.record(name, ok=False)
-            log.info("%s: invocation crashed (injected fault)", name)
+            if isinstance(crash, InvocationTimedOut):
+                # As Lambda logs it: its batch comes back after the visibility timeout.
+                log.warning("%s: %s", name, crash)
+            else:
+                log.info("%s: invocation crashed (injected fault)", name)
             return _FAILED
         except Exception as error:
             self.invocations.record(name, ok=False)

@@ -12,7 +12,9 @@ The process gets the runtime's environment (the stack's outputs, the emulator's 
 clients as the runtime does (AWS requests counted, Twilio responses that carry the `crash` fault
 kill the invocation) and imports app.py.
 
-Usage: python -m callqueue.local.worker_process STAGE NAME[,NAME...]   (the handlers' names)
+Usage: python -m callqueue.local.worker_process STAGE NAME[,NAME...] [TIMEOUT_SECONDS]
+(the handlers' names; their invocations end after TIMEOUT_SECONDS, as Lambda ends them:
+callqueue.local.invocation_deadline)
 Prints "READY <url> <scheduling>" once serving; stops when its standard input closes.
 """
 
@@ -35,8 +37,9 @@ from typing import Any
 import boto3
 import requests
 
-from callqueue.local import child_process
+from callqueue.local import child_process, invocation_deadline
 from callqueue.local.faults import FAULT_HEADER
+from callqueue.local.invocation_deadline import InvocationTimedOut
 from callqueue.local.lambdas import (
     FUNCTION_ERROR_HEADER,
     MAX_INVOCATION_SECONDS,
@@ -51,6 +54,8 @@ from chalicelib.twilio.gateway import CapturingHttpClient
 
 WORKER = "callqueue.local.worker_process"
 CRASHED_HEADER = "X-Callqueue-Crashed"
+# Its value when the invocation ran past its timeout (callqueue.local.invocation_deadline).
+TIMED_OUT = "timeout"
 # A Lambda instance has a share of CPU of its own; here the sender shares two cores with moto,
 # the emulator and the runtime, and a thread waking for its slot waited behind them (p90 3.3 ms,
 # p99 7.9 ms late at 200 CPS, measured). Where the OS allows it (Linux, as root or within
@@ -93,12 +98,18 @@ class AwsRequestCounter:
     def session(self) -> boto3.session.Session:
         session = boto3.session.Session()
         session.events.register("before-call.*.*", self._count)
+        # Each request, retries included, is first checked against the invocation's deadline.
+        session.events.register("before-send.*.*", _past_deadline)
         return session
 
     def _count(self, event_name: str, model: Any, **_: Any) -> None:
         service = model.service_model.service_id.hyphenize()
         with self._lock:
             self.counts[f"{service}:{model.name}"] += 1
+
+
+def _past_deadline(**_: Any) -> None:
+    invocation_deadline.check()
 
 
 class CrashingHttpClient(CapturingHttpClient):
@@ -111,8 +122,11 @@ class CrashingHttpClient(CapturingHttpClient):
         self._scheduling = scheduling
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        invocation_deadline.check()
         with realtime(self._scheduling):
             response = super().request(method, url, *args, **kwargs)
+        # An invocation that ended while its call was in flight never reads the answer.
+        invocation_deadline.check()
         if (response.headers or {}).get(FAULT_HEADER) == "crash":
             raise SimulatedCrash("injected crash after Twilio's response")
         return response
@@ -123,9 +137,16 @@ class Worker:
     reads their AWS counts."""
 
     def __init__(
-        self, stage: str, handler_names: list[str], project_dir: Path, *, processes: int = 1
+        self,
+        stage: str,
+        handler_names: list[str],
+        project_dir: Path,
+        *,
+        processes: int = 1,
+        timeout_seconds: float | None = None,
     ) -> None:
         self._stage = stage
+        self._timeout = timeout_seconds
         self._names = handler_names
         self._project_dir = project_dir
         self._count = processes
@@ -140,9 +161,11 @@ class Worker:
 
     def start(self) -> None:
         # Started together, each then read for its READY.
+        args = [self._stage, ",".join(self._names)]
+        if self._timeout is not None:
+            args.append(repr(self._timeout))
         self._processes = [
-            child_process.spawn(WORKER, self._stage, ",".join(self._names), cwd=self._project_dir)
-            for _ in range(self._count)
+            child_process.spawn(WORKER, *args, cwd=self._project_dir) for _ in range(self._count)
         ]
         for process in self._processes:
             ready = child_process.ready(process)
@@ -182,7 +205,10 @@ class Worker:
             with self._lock:
                 busy[chosen] -= 1
         response.raise_for_status()
-        if CRASHED_HEADER in response.headers:
+        crashed = response.headers.get(CRASHED_HEADER)
+        if crashed == TIMED_OUT:
+            raise InvocationTimedOut(f"{name}: Task timed out after {self._timeout} seconds")
+        if crashed is not None:
             raise SimulatedCrash(f"{name}: injected crash in the worker process")
         payload = response.json()
         if FUNCTION_ERROR_HEADER in response.headers:
@@ -206,7 +232,9 @@ class Worker:
 
 
 def serve(
-    functions: dict[str, Handler], counts: Callable[[], dict[str, int]]
+    functions: dict[str, Handler],
+    counts: Callable[[], dict[str, int]],
+    timeout_seconds: float | None = None,
 ) -> ThreadingHTTPServer:
     class Invocations(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # connections kept open for the next invocation
@@ -221,7 +249,11 @@ def serve(
                 return
             try:
                 # Lambda's answer: the result, or the error's payload and header.
-                payload, failed = run_function(name, handler, body)
+                with invocation_deadline.deadline(timeout_seconds):
+                    payload, failed = run_function(name, handler, body, timeout_seconds)
+            except InvocationTimedOut:
+                self._answer(200, b"null", {CRASHED_HEADER: TIMED_OUT})
+                return
             except SimulatedCrash:  # a BaseException: the invocation died, nothing answered
                 self._answer(200, b"null", {CRASHED_HEADER: "1"})
                 return
@@ -301,6 +333,8 @@ def main(argv: list[str]) -> int:
 
     logging.basicConfig(level=logging.WARNING)
     stage, names = argv[1], argv[2].split(",")
+    timeout = float(argv[3]) if len(argv) > 3 else None
+    invocation_deadline.carry_into_pools()
     relax_garbage_collection()
     counter = AwsRequestCounter()
     wiring.use_boto3_session(counter.session, max_pool_connections=400)
@@ -316,7 +350,7 @@ def main(argv: list[str]) -> int:
         function_name(module.app.app_name, stage, name): module.app.handler_map[name]
         for name in names
     }
-    server = serve(functions, lambda: dict(counter.counts))
+    server = serve(functions, lambda: dict(counter.counts), timeout)
     threading.Thread(target=server.serve_forever, name="worker-server", daemon=True).start()
     host, port = server.server_address[:2]
     child_process.serve_until_stdin_closes(f"http://{host!s}:{port}", scheduling)
