@@ -58,7 +58,8 @@ def handle_released_chunk(event: S3Event) -> None:
     maximum_concurrency=settings.sender_max_concurrency,
 )
 def handle_send_batch(event: SQSEvent) -> None:
-    wiring.sender().send_batch(QueuedRow.from_json(json.loads(r.body)) for r in event)
+    rows = (QueuedRow.from_json(json.loads(r.body)) for r in event)
+    wiring.sender().send_batch(rows, ends_at=wiring.invocation_end(event.context))
 
 
 # Downstream: each sink reads the response topic through a queue of its own.

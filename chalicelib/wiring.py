@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import cache, partial
 from typing import Any
@@ -50,7 +51,7 @@ from chalicelib.release.resume import resume
 from chalicelib.release.state_machine import ReleaseLoop
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.limiter import RateLimiter
-from chalicelib.sending.parts import SenderParts, SenderSettings
+from chalicelib.sending.parts import FINISH_AFTER_CALLS_SECONDS, SenderParts, SenderSettings
 from chalicelib.sending.publisher import ResponsePublisher
 from chalicelib.sending.sender import Sender
 from chalicelib.sending.suppression import SuppressionList, stopped_number
@@ -274,8 +275,16 @@ def sender() -> Sender:
             late_tolerance=s.slot_tolerance_seconds,
             visible_early=visible_early_seconds(s.sender_batching_window_seconds),
             lookup_timeout=1.5 * s.twilio_timeout_seconds,
+            finish_seconds=s.twilio_timeout_seconds + FINISH_AFTER_CALLS_SECONDS,
         ),
     )
+
+
+def invocation_end(context: Any) -> float | None:
+    """When Lambda ends this invocation, on the sender's clock; None outside Lambda's context
+    (tests that call a handler without one)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return None if remaining is None else time.time() + remaining() / 1000.0
 
 
 # -- tables the sender, the API and the sinks share ----------------------------------------------

@@ -207,7 +207,7 @@ class Worker:
         response.raise_for_status()
         crashed = response.headers.get(CRASHED_HEADER)
         if crashed == TIMED_OUT:
-            raise InvocationTimedOut(f"{name}: Task timed out after {self._timeout} seconds")
+            raise InvocationTimedOut(f"Task timed out after {self._timeout:.2f} seconds")
         if crashed is not None:
             raise SimulatedCrash(f"{name}: injected crash in the worker process")
         payload = response.json()

@@ -78,6 +78,7 @@ class Dispatcher:
     ) -> None:
         self._parts = parts
         self._concurrency = settings.concurrency
+        self._finish = settings.finish_seconds
         self._caller = caller
         self._outcomes = outcomes
         self._pacer = pacer
@@ -89,6 +90,7 @@ class Dispatcher:
         writes: LedgerWrites,
         claimed_at: float,
         checked_at: float,
+        ends_at: float | None = None,
     ) -> tuple[list[Done], list[Exception]]:
         """Call each claimed row at an account slot taken just in time.
 
@@ -97,8 +99,9 @@ class Dispatcher:
         go to the pool, where each call waits for its own slot, so a slow response never makes the
         next call late. Taking slots a tick ahead, not for the whole batch at once, means a slot is
         seldom missed; a call whose thread still ran late for its slot takes a slot in a later tick.
-        Rows without a slot before the call deadline (half the in-doubt time after the claim) go
-        back on the queue, their claims given back. Once its slot is booked, and before its call,
+        Rows without a slot before the call deadline (half the in-doubt time after the claim, and
+        `finish_seconds` before the invocation `ends_at`) go back on the queue, their claims
+        given back. Once its slot is booked, and before its call,
         each row's number is read from the suppression list (strongly consistent), unless it
         was read for a slot at most FRESH_READ_SECONDS earlier: a number another sender's
         response stopped a moment ago is not called, and a row that waits ticks for a slot, or
@@ -106,6 +109,8 @@ class Dispatcher:
         are looked at again every second (`checked_at`: the last look): the rows of a job paused
         or cancelled since go back on the queue."""
         deadline = claimed_at + self._parts.ledger.call_deadline
+        if ends_at is not None:
+            deadline = min(deadline, ends_at - self._finish)
         run = _Run(gateway, writes, claimed_at, deadline, checked_at, list(rows))
         with (
             ThreadPoolExecutor(max(1, min(self._concurrency, len(rows)))) as pool,

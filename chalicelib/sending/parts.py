@@ -25,6 +25,13 @@ LATE_TOLERANCE_SECONDS = 0.1
 # A look-up request's read timeout (by default 1.5 times a call's: a slow Twilio answers both
 # late), within the sender's 60 s: two tries of 15 s before the batch's calls.
 LOOKUP_TIMEOUT_SECONDS = 15.0
+# How long before its invocation ends a batch starts no more calls: one started then takes up to
+# Twilio's read timeout (10 s), and the batch then writes its outcomes, puts rows back and
+# publishes. A batch still working when Lambda ends it deletes nothing: its rows come back after
+# the visibility timeout, each delivery a receive towards the dead-letter queue, and the rows it
+# called wait out the in-doubt time for a look-up.
+FINISH_AFTER_CALLS_SECONDS = 5.0
+FINISH_SECONDS = 10.0 + FINISH_AFTER_CALLS_SECONDS
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class SenderSettings:
     `concurrency_limit` the account's Twilio concurrency limit, whose nearness slows the rate;
     `late_tolerance` how late a call may start for its slot; `visible_early` how long before
     they are due rows come (chalicelib.core.schedule); `lookup_timeout` each look-up request's
-    read timeout."""
+    read timeout; `finish_seconds` how long before the invocation ends its last call starts."""
 
     max_attempts: int
     backoff_base: float = 2.0
@@ -73,3 +80,4 @@ class SenderSettings:
     late_tolerance: float = LATE_TOLERANCE_SECONDS
     visible_early: float = VISIBLE_EARLY_SECONDS
     lookup_timeout: float = LOOKUP_TIMEOUT_SECONDS
+    finish_seconds: float = FINISH_SECONDS

@@ -88,8 +88,11 @@ class Sender:
         caller = Caller(parts, self._outcomes, self._pacer, self._settlement)
         self._dispatcher = Dispatcher(parts, settings, caller, self._outcomes, self._pacer)
 
-    def send_batch(self, rows: Iterable[QueuedRow]) -> list[dict[str, Any]]:
-        """Returns the envelopes published, as JSON."""
+    def send_batch(
+        self, rows: Iterable[QueuedRow], *, ends_at: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Returns the envelopes published, as JSON. `ends_at`: when the invocation ends (its
+        timeout); the batch's calls stop in time for it to finish before then."""
         batch = _Batch()
         due, cancelled = self._sort_out(list(rows), batch)
         checked_at = self._clock()
@@ -109,7 +112,7 @@ class Sender:
         settled, failures = self._settlement.settle_all(doubtful, suppressed, gateway, writes)
         metered = self._meter(ready, writes, batch)
         called, call_failures = self._dispatcher.dispatch(
-            metered, gateway, writes, claimed_at, checked_at
+            metered, gateway, writes, claimed_at, checked_at, ends_at
         )
         batch.take([*settled, *called])
         batch.failures = [*failures, *call_failures]

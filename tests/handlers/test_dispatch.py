@@ -19,7 +19,8 @@ from chalicelib.core.records import QueuedRow, TwilioResult
 from chalicelib.core.schedule import visible_early_seconds
 from chalicelib.sending.ledger import CallLedger
 from chalicelib.sending.limiter import RateLimiter
-from chalicelib.sending.parts import SenderParts, SenderSettings
+from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS
+from chalicelib.sending.parts import FINISH_SECONDS, SenderParts, SenderSettings
 from chalicelib.sending.sender import Sender
 from tests.tables import create_ledger_table, create_rate_table
 
@@ -120,6 +121,7 @@ def run(
     overshoot: float = 0.0,
     in_doubt_after: float = 30.0,
     visible_early: float = 2.0,
+    ends_at: float | None = None,
 ) -> tuple[Twilio, Recorder, list[float]]:
     clock = Clock(overshoot)
     limiter, handed_out = recording_limiter(dynamodb, rate, clock)
@@ -143,7 +145,7 @@ def run(
         QueuedRow("job", i, "messages", {"To": f"+1415555{i:04d}", "Body": "x"}, due)
         for i in range(1, rows + 1)
     ]
-    sender.send_batch(batch)
+    sender.send_batch(batch, ends_at=ends_at)
     return twilio, recorder, handed_out
 
 
@@ -241,6 +243,43 @@ def test_rows_without_a_slot_before_the_call_deadline_go_back_on_the_queue(
     ledger = CallLedger(dynamodb, "ledger", in_doubt_after=30.0)
     for row in back:  # given back: open to the row's next delivery
         assert ledger.claim("job", row, 1).verdict == "call"
+
+
+@pytest.mark.parametrize("ends_in", [15.0, 16.0, 17.3, 30.0])
+def test_a_batch_starts_no_call_later_than_its_finish_time_before_the_invocation_ends(
+    dynamodb: Any, ends_in: float
+) -> None:
+    # 20 rows at 10 a second from T0 + 0.5; Lambda ends the invocation `ends_in` seconds after
+    # T0, and the last 15 s are the batch's to finish in (a call's read timeout, then writing
+    # and publishing). Rows whose slots come later go back, their claims given back, rather
+    # than be cut off mid-batch by the timeout.
+    ends_at = T0 + ends_in
+    twilio, recorder, _ = run(dynamodb, 20, rate=10, latency=0.0, ends_at=ends_at)
+
+    called = [row for _, row in twilio.calls]
+    back = [row.row for row, _ in recorder.later]
+    assert sorted(called + back) == list(range(1, 21))  # every row called or put back, once
+    # Slots are taken a tick ahead: a row slotted just before the cut-off calls within a tick.
+    cut_off = ends_at - FINISH_SECONDS
+    assert all(t <= cut_off + DISPATCH_TICK_SECONDS for t, _ in twilio.calls)
+    if ends_in >= 15.0 + 0.5 + 2.0:
+        assert back == []  # time enough for all of them
+    if ends_in <= 15.0:
+        assert called == []
+    ledger = CallLedger(dynamodb, "ledger", in_doubt_after=30.0)
+    for row in back:  # open to the row's next delivery
+        assert ledger.claim("job", row, 1).verdict == "call"
+
+
+def test_the_invocations_end_is_lambdas_remaining_time_on_the_senders_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib import wiring
+
+    monkeypatch.setattr(wiring.time, "time", lambda: T0)
+    context = SimpleNamespace(get_remaining_time_in_millis=lambda: 41_250)
+    assert wiring.invocation_end(context) == T0 + 41.25
+    assert wiring.invocation_end(None) is None  # a handler called without Lambda's context
 
 
 def test_a_job_paused_while_its_batch_calls_stops_within_a_second(dynamodb: Any) -> None:
