@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -70,3 +71,14 @@ def carry_into_pools() -> None:
 
     submit_in_context.carries_context = True  # type: ignore[attr-defined]
     ThreadPoolExecutor.submit = submit_in_context  # type: ignore[method-assign,assignment]
+
+
+def where(error: BaseException) -> str:
+    """The app's frames the invocation was in when it ended, outermost first (`file:line
+    function > ...`): which step of a batch outran the timeout."""
+    frames = [
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}"
+        for f in traceback.extract_tb(error.__traceback__)
+        if "/chalicelib/" in f.filename or "/downstream/" in f.filename
+    ]
+    return " > ".join(frames) or "outside the app's code"

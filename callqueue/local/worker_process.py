@@ -52,6 +52,8 @@ from callqueue.local.lambdas import (
 from callqueue.project import PROJECT_DIR
 from chalicelib.twilio.gateway import CapturingHttpClient
 
+log = logging.getLogger(__name__)
+
 WORKER = "callqueue.local.worker_process"
 CRASHED_HEADER = "X-Callqueue-Crashed"
 # Its value when the invocation ran past its timeout (callqueue.local.invocation_deadline).
@@ -251,7 +253,8 @@ def serve(
                 # Lambda's answer: the result, or the error's payload and header.
                 with invocation_deadline.deadline(timeout_seconds):
                     payload, failed = run_function(name, handler, body, timeout_seconds)
-            except InvocationTimedOut:
+            except InvocationTimedOut as timed_out:
+                log.warning("%s: %s, in %s", name, timed_out, invocation_deadline.where(timed_out))
                 self._answer(200, b"null", {CRASHED_HEADER: TIMED_OUT})
                 return
             except SimulatedCrash:  # a BaseException: the invocation died, nothing answered

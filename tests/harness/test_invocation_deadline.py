@@ -125,7 +125,9 @@ def test_a_twilio_call_is_not_made_after_the_deadline_nor_its_answer_read_past_i
         twilio.server_close()
 
 
-def test_the_worker_answers_an_invocation_past_its_timeout_as_timed_out(carried: None) -> None:
+def test_the_worker_answers_an_invocation_past_its_timeout_as_timed_out(
+    carried: None, caplog: pytest.LogCaptureFixture
+) -> None:
     after: list[str] = []
     session = AwsRequestCounter().session()
     sqs = session.client(
@@ -152,6 +154,8 @@ def test_the_worker_answers_an_invocation_past_its_timeout_as_timed_out(carried:
         late = requests.post(url, data=json.dumps({"sleep": 0.3}), timeout=10)
         assert late.headers.get(CRASHED_HEADER) == TIMED_OUT
         assert after == []  # nothing of it ran past its next request
+        # Said with the step it ended in (here the test's own function: no app frame).
+        assert "fn: Task timed out after 0.20 seconds, in outside the app's code" in caplog.text
         in_time = requests.post(url, data=json.dumps({"sleep": 0}), timeout=10)
         assert CRASHED_HEADER not in in_time.headers
         assert in_time.json() == {"ok": True}
@@ -173,3 +177,20 @@ def test_the_local_sender_ends_before_its_rows_may_be_taken_over(
     assert timeout <= float(queue["SendVisibilityTimeout"])  # Lambda requires it of a trigger
     # And as long as the deployment's proportion allows: a batch is not ended sooner than need be.
     assert timeout >= min(in_doubt * 2 / 3, float(queue["SendVisibilityTimeout"])) - 1e-9
+
+
+def test_where_names_the_apps_frames_the_invocation_ended_in(carried: None) -> None:
+    def step() -> None:
+        check()
+
+    def batch() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(step).result()
+
+    # As if the app's: the frames of files under chalicelib/ are the ones named.
+    code = compile("def send_batch(run):\n    run()\n", "/srv/chalicelib/sending/sender.py", "exec")
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 - a function compiled under an app file's name
+    with deadline(0.0), pytest.raises(InvocationTimedOut) as ended:
+        namespace["send_batch"](batch)
+    assert invocation_deadline.where(ended.value) == "sender.py:2 send_batch"
