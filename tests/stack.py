@@ -1,18 +1,22 @@
 """The moto-backed fixtures: the deployment's stack in in-process moto and the Twilio emulator.
 
 Importing this module makes every in-process moto (`mock_aws`) answer a request at a time, as its
-server does; the conftest of each folder that uses in-process moto imports it (tests/unit does
-not, so it runs without moto). Region and credentials are set by tests/conftest.py, first.
+server does, and gives chalice.test's invocations their functions' configured timeouts; the
+conftest of each folder that uses in-process moto imports it (tests/unit does not, so it runs
+without moto). Region and credentials are set by tests/conftest.py, first.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import chalice.test
 import pytest
+from chalice.local import LambdaContext
 from moto import mock_aws
 
 from callqueue.deploy.moto_stack import deploy_into_moto, expose_state_machine_to_interpreter
@@ -20,10 +24,32 @@ from callqueue.local import lambdas
 from callqueue.local.emulator import TwilioEmulator
 from callqueue.local.moto_patches.awslambda import routed
 from callqueue.local.moto_patches.locking import BACKENDS, serialize_in_process
+from callqueue.project import PROJECT_DIR
 from chalicelib import wiring
 
 # Every test's mock_aws dispatches its requests one at a time, as DynamoDB and SQS apply them.
 serialize_in_process(BACKENDS)
+
+
+def configured_timeout_seconds(function: str, stage: str = "dev") -> int:
+    """A function's `lambda_timeout` as `.chalice/config.json` sets it for the stage."""
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    scoped = config["stages"][stage]
+    own = scoped.get("lambda_functions", {}).get(function, {})
+    return int(own.get("lambda_timeout", scoped.get("lambda_timeout", config["lambda_timeout"])))
+
+
+class ConfiguredContext(LambdaContext):
+    """chalice.test gives every invocation chalice.local's default of 3 s, whatever the
+    function's timeout; the sender reads the time it has left (wiring.invocation_end), and with
+    3 s it would call nothing. This is the context Lambda gives: the configured timeout."""
+
+    def __init__(self, function_name: str, memory_size: int, **kwargs: Any) -> None:
+        kwargs.setdefault("max_runtime_ms", configured_timeout_seconds(function_name) * 1000)
+        super().__init__(function_name, memory_size, **kwargs)
+
+
+chalice.test.LambdaContext = ConfiguredContext  # type: ignore[misc]
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "0" * 31 + "2"  # a placeholder, not a credential

@@ -60,11 +60,9 @@ class _Run:
     stopped: set[str] = field(default_factory=set)
 
     def give_back(self, items: list[Metered], delay: float) -> None:
-        back = Done()
-        for _, _, row in items:
-            self.writes.retryable(row.job_id, row.row, row.attempt)  # open to come back
-            back.later.append((row, delay))
-        self.done.append(back)
+        # Open to come back.
+        self.writes.retryable_all([(r.job_id, r.row, r.attempt) for _, _, r in items])
+        self.done.append(Done(later=[(row, delay) for _, _, row in items]))
 
 
 class Dispatcher:

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.sending.claims import Attempt, Binding, Claim, binding_of
 from chalicelib.sending.ledger_writes import (
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 # DynamoDB's ceiling: keys in one BatchGetItem.
 MAX_BATCH_GET_KEYS = 100
@@ -98,13 +101,21 @@ class CallLedger:
         now = self._clock()
         claimed = self._claim_each([attempts[i] for i in first], now)
         seen: list[int] = []
+        taken: list[tuple[int, dict[str, Any]]] = []
         for i, refused in zip(first, claimed, strict=True):
             if refused is None:
                 verdicts[i] = Claim("call", held_at=now)
             elif refused:
-                verdicts[i] = self._verdict(refused, *attempts[i], now)
+                taken.append((i, refused))
             else:
                 seen.append(i)
+        # A row in doubt is taken over with a write of its own: a batch redelivered after its
+        # invocation ended holds dozens, and one after another they outlasted the next one.
+        judged = _each(
+            lambda pair: self._verdict(pair[1], *attempts[pair[0]], now), taken, CLAIM_THREADS
+        )
+        for (i, _), verdict in zip(taken, judged, strict=True):
+            verdicts[i] = verdict
         for start in range(0, len(seen), MAX_BATCH_GET_KEYS):
             chunk = seen[start : start + MAX_BATCH_GET_KEYS]
             found = self._existing_all([attempts[i] for i in chunk], now)
@@ -220,14 +231,15 @@ class CallLedger:
                 pending = list(unprocessed["Keys"]) if unprocessed else []
                 if not pending:
                     break
-        verdicts = []
-        for job_id, row, attempt in attempts:
+
+        def verdict(attempt: Attempt) -> Claim:
+            job_id, row, number = attempt
             found = items.get((job_id, row))
             if found is None:  # unread, or deleted in between (TTL): on its own
-                verdicts.append(self._existing(job_id, row, attempt, now))
-            else:
-                verdicts.append(self._verdict(found, job_id, row, attempt, now))
-        return verdicts
+                return self._existing(job_id, row, number, now)
+            return self._verdict(found, job_id, row, number, now)
+
+        return _each(verdict, list(attempts), CLAIM_THREADS)
 
     def _verdict(
         self, item: dict[str, Any] | None, job_id: str, row: int, attempt: int, now: float
@@ -371,3 +383,12 @@ class CallLedger:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+
+def _each(work: Callable[[_T], _R], items: Sequence[_T], threads: int) -> list[_R]:
+    """`work` on each item, in order, up to `threads` at once (each may make a request of its
+    own); the first error is raised once the others are done, as `pool.map` does."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(work, items))

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +137,18 @@ class LedgerWrites:
         if not self._reopen(job_id, row, attempt, held_at, envelope):
             with self._lock:
                 self.refused.add((job_id, row))
+
+    def retryable_all(self, rows: Sequence[tuple[str, int, int]]) -> None:
+        """`retryable` for each (job, row, attempt), up to WRITE_THREADS at once: rows given
+        back together (no slot by the deadline, a job paused) took a write each one after
+        another, and under load that outlasted the invocation. The first error is raised once
+        the others are written."""
+        if len(rows) <= 1:
+            for row in rows:
+                self.retryable(*row)
+            return
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(rows))) as pool:
+            list(pool.map(lambda row: self.retryable(*row), rows))
 
     def flush(self) -> None:
         """Write what is buffered; raises the first failure, keeping the unwritten outcomes

@@ -109,7 +109,9 @@ class Sender:
         ready, doubtful = self._claim(ordered, suppressed, writes, batch)
         gateway = self._parts.gateway() if ready or doubtful else None
         # Rows whose earlier call started and never completed: settled by what Twilio holds.
-        settled, failures = self._settlement.settle_all(doubtful, suppressed, gateway, writes)
+        settled, failures = self._settlement.settle_all(
+            doubtful, suppressed, gateway, writes, ends_at
+        )
         metered = self._meter(ready, writes, batch)
         called, call_failures = self._dispatcher.dispatch(
             metered, gateway, writes, claimed_at, checked_at, ends_at
@@ -190,9 +192,8 @@ class Sender:
             # back and the rows come back in a second (the error is not hidden: it is logged).
             log.exception("metering failed; %d rows go back on the queue", len(ready))
             metered, unmetered = [], [(row, NO_SLOT_RECHECK_SECONDS) for _, row in ready]
-        for row, delay in unmetered:
-            writes.retryable(row.job_id, row.row, row.attempt)  # open to come back
-            batch.later.append((row, delay))
+        writes.retryable_all([(r.job_id, r.row, r.attempt) for r, _ in unmetered])  # open again
+        batch.later.extend(unmetered)
         return metered
 
     def _finish(self, batch: _Batch, writes: LedgerWrites) -> None:

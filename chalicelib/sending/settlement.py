@@ -45,15 +45,19 @@ class Settlement:
         suppressed: set[str],
         gateway: TwilioGateway | None,
         writes: LedgerWrites,
+        ends_at: float | None = None,
     ) -> tuple[list[Done], list[Exception]]:
         """Each row in doubt settled, up to `concurrency` at once: what became of the rows, and
         the errors of those whose settling raised (one row's failure must not lose the others'
-        outcomes)."""
+        outcomes). `ends_at`: when the invocation ends; a look-up starts only with time for it
+        and the batch's finish left."""
 
         def guarded(item: tuple[float, QueuedRow, Claim]) -> Done | Exception:
             at, row, claim = item
             try:
-                return self.settle(at, row, claim, row.number in suppressed, gateway, writes)
+                return self.settle(
+                    at, row, claim, row.number in suppressed, gateway, writes, ends_at
+                )
             except Exception as error:  # noqa: BLE001 - returned, then raised by send_batch
                 return error
 
@@ -74,6 +78,7 @@ class Settlement:
         suppressed: bool,
         gateway: TwilioGateway | None,
         writes: LedgerWrites,
+        ends_at: float | None = None,
     ) -> Done:
         """A row an earlier delivery started to call and never recorded: evidence decides. A
         status callback bound to the row, or the resource in Twilio's lists: sent. Twilio has
@@ -88,8 +93,13 @@ class Settlement:
             evidence = Evidence(
                 "found", {"sid": claim.callback_sid, "resolved_by": "status callback"}
             )
+        elif not self._time_for_look_up(ends_at):
+            # Too late in the invocation to ask Twilio: the claim stays (this delivery's), and
+            # the row comes back once another may take it over; not a doubt counted against it.
+            done.later.append((row, self._parts.ledger.in_doubt_after + 1.0))
+            return done
         else:
-            evidence = self.look_up(gateway, row, claim.claimed_at, LOOKUP_ATTEMPTS)
+            evidence = self.look_up(gateway, row, claim.claimed_at, LOOKUP_ATTEMPTS, ends_at)
         if evidence.verdict == "found":
             result = TwilioResult(201, evidence.resource, {}, now, self._parts.clock())
         elif evidence.verdict == "absent":
@@ -111,13 +121,29 @@ class Settlement:
         self._outcomes.record(row, result, at, done, writes)
         return done
 
+    def _time_for_look_up(self, ends_at: float | None) -> bool:
+        """Whether a look-up (its read timeout) and then the batch's finish fit before the
+        invocation ends."""
+        if ends_at is None:
+            return True
+        needed = self._settings.lookup_timeout + self._settings.finish_seconds
+        return ends_at - self._parts.clock() >= needed
+
     def look_up(
-        self, gateway: TwilioGateway, row: QueuedRow, since: float, attempts: int
+        self,
+        gateway: TwilioGateway,
+        row: QueuedRow,
+        since: float,
+        attempts: int,
+        ends_at: float | None = None,
     ) -> Evidence:
         """What Twilio holds of the row's call made at `since`: each request metered on the
-        account's schedule like a call, retried with backoff when Twilio cannot answer."""
+        account's schedule like a call, retried with backoff when Twilio cannot answer (while
+        the invocation has time for it)."""
         reason = ""
         for attempt in range(1, attempts + 1):
+            if attempt > 1 and not self._time_for_look_up(ends_at):
+                break
             if attempt > 1:
                 self._parts.sleep(
                     backoff_seconds(attempt - 1, base=LOOKUP_BACKOFF_SECONDS, rng=self._parts.rng)

@@ -22,6 +22,7 @@ from chalicelib.sending.limiter import RateLimiter
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS
 from chalicelib.sending.parts import FINISH_SECONDS, SenderParts, SenderSettings
 from chalicelib.sending.sender import Sender
+from chalicelib.twilio.gateway import LookupFailed
 from tests.tables import create_ledger_table, create_rate_table
 
 T0 = 1_000_000.0
@@ -269,6 +270,40 @@ def test_a_batch_starts_no_call_later_than_its_finish_time_before_the_invocation
     ledger = CallLedger(dynamodb, "ledger", in_doubt_after=30.0)
     for row in back:  # open to the row's next delivery
         assert ledger.claim("job", row, 1).verdict == "call"
+
+
+@pytest.mark.parametrize("ends_in", [None, 15.0, 29.9, 60.0])
+def test_a_row_in_doubt_is_looked_up_only_with_time_left_for_the_look_up_and_the_finish(
+    dynamodb: Any, ends_in: float | None
+) -> None:
+    # Three rows claimed 100 s ago and never recorded: in doubt (30 s). A look-up takes up to
+    # its read timeout (15 s) and the batch 15 s more to finish: with less than 30 s left the
+    # rows go back unasked (no doubt counted), to be taken over once the in-doubt time passes.
+    ledger = CallLedger(dynamodb, "ledger", in_doubt_after=30.0, clock=lambda: T0 - 100.0)
+    for row in (1, 2, 3):
+        assert ledger.claim("job", row, 1).verdict == "call"
+    asked: list[int] = []
+
+    class Asked(Twilio):
+        def look_up(self, request: Any, since: float, **_: Any) -> Any:
+            asked.append(request.row)
+            raise LookupFailed("Twilio did not answer")
+
+    ends_at = None if ends_in is None else T0 + ends_in
+    twilio, recorder, _ = run(
+        dynamodb, 3, rate=100, latency=0.0, twilio_class=Asked, ends_at=ends_at
+    )
+
+    assert twilio.calls == []  # never called blindly
+    back = sorted((r.row, r.doubts, round(d, 3)) for r, d in recorder.later)
+    if ends_in is not None and ends_in < 30.0:
+        assert asked == [] and back == [(1, 0, 31.0), (2, 0, 31.0), (3, 0, 31.0)]
+    else:  # asked, Twilio did not answer: a doubt counted, and asked again later
+        assert sorted(set(asked)) == [1, 2, 3] and back == [
+            (1, 1, 31.0),
+            (2, 1, 31.0),
+            (3, 1, 31.0),
+        ]
 
 
 def test_the_invocations_end_is_lambdas_remaining_time_on_the_senders_clock(
