@@ -36,6 +36,22 @@ class Clock:
         return self.now
 
 
+def unreachable_sqs() -> Any:
+    """An SQS client of a worker's session (its requests checked against the deadline) whose
+    endpoint nothing listens on: a request that were sent would fail with a connection error."""
+    return (
+        AwsRequestCounter()
+        .session()
+        .client(
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+    )
+
+
 @pytest.fixture
 def carried(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pools carry their submitter's context, as in a worker process; undone afterwards."""
@@ -78,15 +94,7 @@ def test_the_pools_an_invocation_starts_keep_its_deadline_and_others_do_not(
 
 
 def test_an_aws_request_after_the_deadline_is_never_sent() -> None:
-    session = AwsRequestCounter().session()
-    # Nothing listens there: a request that were sent would fail with a connection error.
-    sqs = session.client(
-        "sqs",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sqs = unreachable_sqs()
     with deadline(0.0), pytest.raises(InvocationTimedOut):
         sqs.list_queues()
 
@@ -129,14 +137,7 @@ def test_the_worker_answers_an_invocation_past_its_timeout_as_timed_out(
     carried: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     after: list[str] = []
-    session = AwsRequestCounter().session()
-    sqs = session.client(
-        "sqs",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sqs = unreachable_sqs()
 
     def slow(event: Any, context: Any) -> Any:
         assert context.timeout_seconds == 0.2  # what the handler sees of it too
