@@ -109,8 +109,9 @@ class CallLedger:
                 taken.append((i, refused))
             else:
                 seen.append(i)
-        # A row in doubt is taken over with a write of its own: a batch redelivered after its
-        # invocation ended holds dozens, and one after another they outlasted the next one.
+        # Each row in doubt is taken over with a write of its own, up to CLAIM_THREADS at once:
+        # a batch redelivered after its invocation was ended holds dozens, and one after
+        # another those writes ran the redelivered batch past its own timeout under load.
         judged = _each(
             lambda pair: self._verdict(pair[1], *attempts[pair[0]], now), taken, CLAIM_THREADS
         )
