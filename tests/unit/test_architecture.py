@@ -36,6 +36,8 @@ ROOT_EXEMPT = {
     "chalicelib.api.request_bodies.PayloadTooLargeError",
     # Escapes `except Exception` on purpose, as a Lambda dying would.
     "callqueue.local.lambdas.SimulatedCrash",
+    # The same, for an invocation that ran past its timeout (a SimulatedCrash).
+    "callqueue.local.invocation_deadline.InvocationTimedOut",
 }
 
 
