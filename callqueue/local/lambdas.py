@@ -71,7 +71,7 @@ def invoke_handler(
     name: str, handler: Handler, event: Any, timeout_seconds: float | None = None
 ) -> Any:
     context = LambdaContext(function_name=name, _started=time.monotonic())
-    if timeout_seconds is not None:
+    if timeout_seconds is not None:  # else 60 s, the config's lambda_timeout
         context.timeout_seconds = timeout_seconds
     try:
         return handler(event, context)
