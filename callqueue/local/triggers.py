@@ -58,8 +58,12 @@ MAX_IDLE_POLL_SECONDS = 1.0
 # gathering when the triggers stop is handed to its function, and waited for, as Lambda would.
 MAX_LOCAL_BATCHING_WINDOW = 1.0
 DEPLOYED_WINDOWS_ENV = "CALLQUEUE_LOCAL_DEPLOYED_WINDOWS"
-# How long stopping waits for those last batches.
+# How long stopping waits for those last batches, and for a scheduled invocation under way (the
+# functions' default timeout: no invocation runs longer on Lambda).
 DRAIN_SECONDS = 60.0
+# How long stopping waits for each poller (they are daemons, and one may be waiting on a busy
+# function's instances).
+POLLER_JOIN_SECONDS = 5.0
 
 
 @dataclass
@@ -188,10 +192,16 @@ class Triggers:
 
     def stop(self) -> None:
         self._stop.set()
+        deadline = time.monotonic() + DRAIN_SECONDS
+        # A scheduled invocation under way (the reconciler writing a finished job's outcomes)
+        # ends before the stack it talks to goes: cut off, it failed against a stopped moto
+        # and printed a traceback at the end of every such run.
         for thread in self._threads:
-            thread.join(timeout=5)
+            scheduled = thread in self._scheduled
+            thread.join(
+                timeout=max(0.0, deadline - time.monotonic()) if scheduled else POLLER_JOIN_SECONDS
+            )
         if self._deployed_windows:
-            deadline = time.monotonic() + DRAIN_SECONDS
             for thread in self._batches:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
 

@@ -75,3 +75,42 @@ def test_a_batch_gathering_at_stop_is_handed_over_only_with_deployed_windows(
     else:
         # Capped at 1 s: the batches went to the function before the stop.
         assert sorted(m for b in batches for m in b) == [f"m{i}" for i in range(5)]
+
+
+def test_stop_waits_for_a_scheduled_invocation_under_way(
+    sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduled function still running when the triggers stop (the reconciler writing a
+    finished job's outcomes) ends before stop returns, so the stack is not torn down under it.
+    It holds past the pollers' join (made 0 here), which was all any thread was given."""
+    import callqueue.local.triggers as triggers_module
+
+    monkeypatch.delenv(DEPLOYED_WINDOWS_ENV, raising=False)
+    monkeypatch.setattr(triggers_module, "POLLER_JOIN_SECONDS", 0.0)
+    started, release = triggers_module.threading.Event(), triggers_module.threading.Event()
+    finished: list[bool] = []
+    app = Chalice("scheduled")
+
+    @app.schedule("rate(1 minute)")
+    def reconcile(event: Any) -> None:
+        started.set()
+        release.wait(30)
+        finished.append(release.is_set())
+
+    triggers = Triggers(
+        app,
+        "dev",
+        lambda name: boto3.client(name, region_name=REGION),
+        region=REGION,
+        schedule_period=0.01,
+    )
+    triggers.install()
+    triggers.start()
+    assert started.wait(10)
+    # Released once the stop is under way.
+    timer = triggers_module.threading.Timer(0.5, release.set)
+    timer.start()
+    triggers.stop()
+    done_at_stop = list(finished)
+    timer.join()
+    assert done_at_stop == [True]
