@@ -39,13 +39,14 @@ def republish_or_wait(
 ) -> bool:
     """Whether the ledger's verdict leaves nothing for this delivery to do: "done" publishes the
     stored envelope again, "wait" puts the row back until the earlier call can no longer be in
-    flight, and "stale" drops it (a later attempt of the row is on the queue)."""
+    flight, "unclaimed" puts it back at once (its claim was not tried), and "stale" drops it (a
+    later attempt of the row is on the queue)."""
     if claim.verdict == "done":
         assert claim.envelope is not None  # noqa: S101 - stored with "done"
         published.append(claim.envelope)
-    elif claim.verdict == "wait":
+    elif claim.verdict in ("wait", "unclaimed"):
         later.append((row, claim.wait_seconds + 1.0))
-    return claim.verdict in ("done", "wait", "stale")
+    return claim.verdict in ("done", "wait", "stale", "unclaimed")
 
 
 def not_processed(result: TwilioResult) -> TwilioResult:
