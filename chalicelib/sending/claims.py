@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# "unclaimed": the claim was not tried, its invocation being too near its end to call; the row
-# goes back on the queue untouched.
-Verdict = Literal["call", "done", "wait", "in_doubt", "stale", "unclaimed"]
+Verdict = Literal["call", "done", "wait", "in_doubt", "stale"]
 # What a signed status callback for a row is to the row's call: the message it created (or may
 # have: the call's response is not in yet), another message, or a row the ledger never claimed.
 Binding = Literal["bound", "mismatch", "unknown_row"]

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.sending.claims import Attempt, Binding, Claim, binding_of
 from chalicelib.sending.ledger_writes import (
@@ -43,9 +43,6 @@ _R = TypeVar("_R")
 MAX_BATCH_GET_KEYS = 100
 # A batch's claims made at once, each its own request.
 CLAIM_THREADS = 16
-# A claim not tried (claim_all's `until` had passed), and its verdict.
-_NOT_TRIED: Final[dict[str, Any]] = {"not": "tried"}
-UNCLAIMED: Final = Claim("unclaimed")
 
 
 class CallLedger:
@@ -86,16 +83,13 @@ class CallLedger:
             return self._existing(job_id, row, attempt, now)
         return self._verdict(refused, job_id, row, attempt, now)
 
-    def claim_all(self, attempts: Sequence[Attempt], until: float | None = None) -> list[Claim]:
+    def claim_all(self, attempts: Sequence[Attempt]) -> list[Claim]:
         """A verdict for each attempt, in order, as `claim` gives: each row's claim is a
         conditional put of its own, up to CLAIM_THREADS at once (a transaction of the same
         claims bills each item twice, and the rows are independent:
         docs/decisions/dynamodb-units.md). The rows whose claims were refused were seen before:
         their verdicts come from their items as each refusal returned them (no read), or, where
-        DynamoDB returned none, from their items read together. No request starts at or after
-        `until` (the last moment a call could start in this invocation): the rows it would
-        have been for are "unclaimed", their items untouched."""
-        late = _past(self._clock, until)
+        DynamoDB returned none, from their items read together."""
         verdicts: list[Claim | None] = [None] * len(attempts)
         rows: set[tuple[str, int]] = set()
         first: list[int] = []
@@ -105,14 +99,12 @@ class CallLedger:
                 rows.add((job_id, row))
                 first.append(i)
         now = self._clock()
-        claimed = self._claim_each([attempts[i] for i in first], now, late)
+        claimed = self._claim_each([attempts[i] for i in first], now)
         seen: list[int] = []
         taken: list[tuple[int, dict[str, Any]]] = []
         for i, refused in zip(first, claimed, strict=True):
             if refused is None:
                 verdicts[i] = Claim("call", held_at=now)
-            elif refused is _NOT_TRIED:
-                verdicts[i] = UNCLAIMED
             elif refused:
                 taken.append((i, refused))
             else:
@@ -121,35 +113,26 @@ class CallLedger:
         # a batch redelivered after its invocation was ended holds dozens, and one after
         # another those writes ran the redelivered batch past its own timeout under load.
         judged = _each(
-            lambda pair: UNCLAIMED if late() else self._verdict(pair[1], *attempts[pair[0]], now),
-            taken,
-            CLAIM_THREADS,
+            lambda pair: self._verdict(pair[1], *attempts[pair[0]], now), taken, CLAIM_THREADS
         )
         for (i, _), verdict in zip(taken, judged, strict=True):
             verdicts[i] = verdict
         for start in range(0, len(seen), MAX_BATCH_GET_KEYS):
             chunk = seen[start : start + MAX_BATCH_GET_KEYS]
-            if late():
-                found = [UNCLAIMED] * len(chunk)
-            else:
-                found = self._existing_all([attempts[i] for i in chunk], now)
+            found = self._existing_all([attempts[i] for i in chunk], now)
             for i, verdict in zip(chunk, found, strict=True):
                 verdicts[i] = verdict
         return [v if v is not None else self.claim(*attempts[i]) for i, v in enumerate(verdicts)]
 
-    def _claim_each(
-        self, attempts: Sequence[Attempt], now: float, late: Callable[[], bool] = lambda: False
-    ) -> list[dict[str, Any] | None]:
-        """Each attempt's claim put, up to CLAIM_THREADS at once: None where it landed, _NOT_TRIED
-        where it was `late` to start, else what refused it (`_put_claim`). All or
+    def _claim_each(self, attempts: Sequence[Attempt], now: float) -> list[dict[str, Any] | None]:
+        """Each attempt's claim put, up to CLAIM_THREADS at once: None where it landed, else
+        what refused it (`_put_claim`). All or
         none, as the transaction they replace was: when a put fails (throttled, a network
         error), the claims that landed are given back (open to this attempt again, as for a
         call Twilio did not process) and the error raised, so the batch's redelivery calls its
         rows at once rather than waiting out the in-doubt time for calls never made."""
 
         def put(attempt: Attempt) -> dict[str, Any] | BaseException | None:
-            if late():
-                return _NOT_TRIED
             try:
                 return self._put_claim(*attempt, now)
             except Exception as error:  # noqa: BLE001 - raised below, once the rest are back
@@ -401,13 +384,6 @@ class CallLedger:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
-
-
-def _past(clock: Callable[[], float], until: float | None) -> Callable[[], bool]:
-    """Whether `until` has come, on `clock` (never, without one)."""
-    if until is None:
-        return lambda: False
-    return lambda: clock() >= until
 
 
 def _each(work: Callable[[_T], _R], items: Sequence[_T], threads: int) -> list[_R]:

@@ -39,14 +39,13 @@ def republish_or_wait(
 ) -> bool:
     """Whether the ledger's verdict leaves nothing for this delivery to do: "done" publishes the
     stored envelope again, "wait" puts the row back until the earlier call can no longer be in
-    flight, "unclaimed" puts it back at once (its claim was not tried), and "stale" drops it (a
-    later attempt of the row is on the queue)."""
+    flight, and "stale" drops it (a later attempt of the row is on the queue)."""
     if claim.verdict == "done":
         assert claim.envelope is not None  # noqa: S101 - stored with "done"
         published.append(claim.envelope)
-    elif claim.verdict in ("wait", "unclaimed"):
+    elif claim.verdict == "wait":
         later.append((row, claim.wait_seconds + 1.0))
-    return claim.verdict in ("done", "wait", "stale", "unclaimed")
+    return claim.verdict in ("done", "wait", "stale")
 
 
 def not_processed(result: TwilioResult) -> TwilioResult:

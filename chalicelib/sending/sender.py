@@ -82,7 +82,6 @@ class Sender:
         # seconds); one sooner than that goes back on the queue (chalicelib.core.schedule).
         self._visible_early = settings.visible_early
         self._max_hold = max(MAX_HOLD_SECONDS, settings.visible_early + 1.0)
-        self._finish_seconds = settings.finish_seconds
         self._outcomes = Outcomes(parts, settings)
         self._pacer = Pacer(parts, settings)
         self._settlement = Settlement(parts, settings, self._outcomes, self._pacer)
@@ -107,11 +106,7 @@ class Sender:
         # Claimed first (a conditional put a row), then metered: a slot is handed out
         # only for a call about to be made.
         claimed_at = self._clock()
-        # No claim is made once no call could start (the dispatcher's cut-off): a backend too
-        # slow for the batch's claims leaves the rest unclaimed, put back, rather than the
-        # invocation ended mid-claims (docs/decisions/sender-invocation-end.md).
-        until = None if ends_at is None else ends_at - self._finish_seconds
-        ready, doubtful = self._claim(ordered, suppressed, writes, batch, until)
+        ready, doubtful = self._claim(ordered, suppressed, writes, batch)
         gateway = self._parts.gateway() if ready or doubtful else None
         # Rows whose earlier call started and never completed: settled by what Twilio holds.
         settled, failures = self._settlement.settle_all(
@@ -163,14 +158,12 @@ class Sender:
         suppressed: set[str],
         writes: LedgerWrites,
         batch: _Batch,
-        until: float | None,
     ) -> tuple[list[tuple[float, QueuedRow]], list[tuple[float, QueuedRow, Claim]]]:
         """Each row's attempt claimed in the call ledger (a conditional put a row): the
         rows to call, and those in doubt (an earlier call started and never recorded). A row
         to a suppressed number ends `suppressed`; one the ledger answers for itself is
-        published again or put back to wait (recording.republish_or_wait), as is one whose
-        claim was not tried by `until`."""
-        claims = self._ledger.claim_all([(r.job_id, r.row, r.attempt) for _, r in ordered], until)
+        published again or put back to wait (recording.republish_or_wait)."""
+        claims = self._ledger.claim_all([(r.job_id, r.row, r.attempt) for _, r in ordered])
         ready: list[tuple[float, QueuedRow]] = []
         doubtful: list[tuple[float, QueuedRow, Claim]] = []
         for (at, row), claim in zip(ordered, claims, strict=True):

@@ -3,17 +3,13 @@ bills twice), outcomes an update each, written several at once."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from moto import mock_aws
 
 from chalicelib.core.batching import item_size
@@ -402,76 +398,3 @@ def test_a_retry_is_refused_once_another_claim_holds_the_row_even_for_the_same_a
     assert first.refused == {("j", 2)}
     assert state(db, 2)["state"] == {"S": "calling"}
     assert calls.claim("j", 2, 2).verdict == "wait"  # still the taker's to settle
-
-
-class Ticking:
-    """A clock that moves on `step` seconds each time it is read: each claim's check of its
-    budget, from however many threads, is a moment later than the one before."""
-
-    def __init__(self, start: float, step: float) -> None:
-        self._times = itertools.count()
-        self._start, self._step = start, step
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._start + self._step * next(self._times)
-
-
-_jobs = itertools.count()
-# A row's item before the batch's claim, and the verdict an unbounded claim gives it.
-PRIOR = {"fresh": "call", "calling": "wait", "lost": "in_doubt", "done": "done"}
-
-
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    priors=st.lists(st.sampled_from(sorted(PRIOR)), min_size=1, max_size=24),
-    budget=st.integers(min_value=-1, max_value=60),
-)
-def test_claims_start_only_before_the_budget_and_the_rest_are_untouched(
-    db: Counting, priors: list[str], budget: int
-) -> None:
-    """However many claims fit before `until` (none, some, all), each row gets the verdict an
-    unbounded claim gives it or "unclaimed", and an unclaimed row's item is as it was: no claim
-    made, no take-over of a row in doubt, nothing that a later delivery would have to wait for."""
-    job = f"budget-{next(_jobs)}"
-    start = 10_000.0
-    before = ledger(db, Clock())
-    before_clock = Clock()
-    for row, prior in enumerate(priors):
-        if prior == "fresh":
-            continue
-        # "lost": claimed longer ago than the in-doubt time, never recorded.
-        before_clock.now = start - (IN_DOUBT_AFTER + 5 if prior == "lost" else 1)
-        before = ledger(db, before_clock)
-        assert before.claim(job, row, 1).verdict == "call"
-        if prior == "done":
-            before.completed(job, row, 1, envelope(job, row))
-
-    def item(row: int) -> dict[str, Any]:
-        key = {"job_id": {"S": job}, "row": {"N": str(row)}}
-        return db._client.get_item(TableName=TABLE, Key=key).get("Item", {})
-
-    items = [item(row) for row in range(len(priors))]
-    clock = Ticking(start, 0.1)
-    # Each budget check reads the clock once: `budget` of them come before `until`.
-    until = start + 0.1 * budget + 0.05
-    claims = ledger(db, clock).claim_all([(job, r, 1) for r in range(len(priors))], until)  # type: ignore[arg-type]
-
-    for row, (prior, claim) in enumerate(zip(priors, claims, strict=True)):
-        assert claim.verdict in (PRIOR[prior], "unclaimed")
-        if claim.verdict == "unclaimed":
-            assert item(row) == items[row]
-    unclaimed = sum(c.verdict == "unclaimed" for c in claims)
-    if budget < 1:
-        assert unclaimed == len(priors)  # the clock had passed `until` before the first claim
-    if budget >= 3 * len(priors):  # room for every put, take-over and read
-        assert unclaimed == 0
-
-
-def test_without_a_budget_nothing_is_unclaimed(db: Counting) -> None:
-    clock = Ticking(1_000.0, 100.0)  # however late it gets
-    claims = ledger(db, clock).claim_all([("j", r, 1) for r in range(20)])  # type: ignore[arg-type]
-    assert [c.verdict for c in claims] == ["call"] * 20
