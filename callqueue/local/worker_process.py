@@ -253,6 +253,12 @@ def serve(
                 # Lambda's answer: the result, or the error's payload and header.
                 with invocation_deadline.deadline(timeout_seconds):
                     payload, failed = run_function(name, handler, body, timeout_seconds)
+                    # A request in flight at the deadline completes; if it was the last, the
+                    # handler returns late. Lambda never answers past the timeout: the batch
+                    # is not deleted. Answered as done, its late delete could remove a
+                    # message SQS had meanwhile given another reader (any receipt handle
+                    # deletes in moto), and a row was lost (docs/emulator-fidelity.md).
+                    invocation_deadline.check()
             except InvocationTimedOut as timed_out:
                 log.warning("%s: %s, in %s", name, timed_out, invocation_deadline.where(timed_out))
                 self._answer(200, b"null", {CRASHED_HEADER: TIMED_OUT})

@@ -165,6 +165,43 @@ def test_the_worker_answers_an_invocation_past_its_timeout_as_timed_out(
         server.server_close()
 
 
+def test_an_invocation_that_returns_after_its_timeout_timed_out(carried: None) -> None:
+    """Its last request, in flight at the deadline, completed late and the handler returned:
+    Lambda would have ended it first, so the runtime is told it timed out and keeps its batch
+    (deleted late, it could take a message another reader holds by then)."""
+    served = threading.Event()
+
+    class Late(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(0.3)  # answers after the invocation's 0.2-s deadline
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            served.set()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Late)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+
+    def last_request_late(event: Any, context: Any) -> Any:
+        requests.get(f"http://127.0.0.1:{backend.server_address[1]}/", timeout=5)
+        return {"ok": True}  # nothing after it would check the deadline
+
+    server = serve({"fn": last_request_late}, dict, 0.2)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/functions/fn/invocations"
+    try:
+        answer = requests.post(url, data=json.dumps({}), timeout=10)
+        assert served.is_set()  # the request did complete, after the deadline
+        assert answer.headers.get(CRASHED_HEADER) == TIMED_OUT
+    finally:
+        for s in (server, backend):
+            s.shutdown()
+            s.server_close()
+
+
 @given(in_doubt=st.floats(1.0, 900.0), visibility=st.integers(1, 43_200))
 def test_the_local_sender_ends_before_its_rows_may_be_taken_over(
     in_doubt: float, visibility: int
