@@ -201,7 +201,12 @@ class Sender:
         # fails, the batch fails whole and its redelivery finds the rows claimed.
         writes.flush()
         if writes.refused:
-            log.warning("%d rows were settled by another delivery meanwhile", len(writes.refused))
+            # Named, so a row that then never settles can be traced to the batch that let go.
+            log.warning(
+                "%d rows were settled by another delivery meanwhile: %s",
+                len(writes.refused),
+                _rows_named(writes.refused),
+            )
             batch.drop(writes.refused)
         if batch.later or batch.retries:
             self._parts.queue.retry_later([*batch.later, *batch.retries])
@@ -212,6 +217,18 @@ class Sender:
             # The other rows' outcomes are recorded and published; this batch fails so SQS
             # delivers it again, and the ledger settles the rows that failed.
             raise batch.failures[0]
+
+
+# Rows a log line names, at most.
+NAMED_ROWS = 10
+
+
+def _rows_named(rows: set[tuple[str, int]]) -> str:
+    """`job row, ...` for up to NAMED_ROWS rows, in order, and how many more."""
+    ordered = sorted(rows)
+    named = ", ".join(f"{job} {row}" for job, row in ordered[:NAMED_ROWS])
+    more = len(ordered) - NAMED_ROWS
+    return named + (f" and {more} more" if more > 0 else "")
 
 
 def _timed(row: QueuedRow, job: Job | None) -> QueuedRow:

@@ -380,3 +380,41 @@ def test_a_row_due_later_than_its_lead_goes_back_unless_the_batching_window_make
     )
     assert [row for _, row in twilio.calls] == [1] and recorder.later == []
     assert slots[0] >= T0 + 5.0
+
+
+def test_a_row_another_delivery_took_over_is_let_go_and_named_in_the_log(
+    dynamodb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Twilio refuses every call (429, not processed). While row 2's call is out, another
+    # delivery takes its claim over: this batch's retry of row 2 is refused, and the row is
+    # left to the taker (neither put back nor published), named in the warning so a row that
+    # then never settles can be traced; rows 1 and 3 go back as their next attempts.
+    class Refusing(Twilio):
+        def call(self, request: Any, hold: Any = None, written: Any = None) -> TwilioResult:
+            if hold is not None:
+                hold()
+            self.calls.append((self.clock(), request.row))
+            if request.row == 2:
+                dynamodb.update_item(
+                    TableName="ledger",
+                    Key={"job_id": {"S": "job"}, "row": {"N": "2"}},
+                    UpdateExpression="SET claimed_at = :later",
+                    ExpressionAttributeValues={":later": {"N": repr(self.clock() + 1.0)}},
+                )
+            return TwilioResult(429, {"code": 20429}, {}, self.clock(), self.clock())
+
+    with caplog.at_level("WARNING", logger="chalicelib.sending.sender"):
+        _, recorder, _ = run(dynamodb, 3, rate=100, latency=0.0, twilio_class=Refusing)
+
+    assert sorted(r.row for r, _ in recorder.later) == [1, 3]
+    assert all(e.get("row") != 2 for e in recorder.published)
+    assert "1 rows were settled by another delivery meanwhile: job 2" in caplog.text
+
+
+def test_a_log_line_names_ten_rows_and_counts_the_rest() -> None:
+    from chalicelib.sending.sender import _rows_named
+
+    assert _rows_named(set()) == ""
+    assert _rows_named({("b", 2), ("a", 10), ("a", 9)}) == "a 9, a 10, b 2"
+    many = {("j", r) for r in range(1, 13)}
+    assert _rows_named(many) == ", ".join(f"j {r}" for r in range(1, 11)) + " and 2 more"
