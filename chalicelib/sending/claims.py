@@ -26,6 +26,10 @@ class Claim:
     callback_sid: str | None = None
     # For "in_doubt": when the earlier call was claimed (it started no sooner).
     claimed_at: float = 0.0
+    # For "in_doubt": the attempt the claim taken over was made for, which this delivery
+    # settles, whatever attempt its own copy of the row carries (a put-back cut short by the
+    # invocation's end leaves copies of two attempts on the queue).
+    attempt: int | None = None
     # For "call" and "in_doubt": the claim time this delivery wrote (its claim, or its take-over
     # of one in doubt). A retry is recorded only while the row's claim is still this one.
     held_at: float = 0.0

@@ -260,8 +260,13 @@ class CallLedger:
             evidence = item.get("callback_sid", {}).get("S")
             # The first claim of this attempt: a row taken over before kept it.
             first = item.get("first_claimed_at", item["claimed_at"])
+            claimed_for = item.get("attempt", {}).get("N")
             return Claim(
-                "in_doubt", callback_sid=evidence, claimed_at=float(first["N"]), held_at=now
+                "in_doubt",
+                callback_sid=evidence,
+                claimed_at=float(first["N"]),
+                held_at=now,
+                attempt=int(claimed_for) if claimed_for is not None else None,
             )
         # Another delivery of the row took it over first, and settles it.
         return Claim("wait", wait_seconds=self._in_doubt_after)

@@ -172,7 +172,11 @@ class Sender:
             if republish_or_wait(claim, row, batch.published, batch.later):
                 continue
             if claim.verdict == "in_doubt":
-                doubtful.append((at, row, claim))
+                # The claim taken over may be another attempt's: settled as that attempt (its
+                # retry is conditional on it). Settled as this copy's, the retry was refused,
+                # the row let go to a taker that was this very delivery, and lost.
+                attempt = row.attempt if claim.attempt is None else claim.attempt
+                doubtful.append((at, replace(row, attempt=attempt), claim))
             elif row.number in suppressed or self._outcomes.stopped(row.number):
                 batch.published.append(self._outcomes.suppressed(at, row, writes))
             else:

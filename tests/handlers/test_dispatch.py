@@ -123,6 +123,7 @@ def run(
     in_doubt_after: float = 30.0,
     visible_early: float = 2.0,
     ends_at: float | None = None,
+    attempt: int = 1,
 ) -> tuple[Twilio, Recorder, list[float]]:
     clock = Clock(overshoot)
     limiter, handed_out = recording_limiter(dynamodb, rate, clock)
@@ -143,7 +144,9 @@ def run(
     )
     sender = Sender(parts, settings)
     batch = [
-        QueuedRow("job", i, "messages", {"To": f"+1415555{i:04d}", "Body": "x"}, due)
+        QueuedRow(
+            "job", i, "messages", {"To": f"+1415555{i:04d}", "Body": "x"}, due, attempt=attempt
+        )
         for i in range(1, rows + 1)
     ]
     sender.send_batch(batch, ends_at=ends_at)
@@ -418,3 +421,32 @@ def test_a_log_line_names_ten_rows_and_counts_the_rest() -> None:
     assert _rows_named({("b", 2), ("a", 10), ("a", 9)}) == "a 9, a 10, b 2"
     many = {("j", r) for r in range(1, 13)}
     assert _rows_named(many) == ", ".join(f"j {r}" for r in range(1, 11)) + " and 2 more"
+
+
+@pytest.mark.parametrize("copy_attempt", [1, 2, 3])
+def test_a_copy_of_another_attempt_that_takes_a_claim_over_settles_that_attempt(
+    dynamodb: Any, copy_attempt: int
+) -> None:
+    # Row 1's attempt 2 was claimed 100 s ago and never recorded (in doubt). A copy of the row
+    # carrying attempt 1 or 3 (an invocation ended while putting rows back leaves copies of two
+    # attempts on the queue) takes the claim over; Twilio's list shows no message. The claim
+    # is attempt 2's, so attempt 2 is what is settled: reopened, and attempt 3 put back. As the
+    # copy's own attempt, the reopen was refused, the row let go "to the taker" (this very
+    # delivery), its claim left calling with no message anywhere: lost.
+    from chalicelib.core.evidence import Evidence
+
+    ledger = CallLedger(dynamodb, "ledger", in_doubt_after=30.0, clock=lambda: T0 - 100.0)
+    assert ledger.claim("job", 1, 2).verdict == "call"
+
+    class Absent(Twilio):
+        def look_up(self, request: Any, since: float, **_: Any) -> Any:
+            return Evidence("absent", reason="not in the list")
+
+    twilio, recorder, _ = run(
+        dynamodb, 1, rate=100, latency=0.0, twilio_class=Absent, attempt=copy_attempt
+    )
+
+    assert twilio.calls == []  # settled by the look-up, not called blindly
+    assert [(r.row, r.attempt) for r, _ in recorder.later] == [(1, 3)]  # the next attempt
+    item = dynamodb.get_item(TableName="ledger", Key={"job_id": {"S": "job"}, "row": {"N": "1"}})
+    assert item["Item"]["state"]["S"] == "retry" and item["Item"]["attempt"]["N"] == "2"
