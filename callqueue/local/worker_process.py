@@ -257,7 +257,7 @@ def serve(
                     # handler returns late. Lambda never answers past the timeout: the batch
                     # is not deleted. Answered as done, its late delete could remove a
                     # message SQS had meanwhile given another reader (any receipt handle
-                    # deletes in moto), and a row was lost (docs/emulator-fidelity.md).
+                    # deletes in moto: docs/emulator-fidelity.md).
                     invocation_deadline.check()
             except InvocationTimedOut as timed_out:
                 log.warning("%s: %s, in %s", name, timed_out, invocation_deadline.where(timed_out))
