@@ -174,10 +174,10 @@ def test_an_invocation_that_returns_after_its_timeout_timed_out(carried: None) -
     class Late(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             time.sleep(0.3)  # answers after the invocation's 0.2-s deadline
+            served.set()  # before the answer: the client may be done before a line after it
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            served.set()
 
         def log_message(self, *_: Any) -> None:
             pass
