@@ -6,6 +6,7 @@ topic are recorders. The clock moves only when the sender sleeps or a call takes
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -385,33 +386,46 @@ def test_a_row_due_later_than_its_lead_goes_back_unless_the_batching_window_make
     assert slots[0] >= T0 + 5.0
 
 
-def test_a_row_another_delivery_took_over_is_let_go_and_named_in_the_log(
-    dynamodb: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    # Twilio refuses every call (429, not processed). While row 2's call is out, another
-    # delivery takes its claim over: this batch's retry of row 2 is refused, and the row is
-    # left to the taker (neither put back nor published), named in the warning so a row that
-    # then never settles can be traced; rows 1 and 3 go back as their next attempts.
+def test_a_row_another_delivery_took_over_is_let_go_and_named_in_the_log(dynamodb: Any) -> None:
+    # Rows 1 and 2 are sent. While row 3's call is out (the batch's last: nothing after it
+    # depends on how the account slows after a 429), another delivery takes its claim over,
+    # and Twilio refuses the call (429, not processed). This batch's retry of row 3 is refused
+    # and the row left to the taker (neither put back nor published), named in the warning so
+    # a row that then never settles can be traced.
     class Refusing(Twilio):
         def call(self, request: Any, hold: Any = None, written: Any = None) -> TwilioResult:
+            if request.row != 3:
+                return super().call(request, hold, written)
             if hold is not None:
                 hold()
             self.calls.append((self.clock(), request.row))
-            if request.row == 2:
-                dynamodb.update_item(
-                    TableName="ledger",
-                    Key={"job_id": {"S": "job"}, "row": {"N": "2"}},
-                    UpdateExpression="SET claimed_at = :later",
-                    ExpressionAttributeValues={":later": {"N": repr(self.clock() + 1.0)}},
-                )
+            dynamodb.update_item(
+                TableName="ledger",
+                Key={"job_id": {"S": "job"}, "row": {"N": "3"}},
+                UpdateExpression="SET claimed_at = :later",
+                ExpressionAttributeValues={":later": {"N": repr(self.clock() + 1.0)}},
+            )
             return TwilioResult(429, {"code": 20429}, {}, self.clock(), self.clock())
 
-    with caplog.at_level("WARNING", logger="chalicelib.sending.sender"):
-        _, recorder, _ = run(dynamodb, 3, rate=100, latency=0.0, twilio_class=Refusing)
+    # Read from the sender's own logger: the app's logging set-up (JSON lines, as in Lambda)
+    # stops the project's loggers propagating to the root, where caplog listens.
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("chalicelib.sending.sender")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        twilio, recorder, _ = run(dynamodb, 3, rate=100, latency=0.0, twilio_class=Refusing)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
-    assert sorted(r.row for r, _ in recorder.later) == [1, 3]
-    assert all(e.get("row") != 2 for e in recorder.published)
-    assert "1 rows were settled by another delivery meanwhile: job 2" in caplog.text
+    assert [row for _, row in twilio.calls] == [1, 2, 3]
+    assert recorder.later == []  # row 3 is the taker's
+    assert sorted(e["row"] for e in recorder.published) == [1, 2]
+    assert warnings == ["1 rows were settled by another delivery meanwhile: job 3"]
 
 
 def test_a_log_line_names_ten_rows_and_counts_the_rest() -> None:
