@@ -327,7 +327,17 @@ class EarlyPublisher:
         """The envelopes not published: all of them if this failed, else none."""
         try:
             self._writes.flush()
-            self._publisher.publish(envelopes)
+            # A row let go to the delivery that took it over is not "retrying" here: the
+            # taker publishes its outcome (as the batch's end drops it: sender._Batch.drop).
+            refused = self._writes.refused
+            self._publisher.publish(
+                [
+                    e
+                    for e in envelopes
+                    if e.get("outcome") != "retrying"
+                    or (e.get("job_id"), e.get("row")) not in refused
+                ]
+            )
         except Exception:
             log.exception("publishing a batch's first outcomes failed; retried at its end")
             return envelopes

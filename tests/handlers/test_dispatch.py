@@ -386,7 +386,10 @@ def test_a_row_due_later_than_its_lead_goes_back_unless_the_batching_window_make
     assert slots[0] >= T0 + 5.0
 
 
-def test_a_row_another_delivery_took_over_is_let_go_and_named_in_the_log(dynamodb: Any) -> None:
+@pytest.mark.parametrize("early", [False, True])
+def test_a_row_another_delivery_took_over_is_let_go_and_named_in_the_log(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, early: bool
+) -> None:
     # Rows 1 and 2 are sent. While row 3's call is out (the batch's last: nothing after it
     # depends on how the account slows after a 429), another delivery takes its claim over,
     # and Twilio refuses the call (429, not processed). This batch's retry of row 3 is refused
@@ -407,6 +410,10 @@ def test_a_row_another_delivery_took_over_is_let_go_and_named_in_the_log(dynamod
             )
             return TwilioResult(429, {"code": 20429}, {}, self.clock(), self.clock())
 
+    if early:  # every outcome published as soon as it is ready, while the batch calls on
+        import chalicelib.sending.dispatcher as dispatcher_module
+
+        monkeypatch.setattr(dispatcher_module, "EARLY_PUBLISH_COUNT", 1)
     # Read from the sender's own logger: the app's logging set-up (JSON lines, as in Lambda)
     # stops the project's loggers propagating to the root, where caplog listens.
     warnings: list[str] = []
