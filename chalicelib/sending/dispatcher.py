@@ -18,7 +18,7 @@ from chalicelib.sending.ledger_writes import LedgerWrites
 from chalicelib.sending.pacing import DISPATCH_TICK_SECONDS, Metered, Pacer
 from chalicelib.sending.parts import SenderParts, SenderSettings
 from chalicelib.sending.publisher import ResponsePublisher
-from chalicelib.sending.recording import Done, Outcomes
+from chalicelib.sending.recording import Done, Outcomes, without_let_go
 from chalicelib.twilio.gateway import TwilioGateway
 
 log = logging.getLogger(__name__)
@@ -327,17 +327,8 @@ class EarlyPublisher:
         """The envelopes not published: all of them if this failed, else none."""
         try:
             self._writes.flush()
-            # A row let go to the delivery that took it over is not "retrying" here: the
-            # taker publishes its outcome (as the batch's end drops it: sender._Batch.drop).
-            refused = self._writes.refused
-            self._publisher.publish(
-                [
-                    e
-                    for e in envelopes
-                    if e.get("outcome") != "retrying"
-                    or (e.get("job_id"), e.get("row")) not in refused
-                ]
-            )
+            # As the batch's end does (sender._Batch.drop).
+            self._publisher.publish(without_let_go(envelopes, self._writes.refused))
         except Exception:
             log.exception("publishing a batch's first outcomes failed; retried at its end")
             return envelopes

@@ -48,6 +48,18 @@ def republish_or_wait(
     return claim.verdict in ("done", "wait", "stale")
 
 
+def without_let_go(
+    envelopes: list[dict[str, Any]], let_go: set[tuple[str, int]]
+) -> list[dict[str, Any]]:
+    """The envelopes but the "retrying" ones of rows let go to the delivery that took their
+    claims over: the taker publishes those rows' outcomes."""
+    return [
+        e
+        for e in envelopes
+        if e.get("outcome") != "retrying" or (e.get("job_id"), e.get("row")) not in let_go
+    ]
+
+
 def not_processed(result: TwilioResult) -> TwilioResult:
     """A request Twilio's records show never took effect: as safe to retry as a 429."""
     return replace(result, not_sent=True)

@@ -32,7 +32,7 @@ from chalicelib.sending.dispatcher import NO_SLOT_RECHECK_SECONDS, Dispatcher
 from chalicelib.sending.ledger_writes import LedgerWrites
 from chalicelib.sending.pacing import MAX_HOLD_SECONDS, Metered, Pacer
 from chalicelib.sending.parts import SenderParts, SenderSettings
-from chalicelib.sending.recording import Done, Outcomes, republish_or_wait
+from chalicelib.sending.recording import Done, Outcomes, republish_or_wait, without_let_go
 from chalicelib.sending.settlement import Settlement
 from chalicelib.sending.window_hold import held_for_window
 
@@ -66,11 +66,7 @@ class _Batch:
         settles them, so they are neither put back nor published as retrying."""
         self.later = [(r, d) for r, d in self.later if (r.job_id, r.row) not in refused]
         self.retries = [(r, d) for r, d in self.retries if (r.job_id, r.row) not in refused]
-        self.published = [
-            e
-            for e in self.published
-            if e.get("outcome") != "retrying" or (e.get("job_id"), e.get("row")) not in refused
-        ]
+        self.published = without_let_go(self.published, refused)
 
 
 class Sender:
