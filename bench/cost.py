@@ -6,23 +6,25 @@ cost log on (callqueue.local.cost_log): every request moto served, by service an
 its 64 KB chunks; DynamoDB's write and read units from the items' sizes; every Lambda invocation's
 duration (the callback function's, behind its function URL, included); every request the local REST
 API answered (API Gateway bills each; the callbacks of messages sent before the function URL still
-come there). Prices them with PRICES (us-east-1, on-demand, no free tier). Each priced line's units
-are fitted through the two runs as fixed + per_row x rows (bench/cost_fit.py: a negative part is
-clipped to zero, the line kept at or above both runs and marked `clipped`); the cost is that of one
-job of 100,000 rows, what a job pays once (the split, S3's puts of its files, secret reads at cold
-starts, its item) counted once (`per_job_fixed_usd`). The small job scaled to 100,000 calls, as the
-labels without `runs_measured` were measured, stays as `per_100000_calls_from_small_jobs_usd`; each
-run's own figures are under `runs_measured`; the counts (requests, Lambda, item sizes) are the large
-run's. BENCH_ROWS_LARGE=0 makes the small run alone, scaled. Requests made to set the stack up
-(CloudFormation, IAM, queue and topic creation) are left out: a deployment makes them once. SQS
-receives are counted as AWS bills them: Lambda's pollers for an SQS trigger make their
-ReceiveMessage requests on the account, billed as SQS requests, and long-poll (20 s) while the queue
-is empty. Receives that found messages are counted as made; the local pollers' empty short polls are
-replaced by an idle mapping's long polls, ESM_POLLERS to a queue (docs/decisions/dynamodb-units.md).
-The triggers' batching windows are as deployed (archive 30 s, results 5 s; `callqueue run` caps them
-at 1 s otherwise), the batches still gathering at the end handed over as Lambda would. The job's
-window is the deployed one (900 s), and the reconciler's passes are priced at its deployed schedule
-(a minute; the local runtime runs it every two seconds).
+come there). Prices them with PRICES (us-east-1, on-demand, no free tier; Lambda's GB-seconds at
+the price of the architecture .chalice/config.json deploys, measured on this machine's). Each
+priced line's units are fitted through the two runs as fixed + per_row x rows (bench/cost_fit.py: a
+negative part is clipped to zero, the line kept at or above both runs and marked `clipped`); the
+cost is that of one job of 100,000 rows, what a job pays once (the split, S3's puts of its files,
+secret reads at cold starts, its item) counted once (`per_job_fixed_usd`). The small job scaled to
+100,000 calls, as the labels without `runs_measured` were measured, stays as
+`per_100000_calls_from_small_jobs_usd`; each run's own figures are under `runs_measured`; the
+counts (requests, Lambda, item sizes) are the large run's. BENCH_ROWS_LARGE=0 makes the small run
+alone, scaled. Requests made to set the stack up (CloudFormation, IAM, queue and topic creation)
+are left out: a deployment makes them once. SQS receives are counted as AWS bills them: Lambda's
+pollers for an SQS trigger make their ReceiveMessage requests on the account, billed as SQS
+requests, and long-poll (20 s) while the queue is empty. Receives that found messages are counted
+as made; the local pollers' empty short polls are replaced by an idle mapping's long polls,
+ESM_POLLERS to a queue (docs/decisions/dynamodb-units.md). The triggers' batching windows are as
+deployed (archive 30 s, results 5 s; `callqueue run` caps them at 1 s otherwise), the batches still
+gathering at the end handed over as Lambda would. The job's window is the deployed one (900 s), and
+the reconciler's passes are priced at its deployed schedule (a minute; the local runtime runs it
+every two seconds).
 DELIVERY_REPORTS=off runs the stack asking Twilio for no status callbacks (the run records the
 setting).
 
@@ -91,10 +93,21 @@ PRICES = {
     "secretsmanager_call": 0.05 / 1e4,
     "cloudwatch_put_metric_data": 0.01 / 1e3,
     "lambda_request": 0.20 / 1e6,
-    "lambda_gb_second": 0.0000166667,  # x86
+    "lambda_gb_second": 0.0,  # set below from the functions' architecture
     # REST API requests, the first 333 million a month (2026-12-07); a function URL's are free.
     "apigateway_rest_request": 3.50 / 1e6,
 }
+# Lambda's duration by the functions' architecture (.chalice/config.json, lambda_architecture).
+LAMBDA_GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+
+
+def lambda_architecture() -> str:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return str(config.get("lambda_architecture", "x86_64"))
+
+
+PRICES["lambda_gb_second"] = LAMBDA_GB_SECOND[lambda_architecture()]
+
 # What sets the stack up, made once a deployment: not a cost of calls.
 SETUP = {"cloudformation", "iam", "sts", "unknown"}
 SETUP_OPERATIONS = {
@@ -304,6 +317,8 @@ def summary(
         "cps": CPS,
         # DELIVERY_REPORTS as the run's stack had it (on unless set: chalicelib.config).
         "delivery_reports": os.environ.get("DELIVERY_REPORTS", "on"),
+        # Priced at this architecture's GB-second; the durations are this machine's (x86_64).
+        "lambda_architecture": lambda_architecture(),
         "wall_seconds": round(wall, 1),
         "duration_seconds": report.get("duration_seconds"),
         "dynamodb_write_units_per_row": round(write_units / rows, 2),

@@ -58,6 +58,27 @@ def test_chalice_package_terraform_on_a_fresh_clone(tmp_path: Path) -> None:
         (project / ".chalice" / "policies" / "dev" / "handle_send_batch.json").read_text()
     )
     assert json.loads(policies["handle_send_batch_role"]["policy"]) == committed
+    # Every function runs on the configured architecture, and every compiled module the package
+    # carries was built for it: a dependency with no wheel for it would be built here, for this
+    # machine, and fail to import on Lambda (docs/decisions/arm64.md).
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    architecture = config.get("lambda_architecture", "x86_64")
+    functions = template["resource"]["aws_lambda_function"]
+    assert {tuple(f["architectures"]) for f in functions.values()} == {(architecture,)}
+    with zipfile.ZipFile(out / "deployment.zip") as archive:
+        machines = {n: _elf_machine(archive.read(n)) for n in names if n.endswith(".so")}
+    assert machines, "the package carries aiohttp's and others' compiled modules"
+    assert {n: m for n, m in machines.items() if m != ELF_MACHINE[architecture]} == {}
+
+
+# ELF's e_machine for Lambda's two architectures.
+ELF_MACHINE = {"x86_64": 0x3E, "arm64": 0xB7}
+
+
+def _elf_machine(content: bytes) -> int:
+    """The machine a shared object was built for (little-endian ELF: e_machine at byte 18)."""
+    assert content[:4] == b"\x7fELF", "not an ELF shared object"
+    return int.from_bytes(content[18:20], "little")
 
 
 def _wheel(out: Path) -> Path:
