@@ -384,6 +384,18 @@ def main() -> None:
         raise SystemExit("BENCH_ROWS_LARGE must be above BENCH_ROWS, or 0 for one run")
     small = measure(ROWS)
     result = job_of(PER, small, measure(ROWS_LARGE), PRICES) if ROWS_LARGE else small[0]
+    # The same run priced on the other architecture, side by side: only the GB-second differs.
+    gb_seconds = sum(
+        line["units"]
+        for line in result["per_100000_calls_by_operation"]
+        if line["price"] == "lambda_gb_second"
+    )
+    result["per_100000_calls_usd_by_architecture"] = {
+        arch: round(
+            result["per_100000_calls_usd"] + gb_seconds * (price - PRICES["lambda_gb_second"]), 3
+        )
+        for arch, price in LAMBDA_GB_SECOND.items()
+    }
     existing = json.loads(OUT.read_text()) if OUT.exists() else {}
     existing.update(
         {
@@ -409,7 +421,7 @@ def main() -> None:
         split(run_result)
     OUT.write_text(json.dumps(existing, indent=1) + "\n")
     shown = [*list(result)[:11], "per_100000_calls_usd", "per_100000_calls_from_small_jobs_usd"]
-    shown += ["per_job_fixed_usd", "runs_measured"]
+    shown += ["per_100000_calls_usd_by_architecture", "per_job_fixed_usd", "runs_measured"]
     print(json.dumps({k: result[k] for k in dict.fromkeys(shown) if k in result}, indent=1))
     for what, why in result.get("clipped", {}).items():
         print(f"clipped: {what}: {why}")
