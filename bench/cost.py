@@ -101,12 +101,10 @@ PRICES = {
 LAMBDA_GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 
 
-def lambda_architecture() -> str:
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return str(config.get("lambda_architecture", "x86_64"))
-
-
-PRICES["lambda_gb_second"] = LAMBDA_GB_SECOND[lambda_architecture()]
+ARCHITECTURE = str(
+    json.loads((ROOT / ".chalice" / "config.json").read_text()).get("lambda_architecture", "x86_64")
+)
+PRICES["lambda_gb_second"] = LAMBDA_GB_SECOND[ARCHITECTURE]
 
 # What sets the stack up, made once a deployment: not a cost of calls.
 SETUP = {"cloudformation", "iam", "sts", "unknown"}
@@ -318,7 +316,7 @@ def summary(
         # DELIVERY_REPORTS as the run's stack had it (on unless set: chalicelib.config).
         "delivery_reports": os.environ.get("DELIVERY_REPORTS", "on"),
         # Priced at this architecture's GB-second; the durations are this machine's (x86_64).
-        "lambda_architecture": lambda_architecture(),
+        "lambda_architecture": ARCHITECTURE,
         "wall_seconds": round(wall, 1),
         "duration_seconds": report.get("duration_seconds"),
         "dynamodb_write_units_per_row": round(write_units / rows, 2),

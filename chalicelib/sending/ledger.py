@@ -126,11 +126,11 @@ class CallLedger:
 
     def _claim_each(self, attempts: Sequence[Attempt], now: float) -> list[dict[str, Any] | None]:
         """Each attempt's claim put, up to CLAIM_THREADS at once: None where it landed, else
-        what refused it (`_put_claim`). All or
-        none, as the transaction they replace was: when a put fails (throttled, a network
-        error), the claims that landed are given back (open to this attempt again, as for a
-        call Twilio did not process) and the error raised, so the batch's redelivery calls its
-        rows at once rather than waiting out the in-doubt time for calls never made."""
+        what refused it (`_put_claim`). All or none, as the transaction they replace was: when
+        a put fails (throttled, a network error), the claims that landed are given back (open
+        to this attempt again, as for a call Twilio did not process) and the error raised, so
+        the batch's redelivery calls its rows at once rather than waiting out the in-doubt
+        time for calls never made."""
 
         def put(attempt: Attempt) -> dict[str, Any] | BaseException | None:
             try:

@@ -43,6 +43,7 @@ def test_chalice_package_terraform_on_a_fresh_clone(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     with zipfile.ZipFile(out / "deployment.zip") as archive:
         names = set(archive.namelist())
+        machines = {n: _elf_machine(archive.read(n)) for n in names if n.endswith(".so")}
     assert "app.py" in names
     assert "chalicelib/intake/splitter.py" in names
     # The web console's files travel with the code that serves them.
@@ -65,8 +66,6 @@ def test_chalice_package_terraform_on_a_fresh_clone(tmp_path: Path) -> None:
     architecture = config.get("lambda_architecture", "x86_64")
     functions = template["resource"]["aws_lambda_function"]
     assert {tuple(f["architectures"]) for f in functions.values()} == {(architecture,)}
-    with zipfile.ZipFile(out / "deployment.zip") as archive:
-        machines = {n: _elf_machine(archive.read(n)) for n in names if n.endswith(".so")}
     assert machines, "the package carries aiohttp's and others' compiled modules"
     assert {n: m for n, m in machines.items() if m != ELF_MACHINE[architecture]} == {}
 

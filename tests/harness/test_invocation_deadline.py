@@ -173,7 +173,7 @@ def test_an_invocation_that_returns_after_its_timeout_timed_out(carried: None) -
 
     class Late(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            time.sleep(0.3)  # answers after the invocation's 0.2-s deadline
+            time.sleep(0.8)  # answers after the invocation's 0.5-s deadline
             served.set()  # before the answer: the client may be done before a line after it
             self.send_response(200)
             self.send_header("Content-Length", "0")
@@ -189,7 +189,8 @@ def test_an_invocation_that_returns_after_its_timeout_timed_out(carried: None) -
         requests.get(f"http://127.0.0.1:{backend.server_address[1]}/", timeout=5)
         return {"ok": True}  # nothing after it would check the deadline
 
-    server = serve({"fn": last_request_late}, dict, 0.2)
+    # 0.5 s: the request must start before the deadline even on a loaded machine.
+    server = serve({"fn": last_request_late}, dict, 0.5)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/functions/fn/invocations"
     try:
